@@ -1,0 +1,136 @@
+"""The seven generative factors of the study and the space a dataset samples them from.
+
+Factors are added cumulatively in the thesis' order; a dataset with K factors varies the first K
+and holds every other factor at a fixed value that is recorded in its spec and its file. Keeping
+the definitions in one table means the renderers, the file format, the oracle and the metrics all
+agree on what column k of a factor array means.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TWO_PI = 2.0 * math.pi
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One generative factor: its distribution when active and its value when not."""
+
+    name: str
+    kind: str  # "continuous" or "categorical"
+    low: float = 0.0  # continuous: U[low, high); categorical: unused
+    high: float = 1.0
+    classes: tuple[str, ...] = ()  # categorical class names (3D names in classes_3d)
+    classes_3d: tuple[str, ...] = ()
+    default_fixed: float = 0.0
+    description: str = ""
+    period: float | None = None  # continuous factors that wrap around (rotations)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+FACTORS: tuple[Factor, ...] = (
+    Factor("pos_x", "continuous", 0.0, 1.0, default_fixed=0.5,
+           description="horizontal position of the centroid inside the margin (0 left, 1 right)"),
+    Factor("pos_y", "continuous", 0.0, 1.0, default_fixed=0.5,
+           description="vertical position of the centroid inside the margin (0 top, 1 bottom)"),
+    Factor("scale", "continuous", 0.0, 1.0, default_fixed=0.5,
+           description="size, mapped linearly to [0.5, 1] of the largest size"),
+    Factor("shape", "categorical", classes=("square", "ellipse", "triangle"),
+           classes_3d=("cube", "ellipsoid", "pyramid"), default_fixed=0.0,
+           description="shape class index"),
+    Factor("rotation", "continuous", 0.0, TWO_PI, default_fixed=0.0, period=TWO_PI,
+           description="radians; 2D: in-plane rotation about the centroid; 3D: about the x axis"),
+    Factor("hue", "continuous", 0.0, 1.0, default_fixed=0.0,
+           description="colour HSV(hue, 1, 1); when inactive the shape is white"),
+    Factor("rotation_y", "continuous", 0.0, TWO_PI, default_fixed=0.0, period=TWO_PI,
+           description="radians; 3D only: rotation about the y axis"),
+)
+FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in FACTORS)
+NUM_ALL_FACTORS = len(FACTORS)
+HUE_INDEX = FACTOR_NAMES.index("hue")
+SHAPE_INDEX = FACTOR_NAMES.index("shape")
+
+# Symmetries of each shape, in radians, about the rotation axes: the smallest non-zero in-plane
+# rotation (2D) that maps the shape onto itself. Recorded in every file so users can account for
+# the fact that, e.g., a square at rotation r and r + pi/2 gives the same image.
+SYMMETRY_2D = {"square": math.pi / 2, "ellipse": math.pi, "triangle": 2 * math.pi / 3}
+
+
+@dataclass(frozen=True)
+class FactorSpace:
+    """The first ``num_active`` factors vary; the rest are held at ``fixed`` values.
+
+    Factor arrays handed around the project have one column per *active* factor (shape (N, K),
+    float32, categorical factors as class indices); ``expand`` turns them into the full seven
+    columns a renderer needs.
+    """
+
+    num_active: int
+    fixed: tuple[float, ...] = field(default_factory=lambda: tuple(f.default_fixed for f in FACTORS))
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_active <= NUM_ALL_FACTORS:
+            raise ValueError(f"num_active must be in 1..{NUM_ALL_FACTORS}, got {self.num_active}")
+        if len(self.fixed) != NUM_ALL_FACTORS:
+            raise ValueError(f"fixed must have {NUM_ALL_FACTORS} values")
+
+    @property
+    def factors(self) -> tuple[Factor, ...]:
+        return FACTORS[: self.num_active]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return FACTOR_NAMES[: self.num_active]
+
+    @property
+    def coloured(self) -> bool:
+        """Hue is a factor: images carry colour; otherwise the shape is white."""
+        return self.num_active > HUE_INDEX
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` independent factor vectors, (n, K) float32.
+
+        Values are drawn in float64 and rounded to float32 once, here: the stored float32 values
+        are then exactly what was rendered, so re-rendering a stored vector reproduces its image.
+        """
+        out = np.empty((n, self.num_active), dtype=np.float64)
+        for k, f in enumerate(self.factors):
+            if f.kind == "categorical":
+                out[:, k] = rng.integers(0, f.num_classes, size=n)
+            else:
+                out[:, k] = rng.uniform(f.low, f.high, size=n)
+        out = out.astype(np.float32)
+        # float32 rounding can land exactly on the open upper bound; fold it back.
+        for k, f in enumerate(self.factors):
+            if f.kind == "continuous":
+                col = out[:, k]
+                col[col >= np.float32(f.high)] = np.nextafter(np.float32(f.high), np.float32(0))
+        return out
+
+    def sample_column(self, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` values of active factor ``k`` alone (float32), as ``sample`` would."""
+        f = self.factors[k]
+        if f.kind == "categorical":
+            col = rng.integers(0, f.num_classes, size=n).astype(np.float32)
+        else:
+            col = rng.uniform(f.low, f.high, size=n).astype(np.float32)
+            col[col >= np.float32(f.high)] = np.nextafter(np.float32(f.high), np.float32(0))
+        return col
+
+    def expand(self, values: np.ndarray) -> np.ndarray:
+        """(N, K) active values -> (N, 7) float64 full vectors with the inactive factors fixed."""
+        values = np.asarray(values)
+        if values.ndim != 2 or values.shape[1] != self.num_active:
+            raise ValueError(
+                f"factor array must have shape (N, {self.num_active}), got {values.shape}")
+        full = np.empty((values.shape[0], NUM_ALL_FACTORS), dtype=np.float64)
+        full[:, : self.num_active] = values.astype(np.float32).astype(np.float64)
+        full[:, self.num_active:] = np.asarray(self.fixed[self.num_active:], dtype=np.float64)
+        return full
