@@ -1,0 +1,1 @@
+"""benchmark: VAE-family models, training, disentanglement metrics, sweeps and reports."""

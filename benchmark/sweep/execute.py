@@ -1,0 +1,164 @@
+"""Running one point of a sweep: the single place where a sweep calls `bench run`.
+
+A run trains into ``<id>.partial`` and is renamed to ``<id>`` only once ``benchmark.run.run``
+has returned, so a folder named by a run id always holds a finished run (a killed sweep leaves at
+most a ``.partial`` folder, from whose checkpoint the next start resumes that run). Errors are caught
+here and returned as data, so one failing run never stops the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUMMARY = "summary.json"
+PARTIAL_SUFFIX = ".partial"
+LOG_NAME = "sweep.log"
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """Everything a worker needs to train one point; picklable, no open files."""
+
+    id: str
+    config: dict[str, Any]  # bench run config without "out"; "data" is an absolute path
+    runs_dir: str
+
+
+@dataclass
+class Outcome:
+    """What came back from one run: its summary, or the error that stopped it."""
+
+    id: str
+    ok: bool
+    seconds: float
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    traceback: str = ""
+    packed: bytes | None = None  # the run folder as a tar, when it was trained on another node
+
+
+def is_finished(run_dir: Path) -> bool:
+    """A run is finished when its folder (not ``.partial``) holds a finished summary."""
+    path = run_dir / SUMMARY
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("status", "finished") == "finished"
+    except (OSError, ValueError):
+        return False
+
+
+# Sweep parameters that are model hyperparameters (nested under "hparams" in bench run's
+# config) and sweep names that bench run's config spells differently.
+HPARAM_KEYS = ("beta", "beta_norm", "gamma", "capacity_max", "capacity_steps")
+RENAMED = {"steps": "max_steps"}
+
+
+def run_config(params: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Translate a sweep point (flag names, flat) into ``benchmark.run.run``'s config dict."""
+    config: dict[str, Any] = {"progress": False}
+    hparams: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in HPARAM_KEYS:
+            hparams[key] = value
+        else:
+            config[RENAMED.get(key, key)] = value
+    if hparams:
+        config["hparams"] = hparams
+    config["out"] = str(out)
+    return config
+
+
+def execute_point(params: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Train one run with ``benchmark.run.run`` into folder ``out``; return its summary.
+
+    Kept to one call so that the sweep machinery never depends on how training works. An
+    unfinished run already in ``out`` (a sweep killed mid-run) resumes from its checkpoint.
+    """
+    from benchmark.run import run  # noqa: PLC0415 (imports torch: only in the worker)
+
+    return run(run_config(params, out))
+
+
+def _train_into(task: RunTask, folder: Path) -> Outcome:
+    start = time.perf_counter()
+    if folder.exists() and not (folder / "config.json").is_file():
+        shutil.rmtree(folder)  # not a run folder bench run could resume: start afresh
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    log = folder.parent / f"{task.id}.log"
+    try:
+        with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+            summary = execute_point(task.config, folder)
+        if not is_finished(folder):
+            # bench run always writes summary.json; keep the promise of is_finished regardless.
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
+        shutil.move(str(log), folder / LOG_NAME)
+        return Outcome(task.id, True, time.perf_counter() - start, summary=summary)
+    except Exception as exc:  # noqa: BLE001 - reported to the sweep, which carries on
+        tb = traceback.format_exc()
+        with contextlib.suppress(OSError), open(log, "a") as fh:
+            fh.write(tb)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return Outcome(
+            task.id, False, time.perf_counter() - start, error=f"{type(exc).__name__}: {msg}", traceback=tb
+        )
+
+
+def run_task(task: RunTask) -> Outcome:
+    """Train a point straight into the sweep folder (local workers share its file system)."""
+    runs = Path(task.runs_dir)
+    partial = runs / f"{task.id}{PARTIAL_SUFFIX}"
+    outcome = _train_into(task, partial)
+    if outcome.ok:
+        final = runs / task.id
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    return outcome
+
+
+def run_task_packed(task: RunTask) -> Outcome:
+    """Train a point in a scratch folder of this node and return the folder as tar bytes.
+
+    Used on Ray, where the node need not see the sweep folder: the driver unpacks the bytes into
+    the sweep folder, so results from every node are gathered in one place.
+    """
+    with tempfile.TemporaryDirectory(prefix="sweep-run-") as tmp:
+        folder = Path(tmp) / task.id
+        outcome = _train_into(task, folder)
+        if outcome.ok:
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                tar.add(folder, arcname=task.id)
+            outcome.packed = buf.getvalue()
+        return outcome
+
+
+def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
+    """Write a packed run folder into ``runs_dir`` atomically (via a ``.partial`` folder)."""
+    if not outcome.ok or outcome.packed is None:
+        return
+    partial = runs_dir / f"{outcome.id}{PARTIAL_SUFFIX}"
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(outcome.packed), mode="r") as tar:
+        tar.extractall(partial, filter="data")
+    final = runs_dir / outcome.id
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial / outcome.id, final)
+    shutil.rmtree(partial)
+    outcome.packed = None

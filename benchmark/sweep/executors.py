@@ -1,0 +1,157 @@
+"""Where a sweep's runs train: a local pool of processes, or Ray tasks.
+
+Both yield ``Outcome`` objects as runs finish (not in submission order), so the progress display
+and the bookkeeping advance as soon as any run is done.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from spritegen.errors import SpecError
+from spritegen.executors import ensure_ray
+
+from benchmark.sweep.execute import Outcome, RunTask, run_task, run_task_packed, unpack_outcome
+
+SWEEP_EXECUTORS = ("local", "ray")
+
+
+def count_gpus() -> int:
+    """CUDA devices visible to this process (0 without torch's CUDA)."""
+    try:
+        import torch  # noqa: PLC0415
+
+        return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no usable CUDA means no GPUs
+        return 0
+
+
+def _init_worker(slots: Any, threads: int, gpu: bool) -> None:
+    """Pin a worker to one GPU (or share the CPU cores fairly) before torch is imported."""
+    slot = slots.get()
+    if gpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
+    os.environ["TQDM_DISABLE"] = "1"  # one progress display: the sweep's
+
+
+class LocalRunPool:
+    """Spawned worker processes: one per GPU when there are GPUs, else ``workers`` of them.
+
+    Without GPUs each worker gets ``cores // workers`` torch threads so the runs do not fight
+    for the cores.
+    """
+
+    def __init__(self, workers: int | None = None, gpus: int | None = None) -> None:
+        self.gpus = count_gpus() if gpus is None else gpus
+        if workers is not None and workers < 1:
+            raise SpecError(f"--workers: must be a positive integer, got {workers}")
+        if self.gpus > 0:
+            self.workers = self.gpus if workers is None else min(workers, self.gpus)
+        else:
+            self.workers = workers or 1
+        self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+
+    def describe(self) -> str:
+        if self.gpus:
+            return f"local pool, {self.workers} worker(s), one GPU each"
+        return f"local pool, {self.workers} worker(s), {self.threads} thread(s) each"
+
+    def run(self, tasks: Sequence[RunTask]) -> Iterator[Outcome]:
+        if not tasks:
+            return
+        ctx = multiprocessing.get_context("spawn")
+        slots = ctx.Queue()
+        for i in range(self.workers):
+            slots.put(i)
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(slots, self.threads, self.gpus > 0),
+        )
+        try:
+            futures = {pool.submit(run_task, t): t for t in tasks}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = futures[fut]
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool:
+                        yield Outcome(task.id, False, 0.0, error="worker process died (out of memory or killed?)")
+                    except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
+                        yield Outcome(task.id, False, 0.0, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayRunPool:
+    """Each run is a Ray task reserving ``cpus_per_run`` CPUs and one GPU when the cluster has any.
+
+    The task trains in a scratch folder of its node and sends the run folder back, which is
+    unpacked into the sweep folder here: the driver's sweep folder gathers every result whether
+    or not the nodes share a file system. Dataset files must be readable at the same path on the
+    nodes (a shared file system, see docs/sweeps.md).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_run: float = 1,
+        gpus_per_run: float | None = None,
+        **init_kwargs: Any,
+    ) -> None:
+        self.ray = ensure_ray(address, **init_kwargs)
+        resources = self.ray.cluster_resources()
+        self.cluster_gpus = int(resources.get("GPU", 0))
+        self.cluster_cpus = int(resources.get("CPU", 0))
+        self.cpus_per_run = cpus_per_run
+        self.gpus_per_run = (1 if self.cluster_gpus else 0) if gpus_per_run is None else gpus_per_run
+
+    def describe(self) -> str:
+        return (
+            f"Ray cluster with {self.cluster_cpus} CPU(s), {self.cluster_gpus} GPU(s); "
+            f"{self.cpus_per_run:g} CPU(s) and {self.gpus_per_run:g} GPU(s) per run"
+        )
+
+    def run(self, tasks: Sequence[RunTask]) -> Iterator[Outcome]:
+        if not tasks:
+            return
+        ray = self.ray
+        remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
+            run_task_packed
+        )
+        refs = {remote.remote(t): t for t in tasks}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                task = refs[ref]
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - a node died, the task was killed, ...
+                    outcome = Outcome(task.id, False, 0.0, error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                unpack_outcome(outcome, Path(task.runs_dir))
+                yield outcome
+
+
+def make_run_pool(
+    kind: str, workers: int | None = None, address: str | None = None, **kwargs: Any
+) -> LocalRunPool | RayRunPool:
+    """The pool named by ``bench sweep --executor``."""
+    if kind == "local":
+        if address:
+            raise SpecError("--address: only used with --executor ray")
+        return LocalRunPool(workers=workers, **kwargs)
+    if kind == "ray":
+        return RayRunPool(address=address, **kwargs)
+    raise SpecError(f"--executor: must be one of {', '.join(SWEEP_EXECUTORS)}, got {kind!r}")

@@ -1,0 +1,166 @@
+"""Expanding a sweep spec into points, each with a stable run id.
+
+A run id is a readable prefix (model, data, D, beta, seed, ...) plus a hash of every parameter
+that changes what the run computes, including the dataset's definition. The same point always
+gets the same id, so a sweep that is started again finds the runs it already finished, and two
+experiments of one sweep that ask for the same run share it instead of training it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spritegen.errors import SpecError
+
+from benchmark.sweep.spec import PLACEMENT_PARAMETERS, SweepSpec
+
+# Readable abbreviations for the id prefix, in order.
+_ID_PARTS = (
+    ("model", ""),
+    ("data", ""),
+    ("factors", "K"),
+    ("latent_dim", "D"),
+    ("beta", "b"),
+    ("beta_norm", "bn"),
+    ("gamma", "g"),
+    ("capacity_max", "C"),
+    ("seed", "s"),
+)
+
+
+@dataclass
+class Point:
+    """One run of the sweep: its parameters, id, and the experiments that plot it."""
+
+    id: str
+    params: dict[str, Any]
+    dataset: str | None  # name in the spec's datasets section, if the run uses one
+    factors: int | None  # K, from the dataset or the factors parameter
+    experiments: list[str] = field(default_factory=list)
+
+    def axis_value(self, name: str) -> Any:
+        """The value of a report axis: a run parameter, or the derived number of factors."""
+        if name == "factors":
+            return self.factors
+        return self.params.get(name)
+
+
+@dataclass(frozen=True)
+class ExperimentPoint:
+    """Where a point sits in one experiment's figures."""
+
+    id: str
+    x: Any
+    line: tuple[Any, ...]
+    seed: int
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _safe(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in s)
+
+
+def dataset_fingerprint(spec: SweepSpec, name: str) -> str:
+    """A hash of a dataset's definition (its spec file's text and the overrides)."""
+    entry = spec.datasets[name]
+    h = hashlib.sha256()
+    if entry.spec_path is not None:
+        h.update(entry.spec_path.read_bytes())
+    h.update(json.dumps(entry.overrides, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def run_id(params: dict[str, Any], identity: dict[str, Any]) -> str:
+    """Readable prefix from ``params`` plus a hash of ``identity`` (everything that matters)."""
+    parts = []
+    for key, abbrev in _ID_PARTS:
+        if key in params:
+            v = params[key]
+            if key == "data":
+                v = Path(str(v)).stem
+            parts.append(abbrev + _safe(_fmt(v)))
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return "_".join(parts + [digest])
+
+
+def _combinations(grid: dict[str, list[Any]], zipped: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    combos = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    if zipped:
+        zkeys = list(zipped)
+        rows = [dict(zip(zkeys, values)) for values in zip(*(zipped[k] for k in zkeys))]
+        combos = [{**c, **r} for c in combos for r in rows]
+    return combos
+
+
+def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, dict[str, Any]]:
+    """(dataset name or None, identity of the data) for a ``data`` value."""
+    if value in spec.datasets:
+        return value, {"dataset": value, "definition": dataset_fingerprint(spec, value)}
+    path = Path(value)
+    path = path if path.is_absolute() else spec.base_dir / path
+    if not path.is_file():
+        names = ", ".join(spec.datasets) or "none defined"
+        raise SpecError(
+            f"{where}.data: {value!r} is neither a dataset of datasets: ({names}) nor an existing file"
+        )
+    return None, {"file": str(path.resolve())}
+
+
+def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint]]]:
+    """All distinct points of the sweep in spec order, and each experiment's view of them."""
+    points: dict[str, Point] = {}
+    layout: dict[str, list[ExperimentPoint]] = {}
+    for exp in spec.experiments:
+        where = f"experiment {exp.name}"
+        rows = [{**exp.base, **c} for c in _combinations(exp.grid, exp.zip)] if (exp.grid or exp.zip) else []
+        if not rows and not exp.points:
+            rows = [dict(exp.base)]
+        rows += [{**exp.base, **p} for p in exp.points]
+        seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+        layout[exp.name] = []
+        for params in rows:
+            if "data" not in params and "factors" not in params:
+                raise SpecError(f"{where}: every point needs data (a dataset name or file) or factors (K)")
+            if "data" in params and "factors" in params:
+                raise SpecError(f"{where}: give data or factors, not both (the dataset fixes K)")
+            identity = {k: v for k, v in params.items() if k not in PLACEMENT_PARAMETERS}
+            dataset = None
+            if "data" in params:
+                dataset, identity["data"] = _resolve_data(spec, where, params["data"])
+                factors = spec.datasets[dataset].factors if dataset else None
+            else:
+                factors = params["factors"]
+            pid = run_id(params, identity)
+            point = points.setdefault(pid, Point(pid, dict(params), dataset, factors))
+            if exp.name not in point.experiments:
+                point.experiments.append(exp.name)
+            x = point.axis_value(exp.report.x)
+            if x is None:
+                raise SpecError(
+                    f"{where}: a point has no {exp.report.x} (the report's x axis); set it in set:, grid: or zip:"
+                )
+            line = tuple(point.axis_value(name) for name in exp.report.lines)
+            seed = params.get("seed", 0)
+            key = (x, line, seed)
+            if key in seen and seen[key] != params:
+                diff = sorted(k for k in set(params) | set(seen[key]) if params.get(k) != seen[key].get(k))
+                raise SpecError(
+                    f"{where}: points differing only in {', '.join(diff)} share "
+                    f"{exp.report.x}={x}, {'/'.join(exp.report.lines)}={'/'.join(map(_fmt, line))}, seed={seed}; "
+                    f"add {diff[0]} to report.lines or split the experiment"
+                )
+            if key not in seen:
+                seen[key] = params
+                layout[exp.name].append(ExperimentPoint(pid, x, line, seed))
+    return list(points.values()), layout

@@ -1,0 +1,191 @@
+"""Running a whole sweep: bookkeeping, skipping finished points, progress, failure summary.
+
+The sweep folder is the single record of a study::
+
+    <sweep>/spec.yaml          the spec as given
+    <sweep>/sweep.json         manifest: every point (id, parameters, K) and each experiment's
+                               layout (x, line, seed of each point), read by `bench report`
+    <sweep>/datasets/<name>.h5 datasets built once and shared by the runs
+    <sweep>/runs/<id>/         one finished `bench run` folder per point (+ sweep.log)
+    <sweep>/failures.json      the runs that failed at the last start, with their errors
+
+Finished means ``runs/<id>/summary.json`` exists; anything else is (re)trained when the sweep is
+started again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from benchmark.sweep.datasets import build_datasets, dataset_path
+from benchmark.sweep.execute import Outcome, RunTask, is_finished
+from benchmark.sweep.executors import make_run_pool
+from benchmark.sweep.points import ExperimentPoint, Point, expand
+from benchmark.sweep.spec import SweepSpec
+
+MANIFEST = "sweep.json"
+FAILURES = "failures.json"
+MANIFEST_FORMAT = 1
+
+
+@dataclass
+class SweepResult:
+    """What one start of a sweep did."""
+
+    sweep_dir: Path
+    total: int
+    skipped: list[str] = field(default_factory=list)
+    finished: list[Outcome] = field(default_factory=list)
+    failed: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Write atomically: a reader never sees half a manifest."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def manifest(spec: SweepSpec, points: list[Point], layout: dict[str, list[ExperimentPoint]]) -> dict[str, Any]:
+    """The JSON record of what the sweep contains, for resuming and for the report."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": spec.name,
+        "description": spec.description,
+        "datasets": {
+            name: {"path": f"datasets/{name}.h5", "factors": e.factors, "overrides": e.overrides,
+                   "spec_file": str(e.spec_path) if e.spec_path else None}
+            for name, e in spec.datasets.items()
+        },
+        "points": [
+            {"id": p.id, "params": p.params, "dataset": p.dataset, "factors": p.factors,
+             "experiments": p.experiments}
+            for p in points
+        ],
+        "experiments": [
+            {
+                "name": exp.name,
+                "description": exp.description,
+                "x": exp.report.x,
+                "lines": list(exp.report.lines),
+                "metrics": list(exp.report.metrics),
+                "points": [{"id": ep.id, "x": ep.x, "line": list(ep.line), "seed": ep.seed}
+                           for ep in layout[exp.name]],
+            }
+            for exp in spec.experiments
+        ],
+    }
+
+
+def _task(point: Point, spec: SweepSpec, sweep_dir: Path) -> RunTask:
+    config = dict(point.params)
+    if point.dataset is not None:
+        config["data"] = str(dataset_path(sweep_dir, point.dataset).resolve())
+    elif "data" in config:
+        p = Path(config["data"])
+        config["data"] = str((p if p.is_absolute() else spec.base_dir / p).resolve())
+    return RunTask(id=point.id, config=config, runs_dir=str((sweep_dir / "runs").resolve()))
+
+
+def _score_text(summary: dict[str, Any]) -> str:
+    parts = []
+    for key in ("kim_mnih", "higgins"):
+        v = (summary.get("final_scores") or {}).get(key, summary.get(key))
+        if isinstance(v, (int, float)):
+            parts.append(f"{key}={v:.3f}")
+    return " ".join(parts)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: Path | str | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    build_workers: int | None = None,
+    progress: bool = True,
+    **pool_kwargs: Any,
+) -> SweepResult:
+    """Build the sweep's datasets, then train every point not finished yet.
+
+    Failures are collected, not raised: every other run still trains. ``out`` defaults to
+    ``sweeps/<name>``.
+    """
+    start = time.perf_counter()
+    sweep_dir = Path(out) if out is not None else Path("sweeps") / spec.name
+    (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
+    points, layout = expand(spec)
+    (sweep_dir / "spec.yaml").write_text(spec.text)
+    _write_json(sweep_dir / MANIFEST, manifest(spec, points, layout))
+
+    result = SweepResult(sweep_dir=sweep_dir, total=len(points))
+    pending = []
+    for p in points:
+        if is_finished(sweep_dir / "runs" / p.id):
+            result.skipped.append(p.id)
+        else:
+            pending.append(p)
+    say = tqdm.write if progress else (lambda *_: None)
+    say(f"sweep {spec.name}: {len(points)} runs, {len(result.skipped)} already finished, "
+        f"{len(pending)} to train -> {sweep_dir}")
+    if not pending:
+        result.seconds = time.perf_counter() - start
+        _write_json(sweep_dir / FAILURES, [])
+        return result
+
+    needed = [spec.datasets[n] for n in dict.fromkeys(p.dataset for p in pending if p.dataset)]
+    if needed:
+        say(f"datasets: {', '.join(e.name for e in needed)}")
+        build_datasets(needed, sweep_dir, workers=build_workers)
+
+    pool = make_run_pool(executor, workers=workers, address=address, **pool_kwargs)
+    say(f"executor: {pool.describe()}")
+    tasks = [_task(p, spec, sweep_dir) for p in pending]
+    bar = tqdm(total=len(tasks), unit="run", desc=spec.name, disable=not progress, dynamic_ncols=True)
+    try:
+        for outcome in pool.run(tasks):
+            if outcome.ok:
+                result.finished.append(outcome)
+                say(f"  done   {outcome.id} ({outcome.seconds:.1f} s) {_score_text(outcome.summary)}")
+            else:
+                result.failed.append(outcome)
+                log = sweep_dir / "runs" / f"{outcome.id}.log"
+                if not log.exists():  # trained on another node: keep at least the traceback
+                    log.write_text(outcome.traceback or outcome.error)
+                say(f"  FAILED {outcome.id}: {outcome.error}")
+            bar.update(1)
+            bar.set_postfix(done=len(result.finished), failed=len(result.failed))
+    finally:
+        bar.close()
+        _write_json(
+            sweep_dir / FAILURES,
+            [{"id": o.id, "error": o.error, "log": f"runs/{o.id}.log", "traceback": o.traceback}
+             for o in result.failed],
+        )
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def format_summary(result: SweepResult) -> str:
+    """The closing lines of `bench sweep`: counts, then one line per failed run."""
+    lines = [
+        f"{result.total} runs: {len(result.finished)} trained, {len(result.skipped)} already finished, "
+        f"{len(result.failed)} failed ({result.seconds:.1f} s)"
+    ]
+    for o in result.failed:
+        lines.append(f"  {o.id}: {o.error}  (log: {result.sweep_dir / 'runs' / (o.id + '.log')})")
+    if result.failed:
+        lines.append("start the same command again to retry the failed runs; finished runs are kept")
+    return "\n".join(lines)

@@ -1,0 +1,392 @@
+"""Sweep specs: which `bench run` points a study trains, which datasets they share, how to plot them.
+
+A sweep spec is YAML. Every mistake is reported as one ``SpecError`` line that names the field
+(as a dotted path such as ``grid.beta[2]``) and what is allowed, before anything is built or
+trained, so a typo in a 100-run study costs seconds rather than a night.
+
+Layout (see docs/sweeps.md)::
+
+    name: experiment1               # names the sweep folder; letters, digits, - _ .
+    description: free text
+    datasets:                       # built once into <sweep>/datasets/<name>.h5, shared by runs
+      k5: {factors: 5, n: 1000000}  # or {spec: path/to/dataset.yaml, n: ...}; other keys are
+                                    # overrides of the dataset spec
+    set: {model: betavae, epochs: 30}   # run parameters common to every point
+    grid:                           # cartesian product
+      latent_dim: [5, 10, 15, 20]
+      beta: [1, 2, 4, 8]
+      seed: [0, 1, 2]
+    zip:                            # lists of equal length varied together, crossed with grid
+      data: [k1, k2]
+      epochs: [10, 10]
+    points: [{beta: 16, seed: 0}]   # explicit extra points (on top of set)
+    report: {x: latent_dim, lines: beta, metrics: [kim_mnih, higgins]}
+
+A spec may instead hold several ``experiments:`` (a list of mappings with ``name``, ``set``,
+``grid``, ``zip``, ``points``, ``report``); the top-level ``set`` then applies to all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spritegen.errors import SpecError
+
+# The `bench run` parameters a sweep may set, with a checker for each value. Mirrors the flags of
+# `bench run` and the keys of `benchmark.run.run(config)` (docs/architecture.md, "Runs").
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_FACTORS = 7
+METRICS = ("kim_mnih", "kim_mnih_weighted", "higgins")
+DEFAULT_METRICS = ("kim_mnih", "higgins")
+RENDERERS = ("2d", "3d")
+PRESETS = ("quick", "full", "none")  # metric sizes (benchmark.metrics presets; none: no scoring)
+TOP_KEYS = ("name", "description", "datasets", "set", "grid", "zip", "points", "report", "experiments")
+EXPERIMENT_KEYS = ("name", "description", "set", "grid", "zip", "points", "report")
+REPORT_KEYS = ("x", "lines", "metrics")
+
+
+def _positive_number(where: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise SpecError(f"{where}: must be a positive number, got {v!r}")
+    return float(v)
+
+
+def _non_negative_number(where: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+        raise SpecError(f"{where}: must be a number >= 0, got {v!r}")
+    return float(v)
+
+
+def _positive_int(where: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise SpecError(f"{where}: must be a positive integer, got {v!r}")
+    return v
+
+
+def _non_negative_int(where: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise SpecError(f"{where}: must be an integer >= 0, got {v!r}")
+    return v
+
+
+def _factors(where: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_FACTORS:
+        raise SpecError(f"{where}: must be an integer in 1..{MAX_FACTORS}, got {v!r}")
+    return v
+
+
+def _string(where: str, v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise SpecError(f"{where}: must be a non-empty string, got {v!r}")
+    return v
+
+
+def _choice(where: str, v: Any, allowed: tuple[str, ...]) -> str:
+    if v not in allowed:
+        raise SpecError(f"{where}: must be one of {', '.join(allowed)}, got {v!r}")
+    return v
+
+
+def _boolean(where: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise SpecError(f"{where}: must be true or false, got {v!r}")
+    return v
+
+
+def _model(where: str, v: Any) -> str:
+    v = _string(where, v)
+    known = _known_models()
+    if known and v not in known:
+        raise SpecError(f"{where}: unknown model {v!r}; available: {', '.join(sorted(known))}")
+    return v
+
+
+def _known_models() -> tuple[str, ...]:
+    """Model names `bench run` accepts, when the models package can tell; else no check here."""
+    try:
+        from benchmark import models  # noqa: PLC0415 (optional until training exists)
+    except ImportError:
+        return ()
+    for attr in ("available_models", "available", "model_names"):
+        fn = getattr(models, attr, None)
+        if callable(fn):
+            try:
+                return tuple(fn())
+            except Exception:  # noqa: BLE001 - a broken plugin must not hide the spec check
+                return ()
+    return ()
+
+
+RUN_PARAMETERS: dict[str, Any] = {
+    "model": _model,
+    "beta": _positive_number,
+    "beta_norm": _positive_number,
+    "gamma": _positive_number,
+    "capacity_max": _non_negative_number,
+    "capacity_steps": _positive_int,
+    "data": _string,
+    "factors": _factors,
+    "latent_dim": _positive_int,
+    "epochs": _positive_int,
+    "steps": _positive_int,
+    "seed": _non_negative_int,
+    "batch_size": _positive_int,
+    "lr": _positive_number,
+    "score_preset": lambda where, v: _choice(where, v, PRESETS),
+    "final_preset": lambda where, v: _choice(where, v, PRESETS),
+    "score_every": _non_negative_int,
+    "amp": _boolean,
+    "device": _string,
+}
+# Parameters that never change what a run computes, only where it runs: left out of run ids.
+PLACEMENT_PARAMETERS = ("device",)
+# Derived axes the report may use besides run parameters.
+DERIVED_AXES = ("factors",)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A dataset a sweep builds once: an optional base spec file plus overrides of its fields."""
+
+    name: str
+    spec_path: Path | None
+    overrides: dict[str, Any]
+
+    @property
+    def factors(self) -> int:
+        return int(self.overrides["factors"])
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What the report plots for one experiment: score against ``x``, one line per ``lines``."""
+
+    x: str
+    lines: tuple[str, ...]
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One figure family of the study: a set of points sharing an x axis and line parameter."""
+
+    name: str
+    description: str
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    zip: dict[str, list[Any]]
+    points: list[dict[str, Any]]
+    report: ReportSettings
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep spec. ``text`` is the YAML it was read from (kept in the sweep folder)."""
+
+    name: str
+    description: str
+    datasets: dict[str, DatasetEntry]
+    experiments: tuple[Experiment, ...]
+    text: str
+    base_dir: Path = field(default=Path("."))
+
+
+def _mapping(where: str, v: Any) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise SpecError(f"{where}: must be a mapping, got {type(v).__name__}")
+    for k in v:
+        if not isinstance(k, str):
+            raise SpecError(f"{where}: keys must be strings, got {k!r}")
+    return v
+
+
+def _check_keys(where: str, d: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for k in d:
+        if k not in allowed:
+            prefix = f"{where}." if where else ""
+            raise SpecError(f"{prefix}{k}: unknown field; allowed: {', '.join(allowed)}")
+
+
+def _check_param(where: str, key: str, value: Any) -> Any:
+    if key == "out":
+        raise SpecError(f"{where}.out: set by the sweep (each run goes to <sweep>/runs/<id>); remove it")
+    checker = RUN_PARAMETERS.get(key)
+    if checker is None:
+        raise SpecError(f"{where}.{key}: not a bench run parameter; allowed: {', '.join(RUN_PARAMETERS)}")
+    return checker(f"{where}.{key}", value)
+
+
+def _params(where: str, raw: Any) -> dict[str, Any]:
+    d = _mapping(where, raw)
+    return {k: _check_param(where, k, v) for k, v in d.items()}
+
+
+def _lists(where: str, raw: Any, distinct: bool) -> dict[str, list[Any]]:
+    d = _mapping(where, raw)
+    out: dict[str, list[Any]] = {}
+    for k, values in d.items():
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{where}.{k}: must be a non-empty list of values, got {values!r}")
+        checked = []
+        for i, v in enumerate(values):
+            try:
+                checked.append(_check_param(where, k, v))
+            except SpecError as exc:  # name the position of the bad value, not only the key
+                raise SpecError(str(exc).replace(f"{where}.{k}:", f"{where}.{k}[{i}]:", 1)) from None
+        if distinct and len(set(map(repr, checked))) != len(checked):
+            raise SpecError(f"{where}.{k}: values must be distinct, got {values!r}")
+        out[k] = checked
+    return out
+
+
+def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
+    where = f"datasets.{name}"
+    if not NAME_RE.match(name):
+        raise SpecError(f"{where}: dataset names may hold letters, digits, '-', '_' and '.', got {name!r}")
+    d = dict(_mapping(where, raw))
+    spec_path = None
+    if "spec" in d:
+        p = Path(_string(f"{where}.spec", d.pop("spec")))
+        spec_path = p if p.is_absolute() else base_dir / p
+        if not spec_path.is_file():
+            raise SpecError(f"{where}.spec: no such dataset spec file: {spec_path}")
+    if "factors" not in d:
+        raise SpecError(f"{where}.factors: required; the number of factors K the dataset varies (1..{MAX_FACTORS})")
+    _factors(f"{where}.factors", d["factors"])
+    if "n" in d:
+        _positive_int(f"{where}.n", d["n"])
+    if "renderer" in d and d["renderer"] not in RENDERERS:
+        raise SpecError(f"{where}.renderer: must be one of {', '.join(RENDERERS)}, got {d['renderer']!r}")
+    if d.get("factors") == MAX_FACTORS and d.get("renderer", "3d") != "3d":
+        raise SpecError(f"{where}.renderer: {MAX_FACTORS} factors need the 3d renderer, got {d['renderer']!r}")
+    return DatasetEntry(name=name, spec_path=spec_path, overrides=d)
+
+
+def _report(where: str, raw: Any) -> ReportSettings:
+    d = _mapping(where, raw)
+    _check_keys(where, d, REPORT_KEYS)
+    axes = tuple(RUN_PARAMETERS) + DERIVED_AXES
+    x = d.get("x")
+    if x is None:
+        raise SpecError(f"{where}.x: required; the parameter on the x axis, one of {', '.join(axes)}")
+    if x not in axes:
+        raise SpecError(f"{where}.x: must be one of {', '.join(axes)}, got {x!r}")
+    lines_raw = d.get("lines", "beta")
+    lines = (lines_raw,) if isinstance(lines_raw, str) else lines_raw
+    if not isinstance(lines, (list, tuple)) or not lines:
+        raise SpecError(f"{where}.lines: must be a parameter name or a list of them, got {lines_raw!r}")
+    for ln in lines:
+        if ln not in axes or ln in (x, "seed"):
+            raise SpecError(
+                f"{where}.lines: {ln!r} is not allowed; use run parameters other than x and seed: "
+                f"{', '.join(a for a in axes if a not in (x, 'seed'))}"
+            )
+    metrics_raw = d.get("metrics", list(DEFAULT_METRICS))
+    if isinstance(metrics_raw, str):
+        metrics_raw = [metrics_raw]
+    if not isinstance(metrics_raw, list) or not metrics_raw:
+        raise SpecError(f"{where}.metrics: must be a list drawn from {', '.join(METRICS)}, got {metrics_raw!r}")
+    for m in metrics_raw:
+        if m not in METRICS:
+            raise SpecError(f"{where}.metrics: must be drawn from {', '.join(METRICS)}, got {m!r}")
+    return ReportSettings(x=x, lines=tuple(lines), metrics=tuple(dict.fromkeys(metrics_raw)))
+
+
+def _experiment(where: str, raw: dict[str, Any], name: str, shared: dict[str, Any]) -> Experiment:
+    grid = _lists(f"{where}grid" if where else "grid", raw.get("grid"), distinct=True)
+    zipped = _lists(f"{where}zip" if where else "zip", raw.get("zip"), distinct=False)
+    lengths = {k: len(v) for k, v in zipped.items()}
+    if len(set(lengths.values())) > 1:
+        desc = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+        raise SpecError(f"{where}zip: lists must have the same length; {desc}")
+    both = set(grid) & set(zipped)
+    if both:
+        raise SpecError(f"{where}zip.{sorted(both)[0]}: also in grid; vary a parameter in one of them")
+    base = {**shared, **_params(f"{where}set" if where else "set", raw.get("set"))}
+    points_raw = raw.get("points") or []
+    if not isinstance(points_raw, list):
+        raise SpecError(f"{where}points: must be a list of mappings of run parameters")
+    points = [_params(f"{where}points[{i}]", p) for i, p in enumerate(points_raw)]
+    if not grid and not zipped and not points and not base:
+        raise SpecError(f"{where or 'spec'}: defines no runs; give grid, zip, points or set")
+    report = _report(f"{where}report" if where else "report", raw.get("report"))
+    desc = raw.get("description", "")
+    return Experiment(
+        name=name, description=str(desc), base=base, grid=grid, zip=zipped, points=points, report=report
+    )
+
+
+def parse_sweep_spec(data: Any, text: str = "", base_dir: Path | str = ".") -> SweepSpec:
+    """Validate a sweep spec already loaded from YAML (a mapping)."""
+    base_dir = Path(base_dir)
+    d = _mapping("spec", data)
+    if not d:
+        raise SpecError("spec: empty; a sweep spec needs at least name and grid (see docs/sweeps.md)")
+    _check_keys("", d, TOP_KEYS)
+    name = d.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError(f"name: required; letters, digits, '-', '_' and '.', got {name!r}")
+    datasets = {k: _dataset(k, v, base_dir) for k, v in _mapping("datasets", d.get("datasets")).items()}
+    shared = _params("set", d.get("set"))
+    experiments: list[Experiment] = []
+    if "experiments" in d:
+        for key in ("grid", "zip", "points", "report"):
+            if key in d:
+                raise SpecError(f"{key}: with experiments:, put {key} inside each experiment")
+        raw_list = d["experiments"]
+        if not isinstance(raw_list, list) or not raw_list:
+            raise SpecError("experiments: must be a non-empty list of mappings")
+        for i, raw in enumerate(raw_list):
+            where = f"experiments[{i}]."
+            raw = _mapping(f"experiments[{i}]", raw)
+            _check_keys(where.rstrip("."), raw, EXPERIMENT_KEYS)
+            ename = raw.get("name")
+            if not isinstance(ename, str) or not NAME_RE.match(ename):
+                raise SpecError(f"{where}name: required; letters, digits, '-', '_' and '.', got {ename!r}")
+            if any(e.name == ename for e in experiments):
+                raise SpecError(f"{where}name: {ename!r} is used twice; experiment names must be unique")
+            experiments.append(_experiment(where, raw, ename, shared))
+    else:
+        top = {k: v for k, v in d.items() if k in EXPERIMENT_KEYS and k not in ("name", "description", "set")}
+        experiments.append(_experiment("", top, name, shared))
+    spec = SweepSpec(
+        name=name,
+        description=str(d.get("description", "")),
+        datasets=datasets,
+        experiments=tuple(experiments),
+        text=text,
+        base_dir=base_dir,
+    )
+    # Expanding checks the cross-field rules (data names, one point per x/line/seed, ...).
+    from benchmark.sweep.points import expand  # noqa: PLC0415 (avoid an import cycle)
+
+    expand(spec)
+    return spec
+
+
+def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
+    """Read and validate a sweep spec from a file path, or from YAML text (containing a newline)."""
+    if isinstance(path_or_text, Path) or "\n" not in str(path_or_text):
+        path = Path(path_or_text)
+        if not path.is_file():
+            raise SpecError(f"spec: no such sweep spec file: {path}")
+        text = path.read_text()
+        base_dir = path.resolve().parent
+    else:
+        text = str(path_or_text)
+        base_dir = Path.cwd()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SpecError(f"spec: not valid YAML{where}: {problem}") from None
+    return parse_sweep_spec(data, text=text, base_dir=base_dir)
