@@ -1,0 +1,176 @@
+"""Reading a sweep folder's records and reducing them to the numbers the figures show.
+
+Every number comes from the runs' own ``metrics.jsonl`` (one JSON object per epoch): the
+*final* score is the metric at the last epoch that reports it, the *best* score the maximum over
+epochs. Over seeds a cell reports the mean and the sample standard deviation (ddof=1; 0 for a
+single seed); the spread across lines (e.g. across beta) is the sample standard deviation of the
+cells' means at one x, as in the thesis' figures 4.2, 4.4, 4.6 and 4.8.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spritegen.errors import DatasetError
+
+SCORES = ("final", "best")
+MANIFEST = "sweep.json"
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The per-epoch records of a run, in file order."""
+    rows = []
+    with open(run_dir / "metrics.jsonl") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def final_and_best(rows: list[dict[str, Any]], metric: str) -> tuple[float, float] | None:
+    """(score at the last epoch that has it, best score over epochs), or None if never scored."""
+    values = [float(r[metric]) for r in rows if _is_number(r.get(metric))]
+    if not values:
+        return None
+    return values[-1], max(values)
+
+
+def sample_std(values: list[float]) -> float:
+    """Sample standard deviation (ddof=1); 0 for one value, NaN for none."""
+    n = len(values)
+    if n == 0:
+        return math.nan
+    if n == 1:
+        return 0.0
+    m = sum(values) / n
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+@dataclass
+class Cell:
+    """One (x, line) cell of an experiment for one metric and score: a value per seed."""
+
+    x: Any
+    line: tuple[Any, ...]
+    seeds: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return mean(self.values)
+
+    @property
+    def std(self) -> float:
+        return sample_std(self.values)
+
+
+@dataclass
+class ExperimentData:
+    """An experiment's layout plus every run's final and best score for each metric."""
+
+    name: str
+    description: str
+    x: str
+    lines: tuple[str, ...]
+    metrics: tuple[str, ...]
+    points: list[dict[str, Any]]  # id, x, line (tuple), seed
+    scores: dict[str, dict[str, tuple[float, float]]]  # run id -> metric -> (final, best)
+    missing: list[str]  # run ids without a finished run folder
+    run_dirs: dict[str, Path]
+
+    def x_values(self) -> list[Any]:
+        return sorted({p["x"] for p in self.points}, key=sort_key)
+
+    def line_values(self) -> list[tuple[Any, ...]]:
+        return sorted({p["line"] for p in self.points}, key=lambda t: tuple(sort_key(v) for v in t))
+
+    def cells(self, metric: str, score: str) -> dict[tuple[Any, tuple[Any, ...]], Cell]:
+        """(x, line) -> Cell over seeds, for every cell of the layout (empty if no finished run)."""
+        which = SCORES.index(score)
+        out: dict[tuple[Any, tuple[Any, ...]], Cell] = {}
+        for p in sorted(self.points, key=lambda p: p["seed"]):
+            cell = out.setdefault((p["x"], p["line"]), Cell(p["x"], p["line"]))
+            got = self.scores.get(p["id"], {}).get(metric)
+            if got is not None:
+                cell.seeds.append(p["seed"])
+                cell.values.append(got[which])
+        return out
+
+    def spread_across_lines(self, metric: str, score: str) -> dict[Any, tuple[float, float, int]]:
+        """x -> (mean of the line means, sample std of the line means, number of lines)."""
+        cells = self.cells(metric, score)
+        out = {}
+        for x in self.x_values():
+            means = [c.mean for (cx, _), c in cells.items() if cx == x and c.n > 0]
+            out[x] = (mean(means), sample_std(means), len(means))
+        return out
+
+
+def sort_key(v: Any) -> tuple[int, float, str]:
+    """Numbers in numeric order, then strings, then missing values."""
+    if v is None:
+        return (2, 0.0, "")
+    if _is_number(v):
+        return (0, float(v), "")
+    return (1, 0.0, str(v))
+
+
+def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentData]]:
+    """Read ``sweep.json`` and every finished run's metrics."""
+    sweep_dir = Path(sweep_dir)
+    path = sweep_dir / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"SWEEP_DIR: {sweep_dir} has no {MANIFEST}; give a folder made by bench sweep")
+    manifest = json.loads(path.read_text())
+    cache: dict[str, dict[str, tuple[float, float]] | None] = {}
+    run_dirs: dict[str, Path] = {}
+
+    def scores_of(run_id: str, metrics: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
+        if run_id not in cache:
+            run_dir = sweep_dir / "runs" / run_id
+            if (run_dir / "summary.json").is_file() and (run_dir / "metrics.jsonl").is_file():
+                rows = read_metrics(run_dir)
+                got = {}
+                for m in ("kim_mnih", "kim_mnih_weighted", "higgins"):
+                    fb = final_and_best(rows, m)
+                    if fb is not None:
+                        got[m] = fb
+                cache[run_id] = got
+                run_dirs[run_id] = run_dir
+            else:
+                cache[run_id] = None
+        return cache[run_id]
+
+    experiments = []
+    for e in manifest["experiments"]:
+        points = [{"id": p["id"], "x": p["x"], "line": tuple(p["line"]), "seed": p["seed"]} for p in e["points"]]
+        scores, missing = {}, []
+        for p in points:
+            got = scores_of(p["id"], tuple(e["metrics"]))
+            if got is None:
+                missing.append(p["id"])
+            else:
+                scores[p["id"]] = got
+        experiments.append(ExperimentData(
+            name=e["name"], description=e.get("description", ""), x=e["x"], lines=tuple(e["lines"]),
+            metrics=tuple(e["metrics"]), points=points, scores=scores, missing=missing,
+            run_dirs={p["id"]: run_dirs[p["id"]] for p in points if p["id"] in run_dirs},
+        ))
+    return manifest, experiments
