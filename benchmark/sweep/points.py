@@ -112,7 +112,7 @@ def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, 
     if not path.is_file():
         names = ", ".join(spec.datasets) or "none defined"
         raise SpecError(
-            f"{where}.data: {value!r} is neither a dataset of datasets: ({names}) nor an existing file"
+            f"{where}: data: {value!r} is neither a dataset of datasets: ({names}) nor an existing file"
         )
     return None, {"file": str(path.resolve())}
 

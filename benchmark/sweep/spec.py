@@ -214,13 +214,16 @@ def _check_keys(where: str, d: dict[str, Any], allowed: tuple[str, ...]) -> None
             raise SpecError(f"{prefix}{k}: unknown field; allowed: {', '.join(allowed)}")
 
 
-def _check_param(where: str, key: str, value: Any) -> Any:
+def _check_key(where: str, key: str) -> None:
     if key == "out":
         raise SpecError(f"{where}.out: set by the sweep (each run goes to <sweep>/runs/<id>); remove it")
-    checker = RUN_PARAMETERS.get(key)
-    if checker is None:
+    if key not in RUN_PARAMETERS:
         raise SpecError(f"{where}.{key}: not a bench run parameter; allowed: {', '.join(RUN_PARAMETERS)}")
-    return checker(f"{where}.{key}", value)
+
+
+def _check_param(where: str, key: str, value: Any) -> Any:
+    _check_key(where, key)
+    return RUN_PARAMETERS[key](f"{where}.{key}", value)
 
 
 def _params(where: str, raw: Any) -> dict[str, Any]:
@@ -232,6 +235,7 @@ def _lists(where: str, raw: Any, distinct: bool) -> dict[str, list[Any]]:
     d = _mapping(where, raw)
     out: dict[str, list[Any]] = {}
     for k, values in d.items():
+        _check_key(where, k)
         if not isinstance(values, list) or not values:
             raise SpecError(f"{where}.{k}: must be a non-empty list of values, got {values!r}")
         checked = []

@@ -1,0 +1,149 @@
+"""Sweep specs: the thesis' grids expand as the thesis says; bad specs fail with one clear line."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.sweep import expand, load_sweep_spec
+from spritegen.errors import SpecError
+from spritegen.executors import LocalExecutor, make_executor
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+
+GOOD = """
+name: t
+datasets:
+  a: {factors: 2, n: 100}
+  b: {factors: 3, n: 100}
+set: {model: betavae, latent_dim: 4, epochs: 1}
+zip: {data: [a, b]}
+grid: {beta: [1, 4], seed: [0]}
+report: {x: factors}
+"""
+
+
+def test_experiment1_is_the_thesis_grid() -> None:
+    points, layout = expand(load_sweep_spec(SPECS / "experiment1.yaml"))
+    assert len(points) == 4 * 4 * 3
+    got = {(p.params["latent_dim"], p.params["beta"], p.params["seed"]) for p in points}
+    assert got == {(d, b, s) for d in (5, 10, 15, 20) for b in (1, 2, 4, 8) for s in (0, 1, 2)}
+    assert {p.factors for p in points} == {5}
+    assert {p.params["epochs"] for p in points} == {30}
+    assert {ep.x for ep in layout["experiment1"]} == {5, 10, 15, 20}
+
+
+def test_experiment2_is_the_thesis_grid_with_epochs_by_k() -> None:
+    spec = load_sweep_spec(SPECS / "experiment2.yaml")
+    points, layout = expand(spec)
+    assert len(points) == 7 * 4 * 3
+    epochs_by_k = {1: 10, 2: 10, 3: 20, 4: 30, 5: 30, 6: 60, 7: 60}
+    for p in points:
+        assert p.params["latent_dim"] == 20
+        assert p.params["epochs"] == epochs_by_k[p.factors]
+    assert {p.factors for p in points} == set(range(1, 8))
+    assert spec.datasets["k7"].overrides["renderer"] == "3d"
+    assert {ep.line for ep in layout["experiment2"]} == {(1.0,), (2.0,), (4.0,), (8.0,)}
+
+
+def test_extension_spec_has_the_proposed_variants() -> None:
+    spec = load_sweep_spec(SPECS / "extension.yaml")
+    points, layout = expand(spec)
+    assert set(layout) == {"normalised-beta", "larger-beta", "annealed"}
+    assert {p.params["model"] for p in points} == {"betavae", "annealedvae"}
+    assert any("beta_norm" in p.params for p in points)
+    assert max(p.params.get("beta", 0) for p in points) > 8
+    for exp in spec.experiments:
+        assert "kim_mnih_weighted" in exp.report.metrics
+
+
+def test_run_ids_are_stable_and_depend_on_what_matters() -> None:
+    ids = [p.id for p in expand(load_sweep_spec(GOOD))[0]]
+    assert ids == [p.id for p in expand(load_sweep_spec(GOOD))[0]]
+    assert len(set(ids)) == 4
+    # the placement of a run does not change its id; its dataset's definition does
+    on_cpu = [p.id for p in expand(load_sweep_spec(GOOD.replace("epochs: 1}", "epochs: 1, device: cpu}")))[0]]
+    assert on_cpu == ids
+    bigger = expand(load_sweep_spec(GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, n: 200}")))[0]
+    changed = {p.id for p in bigger} - set(ids)
+    assert len(changed) == 2 and all("_a_" in i for i in changed)
+
+
+def test_same_point_in_two_experiments_is_one_run() -> None:
+    text = """
+name: shared
+datasets: {a: {factors: 2}}
+set: {model: betavae, data: a}
+experiments:
+  - {name: one, grid: {latent_dim: [4, 6], beta: [1]}, report: {x: latent_dim}}
+  - {name: two, grid: {latent_dim: [6], beta: [1, 2]}, report: {x: latent_dim}}
+"""
+    points, layout = expand(load_sweep_spec(text))
+    assert len(points) == 3
+    shared = [p for p in points if len(p.experiments) == 2]
+    assert len(shared) == 1 and shared[0].params["latent_dim"] == 6
+
+
+BAD = [
+    ("name: t\nbogus: 1\n", "bogus: unknown field; allowed: name"),
+    (GOOD.replace("grid: {beta: [1, 4]", "grid: {betta: [1, 4]"), "grid.betta: not a bench run parameter; allowed: model"),
+    (GOOD.replace("beta: [1, 4]", "beta: [1, -4]"), "grid.beta[1]: must be a positive number, got -4"),
+    (GOOD.replace("beta: [1, 4]", "beta: []"), "grid.beta: must be a non-empty list"),
+    (GOOD.replace("zip: {data: [a, b]}", "zip: {data: [a, b], epochs: [1]}"), "zip: lists must have the same length"),
+    (GOOD.replace("zip: {data: [a, b]}", "zip: {data: [a, c]}"), "data: 'c' is neither a dataset of datasets: (a, b)"),
+    (GOOD.replace("a: {factors: 2, n: 100}", "a: {n: 100}"), "datasets.a.factors: required"),
+    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 9}"), "datasets.a.factors: must be an integer in 1..7, got 9"),
+    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 7, renderer: 2d}"), "datasets.a.renderer: 7 factors need the 3d renderer"),
+    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, renderer: 4d}"), "datasets.a.renderer: must be one of 2d, 3d, got '4d'"),
+    (GOOD.replace("report: {x: factors}", "report: {x: size}"), "report.x: must be one of model, beta"),
+    (GOOD.replace("report: {x: factors}", "report: {}"), "report.x: required"),
+    (GOOD.replace("report: {x: factors}", "report: {x: factors, metrics: [dci]}"), "report.metrics: must be drawn from kim_mnih, kim_mnih_weighted, higgins, got 'dci'"),
+    (GOOD.replace("report: {x: factors}", "report: {x: factors, lines: seed}"), "report.lines: 'seed' is not allowed"),
+    (GOOD.replace("seed: [0]", "seed: [0], latent_dim: [4, 8]").replace("latent_dim: 4, ", ""),
+     "points differing only in latent_dim share factors=2, beta=1, seed=0; add latent_dim to report.lines"),
+    (GOOD.replace("epochs: 1}", "epochs: 1, out: x}"), "set.out: set by the sweep"),
+    (GOOD.replace("set: {model: betavae,", "set: {model: betavae, score_preset: slow,"), "set.score_preset: must be one of quick, full, none"),
+    (GOOD.replace("zip: {data: [a, b]}", "zip: {factors: [2, 3]}").replace("  a: {factors: 2, n: 100}\n  b: {factors: 3, n: 100}\n", "  {}\n"), None),
+    ("name: t\ngrid: {beta: [1]\n", "spec: not valid YAML (line"),
+    ("name: bad name\ngrid: {beta: [1]}\n", "name: required; letters, digits"),
+    ("name: t\nset: {model: betavae}\ngrid: {beta: [1]}\nreport: {x: latent_dim}\n", "every point needs data"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD)
+def test_bad_specs_are_rejected_with_one_clear_line(text: str, message: str | None) -> None:
+    if message is None:  # the control: a variant that is fine
+        load_sweep_spec(text)
+        return
+    with pytest.raises(SpecError) as info:
+        load_sweep_spec(text)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(GOOD.replace("beta: [1, 4]", "beta: [1, x]"))
+    code = "from benchmark.sweep.cli import sweep_command; sweep_command()"
+    proc = subprocess.run([sys.executable, "-c", code, str(spec), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "Error: grid.beta[1]: must be a positive number, got 'x'"
+    assert not (tmp_path / "out").exists()
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_local_map_ordered_keeps_item_order() -> None:
+    with LocalExecutor(workers=2, window=3) as ex:
+        assert list(ex.map_ordered(_square, range(10))) == [i * i for i in range(10)]
+    assert list(LocalExecutor(workers=1).map_ordered(math.sqrt, [4, 9])) == [2.0, 3.0]
+    with pytest.raises(SpecError, match="executor: must be one of local, ray, got 'dask'"):
+        make_executor("dask")
