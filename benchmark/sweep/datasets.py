@@ -7,7 +7,7 @@ again costs nothing here.
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +21,47 @@ def dataset_path(sweep_dir: Path, name: str) -> Path:
 def dataset_spec(entry: DatasetEntry) -> Any:
     """The spritegen ``DatasetSpec`` an entry describes: its spec file (or the default spec for
     its number of factors) with the entry's other fields as overrides."""
-    from spritegen.spec import default_spec, load_spec  # noqa: PLC0415
+    from spritegen.spec import default_spec, load_spec, with_overrides  # noqa: PLC0415
 
     overrides = dict(entry.overrides)
     if entry.spec_path is not None:
         return load_spec(entry.spec_path, overrides)
-    return load_spec(default_spec(int(overrides["factors"])), overrides)
+    base = default_spec(int(overrides.pop("factors")), overrides.pop("renderer", None))
+    return with_overrides(base, overrides)
+
+
+def _complete(path: Path) -> bool:
+    from spritegen.datafile import open_dataset  # noqa: PLC0415
+    from spritegen.errors import DatasetError  # noqa: PLC0415
+
+    if not path.exists():
+        return False
+    try:
+        open_dataset(path).close()
+    except DatasetError as exc:
+        raise DatasetError(f"{exc}; delete it and start the sweep again to rebuild it") from None
+    return True
 
 
 def build_datasets(
-    entries: list[DatasetEntry], sweep_dir: Path, workers: int | None = None, executor: Any = None
+    entries: list[DatasetEntry],
+    sweep_dir: Path,
+    workers: int | None = None,
+    executor: Callable[[Callable, Iterable], Iterable] | None = None,
+    progress: bool = True,
 ) -> dict[str, Path]:
-    """Build (or finish building) every entry; return name -> file path."""
+    """Build every entry not built yet (a killed build resumes); return name -> file path.
+
+    ``executor(fn, items)`` (e.g. ``RayExecutor(...).map_ordered``) renders the shards elsewhere.
+    """
     from spritegen.build import build  # noqa: PLC0415
 
-    kwargs: dict[str, Any] = {}
-    params = inspect.signature(build).parameters
-    if workers is not None and "workers" in params:
-        kwargs["workers"] = workers
-    if executor is not None and "executor" in params:
-        kwargs["executor"] = executor
     paths = {}
     for entry in entries:
         path = dataset_path(sweep_dir, entry.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        build(dataset_spec(entry), path, **kwargs)
+        spec = dataset_spec(entry)  # validate before any work
+        if not _complete(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            build(spec, path, workers=workers, executor=executor, progress=progress)
         paths[entry.name] = path
     return paths

@@ -1,0 +1,114 @@
+"""Measure what a sweep costs on this machine, and estimate the thesis' full Experiments 1 and 2.
+
+    PYTHONPATH=. python benchmarks/sweep_timing.py [--skip-ray] [--gpu-speedup 40]
+
+Prints: the wall time of specs/sweep-tiny.yaml locally (1 worker) and on a local Ray instance;
+the time per training step (1-channel and 3-channel images), measured as the difference between
+two runs of different lengths so start-up costs cancel; the time of one evaluation with the
+quick and the full metric presets; and from those, the estimated time of Experiments 1 and 2
+(1,000,000 images per dataset, batch 64, one quick evaluation per epoch and one full one at the
+end). The GPU estimate divides the training time by --gpu-speedup, an assumed ratio (no GPU is
+measured here; say so when quoting it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from benchmark.sweep import expand, load_sweep_spec, run_sweep
+from benchmark.sweep.datasets import build_datasets
+from benchmark.sweep.execute import execute_point
+from benchmark.sweep.spec import parse_sweep_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 64
+N_IMAGES = 1_000_000
+
+
+def timed(fn, *args, **kwargs) -> float:
+    t = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - t
+
+
+def tiny_sweep(tmp: Path, executor: str) -> float:
+    spec = load_sweep_spec(ROOT / "specs" / "sweep-tiny.yaml")
+    out = tmp / f"tiny-{executor}"
+    if executor == "ray":
+        import ray
+
+        ray.init(num_cpus=2, _temp_dir=str(tmp / "ray"), include_dashboard=False, log_to_driver=False)
+        try:
+            # datasets built before timing, as in the local case below
+            build_datasets(list(spec.datasets.values()), out)
+            return timed(run_sweep, spec, out=out, executor="ray", progress=False)
+        finally:
+            ray.shutdown()
+    build_datasets(list(spec.datasets.values()), out)
+    return timed(run_sweep, spec, out=out, executor="local", workers=1, progress=False)
+
+
+def run_time(data: Path, out: Path, **params) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    base = {"model": "betavae", "beta": 4.0, "latent_dim": 10, "epochs": 1, "data": str(data),
+            "score_preset": "none", "final_preset": "none"}
+    return timed(execute_point, {**base, **params}, out)
+
+
+def measure(tmp: Path, k: int, n: int, steps: tuple[int, int]) -> dict[str, float]:
+    spec = parse_sweep_spec({"name": "t", "datasets": {"d": {"factors": k, "n": n}}, "set": {"data": "d"},
+                             "report": {"x": "latent_dim"}})
+    data = build_datasets(list(spec.datasets.values()), tmp / f"k{k}")["d"]
+    run_time(data, tmp / "warm", steps=2)  # warm caches (imports, file pages)
+    short = run_time(data, tmp / "a", steps=steps[0])
+    long = run_time(data, tmp / "b", steps=steps[1])
+    per_step = (long - short) / (steps[1] - steps[0])
+    quick = run_time(data, tmp / "c", steps=steps[0], final_preset="quick") - short
+    full = run_time(data, tmp / "d", steps=steps[0], final_preset="full") - short
+    return {"step": per_step, "quick": quick, "full": full}
+
+
+def estimate(spec_name: str, times: dict[int, dict[str, float]], gpu_speedup: float) -> tuple[float, float, float]:
+    """(CPU training s, evaluation s, GPU training s) of a whole sweep, from per-step/eval times."""
+    spec = load_sweep_spec(ROOT / "specs" / f"{spec_name}.yaml")
+    points, _ = expand(spec)
+    train = evals = 0.0
+    for p in points:
+        t = times[3 if p.factors >= 6 else 1]  # hue (K >= 6) and 3D renders have 3 channels
+        epochs = p.params["epochs"]
+        train += epochs * math.ceil(N_IMAGES / BATCH) * t["step"]
+        evals += epochs * t["quick"] + t["full"]
+    return train, evals, train / gpu_speedup
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--gpu-speedup", type=float, default=40.0,
+                    help="assumed ratio of CPU to GPU time per training step (not measured here)")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="sweep-timing-"))
+    try:
+        print(f"tiny sweep (4 runs), local, 1 worker: {tiny_sweep(tmp, 'local'):.1f} s")
+        if not args.skip_ray:
+            print(f"tiny sweep (4 runs), local Ray instance, 2 CPUs: {tiny_sweep(tmp, 'ray'):.1f} s")
+        times = {1: measure(tmp, 5, 4096, (10, 40)), 3: measure(tmp, 6, 4096, (10, 40))}
+        for ch, t in times.items():
+            print(f"{ch}-channel images: {t['step'] * 1000:.0f} ms/step, quick evaluation {t['quick']:.1f} s, "
+                  f"full evaluation {t['full']:.1f} s")
+        for name in ("experiment1", "experiment2"):
+            train, evals, gpu = estimate(name, times, args.gpu_speedup)
+            print(f"{name}: training {train / 86400:.1f} days + evaluation {evals / 86400:.1f} days on this "
+                  f"machine (one run at a time); training on one GPU ~{gpu / 3600:.0f} h "
+                  f"(assumed {args.gpu_speedup:g}x) + evaluation")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""`bench report` on a real tiny sweep: every figure and table, and numbers equal to the runs' own.
+
+The expected numbers are computed here straight from each run folder (config.json for the cell,
+metrics.jsonl for the scores), independently of the sweep manifest and of the report's code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from benchmark.report import write_report
+from benchmark.sweep import load_sweep_spec, run_sweep
+from benchmark.sweep.cli import report_command
+from sweep_helpers import tiny_spec
+
+METRICS = ("kim_mnih", "higgins")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "sweep"
+    result = run_sweep(load_sweep_spec(tiny_spec("tiny2", [0, 1])), out=out, workers=2, progress=False)
+    assert result.ok and len(result.finished) == 8, [o.error for o in result.failed]
+    return out
+
+
+def _expected(sweep: Path) -> dict[tuple[str, str, int, float], list[float]]:
+    """(metric, score, K, beta) -> the seeds' values, from the run folders alone."""
+    cells: dict[tuple[str, str, int, float], list[tuple[int, float]]] = {}
+    for run in sorted((sweep / "runs").iterdir()):
+        if not (run / "summary.json").is_file():
+            continue
+        config = json.loads((run / "config.json").read_text())
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        k, beta, seed = config["num_factors"], float(config["hparams"]["beta"]), config["seed"]
+        for m in METRICS:
+            series = [r[m] for r in sorted(rows, key=lambda r: r["epoch"]) if r.get(m) is not None]
+            cells.setdefault((m, "final", k, beta), []).append((seed, series[-1]))
+            cells.setdefault((m, "best", k, beta), []).append((seed, max(series)))
+    return {key: [v for _, v in sorted(vals)] for key, vals in cells.items()}
+
+
+def _std(values: list[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def test_report_numbers_equal_the_runs_records(sweep: Path) -> None:
+    write_report(sweep)
+    expected = _expected(sweep)
+    assert len(expected) == 2 * 2 * 2 * 2  # metrics x scores x K x beta
+    with open(sweep / "report" / "report.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    cells = {(r["metric"], r["score"], int(r["x"]), float(r["line"])): r for r in rows if r["quantity"] == "cell"}
+    assert set(cells) == set(expected)
+    for key, values in expected.items():
+        row = cells[key]
+        assert int(row["n"]) == 2
+        assert [float(v) for v in row["values"].split(";")] == pytest.approx(values, abs=0, rel=1e-12)
+        assert float(row["mean"]) == pytest.approx(np.mean(values), rel=1e-12)
+        assert float(row["std"]) == pytest.approx(_std(values), rel=1e-12, abs=1e-15)
+    # the spread across beta at each K: std of the per-beta means
+    across = {(r["metric"], r["score"], int(r["x"])): r for r in rows if r["quantity"] == "across_lines"}
+    for (m, s, k), row in across.items():
+        means = [np.mean(expected[(m, s, k, b)]) for b in (1.0, 4.0)]
+        assert float(row["mean"]) == pytest.approx(np.mean(means), rel=1e-12)
+        assert float(row["std"]) == pytest.approx(_std(means), rel=1e-12, abs=1e-15)
+    assert len(across) == 2 * 2 * 2
+    # best is never below final
+    for (m, s, k, b), values in expected.items():
+        if s == "best":
+            assert all(bv >= fv for bv, fv in zip(values, expected[(m, "final", k, b)]))
+
+
+def test_markdown_holds_the_same_numbers(sweep: Path) -> None:
+    write_report(sweep)
+    text = (sweep / "report" / "report.md").read_text()
+    for (m, s, k, b), values in _expected(sweep).items():
+        assert f"{np.mean(values):.3f} ± {_std(values):.3f} (n=2)" in text
+    assert "8 of 8 runs finished." in text
+    for png in ("tiny2_kim_mnih_final_lines.png", "tiny2_higgins_best_spread.png", "tiny2_traversals.png"):
+        assert f"]({png})" in text
+
+
+def test_cli_writes_figures_in_both_formats(sweep: Path, tmp_path: Path) -> None:
+    res = CliRunner().invoke(report_command, [str(sweep), "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    pngs = sorted(p.stem for p in (tmp_path / "rep").glob("*.png"))
+    svgs = sorted(p.stem for p in (tmp_path / "rep").glob("*.svg"))
+    assert pngs == svgs and len(pngs) == 2 * 2 * 2 + 1  # metrics x scores x (lines, spread) + traversals
+    for p in (tmp_path / "rep").glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_of_a_partial_sweep_lists_missing_runs(sweep: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    (partial / "runs").mkdir(parents=True)
+    (partial / "sweep.json").write_text((sweep / "sweep.json").read_text())
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    kept = manifest["points"][0]["id"]
+    (partial / "runs" / kept).symlink_to(sweep / "runs" / kept)
+    write_report(partial)
+    text = (partial / "report" / "report.md").read_text()
+    assert "1 of 8 runs finished." in text
+    assert "n/a" in text
+    with open(partial / "report" / "report.csv") as fh:
+        filled = [r for r in csv.DictReader(fh) if r["quantity"] == "cell" and r["n"] != "0"]
+    assert len(filled) == 2 * 2  # the one run's cell, for each metric and score
+    assert all(math.isfinite(float(r["mean"])) for r in filled)
+
+
+def test_not_a_sweep_folder_is_exit_2(tmp_path: Path) -> None:
+    res = CliRunner().invoke(report_command, [str(tmp_path)])
+    assert res.exit_code == 2
+    assert "has no sweep.json" in res.output
