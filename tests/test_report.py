@@ -28,6 +28,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report") / "sweep"
     result = run_sweep(load_sweep_spec(tiny_spec("tiny2", [0, 1])), out=out, workers=2, progress=False)
     assert result.ok and len(result.finished) == 8, [o.error for o in result.failed]
+    write_report(out)
     return out
 
 
@@ -52,7 +53,6 @@ def _std(values: list[float]) -> float:
 
 
 def test_report_numbers_equal_the_runs_records(sweep: Path) -> None:
-    write_report(sweep)
     expected = _expected(sweep)
     assert len(expected) == 2 * 2 * 2 * 2  # metrics x scores x K x beta
     with open(sweep / "report" / "report.csv") as fh:
@@ -79,7 +79,6 @@ def test_report_numbers_equal_the_runs_records(sweep: Path) -> None:
 
 
 def test_markdown_holds_the_same_numbers(sweep: Path) -> None:
-    write_report(sweep)
     text = (sweep / "report" / "report.md").read_text()
     for (m, s, k, b), values in _expected(sweep).items():
         assert f"{np.mean(values):.3f} ± {_std(values):.3f} (n=2)" in text

@@ -129,15 +129,14 @@ def test_tiny_sweep_on_a_local_ray_instance(local_sweep: tuple[Path, dict]) -> N
     try:
         ray.init(num_cpus=2, _temp_dir=str(temp / "r"), include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-        # reuse the datasets the local sweep built (same definitions -> same run ids)
-        (out / "datasets").mkdir(parents=True)
-        for f in (local / "datasets").glob("*.h5"):
-            shutil.copy(f, out / "datasets" / f.name)
         result = run_sweep(load_sweep_spec(spec_text), out=out, executor="ray", progress=False)
     finally:
         ray.shutdown()
     assert result.ok, [o.error for o in result.failed]
     assert len(result.finished) == 4
+    # the datasets' shards were rendered by Ray tasks, into the same bytes as the local build
+    for f in sorted((local / "datasets").glob("*.h5")):
+        assert (out / "datasets" / f.name).read_bytes() == f.read_bytes(), f.name
     assert sorted(p.name for p in _finished(out)) == sorted(p.name for p in _finished(local))
     for run in _finished(out):
         assert {"config.json", "metrics.jsonl", "summary.json", "traversal.png"} <= {p.name for p in run.iterdir()}

@@ -155,7 +155,8 @@ def plot_spread(exp: ExperimentData, metric: str, score: str, out_dir: Path, ste
     ax.grid(alpha=0.3)
     ax.set_title(f"spread across {lines_title(exp.lines)}", fontsize=10)
     _heatmap(axes[1], mean_grid, exp, f"mean over {_seeds_note(exp)}", 1.0, "viridis")
-    _heatmap(axes[2], std_grid, exp, f"std over {_seeds_note(exp)}", None, "magma")
+    top = np.nanmax(std_grid) if np.isfinite(std_grid).any() else 0.0
+    _heatmap(axes[2], std_grid, exp, f"std over {_seeds_note(exp)}", max(float(top), 0.05), "magma")
     fig.suptitle(f"{exp.name}: {METRIC_LABELS.get(metric, metric)}, {SCORE_LABELS[score]}", fontsize=11)
     fig.tight_layout()
     return _save(fig, out_dir, stem)
@@ -175,7 +176,7 @@ def plot_traversals(exp: ExperimentData, out_dir: Path, stem: str) -> list[Path]
     if not chosen:
         return []
     first = plt.imread(next(iter(chosen.values()))[1])
-    cell_w = 3.2
+    cell_w = 4.6
     cell_h = cell_w * first.shape[0] / first.shape[1] + 0.45
     fig, axes = plt.subplots(len(lines), len(xs), figsize=(cell_w * len(xs) + 0.8, cell_h * len(lines) + 0.7),
                              squeeze=False)

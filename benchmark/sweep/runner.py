@@ -148,7 +148,12 @@ def run_sweep(
     needed = [spec.datasets[n] for n in dict.fromkeys(p.dataset for p in pending if p.dataset)]
     if needed:
         say(f"datasets: {', '.join(e.name for e in needed)}")
-        build_datasets(needed, sweep_dir, workers=build_workers)
+        render_on = None
+        if executor == "ray":  # render the shards on the cluster too
+            from spritegen.executors import RayExecutor  # noqa: PLC0415
+
+            render_on = RayExecutor(address=address).map_ordered
+        build_datasets(needed, sweep_dir, workers=build_workers, executor=render_on, progress=progress)
 
     pool = make_run_pool(executor, workers=workers, address=address, **pool_kwargs)
     say(f"executor: {pool.describe()}")
