@@ -107,7 +107,7 @@ BAD = [
     (GOOD.replace("seed: [0]", "seed: [0], latent_dim: [4, 8]").replace("latent_dim: 4, ", ""),
      "points differing only in latent_dim share factors=2, beta=1, seed=0; add latent_dim to report.lines"),
     (GOOD.replace("epochs: 1}", "epochs: 1, out: x}"), "set.out: set by the sweep"),
-    (GOOD.replace("set: {model: betavae,", "set: {model: betavae, score_preset: slow,"), "set.score_preset: must be one of quick, full, none"),
+    (GOOD.replace("set: {model: betavae,", "set: {model: betavae, score_preset: slow,"), "set.score_preset: must be one of quick, full, stored, none"),
     (GOOD.replace("zip: {data: [a, b]}", "zip: {factors: [2, 3]}").replace("  a: {factors: 2, n: 100}\n  b: {factors: 3, n: 100}\n", "  {}\n"), None),
     ("name: t\ngrid: {beta: [1]\n", "spec: not valid YAML (line"),
     ("name: bad name\ngrid: {beta: [1]}\n", "name: required; letters, digits"),
@@ -124,6 +124,14 @@ def test_bad_specs_are_rejected_with_one_clear_line(text: str, message: str | No
         load_sweep_spec(text)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_models_and_their_hyperparameters_are_checked_before_running() -> None:
+    pytest.importorskip("benchmark.models.registry")
+    with pytest.raises(SpecError, match="experiment t: model: unknown model 'betavea'; installed: .*betavae"):
+        load_sweep_spec(GOOD.replace("model: betavae", "model: betavea"))
+    with pytest.raises(SpecError, match="experiment t: model 'vae' has no parameter 'beta'"):
+        load_sweep_spec(GOOD.replace("model: betavae", "model: vae"))
 
 
 def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.sweep.spec import HPARAM_KEYS
+
 SUMMARY = "summary.json"
 PARTIAL_SUFFIX = ".partial"
 LOG_NAME = "sweep.log"
@@ -59,9 +61,8 @@ def is_finished(run_dir: Path) -> bool:
         return False
 
 
-# Sweep parameters that are model hyperparameters (nested under "hparams" in bench run's
-# config) and sweep names that bench run's config spells differently.
-HPARAM_KEYS = ("beta", "beta_norm", "gamma", "capacity_max", "capacity_steps")
+# Sweep names that bench run's config spells differently (model hyperparameters, HPARAM_KEYS,
+# go nested under "hparams").
 RENAMED = {"steps": "max_steps"}
 
 

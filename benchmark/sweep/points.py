@@ -17,7 +17,7 @@ from typing import Any
 
 from spritegen.errors import SpecError
 
-from benchmark.sweep.spec import PLACEMENT_PARAMETERS, SweepSpec
+from benchmark.sweep.spec import HPARAM_KEYS, PLACEMENT_PARAMETERS, SweepSpec
 
 # Readable abbreviations for the id prefix, in order.
 _ID_PARTS = (
@@ -117,10 +117,41 @@ def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, 
     return None, {"file": str(path.resolve())}
 
 
+
+
+class _ModelCheck:
+    """Checks a point's model name and hyperparameters against the installed models, when the
+    model registry can be imported (it needs torch); otherwise `bench run` checks them later."""
+
+    def __init__(self) -> None:
+        try:
+            from benchmark.models.registry import discover, validate_hparams  # noqa: PLC0415
+        except ImportError:
+            self.entries = None
+            return
+        self.entries = discover()
+        self.validate = validate_hparams
+
+    def __call__(self, where: str, params: dict[str, Any]) -> None:
+        if self.entries is None:
+            return
+        model = params["model"]
+        entry = self.entries.get(model)
+        if entry is None:
+            raise SpecError(f"{where}: model: unknown model {model!r}; installed: {', '.join(sorted(self.entries))}")
+        if not entry.ok:
+            raise SpecError(f"{where}: model: {model!r} is installed but broken: {entry.error}")
+        try:
+            self.validate(entry, {k: v for k, v in params.items() if k in HPARAM_KEYS})
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+
+
 def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint]]]:
     """All distinct points of the sweep in spec order, and each experiment's view of them."""
     points: dict[str, Point] = {}
     layout: dict[str, list[ExperimentPoint]] = {}
+    check_model = _ModelCheck()
     for exp in spec.experiments:
         where = f"experiment {exp.name}"
         rows = [{**exp.base, **c} for c in _combinations(exp.grid, exp.zip)] if (exp.grid or exp.zip) else []
@@ -130,6 +161,9 @@ def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint
         seen: dict[tuple[Any, ...], dict[str, Any]] = {}
         layout[exp.name] = []
         for params in rows:
+            if "model" not in params:
+                raise SpecError(f"{where}: every point needs model (set it in set:, grid: or zip:)")
+            check_model(where, params)
             if "data" not in params and "factors" not in params:
                 raise SpecError(f"{where}: every point needs data (a dataset name or file) or factors (K)")
             if "data" in params and "factors" in params:

@@ -105,27 +105,7 @@ def _boolean(where: str, v: Any) -> bool:
 
 
 def _model(where: str, v: Any) -> str:
-    v = _string(where, v)
-    known = _known_models()
-    if known and v not in known:
-        raise SpecError(f"{where}: unknown model {v!r}; available: {', '.join(sorted(known))}")
-    return v
-
-
-def _known_models() -> tuple[str, ...]:
-    """Model names `bench run` accepts, when the models package can tell; else no check here."""
-    try:
-        from benchmark import models  # noqa: PLC0415 (optional until training exists)
-    except ImportError:
-        return ()
-    for attr in ("available_models", "available", "model_names"):
-        fn = getattr(models, attr, None)
-        if callable(fn):
-            try:
-                return tuple(fn())
-            except Exception:  # noqa: BLE001 - a broken plugin must not hide the spec check
-                return ()
-    return ()
+    return _string(where, v)
 
 
 RUN_PARAMETERS: dict[str, Any] = {
@@ -149,6 +129,8 @@ RUN_PARAMETERS: dict[str, Any] = {
     "amp": _boolean,
     "device": _string,
 }
+# Run parameters that are model hyperparameters (bench run's config nests them under "hparams").
+HPARAM_KEYS = ("beta", "beta_norm", "gamma", "capacity_max", "capacity_steps")
 # Parameters that never change what a run computes, only where it runs: left out of run ids.
 PLACEMENT_PARAMETERS = ("device",)
 # Derived axes the report may use besides run parameters.
