@@ -2,7 +2,8 @@
 
     PYTHONPATH=. python benchmarks/sweep_timing.py [--skip-ray] [--gpu-speedup 40]
 
-Prints: the wall time of specs/sweep-tiny.yaml locally (1 worker) and on a local Ray instance;
+Prints: the wall time of specs/sweep-tiny.yaml locally (1 and 2 workers) and on a local Ray
+instance (2 CPUs), datasets built beforehand;
 the time per training step (1-channel and 3-channel images), measured as the difference between
 two runs of different lengths so start-up costs cancel; the time of one evaluation with the
 quick and the full metric presets; and from those, the estimated time of Experiments 1 and 2
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import resource
 import shutil
 import tempfile
 import time
@@ -30,15 +33,23 @@ BATCH = 64
 N_IMAGES = 1_000_000
 
 
+CPU_SECONDS: list[float] = []  # process CPU time of each timed() call (this process only)
+
+
 def timed(fn, *args, **kwargs) -> float:
+    """Wall seconds of one call; its CPU seconds go to CPU_SECONDS (contention-independent)."""
+    c = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     fn(*args, **kwargs)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    d = resource.getrusage(resource.RUSAGE_SELF)
+    CPU_SECONDS.append(d.ru_utime + d.ru_stime - c.ru_utime - c.ru_stime)
+    return wall
 
 
-def tiny_sweep(tmp: Path, executor: str) -> float:
+def tiny_sweep(tmp: Path, executor: str, workers: int = 1) -> float:
     spec = load_sweep_spec(ROOT / "specs" / "sweep-tiny.yaml")
-    out = tmp / f"tiny-{executor}"
+    out = tmp / f"tiny-{executor}-{workers}"
     if executor == "ray":
         import ray
 
@@ -50,7 +61,7 @@ def tiny_sweep(tmp: Path, executor: str) -> float:
         finally:
             ray.shutdown()
     build_datasets(list(spec.datasets.values()), out, progress=False)
-    return timed(run_sweep, spec, out=out, executor="local", workers=1, progress=False)
+    return timed(run_sweep, spec, out=out, executor="local", workers=workers, progress=False)
 
 
 def run_time(data: Path, out: Path, **params) -> float:
@@ -67,31 +78,42 @@ def eval_images(preset: str) -> int:
     return EvalSizes(**EVAL_PRESETS[preset]).total_images
 
 
+def eval_images(preset: str) -> int:
+    """Images a metric preset encodes: its evaluation sets' total size."""
+    from spritegen.spec import EVAL_PRESETS, EvalSizes
+
+    return EvalSizes(**EVAL_PRESETS[preset]).total_images
+
+
 def measure(tmp: Path, k: int, n: int, steps: tuple[int, int]) -> dict[str, float]:
     """Seconds per training step and per evaluation (quick measured, full scaled by images)."""
     spec = parse_sweep_spec({"name": "t", "datasets": {"d": {"factors": k, "n": n, "eval_preset": "quick"}},
-                             "set": {"data": "d"}, "report": {"x": "latent_dim"}})
+                             "set": {"model": "betavae", "data": "d"}, "report": {"x": "latent_dim"}})
     data = build_datasets(list(spec.datasets.values()), tmp / f"k{k}", progress=False)["d"]
     run_time(data, tmp / "warm", steps=2)  # warm caches (imports, file pages)
     short = run_time(data, tmp / "a", steps=steps[0])
+    short_cpu = CPU_SECONDS[-1]
     long = run_time(data, tmp / "b", steps=steps[1])
     per_step = (long - short) / (steps[1] - steps[0])
+    per_step_cpu = (CPU_SECONDS[-1] - short_cpu) / (steps[1] - steps[0])
     quick = run_time(data, tmp / "c", steps=steps[0], final_preset="quick") - short
-    full = quick * eval_images("full") / eval_images("quick")  # encoding dominates: scale by images
-    return {"step": per_step, "quick": quick, "full": full}
+    quick_cpu = CPU_SECONDS[-1] - short_cpu
+    scale = eval_images("full") / eval_images("quick")  # encoding dominates: scale by images
+    return {"step": per_step, "quick": quick, "full": quick * scale,
+            "step_cpu": per_step_cpu, "quick_cpu": quick_cpu, "full_cpu": quick_cpu * scale}
 
 
-def estimate(spec_name: str, times: dict[int, dict[str, float]], gpu_speedup: float) -> tuple[float, float, float]:
-    """(CPU training s, evaluation s, GPU training s) of a whole sweep, from per-step/eval times."""
+def estimate(spec_name: str, times: dict[int, dict[str, float]], suffix: str = "") -> tuple[float, float]:
+    """(training s, evaluation s) of a whole sweep run one at a time, from per-step/eval times."""
     spec = load_sweep_spec(ROOT / "specs" / f"{spec_name}.yaml")
     points, _ = expand(spec)
     train = evals = 0.0
     for p in points:
         t = times[3 if p.factors >= 6 else 1]  # hue (K >= 6) and 3D renders have 3 channels
         epochs = p.params["epochs"]
-        train += epochs * math.ceil(N_IMAGES / BATCH) * t["step"]
-        evals += epochs * t["quick"] + t["full"]
-    return train, evals, train / gpu_speedup
+        train += epochs * math.ceil(N_IMAGES / BATCH) * t["step" + suffix]
+        evals += epochs * t["quick" + suffix] + t["full" + suffix]
+    return train, evals
 
 
 def main() -> None:
@@ -102,18 +124,24 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sweep-timing-"))
     try:
-        print(f"tiny sweep (4 runs), local, 1 worker: {tiny_sweep(tmp, 'local'):.1f} s")
+        for workers in (1, 2):
+            print(f"tiny sweep (4 runs), local, {workers} worker(s): {tiny_sweep(tmp, 'local', workers):.1f} s")
         if not args.skip_ray:
             print(f"tiny sweep (4 runs), local Ray instance, 2 CPUs: {tiny_sweep(tmp, 'ray'):.1f} s")
         times = {1: measure(tmp, 5, 4096, (10, 40)), 3: measure(tmp, 6, 4096, (10, 40))}
+        cores = os.cpu_count() or 1
+        print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {cores} cores")
         for ch, t in times.items():
-            print(f"{ch}-channel images: {t['step'] * 1000:.0f} ms/step, quick evaluation {t['quick']:.1f} s, "
-                  f"full evaluation ~{t['full']:.0f} s (quick scaled by images encoded)")
+            print(f"{ch}-channel images: {t['step'] * 1000:.0f} ms/step wall ({t['step_cpu'] * 1000:.0f} ms CPU), "
+                  f"quick evaluation {t['quick']:.1f} s wall ({t['quick_cpu']:.1f} s CPU), full evaluation "
+                  f"~{t['full']:.0f} s wall (quick scaled by images encoded)")
+        quiet = {ch: {k: v / cores for k, v in t.items() if k.endswith("_cpu")} for ch, t in times.items()}
         for name in ("experiment1", "experiment2"):
-            train, evals, gpu = estimate(name, times, args.gpu_speedup)
-            print(f"{name}: training {train / 86400:.1f} days + evaluation {evals / 86400:.1f} days on this "
-                  f"machine (one run at a time); training on one GPU ~{gpu / 3600:.0f} h "
-                  f"(assumed {args.gpu_speedup:g}x) + evaluation")
+            train, evals = estimate(name, times)
+            qtrain, qevals = estimate(name, quiet, "_cpu")
+            print(f"{name}: as measured {train / 86400:.1f} days training + {evals / 86400:.1f} days evaluation; "
+                  f"unshared ({cores} cores busy: CPU time / {cores}) {qtrain / 86400:.1f} + {qevals / 86400:.1f} days; "
+                  f"on one GPU, assuming {args.gpu_speedup:g}x per step, training ~{qtrain / args.gpu_speedup / 3600:.0f} h")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
