@@ -120,17 +120,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def _prepare_parts(parts: Path, manifest: dict, force: bool) -> None:
     """Create the parts folder, or check that an existing one belongs to this very build."""
     path = parts / PARTS_MANIFEST
-    if parts.exists() and not force:
+    if parts.exists():
         try:
             found = json.loads(path.read_text())
         except (OSError, ValueError):
             found = None
-        if found != manifest:
+        if found == manifest:  # the same deterministic build: its chunks are reusable as they are
+            return
+        if not force:
             raise SpecError(
                 f"{parts} holds an unfinished build of a different spec or spritegen version; "
                 "run with --force to discard it, or build to another --out")
-        return
-    if parts.exists():
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
     _write_atomic(path, json.dumps(manifest, sort_keys=True).encode())
@@ -224,18 +224,15 @@ def _assemble(spec: DatasetSpec, plan: BuildPlan, tasks: list[ChunkTask], parts:
                                     track_times=False, **filters)
             dset.attrs["dims"] = "index, height, width, channel"
             digests = np.zeros((len(by_set.get(s, [])), 32), dtype=np.uint8)
-            if M and dset.chunks[0] != spec.chunk_images:  # a set smaller than one chunk
-                for t in by_set[s]:
-                    blob = (parts / t.name).read_bytes()
-                    raw = zlib.decompress(blob[32:]) if spec.compression == "gzip" else blob[32:]
-                    dset[:] = np.frombuffer(raw, np.uint8)[: dset.size].reshape(dset.shape)
-                    digests[0] = np.frombuffer(blob[:32], np.uint8)
-            else:
-                for t in by_set.get(s, []):
-                    blob = (parts / t.name).read_bytes()
+            for t in by_set.get(s, []):
+                blob = (parts / t.name).read_bytes()
+                if dset.chunks[0] == spec.chunk_images:
                     dset.id.write_direct_chunk((t.chunk_index * spec.chunk_images, 0, 0, 0),
                                                blob[32:], filter_mask=0)
-                    digests[t.chunk_index] = np.frombuffer(blob[:32], np.uint8)
+                else:  # a set smaller than one chunk: its single chunk is smaller too
+                    raw = zlib.decompress(blob[32:]) if spec.compression == "gzip" else blob[32:]
+                    dset[:] = np.frombuffer(raw, np.uint8)[: dset.size].reshape(dset.shape)
+                digests[t.chunk_index] = np.frombuffer(blob[:32], np.uint8)
             f.create_dataset(f"checksums/{image_set.images_path}", data=digests, track_times=False)
             fac = f.create_dataset(image_set.factors_path, data=image_set.factors.astype(np.float32),
                                    chunks=(min(max(M, 1), 65536), K), track_times=False, **filters)
