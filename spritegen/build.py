@@ -109,11 +109,13 @@ def _tasks(spec: DatasetSpec, plan: BuildPlan) -> list[ChunkTask]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write-then-rename: a killed process leaves either the whole chunk or none of it.
+
+    No fsync per chunk: resume protects against a killed process, whose writes the page cache
+    keeps; the finished file itself is synced before it is published.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
