@@ -32,7 +32,8 @@ class ArrayStore:
     """Images held in memory, loaded on first use (decompressing an npz member takes seconds).
 
     ``loader`` returns the file's array; it is converted in place, so memory stays at the
-    images' own size. The array is marked read-only because training sets share it.
+    images' own size. ``read_all`` hands out that same array (no copy): callers must not modify
+    it, since the oracle renders from it.
     """
 
     def __init__(self, loader: Callable[[], np.ndarray], num_images: int,
@@ -45,9 +46,7 @@ class ArrayStore:
 
     def _all(self) -> np.ndarray:
         if self._images is None:
-            images = _to_project_images(np.ascontiguousarray(self._loader()), self._binary)
-            images.flags.writeable = False
-            self._images = images
+            self._images = _to_project_images(np.ascontiguousarray(self._loader()), self._binary)
             self._loader = None  # type: ignore[assignment]
         return self._images
 
@@ -62,11 +61,13 @@ class ArrayStore:
 
 
 class H5Store:
-    """Images read lazily from an HDF5 dataset, in sorted batches.
+    """Images read lazily from an HDF5 dataset, by sorted row batches.
 
-    h5py's fancy indexing needs strictly increasing indices, so each request is sorted and
-    deduplicated, read in batches of ``READ_BATCH`` rows, and put back in the caller's order.
-    With ``in_memory`` the whole array is read once, on first use, and served from memory.
+    h5py selections need increasing rows, so each request is sorted and deduplicated, read as
+    slices over runs of neighbouring chunks (see ``_segments``), and put back in the caller's
+    order. With ``in_memory`` the whole array is read once, on first use, and served from
+    memory; ``read_all`` (the training set) keeps what it read for the same purpose, and hands
+    out that array itself (callers must not modify it).
     """
 
     def __init__(self, path: Path, key: str, observation_shape: tuple[int, int, int],
@@ -80,21 +81,40 @@ class H5Store:
         self._images: np.ndarray | None = None
         self.num_images = int(self._ds.shape[0])
         self.observation_shape = observation_shape
+        self._chunk_rows = int(self._ds.chunks[0]) if self._ds.chunks else 1
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
+        if self._images is not None:
+            return self._images[rows]
         if self._in_memory:
             return self.read_all()[rows]
         unique, inverse = np.unique(rows, return_inverse=True)
         out = np.empty((len(unique),) + self.observation_shape, dtype=np.uint8)
-        for start in range(0, len(unique), READ_BATCH):
-            part = unique[start:start + READ_BATCH]
-            if part[-1] - part[0] + 1 == len(part):  # a contiguous run: one slice is faster
-                block = self._ds[int(part[0]):int(part[-1]) + 1]
-            else:
-                block = self._ds[part]
-            out[start:start + len(part)] = _to_project_images(block, self._binary)
+        for positions in self._segments(unique):
+            lo, hi = int(unique[positions[0]]), int(unique[positions[-1]]) + 1
+            block = _to_project_images(self._ds[lo:hi], self._binary)
+            out[positions[0]:positions[-1] + 1] = block[unique[positions] - lo]
         return out[inverse]
+
+    def _segments(self, unique: np.ndarray) -> list[np.ndarray]:
+        """Split sorted rows into runs that touch neighbouring chunks, each one slice read.
+
+        A slice read decompresses each chunk once, where h5py's point selection costs tens of
+        microseconds per row; runs are capped at ``READ_BATCH`` rows of span so a dense request
+        never reads (and holds) much more than it asked for.
+        """
+        if len(unique) == 0:
+            return []
+        blocks = unique // self._chunk_rows
+        breaks = np.flatnonzero(np.diff(blocks) > 1) + 1
+        segments = []
+        for run in np.split(np.arange(len(unique)), breaks):
+            start = unique[run[0]]
+            spans = (unique[run] - start) // READ_BATCH
+            cuts = np.flatnonzero(np.diff(spans)) + 1
+            segments.extend(np.split(run, cuts))
+        return segments
 
     def read_all(self) -> np.ndarray:
         if self._images is not None:
@@ -103,9 +123,7 @@ class H5Store:
         for start in range(0, self.num_images, READ_BATCH):
             stop = min(start + READ_BATCH, self.num_images)
             out[start:stop] = _to_project_images(self._ds[start:stop], self._binary)
-        if self._in_memory:
-            out.flags.writeable = False
-            self._images = out
+        self._images = out  # later renders are served from it: no second copy in memory
         return out
 
     def close(self) -> None:
