@@ -196,6 +196,17 @@ def test_truncated_file(kind: str, files: dict[str, Path], tmp_path: Path) -> No
     assert "github.com/deepmind" in str(info.value)
 
 
+def test_missing_spritegen_dataset(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no such spritegen dataset; make one with `spritegen build`"):
+        open_source(str(tmp_path / "k5.h5"))
+
+
+def test_home_folder_is_expanded(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(files["3dshapes"].parent))
+    with open_source("~/3dshapes.h5") as source:
+        assert source.kind == "3dshapes" and source.path == files["3dshapes"]
+
+
 def test_foreign_files_are_named(files: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="looks like 3dshapes: pass 3dshapes:PATH"):
         open_source(f"dsprites:{files['3dshapes']}")

@@ -197,8 +197,8 @@ def open_source(spec: str | Path | DataSpec, *, in_memory: bool = False,
     the images' size); ``verify`` hashes a published file against its known digest.
     """
     parsed = spec if isinstance(spec, DataSpec) else parse_data_spec(spec)
-    kind = parsed.kind or _detect_kind(parsed.path)
     path = parsed.path.expanduser()
+    kind = parsed.kind or _detect_kind(path)
     if kind == "dsprites":
         from benchmark.datasets.dsprites import open_dsprites
 

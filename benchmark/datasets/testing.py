@@ -59,11 +59,14 @@ def grid_latents(sizes: Sequence[int], published: Sequence[np.ndarray]
     return classes.astype(np.int64), values.astype(np.float64)
 
 
-def barcode_images(n: int, channels: int, binary: bool) -> np.ndarray:
-    """Images whose first row of pixels spells their row number in binary."""
+def barcode_images(n: int, channels: int, binary: bool, start: int = 0) -> np.ndarray:
+    """Images of rows ``start .. start + n - 1``, whose first pixel row spells the row number.
+
+    ``channels`` 0 gives (n, 64, 64) like dSprites' ``imgs``; ``binary`` gives 0/1 pixels.
+    """
     shape = (n, 64, 64) if channels == 0 else (n, 64, 64, channels)
     images = np.zeros(shape, dtype=np.uint8)
-    bits = (np.arange(n, dtype=np.int64)[:, None] >> np.arange(_BITS)) & 1
+    bits = (np.arange(start, start + n, dtype=np.int64)[:, None] >> np.arange(_BITS)) & 1
     images[:, 0, :_BITS, ...] = (bits if binary else bits * 255).astype(np.uint8).reshape(
         (n, _BITS) + (1,) * (images.ndim - 3))
     images[:, 32:40, 24:40, ...] = 1 if binary else 200  # a blob, so the images are not blank
