@@ -196,6 +196,24 @@ def test_truncated_file(kind: str, files: dict[str, Path], tmp_path: Path) -> No
     assert "github.com/deepmind" in str(info.value)
 
 
+def test_spritegen_file_as_a_source(tmp_path: Path) -> None:
+    from spritegen.build import build
+    from spritegen.spec import default_spec, with_overrides
+
+    spec = with_overrides(default_spec(3), {"n": 32, "eval_preset": "tiny"})
+    path = build(spec, tmp_path / "k3.h5", workers=1, progress=False)
+    for text in (str(path), f"spritegen:{path}"):
+        with open_source(text) as source:
+            assert source.kind == "spritegen" and not source.is_grid
+            assert source.metric_source() == str(path)  # the metrics use the stored sets
+            images, factors = source.read_training_set(limit=8)
+            assert images.shape == (8, 64, 64, 1) and factors.shape == (8, 3)
+            assert source.factor_names == ("pos_x", "pos_y", "scale")
+            assert source.observation_shape == (64, 64, 1)
+    with pytest.raises(DatasetError, match="looks like a spritegen dataset"):
+        open_source(f"dsprites:{path}")
+
+
 def test_missing_spritegen_dataset(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no such spritegen dataset; make one with `spritegen build`"):
         open_source(str(tmp_path / "k5.h5"))
@@ -257,13 +275,24 @@ def test_rows_out_of_grid_order_are_refused(files: dict[str, Path], tmp_path: Pa
 def test_wrong_dtypes_are_refused(files: dict[str, Path], tmp_path: Path) -> None:
     with h5py.File(files["3dshapes"], "r") as fh:
         labels = fh["labels"][()]
-    path = _rewrite_shapes3d(files["3dshapes"], tmp_path / "f32.h5",
-                             labels=labels.astype(np.float32))
+    path = _rewrite_shapes3d(files["3dshapes"], tmp_path / "int.h5",
+                             labels=np.rint(labels * 100).astype(np.int64))
     with pytest.raises(DatasetError, match="float64"):
         open_shapes3d(path)
+    path = _rewrite_shapes3d(files["3dshapes"], tmp_path / "f32.h5",
+                             labels=labels.astype(np.float32))  # a faithful re-export opens
+    with open_shapes3d(path) as oracle:
+        assert oracle.factors_num_classes == list(MINI_SHAPES3D_SIZES)
     with h5py.File(files["dsprites-hdf5"], "r") as fh:
         imgs = fh["imgs"][()]
         classes, values = fh["latents/classes"][()], fh["latents/values"][()]
+    float_imgs = tmp_path / "float_imgs.hdf5"
+    with h5py.File(float_imgs, "w") as fh:
+        fh["imgs"] = imgs.astype(np.float32)
+        fh["latents/classes"] = classes
+        fh["latents/values"] = values
+    with pytest.raises(DatasetError, match="imgs has dtype float32, dSprites' is uint8"):
+        open_dsprites(float_imgs)
     grey = tmp_path / "grey.hdf5"
     with h5py.File(grey, "w") as fh:
         fh["imgs"] = imgs * 255

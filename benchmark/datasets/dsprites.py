@@ -45,7 +45,10 @@ PUBLISHED_SIZES = (1, 3, 6, 40, 32, 32)
 FACTOR_COLUMNS = (1, 2, 3, 4, 5)
 FACTOR_KINDS = ("categorical", "discrete", "discrete", "discrete", "discrete")
 SHAPE_CLASSES = ("square", "ellipse", "heart")
+#: Published dtypes (uint8, float64, int64). The check accepts any dtype of the same kind (u, f,
+#: i/u) so that a faithful re-export with, say, int32 classes still opens.
 NPZ_ARRAYS = {"imgs": "|u1", "latents_values": "<f8", "latents_classes": "<i8"}
+_KINDS = {"imgs": "u", "latents_values": "f", "latents_classes": "iu"}
 _PEEK_IMAGES = 64
 
 
@@ -201,11 +204,11 @@ def _open_hdf5(path: Path, in_memory: bool) -> GridOracle:
 
 def _check_shapes(path: Path, shapes: dict, dtypes: dict, container: str) -> None:
     imgs = shapes["imgs"]
-    expected = {k: np.dtype(v) for k, v in NPZ_ARRAYS.items()}
-    for key, want in expected.items():
-        if np.dtype(dtypes[key]) != want:
-            raise DatasetError(f"{path}: {key} has dtype {np.dtype(dtypes[key])}, dSprites' is "
-                               f"{want}; not the dSprites {container}. {ORIGIN}")
+    for key, published in NPZ_ARRAYS.items():
+        got = np.dtype(dtypes[key])
+        if got.kind not in _KINDS[key] or (key == "imgs" and got != np.uint8):
+            raise DatasetError(f"{path}: {key} has dtype {got}, dSprites' is "
+                               f"{np.dtype(published)}; not the dSprites {container}. {ORIGIN}")
     if len(imgs) != 3:
         raise DatasetError(f"{path}: imgs has shape {imgs}, dSprites' is (N, 64, 64); not the "
                            f"dSprites {container}. {ORIGIN}")

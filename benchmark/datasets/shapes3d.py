@@ -63,11 +63,11 @@ def open_shapes3d(path: str | Path, *, in_memory: bool = False, verify: bool = F
         if images.dtype != np.uint8 or len(images.shape) != 4 or images.shape[3] != 3:
             raise DatasetError(f"{path}: images is {tuple(images.shape)} {images.dtype}, 3dshapes' "
                                f"is (480000, 64, 64, 3) uint8. {ORIGIN}")
-        if labels_ds.dtype != np.float64 or tuple(labels_ds.shape) != (images.shape[0], 6):
+        if labels_ds.dtype.kind != "f" or tuple(labels_ds.shape) != (images.shape[0], 6):
             raise DatasetError(f"{path}: labels is {tuple(labels_ds.shape)} {labels_ds.dtype}, "
                                f"expected ({images.shape[0]}, 6) float64 to match images. {ORIGIN}")
         try:
-            labels = labels_ds[()]
+            labels = labels_ds[()].astype(np.float64, copy=False)
         except OSError as exc:
             raise DatasetError(f"{path}: cannot read labels ({exc}); the file is truncated or "
                                f"corrupt. {ORIGIN}") from None
