@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.datasets import open_source
-from benchmark.datasets.testing import _DSPRITES_VALUES, _SHAPES3D_VALUES, barcode_images, grid_latents
+from benchmark.datasets.testing import (DSPRITES_VALUES, SHAPES3D_VALUES, barcode_images,
+                                        grid_latents)
 
 PUBLISHED = {"dsprites": (1, 3, 6, 40, 32, 32), "dsprites-npz": (1, 3, 6, 40, 32, 32),
              "3dshapes": (10, 10, 10, 8, 4, 15)}
@@ -35,7 +36,8 @@ BLOCK = 16384
 def write(kind: str, sizes: tuple[int, ...], path: Path, chunk_rows: int) -> None:
     import h5py
 
-    classes, values = grid_latents(sizes, _SHAPES3D_VALUES if kind == "3dshapes" else _DSPRITES_VALUES)
+    published = SHAPES3D_VALUES if kind == "3dshapes" else DSPRITES_VALUES
+    classes, values = grid_latents(sizes, published)
     n = len(classes)
     if kind == "dsprites-npz":  # np.savez_compressed needs the whole array: 3 GB while writing
         np.savez_compressed(path, imgs=barcode_images(n, 0, True), latents_classes=classes,
@@ -69,7 +71,8 @@ def main() -> None:
                     help="images per HDF5 chunk, 0 for h5py's automatic chunk shape (which, for "
                          "dSprites, spans 23,040 rows and makes every row read slow)")
     args = ap.parse_args()
-    sizes = PUBLISHED[args.kind] if args.grid == "full" else tuple(int(s) for s in args.grid.split(","))
+    sizes = (PUBLISHED[args.kind] if args.grid == "full"
+             else tuple(int(s) for s in args.grid.split(",")))
     with tempfile.TemporaryDirectory(dir=args.folder) as tmp:
         path = Path(tmp) / {"dsprites": "dsprites.hdf5", "dsprites-npz": "dsprites.npz",
                             "3dshapes": "3dshapes.h5"}[args.kind]

@@ -80,12 +80,14 @@ class GroundTruthAdapter:
             oracle_or_path = Oracle.from_file(oracle_or_path)
         self.oracle = oracle_or_path
         if within_bin not in WITHIN_BIN:
-            raise ValueError(f"within_bin must be one of {', '.join(WITHIN_BIN)}, got {within_bin!r}")
+            raise ValueError(f"within_bin must be one of {', '.join(WITHIN_BIN)}, "
+                             f"got {within_bin!r}")
         self.within_bin = within_bin
         k = int(self.oracle.num_factors)
         per_factor = [bins] * k if isinstance(bins, (int, np.integer)) else list(bins)
         if len(per_factor) != k:
-            raise ValueError(f"bins must be one int or {k} ints (one per factor), got {len(per_factor)}")
+            raise ValueError(f"bins must be one int or {k} ints (one per factor), "
+                             f"got {len(per_factor)}")
         self._classes = [int(n) for n in self.oracle.factors_num_classes]
         self._ranges = _factor_ranges(self.oracle)
         self._num_values = []
@@ -122,7 +124,8 @@ class GroundTruthAdapter:
             out[:, k] = rng.integers(0, n, size=num)
         return out
 
-    def sample_observations_from_factors(self, factors: np.ndarray, random_state: Any) -> np.ndarray:
+    def sample_observations_from_factors(self, factors: np.ndarray,
+                                         random_state: Any) -> np.ndarray:
         """Images of factor-index vectors, (n, H, W, C) float32 in [0, 1]."""
         values = self.factor_values(factors, random_state)
         return self.oracle.render(values).astype(np.float32) / np.float32(255.0)
@@ -163,10 +166,11 @@ class GroundTruthAdapter:
         return out
 
     def factor_indices(self, values: np.ndarray) -> np.ndarray:
-        """The oracle's factor array (n, K) -> factor indices (n, K) int64 (the bin of each value)."""
+        """The oracle's factor array (n, K) -> factor indices (n, K) int64 (each value's bin)."""
         v = np.asarray(values, dtype=np.float64)
         if v.ndim != 2 or v.shape[1] != self.num_factors:
-            raise ValueError(f"factor values must have shape (n, {self.num_factors}), got {v.shape}")
+            raise ValueError(f"factor values must have shape (n, {self.num_factors}), "
+                             f"got {v.shape}")
         out = np.empty(v.shape, dtype=np.int64)
         for k, rng_k in enumerate(self._ranges):
             if rng_k is None:

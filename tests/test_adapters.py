@@ -114,7 +114,8 @@ def test_continuous_factors_are_binned() -> None:
     np.testing.assert_array_equal(data.factor_indices(centre), idx)
     values = _SpaceOnly(5).sample_factors(2000, np.random.default_rng(0))
     indices = data.factor_indices(values)
-    assert indices.min() == 0 and (indices.max(axis=0) == np.array(data.factors_num_values) - 1).all()
+    assert indices.min() == 0
+    assert (indices.max(axis=0) == np.array(data.factors_num_values) - 1).all()
 
 
 def test_uniform_within_bin_stays_in_its_bin() -> None:

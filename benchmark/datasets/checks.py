@@ -115,8 +115,8 @@ def grid_values(values: np.ndarray, classes: np.ndarray, sizes: Sequence[int],
         ok = np.isclose(values[:, c], possible[classes[:, c]], rtol=1e-6, atol=1e-9)
         if not ok.all():
             r = int(np.flatnonzero(~ok)[0])
+            cls = int(classes[r, c])
             raise DatasetError(f"{path}: {what}: row {r} has {names[c]} = {values[r, c]!r}, "
-                               f"but its class {int(classes[r, c])} has value {possible[classes[r, c]]!r}"
-                               " elsewhere")
+                               f"but its class {cls} has value {possible[cls]!r} elsewhere")
         out.append(possible)
     return out

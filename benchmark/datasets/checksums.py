@@ -51,7 +51,7 @@ class ChecksumReport:
 
 
 def verify_checksum(path: Path, kind: str) -> ChecksumReport:
-    """Hash ``path`` (streaming, 8 MiB at a time) and compare with the digests known for ``kind``."""
+    """Hash ``path`` (streaming, 8 MiB at a time); compare with the digests known for ``kind``."""
     known = KNOWN_DIGESTS.get(kind, ())
     if not known:
         return ChecksumReport(None, f"no published checksum is known for {kind}")

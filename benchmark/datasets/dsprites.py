@@ -229,8 +229,8 @@ def _make_oracle(path: Path, store: ArrayStore | H5Store, classes: np.ndarray,
     what = "latents_classes"
     sizes = checks.grid_sizes_from_classes(classes, path, what)
     if sizes[0] != 1:
-        raise DatasetError(f"{path}: colour takes {sizes[0]} values; the published dSprites has one "
-                           f"(white). Coloured variants are not supported. {ORIGIN}")
+        raise DatasetError(f"{path}: colour takes {sizes[0]} values; the published dSprites has "
+                           f"one (white). Coloured variants are not supported. {ORIGIN}")
     checks.check_grid_order(classes, sizes, COLUMN_NAMES, path, what)
     possible = checks.grid_values(values, classes, sizes, COLUMN_NAMES, path, "latents_values")
     return GridOracle(name="dsprites", store=store, grid_sizes=sizes, column_names=COLUMN_NAMES,

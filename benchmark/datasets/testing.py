@@ -22,7 +22,10 @@ MINI_DSPRITES_SIZES = (1, 3, 3, 4, 4, 4)
 #: 3dshapes columns: floor_hue, wall_hue, object_hue, scale, shape, orientation (10,10,10,8,4,15).
 MINI_SHAPES3D_SIZES = (2, 2, 3, 2, 4, 3)
 
-_DSPRITES_VALUES = (
+#: Value lists of every column, from which the miniature grids take evenly spaced subsets.
+#: dSprites': as in its metadata. 3dshapes': hues 0.0..0.9 (as third-party copies list them);
+#: scale and orientation ranges are plausible, not verified (the reader takes values from the file).
+DSPRITES_VALUES = (
     np.array([1.0]),
     np.array([1.0, 2.0, 3.0]),
     np.linspace(0.5, 1.0, 6),
@@ -30,7 +33,7 @@ _DSPRITES_VALUES = (
     np.linspace(0.0, 1.0, 32),
     np.linspace(0.0, 1.0, 32),
 )
-_SHAPES3D_VALUES = (
+SHAPES3D_VALUES = (
     np.linspace(0.0, 0.9, 10),
     np.linspace(0.0, 0.9, 10),
     np.linspace(0.0, 0.9, 10),
@@ -80,14 +83,14 @@ def read_barcodes(images: np.ndarray) -> np.ndarray:
 
 
 def _dsprites_arrays(sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    classes, values = grid_latents(sizes, _DSPRITES_VALUES)
+    classes, values = grid_latents(sizes, DSPRITES_VALUES)
     images = barcode_images(len(classes), channels=0, binary=True)
     names = ("color", "shape", "scale", "orientation", "posX", "posY")
     metadata = {
         "date": "test", "version": 1, "title": "dSprites dataset (miniature test copy)",
         "latents_names": names, "latents_sizes": np.asarray(sizes),
         "latents_possible_values": {n: _subset(v, z) for n, v, z in
-                                    zip(names, _DSPRITES_VALUES, sizes)},
+                                    zip(names, DSPRITES_VALUES, sizes)},
     }
     return images, classes, values, metadata
 
@@ -118,7 +121,7 @@ def write_shapes3d(path: Path, sizes: Sequence[int] = MINI_SHAPES3D_SIZES) -> Pa
     """``3dshapes.h5``'s layout: images (N, 64, 64, 3) uint8 and labels (N, 6) float64 only."""
     import h5py
 
-    _, values = grid_latents(sizes, _SHAPES3D_VALUES)
+    _, values = grid_latents(sizes, SHAPES3D_VALUES)
     images = barcode_images(len(values), channels=3, binary=False)
     with h5py.File(path, "w") as fh:
         fh.create_dataset("images", data=images, chunks=(16, 64, 64, 3), compression="gzip")
