@@ -119,8 +119,13 @@ class H5Store:
     def read_all(self) -> np.ndarray:
         if self._images is not None:
             return self._images
+        from tqdm import tqdm
+
         out = np.empty((self.num_images,) + self.observation_shape, dtype=np.uint8)
-        for start in range(0, self.num_images, READ_BATCH):
+        starts = range(0, self.num_images, READ_BATCH)
+        # a bar on terminals only (disable=None): the full read of 3dshapes takes tens of seconds
+        for start in tqdm(starts, desc=f"read {Path(self._file.filename).name}", unit="batch",
+                          disable=None, leave=False):
             stop = min(start + READ_BATCH, self.num_images)
             out[start:stop] = _to_project_images(self._ds[start:stop], self._binary)
         self._images = out  # later renders are served from it: no second copy in memory
