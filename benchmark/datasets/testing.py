@@ -24,7 +24,8 @@ MINI_SHAPES3D_SIZES = (2, 2, 3, 2, 4, 3)
 
 #: Value lists of every column, from which the miniature grids take evenly spaced subsets.
 #: dSprites': as in its metadata. 3dshapes': hues 0.0..0.9 (as third-party copies list them),
-#: orientation -30..30 (its README); the scale range is a guess (the reader takes values from the file).
+#: orientation -30..30 (its README); the scale range is a guess (the reader reads values
+#: from the file).
 DSPRITES_VALUES = (
     np.array([1.0]),
     np.array([1.0, 2.0, 3.0]),
