@@ -172,10 +172,10 @@ def build(spec: DatasetSpec, out: str | Path, *, workers: int | None = None, for
     plan = plan_build(spec)
     tasks = _tasks(spec, plan)
     parts = out.with_name(out.name + ".parts")
-    from spritegen.render.cairo2d import RENDERER_VERSION as CAIRO_VERSION
+    from spritegen.render import renderer_version
 
     manifest = {"spec": spec.to_yaml(), "spritegen": spritegen.__version__,
-                "format_version": FORMAT_VERSION, "cairo2d": CAIRO_VERSION,
+                "format_version": FORMAT_VERSION, "renderer_version": renderer_version(spec.renderer),
                 "num_chunks": len(tasks)}
     _prepare_parts(parts, manifest, force)
     todo = [t for t in tasks if not (parts / t.name).exists()]
