@@ -293,3 +293,24 @@ def test_close_is_idempotent_and_final(shader_cache: Path) -> None:
     renderer.close()
     with pytest.raises(RuntimeError, match="closed"):
         renderer.render(vectors(1, np.random.default_rng(0)))
+
+
+def _make_renderer_in_child() -> str:
+    from spritegen.render.pyrender3d import PyrenderRenderer
+
+    try:
+        PyrenderRenderer(image_size=16, coloured=False).close()
+    except RuntimeError as error:
+        return str(error)
+    return "created"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_worker_gets_a_clear_error_not_a_hang(r3d) -> None:
+    """Mesa hangs in a child forked after the parent used GL; the renderer refuses instead."""
+    import multiprocessing
+
+    r3d.render(vectors(1, np.random.default_rng(9)))  # this process has used GL
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        message = pool.apply_async(_make_renderer_in_child).get(timeout=60)
+    assert "spawn" in message and "forked" in message

@@ -14,6 +14,10 @@ stack (design section 7) are handled here and nowhere else:
   renderer still alive in that process. :func:`open_offscreen` / :func:`close_offscreen` count the
   live EGL renderers and terminate the display only when the last one closes.
 
+* A process forked from one that has ever created a GL context (even one since closed) hangs when
+  it creates its own (Mesa's driver state does not survive ``fork``). :func:`open_offscreen` turns
+  that hang into a clear error; start 3D workers with the ``spawn`` (or ``forkserver``) method.
+
 It also lets a caller move Mesa's on-disk shader cache (written under ``$HOME`` by default) with
 :func:`redirect_shader_cache`, which tests and sandboxed workers use.
 """
@@ -47,13 +51,20 @@ def import_pyrender() -> ModuleType:
 
 
 _live_egl_renderers = 0
+_gl_pid: int | None = None  # the process that created a GL context, inherited by forked children
 
 
 def open_offscreen(width: int, height: int):  # -> pyrender.OffscreenRenderer
     """Create a pyrender ``OffscreenRenderer``; pair with :func:`close_offscreen`."""
-    global _live_egl_renderers
+    global _live_egl_renderers, _gl_pid
+    if _gl_pid is not None and _gl_pid != os.getpid():
+        raise RuntimeError(
+            "cannot create a 3D renderer in a process forked from one that already used OpenGL "
+            f"(pid {_gl_pid}); start 3D workers with multiprocessing's 'spawn' or 'forkserver' "
+            "method, or create no renderer in the parent before forking")
     pyrender = import_pyrender()
     renderer = pyrender.OffscreenRenderer(width, height)
+    _gl_pid = os.getpid()
     if _is_egl(renderer):
         _live_egl_renderers += 1
     return renderer
