@@ -6,7 +6,11 @@ wall-clock over all workers, start-up included and excluded. Mesa's llvmpipe ras
 ``LP_NUM_THREADS`` threads; the default of 1 here makes one worker use one core, so the per-worker
 figure is a per-core figure and N workers use N cores.
 
-    PYTHONPATH=. python benchmarks/bench_render3d.py --frames 3000 --size 64
+    PYTHONPATH=. python benchmarks/bench_render3d.py --frames 3000 --size 64 --build-images 4000
+
+``--build-images N`` also times a whole K = 7 build (``spritegen.build.build``, no evaluation
+sets, gzip level 1) of N images with 1 and 2 workers, end to end: planning, spawning workers,
+rendering, compressing, assembling the HDF5 file.
 """
 
 from __future__ import annotations
@@ -80,11 +84,26 @@ def run_pool(workers: int, frames: int, size: int, batch: int) -> None:
           f"(start-up {max(r['startup_s'] for r in results):.2f} s)")
 
 
+def time_build(n: int, size: int, workers: int, folder: str) -> None:
+    from spritegen.build import build
+    from spritegen.spec import spec_from_mapping
+
+    spec = spec_from_mapping({"factors": 7, "n": n, "image_size": size, "seed": 0,
+                              "evaluation": "none"})
+    t0 = time.perf_counter()
+    build(spec, os.path.join(folder, f"k7_w{workers}.h5"), workers=workers, progress=False)
+    wall = time.perf_counter() - t0
+    print(f"build K=7, {n} images, {workers} worker(s): {wall:.2f} s = {n / wall:.0f} images/s "
+          f"({1e3 * wall / n * workers:.2f} ms/image/worker end to end)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--build-images", type=int, default=0,
+                        help="also time a whole K=7 build of this many images (0: skip)")
     parser.add_argument("--lp-threads", default="1",
                         help="LP_NUM_THREADS for Mesa llvmpipe ('' keeps the environment's)")
     args = parser.parse_args()
@@ -104,6 +123,10 @@ def main() -> None:
           f"start-up {single['startup_s']:.2f} s")
     for workers in (1, 2):
         run_pool(workers, args.frames, args.size, args.batch)
+    if args.build_images:
+        with tempfile.TemporaryDirectory(prefix="bench_build3d_") as folder:
+            for workers in (1, 2):
+                time_build(args.build_images, args.size, workers, folder)
     cache.cleanup()
 
 
