@@ -293,3 +293,12 @@ def _write_metadata(f, spec: DatasetSpec) -> None:
             [SYMMETRY_2D[c] for c in shape.classes], dtype=np.float64))
         meta["symmetry_radians"].attrs["note"] = (
             "smallest in-plane rotation mapping each shape (class order) onto itself")
+    else:
+        from spritegen.render.pyrender3d import SYMMETRY_3D
+
+        table = [SYMMETRY_3D[c] for c in shape.classes_3d]
+        meta.create_dataset("symmetry_radians", data=np.array(
+            [[t["rotation_period"], t["rotation_y_period"]] for t in table], dtype=np.float64))
+        meta["symmetry_radians"].attrs["note"] = (
+            "per shape (class order): period of rotation (about x) and of rotation_y alone")
+        meta.create_dataset("symmetry_notes", data=_string_array(str(t["joint"]) for t in table))
