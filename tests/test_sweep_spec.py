@@ -47,7 +47,8 @@ def test_experiment2_is_the_thesis_grid_with_epochs_by_k() -> None:
         assert p.params["latent_dim"] == 20
         assert p.params["epochs"] == epochs_by_k[p.factors]
     assert {p.factors for p in points} == set(range(1, 8))
-    assert spec.datasets["k7"].overrides["renderer"] == "3d"
+    assert spec.datasets["k7"].resolve().renderer == "3d"
+    assert {e.resolve().n for e in spec.datasets.values()} == {1_000_000}
     assert {ep.line for ep in layout["experiment2"]} == {(1.0,), (2.0,), (4.0,), (8.0,)}
 
 
@@ -96,7 +97,10 @@ BAD = [
     (GOOD.replace("beta: [1, 4]", "beta: []"), "grid.beta: must be a non-empty list"),
     (GOOD.replace("zip: {data: [a, b]}", "zip: {data: [a, b], epochs: [1]}"), "zip: lists must have the same length"),
     (GOOD.replace("zip: {data: [a, b]}", "zip: {data: [a, c]}"), "data: 'c' is neither a dataset of datasets: (a, b)"),
-    (GOOD.replace("a: {factors: 2, n: 100}", "a: {n: 100}"), "datasets.a.factors: required"),
+    (GOOD.replace("a: {factors: 2, n: 100}", "a: {n: 100}"), "datasets.a: give factors (the number of factors K, 1..7) or spec"),
+    (GOOD.replace("a: {factors: 2, n: 100}", "a: {spec: nowhere.yaml}"), "datasets.a.spec: no such dataset spec file"),
+    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, colour: red}"), "datasets.a.colour: unknown field; allowed: spec, factors, n"),
+    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, eval_preset: huge}"), "datasets.a.eval_preset: must be one of full, quick, tiny, none"),
     (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 9}"), "datasets.a.factors: must be an integer in 1..7, got 9"),
     (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 7, renderer: 2d}"), "datasets.a.renderer: 7 factors need the 3d renderer"),
     (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, renderer: 4d}"), "datasets.a.renderer: must be one of 2d, 3d, got '4d'"),

@@ -18,18 +18,6 @@ def dataset_path(sweep_dir: Path, name: str) -> Path:
     return sweep_dir / "datasets" / f"{name}.h5"
 
 
-def dataset_spec(entry: DatasetEntry) -> Any:
-    """The spritegen ``DatasetSpec`` an entry describes: its spec file (or the default spec for
-    its number of factors) with the entry's other fields as overrides."""
-    from spritegen.spec import default_spec, load_spec, with_overrides  # noqa: PLC0415
-
-    overrides = dict(entry.overrides)
-    if entry.spec_path is not None:
-        return load_spec(entry.spec_path, overrides)
-    base = default_spec(int(overrides.pop("factors")), overrides.pop("renderer", None))
-    return with_overrides(base, overrides)
-
-
 def _complete(path: Path) -> bool:
     from spritegen.datafile import open_dataset  # noqa: PLC0415
     from spritegen.errors import DatasetError  # noqa: PLC0415
@@ -59,7 +47,7 @@ def build_datasets(
     paths = {}
     for entry in entries:
         path = dataset_path(sweep_dir, entry.name)
-        spec = dataset_spec(entry)  # validate before any work
+        spec = entry.resolve()
         if not _complete(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             build(spec, path, workers=workers, executor=executor, progress=progress)

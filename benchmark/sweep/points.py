@@ -70,16 +70,6 @@ def _safe(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in s)
 
 
-def dataset_fingerprint(spec: SweepSpec, name: str) -> str:
-    """A hash of a dataset's definition (its spec file's text and the overrides)."""
-    entry = spec.datasets[name]
-    h = hashlib.sha256()
-    if entry.spec_path is not None:
-        h.update(entry.spec_path.read_bytes())
-    h.update(json.dumps(entry.overrides, sort_keys=True).encode())
-    return h.hexdigest()[:16]
-
-
 def run_id(params: dict[str, Any], identity: dict[str, Any]) -> str:
     """Readable prefix from ``params`` plus a hash of ``identity`` (everything that matters)."""
     parts = []
@@ -106,7 +96,7 @@ def _combinations(grid: dict[str, list[Any]], zipped: dict[str, list[Any]]) -> l
 def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, dict[str, Any]]:
     """(dataset name or None, identity of the data) for a ``data`` value."""
     if value in spec.datasets:
-        return value, {"dataset": value, "definition": dataset_fingerprint(spec, value)}
+        return value, {"dataset": value, "definition": spec.datasets[value].digest}
     path = Path(value)
     path = path if path.is_absolute() else spec.base_dir / path
     if not path.is_file():

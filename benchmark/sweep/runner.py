@@ -65,8 +65,8 @@ def manifest(spec: SweepSpec, points: list[Point], layout: dict[str, list[Experi
         "name": spec.name,
         "description": spec.description,
         "datasets": {
-            name: {"path": f"datasets/{name}.h5", "factors": e.factors, "overrides": e.overrides,
-                   "spec_file": str(e.spec_path) if e.spec_path else None}
+            name: {"path": f"datasets/{name}.h5", "factors": e.factors, "digest": e.digest,
+                   "overrides": e.overrides, "spec_file": str(e.spec_path) if e.spec_path else None}
             for name, e in spec.datasets.items()
         },
         "points": [

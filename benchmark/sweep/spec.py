@@ -9,8 +9,8 @@ Layout (see docs/sweeps.md)::
     name: experiment1               # names the sweep folder; letters, digits, - _ .
     description: free text
     datasets:                       # built once into <sweep>/datasets/<name>.h5, shared by runs
-      k5: {factors: 5, n: 1000000}  # or {spec: path/to/dataset.yaml, n: ...}; other keys are
-                                    # overrides of the dataset spec
+      k5: {spec: factors5.yaml}     # a dataset spec file (relative to this file), or
+      k2: {factors: 2, n: 20000}    # the default spec for K factors; other keys override fields
     set: {model: betavae, epochs: 30}   # run parameters common to every point
     grid:                           # cartesian product
       latent_dim: [5, 10, 15, 20]
@@ -37,7 +37,7 @@ import yaml
 
 from spritegen.errors import SpecError
 from spritegen.render import RENDERER_KINDS
-from spritegen.spec import EVAL_PRESETS
+from spritegen.spec import EVAL_PRESETS, default_spec, load_spec, with_overrides
 
 # The `bench run` parameters a sweep may set, with a checker for each value. Mirrors the flags of
 # `bench run` and the keys of `benchmark.run.run(config)` (docs/architecture.md, "Runs").
@@ -139,15 +139,28 @@ DERIVED_AXES = ("factors",)
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A dataset a sweep builds once: an optional base spec file plus overrides of its fields."""
+    """A dataset a sweep builds once: a base spec (a file, or the default spec for ``factors``)
+    plus overrides of its fields. ``factors`` and ``digest`` come from the resolved spec; the
+    digest (of its canonical text) is what identifies the dataset in run ids."""
 
     name: str
     spec_path: Path | None
     overrides: dict[str, Any]
+    factors: int
+    digest: str
 
-    @property
-    def factors(self) -> int:
-        return int(self.overrides["factors"])
+    def resolve(self) -> Any:
+        """The validated ``spritegen.spec.DatasetSpec``."""
+        return resolve_dataset(self.spec_path, self.overrides)
+
+
+def resolve_dataset(spec_path: Path | None, overrides: dict[str, Any]) -> Any:
+    """The spec file (or the default spec for ``overrides['factors']``) with the overrides."""
+    overrides = dict(overrides)
+    if spec_path is not None:
+        return load_spec(spec_path, overrides)
+    base = default_spec(int(overrides.pop("factors")), overrides.pop("renderer", None))
+    return with_overrides(base, overrides)
 
 
 @dataclass(frozen=True)
@@ -249,9 +262,10 @@ def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
         spec_path = p if p.is_absolute() else base_dir / p
         if not spec_path.is_file():
             raise SpecError(f"{where}.spec: no such dataset spec file: {spec_path}")
-    if "factors" not in d:
-        raise SpecError(f"{where}.factors: required; the number of factors K the dataset varies (1..{MAX_FACTORS})")
-    _factors(f"{where}.factors", d["factors"])
+    if "factors" in d:
+        _factors(f"{where}.factors", d["factors"])
+    elif spec_path is None:
+        raise SpecError(f"{where}: give factors (the number of factors K, 1..{MAX_FACTORS}) or spec (a dataset spec file)")
     for key in d:
         if key not in DATASET_KEYS:
             raise SpecError(f"{where}.{key}: unknown field; allowed: spec, {', '.join(DATASET_KEYS)}")
@@ -268,7 +282,12 @@ def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
         raise SpecError(f"{where}.renderer: must be one of {', '.join(RENDERERS)}, got {d['renderer']!r}")
     if d.get("factors") == MAX_FACTORS and d.get("renderer", "3d") != "3d":
         raise SpecError(f"{where}.renderer: {MAX_FACTORS} factors need the 3d renderer, got {d['renderer']!r}")
-    return DatasetEntry(name=name, spec_path=spec_path, overrides=d)
+    try:
+        resolved = resolve_dataset(spec_path, d)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    return DatasetEntry(name=name, spec_path=spec_path, overrides=d, factors=resolved.factors,
+                        digest=resolved.digest())
 
 
 def _report(where: str, raw: Any) -> ReportSettings:
