@@ -145,7 +145,7 @@ def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> 
     proc = subprocess.run([sys.executable, "-c", code, str(spec), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "Error: grid.beta[1]: must be a positive number, got 'x'"
+    assert proc.stderr.strip() == "bench: error: grid.beta[1]: must be a positive number, got 'x'"
     assert not (tmp_path / "out").exists()
 
 

@@ -15,7 +15,7 @@ from spritegen.errors import SpritegenError
 
 
 def _fail(exc: SpritegenError) -> None:
-    click.echo(f"Error: {exc}", err=True)
+    click.echo(f"bench: error: {exc}", err=True)
     sys.exit(2)
 
 
