@@ -88,7 +88,7 @@ def eval_images(preset: str) -> int:
 def measure(tmp: Path, k: int, n: int, steps: tuple[int, int]) -> dict[str, float]:
     """Seconds per training step and per evaluation (quick measured, full scaled by images)."""
     spec = parse_sweep_spec({"name": "t", "datasets": {"d": {"factors": k, "n": n, "eval_preset": "quick"}},
-                             "set": {"model": "betavae", "data": "d"}, "report": {"x": "latent_dim"}})
+                             "set": {"model": "betavae", "data": "d", "latent_dim": 10}, "report": {"x": "latent_dim"}})
     data = build_datasets(list(spec.datasets.values()), tmp / f"k{k}", progress=False)["d"]
     run_time(data, tmp / "warm", steps=2)  # warm caches (imports, file pages)
     short = run_time(data, tmp / "a", steps=steps[0])
@@ -118,15 +118,16 @@ def estimate(spec_name: str, times: dict[int, dict[str, float]], suffix: str = "
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--skip-ray", action="store_true", help="no tiny sweep on Ray")
+    ap.add_argument("--skip-tiny", action="store_true", help="no tiny sweeps: only the cost estimate")
     ap.add_argument("--gpu-speedup", type=float, default=40.0,
                     help="assumed ratio of CPU to GPU time per training step (not measured here)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sweep-timing-"))
     try:
-        for workers in (1, 2):
+        for workers in () if args.skip_tiny else (1, 2):
             print(f"tiny sweep (4 runs), local, {workers} worker(s): {tiny_sweep(tmp, 'local', workers):.1f} s")
-        if not args.skip_ray:
+        if not (args.skip_ray or args.skip_tiny):
             print(f"tiny sweep (4 runs), local Ray instance, 2 CPUs: {tiny_sweep(tmp, 'ray'):.1f} s")
         times = {1: measure(tmp, 5, 4096, (10, 40)), 3: measure(tmp, 6, 4096, (10, 40))}
         cores = os.cpu_count() or 1

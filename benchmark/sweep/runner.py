@@ -64,6 +64,7 @@ def manifest(spec: SweepSpec, points: list[Point], layout: dict[str, list[Experi
         "format": MANIFEST_FORMAT,
         "name": spec.name,
         "description": spec.description,
+        "spec_source": str(spec.source) if spec.source else None,
         "datasets": {
             name: {"path": f"datasets/{name}.h5", "factors": e.factors, "digest": e.digest,
                    "overrides": e.overrides, "spec_file": str(e.spec_path) if e.spec_path else None}
@@ -127,7 +128,9 @@ def run_sweep(
     sweep_dir = Path(out) if out is not None else Path("sweeps") / spec.name
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
     points, layout = expand(spec)
-    (sweep_dir / "spec.yaml").write_text(spec.text)
+    header = (f"# The sweep spec as read from {spec.source} (relative paths are relative to its folder).\n"
+              if spec.source else "")
+    (sweep_dir / "spec.yaml").write_text(header + spec.text)
     _write_json(sweep_dir / MANIFEST, manifest(spec, points, layout))
 
     result = SweepResult(sweep_dir=sweep_dir, total=len(points))

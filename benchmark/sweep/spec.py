@@ -195,6 +195,7 @@ class SweepSpec:
     experiments: tuple[Experiment, ...]
     text: str
     base_dir: Path = field(default=Path("."))
+    source: Path | None = None  # the file it was read from, if any
 
 
 def _mapping(where: str, v: Any) -> dict[str, Any]:
@@ -344,7 +345,9 @@ def _experiment(where: str, raw: dict[str, Any], name: str, shared: dict[str, An
     )
 
 
-def parse_sweep_spec(data: Any, text: str = "", base_dir: Path | str = ".") -> SweepSpec:
+def parse_sweep_spec(
+    data: Any, text: str = "", base_dir: Path | str = ".", source: Path | None = None
+) -> SweepSpec:
     """Validate a sweep spec already loaded from YAML (a mapping)."""
     base_dir = Path(base_dir)
     d = _mapping("spec", data)
@@ -384,6 +387,7 @@ def parse_sweep_spec(data: Any, text: str = "", base_dir: Path | str = ".") -> S
         experiments=tuple(experiments),
         text=text,
         base_dir=base_dir,
+        source=source,
     )
     # Expanding checks the cross-field rules (data names, one point per x/line/seed, ...).
     from benchmark.sweep.points import expand  # noqa: PLC0415 (avoid an import cycle)
@@ -400,9 +404,11 @@ def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
             raise SpecError(f"spec: no such sweep spec file: {path}")
         text = path.read_text()
         base_dir = path.resolve().parent
+        source: Path | None = path.resolve()
     else:
         text = str(path_or_text)
         base_dir = Path.cwd()
+        source = None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -410,4 +416,4 @@ def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise SpecError(f"spec: not valid YAML{where}: {problem}") from None
-    return parse_sweep_spec(data, text=text, base_dir=base_dir)
+    return parse_sweep_spec(data, text=text, base_dir=base_dir, source=source)
