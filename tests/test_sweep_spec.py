@@ -149,6 +149,18 @@ def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
+def test_dry_run_lists_every_run() -> None:
+    from click.testing import CliRunner
+
+    from benchmark.sweep.cli import sweep_command
+
+    res = CliRunner().invoke(sweep_command, [str(SPECS / "experiment2.yaml"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[-1] == "84 runs (experiment2: 84); 7 datasets"
+    assert len(lines) == 85 and all(" model=betavae " in line for line in lines[:-1])
+
+
 def _square(x: int) -> int:
     return x * x
 

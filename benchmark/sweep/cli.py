@@ -32,13 +32,22 @@ def _fail(exc: SpritegenError) -> None:
 @click.option("--cpus-per-run", type=float, default=1.0, show_default=True, help="Ray: CPUs reserved per run.")
 @click.option("--build-workers", type=int, default=None, help="Processes rendering each dataset.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--dry-run", is_flag=True, help="Validate SPEC and list its runs; build and train nothing.")
 def sweep_command(spec: Path, out: Path | None, executor: str, address: str | None, workers: int | None,
-                  cpus_per_run: float, build_workers: int | None, quiet: bool) -> None:
+                  cpus_per_run: float, build_workers: int | None, quiet: bool, dry_run: bool) -> None:
     """Train every point of sweep SPEC (YAML), skipping the ones already finished."""
-    from benchmark.sweep import format_summary, load_sweep_spec, run_sweep  # noqa: PLC0415
+    from benchmark.sweep import expand, format_summary, load_sweep_spec, run_sweep  # noqa: PLC0415
 
     try:
         sweep_spec = load_sweep_spec(spec)
+        if dry_run:
+            points, layout = expand(sweep_spec)
+            for p in points:
+                params = " ".join(f"{k}={v}" for k, v in p.params.items())
+                click.echo(f"{p.id}  {params}")
+            per_exp = ", ".join(f"{name}: {len(eps)}" for name, eps in layout.items())
+            click.echo(f"{len(points)} runs ({per_exp}); {len(sweep_spec.datasets)} datasets")
+            return
         kwargs = {"cpus_per_run": cpus_per_run} if executor == "ray" else {}
         result = run_sweep(sweep_spec, out=out, executor=executor, address=address, workers=workers,
                            build_workers=build_workers, progress=not quiet, **kwargs)
