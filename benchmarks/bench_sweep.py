@@ -1,20 +1,21 @@
 """Measure what a sweep costs on this machine, and estimate the thesis' full Experiments 1 and 2.
 
-    PYTHONPATH=. python benchmarks/sweep_timing.py [--skip-ray] [--gpu-speedup 40]
+    PYTHONPATH=. python benchmarks/bench_sweep.py [--skip-ray] [--skip-tiny] [--gpu-step-ms 2.5]
 
 Prints: the wall time of specs/sweep-tiny.yaml locally (1 and 2 workers) and on a local Ray
-instance (2 CPUs), datasets built beforehand;
-the time per training step (1-channel and 3-channel images), measured as the difference between
-two runs of different lengths so start-up costs cancel; the time of one evaluation with the
-quick and the full metric presets; and from those, the estimated time of Experiments 1 and 2
-(1,000,000 images per dataset, batch 64, one quick evaluation per epoch and one full one at the
-end). The GPU estimate divides the training time by --gpu-speedup, an assumed ratio (no GPU is
-measured here; say so when quoting it).
+instance (2 CPUs), datasets built beforehand; the time per training step (1- and 3-channel
+images) and per quick evaluation as a 40-step run records them in its metrics.jsonl, the full
+evaluation scaled from the quick one by the images it encodes; and from those, the estimated time
+of Experiments 1 and 2 (1,000,000 images per dataset, batch 64, one quick evaluation per epoch
+and one full one at the end, runs one after another). The GPU estimate assumes --gpu-step-ms per
+training step and scales the evaluations by the same ratio: no GPU is measured here, so say so
+when quoting it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import resource
@@ -85,22 +86,25 @@ def eval_images(preset: str) -> int:
     return EvalSizes(**EVAL_PRESETS[preset]).total_images
 
 
-def measure(tmp: Path, k: int, n: int, steps: tuple[int, int]) -> dict[str, float]:
-    """Seconds per training step and per evaluation (quick measured, full scaled by images)."""
+def measure(tmp: Path, k: int, n: int, steps: int) -> dict[str, float]:
+    """Seconds per training step and per quick evaluation, from the run's own records
+    (``train_time_s``/``steps_in_epoch`` and ``score_time_s`` in metrics.jsonl); the full
+    evaluation is the quick one scaled by the images it encodes. ``*_cpu``: the same scaled by
+    the run's CPU time / wall time, i.e. what the work costs in CPU seconds whatever the load."""
     spec = parse_sweep_spec({"name": "t", "datasets": {"d": {"factors": k, "n": n, "eval_preset": "quick"}},
-                             "set": {"model": "betavae", "data": "d", "latent_dim": 10}, "report": {"x": "latent_dim"}})
+                             "set": {"model": "betavae", "data": "d", "latent_dim": 10},
+                             "report": {"x": "latent_dim"}})
     data = build_datasets(list(spec.datasets.values()), tmp / f"k{k}", progress=False)["d"]
     run_time(data, tmp / "warm", steps=2)  # warm caches (imports, file pages)
-    short = run_time(data, tmp / "a", steps=steps[0])
-    short_cpu = CPU_SECONDS[-1]
-    long = run_time(data, tmp / "b", steps=steps[1])
-    per_step = (long - short) / (steps[1] - steps[0])
-    per_step_cpu = (CPU_SECONDS[-1] - short_cpu) / (steps[1] - steps[0])
-    quick = run_time(data, tmp / "c", steps=steps[0], final_preset="quick") - short
-    quick_cpu = CPU_SECONDS[-1] - short_cpu
+    wall = run_time(data, tmp / "a", steps=steps, score_preset="quick")
+    cpu_share = CPU_SECONDS[-1] / wall
+    row = json.loads((tmp / "a" / "metrics.jsonl").read_text().splitlines()[-1])
+    per_step = row["train_time_s"] / row["steps_in_epoch"]
+    quick = row["score_time_s"]
     scale = eval_images("full") / eval_images("quick")  # encoding dominates: scale by images
     return {"step": per_step, "quick": quick, "full": quick * scale,
-            "step_cpu": per_step_cpu, "quick_cpu": quick_cpu, "full_cpu": quick_cpu * scale}
+            "step_cpu": per_step * cpu_share, "quick_cpu": quick * cpu_share,
+            "full_cpu": quick * scale * cpu_share}
 
 
 def estimate(spec_name: str, times: dict[int, dict[str, float]], suffix: str = "") -> tuple[float, float]:
@@ -120,8 +124,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-ray", action="store_true", help="no tiny sweep on Ray")
     ap.add_argument("--skip-tiny", action="store_true", help="no tiny sweeps: only the cost estimate")
-    ap.add_argument("--gpu-speedup", type=float, default=40.0,
-                    help="assumed ratio of CPU to GPU time per training step (not measured here)")
+    ap.add_argument("--gpu-step-ms", type=float, default=2.5,
+                    help="assumed GPU time per training step (not measured here)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sweep-timing-"))
     try:
@@ -129,20 +133,21 @@ def main() -> None:
             print(f"tiny sweep (4 runs), local, {workers} worker(s): {tiny_sweep(tmp, 'local', workers):.1f} s")
         if not (args.skip_ray or args.skip_tiny):
             print(f"tiny sweep (4 runs), local Ray instance, 2 CPUs: {tiny_sweep(tmp, 'ray'):.1f} s")
-        times = {1: measure(tmp, 5, 4096, (10, 40)), 3: measure(tmp, 6, 4096, (10, 40))}
+        times = {1: measure(tmp, 5, 4096, 40), 3: measure(tmp, 6, 4096, 40)}
         cores = os.cpu_count() or 1
         print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {cores} cores")
         for ch, t in times.items():
             print(f"{ch}-channel images: {t['step'] * 1000:.0f} ms/step wall ({t['step_cpu'] * 1000:.0f} ms CPU), "
                   f"quick evaluation {t['quick']:.1f} s wall ({t['quick_cpu']:.1f} s CPU), full evaluation "
                   f"~{t['full']:.0f} s wall (quick scaled by images encoded)")
-        quiet = {ch: {k: v / cores for k, v in t.items() if k.endswith("_cpu")} for ch, t in times.items()}
         for name in ("experiment1", "experiment2"):
             train, evals = estimate(name, times)
-            qtrain, qevals = estimate(name, quiet, "_cpu")
-            print(f"{name}: as measured {train / 86400:.1f} days training + {evals / 86400:.1f} days evaluation; "
-                  f"unshared ({cores} cores busy: CPU time / {cores}) {qtrain / 86400:.1f} + {qevals / 86400:.1f} days; "
-                  f"on one GPU, assuming {args.gpu_speedup:g}x per step, training ~{qtrain / args.gpu_speedup / 3600:.0f} h")
+            steps, _ = estimate(name, {ch: {"step": 1.0, "quick": 0.0, "full": 0.0} for ch in times})
+            ratio = times[1]["step"] / (args.gpu_step_ms / 1000)
+            gpu = steps * args.gpu_step_ms / 1000 + evals / ratio
+            print(f"{name}: {steps / 1e6:.2f} M steps; at the measured rates {train / 86400:.0f} days training + "
+                  f"{evals / 86400:.1f} days evaluation, one run at a time; on one GPU at an assumed "
+                  f"{args.gpu_step_ms:g} ms/step (ratio {ratio:.0f}x, evaluation scaled alike) ~{gpu / 3600:.0f} h")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
