@@ -29,8 +29,10 @@ from click.testing import CliRunner
 
 def _finished(sweep: Path) -> list[Path]:
     runs = sweep / "runs"
-    return sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.endswith(".partial")
-                  and (p / "summary.json").is_file()) if runs.is_dir() else []
+    if not runs.is_dir():
+        return []
+    return sorted(p for p in runs.iterdir() if p.is_dir() and (p / "summary.json").is_file()
+                  and json.loads((p / "summary.json").read_text())["status"] == "finished")
 
 
 def _expected_figures(report: Path, experiment: str) -> list[Path]:
@@ -80,7 +82,7 @@ def test_killed_sweep_resumes_and_runs_only_the_rest(local_sweep: tuple[Path, di
     # the run finished before the kill was not touched
     assert (sweep / "runs" / info["before"]["id"] / "summary.json").stat().st_mtime_ns == info["before"]["mtime"]
     assert len(_finished(sweep)) == 4
-    assert not list((sweep / "runs").glob("*.partial"))
+    assert sorted(p.name for p in (sweep / "runs").iterdir() if p.is_dir()) == [p.name for p in _finished(sweep)]
     # both datasets were built once into the sweep folder and every run trained on its own
     for run in _finished(sweep):
         config = json.loads((run / "config.json").read_text())
@@ -140,6 +142,7 @@ def test_tiny_sweep_on_a_local_ray_instance(local_sweep: tuple[Path, dict]) -> N
     assert sorted(p.name for p in _finished(out)) == sorted(p.name for p in _finished(local))
     for run in _finished(out):
         assert {"config.json", "metrics.jsonl", "summary.json", "traversal.png"} <= {p.name for p in run.iterdir()}
+        assert json.loads((run / "config.json").read_text())["out"] == str(run.resolve())
     written = write_report(out)
     for path in _expected_figures(out / "report", "tiny"):
         assert path in written, path

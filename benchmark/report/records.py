@@ -123,6 +123,15 @@ class ExperimentData:
         return out
 
 
+def _finished(run_dir: Path) -> bool:
+    """A run counts once bench run has written a summary with status "finished"."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return summary.get("status", "finished") == "finished"
+
+
 def sort_key(v: Any) -> tuple[int, float, str]:
     """Numbers in numeric order, then strings, then missing values."""
     if v is None:
@@ -145,7 +154,7 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
     def scores_of(run_id: str, metrics: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
         if run_id not in cache:
             run_dir = sweep_dir / "runs" / run_id
-            if (run_dir / "summary.json").is_file() and (run_dir / "metrics.jsonl").is_file():
+            if _finished(run_dir) and (run_dir / "metrics.jsonl").is_file():
                 rows = read_metrics(run_dir)
                 got = {}
                 for m in ("kim_mnih", "kim_mnih_weighted", "higgins"):

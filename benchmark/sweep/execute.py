@@ -1,9 +1,10 @@
 """Running one point of a sweep: the single place where a sweep calls `bench run`.
 
-A run trains into ``<id>.partial`` and is renamed to ``<id>`` only once ``benchmark.run.run``
-has returned, so a folder named by a run id always holds a finished run (a killed sweep leaves at
-most a ``.partial`` folder, from whose checkpoint the next start resumes that run). Errors are caught
-here and returned as data, so one failing run never stops the others.
+A local run trains in place, into ``runs/<id>``; it counts as finished once its ``summary.json``
+says ``"status": "finished"``, which bench run writes last. A sweep killed mid-run leaves the
+folder with its checkpoint, and the next start resumes the run from there (bench run resumes an
+unfinished folder with the same config). Errors are caught here and returned as data, so one
+failing run never stops the others.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from benchmark.sweep.spec import HPARAM_KEYS
 
 SUMMARY = "summary.json"
-PARTIAL_SUFFIX = ".partial"
+UNPACK_SUFFIX = ".unpacking"
 LOG_NAME = "sweep.log"
 
 
@@ -51,7 +52,7 @@ class Outcome:
 
 
 def is_finished(run_dir: Path) -> bool:
-    """A run is finished when its folder (not ``.partial``) holds a finished summary."""
+    """A run is finished when its folder holds a summary with status "finished"."""
     path = run_dir / SUMMARY
     if not path.is_file():
         return False
@@ -133,10 +134,10 @@ def _train_into(task: RunTask, folder: Path) -> Outcome:
     try:
         with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
             summary = execute_point(task.config, folder)
-        if not is_finished(folder):
+        if not (folder / SUMMARY).exists():
             # bench run always writes summary.json; keep the promise of is_finished regardless.
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
+            (folder / SUMMARY).write_text(json.dumps({"status": "finished", **summary}, indent=2, default=str))
         shutil.move(str(log), folder / LOG_NAME)
         return Outcome(task.id, True, time.perf_counter() - start, summary=summary)
     except Exception as exc:  # noqa: BLE001 - reported to the sweep, which carries on
@@ -151,15 +152,7 @@ def _train_into(task: RunTask, folder: Path) -> Outcome:
 
 def run_task(task: RunTask) -> Outcome:
     """Train a point straight into the sweep folder (local workers share its file system)."""
-    runs = Path(task.runs_dir)
-    partial = runs / f"{task.id}{PARTIAL_SUFFIX}"
-    outcome = _train_into(task, partial)
-    if outcome.ok:
-        final = runs / task.id
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
-    return outcome
+    return _train_into(task, Path(task.runs_dir) / task.id)
 
 
 def run_task_packed(task: RunTask) -> Outcome:
@@ -180,18 +173,26 @@ def run_task_packed(task: RunTask) -> Outcome:
 
 
 def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
-    """Write a packed run folder into ``runs_dir`` atomically (via a ``.partial`` folder)."""
+    """Write a packed run folder into ``runs_dir/<id>`` atomically (unpacked aside, then renamed),
+    and point the ``out`` recorded in its config.json and summary.json at where it now lies."""
     if not outcome.ok or outcome.packed is None:
         return
-    partial = runs_dir / f"{outcome.id}{PARTIAL_SUFFIX}"
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    staging = runs_dir / f"{outcome.id}{UNPACK_SUFFIX}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(outcome.packed), mode="r") as tar:
-        tar.extractall(partial, filter="data")
+        tar.extractall(staging, filter="data")
     final = runs_dir / outcome.id
+    for name in ("config.json", SUMMARY):
+        path = staging / outcome.id / name
+        if path.is_file():
+            record = json.loads(path.read_text())
+            if "out" in record:
+                record["out"] = str(final.resolve())
+                path.write_text(json.dumps(record, indent=2) + "\n")
     if final.exists():
         shutil.rmtree(final)
-    os.replace(partial / outcome.id, final)
-    shutil.rmtree(partial)
+    os.replace(staging / outcome.id, final)
+    shutil.rmtree(staging)
     outcome.packed = None
