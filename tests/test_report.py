@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("benchmark.run", reason="needs bench run (the training branch)")
 from click.testing import CliRunner
 
 from benchmark.report import write_report

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("benchmark.run", reason="needs bench run (the training branch)")
+
 from benchmark.report import write_report
 from benchmark.sweep import load_sweep_spec, run_sweep
 from benchmark.sweep.cli import sweep_command
