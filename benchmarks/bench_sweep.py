@@ -54,7 +54,9 @@ def tiny_sweep(tmp: Path, executor: str, workers: int = 1) -> float:
     if executor == "ray":
         import ray
 
-        ray.init(num_cpus=2, _temp_dir=str(tmp / "ray"), include_dashboard=False, log_to_driver=False)
+        ray.init(
+            num_cpus=2, _temp_dir=str(tmp / "ray"), include_dashboard=False, log_to_driver=False
+        )
         try:
             # datasets built before timing, as in the local case below
             build_datasets(list(spec.datasets.values()), out, progress=False)
@@ -67,8 +69,15 @@ def tiny_sweep(tmp: Path, executor: str, workers: int = 1) -> float:
 
 def run_time(data: Path, out: Path, **params) -> float:
     shutil.rmtree(out, ignore_errors=True)
-    base = {"model": "betavae", "beta": 4.0, "latent_dim": 10, "epochs": 1, "data": str(data),
-            "score_preset": "none", "final_preset": "none"}
+    base = {
+        "model": "betavae",
+        "beta": 4.0,
+        "latent_dim": 10,
+        "epochs": 1,
+        "data": str(data),
+        "score_preset": "none",
+        "final_preset": "none",
+    }
     return timed(execute_point, {**base, **params}, out)
 
 
@@ -91,9 +100,14 @@ def measure(tmp: Path, k: int, n: int, steps: int) -> dict[str, float]:
     (``train_time_s``/``steps_in_epoch`` and ``score_time_s`` in metrics.jsonl); the full
     evaluation is the quick one scaled by the images it encodes. ``*_cpu``: the same scaled by
     the run's CPU time / wall time, i.e. what the work costs in CPU seconds whatever the load."""
-    spec = parse_sweep_spec({"name": "t", "datasets": {"d": {"factors": k, "n": n, "eval_preset": "quick"}},
-                             "set": {"model": "betavae", "data": "d", "latent_dim": 10},
-                             "report": {"x": "latent_dim"}})
+    spec = parse_sweep_spec(
+        {
+            "name": "t",
+            "datasets": {"d": {"factors": k, "n": n, "eval_preset": "quick"}},
+            "set": {"model": "betavae", "data": "d", "latent_dim": 10},
+            "report": {"x": "latent_dim"},
+        }
+    )
     data = build_datasets(list(spec.datasets.values()), tmp / f"k{k}", progress=False)["d"]
     run_time(data, tmp / "warm", steps=2)  # warm caches (imports, file pages)
     wall = run_time(data, tmp / "a", steps=steps, score_preset="quick")
@@ -102,12 +116,19 @@ def measure(tmp: Path, k: int, n: int, steps: int) -> dict[str, float]:
     per_step = row["train_time_s"] / row["steps_in_epoch"]
     quick = row["score_time_s"]
     scale = eval_images("full") / eval_images("quick")  # encoding dominates: scale by images
-    return {"step": per_step, "quick": quick, "full": quick * scale,
-            "step_cpu": per_step * cpu_share, "quick_cpu": quick * cpu_share,
-            "full_cpu": quick * scale * cpu_share}
+    return {
+        "step": per_step,
+        "quick": quick,
+        "full": quick * scale,
+        "step_cpu": per_step * cpu_share,
+        "quick_cpu": quick * cpu_share,
+        "full_cpu": quick * scale * cpu_share,
+    }
 
 
-def estimate(spec_name: str, times: dict[int, dict[str, float]], suffix: str = "") -> tuple[float, float]:
+def estimate(
+    spec_name: str, times: dict[int, dict[str, float]], suffix: str = ""
+) -> tuple[float, float]:
     """(training s, evaluation s) of a whole sweep run one at a time, from per-step/eval times."""
     spec = load_sweep_spec(ROOT / "specs" / f"{spec_name}.yaml")
     points, _ = expand(spec)
@@ -123,31 +144,52 @@ def estimate(spec_name: str, times: dict[int, dict[str, float]], suffix: str = "
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-ray", action="store_true", help="no tiny sweep on Ray")
-    ap.add_argument("--skip-tiny", action="store_true", help="no tiny sweeps: only the cost estimate")
-    ap.add_argument("--gpu-step-ms", type=float, default=2.5,
-                    help="assumed GPU time per training step (not measured here)")
+    ap.add_argument(
+        "--skip-tiny", action="store_true", help="no tiny sweeps: only the cost estimate"
+    )
+    ap.add_argument(
+        "--gpu-step-ms",
+        type=float,
+        default=2.5,
+        help="assumed GPU time per training step (not measured here)",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sweep-timing-"))
     try:
         for workers in () if args.skip_tiny else (1, 2):
-            print(f"tiny sweep (4 runs), local, {workers} worker(s): {tiny_sweep(tmp, 'local', workers):.1f} s")
+            print(
+                f"tiny sweep (4 runs), local, {workers} worker(s): "
+                f"{tiny_sweep(tmp, 'local', workers):.1f} s"
+            )
         if not (args.skip_ray or args.skip_tiny):
-            print(f"tiny sweep (4 runs), local Ray instance, 2 CPUs: {tiny_sweep(tmp, 'ray'):.1f} s")
+            print(
+                f"tiny sweep (4 runs), local Ray instance, 2 CPUs: {tiny_sweep(tmp, 'ray'):.1f} s"
+            )
         times = {1: measure(tmp, 5, 4096, 40), 3: measure(tmp, 6, 4096, 40)}
         cores = os.cpu_count() or 1
         print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {cores} cores")
         for ch, t in times.items():
-            print(f"{ch}-channel images: {t['step'] * 1000:.0f} ms/step wall ({t['step_cpu'] * 1000:.0f} ms CPU), "
-                  f"quick evaluation {t['quick']:.1f} s wall ({t['quick_cpu']:.1f} s CPU), full evaluation "
-                  f"~{t['full']:.0f} s wall (quick scaled by images encoded)")
+            print(
+                f"{ch}-channel images: {t['step'] * 1000:.0f} ms/step wall "
+                f"({t['step_cpu'] * 1000:.0f} ms CPU), "
+                f"quick evaluation {t['quick']:.1f} s wall ({t['quick_cpu']:.1f} s CPU), full "
+                "evaluation "
+                f"~{t['full']:.0f} s wall (quick scaled by images encoded)"
+            )
         for name in ("experiment1", "experiment2"):
             train, evals = estimate(name, times)
-            steps, _ = estimate(name, {ch: {"step": 1.0, "quick": 0.0, "full": 0.0} for ch in times})
+            steps, _ = estimate(
+                name, {ch: {"step": 1.0, "quick": 0.0, "full": 0.0} for ch in times}
+            )
             ratio = times[1]["step"] / (args.gpu_step_ms / 1000)
             gpu = steps * args.gpu_step_ms / 1000 + evals / ratio
-            print(f"{name}: {steps / 1e6:.2f} M steps; at the measured rates {train / 86400:.0f} days training + "
-                  f"{evals / 86400:.1f} days evaluation, one run at a time; on one GPU at an assumed "
-                  f"{args.gpu_step_ms:g} ms/step (ratio {ratio:.0f}x, evaluation scaled alike) ~{gpu / 3600:.0f} h")
+            print(
+                f"{name}: {steps / 1e6:.2f} M steps; at the measured rates {train / 86400:.0f} "
+                "days training + "
+                f"{evals / 86400:.1f} days evaluation, one run at a time; on one GPU at an assumed "
+                f"{args.gpu_step_ms:g} ms/step (ratio {ratio:.0f}x, evaluation scaled alike) "
+                f"~{gpu / 3600:.0f} h"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

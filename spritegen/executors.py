@@ -90,7 +90,8 @@ def import_ray() -> Any:
         import ray  # noqa: PLC0415 (optional dependency)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise SpecError(
-            "executor: 'ray' needs the optional Ray extra; install it with pip install 'spritegen[ray]'"
+            "executor: 'ray' needs the optional Ray extra; install it with pip install "
+            "'spritegen[ray]'"
         ) from exc
     return ray
 

@@ -26,7 +26,9 @@ set:
 
 def tiny_spec(name: str, seeds: list[int], extra: str = "") -> str:
     return (
-        f"name: {name}\n" + TINY_DATASETS + TINY_RUN
+        f"name: {name}\n"
+        + TINY_DATASETS
+        + TINY_RUN
         + "zip: {data: [k1, k2]}\n"
         + f"grid: {{beta: [1, 4], seed: {seeds}}}\n"
         + "report: {x: factors, lines: beta, metrics: [kim_mnih, higgins]}\n"

@@ -28,7 +28,9 @@ METRICS = ("kim_mnih", "higgins")
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report") / "sweep"
-    result = run_sweep(load_sweep_spec(tiny_spec("tiny2", [0, 1])), out=out, workers=2, progress=False)
+    result = run_sweep(
+        load_sweep_spec(tiny_spec("tiny2", [0, 1])), out=out, workers=2, progress=False
+    )
     assert result.ok and len(result.finished) == 8, [o.error for o in result.failed]
     write_report(out)
     return out
@@ -41,7 +43,11 @@ def _expected(sweep: Path) -> dict[tuple[str, str, int, float], list[float]]:
         if not (run / "summary.json").is_file():
             continue
         config = json.loads((run / "config.json").read_text())
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        rows = [
+            json.loads(line)
+            for line in (run / "metrics.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
         k, beta, seed = config["num_factors"], float(config["hparams"]["beta"]), config["seed"]
         for m in METRICS:
             series = [r[m] for r in sorted(rows, key=lambda r: r["epoch"]) if r.get(m) is not None]
@@ -59,16 +65,24 @@ def test_report_numbers_equal_the_runs_records(sweep: Path) -> None:
     assert len(expected) == 2 * 2 * 2 * 2  # metrics x scores x K x beta
     with open(sweep / "report" / "report.csv") as fh:
         rows = list(csv.DictReader(fh))
-    cells = {(r["metric"], r["score"], int(r["x"]), float(r["line"])): r for r in rows if r["quantity"] == "cell"}
+    cells = {
+        (r["metric"], r["score"], int(r["x"]), float(r["line"])): r
+        for r in rows
+        if r["quantity"] == "cell"
+    }
     assert set(cells) == set(expected)
     for key, values in expected.items():
         row = cells[key]
         assert int(row["n"]) == 2
-        assert [float(v) for v in row["values"].split(";")] == pytest.approx(values, abs=0, rel=1e-12)
+        assert [float(v) for v in row["values"].split(";")] == pytest.approx(
+            values, abs=0, rel=1e-12
+        )
         assert float(row["mean"]) == pytest.approx(np.mean(values), rel=1e-12)
         assert float(row["std"]) == pytest.approx(_std(values), rel=1e-12, abs=1e-15)
     # the spread across beta at each K: std of the per-beta means
-    across = {(r["metric"], r["score"], int(r["x"])): r for r in rows if r["quantity"] == "across_lines"}
+    across = {
+        (r["metric"], r["score"], int(r["x"])): r for r in rows if r["quantity"] == "across_lines"
+    }
     for (m, s, k), row in across.items():
         means = [np.mean(expected[(m, s, k, b)]) for b in (1.0, 4.0)]
         assert float(row["mean"]) == pytest.approx(np.mean(means), rel=1e-12)
@@ -85,7 +99,11 @@ def test_markdown_holds_the_same_numbers(sweep: Path) -> None:
     for (m, s, k, b), values in _expected(sweep).items():
         assert f"{np.mean(values):.3f} ± {_std(values):.3f} (n=2)" in text
     assert "8 of 8 runs finished." in text
-    for png in ("tiny2_kim_mnih_final_lines.png", "tiny2_higgins_best_spread.png", "tiny2_traversals.png"):
+    for png in (
+        "tiny2_kim_mnih_final_lines.png",
+        "tiny2_higgins_best_spread.png",
+        "tiny2_traversals.png",
+    ):
         assert f"]({png})" in text
 
 
@@ -94,7 +112,9 @@ def test_cli_writes_figures_in_both_formats(sweep: Path, tmp_path: Path) -> None
     assert res.exit_code == 0, res.output
     pngs = sorted(p.stem for p in (tmp_path / "rep").glob("*.png"))
     svgs = sorted(p.stem for p in (tmp_path / "rep").glob("*.svg"))
-    assert pngs == svgs and len(pngs) == 2 * 2 * 2 + 1  # metrics x scores x (lines, spread) + traversals
+    assert (
+        pngs == svgs and len(pngs) == 2 * 2 * 2 + 1
+    )  # metrics x scores x (lines, spread) + traversals
     for p in (tmp_path / "rep").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -33,17 +33,28 @@ def _finished(sweep: Path) -> list[Path]:
     runs = sweep / "runs"
     if not runs.is_dir():
         return []
-    return sorted(p for p in runs.iterdir() if p.is_dir() and (p / "summary.json").is_file()
-                  and json.loads((p / "summary.json").read_text())["status"] == "finished")
+    return sorted(
+        p
+        for p in runs.iterdir()
+        if p.is_dir()
+        and (p / "summary.json").is_file()
+        and json.loads((p / "summary.json").read_text())["status"] == "finished"
+    )
 
 
 def _expected_figures(report: Path, experiment: str) -> list[Path]:
-    files = [report / "report.md", report / "report.csv", report / f"{experiment}_traversals.png",
-             report / f"{experiment}_traversals.svg"]
+    files = [
+        report / "report.md",
+        report / "report.csv",
+        report / f"{experiment}_traversals.png",
+        report / f"{experiment}_traversals.svg",
+    ]
     for metric in ("kim_mnih", "higgins"):
         for score in ("final", "best"):
             for kind in ("lines", "spread"):
-                files += [report / f"{experiment}_{metric}_{score}_{kind}.{ext}" for ext in ("png", "svg")]
+                files += [
+                    report / f"{experiment}_{metric}_{score}_{kind}.{ext}" for ext in ("png", "svg")
+                ]
     return files
 
 
@@ -55,19 +66,28 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     spec.write_text(tiny_spec("tiny", [0]))
     sweep = tmp / "sweep"
     code = "from benchmark.sweep.cli import sweep_command; sweep_command()"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(spec), "--out", str(sweep), "--workers", "1"],
-                            cwd=tmp, env=subprocess_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(spec), "--out", str(sweep), "--workers", "1"],
+        cwd=tmp,
+        env=subprocess_env(tmp),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     try:
         while not _finished(sweep) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its worker: a crash, not a clean stop
+            os.killpg(
+                proc.pid, signal.SIGKILL
+            )  # the sweep and its worker: a crash, not a clean stop
         stderr = proc.communicate()[1]
     first = _finished(sweep)
-    assert len(first) == 1, f"expected exactly one finished run before the kill; stderr: {stderr[-2000:]}"
+    assert (
+        len(first) == 1
+    ), f"expected exactly one finished run before the kill; stderr: {stderr[-2000:]}"
     before = {"id": first[0].name, "mtime": (first[0] / "summary.json").stat().st_mtime_ns}
     result = run_sweep(load_sweep_spec(spec), out=sweep, workers=1, progress=False)
     return sweep, {"before": before, "result": result}
@@ -80,11 +100,18 @@ def test_killed_sweep_resumes_and_runs_only_the_rest(local_sweep: tuple[Path, di
     assert result.total == 4
     assert result.skipped == [info["before"]["id"]]
     assert sorted(o.id for o in result.finished) == sorted(
-        p["id"] for p in json.loads((sweep / "sweep.json").read_text())["points"] if p["id"] != info["before"]["id"])
+        p["id"]
+        for p in json.loads((sweep / "sweep.json").read_text())["points"]
+        if p["id"] != info["before"]["id"]
+    )
     # the run finished before the kill was not touched
-    assert (sweep / "runs" / info["before"]["id"] / "summary.json").stat().st_mtime_ns == info["before"]["mtime"]
+    assert (sweep / "runs" / info["before"]["id"] / "summary.json").stat().st_mtime_ns == info[
+        "before"
+    ]["mtime"]
     assert len(_finished(sweep)) == 4
-    assert sorted(p.name for p in (sweep / "runs").iterdir() if p.is_dir()) == [p.name for p in _finished(sweep)]
+    assert sorted(p.name for p in (sweep / "runs").iterdir() if p.is_dir()) == [
+        p.name for p in _finished(sweep)
+    ]
     # both datasets were built once into the sweep folder and every run trained on its own
     for run in _finished(sweep):
         config = json.loads((run / "config.json").read_text())
@@ -102,18 +129,23 @@ def test_local_sweep_report_has_every_figure_and_table(local_sweep: tuple[Path, 
         assert path in written and path.stat().st_size > 0, path
 
 
-def test_failed_run_is_summarised_and_others_still_run(local_sweep: tuple[Path, dict], tmp_path: Path) -> None:
+def test_failed_run_is_summarised_and_others_still_run(
+    local_sweep: tuple[Path, dict], tmp_path: Path
+) -> None:
     sweep, _ = local_sweep
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"not a dataset")
     good = sorted((sweep / "datasets").glob("*.h5"))[0]
     spec = tmp_path / "mixed.yaml"
     spec.write_text(
-        "name: mixed\nset: {model: betavae, latent_dim: 3, epochs: 1, score_preset: none, final_preset: none}\n"
+        "name: mixed\nset: "
+        "{model: betavae, latent_dim: 3, epochs: 1, score_preset: none, final_preset: none}\n"
         f"zip: {{data: ['{broken}', '{good}']}}\nreport: {{x: data}}\n"
     )
     out = tmp_path / "sweep"
-    res = CliRunner().invoke(sweep_command, [str(spec), "--out", str(out), "--workers", "1", "--quiet"])
+    res = CliRunner().invoke(
+        sweep_command, [str(spec), "--out", str(out), "--workers", "1", "--quiet"]
+    )
     assert res.exit_code == 1, res.output
     assert "1 trained, 0 already finished, 1 failed" in res.output
     failures = json.loads((out / "failures.json").read_text())
@@ -131,8 +163,13 @@ def test_tiny_sweep_on_a_local_ray_instance(local_sweep: tuple[Path, dict]) -> N
     out = temp / "sweep"
     spec_text = tiny_spec("tiny", [0])
     try:
-        ray.init(num_cpus=2, _temp_dir=str(temp / "r"), include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        ray.init(
+            num_cpus=2,
+            _temp_dir=str(temp / "r"),
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+        )
         result = run_sweep(load_sweep_spec(spec_text), out=out, executor="ray", progress=False)
     finally:
         ray.shutdown()
@@ -143,7 +180,9 @@ def test_tiny_sweep_on_a_local_ray_instance(local_sweep: tuple[Path, dict]) -> N
         assert (out / "datasets" / f.name).read_bytes() == f.read_bytes(), f.name
     assert sorted(p.name for p in _finished(out)) == sorted(p.name for p in _finished(local))
     for run in _finished(out):
-        assert {"config.json", "metrics.jsonl", "summary.json", "traversal.png"} <= {p.name for p in run.iterdir()}
+        assert {"config.json", "metrics.jsonl", "summary.json", "traversal.png"} <= {
+            p.name for p in run.iterdir()
+        }
         assert json.loads((run / "config.json").read_text())["out"] == str(run.resolve())
     written = write_report(out)
     for path in _expected_figures(out / "report", "tiny"):

@@ -68,9 +68,14 @@ def test_run_ids_are_stable_and_depend_on_what_matters() -> None:
     assert ids == [p.id for p in expand(load_sweep_spec(GOOD))[0]]
     assert len(set(ids)) == 4
     # the placement of a run does not change its id; its dataset's definition does
-    on_cpu = [p.id for p in expand(load_sweep_spec(GOOD.replace("epochs: 1}", "epochs: 1, device: cpu}")))[0]]
+    on_cpu = [
+        p.id
+        for p in expand(load_sweep_spec(GOOD.replace("epochs: 1}", "epochs: 1, device: cpu}")))[0]
+    ]
     assert on_cpu == ids
-    bigger = expand(load_sweep_spec(GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, n: 200}")))[0]
+    bigger = expand(
+        load_sweep_spec(GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, n: 200}"))
+    )[0]
     changed = {p.id for p in bigger} - set(ids)
     assert len(changed) == 2 and all("_a_" in i for i in changed)
 
@@ -92,30 +97,86 @@ experiments:
 
 BAD = [
     ("name: t\nbogus: 1\n", "bogus: unknown field; allowed: name"),
-    (GOOD.replace("grid: {beta: [1, 4]", "grid: {betta: [1, 4]"), "grid.betta: not a bench run parameter; allowed: model"),
-    (GOOD.replace("beta: [1, 4]", "beta: [1, -4]"), "grid.beta[1]: must be a positive number, got -4"),
+    (
+        GOOD.replace("grid: {beta: [1, 4]", "grid: {betta: [1, 4]"),
+        "grid.betta: not a bench run parameter; allowed: model",
+    ),
+    (
+        GOOD.replace("beta: [1, 4]", "beta: [1, -4]"),
+        "grid.beta[1]: must be a positive number, got -4",
+    ),
     (GOOD.replace("beta: [1, 4]", "beta: []"), "grid.beta: must be a non-empty list"),
-    (GOOD.replace("zip: {data: [a, b]}", "zip: {data: [a, b], epochs: [1]}"), "zip: lists must have the same length"),
-    (GOOD.replace("zip: {data: [a, b]}", "zip: {data: [a, c]}"), "data: 'c' is neither a dataset of datasets: (a, b)"),
-    (GOOD.replace("a: {factors: 2, n: 100}", "a: {n: 100}"), "datasets.a: give factors (the number of factors K, 1..7) or spec"),
-    (GOOD.replace("a: {factors: 2, n: 100}", "a: {spec: nowhere.yaml}"), "datasets.a.spec: no such dataset spec file"),
-    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, colour: red}"), "datasets.a.colour: unknown field; allowed: spec, factors, n"),
-    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, eval_preset: huge}"), "datasets.a.eval_preset: must be one of full, quick, tiny, none"),
-    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 9}"), "datasets.a.factors: must be an integer in 1..7, got 9"),
-    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 7, renderer: 2d}"), "datasets.a.renderer: 7 factors need the 3d renderer"),
-    (GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, renderer: 4d}"), "datasets.a.renderer: must be one of 2d, 3d, got '4d'"),
-    (GOOD.replace("report: {x: factors}", "report: {x: size}"), "report.x: must be one of model, beta"),
+    (
+        GOOD.replace("zip: {data: [a, b]}", "zip: {data: [a, b], epochs: [1]}"),
+        "zip: lists must have the same length",
+    ),
+    (
+        GOOD.replace("zip: {data: [a, b]}", "zip: {data: [a, c]}"),
+        "data: 'c' is neither a dataset of datasets: (a, b)",
+    ),
+    (
+        GOOD.replace("a: {factors: 2, n: 100}", "a: {n: 100}"),
+        "datasets.a: give factors (the number of factors K, 1..7) or spec",
+    ),
+    (
+        GOOD.replace("a: {factors: 2, n: 100}", "a: {spec: nowhere.yaml}"),
+        "datasets.a.spec: no such dataset spec file",
+    ),
+    (
+        GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, colour: red}"),
+        "datasets.a.colour: unknown field; allowed: spec, factors, n",
+    ),
+    (
+        GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, eval_preset: huge}"),
+        "datasets.a.eval_preset: must be one of full, quick, tiny, none",
+    ),
+    (
+        GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 9}"),
+        "datasets.a.factors: must be an integer in 1..7, got 9",
+    ),
+    (
+        GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 7, renderer: 2d}"),
+        "datasets.a.renderer: 7 factors need the 3d renderer",
+    ),
+    (
+        GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, renderer: 4d}"),
+        "datasets.a.renderer: must be one of 2d, 3d, got '4d'",
+    ),
+    (
+        GOOD.replace("report: {x: factors}", "report: {x: size}"),
+        "report.x: must be one of model, beta",
+    ),
     (GOOD.replace("report: {x: factors}", "report: {}"), "report.x: required"),
-    (GOOD.replace("report: {x: factors}", "report: {x: factors, metrics: [dci]}"), "report.metrics: must be drawn from kim_mnih, kim_mnih_weighted, higgins, got 'dci'"),
-    (GOOD.replace("report: {x: factors}", "report: {x: factors, lines: seed}"), "report.lines: 'seed' is not allowed"),
-    (GOOD.replace("seed: [0]", "seed: [0], latent_dim: [4, 8]").replace("latent_dim: 4, ", ""),
-     "points differing only in latent_dim share factors=2, beta=1, seed=0; add latent_dim to report.lines"),
+    (
+        GOOD.replace("report: {x: factors}", "report: {x: factors, metrics: [dci]}"),
+        "report.metrics: must be drawn from kim_mnih, kim_mnih_weighted, higgins, got 'dci'",
+    ),
+    (
+        GOOD.replace("report: {x: factors}", "report: {x: factors, lines: seed}"),
+        "report.lines: 'seed' is not allowed",
+    ),
+    (
+        GOOD.replace("seed: [0]", "seed: [0], latent_dim: [4, 8]").replace("latent_dim: 4, ", ""),
+        "points differing only in latent_dim share factors=2, beta=1, seed=0; add latent_dim "
+        "to report.lines",
+    ),
     (GOOD.replace("epochs: 1}", "epochs: 1, out: x}"), "set.out: set by the sweep"),
-    (GOOD.replace("set: {model: betavae,", "set: {model: betavae, score_preset: slow,"), "set.score_preset: must be one of quick, full, stored, none"),
-    (GOOD.replace("zip: {data: [a, b]}", "zip: {factors: [2, 3]}").replace("  a: {factors: 2, n: 100}\n  b: {factors: 3, n: 100}\n", "  {}\n"), None),
+    (
+        GOOD.replace("set: {model: betavae,", "set: {model: betavae, score_preset: slow,"),
+        "set.score_preset: must be one of quick, full, stored, none",
+    ),
+    (
+        GOOD.replace("zip: {data: [a, b]}", "zip: {factors: [2, 3]}").replace(
+            "  a: {factors: 2, n: 100}\n  b: {factors: 3, n: 100}\n", "  {}\n"
+        ),
+        None,
+    ),
     ("name: t\ngrid: {beta: [1]\n", "spec: not valid YAML (line"),
     ("name: bad name\ngrid: {beta: [1]}\n", "name: required; letters, digits"),
-    ("name: t\nset: {model: betavae}\ngrid: {beta: [1]}\nreport: {x: latent_dim}\n", "every point needs data"),
+    (
+        "name: t\nset: {model: betavae}\ngrid: {beta: [1]}\nreport: {x: latent_dim}\n",
+        "every point needs data",
+    ),
 ]
 
 
@@ -132,7 +193,9 @@ def test_bad_specs_are_rejected_with_one_clear_line(text: str, message: str | No
 
 def test_models_and_their_hyperparameters_are_checked_before_running() -> None:
     pytest.importorskip("benchmark.models.registry")
-    with pytest.raises(SpecError, match="experiment t: model: unknown model 'betavea'; installed: .*betavae"):
+    with pytest.raises(
+        SpecError, match="experiment t: model: unknown model 'betavea'; installed: .*betavae"
+    ):
         load_sweep_spec(GOOD.replace("model: betavae", "model: betavea"))
     with pytest.raises(SpecError, match="experiment t: model 'vae' has no parameter 'beta'"):
         load_sweep_spec(GOOD.replace("model: betavae", "model: vae"))
@@ -142,8 +205,13 @@ def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> 
     spec = tmp_path / "bad.yaml"
     spec.write_text(GOOD.replace("beta: [1, 4]", "beta: [1, x]"))
     code = "from benchmark.sweep.cli import sweep_command; sweep_command()"
-    proc = subprocess.run([sys.executable, "-c", code, str(spec), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(spec), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "bench: error: grid.beta[1]: must be a positive number, got 'x'"
     assert not (tmp_path / "out").exists()

@@ -32,8 +32,10 @@ def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[P
                 lines = plot_lines(exp, metric, score, out_dir, f"{stem}_lines")
                 spread = plot_spread(exp, metric, score, out_dir, f"{stem}_spread")
                 written += lines + spread
-                figs += [(f"{metric}, {score}: mean ± std over seeds", lines[0]),
-                         (f"{metric}, {score}: spread across lines and heatmaps", spread[0])]
+                figs += [
+                    (f"{metric}, {score}: mean ± std over seeds", lines[0]),
+                    (f"{metric}, {score}: spread across lines and heatmaps", spread[0]),
+                ]
         trav = plot_traversals(exp, out_dir, f"{exp.name}_traversals")
         written += trav
         if trav:

@@ -38,8 +38,14 @@ AXIS_LABELS = {
     "steps": "steps",
     "data": "dataset",
 }
-AXIS_SYMBOLS = {"latent_dim": "D", "factors": "K", "beta": "β", "beta_norm": "β_norm", "gamma": "γ",
-                "capacity_max": "C_max"}
+AXIS_SYMBOLS = {
+    "latent_dim": "D",
+    "factors": "K",
+    "beta": "β",
+    "beta_norm": "β_norm",
+    "gamma": "γ",
+    "capacity_max": "C_max",
+}
 METRIC_LABELS = {
     "kim_mnih": "Kim–Mnih (FactorVAE) score",
     "kim_mnih_weighted": "weighted Kim–Mnih score",
@@ -83,7 +89,9 @@ def _seeds_note(exp: ExperimentData) -> str:
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
 
 
-def plot_lines(exp: ExperimentData, metric: str, score: str, out_dir: Path, stem: str) -> list[Path]:
+def plot_lines(
+    exp: ExperimentData, metric: str, score: str, out_dir: Path, stem: str
+) -> list[Path]:
     """Mean score against x with a +-1 std band over seeds, one line per line value."""
     cells = exp.cells(metric, score)
     xs = exp.x_values()
@@ -92,10 +100,18 @@ def plot_lines(exp: ExperimentData, metric: str, score: str, out_dir: Path, stem
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, max(1, len(exp.line_values()))))
     for colour, line in zip(colours, exp.line_values()):
-        means = np.array([cells[(x, line)].mean if cells.get((x, line)) and cells[(x, line)].n else math.nan
-                          for x in xs])
-        stds = np.array([cells[(x, line)].std if cells.get((x, line)) and cells[(x, line)].n else math.nan
-                         for x in xs])
+        means = np.array(
+            [
+                cells[(x, line)].mean if cells.get((x, line)) and cells[(x, line)].n else math.nan
+                for x in xs
+            ]
+        )
+        stds = np.array(
+            [
+                cells[(x, line)].std if cells.get((x, line)) and cells[(x, line)].n else math.nan
+                for x in xs
+            ]
+        )
         ax.plot(pos, means, marker="o", color=colour, label=line_label(exp.lines, line))
         ax.fill_between(pos, means - stds, means + stds, color=colour, alpha=0.18, linewidth=0)
     ax.set_xticks(pos, [fmt(x) for x in xs])
@@ -105,14 +121,16 @@ def plot_lines(exp: ExperimentData, metric: str, score: str, out_dir: Path, stem
     ax.grid(alpha=0.3)
     ax.set_title(
         f"{exp.name}: {METRIC_LABELS.get(metric, metric)}, {SCORE_LABELS[score]}\n"
-        f"mean ± 1 std over {_seeds_note(exp)}", fontsize=10,
+        f"mean ± 1 std over {_seeds_note(exp)}",
+        fontsize=10,
     )
     ax.legend(title=lines_title(exp.lines), fontsize=8, title_fontsize=9, loc="best")
     return _save(fig, out_dir, stem)
 
 
-def _heatmap(ax: plt.Axes, grid: np.ndarray, exp: ExperimentData, title: str, vmax: float | None,
-             cmap: str) -> None:
+def _heatmap(
+    ax: plt.Axes, grid: np.ndarray, exp: ExperimentData, title: str, vmax: float | None, cmap: str
+) -> None:
     xs, lines = exp.x_values(), exp.line_values()
     masked = np.ma.masked_invalid(grid)
     im = ax.imshow(masked, cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto", origin="lower")
@@ -127,11 +145,15 @@ def _heatmap(ax: plt.Axes, grid: np.ndarray, exp: ExperimentData, title: str, vm
             v = grid[i, j]
             text = "n/a" if not math.isfinite(v) else f"{v:.2f}"
             dark = math.isfinite(v) and top and v < 0.6 * top
-            ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "black")
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "black"
+            )
     plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
 
 
-def plot_spread(exp: ExperimentData, metric: str, score: str, out_dir: Path, stem: str) -> list[Path]:
+def plot_spread(
+    exp: ExperimentData, metric: str, score: str, out_dir: Path, stem: str
+) -> list[Path]:
     """Std across lines against x; heatmap of the mean; heatmap of the std over seeds."""
     cells = exp.cells(metric, score)
     xs, lines = exp.x_values(), exp.line_values()
@@ -157,7 +179,9 @@ def plot_spread(exp: ExperimentData, metric: str, score: str, out_dir: Path, ste
     _heatmap(axes[1], mean_grid, exp, f"mean over {_seeds_note(exp)}", 1.0, "viridis")
     top = np.nanmax(std_grid) if np.isfinite(std_grid).any() else 0.0
     _heatmap(axes[2], std_grid, exp, f"std over {_seeds_note(exp)}", max(float(top), 0.05), "magma")
-    fig.suptitle(f"{exp.name}: {METRIC_LABELS.get(metric, metric)}, {SCORE_LABELS[score]}", fontsize=11)
+    fig.suptitle(
+        f"{exp.name}: {METRIC_LABELS.get(metric, metric)}, {SCORE_LABELS[score]}", fontsize=11
+    )
     fig.tight_layout()
     return _save(fig, out_dir, stem)
 
@@ -178,8 +202,12 @@ def plot_traversals(exp: ExperimentData, out_dir: Path, stem: str) -> list[Path]
     first = plt.imread(next(iter(chosen.values()))[1])
     cell_w = 4.6
     cell_h = cell_w * first.shape[0] / first.shape[1] + 0.45
-    fig, axes = plt.subplots(len(lines), len(xs), figsize=(cell_w * len(xs) + 0.8, cell_h * len(lines) + 0.7),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(lines),
+        len(xs),
+        figsize=(cell_w * len(xs) + 0.8, cell_h * len(lines) + 0.7),
+        squeeze=False,
+    )
     for i, line in enumerate(lines):
         for j, x in enumerate(xs):
             ax = axes[i][j]
@@ -188,12 +216,17 @@ def plot_traversals(exp: ExperimentData, out_dir: Path, stem: str) -> list[Path]
             if (x, line) in chosen:
                 seed, path = chosen[(x, line)]
                 ax.imshow(plt.imread(path), cmap="gray", interpolation="nearest")
-                ax.set_title(f"{AXIS_SYMBOLS.get(exp.x, exp.x)} = {fmt(x)}, seed {seed}", fontsize=8)
+                ax.set_title(
+                    f"{AXIS_SYMBOLS.get(exp.x, exp.x)} = {fmt(x)}, seed {seed}", fontsize=8
+                )
             else:
                 ax.text(0.5, 0.5, "no run", ha="center", va="center", transform=ax.transAxes)
             if j == 0:
                 ax.set_ylabel(line_label(exp.lines, line), fontsize=9)
-    fig.suptitle(f"{exp.name}: latent traversals (rows: {lines_title(exp.lines)}; columns: "
-                 f"{axis_label(exp.x)})", fontsize=11)
+    fig.suptitle(
+        f"{exp.name}: latent traversals (rows: {lines_title(exp.lines)}; columns: "
+        f"{axis_label(exp.x)})",
+        fontsize=11,
+    )
     fig.tight_layout()
     return _save(fig, out_dir, stem)

@@ -146,7 +146,9 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
     sweep_dir = Path(sweep_dir)
     path = sweep_dir / MANIFEST
     if not path.is_file():
-        raise DatasetError(f"SWEEP_DIR: {sweep_dir} has no {MANIFEST}; give a folder made by bench sweep")
+        raise DatasetError(
+            f"SWEEP_DIR: {sweep_dir} has no {MANIFEST}; give a folder made by bench sweep"
+        )
     manifest = json.loads(path.read_text())
     cache: dict[str, dict[str, tuple[float, float]] | None] = {}
     run_dirs: dict[str, Path] = {}
@@ -169,7 +171,10 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
 
     experiments = []
     for e in manifest["experiments"]:
-        points = [{"id": p["id"], "x": p["x"], "line": tuple(p["line"]), "seed": p["seed"]} for p in e["points"]]
+        points = [
+            {"id": p["id"], "x": p["x"], "line": tuple(p["line"]), "seed": p["seed"]}
+            for p in e["points"]
+        ]
         scores, missing = {}, []
         for p in points:
             got = scores_of(p["id"], tuple(e["metrics"]))
@@ -177,9 +182,17 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
                 missing.append(p["id"])
             else:
                 scores[p["id"]] = got
-        experiments.append(ExperimentData(
-            name=e["name"], description=e.get("description", ""), x=e["x"], lines=tuple(e["lines"]),
-            metrics=tuple(e["metrics"]), points=points, scores=scores, missing=missing,
-            run_dirs={p["id"]: run_dirs[p["id"]] for p in points if p["id"] in run_dirs},
-        ))
+        experiments.append(
+            ExperimentData(
+                name=e["name"],
+                description=e.get("description", ""),
+                x=e["x"],
+                lines=tuple(e["lines"]),
+                metrics=tuple(e["metrics"]),
+                points=points,
+                scores=scores,
+                missing=missing,
+                run_dirs={p["id"]: run_dirs[p["id"]] for p in points if p["id"] in run_dirs},
+            )
+        )
     return manifest, experiments

@@ -8,11 +8,31 @@ import os
 from pathlib import Path
 from typing import Any
 
-from benchmark.report.figures import METRIC_LABELS, SCORE_LABELS, axis_label, fmt, line_label, lines_title
+from benchmark.report.figures import (
+    METRIC_LABELS,
+    SCORE_LABELS,
+    axis_label,
+    fmt,
+    line_label,
+    lines_title,
+)
 from benchmark.report.records import SCORES, ExperimentData
 
-CSV_COLUMNS = ("experiment", "metric", "score", "quantity", "x_name", "x", "line_name", "line",
-               "n", "seeds", "values", "mean", "std")
+CSV_COLUMNS = (
+    "experiment",
+    "metric",
+    "score",
+    "quantity",
+    "x_name",
+    "x",
+    "line_name",
+    "line",
+    "n",
+    "seeds",
+    "values",
+    "mean",
+    "std",
+)
 
 
 def _num(v: float) -> str:
@@ -27,20 +47,45 @@ def csv_rows(experiments: list[ExperimentData]) -> list[dict[str, Any]]:
         for metric in exp.metrics:
             for score in SCORES:
                 cells = exp.cells(metric, score)
-                base = {"experiment": exp.name, "metric": metric, "score": score, "x_name": exp.x,
-                        "line_name": "/".join(exp.lines)}
+                base = {
+                    "experiment": exp.name,
+                    "metric": metric,
+                    "score": score,
+                    "x_name": exp.x,
+                    "line_name": "/".join(exp.lines),
+                }
                 for line in exp.line_values():
                     for x in exp.x_values():
                         c = cells.get((x, line))
                         if c is None:
                             continue
-                        rows.append({**base, "quantity": "cell", "x": fmt(x), "line": "/".join(map(fmt, line)),
-                                     "n": c.n, "seeds": ";".join(map(str, c.seeds)),
-                                     "values": ";".join(repr(v) for v in c.values),
-                                     "mean": _num(c.mean), "std": _num(c.std)})
+                        rows.append(
+                            {
+                                **base,
+                                "quantity": "cell",
+                                "x": fmt(x),
+                                "line": "/".join(map(fmt, line)),
+                                "n": c.n,
+                                "seeds": ";".join(map(str, c.seeds)),
+                                "values": ";".join(repr(v) for v in c.values),
+                                "mean": _num(c.mean),
+                                "std": _num(c.std),
+                            }
+                        )
                 for x, (m, s, n) in exp.spread_across_lines(metric, score).items():
-                    rows.append({**base, "quantity": "across_lines", "x": fmt(x), "line": "", "n": n,
-                                 "seeds": "", "values": "", "mean": _num(m), "std": _num(s)})
+                    rows.append(
+                        {
+                            **base,
+                            "quantity": "across_lines",
+                            "x": fmt(x),
+                            "line": "",
+                            "n": n,
+                            "seeds": "",
+                            "values": "",
+                            "mean": _num(m),
+                            "std": _num(s),
+                        }
+                    )
     return rows
 
 
@@ -60,20 +105,27 @@ def _cell_text(mean: float, std: float, n: int, unit: str = "") -> str:
     return f"{mean:.3f} ± {std:.3f} (n={n}{unit})"
 
 
-def write_markdown(manifest: dict[str, Any], experiments: list[ExperimentData],
-                   figures: dict[str, list[tuple[str, Path]]], path: Path) -> Path:
+def write_markdown(
+    manifest: dict[str, Any],
+    experiments: list[ExperimentData],
+    figures: dict[str, list[tuple[str, Path]]],
+    path: Path,
+) -> Path:
     out = [f"# Sweep report: {manifest['name']}", ""]
     if manifest.get("description"):
         out += [manifest["description"].strip(), ""]
-    out += ["Scores are read from each run's `metrics.jsonl`. *final*: the score at the last epoch; "
-            "*best*: the maximum over epochs. Cells give mean ± sample std (ddof=1) over seeds and the "
-            "number of seeds; the last row is the mean and sample std of the cells' means across the "
-            "lines at each x. All numbers are also in `report.csv`.", ""]
+    out += [
+        "Scores are read from each run's `metrics.jsonl`. *final*: the score at the last epoch; "
+        "*best*: the maximum over epochs. Cells give mean ± sample std (ddof=1) over seeds and the "
+        "number of seeds; the last row is the mean and sample std of the cells' means across the "
+        "lines at each x. All numbers are also in `report.csv`.",
+        "",
+    ]
     for exp in experiments:
         out += [f"## {exp.name}", ""]
         if exp.description:
             out += [exp.description.strip(), ""]
-        done = len({p['id'] for p in exp.points}) - len(set(exp.missing))
+        done = len({p["id"] for p in exp.points}) - len(set(exp.missing))
         out.append(f"{done} of {len({p['id'] for p in exp.points})} runs finished.")
         if exp.missing:
             out.append(f"Missing: {', '.join(sorted(set(exp.missing)))}.")
@@ -93,7 +145,9 @@ def write_markdown(manifest: dict[str, Any], experiments: list[ExperimentData],
                         c = cells.get((x, line))
                         row.append(_cell_text(c.mean, c.std, c.n) if c else "")
                     out.append("| " + " | ".join(row) + " |")
-                row = [f"across {lines_title(exp.lines)}"] + [_cell_text(*spread[x], unit=" lines") for x in xs]
+                row = [f"across {lines_title(exp.lines)}"] + [
+                    _cell_text(*spread[x], unit=" lines") for x in xs
+                ]
                 out.append("| " + " | ".join(row) + " |")
                 out.append("")
         for caption, fig in figures.get(exp.name, []):

@@ -21,20 +21,50 @@ def _fail(exc: SpritegenError) -> None:
 
 @click.command("sweep")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Sweep folder (default: sweeps/<name>). Starting again in it resumes.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: a pool of processes on this machine; ray: Ray tasks.")
-@click.option("--address", default=None, help="Ray cluster address ('auto', 'ray://host:10001'); "
-              "without one, a local Ray instance is started.")
-@click.option("--workers", type=int, default=None,
-              help="Local runs at once (default: one per GPU, or 1 without GPUs).")
-@click.option("--cpus-per-run", type=float, default=1.0, show_default=True, help="Ray: CPUs reserved per run.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Sweep folder (default: sweeps/<name>). Starting again in it resumes.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: a pool of processes on this machine; ray: Ray tasks.",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Ray cluster address ('auto', 'ray://host:10001'); "
+    "without one, a local Ray instance is started.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Local runs at once (default: one per GPU, or 1 without GPUs).",
+)
+@click.option(
+    "--cpus-per-run", type=float, default=1.0, show_default=True, help="Ray: CPUs reserved per run."
+)
 @click.option("--build-workers", type=int, default=None, help="Processes rendering each dataset.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-@click.option("--dry-run", is_flag=True, help="Validate SPEC and list its runs; build and train nothing.")
-def sweep_command(spec: Path, out: Path | None, executor: str, address: str | None, workers: int | None,
-                  cpus_per_run: float, build_workers: int | None, quiet: bool, dry_run: bool) -> None:
+@click.option(
+    "--dry-run", is_flag=True, help="Validate SPEC and list its runs; build and train nothing."
+)
+def sweep_command(
+    spec: Path,
+    out: Path | None,
+    executor: str,
+    address: str | None,
+    workers: int | None,
+    cpus_per_run: float,
+    build_workers: int | None,
+    quiet: bool,
+    dry_run: bool,
+) -> None:
     """Train every point of sweep SPEC (YAML), skipping the ones already finished."""
     from benchmark.sweep import expand, format_summary, load_sweep_spec, run_sweep  # noqa: PLC0415
 
@@ -49,8 +79,16 @@ def sweep_command(spec: Path, out: Path | None, executor: str, address: str | No
             click.echo(f"{len(points)} runs ({per_exp}); {len(sweep_spec.datasets)} datasets")
             return
         kwargs = {"cpus_per_run": cpus_per_run} if executor == "ray" else {}
-        result = run_sweep(sweep_spec, out=out, executor=executor, address=address, workers=workers,
-                           build_workers=build_workers, progress=not quiet, **kwargs)
+        result = run_sweep(
+            sweep_spec,
+            out=out,
+            executor=executor,
+            address=address,
+            workers=workers,
+            build_workers=build_workers,
+            progress=not quiet,
+            **kwargs,
+        )
     except SpritegenError as exc:
         _fail(exc)
     click.echo(format_summary(result))
@@ -60,8 +98,12 @@ def sweep_command(spec: Path, out: Path | None, executor: str, address: str | No
 
 @click.command("report")
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report folder (default: SWEEP_DIR/report).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Report folder (default: SWEEP_DIR/report).",
+)
 def report_command(sweep_dir: Path, out: Path | None) -> None:
     """Draw the study's figures and tables from the finished runs of SWEEP_DIR."""
     from benchmark.report import write_report  # noqa: PLC0415

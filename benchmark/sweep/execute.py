@@ -110,7 +110,9 @@ def stored_scorers(config: dict[str, Any]) -> dict[str, Any]:
     from benchmark.metrics import evaluate  # noqa: PLC0415
 
     def scorer(preset: str) -> Any:
-        return partial(evaluate, str(config["data"]), random_state=config.get("seed", 0), preset=preset)
+        return partial(
+            evaluate, str(config["data"]), random_state=config.get("seed", 0), preset=preset
+        )
 
     kwargs: dict[str, Any] = {}
     if score == "stored":
@@ -137,7 +139,9 @@ def _train_into(task: RunTask, folder: Path) -> Outcome:
         if not (folder / SUMMARY).exists():
             # bench run always writes summary.json; keep the promise of is_finished regardless.
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / SUMMARY).write_text(json.dumps({"status": "finished", **summary}, indent=2, default=str))
+            (folder / SUMMARY).write_text(
+                json.dumps({"status": "finished", **summary}, indent=2, default=str)
+            )
         shutil.move(str(log), folder / LOG_NAME)
         return Outcome(task.id, True, time.perf_counter() - start, summary=summary)
     except Exception as exc:  # noqa: BLE001 - reported to the sweep, which carries on
@@ -146,7 +150,11 @@ def _train_into(task: RunTask, folder: Path) -> Outcome:
             fh.write(tb)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return Outcome(
-            task.id, False, time.perf_counter() - start, error=f"{type(exc).__name__}: {msg}", traceback=tb
+            task.id,
+            False,
+            time.perf_counter() - start,
+            error=f"{type(exc).__name__}: {msg}",
+            traceback=tb,
         )
 
 

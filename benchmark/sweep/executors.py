@@ -87,7 +87,12 @@ class LocalRunPool:
                     try:
                         yield fut.result()
                     except BrokenProcessPool:
-                        yield Outcome(task.id, False, 0.0, error="worker process died (out of memory or killed?)")
+                        yield Outcome(
+                            task.id,
+                            False,
+                            0.0,
+                            error="worker process died (out of memory or killed?)",
+                        )
                     except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
                         yield Outcome(task.id, False, 0.0, error=f"{type(exc).__name__}: {exc}")
         finally:
@@ -115,7 +120,9 @@ class RayRunPool:
         self.cluster_gpus = int(resources.get("GPU", 0))
         self.cluster_cpus = int(resources.get("CPU", 0))
         self.cpus_per_run = cpus_per_run
-        self.gpus_per_run = (1 if self.cluster_gpus else 0) if gpus_per_run is None else gpus_per_run
+        self.gpus_per_run = (
+            (1 if self.cluster_gpus else 0) if gpus_per_run is None else gpus_per_run
+        )
 
     def describe(self) -> str:
         return (
@@ -139,7 +146,12 @@ class RayRunPool:
                 try:
                     outcome = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - a node died, the task was killed, ...
-                    outcome = Outcome(task.id, False, 0.0, error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    outcome = Outcome(
+                        task.id,
+                        False,
+                        0.0,
+                        error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                    )
                 unpack_outcome(outcome, Path(task.runs_dir))
                 yield outcome
 

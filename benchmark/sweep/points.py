@@ -102,11 +102,10 @@ def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, 
     if not path.is_file():
         names = ", ".join(spec.datasets) or "none defined"
         raise SpecError(
-            f"{where}: data: {value!r} is neither a dataset of datasets: ({names}) nor an existing file"
+            f"{where}: data: {value!r} is neither a dataset of datasets: ({names}) nor an "
+            "existing file"
         )
     return None, {"file": str(path.resolve())}
-
-
 
 
 class _ModelCheck:
@@ -128,7 +127,10 @@ class _ModelCheck:
         model = params["model"]
         entry = self.entries.get(model)
         if entry is None:
-            raise SpecError(f"{where}: model: unknown model {model!r}; installed: {', '.join(sorted(self.entries))}")
+            raise SpecError(
+                f"{where}: model: unknown model {model!r}; installed: "
+                f"{', '.join(sorted(self.entries))}"
+            )
         if not entry.ok:
             raise SpecError(f"{where}: model: {model!r} is installed but broken: {entry.error}")
         try:
@@ -144,7 +146,11 @@ def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint
     check_model = _ModelCheck()
     for exp in spec.experiments:
         where = f"experiment {exp.name}"
-        rows = [{**exp.base, **c} for c in _combinations(exp.grid, exp.zip)] if (exp.grid or exp.zip) else []
+        rows = (
+            [{**exp.base, **c} for c in _combinations(exp.grid, exp.zip)]
+            if (exp.grid or exp.zip)
+            else []
+        )
         if not rows and not exp.points:
             rows = [dict(exp.base)]
         rows += [{**exp.base, **p} for p in exp.points]
@@ -155,7 +161,9 @@ def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint
                 raise SpecError(f"{where}: every point needs model (set it in set:, grid: or zip:)")
             check_model(where, params)
             if "data" not in params and "factors" not in params:
-                raise SpecError(f"{where}: every point needs data (a dataset name or file) or factors (K)")
+                raise SpecError(
+                    f"{where}: every point needs data (a dataset name or file) or factors (K)"
+                )
             if "data" in params and "factors" in params:
                 raise SpecError(f"{where}: give data or factors, not both (the dataset fixes K)")
             identity = {k: v for k, v in params.items() if k not in PLACEMENT_PARAMETERS}
@@ -172,16 +180,20 @@ def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint
             x = point.axis_value(exp.report.x)
             if x is None:
                 raise SpecError(
-                    f"{where}: a point has no {exp.report.x} (the report's x axis); set it in set:, grid: or zip:"
+                    f"{where}: a point has no {exp.report.x} (the report's x axis); set it in "
+                    "set:, grid: or zip:"
                 )
             line = tuple(point.axis_value(name) for name in exp.report.lines)
             seed = params.get("seed", 0)
             key = (x, line, seed)
             if key in seen and seen[key] != params:
-                diff = sorted(k for k in set(params) | set(seen[key]) if params.get(k) != seen[key].get(k))
+                diff = sorted(
+                    k for k in set(params) | set(seen[key]) if params.get(k) != seen[key].get(k)
+                )
                 raise SpecError(
                     f"{where}: points differing only in {', '.join(diff)} share "
-                    f"{exp.report.x}={x}, {'/'.join(exp.report.lines)}={'/'.join(map(_fmt, line))}, seed={seed}; "
+                    f"{exp.report.x}={x}, "
+                    f"{'/'.join(exp.report.lines)}={'/'.join(map(_fmt, line))}, seed={seed}; "
                     f"add {diff[0]} to report.lines or split the experiment"
                 )
             if key not in seen:

@@ -58,7 +58,9 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def manifest(spec: SweepSpec, points: list[Point], layout: dict[str, list[ExperimentPoint]]) -> dict[str, Any]:
+def manifest(
+    spec: SweepSpec, points: list[Point], layout: dict[str, list[ExperimentPoint]]
+) -> dict[str, Any]:
     """The JSON record of what the sweep contains, for resuming and for the report."""
     return {
         "format": MANIFEST_FORMAT,
@@ -66,13 +68,23 @@ def manifest(spec: SweepSpec, points: list[Point], layout: dict[str, list[Experi
         "description": spec.description,
         "spec_source": str(spec.source) if spec.source else None,
         "datasets": {
-            name: {"path": f"datasets/{name}.h5", "factors": e.factors, "digest": e.digest,
-                   "overrides": e.overrides, "spec_file": str(e.spec_path) if e.spec_path else None}
+            name: {
+                "path": f"datasets/{name}.h5",
+                "factors": e.factors,
+                "digest": e.digest,
+                "overrides": e.overrides,
+                "spec_file": str(e.spec_path) if e.spec_path else None,
+            }
             for name, e in spec.datasets.items()
         },
         "points": [
-            {"id": p.id, "params": p.params, "dataset": p.dataset, "factors": p.factors,
-             "experiments": p.experiments}
+            {
+                "id": p.id,
+                "params": p.params,
+                "dataset": p.dataset,
+                "factors": p.factors,
+                "experiments": p.experiments,
+            }
             for p in points
         ],
         "experiments": [
@@ -82,8 +94,10 @@ def manifest(spec: SweepSpec, points: list[Point], layout: dict[str, list[Experi
                 "x": exp.report.x,
                 "lines": list(exp.report.lines),
                 "metrics": list(exp.report.metrics),
-                "points": [{"id": ep.id, "x": ep.x, "line": list(ep.line), "seed": ep.seed}
-                           for ep in layout[exp.name]],
+                "points": [
+                    {"id": ep.id, "x": ep.x, "line": list(ep.line), "seed": ep.seed}
+                    for ep in layout[exp.name]
+                ],
             }
             for exp in spec.experiments
         ],
@@ -128,8 +142,12 @@ def run_sweep(
     sweep_dir = Path(out) if out is not None else Path("sweeps") / spec.name
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
     points, layout = expand(spec)
-    header = (f"# The sweep spec as read from {spec.source} (relative paths are relative to its folder).\n"
-              if spec.source else "")
+    header = (
+        f"# The sweep spec as read from {spec.source} (relative paths are relative to its "
+        "folder).\n"
+        if spec.source
+        else ""
+    )
     (sweep_dir / "spec.yaml").write_text(header + spec.text)
     _write_json(sweep_dir / MANIFEST, manifest(spec, points, layout))
 
@@ -141,8 +159,10 @@ def run_sweep(
         else:
             pending.append(p)
     say = tqdm.write if progress else (lambda *_: None)
-    say(f"sweep {spec.name}: {len(points)} runs, {len(result.skipped)} already finished, "
-        f"{len(pending)} to train -> {sweep_dir}")
+    say(
+        f"sweep {spec.name}: {len(points)} runs, {len(result.skipped)} already finished, "
+        f"{len(pending)} to train -> {sweep_dir}"
+    )
     if not pending:
         result.seconds = time.perf_counter() - start
         _write_json(sweep_dir / FAILURES, [])
@@ -156,17 +176,24 @@ def run_sweep(
             from spritegen.executors import RayExecutor  # noqa: PLC0415
 
             render_on = RayExecutor(address=address).map_ordered
-        build_datasets(needed, sweep_dir, workers=build_workers, executor=render_on, progress=progress)
+        build_datasets(
+            needed, sweep_dir, workers=build_workers, executor=render_on, progress=progress
+        )
 
     pool = make_run_pool(executor, workers=workers, address=address, **pool_kwargs)
     say(f"executor: {pool.describe()}")
     tasks = [_task(p, spec, sweep_dir) for p in pending]
-    bar = tqdm(total=len(tasks), unit="run", desc=spec.name, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(tasks), unit="run", desc=spec.name, disable=not progress, dynamic_ncols=True
+    )
     try:
         for outcome in pool.run(tasks):
             if outcome.ok:
                 result.finished.append(outcome)
-                say(f"  done   {outcome.id} ({outcome.seconds:.1f} s) {_score_text(outcome.summary)}")
+                say(
+                    f"  done   {outcome.id} ({outcome.seconds:.1f} s) "
+                    f"{_score_text(outcome.summary)}"
+                )
             else:
                 result.failed.append(outcome)
                 log = sweep_dir / "runs" / f"{outcome.id}.log"
@@ -179,8 +206,10 @@ def run_sweep(
         bar.close()
         _write_json(
             sweep_dir / FAILURES,
-            [{"id": o.id, "error": o.error, "log": f"runs/{o.id}.log", "traceback": o.traceback}
-             for o in result.failed],
+            [
+                {"id": o.id, "error": o.error, "log": f"runs/{o.id}.log", "traceback": o.traceback}
+                for o in result.failed
+            ],
         )
     result.seconds = time.perf_counter() - start
     return result
@@ -189,11 +218,14 @@ def run_sweep(
 def format_summary(result: SweepResult) -> str:
     """The closing lines of `bench sweep`: counts, then one line per failed run."""
     lines = [
-        f"{result.total} runs: {len(result.finished)} trained, {len(result.skipped)} already finished, "
+        f"{result.total} runs: {len(result.finished)} trained, {len(result.skipped)} already "
+        "finished, "
         f"{len(result.failed)} failed ({result.seconds:.1f} s)"
     ]
     for o in result.failed:
         lines.append(f"  {o.id}: {o.error}  (log: {result.sweep_dir / 'runs' / (o.id + '.log')})")
     if result.failed:
-        lines.append("start the same command again to retry the failed runs; finished runs are kept")
+        lines.append(
+            "start the same command again to retry the failed runs; finished runs are kept"
+        )
     return "\n".join(lines)

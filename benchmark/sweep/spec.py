@@ -1,4 +1,4 @@
-"""Sweep specs: which `bench run` points a study trains, which datasets they share, how to plot them.
+"""Sweep specs: which `bench run` points a study trains, the datasets they share, the plots.
 
 A sweep spec is YAML. Every mistake is reported as one ``SpecError`` line that names the field
 (as a dotted path such as ``grid.beta[2]``) and what is allowed, before anything is built or
@@ -51,7 +51,17 @@ DATASET_KEYS = ("factors", "n", "seed", "renderer", "image_size", "eval_preset",
 # Metric sizes: benchmark.metrics presets; stored: all the dataset file's evaluation sets hold
 # (for small datasets); none: no scoring.
 PRESETS = ("quick", "full", "stored", "none")
-TOP_KEYS = ("name", "description", "datasets", "set", "grid", "zip", "points", "report", "experiments")
+TOP_KEYS = (
+    "name",
+    "description",
+    "datasets",
+    "set",
+    "grid",
+    "zip",
+    "points",
+    "report",
+    "experiments",
+)
 EXPERIMENT_KEYS = ("name", "description", "set", "grid", "zip", "points", "report")
 REPORT_KEYS = ("x", "lines", "metrics")
 
@@ -218,9 +228,13 @@ def _check_keys(where: str, d: dict[str, Any], allowed: tuple[str, ...]) -> None
 
 def _check_key(where: str, key: str) -> None:
     if key == "out":
-        raise SpecError(f"{where}.out: set by the sweep (each run goes to <sweep>/runs/<id>); remove it")
+        raise SpecError(
+            f"{where}.out: set by the sweep (each run goes to <sweep>/runs/<id>); remove it"
+        )
     if key not in RUN_PARAMETERS:
-        raise SpecError(f"{where}.{key}: not a bench run parameter; allowed: {', '.join(RUN_PARAMETERS)}")
+        raise SpecError(
+            f"{where}.{key}: not a bench run parameter; allowed: {', '.join(RUN_PARAMETERS)}"
+        )
 
 
 def _check_param(where: str, key: str, value: Any) -> Any:
@@ -245,7 +259,9 @@ def _lists(where: str, raw: Any, distinct: bool) -> dict[str, list[Any]]:
             try:
                 checked.append(_check_param(where, k, v))
             except SpecError as exc:  # name the position of the bad value, not only the key
-                raise SpecError(str(exc).replace(f"{where}.{k}:", f"{where}.{k}[{i}]:", 1)) from None
+                raise SpecError(
+                    str(exc).replace(f"{where}.{k}:", f"{where}.{k}[{i}]:", 1)
+                ) from None
         if distinct and len(set(map(repr, checked))) != len(checked):
             raise SpecError(f"{where}.{k}: values must be distinct, got {values!r}")
         out[k] = checked
@@ -255,7 +271,9 @@ def _lists(where: str, raw: Any, distinct: bool) -> dict[str, list[Any]]:
 def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
     where = f"datasets.{name}"
     if not NAME_RE.match(name):
-        raise SpecError(f"{where}: dataset names may hold letters, digits, '-', '_' and '.', got {name!r}")
+        raise SpecError(
+            f"{where}: dataset names may hold letters, digits, '-', '_' and '.', got {name!r}"
+        )
     d = dict(_mapping(where, raw))
     spec_path = None
     if "spec" in d:
@@ -266,10 +284,15 @@ def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
     if "factors" in d:
         _factors(f"{where}.factors", d["factors"])
     elif spec_path is None:
-        raise SpecError(f"{where}: give factors (the number of factors K, 1..{MAX_FACTORS}) or spec (a dataset spec file)")
+        raise SpecError(
+            f"{where}: give factors (the number of factors K, 1..{MAX_FACTORS}) or spec (a "
+            "dataset spec file)"
+        )
     for key in d:
         if key not in DATASET_KEYS:
-            raise SpecError(f"{where}.{key}: unknown field; allowed: spec, {', '.join(DATASET_KEYS)}")
+            raise SpecError(
+                f"{where}.{key}: unknown field; allowed: spec, {', '.join(DATASET_KEYS)}"
+            )
     for key in ("n", "image_size"):
         if key in d:
             _positive_int(f"{where}.{key}", d[key])
@@ -277,18 +300,28 @@ def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
         _non_negative_int(f"{where}.seed", d["seed"])
     if "eval_preset" in d and d["eval_preset"] not in EVAL_PRESETS:
         raise SpecError(
-            f"{where}.eval_preset: must be one of {', '.join(EVAL_PRESETS)}, got {d['eval_preset']!r}"
+            f"{where}.eval_preset: must be one of {', '.join(EVAL_PRESETS)}, got "
+            f"{d['eval_preset']!r}"
         )
     if "renderer" in d and d["renderer"] not in RENDERERS:
-        raise SpecError(f"{where}.renderer: must be one of {', '.join(RENDERERS)}, got {d['renderer']!r}")
+        raise SpecError(
+            f"{where}.renderer: must be one of {', '.join(RENDERERS)}, got {d['renderer']!r}"
+        )
     if d.get("factors") == MAX_FACTORS and d.get("renderer", "3d") != "3d":
-        raise SpecError(f"{where}.renderer: {MAX_FACTORS} factors need the 3d renderer, got {d['renderer']!r}")
+        raise SpecError(
+            f"{where}.renderer: {MAX_FACTORS} factors need the 3d renderer, got {d['renderer']!r}"
+        )
     try:
         resolved = resolve_dataset(spec_path, d)
     except SpecError as exc:
         raise SpecError(f"{where}: {exc}") from None
-    return DatasetEntry(name=name, spec_path=spec_path, overrides=d, factors=resolved.factors,
-                        digest=resolved.digest())
+    return DatasetEntry(
+        name=name,
+        spec_path=spec_path,
+        overrides=d,
+        factors=resolved.factors,
+        digest=resolved.digest(),
+    )
 
 
 def _report(where: str, raw: Any) -> ReportSettings:
@@ -297,13 +330,17 @@ def _report(where: str, raw: Any) -> ReportSettings:
     axes = tuple(RUN_PARAMETERS) + DERIVED_AXES
     x = d.get("x")
     if x is None:
-        raise SpecError(f"{where}.x: required; the parameter on the x axis, one of {', '.join(axes)}")
+        raise SpecError(
+            f"{where}.x: required; the parameter on the x axis, one of {', '.join(axes)}"
+        )
     if x not in axes:
         raise SpecError(f"{where}.x: must be one of {', '.join(axes)}, got {x!r}")
     lines_raw = d.get("lines", "beta")
     lines = (lines_raw,) if isinstance(lines_raw, str) else lines_raw
     if not isinstance(lines, (list, tuple)) or not lines:
-        raise SpecError(f"{where}.lines: must be a parameter name or a list of them, got {lines_raw!r}")
+        raise SpecError(
+            f"{where}.lines: must be a parameter name or a list of them, got {lines_raw!r}"
+        )
     for ln in lines:
         if ln not in axes or ln in (x, "seed"):
             raise SpecError(
@@ -314,7 +351,9 @@ def _report(where: str, raw: Any) -> ReportSettings:
     if isinstance(metrics_raw, str):
         metrics_raw = [metrics_raw]
     if not isinstance(metrics_raw, list) or not metrics_raw:
-        raise SpecError(f"{where}.metrics: must be a list drawn from {', '.join(METRICS)}, got {metrics_raw!r}")
+        raise SpecError(
+            f"{where}.metrics: must be a list drawn from {', '.join(METRICS)}, got {metrics_raw!r}"
+        )
     for m in metrics_raw:
         if m not in METRICS:
             raise SpecError(f"{where}.metrics: must be drawn from {', '.join(METRICS)}, got {m!r}")
@@ -330,7 +369,9 @@ def _experiment(where: str, raw: dict[str, Any], name: str, shared: dict[str, An
         raise SpecError(f"{where}zip: lists must have the same length; {desc}")
     both = set(grid) & set(zipped)
     if both:
-        raise SpecError(f"{where}zip.{sorted(both)[0]}: also in grid; vary a parameter in one of them")
+        raise SpecError(
+            f"{where}zip.{sorted(both)[0]}: also in grid; vary a parameter in one of them"
+        )
     base = {**shared, **_params(f"{where}set" if where else "set", raw.get("set"))}
     points_raw = raw.get("points") or []
     if not isinstance(points_raw, list):
@@ -341,7 +382,13 @@ def _experiment(where: str, raw: dict[str, Any], name: str, shared: dict[str, An
     report = _report(f"{where}report" if where else "report", raw.get("report"))
     desc = raw.get("description", "")
     return Experiment(
-        name=name, description=str(desc), base=base, grid=grid, zip=zipped, points=points, report=report
+        name=name,
+        description=str(desc),
+        base=base,
+        grid=grid,
+        zip=zipped,
+        points=points,
+        report=report,
     )
 
 
@@ -352,12 +399,16 @@ def parse_sweep_spec(
     base_dir = Path(base_dir)
     d = _mapping("spec", data)
     if not d:
-        raise SpecError("spec: empty; a sweep spec needs at least name and grid (see docs/sweeps.md)")
+        raise SpecError(
+            "spec: empty; a sweep spec needs at least name and grid (see docs/sweeps.md)"
+        )
     _check_keys("", d, TOP_KEYS)
     name = d.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise SpecError(f"name: required; letters, digits, '-', '_' and '.', got {name!r}")
-    datasets = {k: _dataset(k, v, base_dir) for k, v in _mapping("datasets", d.get("datasets")).items()}
+    datasets = {
+        k: _dataset(k, v, base_dir) for k, v in _mapping("datasets", d.get("datasets")).items()
+    }
     shared = _params("set", d.get("set"))
     experiments: list[Experiment] = []
     if "experiments" in d:
@@ -373,12 +424,20 @@ def parse_sweep_spec(
             _check_keys(where.rstrip("."), raw, EXPERIMENT_KEYS)
             ename = raw.get("name")
             if not isinstance(ename, str) or not NAME_RE.match(ename):
-                raise SpecError(f"{where}name: required; letters, digits, '-', '_' and '.', got {ename!r}")
+                raise SpecError(
+                    f"{where}name: required; letters, digits, '-', '_' and '.', got {ename!r}"
+                )
             if any(e.name == ename for e in experiments):
-                raise SpecError(f"{where}name: {ename!r} is used twice; experiment names must be unique")
+                raise SpecError(
+                    f"{where}name: {ename!r} is used twice; experiment names must be unique"
+                )
             experiments.append(_experiment(where, raw, ename, shared))
     else:
-        top = {k: v for k, v in d.items() if k in EXPERIMENT_KEYS and k not in ("name", "description", "set")}
+        top = {
+            k: v
+            for k, v in d.items()
+            if k in EXPERIMENT_KEYS and k not in ("name", "description", "set")
+        }
         experiments.append(_experiment("", top, name, shared))
     spec = SweepSpec(
         name=name,
