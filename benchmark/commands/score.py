@@ -44,9 +44,10 @@ def load_represent(target: str):
 @click.argument("file", metavar="FILE")
 @click.option("--represent", "target", required=True, metavar="MODULE:FUNCTION",
               help="Function mapping uint8 images (n, H, W, C) to latent means (n, D).")
-@click.option("--preset", type=click.Choice(["quick", "full"]), default="quick",
+@click.option("--preset", type=click.Choice(["stored", "quick", "full"]), default="stored",
               show_default=True,
-              help="Sample sizes: 'full' is disentanglement_lib's study configuration.")
+              help="Sample sizes: 'stored' = everything the file holds; 'full' = "
+                   "disentanglement_lib's study configuration; 'quick' for every epoch.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Random seed (stored evaluation sets are fixed; it matters for live oracles).")
 @click.option("--encode-batch-size", type=click.IntRange(min=1), default=1024,

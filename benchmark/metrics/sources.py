@@ -107,6 +107,20 @@ class StoredSource:
     def describe(self) -> dict:
         return {"kind": self.kind, "path": str(self.path)}
 
+    def stored_preset(self):
+        """Sizes of everything this file holds, as a Preset named "stored"."""
+        from benchmark.metrics.presets import Preset
+
+        km_tr, km_ev = self._group("eval/kim_mnih/train"), self._group("eval/kim_mnih/eval")
+        hg_tr, hg_ev = self._group("eval/higgins/train"), self._group("eval/higgins/eval")
+        sizes = {int(g.attrs.get("batch_size", 0)) for g in (km_tr, km_ev, hg_tr, hg_ev)}
+        if len(sizes) != 1:
+            raise DatasetError(f"{self.path}: evaluation sets use different batch sizes {sorted(sizes)}")
+        return Preset("stored", batch_size=sizes.pop(),
+                      num_train=min(km_tr["factor_index"].shape[0], hg_tr["factor_index"].shape[0]),
+                      num_eval=min(km_ev["factor_index"].shape[0], hg_ev["factor_index"].shape[0]),
+                      num_variance=self._group("eval/variance")["images"].shape[0])
+
     def _group(self, name: str):
         if name not in self._file:
             raise DatasetError(
