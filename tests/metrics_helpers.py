@@ -114,3 +114,16 @@ def random_rotation(k: int, seed: int) -> np.ndarray:
     """A Haar-random k x k rotation matrix."""
     q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
     return q * np.sign(np.diag(r))
+
+
+def constant_representation(images: np.ndarray) -> np.ndarray:
+    """Every image maps to the same latent: no information about any factor."""
+    return np.zeros((len(images), 3))
+
+
+def pixel_mean(images: np.ndarray) -> np.ndarray:
+    """A weak but real representation: mean intensity of each image half (for CLI tests)."""
+    x = images.astype(np.float64).mean(axis=3)
+    h = x.shape[1] // 2
+    return np.stack([x[:, :h].mean(axis=(1, 2)), x[:, h:].mean(axis=(1, 2)),
+                     x[:, :, :h].mean(axis=(1, 2))], axis=1)

@@ -153,7 +153,8 @@ class StoredSource:
         if fi.shape[0] < n:
             raise DatasetError(
                 f"{self.path}: {group.name} holds {fi.shape[0]} {what} but {n} were asked for; "
-                "use a smaller preset (e.g. --preset quick) or rebuild with larger evaluation sets")
+                "use a smaller preset (or preset 'stored': all the file holds) or rebuild with "
+                "larger evaluation sets")
         factor_index = np.asarray(fi[:n], dtype=np.int64)
         if factor_index.size and (factor_index.min() < 0
                                   or factor_index.max() >= self.num_factors):
@@ -174,7 +175,8 @@ class StoredSource:
         if ds.shape[0] < n:
             raise DatasetError(
                 f"{self.path}: /eval/variance holds {ds.shape[0]} images but {n} were asked for; "
-                "use a smaller preset (e.g. --preset quick) or rebuild with larger evaluation sets")
+                "use a smaller preset (or preset 'stored': all the file holds) or rebuild with "
+                "larger evaluation sets")
         return self._stream(ds, n)
 
     def kim_mnih_votes(self, split: str, n: int, batch_size: int,
