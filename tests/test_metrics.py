@@ -333,3 +333,12 @@ def test_bench_score_cli(data_file, capsys):
         err = capsys.readouterr().err
         assert exit_.value.code == 2
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_importing_metrics_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, benchmark.metrics, benchmark.cli; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
