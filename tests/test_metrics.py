@@ -103,11 +103,12 @@ def test_identity_scores_high_on_live_oracle(live):
     assert km.source["kind"] == "oracle"
 
 
-def test_constant_representation(data_file):
+@pytest.mark.parametrize("where", ["stored", "live"])
+def test_constant_representation(where, data_file, oracle):
     def constant(images):
         return np.zeros((len(images), K))
 
-    km, hg = _scores(data_file, constant)
+    km, hg = _scores(data_file if where == "stored" else oracle, constant)
     assert km.score <= 0.2
     assert km.num_active_dims == 0
     assert km.weighted.score <= 0.2
