@@ -68,7 +68,8 @@ def score(file: str, target: str, preset: str, seed: int, encode_batch_size: int
         click.echo(json.dumps(result))
         return
     km = result["details"]["kim_mnih"]
-    click.echo(f"kim_mnih           {result['kim_mnih']:.4f}  (train {result['kim_mnih_train']:.4f}, "
+    click.echo(f"kim_mnih           {result['kim_mnih']:.4f}  "
+               f"(train {result['kim_mnih_train']:.4f}, "
                f"{km['num_active_dims']}/{km['num_latents']} active dims)")
     click.echo(f"kim_mnih_weighted  {result['kim_mnih_weighted']:.4f}")
     click.echo(f"higgins            {result['higgins']:.4f}  (train {result['higgins_train']:.4f}, "

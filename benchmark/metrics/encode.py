@@ -27,7 +27,7 @@ class RepresentationError(SpritegenError, ValueError):
 
 @dataclass
 class Timings:
-    """Seconds spent reading or rendering images, in the representation, and in metric arithmetic."""
+    """Seconds spent reading (or rendering) images, inside the representation, and on arithmetic."""
 
     read: float = 0.0
     encode: float = 0.0
@@ -74,10 +74,10 @@ def to_latents(out: object, n: int, name: str = "represent") -> np.ndarray:
         if np.isinf(arr).any():
             kinds.append("inf")
         rows = np.flatnonzero(bad.any(axis=1))
+        dims = np.flatnonzero(bad.any(axis=0)).tolist()[:10]
         raise RepresentationError(
             f"{name} returned {' and '.join(kinds)} in {int(bad.sum())} values (first bad row "
-            f"{int(rows[0])} of this batch, latent dims {np.flatnonzero(bad.any(axis=0)).tolist()[:10]}); "
-            "latents must be finite")
+            f"{int(rows[0])} of this batch, latent dims {dims}); latents must be finite")
     return arr
 
 

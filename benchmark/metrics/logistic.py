@@ -1,4 +1,4 @@
-"""Multinomial logistic regression with fixed, documented settings (the Higgins metric's classifier).
+"""Multinomial logistic regression with fixed, documented settings: the Higgins classifier.
 
 Why not scikit-learn: its ``LogisticRegression`` defaults (solver, ``multi_class``, iteration
 limit, tolerance) have changed between releases, it switches to a different (binary) model when

@@ -115,7 +115,8 @@ class StoredSource:
         hg_tr, hg_ev = self._group("eval/higgins/train"), self._group("eval/higgins/eval")
         sizes = {int(g.attrs.get("batch_size", 0)) for g in (km_tr, km_ev, hg_tr, hg_ev)}
         if len(sizes) != 1:
-            raise DatasetError(f"{self.path}: evaluation sets use different batch sizes {sorted(sizes)}")
+            raise DatasetError(
+                f"{self.path}: evaluation sets use different batch sizes {sorted(sizes)}")
         return Preset("stored", batch_size=sizes.pop(),
                       num_train=min(km_tr["factor_index"].shape[0], hg_tr["factor_index"].shape[0]),
                       num_eval=min(km_ev["factor_index"].shape[0], hg_ev["factor_index"].shape[0]),
@@ -159,7 +160,8 @@ class StoredSource:
         if factor_index.size and (factor_index.min() < 0
                                   or factor_index.max() >= self.num_factors):
             raise DatasetError(
-                f"{self.path}: {group.name}/factor_index has values outside 0..{self.num_factors - 1}")
+                f"{self.path}: {group.name}/factor_index has values outside "
+                f"0..{self.num_factors - 1}")
         streams = []
         for key in keys:
             ds = group[key]
