@@ -109,28 +109,30 @@ def _tasks(spec: DatasetSpec, plan: BuildPlan) -> list[ChunkTask]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write-then-rename: a killed process leaves either the whole chunk or none of it.
+
+    No fsync per chunk: resume protects against a killed process, whose writes the page cache
+    keeps; the finished file itself is synced before it is published.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
 def _prepare_parts(parts: Path, manifest: dict, force: bool) -> None:
     """Create the parts folder, or check that an existing one belongs to this very build."""
     path = parts / PARTS_MANIFEST
-    if parts.exists() and not force:
+    if parts.exists():
         try:
             found = json.loads(path.read_text())
         except (OSError, ValueError):
             found = None
-        if found != manifest:
+        if found == manifest:  # the same deterministic build: its chunks are reusable as they are
+            return
+        if not force:
             raise SpecError(
                 f"{parts} holds an unfinished build of a different spec or spritegen version; "
                 "run with --force to discard it, or build to another --out")
-        return
-    if parts.exists():
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
     _write_atomic(path, json.dumps(manifest, sort_keys=True).encode())
@@ -170,10 +172,10 @@ def build(spec: DatasetSpec, out: str | Path, *, workers: int | None = None, for
     plan = plan_build(spec)
     tasks = _tasks(spec, plan)
     parts = out.with_name(out.name + ".parts")
-    from spritegen.render.cairo2d import RENDERER_VERSION as CAIRO_VERSION
+    from spritegen.render import renderer_version
 
     manifest = {"spec": spec.to_yaml(), "spritegen": spritegen.__version__,
-                "format_version": FORMAT_VERSION, "cairo2d": CAIRO_VERSION,
+                "format_version": FORMAT_VERSION, "renderer_version": renderer_version(spec.renderer),
                 "num_chunks": len(tasks)}
     _prepare_parts(parts, manifest, force)
     todo = [t for t in tasks if not (parts / t.name).exists()]
@@ -224,18 +226,15 @@ def _assemble(spec: DatasetSpec, plan: BuildPlan, tasks: list[ChunkTask], parts:
                                     track_times=False, **filters)
             dset.attrs["dims"] = "index, height, width, channel"
             digests = np.zeros((len(by_set.get(s, [])), 32), dtype=np.uint8)
-            if M and dset.chunks[0] != spec.chunk_images:  # a set smaller than one chunk
-                for t in by_set[s]:
-                    blob = (parts / t.name).read_bytes()
-                    raw = zlib.decompress(blob[32:]) if spec.compression == "gzip" else blob[32:]
-                    dset[:] = np.frombuffer(raw, np.uint8)[: dset.size].reshape(dset.shape)
-                    digests[0] = np.frombuffer(blob[:32], np.uint8)
-            else:
-                for t in by_set.get(s, []):
-                    blob = (parts / t.name).read_bytes()
+            for t in by_set.get(s, []):
+                blob = (parts / t.name).read_bytes()
+                if dset.chunks[0] == spec.chunk_images:
                     dset.id.write_direct_chunk((t.chunk_index * spec.chunk_images, 0, 0, 0),
                                                blob[32:], filter_mask=0)
-                    digests[t.chunk_index] = np.frombuffer(blob[:32], np.uint8)
+                else:  # a set smaller than one chunk: its single chunk is smaller too
+                    raw = zlib.decompress(blob[32:]) if spec.compression == "gzip" else blob[32:]
+                    dset[:] = np.frombuffer(raw, np.uint8)[: dset.size].reshape(dset.shape)
+                digests[t.chunk_index] = np.frombuffer(blob[:32], np.uint8)
             f.create_dataset(f"checksums/{image_set.images_path}", data=digests, track_times=False)
             fac = f.create_dataset(image_set.factors_path, data=image_set.factors.astype(np.float32),
                                    chunks=(min(max(M, 1), 65536), K), track_times=False, **filters)
@@ -294,3 +293,12 @@ def _write_metadata(f, spec: DatasetSpec) -> None:
             [SYMMETRY_2D[c] for c in shape.classes], dtype=np.float64))
         meta["symmetry_radians"].attrs["note"] = (
             "smallest in-plane rotation mapping each shape (class order) onto itself")
+    else:
+        from spritegen.render.pyrender3d import SYMMETRY_3D
+
+        table = [SYMMETRY_3D[c] for c in shape.classes_3d]
+        meta.create_dataset("symmetry_radians", data=np.array(
+            [[t["rotation_period"], t["rotation_y_period"]] for t in table], dtype=np.float64))
+        meta["symmetry_radians"].attrs["note"] = (
+            "per shape (class order): period of rotation (about x) and of rotation_y alone")
+        meta.create_dataset("symmetry_notes", data=_string_array(str(t["joint"]) for t in table))

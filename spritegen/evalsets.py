@@ -22,6 +22,15 @@ SEED_KEYS = {"training": 0, "variance": 1, "kim_mnih/train": 2, "kim_mnih/eval":
              "higgins/train": 4, "higgins/eval": 5}
 
 
+#: Every image set a file can hold, in the order a build renders and checksums them.
+IMAGE_SET_PATHS = ("images", "eval/variance/images", "eval/kim_mnih/train/images",
+                   "eval/kim_mnih/eval/images", "eval/higgins/train/images_a",
+                   "eval/higgins/train/images_b", "eval/higgins/eval/images_a",
+                   "eval/higgins/eval/images_b")
+INDEX_PATHS = ("eval/kim_mnih/train/factor_index", "eval/kim_mnih/eval/factor_index",
+               "eval/higgins/train/factor_index", "eval/higgins/eval/factor_index")
+
+
 @dataclass
 class ImageSet:
     """One images dataset in the file and the factor vectors it is rendered from."""
