@@ -127,3 +127,12 @@ def pixel_mean(images: np.ndarray) -> np.ndarray:
     h = x.shape[1] // 2
     return np.stack([x[:, :h].mean(axis=(1, 2)), x[:, h:].mean(axis=(1, 2)),
                      x[:, :, :h].mean(axis=(1, 2))], axis=1)
+
+
+def dsprites_barcode_identity(images: np.ndarray) -> np.ndarray:
+    """Identity representation for the miniature dSprites files of benchmark.datasets.testing:
+    each image spells its row, whose mixed-radix digits are the factor indices (colour dropped)."""
+    from benchmark.datasets.testing import MINI_DSPRITES_SIZES, read_barcodes
+
+    digits = np.unravel_index(read_barcodes(images), MINI_DSPRITES_SIZES)
+    return np.stack(digits[1:], axis=1).astype(np.float64)

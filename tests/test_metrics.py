@@ -343,3 +343,20 @@ def test_importing_metrics_does_not_import_torch():
     code = ("import sys, benchmark.metrics, benchmark.cli; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bench_score_on_published_grid_layout(tmp_path, capsys):
+    from benchmark.cli import main
+    from benchmark.datasets.testing import write_dsprites_npz
+
+    path = write_dsprites_npz(tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", f"dsprites:{path}", "--represent",
+              "tests.metrics_helpers:dsprites_barcode_identity", "--preset", "quick", "--json"])
+    assert exit_.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kim_mnih"] >= 0.9 and out["higgins"] >= 0.9
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", f"dsprites:{path}", "--represent",
+              "tests.metrics_helpers:dsprites_barcode_identity", "--preset", "stored"])
+    assert exit_.value.code == 2 and "scored live" in capsys.readouterr().err

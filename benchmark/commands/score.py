@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from spritegen.errors import DatasetError, SpecError
+from spritegen.errors import SpecError
 
 
 def load_represent(target: str):
@@ -41,29 +41,38 @@ def load_represent(target: str):
 
 
 @click.command()
-@click.argument("file", metavar="FILE")
+@click.argument("file", metavar="DATA")
 @click.option("--represent", "target", required=True, metavar="MODULE:FUNCTION",
               help="Function mapping uint8 images (n, H, W, C) to latent means (n, D).")
-@click.option("--preset", type=click.Choice(["stored", "quick", "full"]), default="stored",
-              show_default=True,
-              help="Sample sizes: 'stored' = everything the file holds; 'full' = "
-                   "disentanglement_lib's study configuration; 'quick' for every epoch.")
+@click.option("--preset", type=click.Choice(["stored", "quick", "full"]), default=None,
+              help="Sample sizes: 'stored' = everything the file holds (default for spritegen "
+                   "files); 'full' = disentanglement_lib's study configuration (default for "
+                   "dSprites and 3dshapes, scored live); 'quick' for every epoch.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Random seed (stored evaluation sets are fixed; it matters for live oracles).")
 @click.option("--encode-batch-size", type=click.IntRange(min=1), default=1024,
               show_default=True, help="Images per call of the representation function.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print every score and diagnostic as one JSON object.")
-def score(file: str, target: str, preset: str, seed: int, encode_batch_size: int,
+def score(file: str, target: str, preset: str | None, seed: int, encode_batch_size: int,
           as_json: bool) -> None:
-    """Score a representation on FILE's stored evaluation sets (Kim–Mnih, weighted, Higgins)."""
+    """Score a representation on DATA (Kim–Mnih, weighted Kim–Mnih, Higgins).
+
+    DATA is a spritegen dataset file (scored on its stored evaluation sets) or
+    dsprites:PATH / 3dshapes:PATH (scored live on the published grid).
+    """
+    from benchmark.datasets import open_source
     from benchmark.metrics import evaluate
 
-    if not os.path.isfile(file):
-        raise DatasetError(f"{file}: no such dataset file")
     represent = load_represent(target)
-    result = evaluate(file, represent, seed, preset, encode_batch_size=encode_batch_size,
-                      progress=sys.stderr.isatty())
+    with open_source(file, in_memory=True) as data:
+        if preset is None:
+            preset = "full" if data.is_grid else "stored"
+        if preset == "stored" and data.is_grid:
+            raise SpecError("--preset stored needs a spritegen file's stored evaluation sets; "
+                            f"{data.kind} is scored live: use --preset full or quick")
+        result = evaluate(data.metric_source(), represent, seed, preset,
+                          encode_batch_size=encode_batch_size, progress=sys.stderr.isatty())
     if as_json:
         click.echo(json.dumps(result))
         return
