@@ -1,0 +1,1 @@
+"""Bodies of the ``bench`` subcommands, one module each (registered in ``benchmark.cli``)."""
