@@ -65,9 +65,8 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     spec = tmp / "tiny.yaml"
     spec.write_text(tiny_spec("tiny", [0]))
     sweep = tmp / "sweep"
-    code = "from benchmark.sweep.cli import sweep_command; sweep_command()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(spec), "--out", str(sweep), "--workers", "1"],
+        [sys.executable, "-m", "benchmark.cli", "sweep", str(spec), "--out", str(sweep), "--workers", "1"],
         cwd=tmp,
         env=subprocess_env(tmp),
         stdout=subprocess.DEVNULL,

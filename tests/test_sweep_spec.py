@@ -204,9 +204,8 @@ def test_models_and_their_hyperparameters_are_checked_before_running() -> None:
 def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
     spec = tmp_path / "bad.yaml"
     spec.write_text(GOOD.replace("beta: [1, 4]", "beta: [1, x]"))
-    code = "from benchmark.sweep.cli import sweep_command; sweep_command()"
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(spec), "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "benchmark.cli", "sweep", str(spec), "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         cwd=ROOT,
