@@ -66,7 +66,17 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     spec.write_text(tiny_spec("tiny", [0]))
     sweep = tmp / "sweep"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmark.cli", "sweep", str(spec), "--out", str(sweep), "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "benchmark.cli",
+            "sweep",
+            str(spec),
+            "--out",
+            str(sweep),
+            "--workers",
+            "1",
+        ],
         cwd=tmp,
         env=subprocess_env(tmp),
         stdout=subprocess.DEVNULL,
