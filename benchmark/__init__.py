@@ -1,0 +1,1 @@
+"""benchmark: train VAE-family models on spritegen data and score their disentanglement."""
