@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,8 @@ from spritegen.errors import SpecError
 from benchmark.data import default_epochs, load_training_set, to_channels_first
 from benchmark.models.registry import build_model, model_hparams, get_entry
 from benchmark.plots import save_reconstructions, save_traversal
-from benchmark.train import Scorer, TrainConfig, TrainingDiverged, resolve_device, train
+from benchmark.train import (Scorer, TrainConfig, TrainingDiverged, make_represent,
+                             resolve_device, train)
 
 PRESETS = ("quick", "full", "none")
 SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins")
@@ -178,10 +179,11 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
     _write_json(config_path, resolved)
 
 
-def best_scores(history: list[dict]) -> dict[str, dict]:
+def best_scores(history: list[dict], keys: Sequence[str] = SCORE_KEYS) -> dict[str, dict]:
+    """Highest value of each score over the epochs, and the epoch it came from."""
     best: dict[str, dict] = {}
     for row in history:
-        for k in SCORE_KEYS:
+        for k in keys:
             v = row.get(k)
             if isinstance(v, (int, float)) and (k not in best or v > best[k]["value"]):
                 best[k] = {"value": v, "epoch": row["epoch"]}
@@ -189,22 +191,25 @@ def best_scores(history: list[dict]) -> dict[str, dict]:
 
 
 def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
-        final_scorer: Scorer | None = None) -> dict:
+        final_scorer: Scorer | None = None, score_keys: Sequence[str] = SCORE_KEYS) -> dict:
     """Train and score one model; return the summary (also written to summary.json).
 
     ``scorer`` / ``final_scorer`` replace the default metric calls (benchmark.metrics.evaluate on
     the dataset with the quick / full preset); pass them to test or to use other metrics. An
     injected ``scorer`` without ``final_scorer`` gives the final scores too (its last epoch's).
+    ``score_keys`` are the scorer outputs summarised as final and best-over-epochs scores.
     """
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
     validate(cfg)
-    get_entry(cfg.model).hparams  # unknown or broken model: fail before loading data
+    device = resolve_device(cfg.device)
+    if cfg.amp and device.type != "cuda":
+        raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
+    get_entry(cfg.model)  # unknown or broken model: fail before loading data
     data_path = resolve_data(cfg)
     images, factors = load_training_set(data_path)
     num_factors = factors.shape[1]
     epochs = cfg.epochs if cfg.epochs is not None else default_epochs(num_factors)
     image_shape = (images.shape[3], images.shape[1], images.shape[2])
-    device = resolve_device(cfg.device)
     model = build_model(cfg.model, image_shape, cfg.latent_dim, cfg.hparams, seed=cfg.seed)
 
     out = Path(cfg.out) if cfg.out else default_out(cfg, data_path)
@@ -238,9 +243,8 @@ def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
     _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
 
     final = dict(history[-1])
-    final_scores: dict[str, Any] = {k: final[k] for k in SCORE_KEYS if k in final}
+    final_scores: dict[str, Any] = {k: final[k] for k in score_keys if k in final}
     if final_scorer is not None:
-        from benchmark.train import make_represent
         final_scores = final_scorer(make_represent(model, device))
 
     # pictures: fixed images chosen by the seed
@@ -260,7 +264,7 @@ def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
         "epochs": len(history), "steps": final["step"],
         "final": {k: final[k] for k in ("loss", "reconstruction", "kl") if k in final},
         "kl_per_dim": final.get("kl_per_dim"),
-        "final_scores": final_scores, "best_scores": best_scores(history),
+        "final_scores": final_scores, "best_scores": best_scores(history, score_keys),
         "device": str(device), "wall_time_s": round(time.perf_counter() - t0, 2),
         "out": str(out),
     }

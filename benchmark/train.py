@@ -186,7 +186,7 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
             if step % check_every == 0 or step == total_steps:
                 if not bool(torch.isfinite(sums["loss"])):
                     raise TrainingDiverged(
-                        f"the loss became non-finite ({float(terms['loss'])}) by step {step} "
+                        f"the loss became non-finite ({float(terms['loss'].detach())}) by step {step} "
                         f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the "
                         f"learning rate or check the model and its hyperparameters.")
             if cfg.progress and (step % 10 == 0 or step == total_steps):
