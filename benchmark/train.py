@@ -139,6 +139,10 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
     history: list[dict] = []
     if checkpoint is not None and Path(checkpoint).exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if ck.get("device_type", "cpu") != device.type:
+            raise SpecError(f"checkpoint {checkpoint} was written on {ck.get('device_type')}; "
+                            f"resume it with --device {ck.get('device_type')} (generator states "
+                            f"differ between devices)")
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         noise.set_state(ck["noise_generator"])
@@ -151,6 +155,7 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
             return
         save_atomic({
             "format": CHECKPOINT_FORMAT,
+            "device_type": device.type,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "noise_generator": noise.get_state(),
@@ -159,7 +164,9 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
             "history": history,
         }, checkpoint)
 
-    check_every = 1 if device.type == "cpu" else 50  # a finiteness check syncs the GPU
+    # Checking the loss before each update keeps NaN out of the weights; on a GPU the check is a
+    # sync, so it runs every 50 steps there (a NaN by then has spread to every later loss).
+    check_every = 1 if device.type == "cpu" else 50
     bar = tqdm(total=total_steps, initial=step, disable=not cfg.progress, unit="step",
                dynamic_ncols=True)
     while step < total_steps:
@@ -173,22 +180,22 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
             x = to_input(data[idx])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 terms = model.loss(x, step=step, generator=noise)
+            loss = terms["loss"]
+            if step % check_every == 0 and not bool(torch.isfinite(loss)):
+                raise TrainingDiverged(
+                    f"the loss became non-finite ({float(loss.detach())}) at step {step + 1} "
+                    f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the "
+                    f"learning rate or check the model and its hyperparameters.")
             optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
+            loss.backward()
             optimizer.step()
             step += 1
             batch_in_epoch += 1
-            # bookkeeping: per-epoch sums of every term, NaN/inf check, progress bar
+            # bookkeeping: per-epoch sums of every term, progress bar, checkpoint
             for k, t in terms.items():
                 t = t.detach().float()
                 sums[k] = sums[k] + t if k in sums else t.clone()
             sums["_count"] = sums.get("_count", torch.zeros((), device=device)) + 1
-            if step % check_every == 0 or step == total_steps:
-                if not bool(torch.isfinite(sums["loss"])):
-                    raise TrainingDiverged(
-                        f"the loss became non-finite ({float(terms['loss'].detach())}) by step {step} "
-                        f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the "
-                        f"learning rate or check the model and its hyperparameters.")
             if cfg.progress and (step % 10 == 0 or step == total_steps):
                 bar.set_postfix({k: f"{float(t.detach()):.4g}"
                                  for k, t in terms.items() if t.numel() == 1}, refresh=False)

@@ -87,6 +87,6 @@ def test_model_that_diverges_during_training_stops_clearly(site, data, tmp_path)
     out = tmp_path / "r"
     r = bench(site, "run", "--model", "diverges", "--data", str(data), "--batch-size", "16",
               "--epochs", "2", "--quiet", "--out", str(out))
-    assert r.returncode == 1 and "loss became non-finite (nan) by step 4" in r.stderr, r.stderr
+    assert r.returncode == 1 and "loss became non-finite (nan) at step 4" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert json.loads((out / "summary.json").read_text())["status"] == "diverged"

@@ -155,7 +155,7 @@ def test_non_finite_loss_stops_with_a_clear_message(tiny, tmp_path):
             return {"loss": reconstruction + kl + (float("inf") if step == 5 else 0.0)}
 
     images, _ = load_training_set(tiny)
-    with pytest.raises(TrainingDiverged, match=r"non-finite \(inf\) by step 6 \(epoch 2\)"):
+    with pytest.raises(TrainingDiverged, match=r"non-finite \(inf\) at step 6 \(epoch 2\)"):
         train(Explodes(image_shape=(1, 64, 64), latent_dim=3), to_channels_first(images[:64]),
               TrainConfig(epochs=3, batch_size=16, device="cpu", progress=False),
               checkpoint=tmp_path / "x.pt")
@@ -222,3 +222,30 @@ def test_finished_run_is_not_overwritten_without_force(tiny, tmp_path):
     r = CliRunner().invoke(main, base[:-1] + [str(stranger), "--force"])
     assert r.exit_code == 2 and "is not a run folder" in r.output
     assert (stranger / "keep.txt").exists()
+
+
+def learning_scorer(path: Path):
+    """The project's Kim-Mnih metric on a live oracle of the fixture's squares when
+    benchmark.metrics is installed, else the correlation stand-in. Returns (key, scorer)."""
+    try:
+        from benchmark.metrics import evaluate
+    except ImportError:
+        return "max_corr", correlation_scorer(path)
+    from train_fixtures import SquaresOracle
+
+    oracle = SquaresOracle()
+    return "kim_mnih", lambda represent: evaluate(oracle, represent, random_state=0,
+                                                  preset="quick")
+
+
+@pytest.mark.slow
+def test_training_raises_the_score_on_a_two_factor_dataset(tmp_path):
+    path = make_tiny_dataset(tmp_path / "k2.h5", n=2048, seed=0)
+    key, scorer = learning_scorer(path)
+    untrained = scorer(make_represent(build_model("vae", (1, 64, 64), 10, seed=0),
+                                      torch.device("cpu")))[key]
+    summary = run(RunConfig(model="vae", data=str(path), epochs=10, max_steps=320, seed=0,
+                            device="cpu", score_every=0, out=str(tmp_path / "run"),
+                            progress=False), scorer=scorer, score_keys=(key,))
+    trained = summary["final_scores"][key]
+    assert trained > untrained + 0.2, (key, untrained, trained)

@@ -33,6 +33,27 @@ def make_tiny_dataset(path: Path, n: int = 512, seed: int = 0) -> Path:
     factors = space.sample(n, np.random.default_rng(seed))
     images = render_squares(factors)
     with h5py.File(path, "w") as f:
-        f.create_dataset("images", data=images, chunks=(64, 64, 64, 1))
+        f.create_dataset("images", data=images, chunks=(min(64, n), 64, 64, 1))
         f.create_dataset("factors", data=factors)
     return Path(path)
+
+
+class SquaresOracle:
+    """A live oracle for the fixture's squares (the interface benchmark.metrics takes)."""
+
+    num_factors = 2
+    factors_num_classes = (0, 0)
+    factor_names = ("pos_x", "pos_y")
+    observation_shape = (64, 64, 1)
+
+    def __init__(self) -> None:
+        self.space = FactorSpace(num_active=2)
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.space.sample(n, rng)
+
+    def sample_column(self, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.space.sample_column(k, n, rng)
+
+    def render(self, factors: np.ndarray) -> np.ndarray:
+        return render_squares(np.asarray(factors, dtype=np.float32))

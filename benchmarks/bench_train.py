@@ -1,0 +1,110 @@
+"""Training speed: our loop (benchmark.train.train) against a bare PyTorch loop.
+
+Both train the thesis network (benchmark.models.VAE) at batch 64 with Adam on the same in-memory
+uint8 data; the bare loop has no checkpoints, no progress bar, no per-step bookkeeping. Trials are
+interleaved and the median is reported, because the machine is shared. Also reports the metric
+time per epoch when benchmark.metrics and a dataset with evaluation sets are available, and
+images/s on CUDA when present.
+
+    PYTHONPATH=. python benchmarks/bench_train.py [--steps 40] [--trials 5] [--data FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark.models import build_model  # noqa: E402
+from benchmark.models.base import bernoulli_reconstruction, kl_per_dim  # noqa: E402
+from benchmark.train import TrainConfig, make_represent, train  # noqa: E402
+
+
+def bare_loop(images: torch.Tensor, steps: int, device: torch.device, seed: int = 0) -> float:
+    """The same network, batch and optimiser, nothing else. Returns seconds."""
+    model = build_model("vae", tuple(images.shape[1:]), 10, seed=seed, check=False).to(device)
+    data = images.to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    t0 = time.perf_counter()
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).to(device)
+    for step in range(steps):
+        idx = perm[(step * 64) % len(data):][:64]
+        x = data[idx].float() / 255
+        mu, logvar = model.encode(x)
+        z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=gen, device=device)
+        loss = bernoulli_reconstruction(model.decode(z), x) + kl_per_dim(mu, logvar).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def our_loop(images: torch.Tensor, steps: int, device: torch.device, progress: bool,
+             seed: int = 0) -> float:
+    model = build_model("vae", tuple(images.shape[1:]), 10, seed=seed, check=False)
+    t0 = time.perf_counter()
+    train(model, images, TrainConfig(epochs=10 ** 6, max_steps=steps, seed=seed,
+                                     device=str(device), progress=progress))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def metric_time(data: str | None) -> str:
+    try:
+        from benchmark.metrics import evaluate
+    except ImportError:
+        return "n/a (benchmark.metrics not installed)"
+    if data is None:
+        return "n/a (pass --data FILE with evaluation sets)"
+    from benchmark.data import load_training_set
+
+    images, _ = load_training_set(data)
+    model = build_model("vae", (images.shape[3], images.shape[1], images.shape[2]), 10)
+    out = []
+    for preset in ("quick", "full"):
+        t0 = time.perf_counter()
+        evaluate(data, make_represent(model, torch.device("cpu")), random_state=0, preset=preset)
+        out.append(f"{preset} {time.perf_counter() - t0:.1f} s")
+    return ", ".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--data", help="dataset file for the metric timing")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 256, size=(4096, 1, 64, 64), dtype=np.uint8))
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, "
+          f"{args.steps} steps x {args.trials} trials, batch 64, 64x64x1")
+    bare_loop(images, 3, device), our_loop(images, 3, device, False)  # warm up
+    times: dict[str, list[float]] = {"bare": [], "ours": [], "ours+tqdm": []}
+    for _ in range(args.trials):
+        times["bare"].append(bare_loop(images, args.steps, device))
+        times["ours"].append(our_loop(images, args.steps, device, False))
+        times["ours+tqdm"].append(our_loop(images, args.steps, device, True))
+    base = statistics.median(times["bare"])
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{name:>10}: {args.steps / med:6.2f} steps/s  {64 * args.steps / med:8.1f} img/s  "
+              f"({med / args.steps * 1000:6.1f} ms/step, {100 * (med / base - 1):+5.1f}% vs bare; "
+              f"min {min(ts) / args.steps * 1000:.1f} ms/step)")
+    print("metric time per epoch:", metric_time(args.data))
+
+
+if __name__ == "__main__":
+    main()
