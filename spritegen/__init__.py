@@ -1,0 +1,33 @@
+"""spritegen: ground-truth image datasets for disentanglement research.
+
+Importing spritegen is cheap: the renderers (pycairo, pyrender) and h5py load only when used, and
+torch never loads here (``spritegen.torchdata`` is the only module that needs it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from spritegen.oracle import Oracle
+    from spritegen.spec import DatasetSpec
+
+__all__ = ["Oracle", "DatasetSpec", "load_spec", "default_spec", "build", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "Oracle":
+        from spritegen.oracle import Oracle
+
+        return Oracle
+    if name in ("DatasetSpec", "load_spec", "default_spec"):
+        from spritegen import spec
+
+        return getattr(spec, name)
+    if name == "build":
+        from spritegen.build import build
+
+        return build
+    raise AttributeError(f"module 'spritegen' has no attribute {name!r}")

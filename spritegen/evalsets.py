@@ -1,0 +1,112 @@
+"""The factor vectors of everything a build renders: the training set and the oracle's sets.
+
+Planning is separate from rendering so that it can happen once, in one process, from the seed
+alone: every worker then renders its slice of a fixed plan, which is what makes the bytes
+independent of the number of workers and lets an interrupted build resume.
+
+Each part draws from its own child of ``SeedSequence(spec.seed)``, so the evaluation sets are
+independent of the training set, and changing one set's size never changes another's contents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spritegen.factors import FactorSpace
+from spritegen.spec import DatasetSpec
+
+# Children of SeedSequence(seed) used by each part; fixed forever (changing them changes data).
+SEED_KEYS = {"training": 0, "variance": 1, "kim_mnih/train": 2, "kim_mnih/eval": 3,
+             "higgins/train": 4, "higgins/eval": 5}
+
+
+#: Every image set a file can hold, in the order a build renders and checksums them.
+IMAGE_SET_PATHS = ("images", "eval/variance/images", "eval/kim_mnih/train/images",
+                   "eval/kim_mnih/eval/images", "eval/higgins/train/images_a",
+                   "eval/higgins/train/images_b", "eval/higgins/eval/images_a",
+                   "eval/higgins/eval/images_b")
+INDEX_PATHS = ("eval/kim_mnih/train/factor_index", "eval/kim_mnih/eval/factor_index",
+               "eval/higgins/train/factor_index", "eval/higgins/eval/factor_index")
+
+
+@dataclass
+class ImageSet:
+    """One images dataset in the file and the factor vectors it is rendered from."""
+
+    images_path: str
+    factors_path: str
+    factors: np.ndarray  # (M, K) float32
+
+
+@dataclass
+class BuildPlan:
+    image_sets: list[ImageSet]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra datasets (factor_index)
+    group_attrs: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def total_images(self) -> int:
+        return sum(len(s.factors) for s in self.image_sets)
+
+
+def rng_for(seed: int, part: str) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SEED_KEYS[part],)))
+
+
+def kim_mnih_factors(space: FactorSpace, votes: int, batch_size: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Votes of ``batch_size`` vectors sharing the value of one factor k (k uniform).
+
+    Returns factors (votes·L, K) and factor_index (votes,). Rows v·L..(v+1)·L form vote v.
+    """
+    K = space.num_active
+    index = rng.integers(0, K, size=votes)
+    batches = space.sample(votes * batch_size, rng).reshape(votes, batch_size, K)
+    shared = space.sample(votes, rng)
+    rows = np.arange(votes)
+    batches[rows, :, index] = shared[rows, index][:, None]
+    return batches.reshape(votes * batch_size, K), index.astype(np.int64)
+
+
+def higgins_factors(space: FactorSpace, points: int, batch_size: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of batches whose rows share the value of one factor k (k uniform per point).
+
+    Returns factors_a, factors_b (points·L, K) and factor_index (points,).
+    """
+    K = space.num_active
+    index = rng.integers(0, K, size=points)
+    a = space.sample(points * batch_size, rng).reshape(points, batch_size, K)
+    b = space.sample(points * batch_size, rng).reshape(points, batch_size, K)
+    rows = np.arange(points)
+    b[rows, :, index] = a[rows, :, index]
+    return (a.reshape(-1, K), b.reshape(-1, K), index.astype(np.int64))
+
+
+def plan_build(spec: DatasetSpec) -> BuildPlan:
+    space, sizes, L = spec.space, spec.evaluation, spec.evaluation.batch_size
+    training = space.sample(spec.n, rng_for(spec.seed, "training"))
+    plan = BuildPlan([ImageSet("images", "factors", training)])
+    if sizes.variance:
+        variance = space.sample(sizes.variance, rng_for(spec.seed, "variance"))
+        plan.image_sets.append(ImageSet("eval/variance/images", "eval/variance/factors", variance))
+    for split in ("train", "eval"):
+        votes = getattr(sizes, f"kim_mnih_{split}")
+        if votes:
+            group = f"eval/kim_mnih/{split}"
+            factors, index = kim_mnih_factors(space, votes, L, rng_for(spec.seed, f"kim_mnih/{split}"))
+            plan.image_sets.append(ImageSet(f"{group}/images", f"{group}/factors", factors))
+            plan.arrays[f"{group}/factor_index"] = index
+            plan.group_attrs[group] = {"batch_size": L, "num_points": votes}
+    for split in ("train", "eval"):
+        points = getattr(sizes, f"higgins_{split}")
+        if points:
+            group = f"eval/higgins/{split}"
+            a, b, index = higgins_factors(space, points, L, rng_for(spec.seed, f"higgins/{split}"))
+            plan.image_sets.append(ImageSet(f"{group}/images_a", f"{group}/factors_a", a))
+            plan.image_sets.append(ImageSet(f"{group}/images_b", f"{group}/factors_b", b))
+            plan.arrays[f"{group}/factor_index"] = index
+            plan.group_attrs[group] = {"batch_size": L, "num_points": points}
+    return plan

@@ -1,0 +1,264 @@
+"""Dataset specs: what to render, validated field by field before any work starts.
+
+A spec is a YAML mapping (``specs/*.yaml``) or built from flags. Every field is checked here, so a
+bad spec fails at once with one line naming the field, the value and what is allowed, rather than
+minutes into a build. The resolved spec is stored in the file as canonical YAML: it is the
+dataset's recipe, and together with the package version it determines every byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from spritegen.errors import SpecError
+from spritegen.factors import FACTOR_NAMES, FACTORS, NUM_ALL_FACTORS, FactorSpace
+from spritegen.render import RENDERER_KINDS, channels_for
+
+SPEC_FORMAT = "spritegen-spec/1"
+COMPRESSIONS = ("gzip", "none")
+
+#: Sizes of the oracle's evaluation sets. "full" is disentanglement_lib's published study
+#: configuration; "quick" is for scoring every epoch; "none" stores no evaluation sets.
+EVAL_PRESETS: dict[str, dict[str, int]] = {
+    "full": {"batch_size": 64, "variance": 10_000, "kim_mnih_train": 10_000,
+             "kim_mnih_eval": 5_000, "higgins_train": 10_000, "higgins_eval": 5_000},
+    "quick": {"batch_size": 64, "variance": 2_000, "kim_mnih_train": 500,
+              "kim_mnih_eval": 250, "higgins_train": 500, "higgins_eval": 250},
+    "tiny": {"batch_size": 16, "variance": 300, "kim_mnih_train": 60,
+             "kim_mnih_eval": 40, "higgins_train": 60, "higgins_eval": 40},
+    "none": {"batch_size": 64, "variance": 0, "kim_mnih_train": 0,
+             "kim_mnih_eval": 0, "higgins_train": 0, "higgins_eval": 0},
+}
+EVAL_SIZE_KEYS = tuple(EVAL_PRESETS["full"])
+
+#: Thesis section 3.2: one million images per dataset.
+THESIS_NUM_IMAGES = 1_000_000
+
+
+@dataclass(frozen=True)
+class EvalSizes:
+    batch_size: int = 64
+    variance: int = 10_000
+    kim_mnih_train: int = 10_000
+    kim_mnih_eval: int = 5_000
+    higgins_train: int = 10_000
+    higgins_eval: int = 5_000
+
+    @property
+    def total_images(self) -> int:
+        L = self.batch_size
+        return (self.variance + L * (self.kim_mnih_train + self.kim_mnih_eval)
+                + 2 * L * (self.higgins_train + self.higgins_eval))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A validated dataset recipe. Build with ``load_spec``/``default_spec``, not directly."""
+
+    factors: int
+    renderer: str = "2d"
+    image_size: int = 64
+    n: int = THESIS_NUM_IMAGES
+    seed: int = 0
+    fixed: dict[str, float] = field(default_factory=dict)
+    chunk_images: int = 256
+    compression: str = "gzip"
+    compression_level: int = 1
+    evaluation: EvalSizes = field(default_factory=EvalSizes)
+    name: str = ""
+
+    @property
+    def space(self) -> FactorSpace:
+        values = tuple(float(self.fixed.get(f.name, f.default_fixed)) for f in FACTORS)
+        return FactorSpace(num_active=self.factors, fixed=values)
+
+    @property
+    def channels(self) -> int:
+        return channels_for(self.renderer, self.space.coloured)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_size, self.image_size, self.channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec in its YAML input form, every default spelled out (round-trips)."""
+        return {
+            "format": SPEC_FORMAT,
+            "name": self.name,
+            "factors": self.factors,
+            "renderer": self.renderer,
+            "image_size": self.image_size,
+            "n": self.n,
+            "seed": self.seed,
+            "fixed": dict(self.fixed),
+            "storage": {"chunk_images": self.chunk_images, "compression": self.compression,
+                        "compression_level": self.compression_level},
+            "evaluation": asdict(self.evaluation),
+        }
+
+    def to_yaml(self) -> str:
+        """Canonical text: equal specs give equal text (stored in files, hashed for resume)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=True, default_flow_style=False)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_yaml().encode()).hexdigest()
+
+
+def _fail(field_name: str, value: Any, allowed: str) -> SpecError:
+    return SpecError(f"spec field '{field_name}': got {value!r}; allowed: {allowed}")
+
+
+def _int(d: Mapping[str, Any], key: str, lo: int, hi: int, where: str = "") -> int:
+    value = d[key]
+    name = f"{where}{key}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(name, value, f"an integer in {lo}..{hi}")
+    if not lo <= value <= hi:
+        raise _fail(name, value, f"an integer in {lo}..{hi}")
+    return value
+
+
+def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in d:
+        if key not in allowed:
+            raise SpecError(f"spec {where}: unknown field {key!r}; allowed: {', '.join(allowed)}")
+
+
+def _eval_sizes(raw: Any) -> EvalSizes:
+    if raw is None:
+        return EvalSizes()
+    if isinstance(raw, str):
+        raw = {"preset": raw}
+    if not isinstance(raw, Mapping):
+        raise _fail("evaluation", raw, f"a preset name ({', '.join(EVAL_PRESETS)}) or a mapping")
+    _check_keys(raw, ("preset",) + EVAL_SIZE_KEYS, "section 'evaluation'")
+    preset = raw.get("preset", "full")
+    if preset not in EVAL_PRESETS:
+        raise _fail("evaluation.preset", preset, ", ".join(EVAL_PRESETS))
+    sizes = dict(EVAL_PRESETS[preset])
+    for key in EVAL_SIZE_KEYS:
+        if key in raw:
+            lo = 2 if key == "batch_size" else 0
+            sizes[key] = _int(raw, key, lo, 10_000_000, "evaluation.")
+    return EvalSizes(**sizes)
+
+
+def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
+    """Validate a parsed YAML mapping (or flags gathered into one) into a DatasetSpec."""
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"a spec must be a YAML mapping of fields, got {type(raw).__name__}")
+    allowed = ("format", "name", "factors", "renderer", "image_size", "n", "seed", "fixed",
+               "storage", "evaluation")
+    _check_keys(raw, allowed, "top level")
+    if "format" in raw and raw["format"] != SPEC_FORMAT:
+        raise _fail("format", raw["format"], SPEC_FORMAT)
+    if "factors" not in raw:
+        raise SpecError(f"spec field 'factors' is missing; allowed: an integer in 1..{NUM_ALL_FACTORS}")
+    factors = _int(raw, "factors", 1, NUM_ALL_FACTORS)
+    renderer = raw.get("renderer", "3d" if factors == NUM_ALL_FACTORS else "2d")
+    if renderer not in RENDERER_KINDS:
+        raise _fail("renderer", renderer, ", ".join(RENDERER_KINDS))
+    if factors == NUM_ALL_FACTORS and renderer != "3d":
+        raise _fail("renderer", renderer, "3d when factors is 7 (rotation_y needs the 3D renderer)")
+    values: dict[str, Any] = {"factors": factors, "renderer": renderer}
+    for key, lo, hi in (("image_size", 16, 1024), ("n", 1, 100_000_000),
+                        ("seed", 0, 2**63 - 1)):
+        if key in raw:
+            values[key] = _int(raw, key, lo, hi)
+    name = raw.get("name", "")
+    if not isinstance(name, str):
+        raise _fail("name", name, "a string")
+    values["name"] = name
+    fixed_raw = raw.get("fixed") or {}
+    if not isinstance(fixed_raw, Mapping):
+        raise _fail("fixed", fixed_raw, "a mapping of inactive factor names to values")
+    fixed: dict[str, float] = {}
+    for fname, fvalue in fixed_raw.items():
+        if fname not in FACTOR_NAMES or fname == "hue":
+            raise _fail("fixed", fname, ", ".join(n for n in FACTOR_NAMES if n != "hue")
+                        + " (an inactive hue always means white)")
+        k = FACTOR_NAMES.index(fname)
+        f = FACTORS[k]
+        if k < factors:
+            raise _fail(f"fixed.{fname}", fvalue,
+                        f"values for inactive factors only ({', '.join(FACTOR_NAMES[factors:]) or 'none'})")
+        if isinstance(fvalue, bool) or not isinstance(fvalue, (int, float)):
+            raise _fail(f"fixed.{fname}", fvalue, "a number")
+        if f.kind == "categorical":
+            if fvalue not in range(f.num_classes):
+                raise _fail(f"fixed.{fname}", fvalue, f"a class index 0..{f.num_classes - 1} "
+                            f"({', '.join(f.classes)})")
+        elif not f.low <= fvalue < f.high:
+            raise _fail(f"fixed.{fname}", fvalue, f"a number in [{f.low}, {f.high:.6g})")
+        fixed[fname] = float(fvalue)
+    values["fixed"] = {f.name: fixed.get(f.name, float(f.default_fixed))
+                       for f in FACTORS[factors:] if f.name != "hue"}
+    storage = raw.get("storage") or {}
+    if not isinstance(storage, Mapping):
+        raise _fail("storage", storage, "a mapping with chunk_images, compression, compression_level")
+    _check_keys(storage, ("chunk_images", "compression", "compression_level"), "section 'storage'")
+    if "chunk_images" in storage:
+        values["chunk_images"] = _int(storage, "chunk_images", 1, 65536, "storage.")
+    if "compression" in storage:
+        if storage["compression"] not in COMPRESSIONS:
+            raise _fail("storage.compression", storage["compression"], ", ".join(COMPRESSIONS))
+        values["compression"] = storage["compression"]
+    if "compression_level" in storage:
+        values["compression_level"] = _int(storage, "compression_level", 0, 9, "storage.")
+    values["evaluation"] = _eval_sizes(raw.get("evaluation"))
+    return DatasetSpec(**values)
+
+
+def parse_spec_text(text: str, source: str = "spec") -> DatasetSpec:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpecError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return spec_from_mapping(raw)
+
+
+def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> DatasetSpec:
+    """Read a YAML spec file and apply flag overrides (flat keys as in ``with_overrides``)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {str(path)!r}: {exc.strerror}") from None
+    spec = parse_spec_text(text, source=str(path))
+    return with_overrides(spec, overrides or {})
+
+
+def default_spec(num_factors: int, renderer: str | None = None) -> DatasetSpec:
+    """The study's dataset with ``num_factors`` factors: 1,000,000 images, 64×64, seed 0."""
+    raw: dict[str, Any] = {"factors": num_factors, "name": f"factors{num_factors}"}
+    if renderer is not None:
+        raw["renderer"] = renderer
+    return spec_from_mapping(raw)
+
+
+def with_overrides(spec: DatasetSpec, overrides: Mapping[str, Any]) -> DatasetSpec:
+    """Apply command-line overrides (n, seed, renderer, image_size, eval_preset), revalidated."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not overrides:
+        return spec
+    raw = spec.to_dict()
+    for key, value in overrides.items():
+        if key == "eval_preset":
+            raw["evaluation"] = {"preset": value}
+        elif key in ("n", "seed", "renderer", "image_size", "factors", "name"):
+            raw[key] = value
+        else:
+            raise SpecError(f"unknown override {key!r}")
+    if "factors" in overrides:  # factors that become active lose their fixed values
+        active = FACTOR_NAMES[: int(overrides["factors"])] if isinstance(overrides["factors"], int) else ()
+        raw["fixed"] = {k: v for k, v in raw["fixed"].items() if k not in active}
+        if "renderer" not in overrides:
+            raw.pop("renderer")
+    return spec_from_mapping(raw)
