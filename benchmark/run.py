@@ -31,6 +31,7 @@ from benchmark.train import (Scorer, TrainConfig, TrainingDiverged, make_represe
                              resolve_device, train)
 
 PRESETS = ("quick", "full", "none")
+DATA_DIR_ENV = "BENCH_DATA_DIR"
 SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins")
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
 NOT_IDENTITY = ("out", "force", "progress", "device", "torch")
@@ -107,16 +108,23 @@ def validate(cfg: RunConfig) -> None:
         raise SpecError(f"--factors must be 1..7, got {cfg.factors!r}")
 
 
+def default_dataset_path(num_factors: int) -> Path:
+    """Where ``--factors K`` keeps the study's default dataset: $BENCH_DATA_DIR (default ./data)."""
+    return Path(os.environ.get(DATA_DIR_ENV, "data")) / f"factors{num_factors}.h5"
+
+
 def resolve_data(cfg: RunConfig) -> Path:
-    """The dataset file: --data, or the default dataset with K factors (built when missing)."""
+    """The dataset file: --data, or the default dataset with K factors, built when missing
+    (spritegen's default spec: 1,000,000 images and the full evaluation sets) and reused after."""
     if cfg.data is not None:
         return Path(cfg.data)
-    try:
-        from spritegen.build import default_dataset  # the lead's build API (issue: foundation)
-    except ImportError:
-        raise SpecError("--factors needs spritegen's dataset builder, which this installation "
-                        "lacks; pass --data FILE") from None
-    return Path(default_dataset(cfg.factors))
+    path = default_dataset_path(cfg.factors)
+    if not path.exists():
+        from spritegen.build import build
+        from spritegen.spec import default_spec
+
+        build(default_spec(cfg.factors), path, progress=cfg.progress)
+    return path
 
 
 def metrics_scorer(data: Path, seed: int, preset: str) -> Scorer | None:

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    return make_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny_k2.h5", n=256, seed=0)
+    return make_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny_k2.h5", n=128, seed=0)
 
 
 def correlation_scorer(path: Path):
@@ -54,7 +54,8 @@ def numbers(row: dict) -> dict:
 def test_tiny_run_writes_every_artefact_and_the_loss_falls(tiny, tmp_path):
     out = tmp_path / "run"
     summary = run(RunConfig(model="betavae", hparams={"beta": 1.0}, data=str(tiny), epochs=6,
-                            latent_dim=6, seed=1, device="cpu", out=str(out), progress=False),
+                            batch_size=32, latent_dim=6, seed=1, device="cpu", out=str(out),
+                            progress=False),
                   scorer=correlation_scorer(tiny), score_keys=("max_corr",))
     for name in ("config.json", "metrics.jsonl", "summary.json", "reconstructions.png",
                  "traversal.png", "checkpoints/last.pt", "checkpoints/model.pt"):
@@ -65,7 +66,7 @@ def test_tiny_run_writes_every_artefact_and_the_loss_falls(tiny, tmp_path):
     assert config["model_hparams"] == {"beta": 1.0, "beta_norm": None}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert [r["step"] for r in rows] == [4, 8, 12, 16, 20, 24]
+    assert [r["step"] for r in rows] == [4, 8, 12, 16, 20, 24]  # 128 images, batch 32
     for r in rows:
         assert {"loss", "reconstruction", "kl", "max_corr"} <= set(r)
         assert len(r["kl_per_dim"]) == 6 and sum(r["kl_per_dim"]) == pytest.approx(r["kl"], rel=1e-4)
@@ -83,8 +84,8 @@ def test_tiny_run_writes_every_artefact_and_the_loss_falls(tiny, tmp_path):
 
 def test_same_seed_same_numbers_and_resume_mid_epoch(tiny, tmp_path):
     images, _ = load_training_set(tiny)
-    data = to_channels_first(images[:64])
-    cfg = TrainConfig(epochs=2, batch_size=16, seed=7, device="cpu", checkpoint_every=3,
+    data = to_channels_first(images[:32])
+    cfg = TrainConfig(epochs=2, batch_size=8, seed=7, device="cpu", checkpoint_every=3,
                       progress=False)
     scorer = lambda represent: {"mean_mu": float(represent(images[:32]).mean())}  # noqa: E731
 
@@ -109,7 +110,7 @@ def test_same_seed_same_numbers_and_resume_mid_epoch(tiny, tmp_path):
     # and another seed gives other numbers
     def first_step(seed):
         return train(build_model("vae", (1, 64, 64), 4, seed=7), data,
-                     TrainConfig(max_steps=1, batch_size=16, seed=seed, device="cpu",
+                     TrainConfig(max_steps=1, batch_size=8, seed=seed, device="cpu",
                                  progress=False))[0]["loss"]
 
     assert first_step(8) != first_step(7)
@@ -196,6 +197,17 @@ def test_dataset_flags(tiny, tmp_path):
     assert r.exit_code == 2 and "does not exist" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "vae", "--factors", "9"])
     assert r.exit_code == 2 and "--factors must be 1..7" in r.output
+    r = CliRunner().invoke(main, ["run", "--model", "vae", "--factors", "2", "--data", str(tiny)])
+    assert r.exit_code == 2 and "not both" in r.output
+    # --factors K reuses the default dataset in $BENCH_DATA_DIR (building it when missing)
+    (tmp_path / "data").mkdir()
+    os.symlink(tiny, tmp_path / "data" / "factors2.h5")
+    r = CliRunner(env={"BENCH_DATA_DIR": str(tmp_path / "data")}).invoke(
+        main, ["run", "--model", "vae", "--factors", "2", "--steps", "1", "--latent-dim", "2",
+               "--quiet", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["data"] == str(tiny.resolve()) and config["epochs"] == 10
     if not torch.cuda.is_available():
         r = CliRunner().invoke(main, ["run", "--model", "vae", "--data", str(tiny),
                                       "--device", "cuda"])
@@ -225,15 +237,15 @@ def test_finished_run_is_not_overwritten_without_force(tiny, tmp_path):
 
 
 def learning_scorer(path: Path):
-    """The project's Kim-Mnih metric on a live oracle of the fixture's squares when
-    benchmark.metrics is installed, else the correlation stand-in. Returns (key, scorer)."""
+    """The project's Kim-Mnih metric on a live oracle when benchmark.metrics is installed, else
+    the correlation stand-in. Returns (key, scorer)."""
     try:
         from benchmark.metrics import evaluate
     except ImportError:
         return "max_corr", correlation_scorer(path)
-    from train_fixtures import SquaresOracle
+    from spritegen.oracle import Oracle
 
-    oracle = SquaresOracle()
+    oracle = Oracle.from_file(path)
     return "kim_mnih", lambda represent: evaluate(oracle, represent, random_state=0,
                                                   preset="quick")
 
@@ -244,7 +256,7 @@ def test_training_raises_the_score_on_a_two_factor_dataset(tmp_path):
     key, scorer = learning_scorer(path)
     untrained = scorer(make_represent(build_model("vae", (1, 64, 64), 10, seed=0),
                                       torch.device("cpu")))[key]
-    summary = run(RunConfig(model="vae", data=str(path), epochs=10, max_steps=320, seed=0,
+    summary = run(RunConfig(model="vae", data=str(path), epochs=15, seed=0,
                             device="cpu", score_every=0, out=str(tmp_path / "run"),
                             progress=False), scorer=scorer, score_keys=(key,))
     trained = summary["final_scores"][key]
