@@ -1,7 +1,7 @@
 """The training loop: read it top to bottom.
 
-Data live in memory as one uint8 tensor (N, C, H, W) (on the GPU when training there) and each
-mini-batch is converted to floats in [0, 1] here, in the loop, so the model sees ``x`` in [0, 1].
+Data live in memory as one uint8 tensor (N, C, H, W) (on the GPU when training there and it fits)
+and each mini-batch is converted to floats in [0, 1] here, in the loop: the model sees [0, 1].
 Randomness comes from explicit torch Generators only: the shuffle of epoch e is drawn from a
 generator seeded with (seed, e), and the reparameterisation noise from one generator seeded with
 ``seed`` whose state is checkpointed. On the CPU a run is therefore deterministic, and a run that
@@ -124,7 +124,10 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
     if n == 0:
         raise SpecError("the training set is empty")
     model.to(device).train()
-    data = images.to(device)
+    try:  # the whole training set on the GPU when it fits; else pinned host memory
+        data = images.to(device)
+    except torch.cuda.OutOfMemoryError:
+        data = images.pin_memory()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     noise = torch.Generator(device=device).manual_seed(cfg.seed)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -172,12 +175,12 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
     while step < total_steps:
         bar.set_description(f"epoch {epoch + 1}/{num_epochs}")
         shuffle = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
-        perm = torch.randperm(n, generator=shuffle).to(device)
+        perm = torch.randperm(n, generator=shuffle).to(data.device)
         epoch_start = time.perf_counter()
         while batch_in_epoch < steps_per_epoch and step < total_steps:
             # forward, backward, update
             idx = perm[batch_in_epoch * cfg.batch_size:(batch_in_epoch + 1) * cfg.batch_size]
-            x = to_input(data[idx])
+            x = to_input(data[idx].to(device, non_blocking=True))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 terms = model.loss(x, step=step, generator=noise)
             loss = terms["loss"]
