@@ -61,8 +61,8 @@ def test_missing_file_is_a_dataset_error(tmp_path):
         SpritegenDataset(tmp_path / "none.h5")
 
 
-def test_spritegen_does_not_import_torch():
-    code = ("import sys, spritegen, spritegen.factors, spritegen.errors; "
+def test_spritegen_and_the_bench_cli_do_not_import_torch():
+    code = ("import sys, spritegen, spritegen.factors, spritegen.errors, benchmark.cli; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO,
                    env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})

@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 from matplotlib.image import imread
 
-from benchmark.cli import main
+from benchmark.cli import bench as main
 from benchmark.data import load_training_set, to_channels_first
 from benchmark.models import VAE, build_model
 from benchmark.run import RunConfig, run

@@ -1,1 +1,1 @@
-"""Bodies of the ``bench`` commands, one module each, registered on the group in benchmark.cli."""
+"""Bodies of the ``bench`` subcommands, one module each (registered in ``benchmark.cli``)."""

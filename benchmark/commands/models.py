@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from benchmark.models.registry import ModelError, build_model, describe_default, discover
-
 
 @click.command()
 @click.option("--check/--no-check", default=True, show_default=True,
@@ -13,6 +11,8 @@ from benchmark.models.registry import ModelError, build_model, describe_default,
 @click.option("--latent-dim", default=10, show_default=True, type=int)
 def models_command(check: bool, latent_dim: int) -> None:
     """List the models of the entry point group benchmark.models."""
+    from benchmark.models.registry import ModelError, build_model, describe_default, discover
+
     entries = discover()
     broken = 0
     for name, entry in entries.items():
