@@ -22,7 +22,9 @@ def bench() -> None:
 def _register() -> None:
     from benchmark.commands.models import models_command
     from benchmark.commands.run import run_command
+    from benchmark.commands.score import score
 
+    bench.add_command(score)
     bench.add_command(run_command, "run")
     bench.add_command(models_command, "models")
 

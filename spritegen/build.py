@@ -109,11 +109,13 @@ def _tasks(spec: DatasetSpec, plan: BuildPlan) -> list[ChunkTask]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write-then-rename: a killed process leaves either the whole chunk or none of it.
+
+    No fsync per chunk: resume protects against a killed process, whose writes the page cache
+    keeps; the finished file itself is synced before it is published.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
@@ -170,10 +172,10 @@ def build(spec: DatasetSpec, out: str | Path, *, workers: int | None = None, for
     plan = plan_build(spec)
     tasks = _tasks(spec, plan)
     parts = out.with_name(out.name + ".parts")
-    from spritegen.render.cairo2d import RENDERER_VERSION as CAIRO_VERSION
+    from spritegen.render import renderer_version
 
     manifest = {"spec": spec.to_yaml(), "spritegen": spritegen.__version__,
-                "format_version": FORMAT_VERSION, "cairo2d": CAIRO_VERSION,
+                "format_version": FORMAT_VERSION, "renderer_version": renderer_version(spec.renderer),
                 "num_chunks": len(tasks)}
     _prepare_parts(parts, manifest, force)
     todo = [t for t in tasks if not (parts / t.name).exists()]
@@ -291,3 +293,12 @@ def _write_metadata(f, spec: DatasetSpec) -> None:
             [SYMMETRY_2D[c] for c in shape.classes], dtype=np.float64))
         meta["symmetry_radians"].attrs["note"] = (
             "smallest in-plane rotation mapping each shape (class order) onto itself")
+    else:
+        from spritegen.render.pyrender3d import SYMMETRY_3D
+
+        table = [SYMMETRY_3D[c] for c in shape.classes_3d]
+        meta.create_dataset("symmetry_radians", data=np.array(
+            [[t["rotation_period"], t["rotation_y_period"]] for t in table], dtype=np.float64))
+        meta["symmetry_radians"].attrs["note"] = (
+            "per shape (class order): period of rotation (about x) and of rotation_y alone")
+        meta.create_dataset("symmetry_notes", data=_string_array(str(t["joint"]) for t in table))

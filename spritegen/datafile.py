@@ -9,6 +9,8 @@ training loop or the metrics as if it were data.
 from __future__ import annotations
 
 import json
+import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +78,33 @@ def read_strings(dataset) -> list[str]:
     return [s.decode() if isinstance(s, bytes) else str(s) for s in dataset[()]]
 
 
-def read_images(dset, start: int = 0, stop: int | None = None, chunk_rows: int = 8192) -> np.ndarray:
-    """Read rows [start, stop) of an images dataset into memory, chunk-aligned blocks at a time."""
+def read_images(dset, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Read rows [start, stop) of an images dataset into memory.
+
+    HDF5 decompresses one chunk at a time on one core; here the stored chunks are read raw and
+    inflated by a thread pool (zlib releases the GIL), which loads a large set about as many
+    times faster as there are cores.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     stop = dset.shape[0] if stop is None else min(stop, dset.shape[0])
     out = np.empty((stop - start,) + dset.shape[1:], dtype=dset.dtype)
-    for i in range(start, stop, chunk_rows):
-        j = min(i + chunk_rows, stop)
-        dset.read_direct(out, np.s_[i:j], np.s_[i - start: j - start])
+    rows = dset.chunks[0] if dset.chunks else 0
+    if dset.compression not in ("gzip", None) or not rows or dset.shuffle or dset.fletcher32:
+        dset.read_direct(out, np.s_[start:stop], np.s_[0: stop - start])
+        return out
+    flat = out.reshape(len(out), -1)
+    first = start - start % rows
+
+    def load(chunk_start: int) -> None:
+        _, stored = dset.id.read_direct_chunk((chunk_start,) + (0,) * (dset.ndim - 1))
+        raw = zlib.decompress(stored) if dset.compression == "gzip" else stored
+        block = np.frombuffer(raw, dtype=dset.dtype).reshape(rows, -1)
+        lo, hi = max(chunk_start, start), min(chunk_start + rows, stop)
+        flat[lo - start: hi - start] = block[lo - chunk_start: hi - chunk_start]
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(load, range(first, stop, rows)))
     return out
 
 

@@ -39,6 +39,16 @@ def channels_for(kind: str, coloured: bool) -> int:
     return 3 if (coloured or kind == "3d") else 1
 
 
+RENDERER_MODULES = {"2d": "spritegen.render.cairo2d", "3d": "spritegen.render.pyrender3d"}
+
+
+def renderer_version(kind: str) -> str:
+    """The version of a renderer's pixels; a build never mixes chunks of two versions."""
+    import importlib
+
+    return str(importlib.import_module(RENDERER_MODULES[kind]).RENDERER_VERSION)
+
+
 def make_renderer(kind: str, image_size: int, coloured: bool) -> Renderer:
     """Build the renderer ``kind`` ("2d" or "3d"); 3D imports pyrender only when asked for."""
     if kind == "2d":

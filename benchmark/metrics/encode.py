@@ -1,0 +1,140 @@
+"""Run a representation function over a stream of images, in large batches, and check its output.
+
+Every metric reads images, encodes them and does arithmetic on the latents; this module owns the
+first two steps, so that the metric modules only see ``(n, D)`` float64 arrays, and so that the
+time spent reading (or rendering) and encoding is measured in one place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from spritegen.errors import SpritegenError
+
+#: Images per call of the representation function unless the caller says otherwise.
+DEFAULT_ENCODE_BATCH_SIZE = 1024
+
+Represent = Callable[[np.ndarray], object]
+
+
+class RepresentationError(SpritegenError, ValueError):
+    """The representation function returned something the metrics cannot use."""
+
+
+@dataclass
+class Timings:
+    """Seconds spent reading (or rendering) images, inside the representation, and on arithmetic."""
+
+    read: float = 0.0
+    encode: float = 0.0
+    metric: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"read_s": self.read, "encode_s": self.encode, "metric_s": self.metric}
+
+
+def to_latents(out: object, n: int, name: str = "represent") -> np.ndarray:
+    """Turn one output of ``represent`` into an ``(n, D)`` float64 array, or say what is wrong.
+
+    Accepts numpy arrays and torch tensors (detached and moved to the CPU; torch is never imported
+    here, tensors are recognised by their methods).
+    """
+    if hasattr(out, "detach") and hasattr(out, "cpu"):
+        out = out.detach().cpu().numpy()
+    try:
+        arr = np.asarray(out)
+    except Exception as exc:  # noqa: BLE001 - anything unconvertible gets one clear message
+        raise RepresentationError(
+            f"{name} must return a numpy array or torch tensor of shape (n, D), got "
+            f"{type(out).__name__}: {exc}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                   or arr.dtype == np.bool_):
+        raise RepresentationError(
+            f"{name} must return numbers of shape (n, D), got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise RepresentationError(
+            f"{name} must return shape (n, D) = ({n}, D) for a batch of {n} images, got shape "
+            f"{arr.shape}")
+    if arr.shape[0] != n:
+        raise RepresentationError(
+            f"{name} returned {arr.shape[0]} rows for a batch of {n} images; it must return one "
+            f"row per image, shape ({n}, D)")
+    if arr.shape[1] < 1:
+        raise RepresentationError(f"{name} returned 0 latent dimensions; need D >= 1")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr).all():
+        bad = ~np.isfinite(arr)
+        kinds = []
+        if np.isnan(arr).any():
+            kinds.append("NaN")
+        if np.isinf(arr).any():
+            kinds.append("inf")
+        rows = np.flatnonzero(bad.any(axis=1))
+        dims = np.flatnonzero(bad.any(axis=0)).tolist()[:10]
+        raise RepresentationError(
+            f"{name} returned {' and '.join(kinds)} in {int(bad.sum())} values (first bad row "
+            f"{int(rows[0])} of this batch, latent dims {dims}); latents must be finite")
+    return arr
+
+
+def encode(chunks: Iterable[np.ndarray], total: int, represent: Represent, *,
+           batch_size: int = DEFAULT_ENCODE_BATCH_SIZE, timings: Timings | None = None,
+           expected_dim: int | None = None, progress: bool = False,
+           desc: str = "encoding") -> np.ndarray:
+    """Encode ``total`` images arriving in ``chunks`` into an ``(total, D)`` float64 array.
+
+    ``represent`` is called on slices of at most ``batch_size`` images (never one at a time); the
+    time spent pulling the next chunk (reading the file, or rendering) is added to
+    ``timings.read`` and the time inside ``represent`` to ``timings.encode``. ``expected_dim``
+    makes a representation that changes its width between calls an error.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise RepresentationError(f"encode batch size must be an integer >= 1, got {batch_size!r}")
+    timings = timings if timings is not None else Timings()
+    out: np.ndarray | None = None
+    filled = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit="img", leave=False)
+    it = iter(chunks)
+    try:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                chunk = next(it)
+            except StopIteration:
+                timings.read += time.perf_counter() - t0
+                break
+            timings.read += time.perf_counter() - t0
+            for start in range(0, len(chunk), batch_size):
+                images = chunk[start:start + batch_size]
+                t0 = time.perf_counter()
+                raw = represent(images)
+                timings.encode += time.perf_counter() - t0
+                z = to_latents(raw, len(images))
+                if out is None:
+                    if expected_dim is not None and z.shape[1] != expected_dim:
+                        raise RepresentationError(
+                            f"represent returned D={z.shape[1]} latent dimensions here but "
+                            f"D={expected_dim} before; it must return the same width every call")
+                    out = np.empty((total, z.shape[1]), dtype=np.float64)
+                elif z.shape[1] != out.shape[1]:
+                    raise RepresentationError(
+                        f"represent returned D={z.shape[1]} latent dimensions here but "
+                        f"D={out.shape[1]} before; it must return the same width every call")
+                out[filled:filled + len(z)] = z
+                filled += len(z)
+                if bar is not None:
+                    bar.update(len(z))
+    finally:
+        if bar is not None:
+            bar.close()
+    if filled != total or out is None:
+        raise RuntimeError(f"image stream gave {filled} images, expected {total}")  # a bug
+    return out

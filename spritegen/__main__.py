@@ -1,0 +1,3 @@
+from spritegen.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""Shared fixtures: small real datasets built once per session, caches kept out of $HOME."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_CACHE = Path(tempfile.mkdtemp(prefix="spritegen-test-cache-"))
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+os.environ["MESA_SHADER_CACHE_DIR"] = str(_CACHE / "mesa")
+os.environ["XDG_CACHE_HOME"] = str(_CACHE / "xdg")
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_CACHE / "inductor")
+os.environ.setdefault("RAY_TMPDIR", str(_CACHE / "ray"))
+
+
+def build_small(tmp: Path, factors: int, n: int = 1000, preset: str = "tiny", seed: int = 0,
+                renderer: str | None = None, workers: int = 1, name: str | None = None) -> Path:
+    from spritegen.build import build
+    from spritegen.spec import default_spec, with_overrides
+
+    spec = with_overrides(default_spec(factors, renderer), {"n": n, "eval_preset": preset, "seed": seed})
+    out = tmp / (name or f"k{factors}-{renderer or 'default'}-{n}-{preset}-{seed}-w{workers}.h5")
+    return build(spec, out, workers=workers, progress=False)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("datasets")
+
+
+@pytest.fixture(scope="session")
+def dataset_k5(data_dir) -> Path:
+    """A small K=5 2D dataset with tiny evaluation sets."""
+    return build_small(data_dir, 5, n=1500)
+
+
+@pytest.fixture(scope="session")
+def dataset_k2(data_dir) -> Path:
+    return build_small(data_dir, 2, n=1000)

@@ -1,0 +1,362 @@
+"""Known answers for the Kim–Mnih, weighted Kim–Mnih and Higgins metrics on real spritegen data.
+
+Two sources of real renders: a tiny dataset file built by ``spritegen build`` (its stored
+evaluation sets) and a live ``Oracle.from_spec``. The identity representation looks each image up
+in a table filled from the (factors, image) pairs the file stores or the oracle renders, so it
+returns exactly the factor values the image was rendered from.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmark.metrics import RepresentationError, evaluate, higgins, kim_mnih
+from spritegen.errors import DatasetError, SpecError
+from tests.metrics_helpers import (FactorLookup, RecordingOracle, Transformed, lookup_from_file,
+                                   pixel_mean, random_rotation)
+
+K = 5
+L = 16
+SIZES = dict(batch_size=L, num_train=200, num_eval=100)
+NUM_VARIANCE = 500
+EVAL_SIZES = {"batch_size": L, "variance": NUM_VARIANCE, "kim_mnih_train": 200,
+              "kim_mnih_eval": 100, "higgins_train": 200, "higgins_eval": 100}
+
+
+def _spec(evaluation):
+    from spritegen.spec import spec_from_mapping
+
+    return spec_from_mapping({"factors": K, "n": 64, "seed": 7, "image_size": 64,
+                              "evaluation": evaluation})
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return _spec(EVAL_SIZES)
+
+
+@pytest.fixture(scope="module")
+def data_file(spec, tmp_path_factory):
+    from spritegen.build import build
+
+    return build(spec, tmp_path_factory.mktemp("metrics") / "k5.h5", workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def file_lookup(data_file) -> FactorLookup:
+    return lookup_from_file(data_file)
+
+
+@pytest.fixture(scope="module")
+def oracle(spec):
+    from spritegen.oracle import Oracle
+
+    return Oracle.from_spec(spec)
+
+
+@pytest.fixture()
+def live(oracle):
+    """A fresh recording oracle (and its lookup) per test."""
+    lookup = FactorLookup()
+    return RecordingOracle(oracle, lookup), lookup
+
+
+def _standardiser(factors: np.ndarray) -> np.ndarray:
+    """Diagonal matrix giving each factor unit variance, so a rotation really mixes them."""
+    return np.diag(1.0 / factors.std(axis=0))
+
+
+def _scores(source, represent, seed=0):
+    km = kim_mnih(source, represent, seed, num_variance=NUM_VARIANCE, **SIZES)
+    hg = higgins(source, represent, seed, **SIZES)
+    return km, hg
+
+
+def _permuted_scaled(k, seed=3):
+    rng = np.random.default_rng(seed)
+    return np.diag(rng.uniform(0.01, 100.0, size=k))[rng.permutation(k)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Known answers
+
+
+def test_identity_scores_high_on_stored_sets(data_file, file_lookup):
+    represent = Transformed(file_lookup, _permuted_scaled(K), offset=5.0)
+    km, hg = _scores(data_file, represent)
+    assert km.score >= 0.9 and hg.score >= 0.9, (km.score, hg.score)
+    assert km.num_active_dims == K
+    assert km.weighted.score >= 0.9
+    # every vote is the dimension of the fixed factor: the vote matrix is a permutation
+    votes = np.array(km.votes)
+    assert (np.count_nonzero(votes, axis=1) == 1).all()
+
+
+def test_identity_scores_high_on_live_oracle(live):
+    source, lookup = live
+    km, hg = _scores(source, Transformed(lookup, _permuted_scaled(K, seed=4)))
+    assert km.score >= 0.9 and hg.score >= 0.9, (km.score, hg.score)
+    assert km.weighted.score >= 0.9
+    assert km.source["kind"] == "oracle"
+
+
+@pytest.mark.parametrize("where", ["stored", "live"])
+def test_constant_representation(where, data_file, oracle):
+    def constant(images):
+        return np.zeros((len(images), K))
+
+    km, hg = _scores(data_file if where == "stored" else oracle, constant)
+    assert km.score <= 0.2
+    assert km.num_active_dims == 0
+    assert km.weighted.score <= 0.2
+    # no signal at all: the classifier predicts the most frequent train factor, i.e. chance
+    assert hg.score == pytest.approx(hg.chance)
+    assert abs(hg.score - 1 / K) <= 0.12
+
+
+def test_random_rotation_scores_below_identity(data_file, file_lookup):
+    import h5py
+
+    with h5py.File(data_file, "r") as f:
+        scale = _standardiser(f["eval/variance/factors"][()])
+    ident_km, ident_hg = _scores(data_file, Transformed(file_lookup, scale))
+    rot_km, rot_w, rot_hg = [], [], []
+    for seed in range(3):
+        km, hg = _scores(data_file, Transformed(file_lookup, random_rotation(K, seed) @ scale))
+        rot_km.append(km.score)
+        rot_w.append(km.weighted.score)
+        rot_hg.append(hg.score)
+    assert np.mean(rot_km) <= ident_km.score - 0.15, (rot_km, ident_km.score)
+    assert np.mean(rot_w) <= ident_km.weighted.score - 0.15, (rot_w, ident_km.weighted.score)
+    assert np.mean(rot_hg) <= ident_hg.score - 0.15, (rot_hg, ident_hg.score)
+
+
+def test_noise_dimensions_do_not_lower_kim_mnih(data_file, file_lookup):
+    base, _ = _scores(data_file, Transformed(file_lookup))
+    noisy = Transformed(file_lookup, noise_dims=5, noise_seed=1)
+    km = kim_mnih(data_file, noisy, 0, num_variance=NUM_VARIANCE, **SIZES)
+    assert km.num_latents == K + 5 and km.num_active_dims == K + 5
+    assert km.score >= base.score
+
+
+def test_permuting_and_rescaling_latents_changes_nothing(data_file, file_lookup):
+    # a rotated (imperfect) representation, so that the scores are not trivially 1
+    mixed = random_rotation(K, 11) @ np.diag([1, 1, 1, 1, 0.3])
+    a_km, a_hg = _scores(data_file, Transformed(file_lookup, mixed))
+    b_km, b_hg = _scores(data_file, Transformed(file_lookup, _permuted_scaled(K) @ mixed,
+                                                offset=-3.0))
+    assert a_km.score < 1.0
+    assert b_km.score == a_km.score and b_km.train_accuracy == a_km.train_accuracy
+    assert b_km.weighted.score == pytest.approx(a_km.weighted.score)
+    assert b_hg.score == a_hg.score and b_hg.train_accuracy == a_hg.train_accuracy
+
+
+def test_same_seed_same_score_live(live, oracle):
+    source, lookup = live
+    rep = Transformed(lookup, random_rotation(K, 2))
+    first = evaluate(source, rep, 5, preset=_tiny_preset())
+    again = evaluate(RecordingOracle(oracle, lookup), rep, 5, preset=_tiny_preset())
+    other = evaluate(source, rep, 6, preset=_tiny_preset())
+    keys = ("kim_mnih", "kim_mnih_weighted", "higgins", "kim_mnih_train", "higgins_train")
+    assert {k: first[k] for k in keys} == {k: again[k] for k in keys}
+    assert first["details"]["kim_mnih"]["votes"] == again["details"]["kim_mnih"]["votes"]
+    assert first["details"]["kim_mnih"]["votes"] != other["details"]["kim_mnih"]["votes"]
+    json.dumps(first)  # JSON-ready
+
+
+def _tiny_preset():
+    from benchmark.metrics import Preset
+
+    return Preset("test", batch_size=L, num_train=100, num_eval=50, num_variance=300)
+
+
+def test_evaluate_on_file_uses_stored_sizes_and_ignores_seed(data_file, file_lookup):
+    rep = Transformed(file_lookup, random_rotation(K, 1))
+    a = evaluate(data_file, rep, 0, preset="stored")
+    b = evaluate(data_file, rep, 99, preset="stored")
+    assert a["details"]["preset"]["num_train"] == 200 and a["details"]["preset"]["batch_size"] == L
+    assert (a["kim_mnih"], a["higgins"]) == (b["kim_mnih"], b["higgins"])
+    for key in ("kim_mnih", "kim_mnih_weighted", "higgins", "read_s", "encode_s", "metric_s"):
+        assert key in a
+
+
+# ---------------------------------------------------------------------------------------------
+# How represent is called, and what it may return
+
+
+def test_represent_called_in_large_batches_and_torch_accepted(data_file, file_lookup):
+    torch = pytest.importorskip("torch")
+    sizes = []
+
+    def rep(images):
+        assert images.dtype == np.uint8 and images.ndim == 4
+        sizes.append(len(images))
+        return torch.from_numpy(file_lookup(images)).float()
+
+    km = kim_mnih(data_file, rep, 0, num_variance=NUM_VARIANCE, encode_batch_size=256, **SIZES)
+    assert km.score >= 0.9
+    assert max(sizes) == 256 and sum(sizes) == NUM_VARIANCE + L * 300
+    assert len(sizes) <= sum(-(-n // 256) for n in (NUM_VARIANCE, L * 200, L * 100))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda x: np.zeros(len(x)), "shape"),
+    (lambda x: np.zeros((len(x) - 1, 3)), "rows"),
+    (lambda x: np.full((len(x), 3), np.nan), "NaN"),
+    (lambda x: np.full((len(x), 3), np.inf), "inf"),
+    (lambda x: [["a"]] * len(x), "numbers"),
+])
+def test_bad_representation_output_is_named(data_file, bad, message):
+    with pytest.raises(RepresentationError, match=message):
+        kim_mnih(data_file, bad, 0, num_variance=NUM_VARIANCE, **SIZES)
+    with pytest.raises(RepresentationError, match=message):
+        higgins(data_file, bad, 0, **SIZES)
+
+
+def test_changing_width_is_an_error(data_file):
+    calls = []
+
+    def rep(images):
+        calls.append(1)
+        return np.random.default_rng(len(calls)).normal(size=(len(images), 3 + len(calls) % 2))
+
+    with pytest.raises(RepresentationError, match="same width"):
+        kim_mnih(data_file, rep, 0, num_variance=NUM_VARIANCE, encode_batch_size=128, **SIZES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad inputs
+
+
+def test_file_without_evaluation_sets(tmp_path):
+    from spritegen.build import build
+
+    path = build(_spec("none"), tmp_path / "noeval.h5", workers=1, progress=False)
+    with pytest.raises(DatasetError, match="evaluation set"):
+        kim_mnih(path, lambda x: np.zeros((len(x), 2)), 0, **SIZES)
+
+
+def test_too_few_stored_samples(data_file):
+    rep = lambda x: np.zeros((len(x), 2))  # noqa: E731
+    with pytest.raises(DatasetError, match="holds 500 images but 10000"):
+        kim_mnih(data_file, rep, 0, batch_size=L)
+    with pytest.raises(DatasetError, match="holds 200 points but 201"):
+        higgins(data_file, rep, 0, batch_size=L, num_train=201, num_eval=10)
+    with pytest.raises(DatasetError, match="L=16"):
+        kim_mnih(data_file, pixel_mean, 0, batch_size=64, num_train=2, num_eval=2,
+                 num_variance=100)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(num_train=0), "num_train"), (dict(batch_size=1), "batch_size"),
+    (dict(num_eval=-5), "num_eval"), (dict(num_variance=1), "num_variance"),
+])
+def test_bad_sizes(live, kwargs, field):
+    source, lookup = live
+    with pytest.raises(SpecError, match=field):
+        kim_mnih(source, lookup, 0, **(dict(SIZES, num_variance=NUM_VARIANCE) | kwargs))
+
+
+def test_bad_source_preset_and_seed(data_file):
+    rep = lambda x: np.zeros((len(x), 2))  # noqa: E731
+    with pytest.raises(SpecError, match="sample_factors"):
+        kim_mnih(object(), rep, 0)
+    with pytest.raises(DatasetError, match="no such file"):
+        kim_mnih(str(data_file) + ".missing", rep, 0)
+    with pytest.raises(SpecError, match="allowed"):
+        evaluate(data_file, rep, 0, preset="huge")
+    with pytest.raises(SpecError, match="random_state"):
+        kim_mnih(data_file, rep, None)
+
+
+def test_stored_source_accepts_open_file(data_file, file_lookup):
+    import h5py
+
+    with h5py.File(data_file, "r") as f:
+        km = kim_mnih(f, file_lookup, 0, num_variance=NUM_VARIANCE, **SIZES)
+        assert km.score >= 0.9
+        assert f.id.valid  # not closed by the metric: the caller opened it
+
+
+# ---------------------------------------------------------------------------------------------
+# The classifier
+
+
+def test_logistic_matches_the_unique_penalised_optimum():
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from benchmark.metrics import logistic
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, size=600)
+    x = rng.normal(size=(600, 6)) + np.eye(4, 6)[y] * rng.uniform(0.1, 3, size=6)
+    model = logistic.fit(x * 1000.0, y)
+    assert model.converged
+    ref = sklearn.LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(
+        (x * 1000.0 - model.mean) / model.scale, y)
+    coef = model.coef - model.coef.mean(axis=1, keepdims=True)  # same gauge as scikit-learn
+    assert np.abs(coef - ref.coef_.T).max() < 1e-5
+    assert (model.predict(x * 1000.0) == ref.predict((x * 1000.0 - model.mean) / model.scale)).all()
+    # two classes use the same softmax model; one class predicts that class
+    assert logistic.fit(x, y % 2).converged
+    assert (logistic.fit(x, np.full(600, 3)).predict(x) == 3).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# bench score
+
+
+def test_bench_score_cli(data_file, capsys):
+    from benchmark.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", str(data_file), "--represent",
+              "tests.metrics_helpers:constant_representation", "--json"])
+    assert exit_.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kim_mnih"] == 0.0 and out["preset"] == "stored"
+    assert abs(out["higgins"] - 1 / K) <= 0.12
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", str(data_file), "--represent", "tests.metrics_helpers:pixel_mean"])
+    assert exit_.value.code == 0
+    assert "kim_mnih" in capsys.readouterr().out
+
+    for args, message in [
+        (["--represent", "tests.metrics_helpers:nothing_here"], "no attribute"),
+        (["--represent", "no_such_module_xyz:f"], "cannot import"),
+        (["--represent", "tests.metrics_helpers:pixel_mean", "--preset", "full"], "holds"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["score", str(data_file), *args])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_importing_metrics_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, benchmark.metrics, benchmark.cli; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bench_score_on_published_grid_layout(tmp_path, capsys):
+    from benchmark.cli import main
+    from benchmark.datasets.testing import write_dsprites_npz
+
+    path = write_dsprites_npz(tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", f"dsprites:{path}", "--represent",
+              "tests.metrics_helpers:dsprites_barcode_identity", "--preset", "quick", "--json"])
+    assert exit_.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kim_mnih"] >= 0.9 and out["higgins"] >= 0.9
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", f"dsprites:{path}", "--represent",
+              "tests.metrics_helpers:dsprites_barcode_identity", "--preset", "stored"])
+    assert exit_.value.code == 2 and "scored live" in capsys.readouterr().err
