@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from spritegen.errors import SpecError
+from spritegen.errors import DatasetError, SpecError
 
 from benchmark.data import default_epochs, load_training_set, to_channels_first
 from benchmark.models.registry import build_model, model_hparams, get_entry
@@ -30,7 +30,7 @@ from benchmark.plots import save_reconstructions, save_traversal
 from benchmark.train import (Scorer, TrainConfig, TrainingDiverged, make_represent,
                              resolve_device, train)
 
-PRESETS = ("quick", "full", "none")
+PRESETS = ("quick", "full", "stored", "none")
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins")
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
@@ -127,17 +127,43 @@ def resolve_data(cfg: RunConfig) -> Path:
     return path
 
 
-def metrics_scorer(data: Path, seed: int, preset: str) -> Scorer | None:
-    """``scorer(represent) -> dict`` scoring on the dataset's stored evaluation sets, or None
-    when the preset is "none" or benchmark.metrics is not installed."""
+def metrics_scorer(data: Path, seed: int, preset: str) -> tuple[Scorer | None, str]:
+    """``scorer(represent) -> dict`` for ``preset`` and where it scores: the dataset's stored
+    evaluation sets when they are large enough for the preset, else a live oracle rendering the
+    file's spec. (None, why) when the preset is "none" or benchmark.metrics is missing.
+
+    Checked before training starts, so a run never fails at the end of its first epoch.
+    """
     if preset == "none":
-        return None
+        return None, "none"
     try:
         from benchmark.metrics import evaluate
+        from benchmark.metrics.presets import get_preset
+        from benchmark.metrics.sources import StoredSource
     except ImportError:
-        return None
+        return None, "unavailable (benchmark.metrics not installed)"
+    source: Any = str(data)
+    where = "stored evaluation sets"
+    try:
+        stored_source = StoredSource.open(data)
+        try:
+            stored = stored_source.stored_preset()
+        finally:
+            stored_source.close()
+        if preset != "stored":
+            want = get_preset(preset)
+            if (stored.batch_size != want.batch_size or stored.num_train < want.num_train
+                    or stored.num_eval < want.num_eval or stored.num_variance < want.num_variance):
+                raise DatasetError(f"{data}: stored evaluation sets are smaller than preset {preset!r}")
+    except DatasetError as exc:
+        if preset == "stored":
+            raise SpecError(f"preset 'stored' scores on the file's evaluation sets, but {exc}; "
+                            f"use quick or full (a live oracle)") from None
+        from spritegen.oracle import Oracle
+
+        source, where = Oracle.from_file(data), "live oracle (images rendered while scoring)"
     # A fixed integer seed: every epoch is scored on the same votes, and resumes score the same.
-    return partial(evaluate, str(data), random_state=seed, preset=preset)
+    return partial(evaluate, source, random_state=seed, preset=preset), where
 
 
 def default_out(cfg: RunConfig, data: Path) -> Path:
@@ -222,15 +248,19 @@ def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
 
     out = Path(cfg.out) if cfg.out else default_out(cfg, data_path)
     injected = scorer is not None  # an injected scorer also gives the final scores
+    scoring = {"during": "custom" if injected else "none", "final": "custom" if injected else "none"}
     if not injected:
-        scorer = metrics_scorer(data_path, cfg.seed, cfg.score_preset)
+        scorer, scoring["during"] = metrics_scorer(data_path, cfg.seed, cfg.score_preset)
         if final_scorer is None and cfg.final_preset != cfg.score_preset:
-            final_scorer = metrics_scorer(data_path, cfg.seed, cfg.final_preset)
+            final_scorer, scoring["final"] = metrics_scorer(data_path, cfg.seed, cfg.final_preset)
+        else:
+            scoring["final"] = scoring["during"]
+    if final_scorer is not None and injected:
+        scoring["final"] = "custom"
     resolved = {**dataclasses.asdict(cfg), "data": str(data_path.resolve()), "epochs": epochs,
                 "out": str(out), "num_factors": num_factors, "num_images": int(len(images)),
                 "image_shape": list(image_shape), "model_hparams": model_hparams(model),
-                "scoring": ("custom" if injected else "benchmark.metrics" if scorer or final_scorer
-                            else "none"),
+                "scoring": scoring,
                 "torch": torch.__version__}
     prepare_folder(out, resolved, cfg.force)
 

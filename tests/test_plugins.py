@@ -61,6 +61,7 @@ def test_plugin_model_trains_through_bench_run(site, data, tmp_path):
     out = tmp_path / "run"
     r = bench(site, "run", "--model", "tiny", "--param", "beta=2", "--data", str(data),
               "--epochs", "2", "--batch-size", "16", "--latent-dim", "3", "--quiet",
+              "--score-preset", "none", "--final-preset", "none",
               "--out", str(out))
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -86,7 +87,7 @@ def test_broken_plugin_run_fails_with_one_line(site, data, tmp_path, name, messa
 def test_model_that_diverges_during_training_stops_clearly(site, data, tmp_path):
     out = tmp_path / "r"
     r = bench(site, "run", "--model", "diverges", "--data", str(data), "--batch-size", "16",
-              "--epochs", "2", "--quiet", "--out", str(out))
+              "--epochs", "2", "--score-preset", "none", "--quiet", "--out", str(out))
     assert r.returncode == 1 and "loss became non-finite (nan) at step 4" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert json.loads((out / "summary.json").read_text())["status"] == "diverged"

@@ -69,9 +69,11 @@ def print_table(summary: dict) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", is_flag=True, help="bfloat16 mixed precision (CUDA only).")
 @click.option("--score-preset", default="quick", show_default=True,
-              type=click.Choice(["quick", "full", "none"]), help="Metric sizes after each epoch.")
+              type=click.Choice(["quick", "full", "stored", "none"]),
+              help="Metric sizes after each epoch (stored: all the file's evaluation sets).")
 @click.option("--final-preset", default="full", show_default=True,
-              type=click.Choice(["quick", "full", "none"]), help="Metric sizes at the end.")
+              type=click.Choice(["quick", "full", "stored", "none"]),
+              help="Metric sizes at the end.")
 @click.option("--score-every", default=1, show_default=True, type=int,
               help="Score every N epochs (0: only at the end).")
 @click.option("--checkpoint-every", default=0, show_default=True, type=int,
