@@ -1,18 +1,21 @@
-"""Load a spritegen training set into memory for the trainer.
+"""Load a training set into memory for the trainer, and the thesis' epoch schedule.
 
-Uses ``spritegen.datafile.read_training_set`` (which checks that the file is a complete dataset of
-a supported version) when that module exists; until then it reads ``/images`` and ``/factors``
-straight from the HDF5 file (the smallest piece the trainer needs).
+Reading goes through ``benchmark.datasets`` (spritegen files via
+``spritegen.datafile.read_training_set``; dSprites and 3dshapes via their grid readers).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from spritegen.errors import DatasetError, SpecError
+
+if TYPE_CHECKING:
+    from benchmark.datasets import DataSource
 
 #: Epochs by number of factors (the thesis, section 3.4): 1-2 -> 10, 3 -> 20, 4-5 -> 30, 6-7 -> 60.
 EPOCHS_BY_FACTORS = {1: 10, 2: 10, 3: 20, 4: 30, 5: 30, 6: 60, 7: 60}
@@ -25,31 +28,21 @@ def default_epochs(num_factors: int) -> int:
     return EPOCHS_BY_FACTORS[num_factors]
 
 
-def load_training_set(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, H, W, C), factors float32 (N, K)) held in memory."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"dataset file {str(path)!r} does not exist")
-    try:
-        from spritegen.datafile import read_training_set
-    except ImportError:
-        read_training_set = None
-    if read_training_set is not None:
-        images, factors = read_training_set(path)
-    else:
-        import h5py
+def load_training_set(data: "str | Path | DataSource") -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, H, W, C), factors float32 (N, K)) held in memory.
 
-        try:
-            with h5py.File(path, "r") as f:
-                if "images" not in f or "factors" not in f:
-                    raise DatasetError(f"{path} has no /images and /factors: not a spritegen dataset")
-                images, factors = f["images"][()], f["factors"][()]
-        except OSError as exc:
-            raise DatasetError(f"{path} is not a readable HDF5 file ({exc})") from None
+    ``data`` is a ``--data`` value (a spritegen file, ``dsprites:PATH``, ``3dshapes:PATH``) or an
+    opened ``benchmark.datasets.DataSource``; spritegen files are checked to be complete datasets
+    of a supported version.
+    """
+    from benchmark.datasets import DataSource, open_source
+
+    src = data if isinstance(data, DataSource) else open_source(data)
+    images, factors = src.read_training_set()
     images = np.asarray(images)
     factors = np.asarray(factors, dtype=np.float32)
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise DatasetError(f"{path}: /images must be uint8 (N, H, W, C), got "
+        raise DatasetError(f"{src.path}: training images must be uint8 (N, H, W, C), got "
                            f"{images.dtype} {images.shape}")
     return images, factors
 

@@ -25,6 +25,8 @@ import torch
 from spritegen.errors import DatasetError, SpecError
 
 from benchmark.data import default_epochs, load_training_set, to_channels_first
+from benchmark.datasets import DataSource
+from benchmark.datasets import open_source as open_data
 from benchmark.models.registry import build_model, model_hparams, get_entry
 from benchmark.plots import save_reconstructions, save_traversal
 from benchmark.train import (Scorer, TrainConfig, TrainingDiverged, make_represent,
@@ -113,24 +115,27 @@ def default_dataset_path(num_factors: int) -> Path:
     return Path(os.environ.get(DATA_DIR_ENV, "data")) / f"factors{num_factors}.h5"
 
 
-def resolve_data(cfg: RunConfig) -> Path:
-    """The dataset file: --data, or the default dataset with K factors, built when missing
-    (spritegen's default spec: 1,000,000 images and the full evaluation sets) and reused after."""
+def resolve_data(cfg: RunConfig) -> str:
+    """The --data value: as given (a spritegen file, dsprites:PATH or 3dshapes:PATH), or the
+    default dataset with K factors, built when missing (spritegen's default spec: 1,000,000 images
+    and the full evaluation sets) and reused after."""
     if cfg.data is not None:
-        return Path(cfg.data)
+        return str(cfg.data)
     path = default_dataset_path(cfg.factors)
     if not path.exists():
         from spritegen.build import build
         from spritegen.spec import default_spec
 
         build(default_spec(cfg.factors), path, progress=cfg.progress)
-    return path
+    return str(path)
 
 
-def metrics_scorer(data: Path, seed: int, preset: str) -> tuple[Scorer | None, str]:
-    """``scorer(represent) -> dict`` for ``preset`` and where it scores: the dataset's stored
+def metrics_scorer(data: str | Path | DataSource, seed: int, preset: str
+                   ) -> tuple[Scorer | None, str]:
+    """``scorer(represent) -> dict`` for ``preset`` and where it scores: a spritegen file's stored
     evaluation sets when they are large enough for the preset, else a live oracle rendering the
-    file's spec. (None, why) when the preset is "none" or benchmark.metrics is missing.
+    file's spec; dSprites / 3dshapes on their live grid. (None, why) when the preset is "none" or
+    benchmark.metrics is missing.
 
     Checked before training starts, so a run never fails at the end of its first epoch.
     """
@@ -142,6 +147,14 @@ def metrics_scorer(data: Path, seed: int, preset: str) -> tuple[Scorer | None, s
         from benchmark.metrics.sources import StoredSource
     except ImportError:
         return None, "unavailable (benchmark.metrics not installed)"
+    src = data if isinstance(data, DataSource) else open_data(data)
+    if src.is_grid:
+        if preset == "stored":
+            raise SpecError(f"preset 'stored' needs a spritegen file's evaluation sets; "
+                            f"{src.kind} is scored live: use quick or full")
+        return (partial(evaluate, src.metric_source(), random_state=seed, preset=preset),
+                f"live {src.kind} grid")
+    data = src.path
     source: Any = str(data)
     where = "stored evaluation sets"
     try:
@@ -159,9 +172,7 @@ def metrics_scorer(data: Path, seed: int, preset: str) -> tuple[Scorer | None, s
         if preset == "stored":
             raise SpecError(f"preset 'stored' scores on the file's evaluation sets, but {exc}; "
                             f"use quick or full (a live oracle)") from None
-        from spritegen.oracle import Oracle
-
-        source, where = Oracle.from_file(data), "live oracle (images rendered while scoring)"
+        source, where = src.oracle(), "live oracle (images rendered while scoring)"
     # A fixed integer seed: every epoch is scored on the same votes, and resumes score the same.
     return partial(evaluate, source, random_state=seed, preset=preset), where
 
@@ -239,8 +250,17 @@ def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
     if cfg.amp and device.type != "cuda":
         raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
     get_entry(cfg.model)  # unknown or broken model: fail before loading data
-    data_path = resolve_data(cfg)
-    images, factors = load_training_set(data_path)
+    src = open_data(resolve_data(cfg))
+    try:
+        return _run(cfg, src, device, scorer, final_scorer, score_keys)
+    finally:
+        src.close()
+
+
+def _run(cfg: RunConfig, src: DataSource, device: torch.device, scorer: Scorer | None,
+         final_scorer: Scorer | None, score_keys: Sequence[str]) -> dict:
+    data_path = src.path
+    images, factors = load_training_set(src)
     num_factors = factors.shape[1]
     epochs = cfg.epochs if cfg.epochs is not None else default_epochs(num_factors)
     image_shape = (images.shape[3], images.shape[1], images.shape[2])
@@ -250,14 +270,16 @@ def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
     injected = scorer is not None  # an injected scorer also gives the final scores
     scoring = {"during": "custom" if injected else "none", "final": "custom" if injected else "none"}
     if not injected:
-        scorer, scoring["during"] = metrics_scorer(data_path, cfg.seed, cfg.score_preset)
+        scorer, scoring["during"] = metrics_scorer(src, cfg.seed, cfg.score_preset)
         if final_scorer is None and cfg.final_preset != cfg.score_preset:
-            final_scorer, scoring["final"] = metrics_scorer(data_path, cfg.seed, cfg.final_preset)
+            final_scorer, scoring["final"] = metrics_scorer(src, cfg.seed, cfg.final_preset)
         else:
             scoring["final"] = scoring["during"]
     if final_scorer is not None and injected:
         scoring["final"] = "custom"
-    resolved = {**dataclasses.asdict(cfg), "data": str(data_path.resolve()), "epochs": epochs,
+    data_str = str(data_path.resolve()) if src.kind == "spritegen" else \
+        f"{src.kind}:{data_path.resolve()}"
+    resolved = {**dataclasses.asdict(cfg), "data": data_str, "epochs": epochs,
                 "out": str(out), "num_factors": num_factors, "num_images": int(len(images)),
                 "image_shape": list(image_shape), "model_hparams": model_hparams(model),
                 "scoring": scoring,
@@ -298,7 +320,7 @@ def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
     summary = {
         "status": "finished",
         "model": cfg.model, "model_hparams": model_hparams(model), "latent_dim": cfg.latent_dim,
-        "seed": cfg.seed, "data": str(data_path), "num_factors": num_factors,
+        "seed": cfg.seed, "data": data_str, "num_factors": num_factors,
         "epochs": len(history), "steps": final["step"],
         "final": {k: final[k] for k in ("loss", "reconstruction", "kl") if k in final},
         "kl_per_dim": final.get("kl_per_dim"),

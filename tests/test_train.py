@@ -195,7 +195,9 @@ def test_dataset_flags(tiny, tmp_path):
     r = CliRunner().invoke(main, ["run", "--model", "vae"])
     assert r.exit_code == 2 and "--data FILE or --factors K" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "vae", "--data", str(tmp_path / "no.h5")])
-    assert r.exit_code == 2 and "does not exist" in r.output
+    assert r.exit_code == 2 and "no such spritegen dataset" in r.output
+    r = CliRunner().invoke(main, ["run", "--model", "vae", "--data", "mnist:x.npz"])
+    assert r.exit_code == 2 and "unknown dataset kind 'mnist'" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "vae", "--factors", "9"])
     assert r.exit_code == 2 and "--factors must be 1..7" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "vae", "--factors", "2", "--data", str(tiny)])
@@ -283,3 +285,18 @@ def test_training_raises_the_score_on_a_two_factor_dataset(tmp_path):
                             progress=False))
     trained = summary["final_scores"]["kim_mnih"]
     assert trained > untrained + 0.2, (untrained, trained)
+
+
+def test_bench_run_trains_on_a_dsprites_file(tmp_path):
+    from benchmark.datasets.testing import write_dsprites_npz
+
+    path = write_dsprites_npz(tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")
+    out = tmp_path / "r"
+    r = CliRunner().invoke(main, ["run", "--model", "betavae", "--data", f"dsprites:{path}",
+                                  "--steps", "2", "--batch-size", "16", "--latent-dim", "3",
+                                  "--score-preset", "none", "--final-preset", "none", "--quiet",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"] == f"dsprites:{path.resolve()}" and config["image_shape"] == [1, 64, 64]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2
