@@ -23,18 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from spritegen.datafile import open_dataset, read_training_set
 from spritegen.errors import DatasetError
-
-
-def _read_all(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from spritegen.datafile import read_training_set
-    except ImportError:  # until spritegen.datafile lands: read the two arrays directly
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return f["images"][()], f["factors"][()]
-    return read_training_set(path)
 
 
 class SpritegenDataset(Dataset):
@@ -56,16 +46,12 @@ class SpritegenDataset(Dataset):
         self.in_memory = in_memory
         self._file = None
         if in_memory:
-            images, factors = _read_all(self.path)
+            images, factors = read_training_set(self.path)
             self.images = torch.from_numpy(np.ascontiguousarray(images))
             self.factors = torch.from_numpy(np.asarray(factors, dtype=np.float32))
             self._len = len(self.images)
         else:
-            import h5py
-
-            with h5py.File(self.path, "r") as f:
-                if "images" not in f or "factors" not in f:
-                    raise DatasetError(f"{self.path} has no /images and /factors")
+            with open_dataset(self.path) as f:  # a complete dataset of a supported version
                 self._len = f["images"].shape[0]
 
     def __len__(self) -> int:
@@ -75,9 +61,7 @@ class SpritegenDataset(Dataset):
         if self.in_memory:
             return self.images[index], self.factors[index]
         if self._file is None:  # opened here so each DataLoader worker has its own handle
-            import h5py
-
-            self._file = h5py.File(self.path, "r")
+            self._file = open_dataset(self.path)
         return (torch.from_numpy(self._file["images"][index]),
                 torch.from_numpy(np.asarray(self._file["factors"][index], dtype=np.float32)))
 
