@@ -51,7 +51,8 @@ def print_table(summary: dict) -> None:
 
 @click.command()
 @click.option("--model", required=True, help="Model name (see `bench models`).")
-@click.option("--data", type=click.Path(dir_okay=False), help="Dataset file (.h5).")
+@click.option("--data", metavar="DATA",
+              help="A spritegen dataset file, or dsprites:PATH / 3dshapes:PATH.")
 @click.option("--factors", type=int, help="Use (building if needed) the default dataset with K factors.")
 @click.option("--beta", type=float, help="KL weight (betavae).")
 @click.option("--beta-norm", type=float, help="Normalised beta (betavae): beta = beta_norm*N/M.")
