@@ -7,11 +7,9 @@ exit status 2, without a traceback.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from spritegen.errors import SpritegenError
+from spritegen.clitools import run_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,10 +18,14 @@ def bench() -> None:
 
 
 def _register() -> None:
+    from benchmark.commands.models import models_command
+    from benchmark.commands.run import run_command
     from benchmark.commands.score import score
     from benchmark.sweep.cli import report_command, sweep_command
 
     bench.add_command(score)
+    bench.add_command(run_command, "run")
+    bench.add_command(models_command, "models")
     bench.add_command(sweep_command)
     bench.add_command(report_command)
 
@@ -33,18 +35,7 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``bench = benchmark.cli:main``)."""
-    try:
-        code = bench.main(args=argv, prog_name="bench", standalone_mode=False)
-    except SpritegenError as exc:
-        click.echo(f"bench: error: {exc}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("bench: aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+    run_cli(bench, "bench", argv)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from spritegen.factors import as_class_indices
+
 WITHIN_BIN = ("centre", "uniform")
 DEFAULT_BINS = 32
 
@@ -182,20 +184,7 @@ class GroundTruthAdapter:
         return out
 
     def _check_indices(self, factors: np.ndarray) -> np.ndarray:
-        f = np.asarray(factors)
-        if f.ndim != 2 or f.shape[1] != self.num_factors:
-            raise ValueError(f"factors must have shape (n, {self.num_factors}) "
-                             f"({', '.join(self.factor_names)}), got {f.shape}")
-        idx = np.rint(f).astype(np.int64) if f.dtype.kind == "f" else f.astype(np.int64)
-        if f.dtype.kind == "f" and (not np.all(np.isfinite(f)) or np.any(idx != f)):
-            raise ValueError("factors are indices and must be whole numbers")
-        sizes = np.asarray(self._num_values)
-        bad = (idx < 0) | (idx >= sizes)
-        if bad.any():
-            k = int(np.argwhere(bad)[0][1])
-            raise ValueError(f"index of factor {self.factor_names[k]!r} must be in "
-                             f"0..{sizes[k] - 1}, got {int(idx[bad][0])}")
-        return idx
+        return as_class_indices(factors, self._num_values, self.factor_names)
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{n}={v}{'' if c else ' bins'}" for n, v, c in

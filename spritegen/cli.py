@@ -8,17 +8,22 @@ from pathlib import Path
 
 import click
 
-from spritegen.clitools import UserErrorGroup
+from spritegen.clitools import run_cli
 from spritegen.errors import SpecError
 from spritegen.factors import NUM_ALL_FACTORS
 from spritegen.render import RENDERER_KINDS
 from spritegen.spec import EVAL_PRESETS
 
 
-@click.group(cls=UserErrorGroup)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spritegen")
-def main() -> None:
+def cli() -> None:
     """Ground-truth image datasets for disentanglement research."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``spritegen = spritegen.cli:main``)."""
+    run_cli(cli, "spritegen", argv)
 
 
 def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):
@@ -36,7 +41,7 @@ def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):
     return spec, name
 
 
-@main.command()
+@cli.command()
 @click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False))
 @click.option("--factors", type=click.IntRange(1, NUM_ALL_FACTORS), help="Use the study's spec with the first K factors.")
 @click.option("--renderer", type=click.Choice(RENDERER_KINDS), help="2d (cairo) or 3d (pyrender).")
@@ -65,7 +70,7 @@ def build(spec_path, factors, renderer, n, seed, image_size, eval_preset, out, w
                f"{spec.factors} factors)")
 
 
-@main.command()
+@cli.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def info(path, as_json):
@@ -117,7 +122,7 @@ def info(path, as_json):
     click.echo("libraries: " + ", ".join(f"{k} {v}" for k, v in {**summary['library_versions'], **summary['renderer_info']}.items() if k != "symmetry_radians"))
 
 
-@main.command()
+@cli.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), default="grid.png", show_default=True,
               help="PNG of random samples; the factor sweeps go to OUT-sweep.png.")
@@ -132,7 +137,7 @@ def show(path, out, samples, steps, seed):
     click.echo(f"wrote {grid} and {sweep}")
 
 
-@main.command()
+@cli.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--sample", type=click.IntRange(0), default=256, show_default=True,
               help="Images per image set to re-render and compare.")

@@ -134,3 +134,25 @@ class FactorSpace:
         full[:, : self.num_active] = values.astype(np.float32).astype(np.float64)
         full[:, self.num_active:] = np.asarray(self.fixed[self.num_active:], dtype=np.float64)
         return full
+
+
+def as_class_indices(factors: np.ndarray, sizes, names) -> np.ndarray:
+    """Validate an (n, K) array of class/grid indices against ``sizes``; return it as int64.
+
+    Grid datasets and the discretising adapter address factors by index; a float that is not a
+    whole number, a NaN or an index out of range gets a message naming the factor.
+    """
+    f = np.asarray(factors)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if f.ndim != 2 or f.shape[1] != len(sizes):
+        raise ValueError(f"factors must have shape (n, {len(sizes)}) ({', '.join(names)}), "
+                         f"got {f.shape}")
+    idx = np.rint(f).astype(np.int64) if f.dtype.kind == "f" else f.astype(np.int64)
+    if f.dtype.kind == "f" and (not np.all(np.isfinite(f)) or np.any(idx != f)):
+        raise ValueError("factors are indices and must be whole numbers")
+    bad = (idx < 0) | (idx >= sizes)
+    if bad.any():
+        k = int(np.argwhere(bad)[0][1])
+        raise ValueError(f"index of factor {names[k]!r} must be in 0..{sizes[k] - 1}, "
+                         f"got {int(idx[bad][0])}")
+    return idx

@@ -139,7 +139,7 @@ def test_bad_factor_vectors_are_refused(files: dict[str, Path]) -> None:
             oracle.render(np.zeros((2, 6), np.float32))  # colour is not a factor
         with pytest.raises(ValueError, match="whole numbers"):
             oracle.render(np.full((1, 5), 0.5, np.float32))
-        with pytest.raises(ValueError, match="scale must be in 0..2"):
+        with pytest.raises(ValueError, match="'scale' must be in 0..2"):
             oracle.render(np.array([[0, 3, 0, 0, 0]], np.float32))
 
 

@@ -29,6 +29,17 @@ def require_file(path: Path, origin: str) -> None:
         raise DatasetError(f"{path}: is a folder, not a file. {origin}")
 
 
+def open_hdf5(path: Path, origin: str):
+    """Open a published HDF5 file read-only, or say in one line that it is truncated or corrupt."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot open as HDF5 ({exc}); the file is truncated or "
+                           f"corrupt. {origin}") from None
+
+
 def sniff(path: Path) -> str:
     """'hdf5', 'zip' or 'other', from the first bytes (extensions are often wrong)."""
     with open(path, "rb") as fh:

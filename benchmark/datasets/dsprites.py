@@ -170,11 +170,7 @@ def read_npz_metadata(path: str | Path) -> dict:
 def _open_hdf5(path: Path, in_memory: bool) -> GridOracle:
     import h5py
 
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot open as HDF5 ({exc}); the file is truncated or "
-                           f"corrupt. {ORIGIN}") from None
+    fh = checks.open_hdf5(path, ORIGIN)
     with fh:
         if not ("imgs" in fh and isinstance(fh.get("latents"), h5py.Group)
                 and "classes" in fh["latents"] and "values" in fh["latents"]):

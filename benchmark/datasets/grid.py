@@ -16,6 +16,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from spritegen.factors import as_class_indices
+
 
 class ImageStore(Protocol):
     """Where an oracle's images live: an in-memory array or a lazily read HDF5 dataset."""
@@ -123,18 +125,10 @@ class GridOracle:
 
     def index_of(self, factors: np.ndarray) -> np.ndarray:
         """Row of each grid-index vector in the published layout, (n,) int64 (mixed radix)."""
-        f = np.asarray(factors)
-        if f.ndim != 2 or f.shape[1] != self.num_factors:
-            raise ValueError(f"{self.name}: factor array must have shape (n, {self.num_factors}) "
-                             f"({', '.join(self.factor_names)}), got {f.shape}")
-        idx = np.rint(f).astype(np.int64) if f.dtype.kind == "f" else f.astype(np.int64)
-        if f.dtype.kind == "f" and (not np.all(np.isfinite(f)) or np.any(idx != f)):
-            raise ValueError(f"{self.name}: factors are grid indices and must be whole numbers")
-        bad = (idx < 0) | (idx >= self._sizes)
-        if bad.any():
-            k = int(np.argwhere(bad)[0][1])
-            raise ValueError(f"{self.name}: grid index of {self.factor_names[k]} must be in "
-                             f"0..{self._sizes[k] - 1}, got {int(idx[bad][0])}")
+        try:
+            idx = as_class_indices(factors, self._sizes, self.factor_names)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: {exc}") from None
         return idx @ self._strides
 
     def factors_at(self, rows: np.ndarray) -> np.ndarray:

@@ -48,11 +48,7 @@ def open_shapes3d(path: str | Path, *, in_memory: bool = False, verify: bool = F
     if container != "hdf5":
         found = "a zip (npz) archive" if container == "zip" else checks.describe_other(path)
         raise DatasetError(f"{path}: expected the 3dshapes HDF5 file, found {found}. {ORIGIN}")
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot open as HDF5 ({exc}); the file is truncated or "
-                           f"corrupt. {ORIGIN}") from None
+    fh = checks.open_hdf5(path, ORIGIN)
     with fh:
         if not ("images" in fh and "labels" in fh and isinstance(fh["images"], h5py.Dataset)
                 and isinstance(fh["labels"], h5py.Dataset)) or "factors" in fh:

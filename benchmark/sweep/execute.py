@@ -90,41 +90,7 @@ def execute_point(params: dict[str, Any], out: Path) -> dict[str, Any]:
     """
     from benchmark.run import run  # noqa: PLC0415 (imports torch: only in the worker)
 
-    config = run_config(params, out)
-    return run(config, **stored_scorers(config))
-
-
-def stored_scorers(config: dict[str, Any]) -> dict[str, Any]:
-    """Scorers for the ``stored`` preset, which bench run's config does not name.
-
-    ``stored`` scores on everything the dataset file's evaluation sets hold (for small datasets
-    built with a small ``eval_preset``); it goes to ``run`` as injected scorers calling
-    ``benchmark.metrics.evaluate`` with the run's seed, as bench run's own scoring does. ``config``
-    is updated to presets bench run accepts.
-    """
-    score, final = config.get("score_preset"), config.get("final_preset")
-    if "stored" not in (score, final):
-        return {}
-    from functools import partial  # noqa: PLC0415
-
-    from benchmark.metrics import evaluate  # noqa: PLC0415
-
-    def scorer(preset: str) -> Any:
-        return partial(
-            evaluate, str(config["data"]), random_state=config.get("seed", 0), preset=preset
-        )
-
-    kwargs: dict[str, Any] = {}
-    if score == "stored":
-        kwargs["scorer"] = scorer("stored")
-        config["score_preset"] = "quick"  # scoring on; the injected scorer decides the sizes
-        if final not in (None, "none"):
-            kwargs["final_scorer"] = scorer(final)
-    elif final == "stored":
-        kwargs["final_scorer"] = scorer("stored")
-    if final == "stored":
-        config["final_preset"] = "quick"  # a name bench run accepts; the injected scorer decides
-    return kwargs
+    return run(run_config(params, out))
 
 
 def _train_into(task: RunTask, folder: Path) -> Outcome:

@@ -1,0 +1,236 @@
+"""Find models through the entry point group ``benchmark.models`` and check them before use.
+
+Every model, bundled or third-party, is a factory (usually an ``nn.Module`` class) named by an
+entry point ``name = "module:attr"`` and called as ``factory(image_shape=(C, H, W), latent_dim=D,
+**hparams)``. Loading is lazy and guarded: a plugin that fails to import, builds a model with the
+wrong output shapes or a non-finite loss is reported with a one-line reason and never stops the
+others from being listed or used.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from importlib import import_module, metadata
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from spritegen.errors import SpecError, SpritegenError
+
+from benchmark.models.base import REQUIRED_TERMS
+
+GROUP = "benchmark.models"
+
+#: The bundled models, as registered in pyproject.toml. Used as well when the package runs from a
+#: source tree that was not pip-installed (no entry point metadata then).
+BUNDLED: dict[str, str] = {
+    "vae": "benchmark.models.vae:VAE",
+    "betavae": "benchmark.models.vae:BetaVAE",
+    "annealedvae": "benchmark.models.vae:AnnealedVAE",
+}
+SOURCE_TREE = "spritegen (source tree)"
+
+
+class ModelError(SpritegenError):
+    """A model cannot be loaded, built or passes bad tensors: the message names model and fault."""
+
+
+@dataclass
+class ModelEntry:
+    """One registered model: where it comes from, and its factory or why it cannot be used."""
+
+    name: str
+    target: str  # "module:attr"
+    origin: str  # distribution name and version
+    factory: Callable[..., nn.Module] | None = None
+    error: str | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)  # name -> default (inspect.Parameter.empty)
+    accepts_any: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def module(self) -> str:
+        return self.target.partition(":")[0]
+
+
+def _load(target: str) -> Callable[..., nn.Module]:
+    module_name, _, attr = target.partition(":")
+    obj: Any = import_module(module_name)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{target} is not callable")
+    return obj
+
+
+def _signature(factory: Callable[..., nn.Module]) -> tuple[dict[str, Any], bool]:
+    """Hyperparameters a factory accepts (besides image_shape and latent_dim), with defaults."""
+    params = inspect.signature(factory).parameters
+    for required in ("image_shape", "latent_dim"):
+        if required not in params and not any(
+                p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise TypeError(f"its constructor has no '{required}' argument")
+    hparams = {n: p.default for n, p in params.items()
+               if n not in ("self", "image_shape", "latent_dim")
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return hparams, accepts_any
+
+
+def _entry(name: str, target: str, origin: str) -> ModelEntry:
+    entry = ModelEntry(name=name, target=target, origin=origin)
+    try:
+        entry.factory = _load(target)
+        entry.hparams, entry.accepts_any = _signature(entry.factory)
+    except Exception as exc:  # a plugin may raise anything on import; report, don't crash
+        entry.factory = None
+        entry.error = f"cannot load {target}: {type(exc).__name__}: {exc}"
+    return entry
+
+
+def discover() -> dict[str, ModelEntry]:
+    """All models registered in ``benchmark.models``, bundled ones first, loaded and checked for
+    import errors (not yet for shapes: see ``check_model``)."""
+    found: dict[str, ModelEntry] = {}
+    seen_targets: list[tuple[str, str, str]] = []
+    for ep in metadata.entry_points(group=GROUP):
+        dist = getattr(ep, "dist", None)
+        origin = f"{dist.metadata['Name']} {dist.version}" if dist is not None else "unknown"
+        seen_targets.append((ep.name, ep.value, origin))
+    names = {n for n, _, _ in seen_targets}
+    # Running from a source checkout: the bundled entry points are not installed metadata.
+    bundled = [(n, t, SOURCE_TREE) for n, t in BUNDLED.items() if n not in names]
+    for name, target, origin in bundled + sorted(seen_targets, key=lambda e: e[0] not in BUNDLED):
+        if name in found:
+            if found[name].target != target:
+                found[name] = ModelEntry(
+                    name, target, origin,
+                    error=f"name clash: registered by {found[name].origin} ({found[name].target}) "
+                          f"and by {origin} ({target}); uninstall one")
+            continue
+        found[name] = _entry(name, target, origin)
+    return found
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The usable entry called ``name``; SpecError if unknown, ModelError if broken."""
+    entries = discover()
+    if name not in entries:
+        raise SpecError(f"unknown model {name!r}; installed: {', '.join(sorted(entries))}")
+    entry = entries[name]
+    if not entry.ok:
+        raise ModelError(f"model {name!r} ({entry.origin}) is broken: {entry.error}")
+    return entry
+
+
+def validate_hparams(entry: ModelEntry, hparams: dict[str, Any]) -> None:
+    """Reject hyperparameters the model does not take, naming the ones it does."""
+    if entry.accepts_any:
+        return
+    unknown = sorted(set(hparams) - set(entry.hparams))
+    if unknown:
+        allowed = ", ".join(entry.hparams) or "none"
+        raise SpecError(f"model {entry.name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                        f"it accepts: {allowed}")
+
+
+def build_model(name: str, image_shape: tuple[int, int, int], latent_dim: int,
+                hparams: dict[str, Any] | None = None, seed: int = 0,
+                check: bool = True) -> nn.Module:
+    """Build model ``name`` with weights initialised from ``seed`` and (by default) check it.
+
+    Module constructors draw from torch's global generator; it is forked and seeded here so the
+    initial weights depend on ``seed`` alone and the caller's global state is left untouched.
+    """
+    hparams = dict(hparams or {})
+    entry = get_entry(name)
+    validate_hparams(entry, hparams)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            model = entry.factory(image_shape=tuple(image_shape), latent_dim=int(latent_dim),
+                                  **hparams)
+        except (ValueError, TypeError) as exc:
+            raise SpecError(f"model {name!r}: {exc}") from None
+        except Exception as exc:
+            raise ModelError(f"model {name!r} ({entry.origin}) failed to build: "
+                             f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"model {name!r} ({entry.origin}): factory returned "
+                         f"{type(model).__name__}, not a torch.nn.Module")
+    if check:
+        check_model(model, image_shape, latent_dim, name=name, origin=entry.origin)
+    return model
+
+
+def _shape(t: Any) -> str:
+    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def check_model(model: nn.Module, image_shape: tuple[int, int, int], latent_dim: int,
+                name: str = "model", origin: str = "") -> None:
+    """Dry forward pass on two random images: shapes and loss terms as docs/models.md says.
+
+    Raises ModelError naming the first fault. Runs on the model's current device, in no_grad.
+    """
+    where = f"model {name!r}" + (f" ({origin})" if origin else "")
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    except Exception:
+        device = torch.device("cpu")
+    c, h, w = image_shape
+    gen = torch.Generator(device=device).manual_seed(0)
+    x = torch.rand((2, c, h, w), generator=gen, device=device)
+    try:
+        with torch.no_grad():
+            out = model.encode(x)
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise ModelError(f"{where}: encode must return (mu, logvar), got {type(out).__name__}")
+            for label, t in zip(("mu", "logvar"), out):
+                if not isinstance(t, torch.Tensor) or tuple(t.shape) != (2, latent_dim):
+                    raise ModelError(f"{where}: encode returned {label} of shape {_shape(t)}, "
+                                     f"expected (2, {latent_dim}) for a batch of 2")
+            logits = model.decode(out[0])
+            if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (2, c, h, w):
+                raise ModelError(f"{where}: decode returned shape {_shape(logits)}, expected "
+                                 f"(2, {c}, {h}, {w})")
+            terms = model.loss(x, step=0, generator=gen)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"{where}: dry forward pass failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(terms, dict) or any(k not in terms for k in REQUIRED_TERMS):
+        got = sorted(terms) if isinstance(terms, dict) else type(terms).__name__
+        raise ModelError(f"{where}: loss must return a dict with {', '.join(REQUIRED_TERMS)}; "
+                         f"got {got}")
+    kld = terms["kl_per_dim"]
+    if not isinstance(kld, torch.Tensor) or tuple(kld.shape) != (latent_dim,):
+        raise ModelError(f"{where}: kl_per_dim has shape {_shape(kld)}, expected ({latent_dim},)")
+    for key, t in terms.items():
+        if key == "kl_per_dim":
+            continue
+        if not isinstance(t, torch.Tensor) or t.numel() != 1:
+            raise ModelError(f"{where}: loss term {key!r} must be a scalar tensor, got {_shape(t)}")
+    bad = [k for k, t in terms.items() if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ModelError(f"{where}: non-finite loss terms on a dry forward pass: {', '.join(bad)}")
+    if not hasattr(model, "hparams"):
+        raise ModelError(f"{where}: has no 'hparams' attribute (a dict of its hyperparameters)")
+
+
+def model_hparams(model: nn.Module) -> dict[str, Any]:
+    """The model's own record of its hyperparameters, JSON-ready."""
+    hp = getattr(model, "hparams", {}) or {}
+    return {k: (v if isinstance(v, (int, float, str, bool)) or v is None else repr(v))
+            for k, v in dict(hp).items()}
+
+
+def describe_default(value: Any) -> str:
+    return "required" if value is inspect.Parameter.empty else repr(value)

@@ -1,0 +1,90 @@
+"""The pictures of a run: reconstructions, and a latent traversal grid ordered by KL.
+
+Drawn with matplotlib's object API (a Figure on an Agg canvas, no pyplot global state).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import nn
+
+from benchmark.train import to_input
+
+TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 7)
+PAD = 2
+
+
+def _mosaic(rows: list[np.ndarray]) -> np.ndarray:
+    """rows of (n, H, W, C) float images in [0, 1] -> one (R*(H+PAD), n*(W+PAD), C) array."""
+    n = max(len(r) for r in rows)
+    h, w, c = rows[0].shape[1:]
+    out = np.full((len(rows) * (h + PAD) + PAD, n * (w + PAD) + PAD, c), 0.5, dtype=np.float32)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            y, x = PAD + i * (h + PAD), PAD + j * (w + PAD)
+            out[y:y + h, x:x + w] = img
+    return out
+
+
+def _save(mosaic: np.ndarray, path: Path, row_labels: Sequence[str], col_labels: Sequence[str],
+          title: str, cell: int) -> None:
+    rows, cols = len(row_labels), len(col_labels)
+    fig = Figure(figsize=(1.0 + 0.9 * cols, 0.5 + 0.9 * rows), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    img = mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic
+    ax.imshow(img, cmap="gray" if mosaic.shape[-1] == 1 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    step = cell + PAD
+    ax.set_yticks([PAD + i * step + cell / 2 for i in range(rows)], list(row_labels), fontsize=8)
+    ax.set_xticks([PAD + j * step + cell / 2 for j in range(cols)], list(col_labels), fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    fig.savefig(tmp, format="png")
+    tmp.replace(path)
+
+
+def _images(logits: torch.Tensor) -> np.ndarray:
+    return torch.sigmoid(logits.float()).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def save_reconstructions(model: nn.Module, images: torch.Tensor, path: Path) -> None:
+    """Top row: inputs (uint8 (n, C, H, W)); bottom row: decode(mean of encode(input))."""
+    model.eval()
+    device = next(model.parameters()).device
+    x = to_input(images.to(device))
+    mu, _ = model.encode(x)
+    rows = [x.permute(0, 2, 3, 1).cpu().numpy(), _images(model.decode(mu))]
+    _save(_mosaic(rows), Path(path), ["input", "reconstruction"],
+          [str(i + 1) for i in range(len(images))], "reconstructions (latent means)",
+          images.shape[-1])
+
+
+@torch.no_grad()
+def save_traversal(model: nn.Module, image: torch.Tensor, kl_per_dim: Sequence[float],
+                   path: Path) -> None:
+    """One row per latent dimension, most informative (largest KL) first; each row sets that
+    dimension to -3 .. +3 around the encoding of ``image`` (uint8 (C, H, W)) and decodes."""
+    model.eval()
+    device = next(model.parameters()).device
+    mu, _ = model.encode(to_input(image[None].to(device)))
+    order = np.argsort(-np.asarray(kl_per_dim, dtype=float), kind="stable")
+    values = torch.as_tensor(TRAVERSAL_VALUES, dtype=mu.dtype, device=device)
+    rows = []
+    for d in order:
+        z = mu.repeat(len(values), 1)
+        z[:, d] = values
+        rows.append(_images(model.decode(z)))
+    labels = [f"z{d}  KL {kl_per_dim[d]:.2f}" for d in order]
+    _save(_mosaic(rows), Path(path), labels, [f"{v:+.0f}" for v in TRAVERSAL_VALUES],
+          "latent traversal (rows by KL)", image.shape[-1])

@@ -1,0 +1,332 @@
+"""One benchmark run: resolve the config, train, score, and leave a complete run folder.
+
+``run(config) -> summary`` is what ``bench run`` and the sweep helper call. The folder holds
+``config.json`` (resolved), ``metrics.jsonl`` (one row per epoch), ``summary.json``,
+``checkpoints/last.pt`` (resume point) and ``checkpoints/model.pt`` (final weights),
+``reconstructions.png`` and ``traversal.png``. A folder with a finished run is never overwritten
+without ``force``; an unfinished one with the same config resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from spritegen.errors import DatasetError, SpecError
+
+from benchmark.data import default_epochs, load_training_set, to_channels_first
+from benchmark.datasets import DataSource
+from benchmark.datasets import open_source as open_data
+from benchmark.models.registry import build_model, model_hparams, get_entry
+from benchmark.plots import save_reconstructions, save_traversal
+from benchmark.train import (Scorer, TrainConfig, TrainingDiverged, make_represent,
+                             resolve_device, train)
+
+PRESETS = ("quick", "full", "stored", "none")
+DATA_DIR_ENV = "BENCH_DATA_DIR"
+SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins")
+#: Fields that do not change a run's numbers: they may differ when a run is resumed.
+NOT_IDENTITY = ("out", "force", "progress", "device", "torch")
+
+
+class RunExists(SpecError):
+    """The output folder holds a finished run (or a different one); its summary is attached."""
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. ``data`` or ``factors`` names the dataset."""
+
+    model: str
+    data: str | None = None
+    factors: int | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)
+    latent_dim: int = 10
+    epochs: int | None = None  # default: by number of factors (thesis schedule)
+    max_steps: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    out: str | None = None
+    batch_size: int = 64
+    lr: float = 5e-4
+    amp: bool = False
+    score_preset: str = "quick"  # metric sizes after each epoch
+    final_preset: str = "full"  # metric sizes at the end
+    score_every: int = 1
+    checkpoint_every: int = 0
+    force: bool = False
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise SpecError(f"unknown run setting(s) {', '.join(unknown)}; allowed: "
+                            f"{', '.join(sorted(names))}")
+        return cls(**d)
+
+
+def _positive(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{name} must be a positive integer, got {value!r}")
+
+
+def validate(cfg: RunConfig) -> None:
+    _positive("--latent-dim", cfg.latent_dim)
+    _positive("--epochs", cfg.epochs, allow_none=True)
+    _positive("--steps", cfg.max_steps, allow_none=True)
+    _positive("--batch-size", cfg.batch_size)
+    if not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0):
+        raise SpecError(f"--lr must be > 0, got {cfg.lr!r}")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise SpecError(f"--seed must be a non-negative integer, got {cfg.seed!r}")
+    for name, preset in (("--score-preset", cfg.score_preset), ("--final-preset", cfg.final_preset)):
+        if preset not in PRESETS:
+            raise SpecError(f"{name} must be one of {', '.join(PRESETS)}, got {preset!r}")
+    if cfg.score_every < 0 or cfg.checkpoint_every < 0:
+        raise SpecError("--score-every and --checkpoint-every must be >= 0")
+    if cfg.data is None and cfg.factors is None:
+        raise SpecError("name the dataset: --data FILE or --factors K")
+    if cfg.data is not None and cfg.factors is not None:
+        raise SpecError("give --data FILE or --factors K, not both")
+    if cfg.factors is not None and not (isinstance(cfg.factors, int) and 1 <= cfg.factors <= 7):
+        raise SpecError(f"--factors must be 1..7, got {cfg.factors!r}")
+
+
+def default_dataset_path(num_factors: int) -> Path:
+    """Where ``--factors K`` keeps the study's default dataset: $BENCH_DATA_DIR (default ./data)."""
+    return Path(os.environ.get(DATA_DIR_ENV, "data")) / f"factors{num_factors}.h5"
+
+
+def resolve_data(cfg: RunConfig) -> str:
+    """The --data value: as given (a spritegen file, dsprites:PATH or 3dshapes:PATH), or the
+    default dataset with K factors, built when missing (spritegen's default spec: 1,000,000 images
+    and the full evaluation sets) and reused after."""
+    if cfg.data is not None:
+        return str(cfg.data)
+    path = default_dataset_path(cfg.factors)
+    if not path.exists():
+        from spritegen.build import build
+        from spritegen.spec import default_spec
+
+        build(default_spec(cfg.factors), path, progress=cfg.progress)
+    return str(path)
+
+
+def metrics_scorer(data: str | Path | DataSource, seed: int, preset: str
+                   ) -> tuple[Scorer | None, str]:
+    """``scorer(represent) -> dict`` for ``preset`` and where it scores: a spritegen file's stored
+    evaluation sets when they are large enough for the preset, else a live oracle rendering the
+    file's spec; dSprites / 3dshapes on their live grid. (None, why) when the preset is "none" or
+    benchmark.metrics is missing.
+
+    Checked before training starts, so a run never fails at the end of its first epoch.
+    """
+    if preset == "none":
+        return None, "none"
+    try:
+        from benchmark.metrics import evaluate
+        from benchmark.metrics.presets import get_preset
+        from benchmark.metrics.sources import StoredSource
+    except ImportError:
+        return None, "unavailable (benchmark.metrics not installed)"
+    src = data if isinstance(data, DataSource) else open_data(data)
+    if src.is_grid:
+        if preset == "stored":
+            raise SpecError(f"preset 'stored' needs a spritegen file's evaluation sets; "
+                            f"{src.kind} is scored live: use quick or full")
+        return (partial(evaluate, src.metric_source(), random_state=seed, preset=preset),
+                f"live {src.kind} grid")
+    data = src.path
+    source: Any = str(data)
+    where = "stored evaluation sets"
+    try:
+        stored_source = StoredSource.open(data)
+        try:
+            stored = stored_source.stored_preset()
+        finally:
+            stored_source.close()
+        if preset != "stored":
+            want = get_preset(preset)
+            if (stored.batch_size != want.batch_size or stored.num_train < want.num_train
+                    or stored.num_eval < want.num_eval or stored.num_variance < want.num_variance):
+                raise DatasetError(f"{data}: stored evaluation sets are smaller than preset {preset!r}")
+    except DatasetError as exc:
+        if preset == "stored":
+            raise SpecError(f"preset 'stored' scores on the file's evaluation sets, but {exc}; "
+                            f"use quick or full (a live oracle)") from None
+        source, where = src.oracle(), "live oracle (images rendered while scoring)"
+    # A fixed integer seed: every epoch is scored on the same votes, and resumes score the same.
+    return partial(evaluate, source, random_state=seed, preset=preset), where
+
+
+def default_out(cfg: RunConfig, data: Path) -> Path:
+    hp = "-".join(f"{k}{v}" for k, v in sorted(cfg.hparams.items()))
+    name = "-".join(filter(None, [cfg.model, hp, f"D{cfg.latent_dim}", f"seed{cfg.seed}"]))
+    return Path("results") / data.stem / name
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def _identity(resolved: dict) -> dict:
+    return {k: v for k, v in resolved.items() if k not in NOT_IDENTITY}
+
+
+def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
+    """Create, resume into, or (with force) replace the run folder; refuse anything else."""
+    config_path, summary_path = out / "config.json", out / "summary.json"
+    if out.exists() and any(out.iterdir()):
+        if not config_path.exists():
+            raise SpecError(f"--out {out} exists and is not a run folder (no config.json); "
+                            f"choose an empty or new folder")
+        if force:
+            shutil.rmtree(out)
+        else:
+            old = json.loads(config_path.read_text())
+            if _identity(old) != _identity(resolved):
+                diff = sorted(k for k in set(_identity(old)) | set(_identity(resolved))
+                              if old.get(k) != resolved.get(k))
+                raise RunExists(f"{out} holds a different run (differs in {', '.join(diff)}); "
+                                f"use another --out, or --force to replace it")
+            if summary_path.exists():
+                summary = json.loads(summary_path.read_text())
+                if summary.get("status") == "finished":
+                    raise RunExists(f"{out} holds a finished run; use --force to run it again",
+                                    summary)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    _write_json(config_path, resolved)
+
+
+def best_scores(history: list[dict], keys: Sequence[str] = SCORE_KEYS) -> dict[str, dict]:
+    """Highest value of each score over the epochs, and the epoch it came from."""
+    best: dict[str, dict] = {}
+    for row in history:
+        for k in keys:
+            v = row.get(k)
+            if isinstance(v, (int, float)) and (k not in best or v > best[k]["value"]):
+                best[k] = {"value": v, "epoch": row["epoch"]}
+    return best
+
+
+def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
+        final_scorer: Scorer | None = None, score_keys: Sequence[str] = SCORE_KEYS) -> dict:
+    """Train and score one model; return the summary (also written to summary.json).
+
+    ``scorer`` / ``final_scorer`` replace the default metric calls (benchmark.metrics.evaluate on
+    the dataset with the quick / full preset); pass them to test or to use other metrics. An
+    injected ``scorer`` without ``final_scorer`` gives the final scores too (its last epoch's).
+    ``score_keys`` are the scorer outputs summarised as final and best-over-epochs scores.
+    """
+    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
+    validate(cfg)
+    device = resolve_device(cfg.device)
+    if cfg.amp and device.type != "cuda":
+        raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
+    get_entry(cfg.model)  # unknown or broken model: fail before loading data
+    src = open_data(resolve_data(cfg))
+    try:
+        return _run(cfg, src, device, scorer, final_scorer, score_keys)
+    finally:
+        src.close()
+
+
+def _run(cfg: RunConfig, src: DataSource, device: torch.device, scorer: Scorer | None,
+         final_scorer: Scorer | None, score_keys: Sequence[str]) -> dict:
+    data_path = src.path
+    images, factors = load_training_set(src)
+    num_factors = factors.shape[1]
+    epochs = cfg.epochs if cfg.epochs is not None else default_epochs(num_factors)
+    image_shape = (images.shape[3], images.shape[1], images.shape[2])
+    model = build_model(cfg.model, image_shape, cfg.latent_dim, cfg.hparams, seed=cfg.seed)
+
+    out = Path(cfg.out) if cfg.out else default_out(cfg, data_path)
+    injected = scorer is not None  # an injected scorer also gives the final scores
+    scoring = {"during": "custom" if injected else "none", "final": "custom" if injected else "none"}
+    if not injected:
+        scorer, scoring["during"] = metrics_scorer(src, cfg.seed, cfg.score_preset)
+        if final_scorer is None and cfg.final_preset != cfg.score_preset:
+            final_scorer, scoring["final"] = metrics_scorer(src, cfg.seed, cfg.final_preset)
+        else:
+            scoring["final"] = scoring["during"]
+    if final_scorer is not None and injected:
+        scoring["final"] = "custom"
+    data_str = str(data_path.resolve()) if src.kind == "spritegen" else \
+        f"{src.kind}:{data_path.resolve()}"
+    resolved = {**dataclasses.asdict(cfg), "data": data_str, "epochs": epochs,
+                "out": str(out), "num_factors": num_factors, "num_images": int(len(images)),
+                "image_shape": list(image_shape), "model_hparams": model_hparams(model),
+                "scoring": scoring,
+                "torch": torch.__version__}
+    prepare_folder(out, resolved, cfg.force)
+
+    t0 = time.perf_counter()
+    train_cfg = TrainConfig(epochs=epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size,
+                            lr=cfg.lr, seed=cfg.seed, device=str(device), amp=cfg.amp,
+                            checkpoint_every=cfg.checkpoint_every,
+                            score_every=cfg.score_every if cfg.score_preset != "none" else 0,
+                            progress=cfg.progress)
+    metrics_path = out / "metrics.jsonl"
+    try:
+        history = train(model, to_channels_first(images), train_cfg, scorer=scorer,
+                        checkpoint=out / "checkpoints" / "last.pt",
+                        on_epoch=lambda h: _write_jsonl(metrics_path, h))
+    except TrainingDiverged as exc:
+        _write_json(out / "summary.json", {"status": "diverged", "error": str(exc)})
+        raise
+    _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
+
+    final = dict(history[-1])
+    final_scores: dict[str, Any] = {k: final[k] for k in score_keys if k in final}
+    if final_scorer is not None:
+        final_scores = final_scorer(make_represent(model, device))
+
+    # pictures: fixed images chosen by the seed
+    rng = np.random.default_rng(cfg.seed)
+    idx = np.sort(rng.choice(len(images), size=min(8, len(images)), replace=False))
+    shown = to_channels_first(images[idx])
+    save_reconstructions(model, shown, out / "reconstructions.png")
+    save_traversal(model, shown[0], final["kl_per_dim"], out / "traversal.png")
+    torch.save({"model": model.state_dict(), "model_name": cfg.model,
+                "hparams": model_hparams(model), "image_shape": list(image_shape),
+                "latent_dim": cfg.latent_dim}, out / "checkpoints" / "model.pt")
+
+    summary = {
+        "status": "finished",
+        "model": cfg.model, "model_hparams": model_hparams(model), "latent_dim": cfg.latent_dim,
+        "seed": cfg.seed, "data": data_str, "num_factors": num_factors,
+        "epochs": len(history), "steps": final["step"],
+        "final": {k: final[k] for k in ("loss", "reconstruction", "kl") if k in final},
+        "kl_per_dim": final.get("kl_per_dim"),
+        "final_scores": final_scores, "best_scores": best_scores(history, score_keys),
+        "device": str(device), "wall_time_s": round(time.perf_counter() - t0, 2),
+        "out": str(out),
+    }
+    _write_json(out / "summary.json", summary)
+    return summary

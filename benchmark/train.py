@@ -1,0 +1,228 @@
+"""The training loop: read it top to bottom.
+
+Data live in memory as one uint8 tensor (N, C, H, W) (on the GPU when training there and it fits)
+and each mini-batch is converted to floats in [0, 1] here, in the loop: the model sees [0, 1].
+Randomness comes from explicit torch Generators only: the shuffle of epoch e is drawn from a
+generator seeded with (seed, e), and the reparameterisation noise from one generator seeded with
+``seed`` whose state is checkpointed. On the CPU a run is therefore deterministic, and a run that
+is killed and resumed from its last checkpoint finishes with the same numbers as one that was not.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from spritegen.errors import SpecError, SpritegenError
+
+Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingDiverged(SpritegenError):
+    """The loss became NaN or infinite; the run stops at its last good checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """What the loop needs; defaults are the thesis' (batch 64, Adam, lr 5e-4)."""
+
+    epochs: int = 10
+    max_steps: int | None = None  # stop early after this many optimiser steps in all
+    batch_size: int = 64
+    lr: float = 5e-4
+    seed: int = 0
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    amp: bool = False  # bfloat16 autocast, CUDA only
+    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0: per epoch only)
+    score_every: int = 1  # score every N epochs (0: never during training); the last always
+    progress: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" picks CUDA when present; an explicit CUDA device that is missing is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SpecError(f"--device {name!r} is not a torch device; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"--device {name} asked for, but CUDA is not available here; use auto or cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise SpecError(f"--device {name!r}: only cpu and cuda are supported")
+    return device
+
+
+def to_input(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 in [0, 1], the model's input convention."""
+    return batch.float().div_(255.0)
+
+
+def make_represent(model: nn.Module, device: torch.device,
+                   batch_size: int = 512) -> Callable[[np.ndarray], np.ndarray]:
+    """The representation the metrics take: uint8 images (n, H, W, C) -> latent means (n, D)."""
+
+    def represent(images: np.ndarray) -> np.ndarray:
+        was_training = model.training
+        model.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                chunk = torch.as_tensor(np.ascontiguousarray(images[i:i + batch_size]))
+                x = to_input(chunk.to(device).permute(0, 3, 1, 2))
+                out.append(model.encode(x)[0].float().cpu().numpy())
+        model.train(was_training)
+        return np.concatenate(out) if out else np.zeros((0, model.latent_dim), np.float32)
+
+    return represent
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of epoch ``epoch``'s shuffle: a fixed function of (seed, epoch)."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7919 + 12345) % (2 ** 63)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """Write to a temporary file in the same folder, then rename: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
+          scorer: Scorer | None = None,
+          checkpoint: Path | None = None,
+          on_epoch: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Train ``model`` on ``images`` (uint8, (N, C, H, W)); return one dict per epoch.
+
+    ``scorer(represent) -> dict`` is called after every ``cfg.score_every`` epochs and after the
+    last; its results join that epoch's row. ``checkpoint`` (a file) is written at the end of each
+    epoch and every ``cfg.checkpoint_every`` steps; when it exists at the start, training resumes
+    from it. ``on_epoch(history)`` is called after each epoch's checkpoint is written.
+    """
+    device = resolve_device(cfg.device)
+    if cfg.amp and device.type != "cuda":
+        raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    n = images.shape[0]
+    if n == 0:
+        raise SpecError("the training set is empty")
+    model.to(device).train()
+    try:  # the whole training set on the GPU when it fits; else pinned host memory
+        data = images.to(device)
+    except torch.cuda.OutOfMemoryError:
+        data = images.pin_memory()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    noise = torch.Generator(device=device).manual_seed(cfg.seed)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
+
+    # state that a checkpoint carries
+    epoch, batch_in_epoch, step = 0, 0, 0
+    sums: dict[str, torch.Tensor] = {}
+    history: list[dict] = []
+    if checkpoint is not None and Path(checkpoint).exists():
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if ck.get("device_type", "cpu") != device.type:
+            raise SpecError(f"checkpoint {checkpoint} was written on {ck.get('device_type')}; "
+                            f"resume it with --device {ck.get('device_type')} (generator states "
+                            f"differ between devices)")
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        noise.set_state(ck["noise_generator"])
+        epoch, batch_in_epoch, step = ck["epoch"], ck["batch_in_epoch"], ck["step"]
+        sums = {k: v.to(device) for k, v in ck["sums"].items()}
+        history = ck["history"]
+
+    def save() -> None:
+        if checkpoint is None:
+            return
+        save_atomic({
+            "format": CHECKPOINT_FORMAT,
+            "device_type": device.type,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "noise_generator": noise.get_state(),
+            "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step,
+            "sums": {k: v.detach().cpu() for k, v in sums.items()},
+            "history": history,
+        }, checkpoint)
+
+    # Checking the loss before each update keeps NaN out of the weights; on a GPU the check is a
+    # sync, so it runs every 50 steps there (a NaN by then has spread to every later loss).
+    check_every = 1 if device.type == "cpu" else 50
+    bar = tqdm(total=total_steps, initial=step, disable=not cfg.progress, unit="step",
+               dynamic_ncols=True)
+    while step < total_steps:
+        bar.set_description(f"epoch {epoch + 1}/{num_epochs}")
+        shuffle = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+        perm = torch.randperm(n, generator=shuffle).to(data.device)
+        epoch_start = time.perf_counter()
+        while batch_in_epoch < steps_per_epoch and step < total_steps:
+            # forward, backward, update
+            idx = perm[batch_in_epoch * cfg.batch_size:(batch_in_epoch + 1) * cfg.batch_size]
+            x = to_input(data[idx].to(device, non_blocking=True))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                terms = model.loss(x, step=step, generator=noise)
+            loss = terms["loss"]
+            if step % check_every == 0 and not bool(torch.isfinite(loss)):
+                raise TrainingDiverged(
+                    f"the loss became non-finite ({float(loss.detach())}) at step {step + 1} "
+                    f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the "
+                    f"learning rate or check the model and its hyperparameters.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            batch_in_epoch += 1
+            # bookkeeping: per-epoch sums of every term, progress bar, checkpoint
+            for k, t in terms.items():
+                t = t.detach().float()
+                sums[k] = sums[k] + t if k in sums else t.clone()
+            sums["_count"] = sums.get("_count", torch.zeros((), device=device)) + 1
+            if cfg.progress and (step % 10 == 0 or step == total_steps):
+                bar.set_postfix({k: f"{float(t.detach()):.4g}"
+                                 for k, t in terms.items() if t.numel() == 1}, refresh=False)
+            bar.update(1)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 \
+                    and batch_in_epoch < steps_per_epoch and step < total_steps:
+                save()
+
+        # end of epoch: mean of each term over its batches, then the scores
+        count = float(sums.pop("_count"))
+        row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "steps_in_epoch": int(count)}
+        for k in sorted(sums, key=lambda k: (k != "loss", k == "kl_per_dim")):
+            mean = sums[k] / count
+            row[k] = mean.tolist() if mean.ndim else float(mean)
+        row["train_time_s"] = round(time.perf_counter() - epoch_start, 3)
+        last = step >= total_steps
+        if scorer is not None and (last or (cfg.score_every and (epoch + 1) % cfg.score_every == 0)):
+            t0 = time.perf_counter()
+            row.update(scorer(make_represent(model, device)))
+            row["score_time_s"] = round(time.perf_counter() - t0, 3)
+        history.append(row)
+        epoch, batch_in_epoch, sums = epoch + 1, 0, {}
+        save()
+        if on_epoch is not None:
+            on_epoch(history)
+    bar.close()
+    return history

@@ -1,0 +1,68 @@
+"""spritegen.torchdata.SpritegenDataset follows torchvision's Dataset conventions."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from spritegen.errors import DatasetError
+from spritegen.torchdata import SpritegenDataset
+from train_fixtures import make_tiny_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory) -> Path:
+    return make_tiny_dataset(tmp_path_factory.mktemp("data") / "k2.h5", n=40, seed=4)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_items_are_float_chw_images_and_factor_vectors(path, in_memory):
+    import h5py
+
+    with h5py.File(path) as f:
+        images, factors = f["images"][()], f["factors"][()]
+    ds = SpritegenDataset(path, in_memory=in_memory)
+    assert len(ds) == 40
+    image, target = ds[7]
+    assert image.dtype == torch.float32 and image.shape == (1, 64, 64)
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+    assert torch.equal(image, torch.from_numpy(images[7]).permute(2, 0, 1).float() / 255)
+    assert target.dtype == torch.float32 and np.array_equal(target.numpy(), factors[7])
+    assert torch.equal(ds[-1][0], ds[39][0])
+    with pytest.raises(IndexError):
+        ds[40]
+
+
+def test_transforms_and_dataloader(path):
+    ds = SpritegenDataset(path, transform=lambda x: x * 2, target_transform=lambda f: f[0],
+                          in_memory=False)
+    plain = SpritegenDataset(path)
+    assert torch.equal(ds[3][0], plain[3][0] * 2) and ds[3][1] == plain[3][1][0]
+    batches = list(DataLoader(SpritegenDataset(path), batch_size=16, shuffle=True,
+                              generator=torch.Generator().manual_seed(0)))
+    assert [b[0].shape for b in batches] == [(16, 1, 64, 64), (16, 1, 64, 64), (8, 1, 64, 64)]
+    lazy = SpritegenDataset(path, in_memory=False)
+    lazy[0]
+    clone = pickle.loads(pickle.dumps(lazy))  # what a DataLoader worker receives
+    assert torch.equal(clone[5][0], plain[5][0])
+
+
+def test_missing_file_is_a_dataset_error(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        SpritegenDataset(tmp_path / "none.h5")
+
+
+def test_spritegen_and_the_bench_cli_do_not_import_torch():
+    code = ("import sys, spritegen, spritegen.factors, spritegen.errors, benchmark.cli; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO,
+                   env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
