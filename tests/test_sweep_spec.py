@@ -216,6 +216,22 @@ def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
+def test_data_files_and_published_datasets_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "mine.h5").write_bytes(b"")
+    (tmp_path / "dsprites.npz").write_bytes(b"")
+    text = GOOD.replace("zip: {data: [a, b]}", "zip: {data: [mine.h5, 'dsprites:dsprites.npz']}")
+    text = text.replace("report: {x: factors}", "report: {x: data}")
+    (tmp_path / "s.yaml").write_text(text)
+    points, _ = expand(load_sweep_spec(tmp_path / "s.yaml"))
+    assert {p.params["data"] for p in points} == {"mine.h5", "dsprites:dsprites.npz"}
+    with pytest.raises(SpecError, match="unknown dataset kind 'mnist'"):
+        (tmp_path / "m.yaml").write_text(text.replace("dsprites:", "mnist:"))
+        load_sweep_spec(tmp_path / "m.yaml")
+    with pytest.raises(SpecError, match="'dsprites:nowhere.npz' is neither a dataset of datasets"):
+        (tmp_path / "t.yaml").write_text(text.replace("dsprites.npz", "nowhere.npz"))
+        load_sweep_spec(tmp_path / "t.yaml")
+
+
 def test_dry_run_lists_every_run() -> None:
     from click.testing import CliRunner
 

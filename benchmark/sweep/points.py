@@ -93,19 +93,38 @@ def _combinations(grid: dict[str, list[Any]], zipped: dict[str, list[Any]]) -> l
     return combos
 
 
+def data_argument(value: str, base_dir: Path) -> str | None:
+    """The ``--data`` value bench run gets for a file given in a spec: ``[KIND:]ABSOLUTE_PATH``
+    (KIND as ``benchmark.datasets.parse_data_spec`` reads it: dsprites, 3dshapes, ...), or None
+    if the file does not exist."""
+    from benchmark.datasets import parse_data_spec  # noqa: PLC0415
+
+    plain = base_dir / value
+    if plain.is_file():  # a file name, even one with a colon in it
+        return str(plain.resolve())
+    parsed = parse_data_spec(value)
+    path = parsed.path if parsed.path.is_absolute() else base_dir / parsed.path
+    if not path.is_file():
+        return None
+    path = path.resolve()
+    return f"{parsed.kind}:{path}" if parsed.kind else str(path)
+
+
 def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, dict[str, Any]]:
     """(dataset name or None, identity of the data) for a ``data`` value."""
     if value in spec.datasets:
         return value, {"dataset": value, "definition": spec.datasets[value].digest}
-    path = Path(value)
-    path = path if path.is_absolute() else spec.base_dir / path
-    if not path.is_file():
+    try:
+        arg = data_argument(value, spec.base_dir)
+    except SpecError as exc:
+        raise SpecError(f"{where}: data: {exc}") from None
+    if arg is None:
         names = ", ".join(spec.datasets) or "none defined"
         raise SpecError(
             f"{where}: data: {value!r} is neither a dataset of datasets: ({names}) nor an "
-            "existing file"
+            "existing file (a spritegen file, dsprites:PATH or 3dshapes:PATH)"
         )
-    return None, {"file": str(path.resolve())}
+    return None, {"file": arg}
 
 
 class _ModelCheck:

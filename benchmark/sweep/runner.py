@@ -27,7 +27,7 @@ from tqdm import tqdm
 from benchmark.sweep.datasets import build_datasets, dataset_path
 from benchmark.sweep.execute import Outcome, RunTask, is_finished
 from benchmark.sweep.executors import make_run_pool
-from benchmark.sweep.points import ExperimentPoint, Point, expand
+from benchmark.sweep.points import ExperimentPoint, Point, data_argument, expand
 from benchmark.sweep.spec import SweepSpec
 
 MANIFEST = "sweep.json"
@@ -109,8 +109,7 @@ def _task(point: Point, spec: SweepSpec, sweep_dir: Path) -> RunTask:
     if point.dataset is not None:
         config["data"] = str(dataset_path(sweep_dir, point.dataset).resolve())
     elif "data" in config:
-        p = Path(config["data"])
-        config["data"] = str((p if p.is_absolute() else spec.base_dir / p).resolve())
+        config["data"] = data_argument(config["data"], spec.base_dir) or config["data"]
     return RunTask(id=point.id, config=config, runs_dir=str((sweep_dir / "runs").resolve()))
 
 
