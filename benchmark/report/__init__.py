@@ -1,6 +1,6 @@
 """`bench report`: the thesis' figures and tables from a sweep folder.
 
-    paths = write_report("sweeps/experiment1", out="sweeps/experiment1/report")
+    paths = write_report("results/experiment1", out="results/experiment1/report")
 
 writes, per experiment, metric and score, ``<exp>_<metric>_<score>_lines.{png,svg}`` and
 ``..._spread.{png,svg}``, one ``<exp>_traversals.{png,svg}``, and ``report.md`` and

@@ -1,7 +1,7 @@
 """Sweeps: many `bench run` points from one YAML spec, trained locally or on Ray, resumable.
 
 spec = load_sweep_spec("specs/experiment1.yaml")
-result = run_sweep(spec, out="sweeps/experiment1", executor="local", workers=2)
+result = run_sweep(spec, out="results/experiment1", executor="local", workers=2)
 """
 
 from benchmark.sweep.points import Point, expand, run_id

@@ -25,7 +25,7 @@ def _fail(exc: SpritegenError) -> None:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Sweep folder (default: sweeps/<name>). Starting again in it resumes.",
+    help="Sweep folder (default: results/<name>). Starting again in it resumes.",
 )
 @click.option(
     "--executor",

@@ -135,10 +135,10 @@ def run_sweep(
     """Build the sweep's datasets, then train every point not finished yet.
 
     Failures are collected, not raised: every other run still trains. ``out`` defaults to
-    ``sweeps/<name>``.
+    ``results/<name>``.
     """
     start = time.perf_counter()
-    sweep_dir = Path(out) if out is not None else Path("sweeps") / spec.name
+    sweep_dir = Path(out) if out is not None else Path("results") / spec.name
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
     points, layout = expand(spec)
     header = (
