@@ -199,3 +199,11 @@ def test_spec_round_trips_through_its_stored_text(dataset_k5):
     assert parse_spec_text(text).to_yaml() == text
     with pytest.raises(SpecError):
         parse_spec_text(text.replace("factors: 5", "factors: 0"))
+
+
+def test_spritegen_never_loads_torch_or_benchmark():
+    code = ("import sys, spritegen, spritegen.cli, spritegen.build, spritegen.oracle, "
+            "spritegen.verify, spritegen.adapters; "
+            "bad = [m for m in ('torch', 'benchmark') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
