@@ -23,7 +23,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -138,29 +138,14 @@ def _prepare_parts(parts: Path, manifest: dict, force: bool) -> None:
     _write_atomic(path, json.dumps(manifest, sort_keys=True).encode())
 
 
-def _run_tasks(tasks: list[ChunkTask], workers: int, executor: Callable | None
-               ) -> Iterator[tuple[str, bytes, bytes]]:
-    if executor is not None:
-        yield from executor(render_chunk, tasks)
-        return
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield render_chunk(task)
-        return
-    import multiprocessing as mp
-
-    # spawn, not fork: GL contexts and cairo surfaces must not be shared with a parent.
-    with mp.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap_unordered(render_chunk, tasks, chunksize=1)
-
-
 def build(spec: DatasetSpec, out: str | Path, *, workers: int | None = None, force: bool = False,
           progress: bool = True, executor: Callable[[Callable, Iterable], Iterable] | None = None
           ) -> Path:
     """Render ``spec`` into the HDF5 file ``out`` and return its path.
 
-    ``executor(fn, items)``, if given, maps ``render_chunk`` over the chunk tasks elsewhere (a Ray
-    cluster, say); results may arrive in any order. Without it, ``workers`` local processes render.
+    ``executor(fn, items)``, if given, maps ``render_chunk`` over the chunk tasks elsewhere (e.g.
+    ``spritegen.executors.RayExecutor(...).map_ordered``); without it ``workers`` local spawned
+    processes render (one renders in this process). Either way the bytes are the same.
     """
     from tqdm import tqdm
 
@@ -183,9 +168,19 @@ def build(spec: DatasetSpec, out: str | Path, *, workers: int | None = None, for
     with tqdm(total=plan.total_images, initial=done_images, unit="img", desc=f"render {out.name}",
               disable=not progress, smoothing=0.05) as bar:
         rows = {t.name: len(t.factors) for t in todo}
-        for name, digest, stored in _run_tasks(todo, workers, executor):
-            _write_atomic(parts / name, digest + stored)
-            bar.update(rows[name])
+        local = None
+        if executor is None:
+            from spritegen.executors import LocalExecutor
+
+            local = LocalExecutor(workers=min(workers, max(1, len(todo))))
+            executor = local.map_ordered
+        try:
+            for name, digest, stored in executor(render_chunk, todo):
+                _write_atomic(parts / name, digest + stored)
+                bar.update(rows[name])
+        finally:
+            if local is not None:
+                local.close()
     renderer_info = _renderer_for(tasks[0]).info() if tasks else {}
     partial = out.with_name(out.name + ".partial")
     _assemble(spec, plan, tasks, parts, partial, renderer_info, progress)

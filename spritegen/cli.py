@@ -51,9 +51,13 @@ def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):
 @click.option("--eval-preset", type=click.Choice(list(EVAL_PRESETS)), help="Sizes of the oracle's evaluation sets (default full).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Output file (default NAME.h5 in the current folder).")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Render chunks in local processes or as tasks on a Ray cluster (same bytes).")
+@click.option("--address", default=None, help="Ray cluster address (with --executor ray; default: start a local Ray).")
 @click.option("--force", is_flag=True, help="Replace an existing finished file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def build(spec_path, factors, renderer, n, seed, image_size, eval_preset, out, workers, force, quiet):
+def build(spec_path, factors, renderer, n, seed, image_size, eval_preset, out, workers, executor,
+          address, force, quiet):
     """Render a dataset from SPEC (YAML) or from --factors K.
 
     Interrupted builds resume when the same command is run again; the result is byte-identical
@@ -65,7 +69,15 @@ def build(spec_path, factors, renderer, n, seed, image_size, eval_preset, out, w
                  "eval_preset": eval_preset}
     spec, name = resolve_spec(spec_path, factors, overrides)
     out_path = Path(out) if out else Path(f"{name or 'dataset'}.h5")
-    path = run_build(spec, out_path, workers=workers, force=force, progress=not quiet)
+    if address and executor != "ray":
+        raise SpecError("--address is for --executor ray")
+    remote = None
+    if executor == "ray":
+        from spritegen.executors import make_executor
+
+        remote = make_executor("ray", address=address).map_ordered
+    path = run_build(spec, out_path, workers=workers, executor=remote, force=force,
+                     progress=not quiet)
     click.echo(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, {spec.n} images, "
                f"{spec.factors} factors)")
 

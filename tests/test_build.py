@@ -207,3 +207,21 @@ def test_spritegen_never_loads_torch_or_benchmark():
             "bad = [m for m in ('torch', 'benchmark') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.ray
+def test_build_on_ray_gives_the_same_bytes(tmp_path):
+    pytest.importorskip("ray")
+    import tempfile
+
+    local = build_small(tmp_path, 3, n=600, name="local.h5")
+    on_ray = tmp_path / "ray.h5"
+    env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="ray", dir="/tmp")}
+    result = subprocess.run(SPRITEGEN + ["build", "--factors", "3", "--n", "600", "--eval-preset",
+                                         "tiny", "--executor", "ray", "--out", str(on_ray),
+                                         "--quiet"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sha(on_ray) == sha(local)
+    result = subprocess.run(SPRITEGEN + ["build", "--factors", "3", "--address", "auto"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--address is for --executor ray" in result.stderr
