@@ -474,5 +474,10 @@ def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise SpecError(f"spec: not valid YAML{where}: {problem}") from None
-    return parse_sweep_spec(data, text=text, base_dir=base_dir, source=source)
+        raise SpecError(f"{source or 'spec'}: not valid YAML{where}: {problem}") from None
+    try:
+        return parse_sweep_spec(data, text=text, base_dir=base_dir, source=source)
+    except SpecError as exc:
+        if source is None:
+            raise
+        raise SpecError(f"{source}: {exc}") from None
