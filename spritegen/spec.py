@@ -251,6 +251,8 @@ def with_overrides(spec: DatasetSpec, overrides: Mapping[str, Any]) -> DatasetSp
     raw = spec.to_dict()
     for key, value in overrides.items():
         if key == "eval_preset":
+            if value not in EVAL_PRESETS:
+                raise _fail("eval_preset", value, ", ".join(EVAL_PRESETS))
             raw["evaluation"] = {"preset": value}
         elif key in ("n", "seed", "renderer", "image_size", "factors", "name"):
             raw[key] = value

@@ -128,7 +128,7 @@ BAD = [
     ),
     (
         GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, eval_preset: huge}"),
-        "datasets.a.eval_preset: must be one of full, quick, tiny, none",
+        "datasets.a: spec field 'eval_preset': got 'huge'; allowed: full, quick, tiny, none",
     ),
     (
         GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 9}"),
@@ -136,11 +136,11 @@ BAD = [
     ),
     (
         GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 7, renderer: 2d}"),
-        "datasets.a.renderer: 7 factors need the 3d renderer",
+        "datasets.a: spec field 'renderer': got '2d'; allowed: 3d when factors is 7",
     ),
     (
         GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, renderer: 4d}"),
-        "datasets.a.renderer: must be one of 2d, 3d, got '4d'",
+        "datasets.a: spec field 'renderer': got '4d'; allowed: 2d, 3d",
     ),
     (
         GOOD.replace("report: {x: factors}", "report: {x: size}"),

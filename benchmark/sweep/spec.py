@@ -36,8 +36,7 @@ from typing import Any
 import yaml
 
 from spritegen.errors import SpecError
-from spritegen.render import RENDERER_KINDS
-from spritegen.spec import EVAL_PRESETS, default_spec, load_spec, with_overrides
+from spritegen.spec import default_spec, load_spec, with_overrides
 
 # The `bench run` parameters a sweep may set, with a checker for each value. Mirrors the flags of
 # `bench run` and the keys of `benchmark.run.run(config)` (docs/architecture.md, "Runs").
@@ -45,7 +44,6 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_FACTORS = 7
 METRICS = ("kim_mnih", "kim_mnih_weighted", "higgins")
 DEFAULT_METRICS = ("kim_mnih", "higgins")
-RENDERERS = RENDERER_KINDS
 # Fields of a datasets: entry besides `spec`: the overrides spritegen.spec.with_overrides takes.
 DATASET_KEYS = ("factors", "n", "seed", "renderer", "image_size", "eval_preset", "name")
 # Metric sizes: benchmark.metrics presets; stored: all the dataset file's evaluation sets hold
@@ -293,24 +291,7 @@ def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
             raise SpecError(
                 f"{where}.{key}: unknown field; allowed: spec, {', '.join(DATASET_KEYS)}"
             )
-    for key in ("n", "image_size"):
-        if key in d:
-            _positive_int(f"{where}.{key}", d[key])
-    if "seed" in d:
-        _non_negative_int(f"{where}.seed", d["seed"])
-    if "eval_preset" in d and d["eval_preset"] not in EVAL_PRESETS:
-        raise SpecError(
-            f"{where}.eval_preset: must be one of {', '.join(EVAL_PRESETS)}, got "
-            f"{d['eval_preset']!r}"
-        )
-    if "renderer" in d and d["renderer"] not in RENDERERS:
-        raise SpecError(
-            f"{where}.renderer: must be one of {', '.join(RENDERERS)}, got {d['renderer']!r}"
-        )
-    if d.get("factors") == MAX_FACTORS and d.get("renderer", "3d") != "3d":
-        raise SpecError(
-            f"{where}.renderer: {MAX_FACTORS} factors need the 3d renderer, got {d['renderer']!r}"
-        )
+    # Field values are checked by spritegen's own spec validation, in resolve_dataset.
     try:
         resolved = resolve_dataset(spec_path, d)
     except SpecError as exc:
