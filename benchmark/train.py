@@ -31,6 +31,8 @@ CHECKPOINT_FORMAT = 1
 class TrainingDiverged(SpritegenError):
     """The loss became NaN or infinite; the run stops at its last good checkpoint."""
 
+    exit_code = 1  # the input was fine; the run failed
+
 
 @dataclass
 class TrainConfig:

@@ -2,16 +2,47 @@
 
 ``spritegen`` and ``bench`` run their click groups through ``run_cli``, so an error caused by the
 user (a ``SpritegenError`` from any layer, or a click usage error) reads the same in both tools,
-never shows a traceback, and an interrupt tells the user how to resume.
+never shows a traceback, and an interrupt tells the user how to resume. Commands that are also
+invoked on their own (tests, other click groups) wrap their bodies in ``user_errors`` to get the
+same line and exit status without ``run_cli``.
+
+An error class may set ``exit_code`` (default 2, bad input); a diverged training run uses 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from typing import IO, Iterator
 
 import click
 
 from spritegen.errors import SpritegenError
+
+
+def _exit_code(exc: BaseException) -> int:
+    return int(getattr(exc, "exit_code", 2))
+
+
+class UserError(click.ClickException):
+    """A SpritegenError carried through click: shown as ``PROG: error: message``."""
+
+    def __init__(self, message: str, prog: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.prog = prog
+        self.exit_code = exit_code
+
+    def show(self, file: IO | None = None) -> None:
+        click.echo(f"{self.prog}: error: {self.format_message()}", err=True, file=file)
+
+
+@contextlib.contextmanager
+def user_errors(prog: str) -> Iterator[None]:
+    """Turn a SpritegenError raised inside into a one-line click error with its exit status."""
+    try:
+        yield
+    except SpritegenError as exc:
+        raise UserError(str(exc), prog, _exit_code(exc)) from None
 
 
 def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -> None:
@@ -20,7 +51,7 @@ def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -
         code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except SpritegenError as exc:
         click.echo(f"{prog_name}: error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(_exit_code(exc))
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo(f"{prog_name}: interrupted; run the same command again to resume", err=True)
         sys.exit(130)

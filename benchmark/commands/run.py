@@ -9,7 +9,7 @@ import yaml
 
 from spritegen.errors import SpecError
 
-from benchmark.commands.errors import user_errors
+from spritegen.clitools import user_errors
 
 # model-hyperparameter flags -> the constructor argument they set
 HPARAM_FLAGS = {"beta": "--beta", "beta_norm": "--beta-norm", "gamma": "--gamma",
@@ -90,7 +90,7 @@ def run_command(model: str, data: str | None, factors: int | None, params: tuple
     """Train MODEL on a dataset, score it after every epoch and write a run folder."""
     from benchmark.run import RunConfig, run
 
-    with user_errors():
+    with user_errors("bench"):
         hparams = parse_params(params)
         for key, value in flags.items():
             if value is not None:

@@ -11,12 +11,7 @@ from pathlib import Path
 
 import click
 
-from spritegen.errors import SpritegenError
-
-
-def _fail(exc: SpritegenError) -> None:
-    click.echo(f"bench: error: {exc}", err=True)
-    sys.exit(2)
+from spritegen.clitools import user_errors
 
 
 @click.command("sweep")
@@ -68,7 +63,7 @@ def sweep_command(
     """Train every point of sweep SPEC (YAML), skipping the ones already finished."""
     from benchmark.sweep import expand, format_summary, load_sweep_spec, run_sweep  # noqa: PLC0415
 
-    try:
+    with user_errors("bench"):
         sweep_spec = load_sweep_spec(spec)
         if dry_run:
             points, layout = expand(sweep_spec)
@@ -89,8 +84,6 @@ def sweep_command(
             progress=not quiet,
             **kwargs,
         )
-    except SpritegenError as exc:
-        _fail(exc)
     click.echo(format_summary(result))
     if result.failed:
         sys.exit(1)
@@ -108,9 +101,7 @@ def report_command(sweep_dir: Path, out: Path | None) -> None:
     """Draw the study's figures and tables from the finished runs of SWEEP_DIR."""
     from benchmark.report import write_report  # noqa: PLC0415
 
-    try:
+    with user_errors("bench"):
         paths = write_report(sweep_dir, out)
-    except SpritegenError as exc:
-        _fail(exc)
     folder = paths[0].parent if paths else out
     click.echo(f"wrote {len(paths)} files to {folder}")
