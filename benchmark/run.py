@@ -34,7 +34,7 @@ from benchmark.train import (Scorer, TrainConfig, TrainingDiverged, make_represe
 
 PRESETS = ("quick", "full", "stored", "none")
 DATA_DIR_ENV = "BENCH_DATA_DIR"
-SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins")
+SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins", "higgins_raw")
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
 NOT_IDENTITY = ("out", "force", "progress", "device", "torch")
 

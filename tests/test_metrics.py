@@ -360,3 +360,19 @@ def test_bench_score_on_published_grid_layout(tmp_path, capsys):
         main(["score", f"dsprites:{path}", "--represent",
               "tests.metrics_helpers:dsprites_barcode_identity", "--preset", "stored"])
     assert exit_.value.code == 2 and "scored live" in capsys.readouterr().err
+
+
+def test_higgins_raw_features_follow_disentanglement_lib_and_depend_on_scale(data_file, file_lookup):
+    """Raw features (disentanglement_lib's convention) make the L2-penalised fit scale-dependent:
+    the identity shrunk a thousandfold loses its score, while standardised features keep it."""
+    identity = Transformed(file_lookup)
+    shrunk = Transformed(file_lookup, np.eye(K) * 1e-3)
+    raw = higgins(data_file, identity, 0, features="raw", **SIZES)
+    assert raw.features == "raw" and raw.score == raw.score_raw >= 0.9
+    small = higgins(data_file, shrunk, 0, **SIZES)
+    assert small.score == small.score_standardised >= 0.9
+    assert small.score_raw < small.score_standardised - 0.3
+    with pytest.raises(SpecError, match="allowed: standardised, raw"):
+        higgins(data_file, identity, 0, features="whitened", **SIZES)
+    result = evaluate(data_file, identity, 0, "stored")
+    assert result["higgins_raw"] == result["details"]["higgins"]["score_raw"]

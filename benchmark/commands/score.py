@@ -83,6 +83,8 @@ def score(file: str, target: str, preset: str | None, seed: int, encode_batch_si
     click.echo(f"kim_mnih_weighted  {result['kim_mnih_weighted']:.4f}")
     click.echo(f"higgins            {result['higgins']:.4f}  (train {result['higgins_train']:.4f}, "
                f"chance {result['details']['higgins']['chance']:.4f})")
+    click.echo(f"higgins_raw        {result['higgins_raw']:.4f}  (raw features, as "
+               f"disentanglement_lib)")
     click.echo(f"preset {result['preset']}, seed {result['seed']}; time: read "
                f"{result['read_s']:.1f} s, encode {result['encode_s']:.1f} s, metric "
                f"{result['metric_s']:.2f} s")

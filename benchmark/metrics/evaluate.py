@@ -21,6 +21,7 @@ def evaluate(source: Source | object, represent: Represent,
 
     ``preset``: "quick", "full", a ``Preset``, or "stored" (a dataset file's whole evaluation
     sets). Flat keys: ``kim_mnih``, ``kim_mnih_weighted``, ``higgins`` (the scores),
+    ``higgins_raw`` (Higgins on raw features, disentanglement_lib's convention),
     ``kim_mnih_train``, ``higgins_train`` (train accuracies), ``kim_mnih_active_dims``,
     ``preset``, ``seed``, ``read_s``, ``encode_s``, ``metric_s``; ``details`` holds each metric's
     full ``as_dict()``. Each metric draws from its own child of ``random_state``, so the scores do
@@ -47,6 +48,7 @@ def evaluate(source: Source | object, represent: Represent,
         "kim_mnih": km.score,
         "kim_mnih_weighted": km.weighted.score,
         "higgins": hg.score,
+        "higgins_raw": hg.score_raw,
         "kim_mnih_train": km.train_accuracy,
         "higgins_train": hg.train_accuracy,
         "kim_mnih_active_dims": km.num_active_dims,

@@ -84,13 +84,17 @@ class LogisticModel:
         return float(np.mean(self.predict(x) == y))
 
 
-def fit(x: np.ndarray, y: np.ndarray) -> LogisticModel:
-    """Fit the classifier to features ``x`` (n, D) and integer labels ``y`` (n,)."""
+def fit(x: np.ndarray, y: np.ndarray, standardise: bool = True) -> LogisticModel:
+    """Fit the classifier to features ``x`` (n, D) and integer labels ``y`` (n,).
+
+    ``standardise=False`` fits on the raw features, as disentanglement_lib does (the penalty then
+    depends on the features' scale).
+    """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     n, d = x.shape
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
+    mean = x.mean(axis=0) if standardise else np.zeros(d)
+    scale = x.std(axis=0) if standardise else np.ones(d)
     scale[scale == 0] = 1.0
     xs = (x - mean) / scale
     classes, yi = np.unique(y, return_inverse=True)
