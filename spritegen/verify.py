@@ -82,7 +82,7 @@ def verify(path: str | Path, sample: int = 256, seed: int = 0, progress: bool = 
                         f"(rows {', '.join(map(str, rows[bad][:10]))}{'...' if len(bad) > 10 else ''};"
                         f" max pixel difference {diff}); renderer recorded: "
                         f"{attrs.get('renderer_info')}")
-        content_ok = _content_checksum(f) == attrs.get("content_sha256")
+        content_ok = content_checksum(f) == attrs.get("content_sha256")
     if not content_ok:
         report.problems.append("content checksum in the attributes does not match the stored "
                                "chunk checksums, factors and evaluation indices")
@@ -90,14 +90,16 @@ def verify(path: str | Path, sample: int = 256, seed: int = 0, progress: bool = 
     return report
 
 
-def _content_checksum(f) -> str:
-    """Recompute the build's content checksum from what is stored (see build._assemble)."""
+def content_checksum(f) -> str:
+    """SHA-256 over every image set's path, chunk checksums and factors, then the evaluation
+    indices, in build order: the file's ``content_sha256``. The build and ``verify`` both call
+    this, so the definition exists once."""
     h = hashlib.sha256()
     for images_path, factors_path in _image_sets(f):
         h.update(images_path.encode())
         h.update(f[f"checksums/{images_path}"][()].tobytes())
         h.update(f[factors_path][()].astype(np.float32).tobytes())
-    for path in _index_paths(f):
+    for path in (p for p in INDEX_PATHS if p in f):
         h.update(path.encode())
         h.update(f[path][()].tobytes())
     return h.hexdigest()
@@ -106,7 +108,3 @@ def _content_checksum(f) -> str:
 def _image_sets(f) -> list[tuple[str, str]]:
     """(images, factors) paths of the image sets present, in the order the build wrote them."""
     return [(p, p.replace("images", "factors")) for p in IMAGE_SET_PATHS if p in f]
-
-
-def _index_paths(f) -> list[str]:
-    return [p for p in INDEX_PATHS if p in f]
