@@ -23,12 +23,14 @@ EPOCHS_BY_FACTORS = {1: 10, 2: 10, 3: 20, 4: 30, 5: 30, 6: 60, 7: 60}
 
 def default_epochs(num_factors: int) -> int:
     if num_factors not in EPOCHS_BY_FACTORS:
-        raise SpecError(f"number of factors must be 1..7 for the default epoch schedule, "
-                        f"got {num_factors}; pass --epochs")
+        raise SpecError(
+            f"number of factors must be 1..7 for the default epoch schedule, "
+            f"got {num_factors}; pass --epochs"
+        )
     return EPOCHS_BY_FACTORS[num_factors]
 
 
-def load_training_set(data: "str | Path | DataSource") -> tuple[np.ndarray, np.ndarray]:
+def load_training_set(data: str | Path | DataSource) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, H, W, C), factors float32 (N, K)) held in memory.
 
     ``data`` is a ``--data`` value (a spritegen file, ``dsprites:PATH``, ``3dshapes:PATH``) or an
@@ -42,8 +44,10 @@ def load_training_set(data: "str | Path | DataSource") -> tuple[np.ndarray, np.n
     images = np.asarray(images)
     factors = np.asarray(factors, dtype=np.float32)
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise DatasetError(f"{src.path}: training images must be uint8 (N, H, W, C), got "
-                           f"{images.dtype} {images.shape}")
+        raise DatasetError(
+            f"{src.path}: training images must be uint8 (N, H, W, C), got "
+            f"{images.dtype} {images.shape}"
+        )
     return images, factors
 
 

@@ -5,8 +5,8 @@ Drawn with matplotlib's object API (a Figure on an Agg canvas, no pyplot global 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -28,19 +28,26 @@ def _mosaic(rows: list[np.ndarray]) -> np.ndarray:
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
             y, x = PAD + i * (h + PAD), PAD + j * (w + PAD)
-            out[y:y + h, x:x + w] = img
+            out[y : y + h, x : x + w] = img
     return out
 
 
-def _save(mosaic: np.ndarray, path: Path, row_labels: Sequence[str], col_labels: Sequence[str],
-          title: str, cell: int) -> None:
+def _save(
+    mosaic: np.ndarray,
+    path: Path,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    title: str,
+    cell: int,
+) -> None:
     rows, cols = len(row_labels), len(col_labels)
     fig = Figure(figsize=(1.0 + 0.9 * cols, 0.5 + 0.9 * rows), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     img = mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic
-    ax.imshow(img, cmap="gray" if mosaic.shape[-1] == 1 else None, vmin=0, vmax=1,
-              interpolation="nearest")
+    ax.imshow(
+        img, cmap="gray" if mosaic.shape[-1] == 1 else None, vmin=0, vmax=1, interpolation="nearest"
+    )
     step = cell + PAD
     ax.set_yticks([PAD + i * step + cell / 2 for i in range(rows)], list(row_labels), fontsize=8)
     ax.set_xticks([PAD + j * step + cell / 2 for j in range(cols)], list(col_labels), fontsize=8)
@@ -65,14 +72,20 @@ def save_reconstructions(model: nn.Module, images: torch.Tensor, path: Path) -> 
     x = to_input(images.to(device))
     mu, _ = model.encode(x)
     rows = [x.permute(0, 2, 3, 1).cpu().numpy(), _images(model.decode(mu))]
-    _save(_mosaic(rows), Path(path), ["input", "reconstruction"],
-          [str(i + 1) for i in range(len(images))], "reconstructions (latent means)",
-          images.shape[-1])
+    _save(
+        _mosaic(rows),
+        Path(path),
+        ["input", "reconstruction"],
+        [str(i + 1) for i in range(len(images))],
+        "reconstructions (latent means)",
+        images.shape[-1],
+    )
 
 
 @torch.no_grad()
-def save_traversal(model: nn.Module, image: torch.Tensor, kl_per_dim: Sequence[float],
-                   path: Path) -> None:
+def save_traversal(
+    model: nn.Module, image: torch.Tensor, kl_per_dim: Sequence[float], path: Path
+) -> None:
     """One row per latent dimension, most informative (largest KL) first; each row sets that
     dimension to -3 .. +3 around the encoding of ``image`` (uint8 (C, H, W)) and decodes."""
     model.eval()
@@ -86,5 +99,11 @@ def save_traversal(model: nn.Module, image: torch.Tensor, kl_per_dim: Sequence[f
         z[:, d] = values
         rows.append(_images(model.decode(z)))
     labels = [f"z{d}  KL {kl_per_dim[d]:.2f}" for d in order]
-    _save(_mosaic(rows), Path(path), labels, [f"{v:+.0f}" for v in TRAVERSAL_VALUES],
-          "latent traversal (rows by KL)", image.shape[-1])
+    _save(
+        _mosaic(rows),
+        Path(path),
+        labels,
+        [f"{v:+.0f}" for v in TRAVERSAL_VALUES],
+        "latent traversal (rows by KL)",
+        image.shape[-1],
+    )

@@ -14,23 +14,29 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from spritegen.errors import DatasetError, SpecError
-
 from benchmark.data import default_epochs, load_training_set, to_channels_first
 from benchmark.datasets import DataSource
 from benchmark.datasets import open_source as open_data
-from benchmark.models.registry import build_model, model_hparams, get_entry
+from benchmark.models.registry import build_model, get_entry, model_hparams
 from benchmark.plots import save_reconstructions, save_traversal
-from benchmark.train import (Scorer, TrainConfig, TrainingDiverged, make_represent,
-                             resolve_device, train)
+from benchmark.train import (
+    Scorer,
+    TrainConfig,
+    TrainingDiverged,
+    make_represent,
+    resolve_device,
+    train,
+)
+from spritegen.errors import DatasetError, SpecError
 
 PRESETS = ("quick", "full", "stored", "none")
 DATA_DIR_ENV = "BENCH_DATA_DIR"
@@ -72,12 +78,13 @@ class RunConfig:
     progress: bool = True
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise SpecError(f"unknown run setting(s) {', '.join(unknown)}; allowed: "
-                            f"{', '.join(sorted(names))}")
+            raise SpecError(
+                f"unknown run setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
+            )
         return cls(**d)
 
 
@@ -97,7 +104,10 @@ def validate(cfg: RunConfig) -> None:
         raise SpecError(f"--lr must be > 0, got {cfg.lr!r}")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise SpecError(f"--seed must be a non-negative integer, got {cfg.seed!r}")
-    for name, preset in (("--score-preset", cfg.score_preset), ("--final-preset", cfg.final_preset)):
+    for name, preset in (
+        ("--score-preset", cfg.score_preset),
+        ("--final-preset", cfg.final_preset),
+    ):
         if preset not in PRESETS:
             raise SpecError(f"{name} must be one of {', '.join(PRESETS)}, got {preset!r}")
     if cfg.score_every < 0 or cfg.checkpoint_every < 0:
@@ -130,8 +140,9 @@ def resolve_data(cfg: RunConfig) -> str:
     return str(path)
 
 
-def metrics_scorer(data: str | Path | DataSource, seed: int, preset: str
-                   ) -> tuple[Scorer | None, str]:
+def metrics_scorer(
+    data: str | Path | DataSource, seed: int, preset: str
+) -> tuple[Scorer | None, str]:
     """``scorer(represent) -> dict`` for ``preset`` and where it scores: a spritegen file's stored
     evaluation sets when they are large enough for the preset, else a live oracle rendering the
     file's spec; dSprites / 3dshapes on their live grid. (None, why) when the preset is "none" or
@@ -150,10 +161,14 @@ def metrics_scorer(data: str | Path | DataSource, seed: int, preset: str
     src = data if isinstance(data, DataSource) else open_data(data)
     if src.is_grid:
         if preset == "stored":
-            raise SpecError(f"preset 'stored' needs a spritegen file's evaluation sets; "
-                            f"{src.kind} is scored live: use quick or full")
-        return (partial(evaluate, src.metric_source(), random_state=seed, preset=preset),
-                f"live {src.kind} grid")
+            raise SpecError(
+                f"preset 'stored' needs a spritegen file's evaluation sets; "
+                f"{src.kind} is scored live: use quick or full"
+            )
+        return (
+            partial(evaluate, src.metric_source(), random_state=seed, preset=preset),
+            f"live {src.kind} grid",
+        )
     data = src.path
     source: Any = str(data)
     where = "stored evaluation sets"
@@ -165,13 +180,21 @@ def metrics_scorer(data: str | Path | DataSource, seed: int, preset: str
             stored_source.close()
         if preset != "stored":
             want = get_preset(preset)
-            if (stored.batch_size != want.batch_size or stored.num_train < want.num_train
-                    or stored.num_eval < want.num_eval or stored.num_variance < want.num_variance):
-                raise DatasetError(f"{data}: stored evaluation sets are smaller than preset {preset!r}")
+            if (
+                stored.batch_size != want.batch_size
+                or stored.num_train < want.num_train
+                or stored.num_eval < want.num_eval
+                or stored.num_variance < want.num_variance
+            ):
+                raise DatasetError(
+                    f"{data}: stored evaluation sets are smaller than preset {preset!r}"
+                )
     except DatasetError as exc:
         if preset == "stored":
-            raise SpecError(f"preset 'stored' scores on the file's evaluation sets, but {exc}; "
-                            f"use quick or full (a live oracle)") from None
+            raise SpecError(
+                f"preset 'stored' scores on the file's evaluation sets, but {exc}; "
+                f"use quick or full (a live oracle)"
+            ) from None
         source, where = src.oracle(), "live oracle (images rendered while scoring)"
     # A fixed integer seed: every epoch is scored on the same votes, and resumes score the same.
     return partial(evaluate, source, random_state=seed, preset=preset), where
@@ -204,22 +227,30 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
     config_path, summary_path = out / "config.json", out / "summary.json"
     if out.exists() and any(out.iterdir()):
         if not config_path.exists():
-            raise SpecError(f"--out {out} exists and is not a run folder (no config.json); "
-                            f"choose an empty or new folder")
+            raise SpecError(
+                f"--out {out} exists and is not a run folder (no config.json); "
+                f"choose an empty or new folder"
+            )
         if force:
             shutil.rmtree(out)
         else:
             old = json.loads(config_path.read_text())
             if _identity(old) != _identity(resolved):
-                diff = sorted(k for k in set(_identity(old)) | set(_identity(resolved))
-                              if old.get(k) != resolved.get(k))
-                raise RunExists(f"{out} holds a different run (differs in {', '.join(diff)}); "
-                                f"use another --out, or --force to replace it")
+                diff = sorted(
+                    k
+                    for k in set(_identity(old)) | set(_identity(resolved))
+                    if old.get(k) != resolved.get(k)
+                )
+                raise RunExists(
+                    f"{out} holds a different run (differs in {', '.join(diff)}); "
+                    f"use another --out, or --force to replace it"
+                )
             if summary_path.exists():
                 summary = json.loads(summary_path.read_text())
                 if summary.get("status") == "finished":
-                    raise RunExists(f"{out} holds a finished run; use --force to run it again",
-                                    summary)
+                    raise RunExists(
+                        f"{out} holds a finished run; use --force to run it again", summary
+                    )
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     _write_json(config_path, resolved)
 
@@ -235,8 +266,13 @@ def best_scores(history: list[dict], keys: Sequence[str] = SCORE_KEYS) -> dict[s
     return best
 
 
-def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
-        final_scorer: Scorer | None = None, score_keys: Sequence[str] = SCORE_KEYS) -> dict:
+def run(
+    config: RunConfig | dict,
+    *,
+    scorer: Scorer | None = None,
+    final_scorer: Scorer | None = None,
+    score_keys: Sequence[str] = SCORE_KEYS,
+) -> dict:
     """Train and score one model; return the summary (also written to summary.json).
 
     ``scorer`` / ``final_scorer`` replace the default metric calls (benchmark.metrics.evaluate on
@@ -257,8 +293,14 @@ def run(config: RunConfig | dict, *, scorer: Scorer | None = None,
         src.close()
 
 
-def _run(cfg: RunConfig, src: DataSource, device: torch.device, scorer: Scorer | None,
-         final_scorer: Scorer | None, score_keys: Sequence[str]) -> dict:
+def _run(
+    cfg: RunConfig,
+    src: DataSource,
+    device: torch.device,
+    scorer: Scorer | None,
+    final_scorer: Scorer | None,
+    score_keys: Sequence[str],
+) -> dict:
     data_path = src.path
     images, factors = load_training_set(src)
     num_factors = factors.shape[1]
@@ -268,7 +310,10 @@ def _run(cfg: RunConfig, src: DataSource, device: torch.device, scorer: Scorer |
 
     out = Path(cfg.out) if cfg.out else default_out(cfg, data_path)
     injected = scorer is not None  # an injected scorer also gives the final scores
-    scoring = {"during": "custom" if injected else "none", "final": "custom" if injected else "none"}
+    scoring = {
+        "during": "custom" if injected else "none",
+        "final": "custom" if injected else "none",
+    }
     if not injected:
         scorer, scoring["during"] = metrics_scorer(src, cfg.seed, cfg.score_preset)
         if final_scorer is None and cfg.final_preset != cfg.score_preset:
@@ -277,26 +322,46 @@ def _run(cfg: RunConfig, src: DataSource, device: torch.device, scorer: Scorer |
             scoring["final"] = scoring["during"]
     if final_scorer is not None and injected:
         scoring["final"] = "custom"
-    data_str = str(data_path.resolve()) if src.kind == "spritegen" else \
-        f"{src.kind}:{data_path.resolve()}"
-    resolved = {**dataclasses.asdict(cfg), "data": data_str, "epochs": epochs,
-                "out": str(out), "num_factors": num_factors, "num_images": int(len(images)),
-                "image_shape": list(image_shape), "model_hparams": model_hparams(model),
-                "scoring": scoring,
-                "torch": torch.__version__}
+    data_str = (
+        str(data_path.resolve()) if src.kind == "spritegen" else f"{src.kind}:{data_path.resolve()}"
+    )
+    resolved = {
+        **dataclasses.asdict(cfg),
+        "data": data_str,
+        "epochs": epochs,
+        "out": str(out),
+        "num_factors": num_factors,
+        "num_images": int(len(images)),
+        "image_shape": list(image_shape),
+        "model_hparams": model_hparams(model),
+        "scoring": scoring,
+        "torch": torch.__version__,
+    }
     prepare_folder(out, resolved, cfg.force)
 
     t0 = time.perf_counter()
-    train_cfg = TrainConfig(epochs=epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size,
-                            lr=cfg.lr, seed=cfg.seed, device=str(device), amp=cfg.amp,
-                            checkpoint_every=cfg.checkpoint_every,
-                            score_every=cfg.score_every if cfg.score_preset != "none" else 0,
-                            progress=cfg.progress)
+    train_cfg = TrainConfig(
+        epochs=epochs,
+        max_steps=cfg.max_steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        device=str(device),
+        amp=cfg.amp,
+        checkpoint_every=cfg.checkpoint_every,
+        score_every=cfg.score_every if cfg.score_preset != "none" else 0,
+        progress=cfg.progress,
+    )
     metrics_path = out / "metrics.jsonl"
     try:
-        history = train(model, to_channels_first(images), train_cfg, scorer=scorer,
-                        checkpoint=out / "checkpoints" / "last.pt",
-                        on_epoch=lambda h: _write_jsonl(metrics_path, h))
+        history = train(
+            model,
+            to_channels_first(images),
+            train_cfg,
+            scorer=scorer,
+            checkpoint=out / "checkpoints" / "last.pt",
+            on_epoch=lambda h: _write_jsonl(metrics_path, h),
+        )
     except TrainingDiverged as exc:
         _write_json(out / "summary.json", {"status": "diverged", "error": str(exc)})
         raise
@@ -313,19 +378,33 @@ def _run(cfg: RunConfig, src: DataSource, device: torch.device, scorer: Scorer |
     shown = to_channels_first(images[idx])
     save_reconstructions(model, shown, out / "reconstructions.png")
     save_traversal(model, shown[0], final["kl_per_dim"], out / "traversal.png")
-    torch.save({"model": model.state_dict(), "model_name": cfg.model,
-                "hparams": model_hparams(model), "image_shape": list(image_shape),
-                "latent_dim": cfg.latent_dim}, out / "checkpoints" / "model.pt")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "model_name": cfg.model,
+            "hparams": model_hparams(model),
+            "image_shape": list(image_shape),
+            "latent_dim": cfg.latent_dim,
+        },
+        out / "checkpoints" / "model.pt",
+    )
 
     summary = {
         "status": "finished",
-        "model": cfg.model, "model_hparams": model_hparams(model), "latent_dim": cfg.latent_dim,
-        "seed": cfg.seed, "data": data_str, "num_factors": num_factors,
-        "epochs": len(history), "steps": final["step"],
+        "model": cfg.model,
+        "model_hparams": model_hparams(model),
+        "latent_dim": cfg.latent_dim,
+        "seed": cfg.seed,
+        "data": data_str,
+        "num_factors": num_factors,
+        "epochs": len(history),
+        "steps": final["step"],
         "final": {k: final[k] for k in ("loss", "reconstruction", "kl") if k in final},
         "kl_per_dim": final.get("kl_per_dim"),
-        "final_scores": final_scores, "best_scores": best_scores(history, score_keys),
-        "device": str(device), "wall_time_s": round(time.perf_counter() - t0, 2),
+        "final_scores": final_scores,
+        "best_scores": best_scores(history, score_keys),
+        "device": str(device),
+        "wall_time_s": round(time.perf_counter() - t0, 2),
         "out": str(out),
     }
     _write_json(out / "summary.json", summary)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,15 +52,19 @@ class TrainConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" picks CUDA when present; an explicit CUDA device that is missing is an error."""
+    """ "auto" picks CUDA when present; an explicit CUDA device that is missing is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise SpecError(f"--device {name!r} is not a torch device; use auto, cpu or cuda[:N]") from None
+        raise SpecError(
+            f"--device {name!r} is not a torch device; use auto, cpu or cuda[:N]"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SpecError(f"--device {name} asked for, but CUDA is not available here; use auto or cpu")
+        raise SpecError(
+            f"--device {name} asked for, but CUDA is not available here; use auto or cpu"
+        )
     if device.type not in ("cpu", "cuda"):
         raise SpecError(f"--device {name!r}: only cpu and cuda are supported")
     return device
@@ -70,8 +75,9 @@ def to_input(batch: torch.Tensor) -> torch.Tensor:
     return batch.float().div_(255.0)
 
 
-def make_represent(model: nn.Module, device: torch.device,
-                   batch_size: int = 512) -> Callable[[np.ndarray], np.ndarray]:
+def make_represent(
+    model: nn.Module, device: torch.device, batch_size: int = 512
+) -> Callable[[np.ndarray], np.ndarray]:
     """The representation the metrics take: uint8 images (n, H, W, C) -> latent means (n, D)."""
 
     def represent(images: np.ndarray) -> np.ndarray:
@@ -80,7 +86,7 @@ def make_represent(model: nn.Module, device: torch.device,
         out = []
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
-                chunk = torch.as_tensor(np.ascontiguousarray(images[i:i + batch_size]))
+                chunk = torch.as_tensor(np.ascontiguousarray(images[i : i + batch_size]))
                 x = to_input(chunk.to(device).permute(0, 3, 1, 2))
                 out.append(model.encode(x)[0].float().cpu().numpy())
         model.train(was_training)
@@ -91,11 +97,11 @@ def make_represent(model: nn.Module, device: torch.device,
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """Seed of epoch ``epoch``'s shuffle: a fixed function of (seed, epoch)."""
-    return (int(seed) * 1_000_003 + int(epoch) * 7919 + 12345) % (2 ** 63)
+    return (int(seed) * 1_000_003 + int(epoch) * 7919 + 12345) % (2**63)
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a kill never leaves half a file."""
+    """Write to a temporary file in the same folder, then rename: a kill leaves no half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
@@ -106,10 +112,15 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
-          scorer: Scorer | None = None,
-          checkpoint: Path | None = None,
-          on_epoch: Callable[[list[dict]], None] | None = None) -> list[dict]:
+def train(
+    model: nn.Module,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    scorer: Scorer | None = None,
+    checkpoint: Path | None = None,
+    on_epoch: Callable[[list[dict]], None] | None = None,
+) -> list[dict]:
     """Train ``model`` on ``images`` (uint8, (N, C, H, W)); return one dict per epoch.
 
     ``scorer(represent) -> dict`` is called after every ``cfg.score_every`` epochs and after the
@@ -121,7 +132,9 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
     if cfg.amp and device.type != "cuda":
         raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
     if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        raise ValueError(
+            f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+        )
     n = images.shape[0]
     if n == 0:
         raise SpecError("the training set is empty")
@@ -145,9 +158,11 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
     if checkpoint is not None and Path(checkpoint).exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if ck.get("device_type", "cpu") != device.type:
-            raise SpecError(f"checkpoint {checkpoint} was written on {ck.get('device_type')}; "
-                            f"resume it with --device {ck.get('device_type')} (generator states "
-                            f"differ between devices)")
+            raise SpecError(
+                f"checkpoint {checkpoint} was written on {ck.get('device_type')}; "
+                f"resume it with --device {ck.get('device_type')} (generator states "
+                f"differ between devices)"
+            )
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         noise.set_state(ck["noise_generator"])
@@ -158,22 +173,28 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
     def save() -> None:
         if checkpoint is None:
             return
-        save_atomic({
-            "format": CHECKPOINT_FORMAT,
-            "device_type": device.type,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "noise_generator": noise.get_state(),
-            "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step,
-            "sums": {k: v.detach().cpu() for k, v in sums.items()},
-            "history": history,
-        }, checkpoint)
+        save_atomic(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "device_type": device.type,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "noise_generator": noise.get_state(),
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "step": step,
+                "sums": {k: v.detach().cpu() for k, v in sums.items()},
+                "history": history,
+            },
+            checkpoint,
+        )
 
     # Checking the loss before each update keeps NaN out of the weights; on a GPU the check is a
     # sync, so it runs every 50 steps there (a NaN by then has spread to every later loss).
     check_every = 1 if device.type == "cpu" else 50
-    bar = tqdm(total=total_steps, initial=step, disable=not cfg.progress, unit="step",
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=total_steps, initial=step, disable=not cfg.progress, unit="step", dynamic_ncols=True
+    )
     while step < total_steps:
         bar.set_description(f"epoch {epoch + 1}/{num_epochs}")
         shuffle = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
@@ -181,7 +202,7 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
         epoch_start = time.perf_counter()
         while batch_in_epoch < steps_per_epoch and step < total_steps:
             # forward, backward, update
-            idx = perm[batch_in_epoch * cfg.batch_size:(batch_in_epoch + 1) * cfg.batch_size]
+            idx = perm[batch_in_epoch * cfg.batch_size : (batch_in_epoch + 1) * cfg.batch_size]
             x = to_input(data[idx].to(device, non_blocking=True))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 terms = model.loss(x, step=step, generator=noise)
@@ -190,7 +211,8 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
                 raise TrainingDiverged(
                     f"the loss became non-finite ({float(loss.detach())}) at step {step + 1} "
                     f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the "
-                    f"learning rate or check the model and its hyperparameters.")
+                    f"learning rate or check the model and its hyperparameters."
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -202,11 +224,17 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
                 sums[k] = sums[k] + t if k in sums else t.clone()
             sums["_count"] = sums.get("_count", torch.zeros((), device=device)) + 1
             if cfg.progress and (step % 10 == 0 or step == total_steps):
-                bar.set_postfix({k: f"{float(t.detach()):.4g}"
-                                 for k, t in terms.items() if t.numel() == 1}, refresh=False)
+                bar.set_postfix(
+                    {k: f"{float(t.detach()):.4g}" for k, t in terms.items() if t.numel() == 1},
+                    refresh=False,
+                )
             bar.update(1)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 \
-                    and batch_in_epoch < steps_per_epoch and step < total_steps:
+            if (
+                cfg.checkpoint_every
+                and step % cfg.checkpoint_every == 0
+                and batch_in_epoch < steps_per_epoch
+                and step < total_steps
+            ):
                 save()
 
         # end of epoch: mean of each term over its batches, then the scores
@@ -217,7 +245,9 @@ def train(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *,
             row[k] = mean.tolist() if mean.ndim else float(mean)
         row["train_time_s"] = round(time.perf_counter() - epoch_start, 3)
         last = step >= total_steps
-        if scorer is not None and (last or (cfg.score_every and (epoch + 1) % cfg.score_every == 0)):
+        if scorer is not None and (
+            last or (cfg.score_every and (epoch + 1) % cfg.score_every == 0)
+        ):
             t0 = time.perf_counter()
             row.update(scorer(make_represent(model, device)))
             row["score_time_s"] = round(time.perf_counter() - t0, 3)

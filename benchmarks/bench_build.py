@@ -1,6 +1,7 @@
 """End-to-end build throughput: plan, render in workers, save chunks, assemble the HDF5 file.
 
-Usage: python benchmarks/bench_build.py [--factors 5] [--n 1000000] [--workers 1 2] [--eval-preset none]
+Usage: python benchmarks/bench_build.py [--factors 5] [--n 1000000] [--workers 1 2]
+                                        [--eval-preset none]
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ def main() -> None:
     parser.add_argument("--eval-preset", default="none")
     parser.add_argument("--renderer", default=None)
     args = parser.parse_args()
-    spec = with_overrides(default_spec(args.factors, args.renderer),
-                          {"n": args.n, "eval_preset": args.eval_preset})
+    spec = with_overrides(
+        default_spec(args.factors, args.renderer), {"n": args.n, "eval_preset": args.eval_preset}
+    )
     total = spec.n + spec.evaluation.total_images if args.eval_preset != "none" else spec.n
     with tempfile.TemporaryDirectory() as tmp:
         for workers in args.workers:
@@ -32,9 +34,11 @@ def main() -> None:
             t = time.perf_counter()
             build(spec, out, workers=workers, progress=False)
             wall = time.perf_counter() - t
-            print(f"K={args.factors} {spec.renderer} n={spec.n} eval={args.eval_preset} "
-                  f"workers={workers}: {wall:7.1f} s, {total / wall:8.0f} img/s, "
-                  f"file {os.path.getsize(out) / 1e6:8.1f} MB")
+            print(
+                f"K={args.factors} {spec.renderer} n={spec.n} eval={args.eval_preset} "
+                f"workers={workers}: {wall:7.1f} s, {total / wall:8.0f} img/s, "
+                f"file {os.path.getsize(out) / 1e6:8.1f} MB"
+            )
             out.unlink()
 
 

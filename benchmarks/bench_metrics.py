@@ -35,9 +35,13 @@ def conv_representation(shape: tuple[int, int, int], dim: int = 10):
     g = torch.Generator().manual_seed(0)
     h, w, c = shape
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(c, 16, 4, 2, 1), torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 16, 4, 2, 1), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(16 * (h // 4) * (w // 4), dim))
+        torch.nn.Conv2d(c, 16, 4, 2, 1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 4, 2, 1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * (h // 4) * (w // 4), dim),
+    )
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.1)
@@ -80,26 +84,43 @@ def main() -> None:
     represent = make(shape)
 
     t0 = time.perf_counter()
-    result = evaluate(source, represent, args.seed, args.preset,
-                      encode_batch_size=args.encode_batch_size, progress=True)
+    result = evaluate(
+        source,
+        represent,
+        args.seed,
+        args.preset,
+        encode_batch_size=args.encode_batch_size,
+        progress=True,
+    )
     wall = time.perf_counter() - t0
     d = result["details"]
     p = d["preset"]
-    images = {"kim_mnih": p["num_variance"] + p["batch_size"] * (p["num_train"] + p["num_eval"]),
-              "higgins": 2 * p["batch_size"] * (p["num_train"] + p["num_eval"])}
+    images = {
+        "kim_mnih": p["num_variance"] + p["batch_size"] * (p["num_train"] + p["num_eval"]),
+        "higgins": 2 * p["batch_size"] * (p["num_train"] + p["num_eval"]),
+    }
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}")
-    print(f"source: {'file ' + args.file if args.file else f'live 2D oracle, K={args.factors}'}; "
-          f"representation: {args.represent}; preset {p['name']} {p}")
+    print(
+        f"source: {'file ' + args.file if args.file else f'live 2D oracle, K={args.factors}'}; "
+        f"representation: {args.represent}; preset {p['name']} {p}"
+    )
     for name in ("kim_mnih", "higgins"):
         t = d[name]["timings"]
         total = t["read_s"] + t["encode_s"] + t["metric_s"]
-        print(f"{name:9s} score {d[name]['score']:.4f}  images {images[name]:>9,d}  "
-              f"read {t['read_s']:7.2f} s  encode {t['encode_s']:7.2f} s  "
-              f"metric {t['metric_s']:6.3f} s  total {total:7.2f} s")
-    print(f"wall {wall:.1f} s for {sum(images.values()):,d} images "
-          f"({sum(images.values()) / wall:,.0f} images/s)")
-    print(json.dumps({k: v for k, v in result.items() if k != "details"} | {"wall_s": wall,
-                                                                            "images": images}))
+        print(
+            f"{name:9s} score {d[name]['score']:.4f}  images {images[name]:>9,d}  "
+            f"read {t['read_s']:7.2f} s  encode {t['encode_s']:7.2f} s  "
+            f"metric {t['metric_s']:6.3f} s  total {total:7.2f} s"
+        )
+    print(
+        f"wall {wall:.1f} s for {sum(images.values()):,d} images "
+        f"({sum(images.values()) / wall:,.0f} images/s)"
+    )
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if k != "details"} | {"wall_s": wall, "images": images}
+        )
+    )
 
 
 if __name__ == "__main__":

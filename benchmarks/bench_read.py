@@ -46,8 +46,12 @@ def main() -> None:
             t = time.perf_counter()
             read_training_set(out)
             load_s = time.perf_counter() - t
-            print(f"chunk {chunk:5d}: build {build_s:5.1f} s, file {os.path.getsize(out) / 1e6:6.1f} MB, "
-                  f"random batch of 64 from HDF5 {batch_ms:7.1f} ms, whole set into memory {load_s:5.2f} s")
+            print(
+                f"chunk {chunk:5d}: build {build_s:5.1f} s, "
+                f"file {os.path.getsize(out) / 1e6:6.1f} MB, "
+                f"random batch of 64 from HDF5 {batch_ms:7.1f} ms, "
+                f"whole set into memory {load_s:5.2f} s"
+            )
             out.unlink()
 
 

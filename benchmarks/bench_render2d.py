@@ -29,11 +29,13 @@ def main() -> None:
         draw = (time.perf_counter() - t) / args.n
         t = time.perf_counter()
         for i in range(0, args.n, 256):
-            zlib.compress(images[i:i + 256].tobytes(), 1)
+            zlib.compress(images[i : i + 256].tobytes(), 1)
         compress = (time.perf_counter() - t) / args.n
-        print(f"K={k} ({renderer.channels} ch): draw {draw * 1e6:6.1f} us/img "
-              f"({1 / draw:8.0f} img/s), gzip-1 {compress * 1e6:5.1f} us/img, "
-              f"draw+compress {1 / (draw + compress):8.0f} img/s per core")
+        print(
+            f"K={k} ({renderer.channels} ch): draw {draw * 1e6:6.1f} us/img "
+            f"({1 / draw:8.0f} img/s), gzip-1 {compress * 1e6:5.1f} us/img, "
+            f"draw+compress {1 / (draw + compress):8.0f} img/s per core"
+        )
 
 
 if __name__ == "__main__":

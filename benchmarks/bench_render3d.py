@@ -26,10 +26,17 @@ import numpy as np
 
 
 def random_vectors(n: int, rng: np.random.Generator) -> np.ndarray:
-    return np.column_stack([
-        rng.uniform(size=n), rng.uniform(size=n), rng.uniform(size=n),
-        rng.integers(0, 3, size=n).astype(np.float64), rng.uniform(0, 2 * math.pi, size=n),
-        rng.uniform(size=n), rng.uniform(0, 2 * math.pi, size=n)])
+    return np.column_stack(
+        [
+            rng.uniform(size=n),
+            rng.uniform(size=n),
+            rng.uniform(size=n),
+            rng.integers(0, 3, size=n).astype(np.float64),
+            rng.uniform(0, 2 * math.pi, size=n),
+            rng.uniform(size=n),
+            rng.uniform(0, 2 * math.pi, size=n),
+        ]
+    )
 
 
 _barrier = None
@@ -65,8 +72,14 @@ def worker(args: tuple[int, int, int, int]) -> dict[str, float]:
     t2 = time.monotonic()
     info = renderer.info()
     renderer.close()
-    return {"startup_s": startup, "start": t1, "end": t2, "render_s": t2 - t1, "frames": frames,
-            "gl_renderer": info["gl_renderer"]}
+    return {
+        "startup_s": startup,
+        "start": t1,
+        "end": t2,
+        "render_s": t2 - t1,
+        "frames": frames,
+        "gl_renderer": info["gl_renderer"],
+    }
 
 
 def run_pool(workers: int, frames: int, size: int, batch: int) -> None:
@@ -78,23 +91,28 @@ def run_pool(workers: int, frames: int, size: int, batch: int) -> None:
     wall = time.perf_counter() - t0
     steady = max(r["end"] for r in results) - min(r["start"] for r in results)
     total = per * workers
-    print(f"{workers} process(es): {total / steady:8.0f} frames/s steady "
-          f"({1e3 * steady / total * workers:.2f} ms/frame/worker), "
-          f"{total / wall:8.0f} frames/s wall incl. start-up "
-          f"(start-up {max(r['startup_s'] for r in results):.2f} s)")
+    print(
+        f"{workers} process(es): {total / steady:8.0f} frames/s steady "
+        f"({1e3 * steady / total * workers:.2f} ms/frame/worker), "
+        f"{total / wall:8.0f} frames/s wall incl. start-up "
+        f"(start-up {max(r['startup_s'] for r in results):.2f} s)"
+    )
 
 
 def time_build(n: int, size: int, workers: int, folder: str) -> None:
     from spritegen.build import build
     from spritegen.spec import spec_from_mapping
 
-    spec = spec_from_mapping({"factors": 7, "n": n, "image_size": size, "seed": 0,
-                              "evaluation": "none"})
+    spec = spec_from_mapping(
+        {"factors": 7, "n": n, "image_size": size, "seed": 0, "evaluation": "none"}
+    )
     t0 = time.perf_counter()
     build(spec, os.path.join(folder, f"k7_w{workers}.h5"), workers=workers, progress=False)
     wall = time.perf_counter() - t0
-    print(f"build K=7, {n} images, {workers} worker(s): {wall:.2f} s = {n / wall:.0f} images/s "
-          f"({1e3 * wall / n * workers:.2f} ms/image/worker end to end)")
+    print(
+        f"build K=7, {n} images, {workers} worker(s): {wall:.2f} s = {n / wall:.0f} images/s "
+        f"({1e3 * wall / n * workers:.2f} ms/image/worker end to end)"
+    )
 
 
 def main() -> None:
@@ -102,10 +120,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--build-images", type=int, default=0,
-                        help="also time a whole K=7 build of this many images (0: skip)")
-    parser.add_argument("--lp-threads", default="1",
-                        help="LP_NUM_THREADS for Mesa llvmpipe ('' keeps the environment's)")
+    parser.add_argument(
+        "--build-images",
+        type=int,
+        default=0,
+        help="also time a whole K=7 build of this many images (0: skip)",
+    )
+    parser.add_argument(
+        "--lp-threads",
+        default="1",
+        help="LP_NUM_THREADS for Mesa llvmpipe ('' keeps the environment's)",
+    )
     args = parser.parse_args()
     if args.lp_threads:
         os.environ["LP_NUM_THREADS"] = args.lp_threads
@@ -117,10 +142,14 @@ def main() -> None:
 
     single = worker((0, args.frames, args.size, args.batch))
     ms = 1e3 * single["render_s"] / single["frames"]
-    print(f"{single['gl_renderer']}, {args.size}x{args.size}, LP_NUM_THREADS="
-          f"{os.environ.get('LP_NUM_THREADS', 'unset')}, cores {os.cpu_count()}")
-    print(f"per worker (in-process): {1e3 / ms:8.0f} frames/s = {ms:.3f} ms/frame, "
-          f"start-up {single['startup_s']:.2f} s")
+    print(
+        f"{single['gl_renderer']}, {args.size}x{args.size}, LP_NUM_THREADS="
+        f"{os.environ.get('LP_NUM_THREADS', 'unset')}, cores {os.cpu_count()}"
+    )
+    print(
+        f"per worker (in-process): {1e3 / ms:8.0f} frames/s = {ms:.3f} ms/frame, "
+        f"start-up {single['startup_s']:.2f} s"
+    )
     for workers in (1, 2):
         run_pool(workers, args.frames, args.size, args.batch)
     if args.build_images:

@@ -25,11 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.datasets import open_source
-from benchmark.datasets.testing import (DSPRITES_VALUES, SHAPES3D_VALUES, barcode_images,
-                                        grid_latents)
+from benchmark.datasets.testing import (
+    DSPRITES_VALUES,
+    SHAPES3D_VALUES,
+    barcode_images,
+    grid_latents,
+)
 
-PUBLISHED = {"dsprites": (1, 3, 6, 40, 32, 32), "dsprites-npz": (1, 3, 6, 40, 32, 32),
-             "3dshapes": (10, 10, 10, 8, 4, 15)}
+PUBLISHED = {
+    "dsprites": (1, 3, 6, 40, 32, 32),
+    "dsprites-npz": (1, 3, 6, 40, 32, 32),
+    "3dshapes": (10, 10, 10, 8, 4, 15),
+}
 BLOCK = 16384
 
 
@@ -40,8 +47,9 @@ def write(kind: str, sizes: tuple[int, ...], path: Path, chunk_rows: int) -> Non
     classes, values = grid_latents(sizes, published)
     n = len(classes)
     if kind == "dsprites-npz":  # np.savez_compressed needs the whole array: 3 GB while writing
-        np.savez_compressed(path, imgs=barcode_images(n, 0, True), latents_classes=classes,
-                            latents_values=values)
+        np.savez_compressed(
+            path, imgs=barcode_images(n, 0, True), latents_classes=classes, latents_values=values
+        )
         print(f"wrote {n} rows, {path.stat().st_size / 2**20:.1f} MiB")
         return
     with h5py.File(path, "w") as fh:
@@ -52,13 +60,15 @@ def write(kind: str, sizes: tuple[int, ...], path: Path, chunk_rows: int) -> Non
             fh["latents/values"] = values
         else:
             chunks = (chunk_rows, 64, 64, 3) if chunk_rows else True
-            ds = fh.create_dataset("images", (n, 64, 64, 3), np.uint8, compression="gzip",
-                                   chunks=chunks)
+            ds = fh.create_dataset(
+                "images", (n, 64, 64, 3), np.uint8, compression="gzip", chunks=chunks
+            )
             fh["labels"] = values
         for start in range(0, n, BLOCK):
             stop = min(start + BLOCK, n)
-            ds[start:stop] = barcode_images(stop - start, 0 if kind == "dsprites" else 3,
-                                            kind == "dsprites", start=start)
+            ds[start:stop] = barcode_images(
+                stop - start, 0 if kind == "dsprites" else 3, kind == "dsprites", start=start
+            )
         print(f"wrote {n} rows, chunks {ds.chunks}, {path.stat().st_size / 2**20:.1f} MiB")
 
 
@@ -67,19 +77,31 @@ def main() -> None:
     ap.add_argument("--kind", choices=sorted(PUBLISHED), default="dsprites")
     ap.add_argument("--grid", default="full", help="'full' or comma-separated column sizes")
     ap.add_argument("--folder", type=Path, default=None)
-    ap.add_argument("--chunk-rows", type=int, default=32,
-                    help="images per HDF5 chunk, 0 for h5py's automatic chunk shape (which, for "
-                         "dSprites, spans 23,040 rows and makes every row read slow)")
+    ap.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=32,
+        help="images per HDF5 chunk, 0 for h5py's automatic chunk shape (which, for "
+        "dSprites, spans 23,040 rows and makes every row read slow)",
+    )
     args = ap.parse_args()
-    sizes = (PUBLISHED[args.kind] if args.grid == "full"
-             else tuple(int(s) for s in args.grid.split(",")))
+    sizes = (
+        PUBLISHED[args.kind] if args.grid == "full" else tuple(int(s) for s in args.grid.split(","))
+    )
     with tempfile.TemporaryDirectory(dir=args.folder) as tmp:
-        path = Path(tmp) / {"dsprites": "dsprites.hdf5", "dsprites-npz": "dsprites.npz",
-                            "3dshapes": "3dshapes.h5"}[args.kind]
+        path = (
+            Path(tmp)
+            / {
+                "dsprites": "dsprites.hdf5",
+                "dsprites-npz": "dsprites.npz",
+                "3dshapes": "3dshapes.h5",
+            }[args.kind]
+        )
         t = time.perf_counter()
         # in a child process, so the writer's memory does not count in this process's peak RSS
         writer = multiprocessing.get_context("spawn").Process(
-            target=write, args=(args.kind, sizes, path, args.chunk_rows))
+            target=write, args=(args.kind, sizes, path, args.chunk_rows)
+        )
         writer.start()
         writer.join()
         print(f"write: {time.perf_counter() - t:.1f} s")
@@ -98,20 +120,24 @@ def main() -> None:
             t = time.perf_counter()
             oracle.render(f)
             times.append(time.perf_counter() - t)
-        print(f"random batch of 64: median {1e3 * np.median(times):.1f} ms, "
-              f"max {1e3 * max(times):.1f} ms")
+        print(
+            f"random batch of 64: median {1e3 * np.median(times):.1f} ms, "
+            f"max {1e3 * max(times):.1f} ms"
+        )
         t = time.perf_counter()
         f = oracle.sample_factors(64 * 100, rng)  # 100 Kim–Mnih-style votes in one request
         for k in range(100):
-            f[64 * k:64 * (k + 1), k % oracle.num_factors] = f[64 * k, k % oracle.num_factors]
+            f[64 * k : 64 * (k + 1), k % oracle.num_factors] = f[64 * k, k % oracle.num_factors]
         oracle.render(f)
         print(f"6,400 images in one request: {time.perf_counter() - t:.2f} s")
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"peak RSS before the full read: {rss:.2f} GiB")
         t = time.perf_counter()
         images, _ = source.read_training_set()
-        print(f"read_training_set (all {len(images)} images, {images.nbytes / 2**30:.2f} GiB): "
-              f"{time.perf_counter() - t:.1f} s")
+        print(
+            f"read_training_set (all {len(images)} images, {images.nbytes / 2**30:.2f} GiB): "
+            f"{time.perf_counter() - t:.1f} s"
+        )
         t = time.perf_counter()
         oracle.render(oracle.sample_factors(64 * 1000, rng))
         print(f"64,000 images after the training set is in memory: {time.perf_counter() - t:.2f} s")

@@ -88,13 +88,6 @@ def eval_images(preset: str) -> int:
     return EvalSizes(**EVAL_PRESETS[preset]).total_images
 
 
-def eval_images(preset: str) -> int:
-    """Images a metric preset encodes: its evaluation sets' total size."""
-    from spritegen.spec import EVAL_PRESETS, EvalSizes
-
-    return EvalSizes(**EVAL_PRESETS[preset]).total_images
-
-
 def measure(tmp: Path, k: int, n: int, steps: int) -> dict[str, float]:
     """Seconds per training step and per quick evaluation, from the run's own records
     (``train_time_s``/``steps_in_epoch`` and ``score_time_s`` in metrics.jsonl); the full

@@ -22,13 +22,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark.models import build_model  # noqa: E402
-from benchmark.models.base import bernoulli_reconstruction, kl_per_dim  # noqa: E402
-from benchmark.train import TrainConfig, make_represent, train  # noqa: E402
+from benchmark.models import build_model
+from benchmark.models.base import bernoulli_reconstruction, kl_per_dim
+from benchmark.train import TrainConfig, make_represent, train
 
 
-def bare_loop(images: torch.Tensor, steps: int, device: torch.device, seed: int = 0
-              ) -> tuple[float, float]:
+def bare_loop(
+    images: torch.Tensor, steps: int, device: torch.device, seed: int = 0
+) -> tuple[float, float]:
     """The same network, batch and optimiser, nothing else. Returns (wall, CPU) seconds."""
     model = build_model("vae", tuple(images.shape[1:]), 10, seed=seed, check=False).to(device)
     data = images.to(device)
@@ -37,7 +38,7 @@ def bare_loop(images: torch.Tensor, steps: int, device: torch.device, seed: int 
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).to(device)
     for step in range(steps):
-        idx = perm[(step * 64) % len(data):][:64]
+        idx = perm[(step * 64) % len(data) :][:64]
         x = data[idx].float() / 255
         mu, logvar = model.encode(x)
         z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=gen, device=device)
@@ -50,12 +51,18 @@ def bare_loop(images: torch.Tensor, steps: int, device: torch.device, seed: int 
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def our_loop(images: torch.Tensor, steps: int, device: torch.device, progress: bool,
-             seed: int = 0) -> tuple[float, float]:
+def our_loop(
+    images: torch.Tensor, steps: int, device: torch.device, progress: bool, seed: int = 0
+) -> tuple[float, float]:
     model = build_model("vae", tuple(images.shape[1:]), 10, seed=seed, check=False)
     t0, c0 = time.perf_counter(), time.process_time()
-    train(model, images, TrainConfig(epochs=10 ** 6, max_steps=steps, seed=seed,
-                                     device=str(device), progress=progress))
+    train(
+        model,
+        images,
+        TrainConfig(
+            epochs=10**6, max_steps=steps, seed=seed, device=str(device), progress=progress
+        ),
+    )
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0, time.process_time() - c0
@@ -85,15 +92,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--data", help="dataset file for the metric timing")
-    ap.add_argument("--metric-preset", action="append", default=None,
-                    help="metric presets to time (repeatable; default quick)")
+    ap.add_argument(
+        "--metric-preset",
+        action="append",
+        default=None,
+        help="metric presets to time (repeatable; default quick)",
+    )
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     device = torch.device(args.device)
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 256, size=(4096, 1, 64, 64), dtype=np.uint8))
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, "
-          f"{args.steps} steps x {args.trials} trials, batch 64, 64x64x1")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, "
+        f"{args.steps} steps x {args.trials} trials, batch 64, 64x64x1"
+    )
     bare_loop(images, 3, device), our_loop(images, 3, device, False)  # warm up
     times: dict[str, list[tuple[float, float]]] = {"bare": [], "ours": [], "ours+tqdm": []}
     for _ in range(args.trials):
@@ -105,11 +118,13 @@ def main() -> None:
     for name, ts in times.items():
         med = statistics.median(t[0] for t in ts)
         cpu = statistics.median(t[1] for t in ts)
-        print(f"{name:>10}: {args.steps / med:6.2f} steps/s {64 * args.steps / med:7.1f} img/s "
-              f"(wall {med / args.steps * 1000:6.1f} ms/step {100 * (med / base - 1):+5.1f}%, "
-              f"min {min(t[0] for t in ts) / args.steps * 1000:.1f}; "
-              f"CPU {cpu / args.steps * 1000:6.1f} ms/step {100 * (cpu / base_cpu - 1):+5.1f}% "
-              f"vs bare)")
+        print(
+            f"{name:>10}: {args.steps / med:6.2f} steps/s {64 * args.steps / med:7.1f} img/s "
+            f"(wall {med / args.steps * 1000:6.1f} ms/step {100 * (med / base - 1):+5.1f}%, "
+            f"min {min(t[0] for t in ts) / args.steps * 1000:.1f}; "
+            f"CPU {cpu / args.steps * 1000:6.1f} ms/step {100 * (cpu / base_cpu - 1):+5.1f}% "
+            f"vs bare)"
+        )
     print("metric time per epoch:", metric_time(args.data, args.metric_preset or ["quick"]))
 
 

@@ -26,8 +26,9 @@ object with the project's live-oracle protocol, such as the dSprites and 3dshape
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +44,10 @@ def as_generator(random_state: np.random.Generator | np.random.RandomState) -> n
         return random_state
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(int(random_state.randint(0, 2**63 - 1, dtype=np.int64)))
-    raise TypeError("random_state must be a numpy.random.RandomState or numpy.random.Generator, "
-                    f"got {type(random_state).__name__}")
+    raise TypeError(
+        "random_state must be a numpy.random.RandomState or numpy.random.Generator, "
+        f"got {type(random_state).__name__}"
+    )
 
 
 def _factor_ranges(oracle: Any) -> list[tuple[float, float] | None]:
@@ -65,8 +68,10 @@ def _factor_ranges(oracle: Any) -> list[tuple[float, float] | None]:
             continue
         f = table[k] if k < len(table) else None
         if f is None:
-            raise ValueError(f"continuous factor {oracle.factor_names[k]!r} has no known range; "
-                             "the oracle needs a FactorSpace (.space) with its ranges")
+            raise ValueError(
+                f"continuous factor {oracle.factor_names[k]!r} has no known range; "
+                "the oracle needs a FactorSpace (.space) with its ranges"
+            )
         ranges.append((float(f.low), float(f.high)))
     return ranges
 
@@ -74,29 +79,37 @@ def _factor_ranges(oracle: Any) -> list[tuple[float, float] | None]:
 class GroundTruthAdapter:
     """disentanglement_lib's ``GroundTruthData`` over a spritegen oracle or dataset file."""
 
-    def __init__(self, oracle_or_path: Any, *, bins: int | Sequence[int] = DEFAULT_BINS,
-                 within_bin: str = "centre") -> None:
+    def __init__(
+        self,
+        oracle_or_path: Any,
+        *,
+        bins: int | Sequence[int] = DEFAULT_BINS,
+        within_bin: str = "centre",
+    ) -> None:
         if isinstance(oracle_or_path, (str, Path)):
             from spritegen.oracle import Oracle
 
             oracle_or_path = Oracle.from_file(oracle_or_path)
         self.oracle = oracle_or_path
         if within_bin not in WITHIN_BIN:
-            raise ValueError(f"within_bin must be one of {', '.join(WITHIN_BIN)}, "
-                             f"got {within_bin!r}")
+            raise ValueError(
+                f"within_bin must be one of {', '.join(WITHIN_BIN)}, got {within_bin!r}"
+            )
         self.within_bin = within_bin
         k = int(self.oracle.num_factors)
         per_factor = [bins] * k if isinstance(bins, (int, np.integer)) else list(bins)
         if len(per_factor) != k:
-            raise ValueError(f"bins must be one int or {k} ints (one per factor), "
-                             f"got {len(per_factor)}")
+            raise ValueError(
+                f"bins must be one int or {k} ints (one per factor), got {len(per_factor)}"
+            )
         self._classes = [int(n) for n in self.oracle.factors_num_classes]
         self._ranges = _factor_ranges(self.oracle)
         self._num_values = []
         for name, n, b in zip(self.oracle.factor_names, self._classes, per_factor):
             if n == 0 and (int(b) != b or b < 1):
-                raise ValueError(f"bins for continuous factor {name!r} must be a positive "
-                                 f"integer, got {b!r}")
+                raise ValueError(
+                    f"bins for continuous factor {name!r} must be a positive integer, got {b!r}"
+                )
             self._num_values.append(n if n > 0 else int(b))
 
     # -- disentanglement_lib's GroundTruthData ------------------------------------------------
@@ -126,8 +139,9 @@ class GroundTruthAdapter:
             out[:, k] = rng.integers(0, n, size=num)
         return out
 
-    def sample_observations_from_factors(self, factors: np.ndarray,
-                                         random_state: Any) -> np.ndarray:
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, random_state: Any
+    ) -> np.ndarray:
         """Images of factor-index vectors, (n, H, W, C) float32 in [0, 1]."""
         values = self.factor_values(factors, random_state)
         return self.oracle.render(values).astype(np.float32) / np.float32(255.0)
@@ -171,8 +185,9 @@ class GroundTruthAdapter:
         """The oracle's factor array (n, K) -> factor indices (n, K) int64 (each value's bin)."""
         v = np.asarray(values, dtype=np.float64)
         if v.ndim != 2 or v.shape[1] != self.num_factors:
-            raise ValueError(f"factor values must have shape (n, {self.num_factors}), "
-                             f"got {v.shape}")
+            raise ValueError(
+                f"factor values must have shape (n, {self.num_factors}), got {v.shape}"
+            )
         out = np.empty(v.shape, dtype=np.int64)
         for k, rng_k in enumerate(self._ranges):
             if rng_k is None:
@@ -187,6 +202,8 @@ class GroundTruthAdapter:
         return as_class_indices(factors, self._num_values, self.factor_names)
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{n}={v}{'' if c else ' bins'}" for n, v, c in
-                          zip(self.factor_names, self._num_values, self._classes))
+        parts = ", ".join(
+            f"{n}={v}{'' if c else ' bins'}"
+            for n, v, c in zip(self.factor_names, self._num_values, self._classes)
+        )
         return f"<GroundTruthAdapter {parts} within_bin={self.within_bin}>"

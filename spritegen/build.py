@@ -21,9 +21,9 @@ import os
 import shutil
 import sys
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -31,7 +31,7 @@ import spritegen
 from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
 from spritegen.errors import SpecError
 from spritegen.evalsets import BuildPlan, plan_build
-from spritegen.factors import FACTORS, FACTOR_NAMES, SYMMETRY_2D
+from spritegen.factors import FACTOR_NAMES, FACTORS, SYMMETRY_2D
 from spritegen.spec import DatasetSpec
 
 PARTS_MANIFEST = "manifest.json"
@@ -93,8 +93,13 @@ def render_chunk(task: ChunkTask) -> tuple[str, bytes, bytes]:
 def _library_versions() -> dict[str, str]:
     import h5py
 
-    return {"python": sys.version.split()[0], "numpy": np.__version__, "h5py": h5py.__version__,
-            "hdf5": h5py.version.hdf5_version, "spritegen": spritegen.__version__}
+    return {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version,
+        "spritegen": spritegen.__version__,
+    }
 
 
 def _tasks(spec: DatasetSpec, plan: BuildPlan) -> list[ChunkTask]:
@@ -102,9 +107,20 @@ def _tasks(spec: DatasetSpec, plan: BuildPlan) -> list[ChunkTask]:
     space = spec.space
     for s, image_set in enumerate(plan.image_sets):
         for c, start in enumerate(range(0, len(image_set.factors), spec.chunk_images)):
-            tasks.append(ChunkTask(s, c, image_set.factors[start:start + spec.chunk_images],
-                                   spec.renderer, spec.image_size, space.coloured, space.fixed,
-                                   spec.chunk_images, spec.compression, spec.compression_level))
+            tasks.append(
+                ChunkTask(
+                    s,
+                    c,
+                    image_set.factors[start : start + spec.chunk_images],
+                    spec.renderer,
+                    spec.image_size,
+                    space.coloured,
+                    space.fixed,
+                    spec.chunk_images,
+                    spec.compression,
+                    spec.compression_level,
+                )
+            )
     return tasks
 
 
@@ -132,15 +148,22 @@ def _prepare_parts(parts: Path, manifest: dict, force: bool) -> None:
         if not force:
             raise SpecError(
                 f"{parts} holds an unfinished build of a different spec or spritegen version; "
-                "run with --force to discard it, or build to another --out")
+                "run with --force to discard it, or build to another --out"
+            )
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
     _write_atomic(path, json.dumps(manifest, sort_keys=True).encode())
 
 
-def build(spec: DatasetSpec, out: str | Path, *, workers: int | None = None, force: bool = False,
-          progress: bool = True, executor: Callable[[Callable, Iterable], Iterable] | None = None
-          ) -> Path:
+def build(
+    spec: DatasetSpec,
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+    executor: Callable[[Callable, Iterable], Iterable] | None = None,
+) -> Path:
     """Render ``spec`` into the HDF5 file ``out`` and return its path.
 
     ``executor(fn, items)``, if given, maps ``render_chunk`` over the chunk tasks elsewhere (e.g.
@@ -159,14 +182,24 @@ def build(spec: DatasetSpec, out: str | Path, *, workers: int | None = None, for
     parts = out.with_name(out.name + ".parts")
     from spritegen.render import renderer_version
 
-    manifest = {"spec": spec.to_yaml(), "spritegen": spritegen.__version__,
-                "format_version": FORMAT_VERSION, "renderer_version": renderer_version(spec.renderer),
-                "num_chunks": len(tasks)}
+    manifest = {
+        "spec": spec.to_yaml(),
+        "spritegen": spritegen.__version__,
+        "format_version": FORMAT_VERSION,
+        "renderer_version": renderer_version(spec.renderer),
+        "num_chunks": len(tasks),
+    }
     _prepare_parts(parts, manifest, force)
     todo = [t for t in tasks if not (parts / t.name).exists()]
     done_images = plan.total_images - sum(len(t.factors) for t in todo)
-    with tqdm(total=plan.total_images, initial=done_images, unit="img", desc=f"render {out.name}",
-              disable=not progress, smoothing=0.05) as bar:
+    with tqdm(
+        total=plan.total_images,
+        initial=done_images,
+        unit="img",
+        desc=f"render {out.name}",
+        disable=not progress,
+        smoothing=0.05,
+    ) as bar:
         rows = {t.name: len(t.factors) for t in todo}
         local = None
         if executor is None:
@@ -195,8 +228,15 @@ def _string_array(values: Iterable[str]):
     return np.array(list(values), dtype=h5py.string_dtype())
 
 
-def _assemble(spec: DatasetSpec, plan: BuildPlan, tasks: list[ChunkTask], parts: Path,
-              partial: Path, renderer_info: dict[str, str], progress: bool) -> None:
+def _assemble(
+    spec: DatasetSpec,
+    plan: BuildPlan,
+    tasks: list[ChunkTask],
+    parts: Path,
+    partial: Path,
+    renderer_info: dict[str, str],
+    progress: bool,
+) -> None:
     """Write the file in one fixed order from the saved chunks; flag it complete last."""
     import h5py
     from tqdm import tqdm
@@ -211,27 +251,41 @@ def _assemble(spec: DatasetSpec, plan: BuildPlan, tasks: list[ChunkTask], parts:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["complete"] = False
-        filters = ({"compression": "gzip", "compression_opts": spec.compression_level}
-                   if spec.compression == "gzip" else {})
+        filters = (
+            {"compression": "gzip", "compression_opts": spec.compression_level}
+            if spec.compression == "gzip"
+            else {}
+        )
         for s, image_set in enumerate(tqdm(plan.image_sets, desc="assemble", disable=not progress)):
             M = len(image_set.factors)
-            dset = f.create_dataset(image_set.images_path, shape=(M, H, W, C), dtype=np.uint8,
-                                    chunks=(min(spec.chunk_images, M), H, W, C),
-                                    track_times=False, **filters)
+            dset = f.create_dataset(
+                image_set.images_path,
+                shape=(M, H, W, C),
+                dtype=np.uint8,
+                chunks=(min(spec.chunk_images, M), H, W, C),
+                track_times=False,
+                **filters,
+            )
             dset.attrs["dims"] = "index, height, width, channel"
             digests = np.zeros((len(by_set.get(s, [])), 32), dtype=np.uint8)
             for t in by_set.get(s, []):
                 blob = (parts / t.name).read_bytes()
                 if dset.chunks[0] == spec.chunk_images:
-                    dset.id.write_direct_chunk((t.chunk_index * spec.chunk_images, 0, 0, 0),
-                                               blob[32:], filter_mask=0)
+                    dset.id.write_direct_chunk(
+                        (t.chunk_index * spec.chunk_images, 0, 0, 0), blob[32:], filter_mask=0
+                    )
                 else:  # a set smaller than one chunk: its single chunk is smaller too
                     raw = zlib.decompress(blob[32:]) if spec.compression == "gzip" else blob[32:]
                     dset[:] = np.frombuffer(raw, np.uint8)[: dset.size].reshape(dset.shape)
                 digests[t.chunk_index] = np.frombuffer(blob[:32], np.uint8)
             f.create_dataset(f"checksums/{image_set.images_path}", data=digests, track_times=False)
-            fac = f.create_dataset(image_set.factors_path, data=image_set.factors.astype(np.float32),
-                                   chunks=(min(max(M, 1), 65536), K), track_times=False, **filters)
+            fac = f.create_dataset(
+                image_set.factors_path,
+                data=image_set.factors.astype(np.float32),
+                chunks=(min(max(M, 1), 65536), K),
+                track_times=False,
+                **filters,
+            )
             fac.attrs["names"] = _string_array(FACTOR_NAMES[:K])
         for path, array in plan.arrays.items():
             f.create_dataset(path, data=array, track_times=False)
@@ -266,8 +320,12 @@ def _write_metadata(f, spec: DatasetSpec) -> None:
     meta.create_dataset("factor_names", data=_string_array(f.name for f in active))
     meta.create_dataset("factor_kinds", data=_string_array(f.kind for f in active))
     meta.create_dataset("factor_low", data=np.array([f.low for f in active], dtype=np.float64))
-    meta.create_dataset("factor_high", data=np.array(
-        [f.high if f.kind == "continuous" else f.num_classes for f in active], dtype=np.float64))
+    meta.create_dataset(
+        "factor_high",
+        data=np.array(
+            [f.high if f.kind == "continuous" else f.num_classes for f in active], dtype=np.float64
+        ),
+    )
     meta.create_dataset("factor_descriptions", data=_string_array(f.description for f in active))
     shape = FACTORS[FACTOR_NAMES.index("shape")]
     names = shape.classes_3d if spec.renderer == "3d" else shape.classes
@@ -275,21 +333,33 @@ def _write_metadata(f, spec: DatasetSpec) -> None:
     inactive = [f for f in FACTORS[K:]]
     meta.create_dataset("inactive_factor_names", data=_string_array(f.name for f in inactive))
     fixed = spec.space.fixed
-    meta.create_dataset("inactive_factor_values", data=np.array(
-        [np.nan if f.name == "hue" else fixed[FACTOR_NAMES.index(f.name)] for f in inactive],
-        dtype=np.float64))
+    meta.create_dataset(
+        "inactive_factor_values",
+        data=np.array(
+            [np.nan if f.name == "hue" else fixed[FACTOR_NAMES.index(f.name)] for f in inactive],
+            dtype=np.float64,
+        ),
+    )
     meta["inactive_factor_values"].attrs["note"] = "hue NaN: an inactive hue means white"
     if spec.renderer == "2d":
-        meta.create_dataset("symmetry_radians", data=np.array(
-            [SYMMETRY_2D[c] for c in shape.classes], dtype=np.float64))
+        meta.create_dataset(
+            "symmetry_radians",
+            data=np.array([SYMMETRY_2D[c] for c in shape.classes], dtype=np.float64),
+        )
         meta["symmetry_radians"].attrs["note"] = (
-            "smallest in-plane rotation mapping each shape (class order) onto itself")
+            "smallest in-plane rotation mapping each shape (class order) onto itself"
+        )
     else:
         from spritegen.render.pyrender3d import SYMMETRY_3D
 
         table = [SYMMETRY_3D[c] for c in shape.classes_3d]
-        meta.create_dataset("symmetry_radians", data=np.array(
-            [[t["rotation_period"], t["rotation_y_period"]] for t in table], dtype=np.float64))
+        meta.create_dataset(
+            "symmetry_radians",
+            data=np.array(
+                [[t["rotation_period"], t["rotation_y_period"]] for t in table], dtype=np.float64
+            ),
+        )
         meta["symmetry_radians"].attrs["note"] = (
-            "per shape (class order): period of rotation (about x) and of rotation_y alone")
+            "per shape (class order): period of rotation (about x) and of rotation_y alone"
+        )
         meta.create_dataset("symmetry_notes", data=_string_array(str(t["joint"]) for t in table))

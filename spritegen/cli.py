@@ -43,21 +43,61 @@ def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):
 
 @cli.command()
 @click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False))
-@click.option("--factors", type=click.IntRange(1, NUM_ALL_FACTORS), help="Use the study's spec with the first K factors.")
+@click.option(
+    "--factors",
+    type=click.IntRange(1, NUM_ALL_FACTORS),
+    help="Use the study's spec with the first K factors.",
+)
 @click.option("--renderer", type=click.Choice(RENDERER_KINDS), help="2d (cairo) or 3d (pyrender).")
-@click.option("--n", "n", type=click.IntRange(1), help="Number of training images (default 1,000,000).")
+@click.option(
+    "--n", "n", type=click.IntRange(1), help="Number of training images (default 1,000,000)."
+)
 @click.option("--seed", type=click.IntRange(0), help="Seed of every random draw in the dataset.")
-@click.option("--image-size", type=click.IntRange(16, 1024), help="Image side in pixels (default 64).")
-@click.option("--eval-preset", type=click.Choice(list(EVAL_PRESETS)), help="Sizes of the oracle's evaluation sets (default full).")
-@click.option("--out", type=click.Path(dir_okay=False), help="Output file (default NAME.h5 in the current folder).")
-@click.option("--workers", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Render chunks in local processes or as tasks on a Ray cluster (same bytes).")
-@click.option("--address", default=None, help="Ray cluster address (with --executor ray; default: start a local Ray).")
+@click.option(
+    "--image-size", type=click.IntRange(16, 1024), help="Image side in pixels (default 64)."
+)
+@click.option(
+    "--eval-preset",
+    type=click.Choice(list(EVAL_PRESETS)),
+    help="Sizes of the oracle's evaluation sets (default full).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Output file (default NAME.h5 in the current folder).",
+)
+@click.option(
+    "--workers", type=click.IntRange(1), default=None, help="Worker processes (default: all cores)."
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Render chunks in local processes or as tasks on a Ray cluster (same bytes).",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Ray cluster address (with --executor ray; default: start a local Ray).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing finished file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def build(spec_path, factors, renderer, n, seed, image_size, eval_preset, out, workers, executor,
-          address, force, quiet):
+def build(
+    spec_path,
+    factors,
+    renderer,
+    n,
+    seed,
+    image_size,
+    eval_preset,
+    out,
+    workers,
+    executor,
+    address,
+    force,
+    quiet,
+):
     """Render a dataset from SPEC (YAML) or from --factors K.
 
     Interrupted builds resume when the same command is run again; the result is byte-identical
@@ -65,8 +105,13 @@ def build(spec_path, factors, renderer, n, seed, image_size, eval_preset, out, w
     """
     from spritegen.build import build as run_build
 
-    overrides = {"renderer": renderer, "n": n, "seed": seed, "image_size": image_size,
-                 "eval_preset": eval_preset}
+    overrides = {
+        "renderer": renderer,
+        "n": n,
+        "seed": seed,
+        "image_size": image_size,
+        "eval_preset": eval_preset,
+    }
     spec, name = resolve_spec(spec_path, factors, overrides)
     out_path = Path(out) if out else Path(f"{name or 'dataset'}.h5")
     if address and executor != "ray":
@@ -76,10 +121,13 @@ def build(spec_path, factors, renderer, n, seed, image_size, eval_preset, out, w
         from spritegen.executors import make_executor
 
         remote = make_executor("ray", address=address).map_ordered
-    path = run_build(spec, out_path, workers=workers, executor=remote, force=force,
-                     progress=not quiet)
-    click.echo(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, {spec.n} images, "
-               f"{spec.factors} factors)")
+    path = run_build(
+        spec, out_path, workers=workers, executor=remote, force=force, progress=not quiet
+    )
+    click.echo(
+        f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, {spec.n} images, "
+        f"{spec.factors} factors)"
+    )
 
 
 @cli.command()
@@ -95,12 +143,22 @@ def info(path, as_json):
         kinds = read_strings(f["metadata/factor_kinds"])
         low, high = f["metadata/factor_low"][()], f["metadata/factor_high"][()]
         classes = read_strings(f["metadata/class_names/shape"])
-        inactive = dict(zip(read_strings(f["metadata/inactive_factor_names"]),
-                            f["metadata/inactive_factor_values"][()].tolist()))
+        inactive = dict(
+            zip(
+                read_strings(f["metadata/inactive_factor_names"]),
+                f["metadata/inactive_factor_values"][()].tolist(),
+            )
+        )
         sets = {}
-        f.visititems(lambda n, o: sets.__setitem__(n, list(o.shape))
-                     if hasattr(o, "shape") and n.split("/")[-1].startswith("images")
-                     and not n.startswith("checksums") else None)
+        f.visititems(
+            lambda n, o: (
+                sets.__setitem__(n, list(o.shape))
+                if hasattr(o, "shape")
+                and n.split("/")[-1].startswith("images")
+                and not n.startswith("checksums")
+                else None
+            )
+        )
     factors = []
     for k, name in enumerate(names):
         entry = {"name": name, "kind": kinds[k]}
@@ -109,37 +167,71 @@ def info(path, as_json):
         else:
             entry["range"] = [float(low[k]), float(high[k])]
         factors.append(entry)
-    summary = {"path": str(path), "dataset_id": attrs["dataset_id"],
-               "format_version": attrs["format_version"], "factors": factors,
-               "inactive_factors": {k: ("white" if k == "hue" else v) for k, v in inactive.items()},
-               "image_sets": sets, "renderer": attrs["renderer"], "seed": attrs["seed"],
-               "package_version": attrs["package_version"],
-               "renderer_info": attrs["renderer_info"], "library_versions": attrs["library_versions"],
-               "content_sha256": attrs["content_sha256"]}
+    summary = {
+        "path": str(path),
+        "dataset_id": attrs["dataset_id"],
+        "format_version": attrs["format_version"],
+        "factors": factors,
+        "inactive_factors": {k: ("white" if k == "hue" else v) for k, v in inactive.items()},
+        "image_sets": sets,
+        "renderer": attrs["renderer"],
+        "seed": attrs["seed"],
+        "package_version": attrs["package_version"],
+        "renderer_info": attrs["renderer_info"],
+        "library_versions": attrs["library_versions"],
+        "content_sha256": attrs["content_sha256"],
+    }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"{path}  (dataset id {summary['dataset_id']}, format v{summary['format_version']}, "
-               f"spritegen {summary['package_version']})")
+    click.echo(
+        f"{path}  (dataset id {summary['dataset_id']}, format v{summary['format_version']}, "
+        f"spritegen {summary['package_version']})"
+    )
     click.echo(f"renderer: {summary['renderer']}  seed: {summary['seed']}")
     click.echo("factors:")
     for e in factors:
-        detail = ", ".join(e["classes"]) if "classes" in e else f"U[{e['range'][0]:g}, {e['range'][1]:.4g})"
+        detail = (
+            ", ".join(e["classes"])
+            if "classes" in e
+            else f"U[{e['range'][0]:g}, {e['range'][1]:.4g})"
+        )
         click.echo(f"  {e['name']:<11} {e['kind']:<12} {detail}")
     if summary["inactive_factors"]:
-        click.echo("fixed (inactive): " + ", ".join(f"{k}={v}" for k, v in summary["inactive_factors"].items()))
+        click.echo(
+            "fixed (inactive): "
+            + ", ".join(f"{k}={v}" for k, v in summary["inactive_factors"].items())
+        )
     click.echo("image sets:")
     for name, shape in sets.items():
         click.echo(f"  /{name:<30} {' x '.join(map(str, shape))}")
-    click.echo("libraries: " + ", ".join(f"{k} {v}" for k, v in {**summary['library_versions'], **summary['renderer_info']}.items() if k != "symmetry_radians"))
+    click.echo(
+        "libraries: "
+        + ", ".join(
+            f"{k} {v}"
+            for k, v in {**summary["library_versions"], **summary["renderer_info"]}.items()
+            if k != "symmetry_radians"
+        )
+    )
 
 
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), default="grid.png", show_default=True,
-              help="PNG of random samples; the factor sweeps go to OUT-sweep.png.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="grid.png",
+    show_default=True,
+    help="PNG of random samples; the factor sweeps go to OUT-sweep.png.",
+)
 @click.option("--samples", type=click.IntRange(1, 1024), default=64, show_default=True)
-@click.option("--steps", type=click.IntRange(2, 64), default=10, show_default=True, help="Columns per factor sweep.")
+@click.option(
+    "--steps",
+    type=click.IntRange(2, 64),
+    default=10,
+    show_default=True,
+    help="Columns per factor sweep.",
+)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 def show(path, out, samples, steps, seed):
     """Draw a grid of samples and a grid sweeping one factor at a time (rendered live)."""
@@ -151,8 +243,13 @@ def show(path, out, samples, steps, seed):
 
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--sample", type=click.IntRange(0), default=256, show_default=True,
-              help="Images per image set to re-render and compare.")
+@click.option(
+    "--sample",
+    type=click.IntRange(0),
+    default=256,
+    show_default=True,
+    help="Images per image set to re-render and compare.",
+)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 def verify(path, sample, seed):
     """Recompute checksums and re-render a random sample; exit 1 on any mismatch."""
@@ -162,7 +259,9 @@ def verify(path, sample, seed):
     for problem in report.problems:
         click.echo(f"FAIL {problem}", err=True)
     status = "OK" if report.ok else f"{len(report.problems)} problem(s)"
-    click.echo(f"{path}: {status} ({report.chunks_checked} chunks checksummed, "
-               f"{report.images_rerendered} images re-rendered)")
+    click.echo(
+        f"{path}: {status} ({report.chunks_checked} chunks checksummed, "
+        f"{report.images_rerendered} images re-rendered)"
+    )
     if not report.ok:
         raise SystemExit(1)

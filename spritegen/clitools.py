@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 import click
 
@@ -46,7 +47,7 @@ def user_errors(prog: str) -> Iterator[None]:
 
 
 def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -> None:
-    """Run ``group`` as a console script and exit: 0 done, 1 failed, 2 bad input, 130 interrupted."""
+    """Run ``group`` as a console script; exit 0 done, 1 failed, 2 bad input, 130 interrupted."""
     try:
         code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except SpritegenError as exc:

@@ -41,14 +41,20 @@ def open_dataset(path: str | Path, require_complete: bool = True):
         if fmt != FORMAT_NAME:
             raise DatasetError(
                 f"{path}: not a spritegen dataset (attribute 'format' is {fmt!r}, expected "
-                f"{FORMAT_NAME!r}); for dSprites or 3dshapes use --data dsprites:PATH or 3dshapes:PATH")
+                f"{FORMAT_NAME!r}); for dSprites or 3dshapes use --data dsprites:PATH or "
+                f"3dshapes:PATH"
+            )
         version = int(f.attrs.get("format_version", -1))
         if version not in SUPPORTED_VERSIONS:
-            raise DatasetError(f"{path}: format version {version} is not supported by this "
-                               f"spritegen (reads {', '.join(map(str, SUPPORTED_VERSIONS))})")
+            raise DatasetError(
+                f"{path}: format version {version} is not supported by this "
+                f"spritegen (reads {', '.join(map(str, SUPPORTED_VERSIONS))})"
+            )
         if require_complete and not bool(f.attrs.get("complete", False)):
-            raise DatasetError(f"{path}: the build of this file did not complete; run the same "
-                               "'spritegen build' command again to finish it")
+            raise DatasetError(
+                f"{path}: the build of this file did not complete; run the same "
+                "'spritegen build' command again to finish it"
+            )
         for name in ("images", "factors"):
             if name not in f:
                 raise DatasetError(f"{path}: dataset '/{name}' is missing")
@@ -91,7 +97,7 @@ def read_images(dset, start: int = 0, stop: int | None = None) -> np.ndarray:
     out = np.empty((stop - start,) + dset.shape[1:], dtype=dset.dtype)
     rows = dset.chunks[0] if dset.chunks else 0
     if dset.compression not in ("gzip", None) or not rows or dset.shuffle or dset.fletcher32:
-        dset.read_direct(out, np.s_[start:stop], np.s_[0: stop - start])
+        dset.read_direct(out, np.s_[start:stop], np.s_[0 : stop - start])
         return out
     flat = out.reshape(len(out), -1)
     first = start - start % rows
@@ -101,7 +107,7 @@ def read_images(dset, start: int = 0, stop: int | None = None) -> np.ndarray:
         raw = zlib.decompress(stored) if dset.compression == "gzip" else stored
         block = np.frombuffer(raw, dtype=dset.dtype).reshape(rows, -1)
         lo, hi = max(chunk_start, start), min(chunk_start + rows, stop)
-        flat[lo - start: hi - start] = block[lo - chunk_start: hi - chunk_start]
+        flat[lo - start : hi - start] = block[lo - chunk_start : hi - chunk_start]
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         list(pool.map(load, range(first, stop, rows)))

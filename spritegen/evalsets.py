@@ -18,17 +18,33 @@ from spritegen.factors import FactorSpace
 from spritegen.spec import DatasetSpec
 
 # Children of SeedSequence(seed) used by each part; fixed forever (changing them changes data).
-SEED_KEYS = {"training": 0, "variance": 1, "kim_mnih/train": 2, "kim_mnih/eval": 3,
-             "higgins/train": 4, "higgins/eval": 5}
+SEED_KEYS = {
+    "training": 0,
+    "variance": 1,
+    "kim_mnih/train": 2,
+    "kim_mnih/eval": 3,
+    "higgins/train": 4,
+    "higgins/eval": 5,
+}
 
 
 #: Every image set a file can hold, in the order a build renders and checksums them.
-IMAGE_SET_PATHS = ("images", "eval/variance/images", "eval/kim_mnih/train/images",
-                   "eval/kim_mnih/eval/images", "eval/higgins/train/images_a",
-                   "eval/higgins/train/images_b", "eval/higgins/eval/images_a",
-                   "eval/higgins/eval/images_b")
-INDEX_PATHS = ("eval/kim_mnih/train/factor_index", "eval/kim_mnih/eval/factor_index",
-               "eval/higgins/train/factor_index", "eval/higgins/eval/factor_index")
+IMAGE_SET_PATHS = (
+    "images",
+    "eval/variance/images",
+    "eval/kim_mnih/train/images",
+    "eval/kim_mnih/eval/images",
+    "eval/higgins/train/images_a",
+    "eval/higgins/train/images_b",
+    "eval/higgins/eval/images_a",
+    "eval/higgins/eval/images_b",
+)
+INDEX_PATHS = (
+    "eval/kim_mnih/train/factor_index",
+    "eval/kim_mnih/eval/factor_index",
+    "eval/higgins/train/factor_index",
+    "eval/higgins/eval/factor_index",
+)
 
 
 @dataclass
@@ -55,8 +71,9 @@ def rng_for(seed: int, part: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SEED_KEYS[part],)))
 
 
-def kim_mnih_factors(space: FactorSpace, votes: int, batch_size: int,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def kim_mnih_factors(
+    space: FactorSpace, votes: int, batch_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Votes of ``batch_size`` vectors sharing the value of one factor k (k uniform).
 
     Returns factors (votes·L, K) and factor_index (votes,). Rows v·L..(v+1)·L form vote v.
@@ -70,8 +87,9 @@ def kim_mnih_factors(space: FactorSpace, votes: int, batch_size: int,
     return batches.reshape(votes * batch_size, K), index.astype(np.int64)
 
 
-def higgins_factors(space: FactorSpace, points: int, batch_size: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def higgins_factors(
+    space: FactorSpace, points: int, batch_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs of batches whose rows share the value of one factor k (k uniform per point).
 
     Returns factors_a, factors_b (points·L, K) and factor_index (points,).
@@ -96,7 +114,9 @@ def plan_build(spec: DatasetSpec) -> BuildPlan:
         votes = getattr(sizes, f"kim_mnih_{split}")
         if votes:
             group = f"eval/kim_mnih/{split}"
-            factors, index = kim_mnih_factors(space, votes, L, rng_for(spec.seed, f"kim_mnih/{split}"))
+            factors, index = kim_mnih_factors(
+                space, votes, L, rng_for(spec.seed, f"kim_mnih/{split}")
+            )
             plan.image_sets.append(ImageSet(f"{group}/images", f"{group}/factors", factors))
             plan.arrays[f"{group}/factor_index"] = index
             plan.group_attrs[group] = {"batch_size": L, "num_points": votes}

@@ -77,7 +77,7 @@ class LocalExecutor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> "LocalExecutor":
+    def __enter__(self) -> LocalExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -87,7 +87,7 @@ class LocalExecutor:
 def import_ray() -> Any:
     """Import Ray, or explain in one line how to get it."""
     try:
-        import ray  # noqa: PLC0415 (optional dependency)
+        import ray
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise SpecError(
             "executor: 'ray' needs the optional Ray extra; install it with pip install "
@@ -152,7 +152,7 @@ class RayExecutor:
     def close(self) -> None:
         """Leave Ray running: the caller that started it decides when to shut it down."""
 
-    def __enter__(self) -> "RayExecutor":
+    def __enter__(self) -> RayExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -36,21 +36,64 @@ class Factor:
 
 
 FACTORS: tuple[Factor, ...] = (
-    Factor("pos_x", "continuous", 0.0, 1.0, default_fixed=0.5,
-           description="horizontal position of the centroid inside the margin (0 left, 1 right)"),
-    Factor("pos_y", "continuous", 0.0, 1.0, default_fixed=0.5,
-           description="vertical position of the centroid inside the margin (0 top, 1 bottom)"),
-    Factor("scale", "continuous", 0.0, 1.0, default_fixed=0.5,
-           description="size, mapped linearly to [0.5, 1] of the largest size"),
-    Factor("shape", "categorical", classes=("square", "ellipse", "triangle"),
-           classes_3d=("cube", "ellipsoid", "pyramid"), default_fixed=0.0,
-           description="shape class index"),
-    Factor("rotation", "continuous", 0.0, TWO_PI, default_fixed=0.0, period=TWO_PI,
-           description="radians; 2D: in-plane rotation about the centroid; 3D: about the x axis"),
-    Factor("hue", "continuous", 0.0, 1.0, default_fixed=0.0,
-           description="colour HSV(hue, 1, 1); when inactive the shape is white"),
-    Factor("rotation_y", "continuous", 0.0, TWO_PI, default_fixed=0.0, period=TWO_PI,
-           description="radians; 3D only: rotation about the y axis"),
+    Factor(
+        "pos_x",
+        "continuous",
+        0.0,
+        1.0,
+        default_fixed=0.5,
+        description="horizontal position of the centroid inside the margin (0 left, 1 right)",
+    ),
+    Factor(
+        "pos_y",
+        "continuous",
+        0.0,
+        1.0,
+        default_fixed=0.5,
+        description="vertical position of the centroid inside the margin (0 top, 1 bottom)",
+    ),
+    Factor(
+        "scale",
+        "continuous",
+        0.0,
+        1.0,
+        default_fixed=0.5,
+        description="size, mapped linearly to [0.5, 1] of the largest size",
+    ),
+    Factor(
+        "shape",
+        "categorical",
+        classes=("square", "ellipse", "triangle"),
+        classes_3d=("cube", "ellipsoid", "pyramid"),
+        default_fixed=0.0,
+        description="shape class index",
+    ),
+    Factor(
+        "rotation",
+        "continuous",
+        0.0,
+        TWO_PI,
+        default_fixed=0.0,
+        period=TWO_PI,
+        description="radians; 2D: in-plane rotation about the centroid; 3D: about the x axis",
+    ),
+    Factor(
+        "hue",
+        "continuous",
+        0.0,
+        1.0,
+        default_fixed=0.0,
+        description="colour HSV(hue, 1, 1); when inactive the shape is white",
+    ),
+    Factor(
+        "rotation_y",
+        "continuous",
+        0.0,
+        TWO_PI,
+        default_fixed=0.0,
+        period=TWO_PI,
+        description="radians; 3D only: rotation about the y axis",
+    ),
 )
 FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in FACTORS)
 NUM_ALL_FACTORS = len(FACTORS)
@@ -73,7 +116,9 @@ class FactorSpace:
     """
 
     num_active: int
-    fixed: tuple[float, ...] = field(default_factory=lambda: tuple(f.default_fixed for f in FACTORS))
+    fixed: tuple[float, ...] = field(
+        default_factory=lambda: tuple(f.default_fixed for f in FACTORS)
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_active <= NUM_ALL_FACTORS:
@@ -129,10 +174,11 @@ class FactorSpace:
         values = np.asarray(values)
         if values.ndim != 2 or values.shape[1] != self.num_active:
             raise ValueError(
-                f"factor array must have shape (N, {self.num_active}), got {values.shape}")
+                f"factor array must have shape (N, {self.num_active}), got {values.shape}"
+            )
         full = np.empty((values.shape[0], NUM_ALL_FACTORS), dtype=np.float64)
         full[:, : self.num_active] = values.astype(np.float32).astype(np.float64)
-        full[:, self.num_active:] = np.asarray(self.fixed[self.num_active:], dtype=np.float64)
+        full[:, self.num_active :] = np.asarray(self.fixed[self.num_active :], dtype=np.float64)
         return full
 
 
@@ -145,14 +191,16 @@ def as_class_indices(factors: np.ndarray, sizes, names) -> np.ndarray:
     f = np.asarray(factors)
     sizes = np.asarray(sizes, dtype=np.int64)
     if f.ndim != 2 or f.shape[1] != len(sizes):
-        raise ValueError(f"factors must have shape (n, {len(sizes)}) ({', '.join(names)}), "
-                         f"got {f.shape}")
+        raise ValueError(
+            f"factors must have shape (n, {len(sizes)}) ({', '.join(names)}), got {f.shape}"
+        )
     idx = np.rint(f).astype(np.int64) if f.dtype.kind == "f" else f.astype(np.int64)
     if f.dtype.kind == "f" and (not np.all(np.isfinite(f)) or np.any(idx != f)):
         raise ValueError("factors are indices and must be whole numbers")
     bad = (idx < 0) | (idx >= sizes)
     if bad.any():
         k = int(np.argwhere(bad)[0][1])
-        raise ValueError(f"index of factor {names[k]!r} must be in 0..{sizes[k] - 1}, "
-                         f"got {int(idx[bad][0])}")
+        raise ValueError(
+            f"index of factor {names[k]!r} must be in 0..{sizes[k] - 1}, got {int(idx[bad][0])}"
+        )
     return idx

@@ -29,11 +29,11 @@ class Oracle:
         self._renderer = None
 
     @classmethod
-    def from_spec(cls, spec: DatasetSpec) -> "Oracle":
+    def from_spec(cls, spec: DatasetSpec) -> Oracle:
         return cls(spec)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Oracle":
+    def from_file(cls, path: str | Path) -> Oracle:
         from spritegen.datafile import open_dataset
 
         with open_dataset(path) as f:
@@ -77,15 +77,19 @@ class Oracle:
         """(n, K) factor values -> (n, H, W, C) uint8 images."""
         factors = np.asarray(factors)
         if factors.ndim != 2 or factors.shape[1] != self.num_factors:
-            raise ValueError(f"factors must have shape (n, {self.num_factors}) "
-                             f"({', '.join(self.factor_names)}), got {factors.shape}")
+            raise ValueError(
+                f"factors must have shape (n, {self.num_factors}) "
+                f"({', '.join(self.factor_names)}), got {factors.shape}"
+            )
         if not np.isfinite(factors).all():
             raise ValueError("factors contain NaN or infinite values")
         for k, f in enumerate(self.space.factors):
             if f.kind == "categorical":
                 col = factors[:, k]
                 if (col != np.round(col)).any() or col.min() < 0 or col.max() >= f.num_classes:
-                    raise ValueError(f"factor {f.name!r} takes class indices 0..{f.num_classes - 1}")
+                    raise ValueError(
+                        f"factor {f.name!r} takes class indices 0..{f.num_classes - 1}"
+                    )
         return self.renderer.render(self.space.expand(factors))
 
     @property
@@ -93,8 +97,9 @@ class Oracle:
         if self._renderer is None:
             from spritegen.render import make_renderer
 
-            self._renderer = make_renderer(self.spec.renderer, self.spec.image_size,
-                                           self.space.coloured)
+            self._renderer = make_renderer(
+                self.spec.renderer, self.spec.image_size, self.space.coloured
+            )
         return self._renderer
 
     def close(self) -> None:
@@ -103,5 +108,7 @@ class Oracle:
             self._renderer = None
 
     def __repr__(self) -> str:
-        return (f"Oracle(factors={list(self.factor_names)}, renderer={self.spec.renderer!r}, "
-                f"observation_shape={self.observation_shape})")
+        return (
+            f"Oracle(factors={list(self.factor_names)}, renderer={self.spec.renderer!r}, "
+            f"observation_shape={self.observation_shape})"
+        )

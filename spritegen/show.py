@@ -18,8 +18,9 @@ LABEL_WIDTH = 90
 PAD = 2
 
 
-def save_grid(tiles: np.ndarray, path: str | Path, labels: list[str] | None = None,
-              zoom: int = 2) -> Path:
+def save_grid(
+    tiles: np.ndarray, path: str | Path, labels: list[str] | None = None, zoom: int = 2
+) -> Path:
     """Write a (rows, cols, H, W, C) uint8 tile array as one PNG, row labels on the left."""
     import cairo
 
@@ -35,7 +36,7 @@ def save_grid(tiles: np.ndarray, path: str | Path, labels: list[str] | None = No
     for r in range(rows):
         for col in range(cols):
             y, x = PAD + r * (th + PAD), left + PAD + col * (tw + PAD)
-            canvas[y:y + th, x:x + tw, :3] = rgb[r, col][..., ::-1]  # cairo wants B, G, R, A
+            canvas[y : y + th, x : x + tw, :3] = rgb[r, col][..., ::-1]  # cairo wants B, G, R, A
     surface = cairo.ImageSurface.create_for_data(canvas, cairo.FORMAT_ARGB32, width, height)
     if labels:
         ctx = cairo.Context(surface)
@@ -64,8 +65,9 @@ def sweep_factors(oracle, base: np.ndarray, steps: int) -> np.ndarray:
     return out
 
 
-def show(path: str | Path, out: str | Path, samples: int = 64, steps: int = 10,
-         seed: int = 0) -> tuple[Path, Path]:
+def show(
+    path: str | Path, out: str | Path, samples: int = 64, steps: int = 10, seed: int = 0
+) -> tuple[Path, Path]:
     """Write ``out`` (a grid of random stored samples) and ``out``-sweep.png (factor sweeps)."""
     from spritegen.oracle import Oracle
 

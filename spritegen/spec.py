@@ -9,9 +9,10 @@ dataset's recipe, and together with the package version it determines every byte
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -25,14 +26,38 @@ COMPRESSIONS = ("gzip", "none")
 #: Sizes of the oracle's evaluation sets. "full" is disentanglement_lib's published study
 #: configuration; "quick" is for scoring every epoch; "none" stores no evaluation sets.
 EVAL_PRESETS: dict[str, dict[str, int]] = {
-    "full": {"batch_size": 64, "variance": 10_000, "kim_mnih_train": 10_000,
-             "kim_mnih_eval": 5_000, "higgins_train": 10_000, "higgins_eval": 5_000},
-    "quick": {"batch_size": 64, "variance": 2_000, "kim_mnih_train": 500,
-              "kim_mnih_eval": 250, "higgins_train": 500, "higgins_eval": 250},
-    "tiny": {"batch_size": 16, "variance": 300, "kim_mnih_train": 60,
-             "kim_mnih_eval": 40, "higgins_train": 60, "higgins_eval": 40},
-    "none": {"batch_size": 64, "variance": 0, "kim_mnih_train": 0,
-             "kim_mnih_eval": 0, "higgins_train": 0, "higgins_eval": 0},
+    "full": {
+        "batch_size": 64,
+        "variance": 10_000,
+        "kim_mnih_train": 10_000,
+        "kim_mnih_eval": 5_000,
+        "higgins_train": 10_000,
+        "higgins_eval": 5_000,
+    },
+    "quick": {
+        "batch_size": 64,
+        "variance": 2_000,
+        "kim_mnih_train": 500,
+        "kim_mnih_eval": 250,
+        "higgins_train": 500,
+        "higgins_eval": 250,
+    },
+    "tiny": {
+        "batch_size": 16,
+        "variance": 300,
+        "kim_mnih_train": 60,
+        "kim_mnih_eval": 40,
+        "higgins_train": 60,
+        "higgins_eval": 40,
+    },
+    "none": {
+        "batch_size": 64,
+        "variance": 0,
+        "kim_mnih_train": 0,
+        "kim_mnih_eval": 0,
+        "higgins_train": 0,
+        "higgins_eval": 0,
+    },
 }
 EVAL_SIZE_KEYS = tuple(EVAL_PRESETS["full"])
 
@@ -52,8 +77,11 @@ class EvalSizes:
     @property
     def total_images(self) -> int:
         L = self.batch_size
-        return (self.variance + L * (self.kim_mnih_train + self.kim_mnih_eval)
-                + 2 * L * (self.higgins_train + self.higgins_eval))
+        return (
+            self.variance
+            + L * (self.kim_mnih_train + self.kim_mnih_eval)
+            + 2 * L * (self.higgins_train + self.higgins_eval)
+        )
 
 
 @dataclass(frozen=True)
@@ -96,8 +124,11 @@ class DatasetSpec:
             "n": self.n,
             "seed": self.seed,
             "fixed": dict(self.fixed),
-            "storage": {"chunk_images": self.chunk_images, "compression": self.compression,
-                        "compression_level": self.compression_level},
+            "storage": {
+                "chunk_images": self.chunk_images,
+                "compression": self.compression,
+                "compression_level": self.compression_level,
+            },
             "evaluation": asdict(self.evaluation),
         }
 
@@ -152,13 +183,25 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     """Validate a parsed YAML mapping (or flags gathered into one) into a DatasetSpec."""
     if not isinstance(raw, Mapping):
         raise SpecError(f"a spec must be a YAML mapping of fields, got {type(raw).__name__}")
-    allowed = ("format", "name", "factors", "renderer", "image_size", "n", "seed", "fixed",
-               "storage", "evaluation")
+    allowed = (
+        "format",
+        "name",
+        "factors",
+        "renderer",
+        "image_size",
+        "n",
+        "seed",
+        "fixed",
+        "storage",
+        "evaluation",
+    )
     _check_keys(raw, allowed, "top level")
     if "format" in raw and raw["format"] != SPEC_FORMAT:
         raise _fail("format", raw["format"], SPEC_FORMAT)
     if "factors" not in raw:
-        raise SpecError(f"spec field 'factors' is missing; allowed: an integer in 1..{NUM_ALL_FACTORS}")
+        raise SpecError(
+            f"spec field 'factors' is missing; allowed: an integer in 1..{NUM_ALL_FACTORS}"
+        )
     factors = _int(raw, "factors", 1, NUM_ALL_FACTORS)
     renderer = raw.get("renderer", "3d" if factors == NUM_ALL_FACTORS else "2d")
     if renderer not in RENDERER_KINDS:
@@ -166,8 +209,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     if factors == NUM_ALL_FACTORS and renderer != "3d":
         raise _fail("renderer", renderer, "3d when factors is 7 (rotation_y needs the 3D renderer)")
     values: dict[str, Any] = {"factors": factors, "renderer": renderer}
-    for key, lo, hi in (("image_size", 16, 1024), ("n", 1, 100_000_000),
-                        ("seed", 0, 2**63 - 1)):
+    for key, lo, hi in (("image_size", 16, 1024), ("n", 1, 100_000_000), ("seed", 0, 2**63 - 1)):
         if key in raw:
             values[key] = _int(raw, key, lo, hi)
     name = raw.get("name", "")
@@ -180,27 +222,42 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     fixed: dict[str, float] = {}
     for fname, fvalue in fixed_raw.items():
         if fname not in FACTOR_NAMES or fname == "hue":
-            raise _fail("fixed", fname, ", ".join(n for n in FACTOR_NAMES if n != "hue")
-                        + " (an inactive hue always means white)")
+            raise _fail(
+                "fixed",
+                fname,
+                ", ".join(n for n in FACTOR_NAMES if n != "hue")
+                + " (an inactive hue always means white)",
+            )
         k = FACTOR_NAMES.index(fname)
         f = FACTORS[k]
         if k < factors:
-            raise _fail(f"fixed.{fname}", fvalue,
-                        f"values for inactive factors only ({', '.join(FACTOR_NAMES[factors:]) or 'none'})")
+            raise _fail(
+                f"fixed.{fname}",
+                fvalue,
+                f"values for inactive factors only ({', '.join(FACTOR_NAMES[factors:]) or 'none'})",
+            )
         if isinstance(fvalue, bool) or not isinstance(fvalue, (int, float)):
             raise _fail(f"fixed.{fname}", fvalue, "a number")
         if f.kind == "categorical":
             if fvalue not in range(f.num_classes):
-                raise _fail(f"fixed.{fname}", fvalue, f"a class index 0..{f.num_classes - 1} "
-                            f"({', '.join(f.classes)})")
+                raise _fail(
+                    f"fixed.{fname}",
+                    fvalue,
+                    f"a class index 0..{f.num_classes - 1} ({', '.join(f.classes)})",
+                )
         elif not f.low <= fvalue < f.high:
             raise _fail(f"fixed.{fname}", fvalue, f"a number in [{f.low}, {f.high:.6g})")
         fixed[fname] = float(fvalue)
-    values["fixed"] = {f.name: fixed.get(f.name, float(f.default_fixed))
-                       for f in FACTORS[factors:] if f.name != "hue"}
+    values["fixed"] = {
+        f.name: fixed.get(f.name, float(f.default_fixed))
+        for f in FACTORS[factors:]
+        if f.name != "hue"
+    }
     storage = raw.get("storage") or {}
     if not isinstance(storage, Mapping):
-        raise _fail("storage", storage, "a mapping with chunk_images, compression, compression_level")
+        raise _fail(
+            "storage", storage, "a mapping with chunk_images, compression, compression_level"
+        )
     _check_keys(storage, ("chunk_images", "compression", "compression_level"), "section 'storage'")
     if "chunk_images" in storage:
         values["chunk_images"] = _int(storage, "chunk_images", 1, 65536, "storage.")
@@ -220,7 +277,9 @@ def parse_spec_text(text: str, source: str = "spec") -> DatasetSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise SpecError(
+            f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from None
     return spec_from_mapping(raw)
 
 
@@ -259,7 +318,11 @@ def with_overrides(spec: DatasetSpec, overrides: Mapping[str, Any]) -> DatasetSp
         else:
             raise SpecError(f"unknown override {key!r}")
     if "factors" in overrides:  # factors that become active lose their fixed values
-        active = FACTOR_NAMES[: int(overrides["factors"])] if isinstance(overrides["factors"], int) else ()
+        active = (
+            FACTOR_NAMES[: int(overrides["factors"])]
+            if isinstance(overrides["factors"], int)
+            else ()
+        )
         raw["fixed"] = {k: v for k, v in raw["fixed"].items() if k not in active}
         if "renderer" not in overrides:
             raw.pop("renderer")

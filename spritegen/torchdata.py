@@ -16,8 +16,9 @@ lazily in each DataLoader worker.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,9 +36,13 @@ class SpritegenDataset(Dataset):
     index as a float, as in the file.
     """
 
-    def __init__(self, path: str | Path, transform: Callable[[torch.Tensor], Any] | None = None,
-                 target_transform: Callable[[torch.Tensor], Any] | None = None,
-                 in_memory: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        transform: Callable[[torch.Tensor], Any] | None = None,
+        target_transform: Callable[[torch.Tensor], Any] | None = None,
+        in_memory: bool = True,
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise DatasetError(f"dataset file {str(self.path)!r} does not exist")
@@ -62,8 +67,10 @@ class SpritegenDataset(Dataset):
             return self.images[index], self.factors[index]
         if self._file is None:  # opened here so each DataLoader worker has its own handle
             self._file = open_dataset(self.path)
-        return (torch.from_numpy(self._file["images"][index]),
-                torch.from_numpy(np.asarray(self._file["factors"][index], dtype=np.float32)))
+        return (
+            torch.from_numpy(self._file["images"][index]),
+            torch.from_numpy(np.asarray(self._file["factors"][index], dtype=np.float32)),
+        )
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         if not -self._len <= index < self._len:
@@ -82,5 +89,6 @@ class SpritegenDataset(Dataset):
         return state
 
     def __repr__(self) -> str:
-        return (f"SpritegenDataset({str(self.path)!r}, {self._len} images, "
-                f"in_memory={self.in_memory})")
+        return (
+            f"SpritegenDataset({str(self.path)!r}, {self._len} images, in_memory={self.in_memory})"
+        )

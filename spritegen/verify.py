@@ -53,7 +53,9 @@ def _check_chunks(f, images_path: str, report: VerifyReport) -> None:
         report.chunks_checked += 1
 
 
-def verify(path: str | Path, sample: int = 256, seed: int = 0, progress: bool = False) -> VerifyReport:
+def verify(
+    path: str | Path, sample: int = 256, seed: int = 0, progress: bool = False
+) -> VerifyReport:
     """Verify checksums and re-render ``sample`` random stored images per image set."""
     from spritegen.oracle import Oracle
 
@@ -79,13 +81,17 @@ def verify(path: str | Path, sample: int = 256, seed: int = 0, progress: bool = 
                     diff = np.abs(fresh[bad].astype(int) - stored[bad].astype(int)).max()
                     report.problems.append(
                         f"/{images_path}: {len(bad)} of {len(rows)} re-rendered images differ "
-                        f"(rows {', '.join(map(str, rows[bad][:10]))}{'...' if len(bad) > 10 else ''};"
+                        f"(rows {', '.join(map(str, rows[bad][:10]))}"
+                        f"{'...' if len(bad) > 10 else ''};"
                         f" max pixel difference {diff}); renderer recorded: "
-                        f"{attrs.get('renderer_info')}")
+                        f"{attrs.get('renderer_info')}"
+                    )
         content_ok = content_checksum(f) == attrs.get("content_sha256")
     if not content_ok:
-        report.problems.append("content checksum in the attributes does not match the stored "
-                               "chunk checksums, factors and evaluation indices")
+        report.problems.append(
+            "content checksum in the attributes does not match the stored "
+            "chunk checksums, factors and evaluation indices"
+        )
     oracle.close()
     return report
 

@@ -16,12 +16,22 @@ os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_CACHE / "inductor")
 os.environ.setdefault("RAY_TMPDIR", str(_CACHE / "ray"))
 
 
-def build_small(tmp: Path, factors: int, n: int = 1000, preset: str = "tiny", seed: int = 0,
-                renderer: str | None = None, workers: int = 1, name: str | None = None) -> Path:
+def build_small(
+    tmp: Path,
+    factors: int,
+    n: int = 1000,
+    preset: str = "tiny",
+    seed: int = 0,
+    renderer: str | None = None,
+    workers: int = 1,
+    name: str | None = None,
+) -> Path:
     from spritegen.build import build
     from spritegen.spec import default_spec, with_overrides
 
-    spec = with_overrides(default_spec(factors, renderer), {"n": n, "eval_preset": preset, "seed": seed})
+    spec = with_overrides(
+        default_spec(factors, renderer), {"n": n, "eval_preset": preset, "seed": seed}
+    )
     out = tmp / (name or f"k{factors}-{renderer or 'default'}-{n}-{preset}-{seed}-w{workers}.h5")
     return build(spec, out, workers=workers, progress=False)
 

@@ -92,8 +92,14 @@ class Transformed:
     """``lookup`` followed by a fixed affine map and optional extra columns; any representation
     the tests need (identity in any order and scale, a rotation, added noise) is one of these."""
 
-    def __init__(self, lookup, matrix: np.ndarray | None = None, offset: float = 0.0,
-                 noise_dims: int = 0, noise_seed: int = 0) -> None:
+    def __init__(
+        self,
+        lookup,
+        matrix: np.ndarray | None = None,
+        offset: float = 0.0,
+        noise_dims: int = 0,
+        noise_seed: int = 0,
+    ) -> None:
         self.lookup = lookup
         self.matrix = matrix
         self.offset = offset
@@ -125,8 +131,10 @@ def pixel_mean(images: np.ndarray) -> np.ndarray:
     """A weak but real representation: mean intensity of each image half (for CLI tests)."""
     x = images.astype(np.float64).mean(axis=3)
     h = x.shape[1] // 2
-    return np.stack([x[:, :h].mean(axis=(1, 2)), x[:, h:].mean(axis=(1, 2)),
-                     x[:, :, :h].mean(axis=(1, 2))], axis=1)
+    return np.stack(
+        [x[:, :h].mean(axis=(1, 2)), x[:, h:].mean(axis=(1, 2)), x[:, :, :h].mean(axis=(1, 2))],
+        axis=1,
+    )
 
 
 def dsprites_barcode_identity(images: np.ndarray) -> np.ndarray:

@@ -13,8 +13,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import build_small
+
 from spritegen.datafile import open_dataset, read_training_set
 from spritegen.errors import DatasetError, SpecError
 from spritegen.oracle import Oracle
@@ -76,9 +76,23 @@ def test_inactive_factors_are_constant_in_the_file(dataset_k2):
 def test_refuses_to_overwrite_a_finished_file(tmp_path):
     path = build_small(tmp_path, 1, n=300, name="x.h5")
     before = sha(path)
-    result = subprocess.run(SPRITEGEN + ["build", "--factors", "1", "--n", "300", "--eval-preset",
-                                         "tiny", "--out", str(path), "--quiet"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        SPRITEGEN
+        + [
+            "build",
+            "--factors",
+            "1",
+            "--n",
+            "300",
+            "--eval-preset",
+            "tiny",
+            "--out",
+            str(path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "already exists" in result.stderr and "--force" in result.stderr
     assert "Traceback" not in result.stderr
@@ -86,8 +100,18 @@ def test_refuses_to_overwrite_a_finished_file(tmp_path):
 
 
 def test_resume_after_kill_gives_the_same_bytes(tmp_path):
-    args = ["build", "--factors", "5", "--n", "40000", "--eval-preset", "none", "--workers", "1",
-            "--quiet"]
+    args = [
+        "build",
+        "--factors",
+        "5",
+        "--n",
+        "40000",
+        "--eval-preset",
+        "none",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     reference = tmp_path / "ref.h5"
     subprocess.run(SPRITEGEN + args + ["--out", str(reference)], check=True)
     killed = tmp_path / "killed.h5"
@@ -111,9 +135,23 @@ def test_unfinished_build_of_another_spec_is_not_mixed_in(tmp_path):
     parts = tmp_path / "d.h5.parts"
     parts.mkdir()
     (parts / "manifest.json").write_text('{"spec": "something else"}')
-    result = subprocess.run(SPRITEGEN + ["build", "--factors", "1", "--n", "100", "--out", str(out),
-                                         "--eval-preset", "none", "--quiet"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        SPRITEGEN
+        + [
+            "build",
+            "--factors",
+            "1",
+            "--n",
+            "100",
+            "--out",
+            str(out),
+            "--eval-preset",
+            "none",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "different spec" in result.stderr
 
 
@@ -144,7 +182,7 @@ def test_verify_passes_a_good_file_and_locates_a_corrupt_chunk(tmp_path, dataset
         info = f["images"].id.get_chunk_info(2)  # rows 512..767
     data = bytearray(bad.read_bytes())
     middle = info.byte_offset + info.size // 2
-    data[middle: middle + 16] = bytes(16)
+    data[middle : middle + 16] = bytes(16)
     bad.write_bytes(bytes(data))
     report = verify(bad, sample=16)
     assert not report.ok
@@ -167,15 +205,19 @@ def test_bad_spec_files_and_flags_get_one_clear_line(tmp_path):
     for text, message in cases.items():
         spec = tmp_path / "bad.yaml"
         spec.write_text(text)
-        result = subprocess.run(SPRITEGEN + ["build", str(spec), "--out", str(tmp_path / "o.h5")],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            SPRITEGEN + ["build", str(spec), "--out", str(tmp_path / "o.h5")],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 2, text
         assert message in result.stderr, (text, result.stderr)
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert not list(tmp_path.glob("o.h5*"))
-    result = subprocess.run(SPRITEGEN + ["build", "--factors", "3", "--workers", "0"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        SPRITEGEN + ["build", "--factors", "3", "--workers", "0"], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "--workers" in result.stderr
     result = subprocess.run(SPRITEGEN + ["build"], capture_output=True, text=True)
     assert result.returncode == 2 and "either a SPEC file or --factors" in result.stderr
@@ -202,10 +244,12 @@ def test_spec_round_trips_through_its_stored_text(dataset_k5):
 
 
 def test_spritegen_never_loads_torch_or_benchmark():
-    code = ("import sys, spritegen, spritegen.cli, spritegen.build, spritegen.oracle, "
-            "spritegen.verify, spritegen.adapters; "
-            "bad = [m for m in ('torch', 'benchmark') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, spritegen, spritegen.cli, spritegen.build, spritegen.oracle, "
+        "spritegen.verify, spritegen.adapters; "
+        "bad = [m for m in ('torch', 'benchmark') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -217,11 +261,29 @@ def test_build_on_ray_gives_the_same_bytes(tmp_path):
     local = build_small(tmp_path, 3, n=600, name="local.h5")
     on_ray = tmp_path / "ray.h5"
     env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="ray", dir="/tmp")}
-    result = subprocess.run(SPRITEGEN + ["build", "--factors", "3", "--n", "600", "--eval-preset",
-                                         "tiny", "--executor", "ray", "--out", str(on_ray),
-                                         "--quiet"], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        SPRITEGEN
+        + [
+            "build",
+            "--factors",
+            "3",
+            "--n",
+            "600",
+            "--eval-preset",
+            "tiny",
+            "--executor",
+            "ray",
+            "--out",
+            str(on_ray),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert sha(on_ray) == sha(local)
-    result = subprocess.run(SPRITEGEN + ["build", "--factors", "3", "--address", "auto"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        SPRITEGEN + ["build", "--factors", "3", "--address", "auto"], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "--address is for --executor ray" in result.stderr

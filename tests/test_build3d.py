@@ -19,15 +19,29 @@ from spritegen.datafile import open_dataset, read_training_set
 from spritegen.oracle import Oracle
 from spritegen.spec import spec_from_mapping
 
-SMALL_EVAL = {"batch_size": 4, "variance": 20, "kim_mnih_train": 6, "kim_mnih_eval": 4,
-              "higgins_train": 6, "higgins_eval": 4}
+SMALL_EVAL = {
+    "batch_size": 4,
+    "variance": 20,
+    "kim_mnih_train": 6,
+    "kim_mnih_eval": 4,
+    "higgins_train": 6,
+    "higgins_eval": 4,
+}
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     root = tmp_path_factory.mktemp("build3d")
-    spec = spec_from_mapping({"factors": 7, "n": 300, "seed": 3, "name": "k7-small",
-                              "storage": {"chunk_images": 64}, "evaluation": SMALL_EVAL})
+    spec = spec_from_mapping(
+        {
+            "factors": 7,
+            "n": 300,
+            "seed": 3,
+            "name": "k7-small",
+            "storage": {"chunk_images": 64},
+            "evaluation": SMALL_EVAL,
+        }
+    )
     assert spec.renderer == "3d"
     out = {}
     with pytest.MonkeyPatch.context() as mp:  # spawned workers inherit the environment

@@ -15,22 +15,35 @@ import pytest
 
 from benchmark.metrics import RepresentationError, evaluate, higgins, kim_mnih
 from spritegen.errors import DatasetError, SpecError
-from tests.metrics_helpers import (FactorLookup, RecordingOracle, Transformed, lookup_from_file,
-                                   pixel_mean, random_rotation)
+from tests.metrics_helpers import (
+    FactorLookup,
+    RecordingOracle,
+    Transformed,
+    lookup_from_file,
+    pixel_mean,
+    random_rotation,
+)
 
 K = 5
 L = 16
 SIZES = dict(batch_size=L, num_train=200, num_eval=100)
 NUM_VARIANCE = 500
-EVAL_SIZES = {"batch_size": L, "variance": NUM_VARIANCE, "kim_mnih_train": 200,
-              "kim_mnih_eval": 100, "higgins_train": 200, "higgins_eval": 100}
+EVAL_SIZES = {
+    "batch_size": L,
+    "variance": NUM_VARIANCE,
+    "kim_mnih_train": 200,
+    "kim_mnih_eval": 100,
+    "higgins_train": 200,
+    "higgins_eval": 100,
+}
 
 
 def _spec(evaluation):
     from spritegen.spec import spec_from_mapping
 
-    return spec_from_mapping({"factors": K, "n": 64, "seed": 7, "image_size": 64,
-                              "evaluation": evaluation})
+    return spec_from_mapping(
+        {"factors": K, "n": 64, "seed": 7, "image_size": 64, "evaluation": evaluation}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +159,9 @@ def test_permuting_and_rescaling_latents_changes_nothing(data_file, file_lookup)
     # a rotated (imperfect) representation, so that the scores are not trivially 1
     mixed = random_rotation(K, 11) @ np.diag([1, 1, 1, 1, 0.3])
     a_km, a_hg = _scores(data_file, Transformed(file_lookup, mixed))
-    b_km, b_hg = _scores(data_file, Transformed(file_lookup, _permuted_scaled(K) @ mixed,
-                                                offset=-3.0))
+    b_km, b_hg = _scores(
+        data_file, Transformed(file_lookup, _permuted_scaled(K) @ mixed, offset=-3.0)
+    )
     assert a_km.score < 1.0
     assert b_km.score == a_km.score and b_km.train_accuracy == a_km.train_accuracy
     assert b_km.weighted.score == pytest.approx(a_km.weighted.score)
@@ -202,13 +216,16 @@ def test_represent_called_in_large_batches_and_torch_accepted(data_file, file_lo
     assert len(sizes) <= sum(-(-n // 256) for n in (NUM_VARIANCE, L * 200, L * 100))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (lambda x: np.zeros(len(x)), "shape"),
-    (lambda x: np.zeros((len(x) - 1, 3)), "rows"),
-    (lambda x: np.full((len(x), 3), np.nan), "NaN"),
-    (lambda x: np.full((len(x), 3), np.inf), "inf"),
-    (lambda x: [["a"]] * len(x), "numbers"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda x: np.zeros(len(x)), "shape"),
+        (lambda x: np.zeros((len(x) - 1, 3)), "rows"),
+        (lambda x: np.full((len(x), 3), np.nan), "NaN"),
+        (lambda x: np.full((len(x), 3), np.inf), "inf"),
+        (lambda x: [["a"]] * len(x), "numbers"),
+    ],
+)
 def test_bad_representation_output_is_named(data_file, bad, message):
     with pytest.raises(RepresentationError, match=message):
         kim_mnih(data_file, bad, 0, num_variance=NUM_VARIANCE, **SIZES)
@@ -246,14 +263,18 @@ def test_too_few_stored_samples(data_file):
     with pytest.raises(DatasetError, match="holds 200 points but 201"):
         higgins(data_file, rep, 0, batch_size=L, num_train=201, num_eval=10)
     with pytest.raises(DatasetError, match="L=16"):
-        kim_mnih(data_file, pixel_mean, 0, batch_size=64, num_train=2, num_eval=2,
-                 num_variance=100)
+        kim_mnih(data_file, pixel_mean, 0, batch_size=64, num_train=2, num_eval=2, num_variance=100)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(num_train=0), "num_train"), (dict(batch_size=1), "batch_size"),
-    (dict(num_eval=-5), "num_eval"), (dict(num_variance=1), "num_variance"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(num_train=0), "num_train"),
+        (dict(batch_size=1), "batch_size"),
+        (dict(num_eval=-5), "num_eval"),
+        (dict(num_variance=1), "num_variance"),
+    ],
+)
 def test_bad_sizes(live, kwargs, field):
     source, lookup = live
     with pytest.raises(SpecError, match=field):
@@ -295,7 +316,8 @@ def test_logistic_matches_the_unique_penalised_optimum():
     model = logistic.fit(x * 1000.0, y)
     assert model.converged
     ref = sklearn.LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(
-        (x * 1000.0 - model.mean) / model.scale, y)
+        (x * 1000.0 - model.mean) / model.scale, y
+    )
     coef = model.coef - model.coef.mean(axis=1, keepdims=True)  # same gauge as scikit-learn
     assert np.abs(coef - ref.coef_.T).max() < 1e-5
     assert (model.predict(x * 1000.0) == ref.predict((x * 1000.0 - model.mean) / model.scale)).all()
@@ -312,8 +334,15 @@ def test_bench_score_cli(data_file, capsys):
     from benchmark.cli import main
 
     with pytest.raises(SystemExit) as exit_:
-        main(["score", str(data_file), "--represent",
-              "tests.metrics_helpers:constant_representation", "--json"])
+        main(
+            [
+                "score",
+                str(data_file),
+                "--represent",
+                "tests.metrics_helpers:constant_representation",
+                "--json",
+            ]
+        )
     assert exit_.value.code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kim_mnih"] == 0.0 and out["preset"] == "stored"
@@ -340,8 +369,10 @@ def test_importing_metrics_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, benchmark.metrics, benchmark.cli; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, benchmark.metrics, benchmark.cli; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -351,18 +382,37 @@ def test_bench_score_on_published_grid_layout(tmp_path, capsys):
 
     path = write_dsprites_npz(tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")
     with pytest.raises(SystemExit) as exit_:
-        main(["score", f"dsprites:{path}", "--represent",
-              "tests.metrics_helpers:dsprites_barcode_identity", "--preset", "quick", "--json"])
+        main(
+            [
+                "score",
+                f"dsprites:{path}",
+                "--represent",
+                "tests.metrics_helpers:dsprites_barcode_identity",
+                "--preset",
+                "quick",
+                "--json",
+            ]
+        )
     assert exit_.value.code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kim_mnih"] >= 0.9 and out["higgins"] >= 0.9
     with pytest.raises(SystemExit) as exit_:
-        main(["score", f"dsprites:{path}", "--represent",
-              "tests.metrics_helpers:dsprites_barcode_identity", "--preset", "stored"])
+        main(
+            [
+                "score",
+                f"dsprites:{path}",
+                "--represent",
+                "tests.metrics_helpers:dsprites_barcode_identity",
+                "--preset",
+                "stored",
+            ]
+        )
     assert exit_.value.code == 2 and "scored live" in capsys.readouterr().err
 
 
-def test_higgins_raw_features_follow_disentanglement_lib_and_depend_on_scale(data_file, file_lookup):
+def test_higgins_raw_features_follow_disentanglement_lib_and_depend_on_scale(
+    data_file, file_lookup
+):
     """Raw features (disentanglement_lib's convention) make the L2-penalised fit scale-dependent:
     the identity shrunk a thousandfold loses its score, while standardised features keep it."""
     identity = Transformed(file_lookup)

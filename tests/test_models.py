@@ -7,9 +7,16 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from benchmark.models import (
+    VAE,
+    AnnealedVAE,
+    BetaVAE,
+    ModelError,
+    build_model,
+    check_model,
+    discover,
+)
 from spritegen.errors import SpecError
-from benchmark.models import (AnnealedVAE, BetaVAE, ModelError, VAE, build_model, check_model,
-                              discover)
 
 
 def _layers(module: nn.Module, kind: type) -> list[nn.Module]:
@@ -20,16 +27,22 @@ def _layers(module: nn.Module, kind: type) -> list[nn.Module]:
 def test_thesis_architecture_exactly(channels):
     model = VAE(image_shape=(channels, 64, 64), latent_dim=7)
     convs = _layers(model.encoder, nn.Conv2d)
-    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == \
-        [(channels, 32, (4, 4), (2, 2))] + [(32, 32, (4, 4), (2, 2))] * 3
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (channels, 32, (4, 4), (2, 2))
+    ] + [(32, 32, (4, 4), (2, 2))] * 3
     enc_fc = _layers(model.encoder, nn.Linear)
-    assert [(l.in_features, l.out_features) for l in enc_fc] == \
-        [(512, 256), (256, 256), (256, 7), (256, 7)]
+    assert [(l.in_features, l.out_features) for l in enc_fc] == [
+        (512, 256),
+        (256, 256),
+        (256, 7),
+        (256, 7),
+    ]
     dec_fc = _layers(model.decoder, nn.Linear)
     assert [(l.in_features, l.out_features) for l in dec_fc] == [(7, 256), (256, 512)]
     deconvs = _layers(model.decoder, nn.ConvTranspose2d)
-    assert [(d.in_channels, d.out_channels, d.kernel_size, d.stride) for d in deconvs] == \
-        [(32, 32, (4, 4), (2, 2))] * 3 + [(32, channels, (4, 4), (2, 2))]
+    assert [(d.in_channels, d.out_channels, d.kernel_size, d.stride) for d in deconvs] == [
+        (32, 32, (4, 4), (2, 2))
+    ] * 3 + [(32, channels, (4, 4), (2, 2))]
     # ReLU after every hidden layer, none after the heads or the output
     assert len(_layers(model.encoder, nn.ReLU)) == 6 and len(_layers(model.decoder, nn.ReLU)) == 5
 
@@ -70,8 +83,9 @@ def test_reparameterisation_noise_comes_from_the_generator():
     model = VAE(image_shape=(1, 64, 64), latent_dim=4)
     x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(2))
     assert torch.equal(_terms(model, x, 5)["reconstruction"], _terms(model, x, 5)["reconstruction"])
-    assert not torch.equal(_terms(model, x, 5)["reconstruction"],
-                           _terms(model, x, 6)["reconstruction"])
+    assert not torch.equal(
+        _terms(model, x, 5)["reconstruction"], _terms(model, x, 6)["reconstruction"]
+    )
 
 
 def test_beta_and_normalised_beta():
@@ -93,8 +107,9 @@ def test_beta_and_normalised_beta():
 
 
 def test_annealed_capacity_schedule_and_objective():
-    m = AnnealedVAE(image_shape=(1, 64, 64), latent_dim=5, gamma=100, capacity_max=20,
-                    capacity_steps=1000)
+    m = AnnealedVAE(
+        image_shape=(1, 64, 64), latent_dim=5, gamma=100, capacity_max=20, capacity_steps=1000
+    )
     assert [m.capacity(s) for s in (0, 250, 500, 1000, 5000)] == [0, 5, 10, 20, 20]
     x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(4))
     for step in (0, 500, 2000):
@@ -133,7 +148,9 @@ def test_check_model_names_the_fault():
             mu, logvar = super().encode(x)
             return mu[:, :3], logvar[:, :3]
 
-    with pytest.raises(ModelError, match=r"encode returned mu of shape \(2, 3\), expected \(2, 6\)"):
+    with pytest.raises(
+        ModelError, match=r"encode returned mu of shape \(2, 3\), expected \(2, 6\)"
+    ):
         check_model(WrongLatent(image_shape=(1, 64, 64), latent_dim=6), (1, 64, 64), 6)
 
     class NoKL(VAE):

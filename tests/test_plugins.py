@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from train_fixtures import make_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,9 +23,24 @@ def site(tmp_path_factory) -> Path:
     src = tmp / "src"
     shutil.copytree(REPO / "tests" / "plugin_pkg", src)  # the build writes beside its sources
     target = tmp / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "--no-cache-dir", "--target",
-                    str(target), str(src)], check=True, env={**os.environ, "PIP_NO_INPUT": "1"})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--no-cache-dir",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        check=True,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
+    )
     assert (target / "bench_tiny_plugin-0.1.0.dist-info").is_dir()
     return target
 
@@ -38,8 +52,13 @@ def data(tmp_path_factory) -> Path:
 
 def bench(site: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(site)])}
-    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_models_lists_plugins_with_origin_and_reports_broken_ones(site):
@@ -59,10 +78,29 @@ def test_models_lists_plugins_with_origin_and_reports_broken_ones(site):
 
 def test_plugin_model_trains_through_bench_run(site, data, tmp_path):
     out = tmp_path / "run"
-    r = bench(site, "run", "--model", "tiny", "--param", "beta=2", "--data", str(data),
-              "--epochs", "2", "--batch-size", "16", "--latent-dim", "3", "--quiet",
-              "--score-preset", "none", "--final-preset", "none",
-              "--out", str(out))
+    r = bench(
+        site,
+        "run",
+        "--model",
+        "tiny",
+        "--param",
+        "beta=2",
+        "--data",
+        str(data),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--latent-dim",
+        "3",
+        "--quiet",
+        "--score-preset",
+        "none",
+        "--final-preset",
+        "none",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["model"] == "tiny"
@@ -72,22 +110,41 @@ def test_plugin_model_trains_through_bench_run(site, data, tmp_path):
     assert (out / "traversal.png").is_file() and (out / "reconstructions.png").is_file()
 
 
-@pytest.mark.parametrize("name, message", [
-    ("broken_import", "model 'broken_import' (bench-tiny-plugin 0.1.0) is broken: cannot load"),
-    ("bad_shapes", "decode returned shape (2, 1, 32, 64)"),
-    ("nan_loss", "non-finite loss terms on a dry forward pass"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("broken_import", "model 'broken_import' (bench-tiny-plugin 0.1.0) is broken: cannot load"),
+        ("bad_shapes", "decode returned shape (2, 1, 32, 64)"),
+        ("nan_loss", "non-finite loss terms on a dry forward pass"),
+    ],
+)
 def test_broken_plugin_run_fails_with_one_line(site, data, tmp_path, name, message):
-    r = bench(site, "run", "--model", name, "--data", str(data), "--quiet",
-              "--out", str(tmp_path / "r"))
+    r = bench(
+        site, "run", "--model", name, "--data", str(data), "--quiet", "--out", str(tmp_path / "r")
+    )
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "r").exists()
 
 
 def test_model_that_diverges_during_training_stops_clearly(site, data, tmp_path):
     out = tmp_path / "r"
-    r = bench(site, "run", "--model", "diverges", "--data", str(data), "--batch-size", "16",
-              "--epochs", "2", "--score-preset", "none", "--quiet", "--out", str(out))
+    r = bench(
+        site,
+        "run",
+        "--model",
+        "diverges",
+        "--data",
+        str(data),
+        "--batch-size",
+        "16",
+        "--epochs",
+        "2",
+        "--score-preset",
+        "none",
+        "--quiet",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 1 and "loss became non-finite (nan) at step 4" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert json.loads((out / "summary.json").read_text())["status"] == "diverged"

@@ -61,8 +61,10 @@ def test_position_moves_centroid_linearly(grey, axis, name, shape):
 
 @pytest.mark.parametrize("shape", [0, 1, 2])
 def test_rotation_and_scale_keep_the_centroid(grey, shape):
-    rows = [{"rotation": r, "shape": shape, "pos_x": 0.3, "pos_y": 0.8}
-            for r in np.linspace(0, 2 * math.pi, 17)]
+    rows = [
+        {"rotation": r, "shape": shape, "pos_x": 0.3, "pos_y": 0.8}
+        for r in np.linspace(0, 2 * math.pi, 17)
+    ]
     rows += [{"scale": s, "shape": shape, "pos_x": 0.3, "pos_y": 0.8} for s in np.linspace(0, 1, 9)]
     c = centroid(grey.render(full(rows)))
     assert np.abs(c - c[0]).max() < 0.15
@@ -70,7 +72,9 @@ def test_rotation_and_scale_keep_the_centroid(grey, shape):
 
 def test_shape_keeps_centroid_and_area(grey):
     for scale in (0.0, 0.5, 1.0):
-        images = grey.render(full([{"shape": s, "scale": scale, "rotation": 0.4} for s in (0, 1, 2)]))
+        images = grey.render(
+            full([{"shape": s, "scale": scale, "rotation": 0.4} for s in (0, 1, 2)])
+        )
         c, a = centroid(images), area(images)
         assert np.abs(c - c[0]).max() < 0.15
         assert np.abs(a / a.mean() - 1).max() < 0.02  # equal area at equal scale
@@ -82,21 +86,26 @@ def test_scale_grows_area_monotonically_and_rotation_keeps_it(grey, shape):
     a = area(images)
     assert (np.diff(a) > 0).all()
     assert a[-1] / a[0] == pytest.approx(4.0, rel=0.05)  # size 0.5 -> 1 quadruples the area
-    rotated = area(grey.render(full([{"rotation": r, "shape": shape} for r in np.linspace(0, 6, 13)])))
+    rotated = area(
+        grey.render(full([{"rotation": r, "shape": shape} for r in np.linspace(0, 6, 13)]))
+    )
     assert np.ptp(rotated) / rotated.mean() < 0.01
 
 
 def test_rotation_changes_asymmetric_shapes_and_respects_symmetry(grey):
     for shape, period in ((0, math.pi / 2), (1, math.pi), (2, 2 * math.pi / 3)):
-        a, b, c = grey.render(full([{"shape": shape, "rotation": r}
-                                    for r in (0.3, 0.3 + period / 2, 0.3 + period)]))
+        a, b, c = grey.render(
+            full([{"shape": shape, "rotation": r} for r in (0.3, 0.3 + period / 2, 0.3 + period)])
+        )
         assert np.abs(a.astype(int) - b).max() > 100  # half a symmetry period looks different
         assert np.abs(a.astype(int) - c).mean() < 0.5  # a whole period looks the same
 
 
 def test_hue_changes_colour_never_the_silhouette(colour):
     hues = np.linspace(0, 0.95, 9)
-    images = colour.render(full([{"hue": h, "shape": 2, "rotation": 1.0} for h in hues], coloured=True))
+    images = colour.render(
+        full([{"hue": h, "shape": 2, "rotation": 1.0} for h in hues], coloured=True)
+    )
     silhouettes = coverage(images)
     assert np.abs(silhouettes - silhouettes[0]).max() <= 1 / 255 + 1e-9
     mean_colours = images.reshape(len(hues), -1, 3).max(axis=1)

@@ -50,10 +50,17 @@ def r3d_white(shader_cache: Path):
 def vectors(n: int, rng: np.random.Generator, **fixed: float) -> np.ndarray:
     """(n, 7) random full factor vectors; keyword arguments pin columns by name."""
     names = ("pos_x", "pos_y", "scale", "shape", "rotation", "hue", "rotation_y")
-    full = np.column_stack([
-        rng.uniform(size=n), rng.uniform(size=n), rng.uniform(size=n),
-        rng.integers(0, 3, size=n).astype(np.float64), rng.uniform(0, 2 * math.pi, size=n),
-        rng.uniform(size=n), rng.uniform(0, 2 * math.pi, size=n)])
+    full = np.column_stack(
+        [
+            rng.uniform(size=n),
+            rng.uniform(size=n),
+            rng.uniform(size=n),
+            rng.integers(0, 3, size=n).astype(np.float64),
+            rng.uniform(0, 2 * math.pi, size=n),
+            rng.uniform(size=n),
+            rng.uniform(0, 2 * math.pi, size=n),
+        ]
+    )
     for name, value in fixed.items():
         full[:, names.index(name)] = value
     return full
@@ -116,8 +123,12 @@ def test_output_is_rgb_uint8_on_black(r3d) -> None:
     assert images.max() < 255  # the lighting never clips
     other = make_renderer("3d", image_size=32, coloured=False)
     try:
-        assert other.channels == 3 and other.render(vectors(1, np.random.default_rng(0))).shape \
-            == (1, 32, 32, 3)
+        assert other.channels == 3 and other.render(vectors(1, np.random.default_rng(0))).shape == (
+            1,
+            32,
+            32,
+            3,
+        )
     finally:
         other.close()
 
@@ -144,8 +155,12 @@ def test_shape_stays_in_frame_at_the_edges(r3d, shape: int) -> None:
     n = 24
     for px, py in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)):
         m = mask(r3d.render(vectors(n, rng, shape=shape, scale=1.0, pos_x=px, pos_y=py)))
-        border = m[:, 0].any(axis=1) | m[:, -1].any(axis=1) | m[:, :, 0].any(axis=1) \
+        border = (
+            m[:, 0].any(axis=1)
+            | m[:, -1].any(axis=1)
+            | m[:, :, 0].any(axis=1)
             | m[:, :, -1].any(axis=1)
+        )
         assert not border.any(), (px, py)
 
 
@@ -258,13 +273,21 @@ def test_separate_process_gives_identical_bytes(r3d, tmp_path: Path) -> None:
         "from spritegen.render.pyrender3d import PyrenderRenderer\n"
         "r = PyrenderRenderer(image_size=64, coloured=True)\n"
         "np.save(sys.argv[2], r.render(np.load(sys.argv[1])))\n"
-        "r.close()\n")
+        "r.close()\n"
+    )
     root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(root), os.environ.get("PYTHONPATH", "")]), MESA_SHADER_CACHE_DIR=str(tmp_path / "cold"),
-        LP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "full.npy"),
-                    str(tmp_path / "out.npy")], check=True, env=env, timeout=120)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        MESA_SHADER_CACHE_DIR=str(tmp_path / "cold"),
+        LP_NUM_THREADS="1",
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "full.npy"), str(tmp_path / "out.npy")],
+        check=True,
+        env=env,
+        timeout=120,
+    )
     assert np.load(tmp_path / "out.npy").tobytes() == r3d.render(full).tobytes()
 
 
@@ -279,8 +302,16 @@ def test_bad_input_gets_a_clear_message(r3d) -> None:
 
 def test_info_names_renderer_libraries_and_gl_driver(r3d) -> None:
     info = r3d.info()
-    for key in ("renderer", "renderer_version", "pyrender", "trimesh", "PyOpenGL", "gl_vendor",
-                "gl_renderer", "gl_version"):
+    for key in (
+        "renderer",
+        "renderer_version",
+        "pyrender",
+        "trimesh",
+        "PyOpenGL",
+        "gl_vendor",
+        "gl_renderer",
+        "gl_version",
+    ):
         assert info[key], key
     assert info["renderer"] == "pyrender3d"
 

@@ -16,11 +16,11 @@ import pytest
 
 pytest.importorskip("benchmark.run", reason="needs bench run (the training branch)")
 from click.testing import CliRunner
+from sweep_helpers import tiny_spec
 
 from benchmark.report import write_report
 from benchmark.sweep import load_sweep_spec, run_sweep
 from benchmark.sweep.cli import report_command
-from sweep_helpers import tiny_spec
 
 METRICS = ("kim_mnih", "higgins")
 
@@ -96,7 +96,7 @@ def test_report_numbers_equal_the_runs_records(sweep: Path) -> None:
 
 def test_markdown_holds_the_same_numbers(sweep: Path) -> None:
     text = (sweep / "report" / "report.md").read_text()
-    for (m, s, k, b), values in _expected(sweep).items():
+    for values in _expected(sweep).values():
         assert f"{np.mean(values):.3f} ± {_std(values):.3f} (n=2)" in text
     assert "8 of 8 runs finished." in text
     for png in (

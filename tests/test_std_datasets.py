@@ -14,12 +14,23 @@ import h5py
 import numpy as np
 import pytest
 
-from benchmark.datasets import (DataSpec, open_dsprites, open_shapes3d, open_source,
-                                parse_data_spec, verify_checksum)
-from benchmark.datasets import checksums
-from benchmark.datasets.testing import (MINI_DSPRITES_SIZES, MINI_SHAPES3D_SIZES,
-                                        read_barcodes, write_dsprites_hdf5, write_dsprites_npz,
-                                        write_shapes3d)
+from benchmark.datasets import (
+    DataSpec,
+    checksums,
+    open_dsprites,
+    open_shapes3d,
+    open_source,
+    parse_data_spec,
+    verify_checksum,
+)
+from benchmark.datasets.testing import (
+    MINI_DSPRITES_SIZES,
+    MINI_SHAPES3D_SIZES,
+    read_barcodes,
+    write_dsprites_hdf5,
+    write_dsprites_npz,
+    write_shapes3d,
+)
 from spritegen.errors import DatasetError, SpecError
 
 LAYOUTS = ("dsprites-npz", "dsprites-hdf5", "3dshapes")
@@ -76,8 +87,14 @@ def test_factor_vector_fetches_the_row_the_layout_says(kind: str, files: dict[st
 def test_oracle_protocol(kind: str, files: dict[str, Path]) -> None:
     with _open(kind, files[kind]) as oracle:
         if kind == "3dshapes":
-            assert oracle.factor_names == ("floor_hue", "wall_hue", "object_hue", "scale",
-                                           "shape", "orientation")
+            assert oracle.factor_names == (
+                "floor_hue",
+                "wall_hue",
+                "object_hue",
+                "scale",
+                "shape",
+                "orientation",
+            )
             assert oracle.factors_num_classes == list(MINI_SHAPES3D_SIZES)
             assert oracle.observation_shape == (64, 64, 3)
         else:  # colour is constant: the five varying factors only
@@ -165,8 +182,9 @@ def test_parse_data_spec(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", LAYOUTS)
-def test_plain_path_is_recognised_by_content(kind: str, files: dict[str, Path],
-                                             tmp_path: Path) -> None:
+def test_plain_path_is_recognised_by_content(
+    kind: str, files: dict[str, Path], tmp_path: Path
+) -> None:
     renamed = tmp_path / "renamed.h5"  # a misleading name: content decides
     renamed.write_bytes(files[kind].read_bytes())
     with open_source(str(renamed)) as source:
@@ -176,10 +194,13 @@ def test_plain_path_is_recognised_by_content(kind: str, files: dict[str, Path],
 # -- wrong, missing and truncated files --------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec, url", [
-    ("dsprites:{}/missing.npz", "https://github.com/deepmind/dsprites-dataset"),
-    ("3dshapes:{}/3dshapes.h5", "https://storage.googleapis.com/3d-shapes/3dshapes.h5"),
-])
+@pytest.mark.parametrize(
+    "spec, url",
+    [
+        ("dsprites:{}/missing.npz", "https://github.com/deepmind/dsprites-dataset"),
+        ("3dshapes:{}/3dshapes.h5", "https://storage.googleapis.com/3d-shapes/3dshapes.h5"),
+    ],
+)
 def test_missing_file_says_where_it_comes_from(spec: str, url: str, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no such file") as info:
         open_source(spec.format(tmp_path))
@@ -248,8 +269,9 @@ def test_foreign_files_are_named(files: dict[str, Path], tmp_path: Path) -> None
         open_source(f"dsprites:{other_npz}")
 
 
-def _rewrite_shapes3d(src: Path, dst: Path, labels: np.ndarray | None = None,
-                      images: np.ndarray | None = None) -> Path:
+def _rewrite_shapes3d(
+    src: Path, dst: Path, labels: np.ndarray | None = None, images: np.ndarray | None = None
+) -> Path:
     with h5py.File(src, "r") as fh:
         old_images, old_labels = fh["images"][()], fh["labels"][()]
     with h5py.File(dst, "w") as fh:
@@ -266,8 +288,9 @@ def test_rows_out_of_grid_order_are_refused(files: dict[str, Path], tmp_path: Pa
     path = _rewrite_shapes3d(files["3dshapes"], tmp_path / "swapped.h5", labels=swapped)
     with pytest.raises(DatasetError, match="not in the published grid order: row 5"):
         open_shapes3d(path)
-    short = _rewrite_shapes3d(files["3dshapes"], tmp_path / "short.h5", labels=labels[:-1],
-                              images=None)
+    short = _rewrite_shapes3d(
+        files["3dshapes"], tmp_path / "short.h5", labels=labels[:-1], images=None
+    )
     with pytest.raises(DatasetError, match="expected"):
         open_shapes3d(short)
 
@@ -275,12 +298,14 @@ def test_rows_out_of_grid_order_are_refused(files: dict[str, Path], tmp_path: Pa
 def test_wrong_dtypes_are_refused(files: dict[str, Path], tmp_path: Path) -> None:
     with h5py.File(files["3dshapes"], "r") as fh:
         labels = fh["labels"][()]
-    path = _rewrite_shapes3d(files["3dshapes"], tmp_path / "int.h5",
-                             labels=np.rint(labels * 100).astype(np.int64))
+    path = _rewrite_shapes3d(
+        files["3dshapes"], tmp_path / "int.h5", labels=np.rint(labels * 100).astype(np.int64)
+    )
     with pytest.raises(DatasetError, match="float64"):
         open_shapes3d(path)
-    path = _rewrite_shapes3d(files["3dshapes"], tmp_path / "f32.h5",
-                             labels=labels.astype(np.float32))  # a faithful re-export opens
+    path = _rewrite_shapes3d(
+        files["3dshapes"], tmp_path / "f32.h5", labels=labels.astype(np.float32)
+    )  # a faithful re-export opens
     with open_shapes3d(path) as oracle:
         assert oracle.factors_num_classes == list(MINI_SHAPES3D_SIZES)
     with h5py.File(files["dsprites-hdf5"], "r") as fh:
@@ -337,11 +362,17 @@ def test_checksums(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> N
 
     digest = hashlib.sha256(files["3dshapes"].read_bytes()).hexdigest()
     size = files["3dshapes"].stat().st_size
-    monkeypatch.setitem(checksums.KNOWN_DIGESTS, "3dshapes",
-                        (checksums.KnownDigest("sha256", digest, size, "test"),))
+    monkeypatch.setitem(
+        checksums.KNOWN_DIGESTS,
+        "3dshapes",
+        (checksums.KnownDigest("sha256", digest, size, "test"),),
+    )
     assert verify_checksum(files["3dshapes"], "3dshapes").matched is True
-    monkeypatch.setitem(checksums.KNOWN_DIGESTS, "3dshapes",
-                        (checksums.KnownDigest("sha256", "0" * 64, size, "test"),))
+    monkeypatch.setitem(
+        checksums.KNOWN_DIGESTS,
+        "3dshapes",
+        (checksums.KnownDigest("sha256", "0" * 64, size, "test"),),
+    )
     assert verify_checksum(files["3dshapes"], "3dshapes").matched is False
     assert verify_checksum(files["3dshapes"], "unknown").matched is None
 
@@ -351,15 +382,17 @@ def test_checksums(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize("kind", ["dsprites-hdf5", "3dshapes"])
 def test_identity_representation_scores_high(kind: str, files: dict[str, Path]) -> None:
-    metrics = pytest.importorskip("benchmark.metrics",
-                                  reason="benchmark.metrics is not on main yet")
+    metrics = pytest.importorskip(
+        "benchmark.metrics", reason="benchmark.metrics is not on main yet"
+    )
     with open_source(files[kind], in_memory=True) as source:
         oracle = source.oracle()
 
         def identity(images: np.ndarray) -> np.ndarray:
             return oracle.factors_at(read_barcodes(images))
 
-        result = metrics.evaluate(source.metric_source(), identity, np.random.default_rng(0),
-                                  preset="quick")
+        result = metrics.evaluate(
+            source.metric_source(), identity, np.random.default_rng(0), preset="quick"
+        )
         assert result["kim_mnih"] >= 0.9
         assert result["higgins"] >= 0.9

@@ -21,12 +21,12 @@ import pytest
 
 pytest.importorskip("benchmark.run", reason="needs bench run (the training branch)")
 
+from click.testing import CliRunner
+from sweep_helpers import ROOT, subprocess_env, tiny_spec
+
 from benchmark.report import write_report
 from benchmark.sweep import load_sweep_spec, run_sweep
 from benchmark.sweep.cli import sweep_command
-from sweep_helpers import ROOT, subprocess_env, tiny_spec
-
-from click.testing import CliRunner
 
 
 def _finished(sweep: Path) -> list[Path]:
@@ -94,9 +94,9 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
             )  # the sweep and its worker: a crash, not a clean stop
         stderr = proc.communicate()[1]
     first = _finished(sweep)
-    assert (
-        len(first) == 1
-    ), f"expected exactly one finished run before the kill; stderr: {stderr[-2000:]}"
+    assert len(first) == 1, (
+        f"expected exactly one finished run before the kill; stderr: {stderr[-2000:]}"
+    )
     before = {"id": first[0].name, "mtime": (first[0] / "summary.json").stat().st_mtime_ns}
     result = run_sweep(load_sweep_spec(spec), out=sweep, workers=1, progress=False)
     return sweep, {"before": before, "result": result}

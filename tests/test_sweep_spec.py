@@ -213,7 +213,8 @@ def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> 
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        f"bench: error: {spec.resolve()}: grid.beta[1]: must be a positive number, got 'x'")
+        f"bench: error: {spec.resolve()}: grid.beta[1]: must be a positive number, got 'x'"
+    )
     assert not (tmp_path / "out").exists()
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from train_fixtures import make_tiny_dataset
 
 from spritegen.errors import DatasetError
 from spritegen.torchdata import SpritegenDataset
-from train_fixtures import make_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,12 +43,19 @@ def test_items_are_float_chw_images_and_factor_vectors(path, in_memory):
 
 
 def test_transforms_and_dataloader(path):
-    ds = SpritegenDataset(path, transform=lambda x: x * 2, target_transform=lambda f: f[0],
-                          in_memory=False)
+    ds = SpritegenDataset(
+        path, transform=lambda x: x * 2, target_transform=lambda f: f[0], in_memory=False
+    )
     plain = SpritegenDataset(path)
     assert torch.equal(ds[3][0], plain[3][0] * 2) and ds[3][1] == plain[3][1][0]
-    batches = list(DataLoader(SpritegenDataset(path), batch_size=16, shuffle=True,
-                              generator=torch.Generator().manual_seed(0)))
+    batches = list(
+        DataLoader(
+            SpritegenDataset(path),
+            batch_size=16,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(0),
+        )
+    )
     assert [b[0].shape for b in batches] == [(16, 1, 64, 64), (16, 1, 64, 64), (8, 1, 64, 64)]
     lazy = SpritegenDataset(path, in_memory=False)
     lazy[0]
@@ -62,7 +69,13 @@ def test_missing_file_is_a_dataset_error(tmp_path):
 
 
 def test_spritegen_and_the_bench_cli_do_not_import_torch():
-    code = ("import sys, spritegen, spritegen.factors, spritegen.errors, benchmark.cli; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO,
-                   env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys, spritegen, spritegen.factors, spritegen.errors, benchmark.cli; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )

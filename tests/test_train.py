@@ -15,13 +15,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 from matplotlib.image import imread
+from train_fixtures import make_tiny_dataset
 
 from benchmark.cli import bench as main
 from benchmark.data import load_training_set, to_channels_first
 from benchmark.models import VAE, build_model
 from benchmark.run import RunConfig, run
 from benchmark.train import TrainConfig, TrainingDiverged, make_represent, train
-from train_fixtures import make_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,23 +53,48 @@ def numbers(row: dict) -> dict:
 
 def test_tiny_run_writes_every_artefact_and_the_loss_falls(tiny, tmp_path):
     out = tmp_path / "run"
-    summary = run(RunConfig(model="betavae", hparams={"beta": 1.0}, data=str(tiny), epochs=6,
-                            batch_size=32, latent_dim=6, seed=1, device="cpu", out=str(out),
-                            progress=False),
-                  scorer=correlation_scorer(tiny), score_keys=("max_corr",))
-    for name in ("config.json", "metrics.jsonl", "summary.json", "reconstructions.png",
-                 "traversal.png", "checkpoints/last.pt", "checkpoints/model.pt"):
+    summary = run(
+        RunConfig(
+            model="betavae",
+            hparams={"beta": 1.0},
+            data=str(tiny),
+            epochs=6,
+            batch_size=32,
+            latent_dim=6,
+            seed=1,
+            device="cpu",
+            out=str(out),
+            progress=False,
+        ),
+        scorer=correlation_scorer(tiny),
+        score_keys=("max_corr",),
+    )
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "reconstructions.png",
+        "traversal.png",
+        "checkpoints/last.pt",
+        "checkpoints/model.pt",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.partial"))
     config = json.loads((out / "config.json").read_text())
-    assert config["epochs"] == 6 and config["num_factors"] == 2 and config["image_shape"] == [1, 64, 64]
+    assert (
+        config["epochs"] == 6
+        and config["num_factors"] == 2
+        and config["image_shape"] == [1, 64, 64]
+    )
     assert config["model_hparams"] == {"beta": 1.0, "beta_norm": None}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [r["step"] for r in rows] == [4, 8, 12, 16, 20, 24]  # 128 images, batch 32
     for r in rows:
         assert {"loss", "reconstruction", "kl", "max_corr"} <= set(r)
-        assert len(r["kl_per_dim"]) == 6 and sum(r["kl_per_dim"]) == pytest.approx(r["kl"], rel=1e-4)
+        assert len(r["kl_per_dim"]) == 6 and sum(r["kl_per_dim"]) == pytest.approx(
+            r["kl"], rel=1e-4
+        )
     assert rows[-1]["loss"] < 0.8 * rows[0]["loss"]
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == summary and summary["status"] == "finished" and summary["steps"] == 24
@@ -85,8 +110,9 @@ def test_tiny_run_writes_every_artefact_and_the_loss_falls(tiny, tmp_path):
 def test_same_seed_same_numbers_and_resume_mid_epoch(tiny, tmp_path):
     images, _ = load_training_set(tiny)
     data = to_channels_first(images[:32])
-    cfg = TrainConfig(epochs=2, batch_size=8, seed=7, device="cpu", checkpoint_every=3,
-                      progress=False)
+    cfg = TrainConfig(
+        epochs=2, batch_size=8, seed=7, device="cpu", checkpoint_every=3, progress=False
+    )
     scorer = lambda represent: {"mean_mu": float(represent(images[:32]).mean())}  # noqa: E731
 
     model_a = build_model("vae", (1, 64, 64), 4, seed=7)
@@ -107,26 +133,58 @@ def test_same_seed_same_numbers_and_resume_mid_epoch(tiny, tmp_path):
     assert [numbers(r) for r in resumed] == [numbers(r) for r in full]
     for (name, a), (_, c) in zip(model_a.state_dict().items(), model_c.state_dict().items()):
         assert torch.equal(a, c), name
+
     # and another seed gives other numbers
     def first_step(seed):
-        return train(build_model("vae", (1, 64, 64), 4, seed=7), data,
-                     TrainConfig(max_steps=1, batch_size=8, seed=seed, device="cpu",
-                                 progress=False))[0]["loss"]
+        return train(
+            build_model("vae", (1, 64, 64), 4, seed=7),
+            data,
+            TrainConfig(max_steps=1, batch_size=8, seed=seed, device="cpu", progress=False),
+        )[0]["loss"]
 
     assert first_step(8) != first_step(7)
 
 
 def _bench(*args: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO)] + sys.path[1:2])}
-    return subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_killed_run_resumes_to_the_same_final_numbers(tmp_path):
     small = make_tiny_dataset(tmp_path / "small.h5", n=64, seed=2)
-    args = ["run", "--model", "betavae", "--beta", "2", "--data", str(small), "--epochs", "2",
-            "--batch-size", "16", "--latent-dim", "4", "--seed", "3", "--device", "cpu",
-            "--checkpoint-every", "1", "--score-preset", "none", "--final-preset", "none", "--quiet"]
+    args = [
+        "run",
+        "--model",
+        "betavae",
+        "--beta",
+        "2",
+        "--data",
+        str(small),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--latent-dim",
+        "4",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "1",
+        "--score-preset",
+        "none",
+        "--final-preset",
+        "none",
+        "--quiet",
+    ]
     whole = _bench(*args, "--out", str(tmp_path / "whole"))
     assert whole.wait(timeout=300) == 0, whole.stderr.read()
 
@@ -143,7 +201,9 @@ def test_killed_run_resumes_to_the_same_final_numbers(tmp_path):
     again = _bench(*args, "--out", str(out))
     assert again.wait(timeout=300) == 0, again.stderr.read()
 
-    rows = lambda p: [numbers(json.loads(l)) for l in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    def rows(p: Path) -> list:
+        return [numbers(json.loads(l)) for l in (p / "metrics.jsonl").read_text().splitlines()]
+
     assert rows(out) == rows(tmp_path / "whole")
     a = torch.load(tmp_path / "whole" / "checkpoints" / "model.pt", weights_only=True)["model"]
     b = torch.load(out / "checkpoints" / "model.pt", weights_only=True)["model"]
@@ -157,9 +217,12 @@ def test_non_finite_loss_stops_with_a_clear_message(tiny, tmp_path):
 
     images, _ = load_training_set(tiny)
     with pytest.raises(TrainingDiverged, match=r"non-finite \(inf\) at step 6 \(epoch 2\)"):
-        train(Explodes(image_shape=(1, 64, 64), latent_dim=3), to_channels_first(images[:64]),
-              TrainConfig(epochs=3, batch_size=16, device="cpu", progress=False),
-              checkpoint=tmp_path / "x.pt")
+        train(
+            Explodes(image_shape=(1, 64, 64), latent_dim=3),
+            to_channels_first(images[:64]),
+            TrainConfig(epochs=3, batch_size=16, device="cpu", progress=False),
+            checkpoint=tmp_path / "x.pt",
+        )
     assert torch.load(tmp_path / "x.pt", weights_only=True)["step"] == 4  # last good epoch
 
 
@@ -172,20 +235,44 @@ def test_represent_maps_uint8_images_to_latent_means(tiny):
     assert np.allclose(z[:3], model.encode(x)[0].detach().numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--model", "betavae", "--gamma", "3"],
-     "--gamma is not a parameter of model 'betavae'; it accepts: --beta, --beta-norm"),
-    (["--model", "betavae", "--beta", "2", "--beta-norm", "0.1"], "beta or beta_norm, not both"),
-    (["--model", "vea"], "unknown model 'vea'; installed:"),
-    (["--model", "vae", "--latent-dim", "0"], "--latent-dim must be a positive integer"),
-    (["--model", "vae", "--param", "beta"], "--param 'beta': expected key=value"),
-    (["--model", "vae", "--amp", "--device", "cpu"], "--amp (mixed precision) needs a CUDA device"),
-    (["--model", "annealedvae", "--capacity-steps", "0"], "capacity_steps must be a positive"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--model", "betavae", "--gamma", "3"],
+            "--gamma is not a parameter of model 'betavae'; it accepts: --beta, --beta-norm",
+        ),
+        (
+            ["--model", "betavae", "--beta", "2", "--beta-norm", "0.1"],
+            "beta or beta_norm, not both",
+        ),
+        (["--model", "vea"], "unknown model 'vea'; installed:"),
+        (["--model", "vae", "--latent-dim", "0"], "--latent-dim must be a positive integer"),
+        (["--model", "vae", "--param", "beta"], "--param 'beta': expected key=value"),
+        (
+            ["--model", "vae", "--amp", "--device", "cpu"],
+            "--amp (mixed precision) needs a CUDA device",
+        ),
+        (["--model", "annealedvae", "--capacity-steps", "0"], "capacity_steps must be a positive"),
+    ],
+)
 def test_bad_flags_get_one_clear_line(tiny, tmp_path, extra, message):
-    result = CliRunner().invoke(main, ["run", "--data", str(tiny), "--out", str(tmp_path / "r"),
-                                       "--score-preset", "none", "--final-preset", "none",
-                                       "--quiet", *extra])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--data",
+            str(tiny),
+            "--out",
+            str(tmp_path / "r"),
+            "--score-preset",
+            "none",
+            "--final-preset",
+            "none",
+            "--quiet",
+            *extra,
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "r").exists()  # nothing half-written
@@ -206,22 +293,56 @@ def test_dataset_flags(tiny, tmp_path):
     (tmp_path / "data").mkdir()
     os.symlink(tiny, tmp_path / "data" / "factors2.h5")
     r = CliRunner(env={"BENCH_DATA_DIR": str(tmp_path / "data")}).invoke(
-        main, ["run", "--model", "vae", "--factors", "2", "--steps", "1", "--latent-dim", "2",
-               "--score-preset", "none", "--final-preset", "none", "--quiet",
-               "--out", str(tmp_path / "r")])
+        main,
+        [
+            "run",
+            "--model",
+            "vae",
+            "--factors",
+            "2",
+            "--steps",
+            "1",
+            "--latent-dim",
+            "2",
+            "--score-preset",
+            "none",
+            "--final-preset",
+            "none",
+            "--quiet",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["data"] == str(tiny.resolve()) and config["epochs"] == 10
     if not torch.cuda.is_available():
-        r = CliRunner().invoke(main, ["run", "--model", "vae", "--data", str(tiny),
-                                      "--device", "cuda"])
+        r = CliRunner().invoke(
+            main, ["run", "--model", "vae", "--data", str(tiny), "--device", "cuda"]
+        )
         assert r.exit_code == 2 and "CUDA is not available" in r.output
 
 
 def test_finished_run_is_not_overwritten_without_force(tiny, tmp_path):
     out = str(tmp_path / "r")
-    base = ["run", "--model", "vae", "--data", str(tiny), "--steps", "2", "--latent-dim", "3",
-            "--score-preset", "none", "--final-preset", "none", "--quiet", "--out", out]
+    base = [
+        "run",
+        "--model",
+        "vae",
+        "--data",
+        str(tiny),
+        "--steps",
+        "2",
+        "--latent-dim",
+        "3",
+        "--score-preset",
+        "none",
+        "--final-preset",
+        "none",
+        "--quiet",
+        "--out",
+        out,
+    ]
     first = CliRunner().invoke(main, base)
     assert first.exit_code == 0, first.output
     assert "epochs / steps  1 / 2" in first.output
@@ -243,10 +364,31 @@ def test_finished_run_is_not_overwritten_without_force(tiny, tmp_path):
 def test_bench_run_scores_with_the_project_metrics_every_epoch(tmp_path):
     data = make_tiny_dataset(tmp_path / "k2e.h5", n=64, seed=5, eval_preset="tiny")
     out = tmp_path / "r"
-    r = CliRunner().invoke(main, ["run", "--model", "betavae", "--beta", "2", "--data", str(data),
-                                  "--epochs", "2", "--batch-size", "16", "--latent-dim", "4",
-                                  "--score-preset", "stored", "--final-preset", "stored",
-                                  "--quiet", "--out", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--model",
+            "betavae",
+            "--beta",
+            "2",
+            "--data",
+            str(data),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--latent-dim",
+            "4",
+            "--score-preset",
+            "stored",
+            "--final-preset",
+            "stored",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
@@ -259,12 +401,27 @@ def test_bench_run_scores_with_the_project_metrics_every_epoch(tmp_path):
     assert set(summary["best_scores"]) == set(keys)
     assert "kim_mnih" in r.output and "higgins" in r.output
     config = json.loads((out / "config.json").read_text())
-    assert config["scoring"] == {"during": "stored evaluation sets",
-                                 "final": "stored evaluation sets"}
+    assert config["scoring"] == {
+        "during": "stored evaluation sets",
+        "final": "stored evaluation sets",
+    }
     # a file without evaluation sets cannot be scored on "stored": said before any training
     bare = make_tiny_dataset(tmp_path / "k2n.h5", n=64, seed=5)
-    r = CliRunner().invoke(main, ["run", "--model", "vae", "--data", str(bare), "--quiet",
-                                  "--score-preset", "stored", "--out", str(tmp_path / "r2")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--model",
+            "vae",
+            "--data",
+            str(bare),
+            "--quiet",
+            "--score-preset",
+            "stored",
+            "--out",
+            str(tmp_path / "r2"),
+        ],
+    )
     assert r.exit_code == 2 and "preset 'stored' scores on the file's evaluation sets" in r.output
     assert not (tmp_path / "r2").exists()
 
@@ -278,11 +435,22 @@ def test_training_raises_the_score_on_a_two_factor_dataset(tmp_path):
     path = make_tiny_dataset(tmp_path / "k2.h5", n=2048, seed=0, eval_preset="quick")
     scorer, where = metrics_scorer(path, 0, "quick")
     assert where == "stored evaluation sets"
-    untrained = scorer(make_represent(build_model("vae", (1, 64, 64), 10, seed=0),
-                                      torch.device("cpu")))["kim_mnih"]
-    summary = run(RunConfig(model="vae", data=str(path), epochs=15, seed=0, device="cpu",
-                            score_every=0, final_preset="quick", out=str(tmp_path / "run"),
-                            progress=False))
+    untrained = scorer(
+        make_represent(build_model("vae", (1, 64, 64), 10, seed=0), torch.device("cpu"))
+    )["kim_mnih"]
+    summary = run(
+        RunConfig(
+            model="vae",
+            data=str(path),
+            epochs=15,
+            seed=0,
+            device="cpu",
+            score_every=0,
+            final_preset="quick",
+            out=str(tmp_path / "run"),
+            progress=False,
+        )
+    )
     trained = summary["final_scores"]["kim_mnih"]
     assert trained > untrained + 0.2, (untrained, trained)
 
@@ -292,10 +460,29 @@ def test_bench_run_trains_on_a_dsprites_file(tmp_path):
 
     path = write_dsprites_npz(tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")
     out = tmp_path / "r"
-    r = CliRunner().invoke(main, ["run", "--model", "betavae", "--data", f"dsprites:{path}",
-                                  "--steps", "2", "--batch-size", "16", "--latent-dim", "3",
-                                  "--score-preset", "none", "--final-preset", "none", "--quiet",
-                                  "--out", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--model",
+            "betavae",
+            "--data",
+            f"dsprites:{path}",
+            "--steps",
+            "2",
+            "--batch-size",
+            "16",
+            "--latent-dim",
+            "3",
+            "--score-preset",
+            "none",
+            "--final-preset",
+            "none",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     config = json.loads((out / "config.json").read_text())
     assert config["data"] == f"dsprites:{path.resolve()}" and config["image_shape"] == [1, 64, 64]

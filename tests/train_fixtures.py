@@ -8,9 +8,17 @@ from spritegen.build import build
 from spritegen.spec import spec_from_mapping
 
 
-def make_tiny_dataset(path: Path, n: int = 256, seed: int = 0, factors: int = 2,
-                      eval_preset: str = "none") -> Path:
+def make_tiny_dataset(
+    path: Path, n: int = 256, seed: int = 0, factors: int = 2, eval_preset: str = "none"
+) -> Path:
     """Build an ``n``-image dataset with the first ``factors`` factors (2D, 64 x 64)."""
-    spec = spec_from_mapping({"factors": factors, "n": n, "seed": seed, "name": Path(path).stem,
-                              "evaluation": {"preset": eval_preset}})
+    spec = spec_from_mapping(
+        {
+            "factors": factors,
+            "n": n,
+            "seed": seed,
+            "name": Path(path).stem,
+            "evaluation": {"preset": eval_preset},
+        }
+    )
     return build(spec, path, workers=1, progress=False)

@@ -6,8 +6,12 @@ import click
 
 
 @click.command()
-@click.option("--check/--no-check", default=True, show_default=True,
-              help="Build each model and run a dry forward pass on a 64x64x1 batch.")
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Build each model and run a dry forward pass on a 64x64x1 batch.",
+)
 @click.option("--latent-dim", default=10, show_default=True, type=int)
 def models_command(check: bool, latent_dim: int) -> None:
     """List the models of the entry point group benchmark.models."""
@@ -22,14 +26,16 @@ def models_command(check: bool, latent_dim: int) -> None:
             try:
                 build_model(name, (1, 64, 64), latent_dim, {}, seed=0, check=True)
             except Exception as exc:  # the model's own fault: report it, keep listing
-                reason = str(exc) if isinstance(exc, ModelError) else \
-                    f"{type(exc).__name__}: {exc}"
+                reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
         if reason:
             status, broken = "BROKEN", broken + 1
         click.echo(f"{name:<16} {status:<7} {entry.origin}  [{entry.target}]")
         if entry.ok:
             hp = ", ".join(f"{k}={describe_default(v)}" for k, v in entry.hparams.items())
-            click.echo(f"{'':<16} params: {hp or 'none'}" + (" (+ any **kwargs)" if entry.accepts_any else ""))
+            click.echo(
+                f"{'':<16} params: {hp or 'none'}"
+                + (" (+ any **kwargs)" if entry.accepts_any else "")
+            )
         if reason:
             click.echo(f"{'':<16} error: {reason}")
     click.echo(f"{len(entries)} model(s), {broken} broken")

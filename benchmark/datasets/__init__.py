@@ -22,8 +22,17 @@ from spritegen.errors import DatasetError, SpecError
 if TYPE_CHECKING:
     from benchmark.datasets.grid import GridOracle
 
-__all__ = ["DATASET_KINDS", "DataSpec", "DataSource", "parse_data_spec", "open_source",
-           "open_dsprites", "open_shapes3d", "GridOracle", "verify_checksum"]
+__all__ = [
+    "DATASET_KINDS",
+    "DataSpec",
+    "DataSource",
+    "parse_data_spec",
+    "open_source",
+    "open_dsprites",
+    "open_shapes3d",
+    "GridOracle",
+    "verify_checksum",
+]
 
 DATASET_KINDS = ("spritegen", "dsprites", "3dshapes")
 _ALIASES = {"shapes3d": "3dshapes", "3d-shapes": "3dshapes", "dsprite": "dsprites"}
@@ -61,15 +70,18 @@ def parse_data_spec(spec: str | Path) -> DataSpec:
         return DataSpec(None, spec)
     text = str(spec).strip()
     if not text:
-        raise SpecError("--data is empty; give a spritegen dataset path, dsprites:PATH or "
-                        "3dshapes:PATH")
+        raise SpecError(
+            "--data is empty; give a spritegen dataset path, dsprites:PATH or 3dshapes:PATH"
+        )
     head, sep, rest = text.partition(":")
     if not sep or Path(text).exists() or "/" in head or "\\" in head or len(head) == 1:
         return DataSpec(None, Path(text))  # a plain path (a one-letter head is a drive letter)
     kind = _ALIASES.get(head.lower(), head.lower())
     if kind not in DATASET_KINDS:
-        raise SpecError(f"--data {text!r}: unknown dataset kind {head!r}; allowed: "
-                        f"{', '.join(DATASET_KINDS)} (as KIND:PATH), or a plain spritegen path")
+        raise SpecError(
+            f"--data {text!r}: unknown dataset kind {head!r}; allowed: "
+            f"{', '.join(DATASET_KINDS)} (as KIND:PATH), or a plain spritegen path"
+        )
     if not rest:
         raise SpecError(f"--data {text!r}: missing the path after '{head}:'")
     return DataSpec(kind, Path(rest))
@@ -115,7 +127,7 @@ class DataSource:
     metrics use the evaluation sets stored in the file.
     """
 
-    def __init__(self, kind: str, path: Path, grid: "GridOracle | None" = None) -> None:
+    def __init__(self, kind: str, path: Path, grid: GridOracle | None = None) -> None:
         self.kind = kind
         self.path = path
         self._grid = grid
@@ -139,8 +151,9 @@ class DataSource:
         """What to pass as ``source`` to ``benchmark.metrics`` functions."""
         return self._grid if self._grid is not None else str(self.path)
 
-    def read_training_set(self, limit: int | None = None,
-                          rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read_training_set(
+        self, limit: int | None = None, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(images (N, H, W, C) uint8, factors (N, K) float32), in memory.
 
         Grid datasets return grid indices as factors; a ``limit`` below their size draws a random
@@ -179,7 +192,7 @@ class DataSource:
             if obj is not None and hasattr(obj, "close"):
                 obj.close()
 
-    def __enter__(self) -> "DataSource":
+    def __enter__(self) -> DataSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -189,8 +202,9 @@ class DataSource:
         return f"<DataSource {self.kind}:{self.path}>"
 
 
-def open_source(spec: str | Path | DataSpec, *, in_memory: bool = False,
-                verify: bool = False) -> DataSource:
+def open_source(
+    spec: str | Path | DataSpec, *, in_memory: bool = False, verify: bool = False
+) -> DataSource:
     """Open a ``--data`` value (see ``parse_data_spec``); errors are one-line ``DatasetError``s.
 
     ``in_memory`` reads a grid dataset's images into memory on first use (fast sampling, costs
@@ -208,8 +222,10 @@ def open_source(spec: str | Path | DataSpec, *, in_memory: bool = False,
 
         return DataSource(kind, path, open_shapes3d(path, in_memory=in_memory, verify=verify))
     if not path.is_file():
-        raise DatasetError(f"{path}: no such spritegen dataset; make one with `spritegen build`, "
-                           "or pass dsprites:PATH / 3dshapes:PATH for the published datasets")
+        raise DatasetError(
+            f"{path}: no such spritegen dataset; make one with `spritegen build`, "
+            "or pass dsprites:PATH / 3dshapes:PATH for the published datasets"
+        )
     from spritegen.datafile import open_dataset
 
     handle = open_dataset(path)  # validates: complete spritegen file of a supported version

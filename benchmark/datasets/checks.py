@@ -8,8 +8,8 @@ oracles find images by arithmetic.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -36,8 +36,9 @@ def open_hdf5(path: Path, origin: str):
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot open as HDF5 ({exc}); the file is truncated or "
-                           f"corrupt. {origin}") from None
+        raise DatasetError(
+            f"{path}: cannot open as HDF5 ({exc}); the file is truncated or corrupt. {origin}"
+        ) from None
 
 
 def sniff(path: Path) -> str:
@@ -93,20 +94,23 @@ def grid_sizes_from_classes(classes: np.ndarray, path: Path, what: str) -> tuple
         raise DatasetError(f"{path}: {what} is empty")
     low = classes.min(axis=0)
     if np.any(low != 0):
-        raise DatasetError(f"{path}: {what} must start at class 0 in every column, found minima "
-                           f"{low.tolist()}")
+        raise DatasetError(
+            f"{path}: {what} must start at class 0 in every column, found minima {low.tolist()}"
+        )
     return tuple(int(s) for s in classes.max(axis=0) + 1)
 
 
-def check_grid_order(classes: np.ndarray, sizes: Sequence[int], names: Sequence[str],
-                     path: Path, what: str) -> None:
+def check_grid_order(
+    classes: np.ndarray, sizes: Sequence[int], names: Sequence[str], path: Path, what: str
+) -> None:
     """Row i must hold the mixed-radix digits of i (last column fastest), for every row."""
     n = classes.shape[0]
     expected_n = int(np.prod(np.asarray(sizes, dtype=np.int64)))
     if n != expected_n:
         raise DatasetError(
             f"{path}: {what} has {n} rows but its grid ({' x '.join(map(str, sizes))}) has "
-            f"{expected_n} combinations: the file is incomplete or not a complete factor grid")
+            f"{expected_n} combinations: the file is incomplete or not a complete factor grid"
+        )
     rows = np.arange(n, dtype=np.int64)
     for c, (stride, size) in enumerate(zip(mixed_radix_strides(sizes), sizes)):
         wrong = np.flatnonzero(classes[:, c] != (rows // stride) % size)
@@ -114,11 +118,18 @@ def check_grid_order(classes: np.ndarray, sizes: Sequence[int], names: Sequence[
             r = int(wrong[0])
             raise DatasetError(
                 f"{path}: {what} is not in the published grid order: row {r} has "
-                f"{names[c]} = {int(classes[r, c])}, the layout says {int((r // stride) % size)}")
+                f"{names[c]} = {int(classes[r, c])}, the layout says {int((r // stride) % size)}"
+            )
 
 
-def grid_values(values: np.ndarray, classes: np.ndarray, sizes: Sequence[int],
-                names: Sequence[str], path: Path, what: str) -> list[np.ndarray]:
+def grid_values(
+    values: np.ndarray,
+    classes: np.ndarray,
+    sizes: Sequence[int],
+    names: Sequence[str],
+    path: Path,
+    what: str,
+) -> list[np.ndarray]:
     """Possible values of each column, checked to be the same for every row of a class."""
     out = []
     for c, (stride, size) in enumerate(zip(mixed_radix_strides(sizes), sizes)):
@@ -127,7 +138,9 @@ def grid_values(values: np.ndarray, classes: np.ndarray, sizes: Sequence[int],
         if not ok.all():
             r = int(np.flatnonzero(~ok)[0])
             cls = int(classes[r, c])
-            raise DatasetError(f"{path}: {what}: row {r} has {names[c]} = {values[r, c]!r}, "
-                               f"but its class {cls} has value {possible[cls]!r} elsewhere")
+            raise DatasetError(
+                f"{path}: {what}: row {r} has {names[c]} = {values[r, c]!r}, "
+                f"but its class {cls} has value {possible[cls]!r} elsewhere"
+            )
         out.append(possible)
     return out

@@ -26,18 +26,34 @@ class KnownDigest:
 TFDS = "TensorFlow Datasets checksums.tsv for the official URL"
 KNOWN_DIGESTS: dict[str, tuple[KnownDigest, ...]] = {
     "dsprites-hdf5": (
-        KnownDigest("sha256", "729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb",
-                    28024106, TFDS),
+        KnownDigest(
+            "sha256",
+            "729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb",
+            28024106,
+            TFDS,
+        ),
     ),
     "dsprites-npz": (
-        KnownDigest("md5", "7da33b31b13a06f4b04a70402ce90c2e", None,
-                    "third-party loader (latte), not the publisher"),
-        KnownDigest("sha1", "3e0a46a9238e425f46a6ef9e9bdfd7cedb35d50f", None,
-                    "third-party loader, not the publisher"),
+        KnownDigest(
+            "md5",
+            "7da33b31b13a06f4b04a70402ce90c2e",
+            None,
+            "third-party loader (latte), not the publisher",
+        ),
+        KnownDigest(
+            "sha1",
+            "3e0a46a9238e425f46a6ef9e9bdfd7cedb35d50f",
+            None,
+            "third-party loader, not the publisher",
+        ),
     ),
     "3dshapes": (
-        KnownDigest("sha256", "0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785",
-                    267573662, TFDS),
+        KnownDigest(
+            "sha256",
+            "0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785",
+            267573662,
+            TFDS,
+        ),
     ),
 }
 
@@ -58,8 +74,11 @@ def verify_checksum(path: Path, kind: str) -> ChecksumReport:
     size = path.stat().st_size
     sized = [k for k in known if k.size is not None]
     if sized and all(size != k.size for k in sized) and len(sized) == len(known):
-        return ChecksumReport(False, f"{path}: {size} bytes, the published {kind} file has "
-                                     f"{sized[0].size} bytes ({sized[0].source})")
+        return ChecksumReport(
+            False,
+            f"{path}: {size} bytes, the published {kind} file has "
+            f"{sized[0].size} bytes ({sized[0].source})",
+        )
     hashes = {k.algorithm: hashlib.new(k.algorithm) for k in known}
     with open(path, "rb") as fh:
         while block := fh.read(8 * 2**20):
@@ -69,5 +88,8 @@ def verify_checksum(path: Path, kind: str) -> ChecksumReport:
         if hashes[k.algorithm].hexdigest() == k.hexdigest:
             return ChecksumReport(True, f"{path}: {k.algorithm} matches ({k.source})")
     k = known[0]
-    return ChecksumReport(False, f"{path}: {k.algorithm} {hashes[k.algorithm].hexdigest()} differs "
-                                 f"from the published file's {k.hexdigest} ({k.source})")
+    return ChecksumReport(
+        False,
+        f"{path}: {k.algorithm} {hashes[k.algorithm].hexdigest()} differs "
+        f"from the published file's {k.hexdigest} ({k.source})",
+    )

@@ -37,8 +37,10 @@ from spritegen.errors import DatasetError
 NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 HDF5_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"
 HOMEPAGE = "https://github.com/deepmind/dsprites-dataset"
-ORIGIN = (f"dSprites comes from {HOMEPAGE} (Apache 2.0): download {NPZ_NAME} or its HDF5 twin "
-          f"{HDF5_NAME} ({HOMEPAGE}/raw/master/{NPZ_NAME}) and pass --data dsprites:PATH.")
+ORIGIN = (
+    f"dSprites comes from {HOMEPAGE} (Apache 2.0): download {NPZ_NAME} or its HDF5 twin "
+    f"{HDF5_NAME} ({HOMEPAGE}/raw/master/{NPZ_NAME}) and pass --data dsprites:PATH."
+)
 
 COLUMN_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 PUBLISHED_SIZES = (1, 3, 6, 40, 32, 32)
@@ -66,8 +68,10 @@ def open_dsprites(path: str | Path, *, in_memory: bool = False, verify: bool = F
     elif kind == "hdf5":
         oracle = _open_hdf5(path, in_memory)
     else:
-        raise DatasetError(f"{path}: expected the dSprites npz or HDF5 file, found "
-                           f"{checks.describe_other(path)}. {ORIGIN}")
+        raise DatasetError(
+            f"{path}: expected the dSprites npz or HDF5 file, found "
+            f"{checks.describe_other(path)}. {ORIGIN}"
+        )
     if verify:
         _verify(path, "dsprites-npz" if kind == "zip" else "dsprites-hdf5", oracle)
     return oracle
@@ -78,8 +82,10 @@ def _verify(path: Path, kind: str, oracle: GridOracle) -> None:
 
     if oracle.grid_sizes != PUBLISHED_SIZES:
         oracle.close()
-        raise DatasetError(f"{path}: cannot verify against the published checksum: the grid is "
-                           f"{oracle.grid_sizes}, the published one is {PUBLISHED_SIZES}")
+        raise DatasetError(
+            f"{path}: cannot verify against the published checksum: the grid is "
+            f"{oracle.grid_sizes}, the published one is {PUBLISHED_SIZES}"
+        )
     report = verify_checksum(path, kind)
     if report.matched is False:
         oracle.close()
@@ -106,8 +112,11 @@ def _peek_npz_images(zf: zipfile.ZipFile, shape: tuple[int, ...]) -> np.ndarray:
     per_image = int(np.prod(shape[1:]))
     with zf.open("imgs.npy") as fh:
         version = np.lib.format.read_magic(fh)
-        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                  else np.lib.format.read_array_header_2_0)
+        reader = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
         reader(fh)
         data = fh.read(count * per_image)
     return np.frombuffer(data, dtype=np.uint8).reshape((-1,) + shape[1:])
@@ -117,31 +126,42 @@ def _open_npz(path: Path) -> GridOracle:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise DatasetError(f"{path}: not a readable npz archive ({exc}); the file is truncated or "
-                           f"corrupt. {ORIGIN}") from None
+        raise DatasetError(
+            f"{path}: not a readable npz archive ({exc}); the file is truncated or "
+            f"corrupt. {ORIGIN}"
+        ) from None
     with zf:
         members = set(zf.namelist())
         missing = [k for k in NPZ_ARRAYS if f"{k}.npy" not in members]
         if missing:
             found = ", ".join(sorted(m.removesuffix(".npy") for m in members)) or "nothing"
-            raise DatasetError(f"{path}: an npz without {', '.join(missing)} (found: {found}); "
-                               f"not the dSprites npz. {ORIGIN}")
+            raise DatasetError(
+                f"{path}: an npz without {', '.join(missing)} (found: {found}); "
+                f"not the dSprites npz. {ORIGIN}"
+            )
         try:
             headers = {k: _npz_header(zf, f"{k}.npy") for k in NPZ_ARRAYS}
-            _check_shapes(path, {k: h[0] for k, h in headers.items()},
-                          {k: h[1] for k, h in headers.items()}, "npz")
+            _check_shapes(
+                path,
+                {k: h[0] for k, h in headers.items()},
+                {k: h[1] for k, h in headers.items()},
+                "npz",
+            )
             first = _peek_npz_images(zf, headers["imgs"][0])
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
-            raise DatasetError(f"{path}: cannot read the npz arrays ({exc}); the file is truncated "
-                               f"or corrupt. {ORIGIN}") from None
+            raise DatasetError(
+                f"{path}: cannot read the npz arrays ({exc}); the file is truncated "
+                f"or corrupt. {ORIGIN}"
+            ) from None
     _check_binary(path, first)
     try:
         with np.load(path, allow_pickle=False) as npz:
             classes = npz["latents_classes"]
             values = npz["latents_values"]
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
-        raise DatasetError(f"{path}: cannot read the latents ({exc}); the file is truncated or "
-                           f"corrupt. {ORIGIN}") from None
+        raise DatasetError(
+            f"{path}: cannot read the latents ({exc}); the file is truncated or corrupt. {ORIGIN}"
+        ) from None
     n, h, w = headers["imgs"][0]
 
     def load_images() -> np.ndarray:
@@ -149,8 +169,10 @@ def _open_npz(path: Path) -> GridOracle:
             with np.load(path, allow_pickle=False) as npz:
                 return npz["imgs"]
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
-            raise DatasetError(f"{path}: cannot decompress imgs ({exc}); the file is truncated or "
-                               f"corrupt. {ORIGIN}") from None
+            raise DatasetError(
+                f"{path}: cannot decompress imgs ({exc}); the file is truncated or "
+                f"corrupt. {ORIGIN}"
+            ) from None
 
     store = ArrayStore(load_images, n, (h, w, 1), binary=True)
     return _make_oracle(path, store, classes, values)
@@ -172,24 +194,33 @@ def _open_hdf5(path: Path, in_memory: bool) -> GridOracle:
 
     fh = checks.open_hdf5(path, ORIGIN)
     with fh:
-        if not ("imgs" in fh and isinstance(fh.get("latents"), h5py.Group)
-                and "classes" in fh["latents"] and "values" in fh["latents"]):
+        if not (
+            "imgs" in fh
+            and isinstance(fh.get("latents"), h5py.Group)
+            and "classes" in fh["latents"]
+            and "values" in fh["latents"]
+        ):
             raise DatasetError(
                 f"{path}: an HDF5 file without imgs and latents/classes, latents/values (found: "
                 f"{checks.describe_hdf5_keys(fh)}); not the dSprites HDF5 twin."
-                f"{checks.hdf5_identity_hint(fh)} {ORIGIN}")
+                f"{checks.hdf5_identity_hint(fh)} {ORIGIN}"
+            )
         imgs, cls_ds, val_ds = fh["imgs"], fh["latents/classes"], fh["latents/values"]
-        _check_shapes(path, {"imgs": imgs.shape, "latents_classes": cls_ds.shape,
-                             "latents_values": val_ds.shape},
-                      {"imgs": imgs.dtype, "latents_classes": cls_ds.dtype,
-                       "latents_values": val_ds.dtype}, "HDF5")
+        _check_shapes(
+            path,
+            {"imgs": imgs.shape, "latents_classes": cls_ds.shape, "latents_values": val_ds.shape},
+            {"imgs": imgs.dtype, "latents_classes": cls_ds.dtype, "latents_values": val_ds.dtype},
+            "HDF5",
+        )
         try:
             _check_binary(path, imgs[:_PEEK_IMAGES])
             classes = cls_ds[()]
             values = val_ds[()]
         except OSError as exc:
-            raise DatasetError(f"{path}: cannot read the arrays ({exc}); the file is truncated or "
-                               f"corrupt. {ORIGIN}") from None
+            raise DatasetError(
+                f"{path}: cannot read the arrays ({exc}); the file is truncated or "
+                f"corrupt. {ORIGIN}"
+            ) from None
         n, h, w = imgs.shape
     store = H5Store(path, "imgs", (h, w, 1), binary=True, in_memory=in_memory)
     return _make_oracle(path, store, classes, values)
@@ -203,32 +234,50 @@ def _check_shapes(path: Path, shapes: dict, dtypes: dict, container: str) -> Non
     for key, published in NPZ_ARRAYS.items():
         got = np.dtype(dtypes[key])
         if got.kind not in _KINDS[key] or (key == "imgs" and got != np.uint8):
-            raise DatasetError(f"{path}: {key} has dtype {got}, dSprites' is "
-                               f"{np.dtype(published)}; not the dSprites {container}. {ORIGIN}")
+            raise DatasetError(
+                f"{path}: {key} has dtype {got}, dSprites' is "
+                f"{np.dtype(published)}; not the dSprites {container}. {ORIGIN}"
+            )
     if len(imgs) != 3:
-        raise DatasetError(f"{path}: imgs has shape {imgs}, dSprites' is (N, 64, 64); not the "
-                           f"dSprites {container}. {ORIGIN}")
+        raise DatasetError(
+            f"{path}: imgs has shape {imgs}, dSprites' is (N, 64, 64); not the "
+            f"dSprites {container}. {ORIGIN}"
+        )
     for key in ("latents_values", "latents_classes"):
         if tuple(shapes[key]) != (imgs[0], len(COLUMN_NAMES)):
-            raise DatasetError(f"{path}: {key} has shape {tuple(shapes[key])}, expected "
-                               f"({imgs[0]}, 6) to match imgs {tuple(imgs)}. {ORIGIN}")
+            raise DatasetError(
+                f"{path}: {key} has shape {tuple(shapes[key])}, expected "
+                f"({imgs[0]}, 6) to match imgs {tuple(imgs)}. {ORIGIN}"
+            )
 
 
 def _check_binary(path: Path, first: np.ndarray) -> None:
     if first.size and first.max() > 1:
-        raise DatasetError(f"{path}: imgs holds values up to {int(first.max())}; dSprites' images "
-                           f"are 0/1. {ORIGIN}")
+        raise DatasetError(
+            f"{path}: imgs holds values up to {int(first.max())}; dSprites' images "
+            f"are 0/1. {ORIGIN}"
+        )
 
 
-def _make_oracle(path: Path, store: ArrayStore | H5Store, classes: np.ndarray,
-                 values: np.ndarray) -> GridOracle:
+def _make_oracle(
+    path: Path, store: ArrayStore | H5Store, classes: np.ndarray, values: np.ndarray
+) -> GridOracle:
     what = "latents_classes"
     sizes = checks.grid_sizes_from_classes(classes, path, what)
     if sizes[0] != 1:
-        raise DatasetError(f"{path}: colour takes {sizes[0]} values; the published dSprites has "
-                           f"one (white). Coloured variants are not supported. {ORIGIN}")
+        raise DatasetError(
+            f"{path}: colour takes {sizes[0]} values; the published dSprites has "
+            f"one (white). Coloured variants are not supported. {ORIGIN}"
+        )
     checks.check_grid_order(classes, sizes, COLUMN_NAMES, path, what)
     possible = checks.grid_values(values, classes, sizes, COLUMN_NAMES, path, "latents_values")
-    return GridOracle(name="dsprites", store=store, grid_sizes=sizes, column_names=COLUMN_NAMES,
-                      factor_columns=FACTOR_COLUMNS, possible_values=possible,
-                      factor_kinds=FACTOR_KINDS, source=str(path))
+    return GridOracle(
+        name="dsprites",
+        store=store,
+        grid_sizes=sizes,
+        column_names=COLUMN_NAMES,
+        factor_columns=FACTOR_COLUMNS,
+        possible_values=possible,
+        factor_kinds=FACTOR_KINDS,
+        source=str(path),
+    )

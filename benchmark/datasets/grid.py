@@ -12,7 +12,8 @@ sizes; ``factor_values`` turns indices into the real latent values of the file.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -33,8 +34,7 @@ class ImageStore(Protocol):
         """Every image, (N, H, W, C) uint8, in memory."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def mixed_radix_strides(sizes: Sequence[int]) -> np.ndarray:
@@ -72,8 +72,9 @@ class GridOracle:
         self.grid_sizes = tuple(int(s) for s in grid_sizes)
         self.column_names = tuple(column_names)
         self.factor_columns = tuple(int(c) for c in factor_columns)
-        self.possible_values = [np.asarray(possible_values[c], dtype=np.float64)
-                                for c in self.factor_columns]
+        self.possible_values = [
+            np.asarray(possible_values[c], dtype=np.float64) for c in self.factor_columns
+        ]
         self.factor_kinds = tuple(factor_kinds)
         for c in range(len(self.grid_sizes)):
             if c not in self.factor_columns and self.grid_sizes[c] != 1:
@@ -162,15 +163,17 @@ class GridOracle:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         if rng is None:
-            raise ValueError(f"{self.name} is stored in grid order: a limit needs an rng to draw "
-                             "a random subset of rows")
+            raise ValueError(
+                f"{self.name} is stored in grid order: a limit needs an rng to draw "
+                "a random subset of rows"
+            )
         rows = np.sort(rng.choice(n, size=limit, replace=False))
         return self._store.read(rows), self.factors_at(rows)
 
     def close(self) -> None:
         self._store.close()
 
-    def __enter__(self) -> "GridOracle":
+    def __enter__(self) -> GridOracle:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -25,8 +25,10 @@ from spritegen.errors import DatasetError
 FILE_NAME = "3dshapes.h5"
 HOMEPAGE = "https://github.com/deepmind/3d-shapes"
 URL = "https://storage.googleapis.com/3d-shapes/3dshapes.h5"
-ORIGIN = (f"3dshapes comes from {HOMEPAGE}: download {FILE_NAME} from {URL} and pass "
-          "--data 3dshapes:PATH.")
+ORIGIN = (
+    f"3dshapes comes from {HOMEPAGE}: download {FILE_NAME} from {URL} and pass "
+    "--data 3dshapes:PATH."
+)
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 PUBLISHED_SIZES = (10, 10, 10, 8, 4, 15)
@@ -50,23 +52,37 @@ def open_shapes3d(path: str | Path, *, in_memory: bool = False, verify: bool = F
         raise DatasetError(f"{path}: expected the 3dshapes HDF5 file, found {found}. {ORIGIN}")
     fh = checks.open_hdf5(path, ORIGIN)
     with fh:
-        if not ("images" in fh and "labels" in fh and isinstance(fh["images"], h5py.Dataset)
-                and isinstance(fh["labels"], h5py.Dataset)) or "factors" in fh:
-            raise DatasetError(f"{path}: an HDF5 file without the datasets images and labels "
-                               f"(found: {checks.describe_hdf5_keys(fh)}); not 3dshapes."
-                               f"{checks.hdf5_identity_hint(fh)} {ORIGIN}")
+        if (
+            not (
+                "images" in fh
+                and "labels" in fh
+                and isinstance(fh["images"], h5py.Dataset)
+                and isinstance(fh["labels"], h5py.Dataset)
+            )
+            or "factors" in fh
+        ):
+            raise DatasetError(
+                f"{path}: an HDF5 file without the datasets images and labels "
+                f"(found: {checks.describe_hdf5_keys(fh)}); not 3dshapes."
+                f"{checks.hdf5_identity_hint(fh)} {ORIGIN}"
+            )
         images, labels_ds = fh["images"], fh["labels"]
         if images.dtype != np.uint8 or len(images.shape) != 4 or images.shape[3] != 3:
-            raise DatasetError(f"{path}: images is {tuple(images.shape)} {images.dtype}, 3dshapes' "
-                               f"is (480000, 64, 64, 3) uint8. {ORIGIN}")
+            raise DatasetError(
+                f"{path}: images is {tuple(images.shape)} {images.dtype}, 3dshapes' "
+                f"is (480000, 64, 64, 3) uint8. {ORIGIN}"
+            )
         if labels_ds.dtype.kind != "f" or tuple(labels_ds.shape) != (images.shape[0], 6):
-            raise DatasetError(f"{path}: labels is {tuple(labels_ds.shape)} {labels_ds.dtype}, "
-                               f"expected ({images.shape[0]}, 6) float64 to match images. {ORIGIN}")
+            raise DatasetError(
+                f"{path}: labels is {tuple(labels_ds.shape)} {labels_ds.dtype}, "
+                f"expected ({images.shape[0]}, 6) float64 to match images. {ORIGIN}"
+            )
         try:
             labels = labels_ds[()].astype(np.float64, copy=False)
         except OSError as exc:
-            raise DatasetError(f"{path}: cannot read labels ({exc}); the file is truncated or "
-                               f"corrupt. {ORIGIN}") from None
+            raise DatasetError(
+                f"{path}: cannot read labels ({exc}); the file is truncated or corrupt. {ORIGIN}"
+            ) from None
         n, h, w, c = images.shape
     if not np.all(np.isfinite(labels)):
         raise DatasetError(f"{path}: labels hold non-finite values. {ORIGIN}")
@@ -74,9 +90,16 @@ def open_shapes3d(path: str | Path, *, in_memory: bool = False, verify: bool = F
     checks.check_grid_order(classes, sizes, FACTOR_NAMES, path, "labels")
     possible = checks.grid_values(labels, classes, sizes, FACTOR_NAMES, path, "labels")
     store = H5Store(path, "images", (h, w, c), binary=False, in_memory=in_memory)
-    oracle = GridOracle(name="3dshapes", store=store, grid_sizes=sizes, column_names=FACTOR_NAMES,
-                        factor_columns=range(len(FACTOR_NAMES)), possible_values=possible,
-                        factor_kinds=FACTOR_KINDS, source=str(path))
+    oracle = GridOracle(
+        name="3dshapes",
+        store=store,
+        grid_sizes=sizes,
+        column_names=FACTOR_NAMES,
+        factor_columns=range(len(FACTOR_NAMES)),
+        possible_values=possible,
+        factor_kinds=FACTOR_KINDS,
+        source=str(path),
+    )
     if verify:
         _verify(path, oracle)
     return oracle
@@ -99,8 +122,10 @@ def _verify(path: Path, oracle: GridOracle) -> None:
 
     if oracle.grid_sizes != PUBLISHED_SIZES:
         oracle.close()
-        raise DatasetError(f"{path}: cannot verify against the published checksum: the grid is "
-                           f"{oracle.grid_sizes}, the published one is {PUBLISHED_SIZES}")
+        raise DatasetError(
+            f"{path}: cannot verify against the published checksum: the grid is "
+            f"{oracle.grid_sizes}, the published one is {PUBLISHED_SIZES}"
+        )
     report = verify_checksum(path, "3dshapes")
     if report.matched is False:
         oracle.close()

@@ -8,8 +8,8 @@ store converts in place, the HDF5 store reads only the rows asked for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -36,8 +36,13 @@ class ArrayStore:
     it, since the oracle renders from it.
     """
 
-    def __init__(self, loader: Callable[[], np.ndarray], num_images: int,
-                 observation_shape: tuple[int, int, int], binary: bool) -> None:
+    def __init__(
+        self,
+        loader: Callable[[], np.ndarray],
+        num_images: int,
+        observation_shape: tuple[int, int, int],
+        binary: bool,
+    ) -> None:
         self._loader = loader
         self._images: np.ndarray | None = None
         self._binary = binary
@@ -70,8 +75,14 @@ class H5Store:
     out that array itself (callers must not modify it).
     """
 
-    def __init__(self, path: Path, key: str, observation_shape: tuple[int, int, int],
-                 binary: bool, in_memory: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        key: str,
+        observation_shape: tuple[int, int, int],
+        binary: bool,
+        in_memory: bool = False,
+    ) -> None:
         import h5py
 
         self._file = h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
@@ -94,7 +105,7 @@ class H5Store:
         for positions in self._segments(unique):
             lo, hi = int(unique[positions[0]]), int(unique[positions[-1]]) + 1
             block = _to_project_images(self._ds[lo:hi], self._binary)
-            out[positions[0]:positions[-1] + 1] = block[unique[positions] - lo]
+            out[positions[0] : positions[-1] + 1] = block[unique[positions] - lo]
         return out[inverse]
 
     def _segments(self, unique: np.ndarray) -> list[np.ndarray]:
@@ -124,8 +135,13 @@ class H5Store:
         out = np.empty((self.num_images,) + self.observation_shape, dtype=np.uint8)
         starts = range(0, self.num_images, READ_BATCH)
         # a bar on terminals only (disable=None): the full read of 3dshapes takes tens of seconds
-        for start in tqdm(starts, desc=f"read {Path(self._file.filename).name}", unit="batch",
-                          disable=None, leave=False):
+        for start in tqdm(
+            starts,
+            desc=f"read {Path(self._file.filename).name}",
+            unit="batch",
+            disable=None,
+            leave=False,
+        ):
             stop = min(start + READ_BATCH, self.num_images)
             out[start:stop] = _to_project_images(self._ds[start:stop], self._binary)
         self._images = out  # later renders are served from it: no second copy in memory

@@ -10,8 +10,8 @@ Nothing here is needed at run time; the real files are never downloaded.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -52,14 +52,16 @@ def _subset(values: np.ndarray, size: int) -> np.ndarray:
     return values[np.round(np.linspace(0, len(values) - 1, size)).astype(int)]
 
 
-def grid_latents(sizes: Sequence[int], published: Sequence[np.ndarray]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def grid_latents(
+    sizes: Sequence[int], published: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """(classes (N, C) int64, values (N, C) float64) for every combination, last column fastest."""
     n = int(np.prod(sizes))
     rows = np.arange(n, dtype=np.int64)
     classes = np.stack([(rows // s) % z for s, z in zip(mixed_radix_strides(sizes), sizes)], 1)
-    values = np.stack([_subset(v, z)[classes[:, c]]
-                       for c, (v, z) in enumerate(zip(published, sizes))], 1)
+    values = np.stack(
+        [_subset(v, z)[classes[:, c]] for c, (v, z) in enumerate(zip(published, sizes))], 1
+    )
     return classes.astype(np.int64), values.astype(np.float64)
 
 
@@ -71,8 +73,11 @@ def barcode_images(n: int, channels: int, binary: bool, start: int = 0) -> np.nd
     shape = (n, 64, 64) if channels == 0 else (n, 64, 64, channels)
     images = np.zeros(shape, dtype=np.uint8)
     bits = (np.arange(start, start + n, dtype=np.int64)[:, None] >> np.arange(_BITS)) & 1
-    images[:, 0, :_BITS, ...] = (bits if binary else bits * 255).astype(np.uint8).reshape(
-        (n, _BITS) + (1,) * (images.ndim - 3))
+    images[:, 0, :_BITS, ...] = (
+        (bits if binary else bits * 255)
+        .astype(np.uint8)
+        .reshape((n, _BITS) + (1,) * (images.ndim - 3))
+    )
     images[:, 32:40, 24:40, ...] = 1 if binary else 200  # a blob, so the images are not blank
     return images
 
@@ -88,10 +93,14 @@ def _dsprites_arrays(sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.n
     images = barcode_images(len(classes), channels=0, binary=True)
     names = ("color", "shape", "scale", "orientation", "posX", "posY")
     metadata = {
-        "date": "test", "version": 1, "title": "dSprites dataset (miniature test copy)",
-        "latents_names": names, "latents_sizes": np.asarray(sizes),
-        "latents_possible_values": {n: _subset(v, z) for n, v, z in
-                                    zip(names, DSPRITES_VALUES, sizes)},
+        "date": "test",
+        "version": 1,
+        "title": "dSprites dataset (miniature test copy)",
+        "latents_names": names,
+        "latents_sizes": np.asarray(sizes),
+        "latents_possible_values": {
+            n: _subset(v, z) for n, v, z in zip(names, DSPRITES_VALUES, sizes)
+        },
     }
     return images, classes, values, metadata
 
@@ -100,8 +109,13 @@ def write_dsprites_npz(path: Path, sizes: Sequence[int] = MINI_DSPRITES_SIZES) -
     """A compressed npz with imgs, latents_values, latents_classes and a pickled metadata dict."""
     images, classes, values, metadata = _dsprites_arrays(sizes)
     with open(path, "wb") as fh:
-        np.savez_compressed(fh, metadata=np.array(metadata, dtype=object), imgs=images,
-                            latents_classes=classes, latents_values=values)
+        np.savez_compressed(
+            fh,
+            metadata=np.array(metadata, dtype=object),
+            imgs=images,
+            latents_classes=classes,
+            latents_values=values,
+        )
     return Path(path)
 
 

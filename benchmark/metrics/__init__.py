@@ -17,7 +17,18 @@ from benchmark.metrics.presets import PRESETS, Preset, get_preset
 from benchmark.metrics.sources import OracleSource, StoredSource, open_source
 
 __all__ = [
-    "PRESETS", "Preset", "get_preset", "evaluate", "kim_mnih", "higgins", "KimMnihResult",
-    "WeightedKimMnih", "HigginsResult", "RepresentationError", "Timings", "StoredSource",
-    "OracleSource", "open_source",
+    "PRESETS",
+    "Preset",
+    "get_preset",
+    "evaluate",
+    "kim_mnih",
+    "higgins",
+    "KimMnihResult",
+    "WeightedKimMnih",
+    "HigginsResult",
+    "RepresentationError",
+    "Timings",
+    "StoredSource",
+    "OracleSource",
+    "open_source",
 ]

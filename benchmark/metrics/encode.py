@@ -47,22 +47,25 @@ def to_latents(out: object, n: int, name: str = "represent") -> np.ndarray:
         out = out.detach().cpu().numpy()
     try:
         arr = np.asarray(out)
-    except Exception as exc:  # noqa: BLE001 - anything unconvertible gets one clear message
+    except Exception as exc:
         raise RepresentationError(
             f"{name} must return a numpy array or torch tensor of shape (n, D), got "
-            f"{type(out).__name__}: {exc}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == np.bool_):
+            f"{type(out).__name__}: {exc}"
+        ) from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise RepresentationError(
-            f"{name} must return numbers of shape (n, D), got dtype {arr.dtype}")
+            f"{name} must return numbers of shape (n, D), got dtype {arr.dtype}"
+        )
     if arr.ndim != 2:
         raise RepresentationError(
             f"{name} must return shape (n, D) = ({n}, D) for a batch of {n} images, got shape "
-            f"{arr.shape}")
+            f"{arr.shape}"
+        )
     if arr.shape[0] != n:
         raise RepresentationError(
             f"{name} returned {arr.shape[0]} rows for a batch of {n} images; it must return one "
-            f"row per image, shape ({n}, D)")
+            f"row per image, shape ({n}, D)"
+        )
     if arr.shape[1] < 1:
         raise RepresentationError(f"{name} returned 0 latent dimensions; need D >= 1")
     arr = arr.astype(np.float64, copy=False)
@@ -77,14 +80,22 @@ def to_latents(out: object, n: int, name: str = "represent") -> np.ndarray:
         dims = np.flatnonzero(bad.any(axis=0)).tolist()[:10]
         raise RepresentationError(
             f"{name} returned {' and '.join(kinds)} in {int(bad.sum())} values (first bad row "
-            f"{int(rows[0])} of this batch, latent dims {dims}); latents must be finite")
+            f"{int(rows[0])} of this batch, latent dims {dims}); latents must be finite"
+        )
     return arr
 
 
-def encode(chunks: Iterable[np.ndarray], total: int, represent: Represent, *,
-           batch_size: int = DEFAULT_ENCODE_BATCH_SIZE, timings: Timings | None = None,
-           expected_dim: int | None = None, progress: bool = False,
-           desc: str = "encoding") -> np.ndarray:
+def encode(
+    chunks: Iterable[np.ndarray],
+    total: int,
+    represent: Represent,
+    *,
+    batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
+    timings: Timings | None = None,
+    expected_dim: int | None = None,
+    progress: bool = False,
+    desc: str = "encoding",
+) -> np.ndarray:
     """Encode ``total`` images arriving in ``chunks`` into an ``(total, D)`` float64 array.
 
     ``represent`` is called on slices of at most ``batch_size`` images (never one at a time); the
@@ -113,7 +124,7 @@ def encode(chunks: Iterable[np.ndarray], total: int, represent: Represent, *,
                 break
             timings.read += time.perf_counter() - t0
             for start in range(0, len(chunk), batch_size):
-                images = chunk[start:start + batch_size]
+                images = chunk[start : start + batch_size]
                 t0 = time.perf_counter()
                 raw = represent(images)
                 timings.encode += time.perf_counter() - t0
@@ -122,13 +133,15 @@ def encode(chunks: Iterable[np.ndarray], total: int, represent: Represent, *,
                     if expected_dim is not None and z.shape[1] != expected_dim:
                         raise RepresentationError(
                             f"represent returned D={z.shape[1]} latent dimensions here but "
-                            f"D={expected_dim} before; it must return the same width every call")
+                            f"D={expected_dim} before; it must return the same width every call"
+                        )
                     out = np.empty((total, z.shape[1]), dtype=np.float64)
                 elif z.shape[1] != out.shape[1]:
                     raise RepresentationError(
                         f"represent returned D={z.shape[1]} latent dimensions here but "
-                        f"D={out.shape[1]} before; it must return the same width every call")
-                out[filled:filled + len(z)] = z
+                        f"D={out.shape[1]} before; it must return the same width every call"
+                    )
+                out[filled : filled + len(z)] = z
                 filled += len(z)
                 if bar is not None:
                     bar.update(len(z))

@@ -13,10 +13,15 @@ from benchmark.metrics.sources import Source, StoredSource, open_source
 from spritegen.errors import SpecError
 
 
-def evaluate(source: Source | object, represent: Represent,
-             random_state: int | np.random.Generator, preset: str | Preset = "quick", *,
-             encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
-             progress: bool = False) -> dict:
+def evaluate(
+    source: Source | object,
+    represent: Represent,
+    random_state: int | np.random.Generator,
+    preset: str | Preset = "quick",
+    *,
+    encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
+    progress: bool = False,
+) -> dict:
     """Kim–Mnih, weighted Kim–Mnih and Higgins scores of ``represent`` as one JSON-ready dict.
 
     ``preset``: "quick", "full", a ``Preset``, or "stored" (a dataset file's whole evaluation
@@ -34,16 +39,25 @@ def evaluate(source: Source | object, represent: Represent,
     with open_source(source) as src:
         if preset == "stored":
             if not isinstance(src, StoredSource):
-                raise SpecError('preset "stored" needs a dataset file; a live oracle needs '
-                                '"quick", "full" or a Preset')
+                raise SpecError(
+                    'preset "stored" needs a dataset file; a live oracle needs '
+                    '"quick", "full" or a Preset'
+                )
             p = src.stored_preset()
-        sizes = dict(batch_size=p.batch_size, num_train=p.num_train, num_eval=p.num_eval,
-                     encode_batch_size=encode_batch_size, progress=progress)
+        sizes = dict(
+            batch_size=p.batch_size,
+            num_train=p.num_train,
+            num_eval=p.num_eval,
+            encode_batch_size=encode_batch_size,
+            progress=progress,
+        )
         km = kim_mnih(src, represent, rng_km, num_variance=p.num_variance, **sizes)
         hg = higgins(src, represent, rng_hg, **sizes)
     km.seed = hg.seed = seed
-    timings = {key: km.timings.as_dict()[key] + hg.timings.as_dict()[key]
-               for key in ("read_s", "encode_s", "metric_s")}
+    timings = {
+        key: km.timings.as_dict()[key] + hg.timings.as_dict()[key]
+        for key in ("read_s", "encode_s", "metric_s")
+    }
     return {
         "kim_mnih": km.score,
         "kim_mnih_weighted": km.weighted.score,

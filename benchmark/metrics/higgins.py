@@ -65,13 +65,18 @@ class HigginsResult:
         return d
 
 
-def higgins(source: Source | object, represent: Represent,
-            random_state: int | np.random.Generator, *,
-            batch_size: int = _FULL.batch_size, num_train: int = _FULL.num_train,
-            num_eval: int = _FULL.num_eval,
-            encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
-            features: str = "standardised",
-            progress: bool = False) -> HigginsResult:
+def higgins(
+    source: Source | object,
+    represent: Represent,
+    random_state: int | np.random.Generator,
+    *,
+    batch_size: int = _FULL.batch_size,
+    num_train: int = _FULL.num_train,
+    num_eval: int = _FULL.num_eval,
+    encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
+    features: str = "standardised",
+    progress: bool = False,
+) -> HigginsResult:
     """Score ``represent`` with the Higgins metric on ``source``.
 
     ``features="standardised"`` (default) z-scores the classifier's features on the train points,
@@ -84,12 +89,14 @@ def higgins(source: Source | object, represent: Represent,
     """
     check_sizes(batch_size=batch_size, num_train=num_train, num_eval=num_eval)
     if features not in HIGGINS_FEATURES:
-        raise SpecError(f"higgins features: got {features!r}; allowed: "
-                        f"{', '.join(HIGGINS_FEATURES)}")
+        raise SpecError(
+            f"higgins features: got {features!r}; allowed: {', '.join(HIGGINS_FEATURES)}"
+        )
     rng = as_generator(random_state)
     timings = Timings()
-    enc = dict(represent=represent, batch_size=encode_batch_size, timings=timings,
-               progress=progress)
+    enc = dict(
+        represent=represent, batch_size=encode_batch_size, timings=timings, progress=progress
+    )
     data = {}
     num_latents = None
     with open_source(source) as src:
@@ -98,11 +105,21 @@ def higgins(source: Source | object, represent: Represent,
             t0 = time.perf_counter()
             ps = src.higgins_pairs(split, n, batch_size, rng)
             timings.read += time.perf_counter() - t0
-            za = encode(ps.images_a.chunks(encode_batch_size), ps.images_a.total,
-                        expected_dim=num_latents, desc=f"higgins {split} a", **enc)
+            za = encode(
+                ps.images_a.chunks(encode_batch_size),
+                ps.images_a.total,
+                expected_dim=num_latents,
+                desc=f"higgins {split} a",
+                **enc,
+            )
             num_latents = za.shape[1]
-            zb = encode(ps.images_b.chunks(encode_batch_size), ps.images_b.total,
-                        expected_dim=num_latents, desc=f"higgins {split} b", **enc)
+            zb = encode(
+                ps.images_b.chunks(encode_batch_size),
+                ps.images_b.total,
+                expected_dim=num_latents,
+                desc=f"higgins {split} b",
+                **enc,
+            )
             t0 = time.perf_counter()
             z_diff = np.abs(za - zb).reshape(n, batch_size, num_latents).mean(axis=1)
             data[split] = (z_diff, ps.factor_index)
@@ -117,19 +134,35 @@ def higgins(source: Source | object, represent: Represent,
     other = logistic.fit(x_tr, y_tr, standardise=features != "standardised")
     other_score = float(np.mean(other.predict(x_ev) == y_ev))
     own_score = float(np.mean(pred == y_ev))
-    by_kind = {features: own_score,
-               HIGGINS_FEATURES[1 - HIGGINS_FEATURES.index(features)]: other_score}
+    by_kind = {
+        features: own_score,
+        HIGGINS_FEATURES[1 - HIGGINS_FEATURES.index(features)]: other_score,
+    }
     confusion = np.bincount(y_ev * k + pred, minlength=k * k).reshape(k, k)
     majority = np.bincount(y_tr, minlength=k).argmax()
     result = HigginsResult(
-        score=own_score, train_accuracy=model.accuracy(x_tr, y_tr),
-        eval_accuracy=own_score, chance=float(np.mean(y_ev == majority)),
-        features=features, score_standardised=by_kind["standardised"], score_raw=by_kind["raw"],
-        confusion=confusion.tolist(), coef=model.coef.tolist(),
-        intercept=model.intercept.tolist(), classes=model.classes.tolist(),
-        classifier={**logistic.SETTINGS, "features": features}, n_iter=model.n_iter, converged=model.converged,
-        num_factors=k, num_latents=int(num_latents), batch_size=batch_size,
-        num_train=num_train, num_eval=num_eval, seed=seed_of(random_state), source=describe,
-        timings=timings)
+        score=own_score,
+        train_accuracy=model.accuracy(x_tr, y_tr),
+        eval_accuracy=own_score,
+        chance=float(np.mean(y_ev == majority)),
+        features=features,
+        score_standardised=by_kind["standardised"],
+        score_raw=by_kind["raw"],
+        confusion=confusion.tolist(),
+        coef=model.coef.tolist(),
+        intercept=model.intercept.tolist(),
+        classes=model.classes.tolist(),
+        classifier={**logistic.SETTINGS, "features": features},
+        n_iter=model.n_iter,
+        converged=model.converged,
+        num_factors=k,
+        num_latents=int(num_latents),
+        batch_size=batch_size,
+        num_train=num_train,
+        num_eval=num_eval,
+        seed=seed_of(random_state),
+        source=describe,
+        timings=timings,
+    )
     timings.metric += time.perf_counter() - t0
     return result

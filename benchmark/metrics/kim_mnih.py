@@ -36,8 +36,8 @@ import numpy as np
 
 from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings, encode
 from benchmark.metrics.presets import PRESETS, check_sizes
-from benchmark.metrics.sources import Source, open_source
 from benchmark.metrics.seeding import as_generator, seed_of
+from benchmark.metrics.sources import Source, open_source
 
 PRUNE_THRESHOLD = 0.05
 _FULL = PRESETS["full"]
@@ -91,8 +91,9 @@ class KimMnihResult:
         return d
 
 
-def _votes(latents: np.ndarray, batch_size: int, global_var: np.ndarray,
-           active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _votes(
+    latents: np.ndarray, batch_size: int, global_var: np.ndarray, active: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(V*L, D) latents -> argmin dimension (V,) (original indices) and vote weight (V,)."""
     z = latents[:, active].reshape(-1, batch_size, int(active.size))
     ratios = z.var(axis=1, ddof=1) / global_var[active]
@@ -104,8 +105,13 @@ def _votes(latents: np.ndarray, batch_size: int, global_var: np.ndarray,
     return active[winner], weight
 
 
-def _matrix(dims: np.ndarray, factors: np.ndarray, weights: np.ndarray | None,
-            num_latents: int, num_factors: int) -> np.ndarray:
+def _matrix(
+    dims: np.ndarray,
+    factors: np.ndarray,
+    weights: np.ndarray | None,
+    num_latents: int,
+    num_factors: int,
+) -> np.ndarray:
     flat = dims * num_factors + factors
     m = np.bincount(flat, weights=weights, minlength=num_latents * num_factors)
     return m.reshape(num_latents, num_factors)
@@ -113,20 +119,42 @@ def _matrix(dims: np.ndarray, factors: np.ndarray, weights: np.ndarray | None,
 
 def _empty_result(num_factors, num_latents, global_var, preset_args, seed, source, timings):
     zeros = [[0] * num_factors for _ in range(num_latents)]
-    weighted = WeightedKimMnih(0.0, 0.0, 0.0, 0.0, 0.0, [[0.0] * num_factors] * num_latents,
-                               [0] * num_latents)
-    return KimMnihResult(0.0, 0.0, 0.0, 0, [], global_var.tolist(), zeros, zeros,
-                         [0] * num_latents, weighted, num_factors, num_latents, **preset_args,
-                         seed=seed, source=source, timings=timings)
+    weighted = WeightedKimMnih(
+        0.0, 0.0, 0.0, 0.0, 0.0, [[0.0] * num_factors] * num_latents, [0] * num_latents
+    )
+    return KimMnihResult(
+        0.0,
+        0.0,
+        0.0,
+        0,
+        [],
+        global_var.tolist(),
+        zeros,
+        zeros,
+        [0] * num_latents,
+        weighted,
+        num_factors,
+        num_latents,
+        **preset_args,
+        seed=seed,
+        source=source,
+        timings=timings,
+    )
 
 
-def kim_mnih(source: Source | object, represent: Represent,
-             random_state: int | np.random.Generator | None, *,
-             batch_size: int = _FULL.batch_size, num_train: int = _FULL.num_train,
-             num_eval: int = _FULL.num_eval, num_variance: int = _FULL.num_variance,
-             prune_threshold: float = PRUNE_THRESHOLD,
-             encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
-             progress: bool = False) -> KimMnihResult:
+def kim_mnih(
+    source: Source | object,
+    represent: Represent,
+    random_state: int | np.random.Generator | None,
+    *,
+    batch_size: int = _FULL.batch_size,
+    num_train: int = _FULL.num_train,
+    num_eval: int = _FULL.num_eval,
+    num_variance: int = _FULL.num_variance,
+    prune_threshold: float = PRUNE_THRESHOLD,
+    encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
+    progress: bool = False,
+) -> KimMnihResult:
     """Score ``represent`` with the Kim–Mnih metric (and its weighted variant) on ``source``.
 
     ``source``: a dataset path, an open dataset file, a live oracle, or a Source. Defaults are
@@ -134,14 +162,21 @@ def kim_mnih(source: Source | object, represent: Represent,
     the global variance). ``random_state`` (int seed or numpy Generator) drives the live-oracle
     sampling; stored evaluation sets are fixed and ignore it.
     """
-    check_sizes(batch_size=batch_size, num_train=num_train, num_eval=num_eval,
-                num_variance=num_variance)
+    check_sizes(
+        batch_size=batch_size, num_train=num_train, num_eval=num_eval, num_variance=num_variance
+    )
     rng = as_generator(random_state)
     timings = Timings()
-    sizes = dict(batch_size=batch_size, num_train=num_train, num_eval=num_eval,
-                 num_variance=num_variance, prune_threshold=float(prune_threshold))
-    enc = dict(represent=represent, batch_size=encode_batch_size, timings=timings,
-               progress=progress)
+    sizes = dict(
+        batch_size=batch_size,
+        num_train=num_train,
+        num_eval=num_eval,
+        num_variance=num_variance,
+        prune_threshold=float(prune_threshold),
+    )
+    enc = dict(
+        represent=represent, batch_size=encode_batch_size, timings=timings, progress=progress
+    )
     with open_source(source) as src:
         k = src.num_factors
         t0 = time.perf_counter()
@@ -154,16 +189,22 @@ def kim_mnih(source: Source | object, represent: Represent,
         active = np.flatnonzero(np.sqrt(global_var) >= prune_threshold)
         timings.metric += time.perf_counter() - t0
         if active.size == 0:
-            return _empty_result(k, num_latents, global_var, sizes, seed_of(random_state),
-                                 src.describe(), timings)
+            return _empty_result(
+                k, num_latents, global_var, sizes, seed_of(random_state), src.describe(), timings
+            )
 
         splits = {}
         for split, n in (("train", num_train), ("eval", num_eval)):
             t0 = time.perf_counter()
             vs = src.kim_mnih_votes(split, n, batch_size, rng)
             timings.read += time.perf_counter() - t0
-            z = encode(vs.images.chunks(encode_batch_size), vs.images.total,
-                       expected_dim=num_latents, desc=f"kim_mnih {split}", **enc)
+            z = encode(
+                vs.images.chunks(encode_batch_size),
+                vs.images.total,
+                expected_dim=num_latents,
+                desc=f"kim_mnih {split}",
+                **enc,
+            )
             t0 = time.perf_counter()
             dims, weight = _votes(z, batch_size, global_var, active)
             splits[split] = (dims, vs.factor_index, weight)
@@ -185,13 +226,27 @@ def kim_mnih(source: Source | object, represent: Represent,
         score=float(np.sum(ev_w * w_eval_hit) / len(ev_w)),
         train_score=float(np.sum(tr_w * w_train_hit) / len(tr_w)),
         eval_accuracy=float(np.mean(w_eval_hit)),
-        mean_weight_train=float(tr_w.mean()), mean_weight_eval=float(ev_w.mean()),
-        votes=wvotes.tolist(), classifier=wclassifier.tolist())
+        mean_weight_train=float(tr_w.mean()),
+        mean_weight_eval=float(ev_w.mean()),
+        votes=wvotes.tolist(),
+        classifier=wclassifier.tolist(),
+    )
     timings.metric += time.perf_counter() - t0
     return KimMnihResult(
-        score=eval_acc, train_accuracy=train_acc, eval_accuracy=eval_acc,
-        num_active_dims=int(active.size), active_dims=active.tolist(),
-        global_variance=global_var.tolist(), votes=votes.tolist(),
-        eval_votes=eval_votes.tolist(), classifier=classifier.tolist(), weighted=weighted,
-        num_factors=k, num_latents=num_latents, **sizes, seed=seed_of(random_state),
-        source=src.describe(), timings=timings)
+        score=eval_acc,
+        train_accuracy=train_acc,
+        eval_accuracy=eval_acc,
+        num_active_dims=int(active.size),
+        active_dims=active.tolist(),
+        global_variance=global_var.tolist(),
+        votes=votes.tolist(),
+        eval_votes=eval_votes.tolist(),
+        classifier=classifier.tolist(),
+        weighted=weighted,
+        num_factors=k,
+        num_latents=num_latents,
+        **sizes,
+        seed=seed_of(random_state),
+        source=src.describe(),
+        timings=timings,
+    )

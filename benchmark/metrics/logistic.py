@@ -43,7 +43,7 @@ SETTINGS = {
     "C": C_REG,
     "objective": "mean cross-entropy + ||W||^2 / (2 C n)",
     "feature_standardisation": "z-score with the training points' mean and std (ddof=0); "
-                               "constant features only centred",
+    "constant features only centred",
     "solver": "Newton-CG (exact Hessian-vector products) with Armijo backtracking",
     "init": "zeros",
     "tol": TOL,
@@ -106,7 +106,7 @@ def fit(x: np.ndarray, y: np.ndarray, standardise: bool = True) -> LogisticModel
     lam = 1.0 / (C_REG * n)
 
     def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return theta[: d * c].reshape(d, c), theta[d * c:]
+        return theta[: d * c].reshape(d, c), theta[d * c :]
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         w, b = unpack(theta)
@@ -170,5 +170,4 @@ def fit(x: np.ndarray, y: np.ndarray, standardise: bool = True) -> LogisticModel
     else:
         converged = float(np.max(np.abs(grad))) <= TOL
     w, b = unpack(theta)
-    return LogisticModel(classes, mean, scale, w, b, n_iter, converged,
-                         float(np.max(np.abs(grad))))
+    return LogisticModel(classes, mean, scale, w, b, n_iter, converged, float(np.max(np.abs(grad))))

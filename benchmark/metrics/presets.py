@@ -51,18 +51,19 @@ def get_preset(preset: str | Preset) -> Preset:
         return PRESETS[preset]
     except (KeyError, TypeError):
         raise SpecError(
-            f"unknown metric preset {preset!r}; allowed: {', '.join(PRESET_NAMES)}") from None
+            f"unknown metric preset {preset!r}; allowed: {', '.join(PRESET_NAMES)}"
+        ) from None
 
 
-def check_sizes(*, batch_size: int, num_train: int, num_eval: int,
-                num_variance: int | None = None) -> None:
+def check_sizes(
+    *, batch_size: int, num_train: int, num_eval: int, num_variance: int | None = None
+) -> None:
     """Reject sample sizes the metrics cannot work with, naming the field and the allowed range.
 
     L must be at least 2 because Kim–Mnih's within-batch variance uses ddof=1; the global
     variance needs at least 2 images for the same reason.
     """
-    checks = [("batch_size", batch_size, 2), ("num_train", num_train, 1),
-              ("num_eval", num_eval, 1)]
+    checks = [("batch_size", batch_size, 2), ("num_train", num_train, 1), ("num_eval", num_eval, 1)]
     if num_variance is not None:
         checks.append(("num_variance", num_variance, 2))
     for name, value, low in checks:

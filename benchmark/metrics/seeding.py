@@ -13,12 +13,16 @@ def as_generator(random_state: int | np.random.Generator) -> np.random.Generator
     """An int seed gives a fresh ``default_rng(seed)``; a Generator is used (and advanced) as is."""
     if isinstance(random_state, np.random.Generator):
         return random_state
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) \
-            and int(random_state) >= 0:
+    if (
+        isinstance(random_state, numbers.Integral)
+        and not isinstance(random_state, bool)
+        and int(random_state) >= 0
+    ):
         return np.random.default_rng(int(random_state))
     raise SpecError(
         "random_state must be a non-negative int seed or a numpy.random.Generator, got "
-        f"{random_state!r}")
+        f"{random_state!r}"
+    )
 
 
 def seed_of(random_state: int | np.random.Generator) -> int | None:

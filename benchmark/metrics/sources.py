@@ -90,7 +90,8 @@ class StoredSource:
             self.close()
             raise DatasetError(
                 f"{self.path}: no evaluation sets (/eval) in this file; rebuild it with "
-                "'spritegen build' (which writes them) or score against a live oracle")
+                "'spritegen build' (which writes them) or score against a live oracle"
+            )
         self.num_factors = self._num_factors()
 
     @classmethod
@@ -116,17 +117,22 @@ class StoredSource:
         sizes = {int(g.attrs.get("batch_size", 0)) for g in (km_tr, km_ev, hg_tr, hg_ev)}
         if len(sizes) != 1:
             raise DatasetError(
-                f"{self.path}: evaluation sets use different batch sizes {sorted(sizes)}")
-        return Preset("stored", batch_size=sizes.pop(),
-                      num_train=min(km_tr["factor_index"].shape[0], hg_tr["factor_index"].shape[0]),
-                      num_eval=min(km_ev["factor_index"].shape[0], hg_ev["factor_index"].shape[0]),
-                      num_variance=self._group("eval/variance")["images"].shape[0])
+                f"{self.path}: evaluation sets use different batch sizes {sorted(sizes)}"
+            )
+        return Preset(
+            "stored",
+            batch_size=sizes.pop(),
+            num_train=min(km_tr["factor_index"].shape[0], hg_tr["factor_index"].shape[0]),
+            num_eval=min(km_ev["factor_index"].shape[0], hg_ev["factor_index"].shape[0]),
+            num_variance=self._group("eval/variance")["images"].shape[0],
+        )
 
     def _group(self, name: str):
         if name not in self._file:
             raise DatasetError(
                 f"{self.path}: evaluation set /{name} is missing; rebuild the file with "
-                "'spritegen build' to get complete evaluation sets")
+                "'spritegen build' to get complete evaluation sets"
+            )
         return self._file[name]
 
     def _num_factors(self) -> int:
@@ -140,7 +146,8 @@ class StoredSource:
     def _stream(self, ds, rows: int) -> ImageStream:
         if ds.ndim != 4 or ds.dtype != np.uint8:
             raise DatasetError(
-                f"{self.path}: {ds.name} must be (N, H, W, C) uint8, got {ds.shape} {ds.dtype}")
+                f"{self.path}: {ds.name} must be (N, H, W, C) uint8, got {ds.shape} {ds.dtype}"
+            )
         return ImageStream(total=rows, read=lambda a, b: ds[a:b])
 
     def _take(self, group, n: int, batch_size: int, what: str, keys: tuple[str, ...]):
@@ -149,26 +156,29 @@ class StoredSource:
             raise DatasetError(
                 f"{self.path}: {group.name} stores batches of L={stored_l} images but "
                 f"batch_size={batch_size} was asked for; use batch_size={stored_l} or a live "
-                "oracle")
+                "oracle"
+            )
         fi = group["factor_index"]
         if fi.shape[0] < n:
             raise DatasetError(
                 f"{self.path}: {group.name} holds {fi.shape[0]} {what} but {n} were asked for; "
                 "use a smaller preset (or preset 'stored': all the file holds) or rebuild with "
-                "larger evaluation sets")
+                "larger evaluation sets"
+            )
         factor_index = np.asarray(fi[:n], dtype=np.int64)
-        if factor_index.size and (factor_index.min() < 0
-                                  or factor_index.max() >= self.num_factors):
+        if factor_index.size and (factor_index.min() < 0 or factor_index.max() >= self.num_factors):
             raise DatasetError(
                 f"{self.path}: {group.name}/factor_index has values outside "
-                f"0..{self.num_factors - 1}")
+                f"0..{self.num_factors - 1}"
+            )
         streams = []
         for key in keys:
             ds = group[key]
             if ds.shape[0] < n * batch_size:
                 raise DatasetError(
                     f"{self.path}: {ds.name} has {ds.shape[0]} rows, fewer than "
-                    f"{fi.shape[0]} {what} x L={batch_size}")
+                    f"{fi.shape[0]} {what} x L={batch_size}"
+                )
             streams.append(self._stream(ds, n * batch_size))
         return factor_index, streams
 
@@ -178,22 +188,24 @@ class StoredSource:
             raise DatasetError(
                 f"{self.path}: /eval/variance holds {ds.shape[0]} images but {n} were asked for; "
                 "use a smaller preset (or preset 'stored': all the file holds) or rebuild with "
-                "larger evaluation sets")
+                "larger evaluation sets"
+            )
         return self._stream(ds, n)
 
-    def kim_mnih_votes(self, split: str, n: int, batch_size: int,
-                       rng: np.random.Generator | None = None) -> VoteSet:
+    def kim_mnih_votes(
+        self, split: str, n: int, batch_size: int, rng: np.random.Generator | None = None
+    ) -> VoteSet:
         _check_split(split)
         group = self._group(f"eval/kim_mnih/{split}")
         factor_index, (images,) = self._take(group, n, batch_size, "votes", ("images",))
         return VoteSet(factor_index, batch_size, images)
 
-    def higgins_pairs(self, split: str, n: int, batch_size: int,
-                      rng: np.random.Generator | None = None) -> PairSet:
+    def higgins_pairs(
+        self, split: str, n: int, batch_size: int, rng: np.random.Generator | None = None
+    ) -> PairSet:
         _check_split(split)
         group = self._group(f"eval/higgins/{split}")
-        factor_index, (a, b) = self._take(group, n, batch_size, "points",
-                                          ("images_a", "images_b"))
+        factor_index, (a, b) = self._take(group, n, batch_size, "points", ("images_a", "images_b"))
         return PairSet(factor_index, batch_size, a, b)
 
 
@@ -215,11 +227,14 @@ class OracleSource:
     kind = "oracle"
 
     def __init__(self, oracle) -> None:
-        if not (callable(getattr(oracle, "sample_factors", None))
-                and callable(getattr(oracle, "render", None))):
+        if not (
+            callable(getattr(oracle, "sample_factors", None))
+            and callable(getattr(oracle, "render", None))
+        ):
             raise SpecError(
                 "source must be a dataset path, an open dataset file or a live oracle with "
-                f"sample_factors(n, rng) and render(factors); got {type(oracle).__name__}")
+                f"sample_factors(n, rng) and render(factors); got {type(oracle).__name__}"
+            )
         self.oracle = oracle
         k = getattr(oracle, "num_factors", None)
         if k is None:
@@ -238,7 +253,8 @@ class OracleSource:
         f = np.array(self.oracle.sample_factors(n, rng), copy=True)
         if f.ndim != 2 or f.shape[0] != n:
             raise SpecError(
-                f"oracle.sample_factors({n}, rng) must return shape ({n}, K), got {f.shape}")
+                f"oracle.sample_factors({n}, rng) must return shape ({n}, K), got {f.shape}"
+            )
         return f
 
     def _column(self, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -253,8 +269,10 @@ class OracleSource:
             if images.ndim != 4 or images.shape[0] != b - a or images.dtype != np.uint8:
                 raise SpecError(
                     f"oracle.render must return ({b - a}, H, W, C) uint8 images, got "
-                    f"{images.shape} {images.dtype}")
+                    f"{images.shape} {images.dtype}"
+                )
             return images
+
         return ImageStream(total=len(factors), read=read)
 
     def _factor_index(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -263,8 +281,9 @@ class OracleSource:
     def variance_images(self, n: int, rng: np.random.Generator) -> ImageStream:
         return self._stream(self._sample(n, rng))
 
-    def kim_mnih_votes(self, split: str, n: int, batch_size: int,
-                       rng: np.random.Generator) -> VoteSet:
+    def kim_mnih_votes(
+        self, split: str, n: int, batch_size: int, rng: np.random.Generator
+    ) -> VoteSet:
         _check_split(split)
         factor_index = self._factor_index(n, rng)
         factors = self._sample(n * batch_size, rng)
@@ -275,8 +294,9 @@ class OracleSource:
                 votes[chosen, :, k] = self._column(k, chosen.size, rng)[:, None]
         return VoteSet(factor_index, batch_size, self._stream(factors), {"factors": factors})
 
-    def higgins_pairs(self, split: str, n: int, batch_size: int,
-                      rng: np.random.Generator) -> PairSet:
+    def higgins_pairs(
+        self, split: str, n: int, batch_size: int, rng: np.random.Generator
+    ) -> PairSet:
         _check_split(split)
         factor_index = self._factor_index(n, rng)
         fa = self._sample(n * batch_size, rng)
@@ -286,8 +306,13 @@ class OracleSource:
         for k in range(self.num_factors):
             chosen = np.flatnonzero(factor_index == k)
             b3[chosen, :, k] = a3[chosen, :, k]
-        return PairSet(factor_index, batch_size, self._stream(fa), self._stream(fb),
-                       {"factors_a": fa, "factors_b": fb})
+        return PairSet(
+            factor_index,
+            batch_size,
+            self._stream(fa),
+            self._stream(fb),
+            {"factors_a": fa, "factors_b": fb},
+        )
 
 
 Source = StoredSource | OracleSource

@@ -40,9 +40,10 @@ def bernoulli_reconstruction(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     return bce.flatten(1).sum(dim=1).mean()
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor,
-                   generator: torch.Generator | None) -> torch.Tensor:
-    """z = mu + sigma * eps with eps drawn from ``generator`` (explicit, so runs are reproducible)."""
+def reparameterise(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """z = mu + sigma * eps, eps drawn from ``generator`` (explicit, so runs are reproducible)."""
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + (0.5 * logvar).exp() * eps
 
@@ -57,7 +58,9 @@ class GaussianVAE(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], latent_dim: int) -> None:
         super().__init__()
         if len(image_shape) != 3 or min(image_shape) < 1:
-            raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {image_shape}")
+            raise ValueError(
+                f"image_shape must be (C, H, W) with positive sizes, got {image_shape}"
+            )
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}")
         self.image_shape = tuple(int(s) for s in image_shape)
@@ -78,13 +81,15 @@ class GaussianVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def objective(self, reconstruction: torch.Tensor, kl: torch.Tensor,
-                  step: int) -> dict[str, torch.Tensor]:
+    def objective(
+        self, reconstruction: torch.Tensor, kl: torch.Tensor, step: int
+    ) -> dict[str, torch.Tensor]:
         """The scalar to minimise (plus any extra terms to log); plain ELBO here."""
         return {"loss": reconstruction + kl}
 
-    def loss(self, x: torch.Tensor, *, step: int = 0,
-             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def loss(
+        self, x: torch.Tensor, *, step: int = 0, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         mu, logvar = self.encode(x)
         z = reparameterise(mu, logvar, generator)
         logits = self.decode(z)

@@ -10,16 +10,16 @@ others from being listed or used.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module, metadata
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from spritegen.errors import SpecError, SpritegenError
-
 from benchmark.models.base import REQUIRED_TERMS
+from spritegen.errors import SpecError, SpritegenError
 
 GROUP = "benchmark.models"
 
@@ -46,7 +46,9 @@ class ModelEntry:
     origin: str  # distribution name and version
     factory: Callable[..., nn.Module] | None = None
     error: str | None = None
-    hparams: dict[str, Any] = field(default_factory=dict)  # name -> default (inspect.Parameter.empty)
+    hparams: dict[str, Any] = field(
+        default_factory=dict
+    )  # name -> default (inspect.Parameter.empty)
     accepts_any: bool = False
 
     @property
@@ -72,12 +74,14 @@ def _signature(factory: Callable[..., nn.Module]) -> tuple[dict[str, Any], bool]
     """Hyperparameters a factory accepts (besides image_shape and latent_dim), with defaults."""
     params = inspect.signature(factory).parameters
     for required in ("image_shape", "latent_dim"):
-        if required not in params and not any(
-                p.kind is p.VAR_KEYWORD for p in params.values()):
+        if required not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             raise TypeError(f"its constructor has no '{required}' argument")
-    hparams = {n: p.default for n, p in params.items()
-               if n not in ("self", "image_shape", "latent_dim")
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    hparams = {
+        n: p.default
+        for n, p in params.items()
+        if n not in ("self", "image_shape", "latent_dim")
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     return hparams, accepts_any
 
@@ -109,9 +113,12 @@ def discover() -> dict[str, ModelEntry]:
         if name in found:
             if found[name].target != target:
                 found[name] = ModelEntry(
-                    name, target, origin,
+                    name,
+                    target,
+                    origin,
                     error=f"name clash: registered by {found[name].origin} ({found[name].target}) "
-                          f"and by {origin} ({target}); uninstall one")
+                    f"and by {origin} ({target}); uninstall one",
+                )
             continue
         found[name] = _entry(name, target, origin)
     return found
@@ -135,13 +142,20 @@ def validate_hparams(entry: ModelEntry, hparams: dict[str, Any]) -> None:
     unknown = sorted(set(hparams) - set(entry.hparams))
     if unknown:
         allowed = ", ".join(entry.hparams) or "none"
-        raise SpecError(f"model {entry.name!r} has no parameter {', '.join(map(repr, unknown))}; "
-                        f"it accepts: {allowed}")
+        raise SpecError(
+            f"model {entry.name!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"it accepts: {allowed}"
+        )
 
 
-def build_model(name: str, image_shape: tuple[int, int, int], latent_dim: int,
-                hparams: dict[str, Any] | None = None, seed: int = 0,
-                check: bool = True) -> nn.Module:
+def build_model(
+    name: str,
+    image_shape: tuple[int, int, int],
+    latent_dim: int,
+    hparams: dict[str, Any] | None = None,
+    seed: int = 0,
+    check: bool = True,
+) -> nn.Module:
     """Build model ``name`` with weights initialised from ``seed`` and (by default) check it.
 
     Module constructors draw from torch's global generator; it is forked and seeded here so the
@@ -153,16 +167,20 @@ def build_model(name: str, image_shape: tuple[int, int, int], latent_dim: int,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
-            model = entry.factory(image_shape=tuple(image_shape), latent_dim=int(latent_dim),
-                                  **hparams)
+            model = entry.factory(
+                image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams
+            )
         except (ValueError, TypeError) as exc:
             raise SpecError(f"model {name!r}: {exc}") from None
         except Exception as exc:
-            raise ModelError(f"model {name!r} ({entry.origin}) failed to build: "
-                             f"{type(exc).__name__}: {exc}") from None
+            raise ModelError(
+                f"model {name!r} ({entry.origin}) failed to build: {type(exc).__name__}: {exc}"
+            ) from None
     if not isinstance(model, nn.Module):
-        raise ModelError(f"model {name!r} ({entry.origin}): factory returned "
-                         f"{type(model).__name__}, not a torch.nn.Module")
+        raise ModelError(
+            f"model {name!r} ({entry.origin}): factory returned "
+            f"{type(model).__name__}, not a torch.nn.Module"
+        )
     if check:
         check_model(model, image_shape, latent_dim, name=name, origin=entry.origin)
     return model
@@ -172,8 +190,13 @@ def _shape(t: Any) -> str:
     return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
-def check_model(model: nn.Module, image_shape: tuple[int, int, int], latent_dim: int,
-                name: str = "model", origin: str = "") -> None:
+def check_model(
+    model: nn.Module,
+    image_shape: tuple[int, int, int],
+    latent_dim: int,
+    name: str = "model",
+    origin: str = "",
+) -> None:
     """Dry forward pass on two random images: shapes and loss terms as docs/models.md says.
 
     Raises ModelError naming the first fault. Runs on the model's current device, in no_grad.
@@ -192,15 +215,20 @@ def check_model(model: nn.Module, image_shape: tuple[int, int, int], latent_dim:
         with torch.no_grad():
             out = model.encode(x)
             if not (isinstance(out, tuple) and len(out) == 2):
-                raise ModelError(f"{where}: encode must return (mu, logvar), got {type(out).__name__}")
+                raise ModelError(
+                    f"{where}: encode must return (mu, logvar), got {type(out).__name__}"
+                )
             for label, t in zip(("mu", "logvar"), out):
                 if not isinstance(t, torch.Tensor) or tuple(t.shape) != (2, latent_dim):
-                    raise ModelError(f"{where}: encode returned {label} of shape {_shape(t)}, "
-                                     f"expected (2, {latent_dim}) for a batch of 2")
+                    raise ModelError(
+                        f"{where}: encode returned {label} of shape {_shape(t)}, "
+                        f"expected (2, {latent_dim}) for a batch of 2"
+                    )
             logits = model.decode(out[0])
             if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (2, c, h, w):
-                raise ModelError(f"{where}: decode returned shape {_shape(logits)}, expected "
-                                 f"(2, {c}, {h}, {w})")
+                raise ModelError(
+                    f"{where}: decode returned shape {_shape(logits)}, expected (2, {c}, {h}, {w})"
+                )
             terms = model.loss(x, step=0, generator=gen)
     except ModelError:
         raise
@@ -208,8 +236,9 @@ def check_model(model: nn.Module, image_shape: tuple[int, int, int], latent_dim:
         raise ModelError(f"{where}: dry forward pass failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(terms, dict) or any(k not in terms for k in REQUIRED_TERMS):
         got = sorted(terms) if isinstance(terms, dict) else type(terms).__name__
-        raise ModelError(f"{where}: loss must return a dict with {', '.join(REQUIRED_TERMS)}; "
-                         f"got {got}")
+        raise ModelError(
+            f"{where}: loss must return a dict with {', '.join(REQUIRED_TERMS)}; got {got}"
+        )
     kld = terms["kl_per_dim"]
     if not isinstance(kld, torch.Tensor) or tuple(kld.shape) != (latent_dim,):
         raise ModelError(f"{where}: kl_per_dim has shape {_shape(kld)}, expected ({latent_dim},)")
@@ -228,8 +257,10 @@ def check_model(model: nn.Module, image_shape: tuple[int, int, int], latent_dim:
 def model_hparams(model: nn.Module) -> dict[str, Any]:
     """The model's own record of its hyperparameters, JSON-ready."""
     hp = getattr(model, "hparams", {}) or {}
-    return {k: (v if isinstance(v, (int, float, str, bool)) or v is None else repr(v))
-            for k, v in dict(hp).items()}
+    return {
+        k: (v if isinstance(v, (int, float, str, bool)) or v is None else repr(v))
+        for k, v in dict(hp).items()
+    }
 
 
 def describe_default(value: Any) -> str:

@@ -17,11 +17,12 @@ NUM_CONV = 4
 
 def _check_side(image_shape: tuple[int, int, int]) -> int:
     c, h, w = image_shape
-    factor = 2 ** NUM_CONV
+    factor = 2**NUM_CONV
     if h != w or h % factor:
         raise ValueError(
             f"the thesis network needs square images whose side is a multiple of {factor} "
-            f"(64 x 64 in the thesis), got {h} x {w}")
+            f"(64 x 64 in the thesis), got {h} x {w}"
+        )
     return h // factor
 
 
@@ -36,8 +37,10 @@ class ThesisEncoder(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.fc = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(CONV_CHANNELS * side * side, 256), nn.ReLU(),
-            nn.Linear(256, 256), nn.ReLU(),
+            nn.Linear(CONV_CHANNELS * side * side, 256),
+            nn.ReLU(),
+            nn.Linear(256, 256),
+            nn.ReLU(),
         )
         self.mu = nn.Linear(256, latent_dim)
         self.logvar = nn.Linear(256, latent_dim)
@@ -53,8 +56,10 @@ class ThesisDecoder(nn.Module):
         c = image_shape[0]
         self.side = _check_side(image_shape)
         self.fc = nn.Sequential(
-            nn.Linear(latent_dim, 256), nn.ReLU(),
-            nn.Linear(256, CONV_CHANNELS * self.side * self.side), nn.ReLU(),
+            nn.Linear(latent_dim, 256),
+            nn.ReLU(),
+            nn.Linear(256, CONV_CHANNELS * self.side * self.side),
+            nn.ReLU(),
         )
         layers: list[nn.Module] = []
         for i in range(NUM_CONV):

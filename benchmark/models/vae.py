@@ -43,8 +43,13 @@ def beta_from_norm(beta_norm: float, image_shape: tuple[int, int, int], latent_d
 class BetaVAE(ThesisVAE):
     """reconstruction + beta * KL. Give ``beta`` or ``beta_norm``, not both (default beta = 4)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int = 10,
-                 beta: float | None = None, beta_norm: float | None = None) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        latent_dim: int = 10,
+        beta: float | None = None,
+        beta_norm: float | None = None,
+    ) -> None:
         super().__init__(image_shape, latent_dim)
         if beta is not None and beta_norm is not None:
             raise ValueError("give beta or beta_norm, not both")
@@ -63,8 +68,9 @@ class BetaVAE(ThesisVAE):
     def hparams(self) -> dict[str, Any]:
         return {"beta": self.beta, "beta_norm": self.beta_norm}
 
-    def objective(self, reconstruction: torch.Tensor, kl: torch.Tensor,
-                  step: int) -> dict[str, torch.Tensor]:
+    def objective(
+        self, reconstruction: torch.Tensor, kl: torch.Tensor, step: int
+    ) -> dict[str, torch.Tensor]:
         return {"loss": reconstruction + self.beta * kl}
 
 
@@ -73,9 +79,14 @@ class AnnealedVAE(ThesisVAE):
     capacity_steps optimiser steps and held there (Burgess et al. 2018; defaults are their
     dSprites settings)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int = 10,
-                 gamma: float = 1000.0, capacity_max: float = 25.0,
-                 capacity_steps: int = 100_000) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        latent_dim: int = 10,
+        gamma: float = 1000.0,
+        capacity_max: float = 25.0,
+        capacity_steps: int = 100_000,
+    ) -> None:
         super().__init__(image_shape, latent_dim)
         if not gamma > 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")
@@ -89,15 +100,21 @@ class AnnealedVAE(ThesisVAE):
 
     @property
     def hparams(self) -> dict[str, Any]:
-        return {"gamma": self.gamma, "capacity_max": self.capacity_max,
-                "capacity_steps": self.capacity_steps}
+        return {
+            "gamma": self.gamma,
+            "capacity_max": self.capacity_max,
+            "capacity_steps": self.capacity_steps,
+        }
 
     def capacity(self, step: int) -> float:
         """C at optimiser step ``step``: linear from 0 at step 0 to capacity_max, then flat."""
         return self.capacity_max * min(1.0, max(0, step) / self.capacity_steps)
 
-    def objective(self, reconstruction: torch.Tensor, kl: torch.Tensor,
-                  step: int) -> dict[str, torch.Tensor]:
+    def objective(
+        self, reconstruction: torch.Tensor, kl: torch.Tensor, step: int
+    ) -> dict[str, torch.Tensor]:
         c = self.capacity(step)
-        return {"loss": reconstruction + self.gamma * (kl - c).abs(),
-                "capacity": torch.tensor(c, device=kl.device)}
+        return {
+            "loss": reconstruction + self.gamma * (kl - c).abs(),
+            "capacity": torch.tensor(c, device=kl.device),
+        }

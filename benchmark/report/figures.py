@@ -19,10 +19,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from benchmark.report.records import ExperimentData  # noqa: E402
+from benchmark.report.records import ExperimentData
 
 FORMATS = ("png", "svg")
 AXIS_LABELS = {

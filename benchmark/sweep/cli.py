@@ -61,7 +61,7 @@ def sweep_command(
     dry_run: bool,
 ) -> None:
     """Train every point of sweep SPEC (YAML), skipping the ones already finished."""
-    from benchmark.sweep import expand, format_summary, load_sweep_spec, run_sweep  # noqa: PLC0415
+    from benchmark.sweep import expand, format_summary, load_sweep_spec, run_sweep
 
     with user_errors("bench"):
         sweep_spec = load_sweep_spec(spec)
@@ -99,7 +99,7 @@ def sweep_command(
 )
 def report_command(sweep_dir: Path, out: Path | None) -> None:
     """Draw the study's figures and tables from the finished runs of SWEEP_DIR."""
-    from benchmark.report import write_report  # noqa: PLC0415
+    from benchmark.report import write_report
 
     with user_errors("bench"):
         paths = write_report(sweep_dir, out)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from benchmark.sweep.spec import DatasetEntry
 
@@ -19,8 +18,8 @@ def dataset_path(sweep_dir: Path, name: str) -> Path:
 
 
 def _complete(path: Path) -> bool:
-    from spritegen.datafile import open_dataset  # noqa: PLC0415
-    from spritegen.errors import DatasetError  # noqa: PLC0415
+    from spritegen.datafile import open_dataset
+    from spritegen.errors import DatasetError
 
     if not path.exists():
         return False
@@ -42,7 +41,7 @@ def build_datasets(
 
     ``executor(fn, items)`` (e.g. ``RayExecutor(...).map_ordered``) renders the shards elsewhere.
     """
-    from spritegen.build import build  # noqa: PLC0415
+    from spritegen.build import build
 
     paths = {}
     for entry in entries:

@@ -88,7 +88,7 @@ def execute_point(params: dict[str, Any], out: Path) -> dict[str, Any]:
     Kept to one call so that the sweep machinery never depends on how training works. An
     unfinished run already in ``out`` (a sweep killed mid-run) resumes from its checkpoint.
     """
-    from benchmark.run import run  # noqa: PLC0415 (imports torch: only in the worker)
+    from benchmark.run import run
 
     return run(run_config(params, out))
 
@@ -110,7 +110,7 @@ def _train_into(task: RunTask, folder: Path) -> Outcome:
             )
         shutil.move(str(log), folder / LOG_NAME)
         return Outcome(task.id, True, time.perf_counter() - start, summary=summary)
-    except Exception as exc:  # noqa: BLE001 - reported to the sweep, which carries on
+    except Exception as exc:
         tb = traceback.format_exc()
         with contextlib.suppress(OSError), open(log, "a") as fh:
             fh.write(tb)

@@ -14,10 +14,9 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from benchmark.sweep.execute import Outcome, RunTask, run_task, run_task_packed, unpack_outcome
 from spritegen.errors import SpecError
 from spritegen.executors import ensure_ray
-
-from benchmark.sweep.execute import Outcome, RunTask, run_task, run_task_packed, unpack_outcome
 
 SWEEP_EXECUTORS = ("local", "ray")
 
@@ -25,10 +24,10 @@ SWEEP_EXECUTORS = ("local", "ray")
 def count_gpus() -> int:
     """CUDA devices visible to this process (0 without torch's CUDA)."""
     try:
-        import torch  # noqa: PLC0415
+        import torch
 
         return torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no usable CUDA means no GPUs
+    except Exception:
         return 0
 
 
@@ -93,7 +92,7 @@ class LocalRunPool:
                             0.0,
                             error="worker process died (out of memory or killed?)",
                         )
-                    except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
+                    except Exception as exc:
                         yield Outcome(task.id, False, 0.0, error=f"{type(exc).__name__}: {exc}")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -145,7 +144,7 @@ class RayRunPool:
                 task = refs[ref]
                 try:
                     outcome = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - a node died, the task was killed, ...
+                except Exception as exc:
                     outcome = Outcome(
                         task.id,
                         False,

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spritegen.errors import SpecError
-
 from benchmark.sweep.spec import HPARAM_KEYS, PLACEMENT_PARAMETERS, SweepSpec
+from spritegen.errors import SpecError
 
 # Readable abbreviations for the id prefix, in order.
 _ID_PARTS = (
@@ -97,7 +96,7 @@ def data_argument(value: str, base_dir: Path) -> str | None:
     """The ``--data`` value bench run gets for a file given in a spec: ``[KIND:]ABSOLUTE_PATH``
     (KIND as ``benchmark.datasets.parse_data_spec`` reads it: dsprites, 3dshapes, ...), or None
     if the file does not exist."""
-    from benchmark.datasets import parse_data_spec  # noqa: PLC0415
+    from benchmark.datasets import parse_data_spec
 
     plain = base_dir / value
     if plain.is_file():  # a file name, even one with a colon in it
@@ -133,7 +132,7 @@ class _ModelCheck:
 
     def __init__(self) -> None:
         try:
-            from benchmark.models.registry import discover, validate_hparams  # noqa: PLC0415
+            from benchmark.models.registry import discover, validate_hparams
         except ImportError:
             self.entries = None
             return

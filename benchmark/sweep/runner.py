@@ -172,7 +172,7 @@ def run_sweep(
         say(f"datasets: {', '.join(e.name for e in needed)}")
         render_on = None
         if executor == "ray":  # render the shards on the cluster too
-            from spritegen.executors import RayExecutor  # noqa: PLC0415
+            from spritegen.executors import RayExecutor
 
             render_on = RayExecutor(address=address).map_ordered
         build_datasets(

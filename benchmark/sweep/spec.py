@@ -430,7 +430,7 @@ def parse_sweep_spec(
         source=source,
     )
     # Expanding checks the cross-field rules (data names, one point per x/line/seed, ...).
-    from benchmark.sweep.points import expand  # noqa: PLC0415 (avoid an import cycle)
+    from benchmark.sweep.points import expand
 
     expand(spec)
     return spec

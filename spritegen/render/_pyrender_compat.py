@@ -61,7 +61,8 @@ def open_offscreen(width: int, height: int):  # -> pyrender.OffscreenRenderer
         raise RuntimeError(
             "cannot create a 3D renderer in a process forked from one that already used OpenGL "
             f"(pid {_gl_pid}); start 3D workers with multiprocessing's 'spawn' or 'forkserver' "
-            "method, or create no renderer in the parent before forking")
+            "method, or create no renderer in the parent before forking"
+        )
     pyrender = import_pyrender()
     renderer = pyrender.OffscreenRenderer(width, height)
     _gl_pid = os.getpid()

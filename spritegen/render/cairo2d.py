@@ -59,8 +59,9 @@ class CairoRenderer:
         self._ctx = cairo.Context(self._surface)
         self._ctx.set_antialias(cairo.ANTIALIAS_GRAY)
         stride = self._surface.get_stride()
-        buf = np.ndarray(shape=(self.image_size, stride), dtype=np.uint8,
-                         buffer=self._surface.get_data())
+        buf = np.ndarray(
+            shape=(self.image_size, stride), dtype=np.uint8, buffer=self._surface.get_data()
+        )
         if coloured:  # native-endian xRGB words: bytes B, G, R, x on little-endian machines
             words = buf.reshape(self.image_size, stride // 4, 4)[:, : self.image_size]
             # a view with a negative stride over B, G, R (a fancy index would copy once, here)

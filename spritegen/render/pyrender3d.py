@@ -49,9 +49,10 @@ CAMERA_DISTANCE = 100.0  # far away, so the view vector barely changes across th
 
 # Lights, each as a vector v pointing towards the light whose length is its Lambert weight: a face
 # with unit normal n gets linear brightness AMBIENT + sum of max(0, n . v) before pyrender's gamma
-# of 1/2.2. Chosen so that the faces of an unrotated cube are clearly apart (linear top 0.72, left 0.46, front 0.37,
-# right 0.22, bottom 0.10; 8-bit 219, 179, 163, 128, 89), nothing is darker than the ambient 0.06,
-# and the brightest possible normal (0.87 plus a small highlight) does not clip.
+# of 1/2.2. Chosen so that the faces of an unrotated cube are clearly apart (linear top 0.72,
+# left 0.46, front 0.37, right 0.22, bottom 0.10; 8-bit 219, 179, 163, 128, 89), nothing is
+# darker than the ambient 0.06, and the brightest possible normal (0.87 plus a small highlight)
+# does not clip.
 KEY_LIGHT = (-0.4, 0.66, 0.24)  # from the upper left, slightly in front
 FILL_LIGHT = (0.16, -0.04, 0.07)  # weak, from the right
 AMBIENT = 0.06
@@ -67,7 +68,7 @@ SYMMETRY_3D: dict[str, dict[str, str | float]] = {
         "rotation_period": math.pi / 2,
         "rotation_y_period": 2 * math.pi,
         "joint": "(r, ry) == (-r, ry + pi); ry has period pi/2 when r is a multiple of pi/2 "
-                 "and period pi when r is an odd multiple of pi/4",
+        "and period pi when r is an odd multiple of pi/4",
     },
     "ellipsoid": {
         "rotation_period": math.pi,
@@ -172,18 +173,20 @@ class PyrenderRenderer:
         self._materials = []
         for name in SHAPES:
             material = pyrender.MetallicRoughnessMaterial(
-                baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0,
-                roughnessFactor=ROUGHNESS)
+                baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0, roughnessFactor=ROUGHNESS
+            )
             # flat shading for the polyhedra (one normal per face), smooth for the ellipsoid
-            mesh = pyrender.Mesh.from_trimesh(meshes[name], material=material,
-                                              smooth=(name == "ellipsoid"))
+            mesh = pyrender.Mesh.from_trimesh(
+                meshes[name], material=material, smooth=(name == "ellipsoid")
+            )
             mesh.is_visible = False
             self._nodes.append(self._scene.add(mesh))
             # from_trimesh deep-copies the material: the copy on the primitive is the live one
             self._materials.append(mesh.primitives[0].material)
 
-        camera = pyrender.OrthographicCamera(xmag=0.5, ymag=0.5, znear=CAMERA_DISTANCE - 2.0,
-                                             zfar=CAMERA_DISTANCE + 2.0)
+        camera = pyrender.OrthographicCamera(
+            xmag=0.5, ymag=0.5, znear=CAMERA_DISTANCE - 2.0, zfar=CAMERA_DISTANCE + 2.0
+        )
         cam_pose = np.eye(4)
         cam_pose[2, 3] = CAMERA_DISTANCE
         self._scene.add(camera, pose=cam_pose)
@@ -215,8 +218,10 @@ class PyrenderRenderer:
         shapes = full[:, 3]
         bad = ~np.isin(shapes, (0.0, 1.0, 2.0))
         if bad.any():
-            raise ValueError(f"shape must be a class index 0 (cube), 1 (ellipsoid) or 2 "
-                             f"(pyramid), got {shapes[bad][0]!r}")
+            raise ValueError(
+                f"shape must be a class index 0 (cube), 1 (ellipsoid) or 2 "
+                f"(pyramid), got {shapes[bad][0]!r}"
+            )
         if self._renderer is None:
             raise RuntimeError("this renderer has been closed")
         n, w = full.shape[0], self.image_size
@@ -255,9 +260,14 @@ class PyrenderRenderer:
         if self._renderer is None:
             raise RuntimeError("this renderer has been closed")
         self._renderer._platform.make_current()
-        return {key: (glGetString(enum) or b"").decode("ascii", "replace")
-                for key, enum in (("gl_vendor", GL_VENDOR), ("gl_renderer", GL_RENDERER),
-                                  ("gl_version", GL_VERSION))}
+        return {
+            key: (glGetString(enum) or b"").decode("ascii", "replace")
+            for key, enum in (
+                ("gl_vendor", GL_VENDOR),
+                ("gl_renderer", GL_RENDERER),
+                ("gl_version", GL_VERSION),
+            )
+        }
 
     def close(self) -> None:
         """Release the GL context; safe to call twice."""
@@ -265,7 +275,7 @@ class PyrenderRenderer:
             close_offscreen(self._renderer)
             self._renderer = None
 
-    def __enter__(self) -> "PyrenderRenderer":
+    def __enter__(self) -> PyrenderRenderer:
         return self
 
     def __exit__(self, *exc: object) -> None:
