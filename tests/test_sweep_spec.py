@@ -58,6 +58,29 @@ def test_experiment2_is_the_thesis_grid_with_epochs_by_k() -> None:
     assert {ep.line for ep in layout["experiment2"]} == {(1.0,), (2.0,), (4.0,), (8.0,)}
 
 
+def test_small_experiments_keep_the_thesis_grids() -> None:
+    """The reduced-scale specs of docs/results.md: the thesis' grids, 2 seeds, smaller data."""
+    plan1 = load_sweep(SPECS / "experiment1-small.yaml")
+    got = {(p.params["latent_dim"], p.params["beta"], p.params["seed"]) for p in plan1.points}
+    assert got == {(d, b, s) for d in (5, 10, 15, 20) for b in (1, 2, 4, 8) for s in (0, 1)}
+    assert {p.factors for p in plan1.points} == {5}
+    assert {ep.x for ep in plan1.layout["experiment1-small"]} == {5, 10, 15, 20}
+
+    plan2 = load_sweep(SPECS / "experiment2-small.yaml")
+    got = {(p.factors, p.params["beta"], p.params["seed"]) for p in plan2.points}
+    assert got == {(k, b, s) for k in range(1, 8) for b in (1, 2, 4, 8) for s in (0, 1)}
+    assert {p.params["latent_dim"] for p in plan2.points} == {20}
+    # the thesis' epochs by K, divided by 5, and two scores per run
+    for p in plan2.points:
+        thesis = {1: 10, 2: 10, 3: 20, 4: 30, 5: 30, 6: 60, 7: 60}[p.factors]
+        assert p.params["epochs"] * 5 == thesis
+        assert p.params["epochs"] // p.params["score_every"] == 2
+    assert plan2.spec.datasets["k7"].resolve().renderer == "3d"
+    for plan in (plan1, plan2):
+        assert {e.resolve().n for e in plan.spec.datasets.values()} == {10_000}
+        assert {p.params["score_preset"] for p in plan.points} == {"quick"}
+
+
 def test_extension_spec_has_the_proposed_variants() -> None:
     plan = load_sweep(SPECS / "extension.yaml")
     points, layout, spec = plan.points, plan.layout, plan.spec
