@@ -113,7 +113,12 @@ def score(
         f"(train {result['kim_mnih_train']:.4f}, "
         f"{km['num_active_dims']}/{km['num_latents']} active dims)"
     )
-    click.echo(f"kim_mnih_weighted  {result['kim_mnih_weighted']:.4f}")
+    weighted = result["kim_mnih_weighted"]
+    click.echo(
+        f"kim_mnih_weighted  {weighted:.4f}"
+        if weighted is not None
+        else "kim_mnih_weighted  undefined (no vote moved the representation; always at K = 1)"
+    )
     click.echo(
         f"higgins            {result['higgins']:.4f}  (train {result['higgins_train']:.4f}, "
         f"chance {result['details']['higgins']['chance']:.4f})"

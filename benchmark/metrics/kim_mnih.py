@@ -20,11 +20,16 @@ no votes drawn), exactly as disentanglement_lib returns.
 
 Weighted variant (the thesis, section 5.2.2): each vote also carries the weight
 ``w = |sum_d r_d - r_min| / sum_d r_d = 1 - r_min / sum_d r_d`` over its active dimensions'
-normalised variances ``r_d`` (``w = 0`` when all are 0: such a vote singles out no dimension).
-The weighted vote matrix ``Vw[d, k]`` sums the weights, ``Cw(d) = argmax_k Vw[d, k]``, and the
-weighted score is ``sum_m w_m [Cw(d_m) = k_m] / M`` over the M eval votes: a correct vote counts
-fully only when its smallest variance is negligible next to the others. It is at most the
-accuracy of ``Cw`` and is reported beside the standard score, never instead of it.
+normalised variances ``r_d``. When every ``r_d`` is 0 the weight is 0/0: the vote's batch does
+not move the representation at all (with K = 1 every vote's images are identical), so the
+thesis' two readings -- maximal because ``r_min = 0``, minimal because ``r_min`` equals the total --
+coincide and contradict each other, and the vote singles out no dimension. Such a vote's weight is
+*undefined*: it is left out of the weighted votes and of the weighted score, and counted. The
+weighted vote matrix ``Vw[d, k]`` sums the defined weights, ``Cw(d) = argmax_k Vw[d, k]``, and the
+weighted score is ``sum_m w_m [Cw(d_m) = k_m] / M`` over the M eval votes whose weight is defined:
+a correct vote counts fully only when its smallest variance is negligible next to the others. It
+is at most the accuracy of ``Cw``, NaN when no eval vote has a defined weight (always at K = 1),
+and is reported beside the standard score, never instead of it.
 """
 
 from __future__ import annotations
@@ -50,13 +55,19 @@ class WeightedKimMnih:
     score: float
     train_score: float
     eval_accuracy: float  # accuracy of the weighted classifier, votes unweighted
-    mean_weight_train: float
+    mean_weight_train: float  # over the votes whose weight is defined
     mean_weight_eval: float
     votes: list[list[float]]  # (D, K) summed weights of the train votes
     classifier: list[int]  # (D,) factor predicted for each latent dimension
+    undefined_train: int = 0  # votes whose normalised variances are all 0 (weight 0/0)
+    undefined_eval: int = 0
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: an undefined (NaN) score or mean weight becomes None."""
+        return {
+            k: (None if isinstance(v, float) and np.isnan(v) else v)
+            for k, v in asdict(self).items()
+        }
 
 
 @dataclass
@@ -101,8 +112,12 @@ def _votes(
     total = ratios.sum(axis=1)
     smallest = ratios[np.arange(len(ratios)), winner]
     with np.errstate(invalid="ignore", divide="ignore"):
-        weight = np.where(total > 0, np.abs(total - smallest) / total, 0.0)
+        weight = np.where(total > 0, np.abs(total - smallest) / total, np.nan)  # 0/0: undefined
     return active[winner], weight
+
+
+def _mean_or_nan(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else float("nan")
 
 
 def _matrix(
@@ -218,18 +233,21 @@ def kim_mnih(
     train_acc = float(np.mean(classifier[tr_d] == tr_k))
     eval_acc = float(np.mean(classifier[ev_d] == ev_k))
 
-    wvotes = _matrix(tr_d, tr_k, tr_w, num_latents, k)
+    tr_def, ev_def = ~np.isnan(tr_w), ~np.isnan(ev_w)  # votes whose weight is defined
+    wvotes = _matrix(tr_d[tr_def], tr_k[tr_def], tr_w[tr_def], num_latents, k)
     wclassifier = np.argmax(wvotes, axis=1)
-    w_train_hit = wclassifier[tr_d] == tr_k
-    w_eval_hit = wclassifier[ev_d] == ev_k
+    w_train_hit = (wclassifier[tr_d] == tr_k)[tr_def]
+    w_eval_hit = (wclassifier[ev_d] == ev_k)[ev_def]
     weighted = WeightedKimMnih(
-        score=float(np.sum(ev_w * w_eval_hit) / len(ev_w)),
-        train_score=float(np.sum(tr_w * w_train_hit) / len(tr_w)),
-        eval_accuracy=float(np.mean(w_eval_hit)),
-        mean_weight_train=float(tr_w.mean()),
-        mean_weight_eval=float(ev_w.mean()),
+        score=_mean_or_nan(ev_w[ev_def] * w_eval_hit),
+        train_score=_mean_or_nan(tr_w[tr_def] * w_train_hit),
+        eval_accuracy=_mean_or_nan(w_eval_hit.astype(float)),
+        mean_weight_train=_mean_or_nan(tr_w[tr_def]),
+        mean_weight_eval=_mean_or_nan(ev_w[ev_def]),
         votes=wvotes.tolist(),
         classifier=wclassifier.tolist(),
+        undefined_train=int((~tr_def).sum()),
+        undefined_eval=int((~ev_def).sum()),
     )
     timings.metric += time.perf_counter() - t0
     return KimMnihResult(
