@@ -138,3 +138,76 @@ def test_not_a_sweep_folder_is_exit_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(report_command, [str(tmp_path)])
     assert res.exit_code == 2
     assert "has no sweep.json" in res.output
+
+
+def _cells(report_csv: Path) -> list[dict[str, str]]:
+    with open(report_csv) as fh:
+        return list(csv.DictReader(fh))
+
+
+def _part(sweep: Path, folder: Path, keep: list[str]) -> Path:
+    """A sweep folder holding only some of ``sweep``'s runs, as one machine of several would."""
+    (folder / "runs").mkdir(parents=True)
+    (folder / "sweep.json").write_text((sweep / "sweep.json").read_text())
+    for run_id in keep:
+        (folder / "runs" / run_id).symlink_to(sweep / "runs" / run_id)
+    return folder
+
+
+def test_export_holds_only_records_and_reports_the_same_numbers(
+    sweep: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "docs" / "results" / "runs" / "tiny2"
+    res = CliRunner().invoke(report_command, [str(sweep), "--export", str(dest)])
+    assert res.exit_code == 0, res.output
+    assert "exported 8 runs" in res.output
+    run_dirs = sorted(p for p in dest.iterdir() if p.is_dir())
+    assert len(run_dirs) == 8
+    for d in run_dirs:
+        assert sorted(p.name for p in d.iterdir()) == [
+            "config.json",
+            "metrics.jsonl",
+            "summary.json",
+        ]
+        assert (d / "metrics.jsonl").read_bytes() == (
+            sweep / "runs" / d.name / "metrics.jsonl"
+        ).read_bytes()
+    assert {p.name for p in dest.iterdir() if p.is_file()} == {"sweep.json"}
+    # the report drawn from the export has the sweep's own numbers
+    write_report(dest, tmp_path / "from-export")
+    assert _cells(tmp_path / "from-export" / "report.csv") == _cells(
+        sweep / "report" / "report.csv"
+    )
+    again = CliRunner().invoke(report_command, [str(sweep), "--export", str(dest)])
+    assert "exported 0 runs" in again.output and "8 already there" in again.output
+
+
+def test_export_in_parts_accumulates_runs(sweep: Path, tmp_path: Path) -> None:
+    ids = [p["id"] for p in json.loads((sweep / "sweep.json").read_text())["points"]]
+    dest = tmp_path / "export"
+    from benchmark.report.export import export_runs
+
+    first = export_runs(_part(sweep, tmp_path / "machine-a", ids[:3]), dest)
+    assert len(first.copied) == 3 and len(first.unfinished) == 5
+    write_report(dest, tmp_path / "partial")
+    assert "3 of 8 runs finished." in (tmp_path / "partial" / "report.md").read_text()
+    second = export_runs(_part(sweep, tmp_path / "machine-b", ids[3:]), dest)
+    assert len(second.copied) == 5 and second.unfinished == []
+    write_report(dest, tmp_path / "whole")
+    assert _cells(tmp_path / "whole" / "report.csv") == _cells(sweep / "report" / "report.csv")
+
+
+def test_export_refuses_another_sweep_with_one_line(sweep: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "export"
+    assert CliRunner().invoke(report_command, [str(sweep), "--export", str(dest)]).exit_code == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    manifest["name"] = "another"
+    (other / "sweep.json").write_text(json.dumps(manifest))
+    before = sorted(p.name for p in dest.iterdir())
+    res = CliRunner().invoke(report_command, [str(other), "--export", str(dest)])
+    assert res.exit_code == 2
+    assert "holds sweep 'tiny2', not 'another'" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in dest.iterdir()) == before

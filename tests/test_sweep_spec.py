@@ -177,7 +177,8 @@ BAD = [
     (GOOD.replace("report: {x: factors}", "report: {}"), "report.x: required"),
     (
         GOOD.replace("report: {x: factors}", "report: {x: factors, metrics: [dci]}"),
-        "report.metrics: must be drawn from kim_mnih, kim_mnih_weighted, higgins, got 'dci'",
+        "report.metrics: must be drawn from kim_mnih, kim_mnih_weighted, higgins, linear_r2, "
+        "linear_r2_best_dim, got 'dci'",
     ),
     (
         GOOD.replace("report: {x: factors}", "report: {x: factors, lines: seed}"),

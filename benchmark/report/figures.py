@@ -35,6 +35,8 @@ METRIC_LABELS = {
     "kim_mnih": "Kim–Mnih (FactorVAE) score",
     "kim_mnih_weighted": "weighted Kim–Mnih score",
     "higgins": "Higgins (β-VAE) score",
+    "linear_r2": "linear R² of the factors (all latent dims)",
+    "linear_r2_best_dim": "linear R² of the factors (best single latent dim)",
 }
 SCORE_LABELS = {"final": "final epoch", "best": "best over epochs"}
 

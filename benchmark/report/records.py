@@ -19,6 +19,8 @@ from spritegen.errors import DatasetError
 
 SCORES = ("final", "best")
 MANIFEST = "sweep.json"
+#: The per-epoch scores a report can draw (keys of metrics.jsonl).
+METRICS = ("kim_mnih", "kim_mnih_weighted", "higgins", "linear_r2", "linear_r2_best_dim")
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -123,13 +125,21 @@ class ExperimentData:
         return out
 
 
-def _finished(run_dir: Path) -> bool:
-    """A run counts once bench run has written a summary with status "finished"."""
+def is_finished(run_dir: Path) -> bool:
+    """A run counts once bench run has written a summary with status "finished" (its
+    metrics.jsonl, written before, is then complete)."""
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return False
-    return summary.get("status", "finished") == "finished"
+    return summary.get("status", "finished") == "finished" and (run_dir / "metrics.jsonl").is_file()
+
+
+def run_folder(sweep_dir: Path, run_id: str) -> Path:
+    """Where a run's records are: ``runs/<id>`` in a sweep folder, ``<id>`` in an export
+    (``bench report SWEEP --export DEST``, docs/results/runs/...)."""
+    in_sweep = sweep_dir / "runs" / run_id
+    return in_sweep if in_sweep.is_dir() else sweep_dir / run_id
 
 
 def sort_key(v: Any) -> tuple[int, float, str]:
@@ -142,7 +152,8 @@ def sort_key(v: Any) -> tuple[int, float, str]:
 
 
 def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentData]]:
-    """Read ``sweep.json`` and every finished run's metrics."""
+    """Read ``sweep.json`` and every finished run's metrics, from a sweep folder or from an
+    export of its records (see ``run_folder``)."""
     sweep_dir = Path(sweep_dir)
     path = sweep_dir / MANIFEST
     if not path.is_file():
@@ -155,11 +166,11 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
 
     def scores_of(run_id: str, metrics: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
         if run_id not in cache:
-            run_dir = sweep_dir / "runs" / run_id
-            if _finished(run_dir) and (run_dir / "metrics.jsonl").is_file():
+            run_dir = run_folder(sweep_dir, run_id)
+            if is_finished(run_dir):
                 rows = read_metrics(run_dir)
                 got = {}
-                for m in ("kim_mnih", "kim_mnih_weighted", "higgins"):
+                for m in METRICS:
                     fb = final_and_best(rows, m)
                     if fb is not None:
                         got[m] = fb

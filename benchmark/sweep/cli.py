@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from spritegen.clitools import user_errors
+from spritegen.errors import SpecError
 
 
 @click.command("sweep")
@@ -97,11 +98,32 @@ def sweep_command(
     default=None,
     help="Report folder (default: SWEEP_DIR/report).",
 )
-def report_command(sweep_dir: Path, out: Path | None) -> None:
-    """Draw the study's figures and tables from the finished runs of SWEEP_DIR."""
+@click.option(
+    "--export",
+    "export_to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Instead of drawing: copy sweep.json and each finished run's config.json, "
+    "metrics.jsonl and summary.json into this folder (merging with an earlier export), "
+    "for `bench report FOLDER` and for committing.",
+)
+def report_command(sweep_dir: Path, out: Path | None, export_to: Path | None) -> None:
+    """Draw the study's figures and tables from the finished runs of SWEEP_DIR (a sweep folder,
+    or a folder of records written by --export)."""
     from benchmark.report import write_report
 
     with user_errors("bench"):
+        if export_to is not None:
+            from benchmark.report.export import export_runs
+
+            if out is not None:
+                raise SpecError("--out and --export: give one (export first, then report)")
+            result = export_runs(sweep_dir, export_to)
+            click.echo(
+                f"exported {len(result.copied)} runs to {export_to} "
+                f"({len(result.unchanged)} already there, {len(result.unfinished)} not finished)"
+            )
+            return
         paths = write_report(sweep_dir, out)
     folder = paths[0].parent if paths else out
     click.echo(f"wrote {len(paths)} files to {folder}")

@@ -1,0 +1,134 @@
+"""Copy a sweep's small records out of its folder, so that a report can be drawn (and committed)
+without the datasets, checkpoints and pictures.
+
+    export_runs("results/experiment2-small", "docs/results/runs/experiment2-small")
+
+writes ``DEST/sweep.json`` and, for every finished run, ``DEST/<id>/`` with the run's
+``config.json``, ``metrics.jsonl`` and ``summary.json`` (a few kB; no checkpoints, no pictures).
+``bench report DEST`` then draws from them. A study run in several parts (on several machines,
+or a sweep grown later) is exported part by part into the same DEST: runs accumulate, and the
+manifests are merged (each experiment keeps the union of its points), as long as they are the
+same sweep (same name) with the same experiment layouts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.report.records import MANIFEST, is_finished
+from spritegen.errors import SpecError
+
+#: The files of a run folder that are records (everything else is a checkpoint or a picture).
+RECORD_FILES = ("config.json", "metrics.jsonl", "summary.json")
+
+
+@dataclass
+class ExportResult:
+    """What one export did: run ids copied (new or updated), and finished runs already there."""
+
+    dest: Path
+    copied: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)  # in the plan, not finished in the source
+
+
+def _read_manifest(folder: Path, what: str) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise SpecError(f"{what}: {folder} has no {MANIFEST}; give a folder made by bench sweep")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise SpecError(f"{what}: {path} is not valid JSON ({exc})") from None
+
+
+def merge_manifests(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with the points of ``old`` it lacks, per experiment and overall; SpecError when
+    the two are not parts of the same study (another sweep name, or another layout)."""
+    if old.get("name") != new.get("name"):
+        raise SpecError(
+            f"--export: the destination holds sweep {old.get('name')!r}, not {new.get('name')!r}; "
+            f"export each sweep into its own folder"
+        )
+    merged = json.loads(json.dumps(new))
+    by_name = {e["name"]: e for e in merged["experiments"]}
+    for exp in old.get("experiments", []):
+        mine = by_name.get(exp["name"])
+        if mine is None:
+            merged["experiments"].append(exp)
+            continue
+        for key in ("x", "lines"):
+            if exp.get(key) != mine.get(key):
+                raise SpecError(
+                    f"--export: experiment {exp['name']!r} has {key} {exp.get(key)!r} in the "
+                    f"destination but {mine.get(key)!r} here; export into another folder"
+                )
+        mine["metrics"] += [m for m in exp.get("metrics", []) if m not in mine["metrics"]]
+        have = {p["id"] for p in mine["points"]}
+        mine["points"] += [p for p in exp["points"] if p["id"] not in have]
+    have = {p["id"] for p in merged.get("points", [])}
+    merged.setdefault("points", []).extend(p for p in old.get("points", []) if p["id"] not in have)
+    merged.setdefault("datasets", {})
+    for name, d in old.get("datasets", {}).items():
+        merged["datasets"].setdefault(name, d)
+    return merged
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    return all(
+        (b / f).is_file() and (a / f).read_bytes() == (b / f).read_bytes() for f in RECORD_FILES
+    )
+
+
+def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
+    """Copy ``sweep_dir``'s manifest and its finished runs' records into ``dest`` (see module doc).
+
+    A run folder is copied whole or not at all (written beside, then renamed), so an interrupted
+    export never leaves a run with half its records.
+    """
+    sweep_dir, dest = Path(sweep_dir), Path(dest)
+    manifest = _read_manifest(sweep_dir, "SWEEP_DIR")
+    if dest.resolve() == sweep_dir.resolve():
+        raise SpecError(f"--export: {dest} is the sweep folder itself; choose another folder")
+    if dest.exists() and not dest.is_dir():
+        raise SpecError(f"--export: {dest} exists and is not a folder")
+    if dest.is_dir() and any(dest.iterdir()):
+        if not (dest / MANIFEST).is_file():
+            raise SpecError(
+                f"--export: {dest} is not empty and holds no {MANIFEST}; "
+                f"choose an empty folder or one made by a previous export"
+            )
+        manifest = merge_manifests(_read_manifest(dest, "--export"), manifest)
+    dest.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(dest)
+    for run_id in sorted({p["id"] for p in manifest.get("points", [])}):
+        src = sweep_dir / "runs" / run_id
+        if not is_finished(src):
+            if not is_finished(dest / run_id):
+                result.unfinished.append(run_id)
+            continue
+        target = dest / run_id
+        if target.is_dir() and _same_files(src, target):
+            result.unchanged.append(run_id)
+            continue
+        tmp = dest / f".{run_id}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name in RECORD_FILES:
+            shutil.copy2(src / name, tmp / name)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        result.copied.append(run_id)
+    _write_json(dest / MANIFEST, manifest)
+    return result
