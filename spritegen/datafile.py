@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from spritegen.errors import DatasetError
+from spritegen.errors import DatasetError, quote
 
 FORMAT_NAME = "spritegen-dataset"
 FORMAT_VERSION = 1
@@ -44,10 +44,10 @@ def open_dataset(path: str | Path, require_complete: bool = True):
                 f"{FORMAT_NAME!r}); for dSprites or 3dshapes use --data dsprites:PATH or "
                 f"3dshapes:PATH"
             )
-        version = int(f.attrs.get("format_version", -1))
-        if version not in SUPPORTED_VERSIONS:
+        version = f.attrs.get("format_version", None)
+        if not _is_int(version) or int(version) not in SUPPORTED_VERSIONS:
             raise DatasetError(
-                f"{path}: format version {version} is not supported by this "
+                f"{path}: format version {quote(_plain(version))} is not supported by this "
                 f"spritegen (reads {', '.join(map(str, SUPPORTED_VERSIONS))})"
             )
         if require_complete and not bool(f.attrs.get("complete", False)):
@@ -58,10 +58,73 @@ def open_dataset(path: str | Path, require_complete: bool = True):
         for name in ("images", "factors"):
             if name not in f:
                 raise DatasetError(f"{path}: dataset '/{name}' is missing")
+        if require_complete:
+            _check_structure(path, f)
     except BaseException:
         f.close()
         raise
     return f
+
+
+#: What every complete file holds besides /images and /factors (docs/format.md); checked on
+#: open so that ``info``, ``verify``, ``show`` and training never meet a half-formed file.
+REQUIRED_ATTRS = (
+    "spec",
+    "dataset_id",
+    "content_sha256",
+    "renderer",
+    "seed",
+    "package_version",
+    "renderer_info",
+    "library_versions",
+)
+REQUIRED_DATASETS = (
+    "checksums/images",
+    "metadata/factor_names",
+    "metadata/factor_kinds",
+    "metadata/factor_low",
+    "metadata/factor_high",
+    "metadata/class_names/shape",
+    "metadata/inactive_factor_names",
+    "metadata/inactive_factor_values",
+)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_structure(path: Path, f) -> None:
+    import h5py
+
+    for key in REQUIRED_ATTRS:
+        if key not in f.attrs:
+            raise DatasetError(
+                f"{path}: attribute '{key}' is missing; not a complete file written by "
+                "'spritegen build' (rebuild it)"
+            )
+    for key in ("renderer_info", "library_versions"):
+        try:
+            value = json.loads(_plain(f.attrs[key]))
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, dict):
+            raise DatasetError(f"{path}: attribute '{key}' is not a JSON object; rebuild the file")
+    from spritegen.evalsets import IMAGE_SET_PATHS
+
+    present = [f"checksums/{p}" for p in IMAGE_SET_PATHS if p in f]
+    for name in REQUIRED_DATASETS + tuple(present):
+        if not isinstance(f.get(name), h5py.Dataset):
+            raise DatasetError(
+                f"{path}: dataset '/{name}' is missing; not a complete file written by "
+                "'spritegen build' (rebuild it)"
+            )
 
 
 def read_attrs(f) -> dict[str, Any]:
