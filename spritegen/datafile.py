@@ -40,7 +40,7 @@ def open_dataset(path: str | Path, require_complete: bool = True):
             fmt = fmt.decode()
         if fmt != FORMAT_NAME:
             raise DatasetError(
-                f"{path}: not a spritegen dataset (attribute 'format' is {fmt!r}, expected "
+                f"{path}: not a spritegen dataset (attribute 'format' is {quote(fmt)}, expected "
                 f"{FORMAT_NAME!r}); for dSprites or 3dshapes use --data dsprites:PATH or "
                 f"3dshapes:PATH"
             )

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol, TypeVar
 
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, quote
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -235,4 +235,4 @@ def make_executor(
         return LocalExecutor(workers=workers, **kwargs)
     if kind == "ray":
         return RayExecutor(address=address, **kwargs)
-    raise SpecError(f"executor: must be one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}")
+    raise SpecError(f"executor: must be one of {', '.join(EXECUTOR_KINDS)}, got {quote(kind)}")

@@ -106,7 +106,12 @@ CASES = [
     Case("sample-neg", ["verify", "data.h5", "--sample", "-1"], "'--sample'", dataset()),
     Case("samples-0", ["show", "data.h5", "--samples", "0"], "'--samples'", dataset()),
     # --- spec files
-    Case("dup-key", ["build", "spec.yaml"], "line 2: duplicate key 'factors'", spec("factors: 2\nfactors: 3\n")),
+    Case(
+        "dup-key",
+        ["build", "spec.yaml"],
+        "line 2: duplicate key 'factors'",
+        spec("factors: 2\nfactors: 3\n"),
+    ),
     Case(
         "dup-nested",
         ["build", "spec.yaml"],
