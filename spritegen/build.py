@@ -9,8 +9,12 @@ How the guarantees are kept:
 * **Resumable.** Each rendered chunk is saved atomically in ``OUT.parts/`` as soon as it is done.
   Running the same command again skips the chunks already there (after checking the parts belong
   to the same spec, package and renderer version) and assembles the same file.
+  Saved chunks are checked against their stored hash before assembly; a bad one is re-rendered.
 * **Atomic.** The file is assembled as ``OUT.partial`` and renamed onto ``OUT`` only once it is
   complete and flagged ``complete=True``; a finished ``OUT`` is never overwritten without ``force``.
+* **Guarded.** The size is estimated and checked against the free disk before any work; an
+  exclusive lock (``OUT.lock``) keeps two builds of one file apart; file-system failures (disk
+  full, read-only folder) end in one line. docs/reliability.md lists what survives what.
 """
 
 from __future__ import annotations
