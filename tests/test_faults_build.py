@@ -234,12 +234,17 @@ def small_disk(tmp_path):
 
 
 @pytest.mark.slow
-def test_disk_full_while_rendering_leaves_one_line_and_resumes(small_disk, reference):
+@pytest.mark.parametrize("moment", ["rendering", "assembly"])
+def test_disk_full_leaves_one_line_and_resumes(small_disk, reference, moment):
     out = small_disk / "d.h5"
     filler = small_disk / "filler"
+    partial = small_disk / "d.h5.partial"
     proc = start(out, "--workers", "1")
-    assert wait_for(lambda: len(chunks(out)) >= 3 or proc.poll() is not None)
-    with open(filler, "wb") as fh:  # someone else fills the disk while the build runs
+    if moment == "rendering":
+        assert wait_for(lambda: len(chunks(out)) >= 3 or proc.poll() is not None)
+    else:
+        assert wait_for(lambda: partial.exists() or proc.poll() is not None)
+    with open(filler, "wb", buffering=0) as fh:  # someone else fills the disk meanwhile
         block = bytes(64 * 1024)
         try:
             while True:
