@@ -65,12 +65,14 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _worker_init(parent_pid: int) -> None:
+def worker_init(parent_pid: int) -> None:
     """Pool worker start: die with the parent, and leave Ctrl-C to the parent.
 
     A terminal's Ctrl-C reaches every process of the foreground group; only the parent should act
     on it (stop, report one line, exit 130), not print a KeyboardInterrupt traceback per worker.
-    SIGINT stays blocked from spawn (see ``_sigint_blocked``) until it is ignored here.
+    SIGINT stays blocked from spawn (see ``sigint_blocked``) until it is ignored here. Any
+    process pool of the project can use it:
+    ``ProcessPoolExecutor(..., initializer=worker_init, initargs=(os.getpid(),))``.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
@@ -79,7 +81,7 @@ def _worker_init(parent_pid: int) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
+def sigint_blocked() -> Iterator[None]:
     """Block SIGINT in this thread while worker processes may be spawned.
 
     A spawned child inherits the blocked mask, so a Ctrl-C arriving while it still imports stays
@@ -120,7 +122,7 @@ class LocalExecutor:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
+                initializer=worker_init,
                 initargs=(os.getpid(),),
             )
         return self._pool
@@ -133,7 +135,7 @@ class LocalExecutor:
         pool = self._get_pool()
         pending: deque[Future] = deque()
         for item in items:
-            with _sigint_blocked():  # submit may spawn a worker
+            with sigint_blocked():  # submit may spawn a worker
                 pending.append(pool.submit(fn, item))
             if len(pending) >= self.window:
                 yield pending.popleft().result()
