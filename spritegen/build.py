@@ -275,9 +275,13 @@ def _io_errors(out: Path, parts: Path) -> Iterator[None]:
                 f"--out {quote(str(out))}: a folder on its path is a file ({where}); "
                 "allowed: a file path whose parent folders are folders or can be created"
             ) from None
+        advice = (
+            "choose a folder you can write to"
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+            else "choose another --out"
+        )
         raise SpecError(
-            f"--out {quote(str(out))}: cannot write {where}: {exc.strerror}; choose a folder "
-            "you can write to"
+            f"--out {quote(str(out))}: cannot write {where}: {exc.strerror}; {advice}"
         ) from None
 
 
@@ -371,14 +375,14 @@ def build(
     holds ``OUT.lock`` so that two builds of one file cannot interleave.
     """
     out = Path(out)
-    if out.exists() and not force:
-        raise SpecError(f"{out} already exists; pass --force to replace it")
     parts = out.with_name(out.name + ".parts")
-    est = estimate(spec)
-    if announce:
-        announce(est.line(out))
-    _check_free_space(est, out, parts)
     with _io_errors(out, parts):
+        if out.exists() and not force:
+            raise SpecError(f"{out} already exists; pass --force to replace it")
+        est = estimate(spec)
+        if announce:
+            announce(est.line(out))
+        _check_free_space(est, out, parts)
         out.parent.mkdir(parents=True, exist_ok=True)
         with build_lock(out):
             if out.exists() and not force:  # another build finished it while we waited

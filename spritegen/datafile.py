@@ -28,8 +28,13 @@ def open_dataset(path: str | Path, require_complete: bool = True):
     import h5py
 
     path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path}: no such file")
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise DatasetError(f"{quote(str(path))}: {exc.strerror}") from None
+    if not found:
+        what = "a folder, not a dataset file" if path.is_dir() else "no such file"
+        raise DatasetError(f"{path}: {what}")
     try:
         f = h5py.File(path, "r")
     except OSError:

@@ -37,6 +37,7 @@ class Case:
 def spec(text: str | bytes, name: str = "spec.yaml") -> Callable[[Path, Path], None]:
     def make(folder: Path, _data: Path) -> None:
         path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
 
     return make
@@ -220,7 +221,14 @@ CASES = [
         dataset(),
     ),
     Case("out-is-dir", BUILD + ["--factors", "2", "--out", "."], "'--out'"),
+    Case(
+        "out-name-too-long",
+        BUILD + ["--factors", "2", "--out", "a" * 300 + ".h5"],
+        "File name too long; choose another --out",
+    ),
     # --- dataset files
+    Case("info-name-too-long", ["info", "b" * 300 + ".h5"], "'bbbb"),
+    Case("info-folder", ["info", "sub"], "'PATH': File 'sub' is a directory", spec("", "sub/x")),
     Case("info-missing", ["info", "none.h5"], "none.h5: no such file"),
     Case("info-text", ["info", "spec.yaml"], "not an HDF5 file", spec(GOOD_SPEC)),
     Case("info-truncated", ["info", "data.h5"], "not an HDF5 file", dataset(truncate=4000)),
