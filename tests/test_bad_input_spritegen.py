@@ -226,6 +226,12 @@ CASES = [
         BUILD + ["--factors", "2", "--out", "a" * 300 + ".h5"],
         "File name too long; choose another --out",
     ),
+    Case(
+        "show-out-under-file",
+        ["show", "data.h5", "--out", "data.h5/grid.png"],
+        "--out 'data.h5/grid.png': cannot write the picture (a folder on its path is a file)",
+        dataset(),
+    ),
     # --- dataset files
     Case("info-name-too-long", ["info", "b" * 300 + ".h5"], "'bbbb"),
     Case("info-folder", ["info", "sub"], "'PATH': File 'sub' is a directory", spec("", "sub/x")),
