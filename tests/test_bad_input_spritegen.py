@@ -415,3 +415,67 @@ def test_quote_bounds_huge_and_nested_values():
     assert len(quote(nested)) <= 80
     assert quote("short") == "'short'"
     assert quote("y" * 1000).endswith("...") and len(quote("y" * 1000)) == 80
+
+
+try:  # property-based generation when hypothesis is installed (the test extra)
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - depends on the environment
+    given = None
+
+if given is not None:
+    _scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**20), 10**20),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=20),
+        st.sampled_from(["2d", "3d", "gzip", "none", "tiny", "full", "hue", "shape", "rotation"]),
+    )
+    _values = st.recursive(
+        _scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=8,
+    )
+    _keys = st.sampled_from(
+        ["format", "name", "factors", "renderer", "image_size", "n", "seed", "fixed"]
+    ) | st.text(max_size=8)
+    _sections = st.fixed_dictionaries(
+        {},
+        optional={
+            "storage": st.dictionaries(
+                st.sampled_from(["chunk_images", "compression", "compression_level", "level"]),
+                _values,
+            ),
+            "evaluation": _values
+            | st.dictionaries(
+                st.sampled_from(["preset", "batch_size", "variance", "higgins_eval", "x"]), _values
+            ),
+            "fixed": st.dictionaries(
+                st.sampled_from(["pos_x", "scale", "shape", "rotation", "hue", "rotation_y"]),
+                _values,
+            ),
+            "factors": st.integers(0, 8) | _values,
+        },
+    )
+    _specs = st.builds(
+        lambda a, b: {**a, **b}, st.dictionaries(_keys, _values, max_size=4), _sections
+    )
+
+    @settings(max_examples=100, deadline=None)
+    @given(_specs)
+    def test_any_spec_mapping_is_valid_or_gets_one_line(raw):
+        """Generated specs, as mappings and as YAML text: a DatasetSpec or one SpecError line."""
+        import yaml
+
+        from spritegen.spec import spec_from_mapping
+
+        for attempt in (
+            lambda: spec_from_mapping(raw),
+            lambda: parse_spec_text(yaml.safe_dump(raw), "generated.yaml"),
+        ):
+            try:
+                attempt()
+            except SpecError as exc:
+                message = str(exc)
+                assert len(message.splitlines()) == 1 and len(message) < 600, message
