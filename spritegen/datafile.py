@@ -130,6 +130,19 @@ def _check_structure(path: Path, f) -> None:
                 f"{path}: dataset '/{name}' is missing; not a complete file written by "
                 "'spritegen build' (rebuild it)"
             )
+    for name in present:
+        if f[name].ndim != 2 or f[name].shape[1] != 32:
+            raise DatasetError(
+                f"{path}: dataset '/{name}' has shape {f[name].shape}; expected (chunks, 32) "
+                "SHA-256 digests (rebuild the file)"
+            )
+    k = f["factors"].shape[1] if f["factors"].ndim == 2 else -1
+    for name in ("factor_names", "factor_kinds", "factor_low", "factor_high"):
+        if f[f"metadata/{name}"].shape != (k,):
+            raise DatasetError(
+                f"{path}: dataset '/metadata/{name}' has shape {f[f'metadata/{name}'].shape}; "
+                f"expected one entry per factor column of /factors ({k})"
+            )
 
 
 def read_attrs(f) -> dict[str, Any]:

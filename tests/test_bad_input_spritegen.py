@@ -74,6 +74,14 @@ def delete(*names: str) -> Callable[[h5py.File], None]:
     return edit
 
 
+def replace(name: str, data) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        del f[name]
+        f.create_dataset(name, data=data)
+
+    return edit
+
+
 def del_attr(key: str) -> Callable[[h5py.File], None]:
     def edit(f: h5py.File) -> None:
         del f.attrs[key]
@@ -282,6 +290,18 @@ CASES = [
         ["verify", "data.h5"],
         "dataset '/checksums/images' is missing",
         dataset(delete("checksums")),
+    ),
+    Case(
+        "verify-checksums-scalar",
+        ["verify", "data.h5"],
+        "'/checksums/images' has shape (); expected (chunks, 32)",
+        dataset(replace("checksums/images", 1)),
+    ),
+    Case(
+        "info-short-metadata",
+        ["info", "data.h5"],
+        "'/metadata/factor_low' has shape (1,); expected one entry per factor column",
+        dataset(replace("metadata/factor_low", [0.0])),
     ),
     Case(
         "info-no-spec-attr",
