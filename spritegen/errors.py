@@ -29,7 +29,8 @@ def quote(value: object, limit: int = 80) -> str:
     """``repr(value)`` cut to ``limit`` characters, for quoting user input in an error line.
 
     Every message that echoes a value goes through here, so a huge or deeply nested value (a YAML
-    alias bomb, a binary file read as text) can never turn one error line into megabytes.
+    alias bomb once made an 800 MB error line) can never turn one error line into megabytes; the
+    repr is built piecewise and stops at the limit, so it costs no more than the limit either.
     """
     text = _bounded_repr(value, limit + 1)
     if len(text) > limit:
@@ -40,7 +41,10 @@ def quote(value: object, limit: int = 80) -> str:
 def _bounded_repr(value: object, limit: int) -> str:
     """repr that stops once ``limit`` characters are produced, even for huge nested values."""
     if isinstance(value, (list, tuple, dict, set)):
-        open_, close = {list: "[]", tuple: "()", dict: "{}", set: "{}"}.get(type(value), "[]")
+        brackets = (
+            "{}" if isinstance(value, (dict, set)) else "()" if isinstance(value, tuple) else "[]"
+        )
+        open_, close = brackets
         items = value.items() if isinstance(value, dict) else value
         out = open_
         for i, item in enumerate(items):
