@@ -295,3 +295,15 @@ def test_seven_factors_with_few_images_shows_the_evaluation_sets(small_disk):
     assert "--eval-preset quick, tiny or none renders fewer" in result.stdout
     assert result.returncode == 2 and "not enough free disk space" in result.stderr
     assert list(small_disk.iterdir()) == []
+
+
+def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_leaves_no_partial(small_disk):
+    from spritegen.atomic import write_bytes_atomic, write_text_atomic
+
+    target = small_disk / "record.json"
+    write_text_atomic(target, "old\n")
+    with pytest.raises(OSError) as info:
+        write_bytes_atomic(target, bytes(20 * 1024 * 1024))  # twice the file system
+    assert info.value.errno == 28
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["record.json"]
