@@ -185,7 +185,6 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, reference):
     assert leftovers(tmp_path, "d.h5") == []
 
 
-@pytest.mark.slow
 def test_a_second_build_of_the_same_file_is_refused_while_the_first_runs(tmp_path, reference):
     out = tmp_path / "d.h5"
     first = start(out, "--workers", "1")
@@ -203,7 +202,6 @@ def test_a_second_build_of_the_same_file_is_refused_while_the_first_runs(tmp_pat
     assert leftovers(tmp_path, "d.h5") == []
 
 
-@pytest.mark.slow
 def test_a_corrupted_saved_chunk_is_rendered_again_on_resume(tmp_path, reference):
     out = tmp_path / "d.h5"
     proc = start(out, "--workers", "1")
@@ -233,7 +231,6 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["rendering", "assembly"])
 def test_disk_full_leaves_one_line_and_resumes(small_disk, reference, moment):
     out = small_disk / "d.h5"
