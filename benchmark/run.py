@@ -39,6 +39,7 @@ from benchmark.train import (
     resolve_device,
     train,
 )
+from spritegen.atomic import write_text_atomic
 from spritegen.errors import DatasetError, SpecError
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
@@ -136,15 +137,11 @@ def default_out(cfg: RunConfig, data: Path) -> Path:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", fsync=False)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows), fsync=False)
 
 
 def _identity(resolved: dict) -> dict:
