@@ -29,6 +29,10 @@ BUNDLED: dict[str, str] = {
     "vae": "benchmark.models.vae:VAE",
     "betavae": "benchmark.models.vae:BetaVAE",
     "annealedvae": "benchmark.models.vae:AnnealedVAE",
+    "factorvae": "benchmark.models.factorvae:FactorVAE",
+    "betatcvae": "benchmark.models.betatcvae:BetaTCVAE",
+    "dipvae1": "benchmark.models.dipvae:DIPVAE1",
+    "dipvae2": "benchmark.models.dipvae:DIPVAE2",
 }
 SOURCE_TREE = "spritegen (source tree)"
 
