@@ -16,7 +16,6 @@ update and the auxiliary update are taken; the auxiliary optimiser's state is ch
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark.models.base import AUXILIARY_LOSS, has_auxiliary_objective
+from spritegen.atomic import atomic_path
 from spritegen.errors import SpecError, SpritegenError
 
 Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
@@ -110,12 +110,8 @@ def save_atomic(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same folder, then rename: a kill leaves no half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def stop_if_non_finite(what: str, value: torch.Tensor, step: int, epoch: int) -> None:

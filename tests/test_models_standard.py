@@ -99,7 +99,8 @@ def test_builds_checks_and_records_its_hparams(name):
         ("factorvae", {"discriminator_beta1": 1.0}, "discriminator_beta1 must be in [0, 1)"),
         ("betatcvae", {"beta": -2}, "beta must be >= 0"),
         ("dipvae1", {"lambda_od": -1}, "lambda_od must be >= 0"),
-        ("dipvae2", {"lambda_d": float("nan")}, "lambda_d must be >= 0"),
+        ("dipvae2", {"lambda_d": -3.0}, "lambda_d must be >= 0"),
+        ("dipvae2", {"lambda_d": float("nan")}, "lambda_d: must be finite"),
         ("dipvae2", {"beta": 1}, "has no parameter 'beta'; it accepts: lambda_od, lambda_d"),
     ],
 )
