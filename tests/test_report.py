@@ -211,3 +211,31 @@ def test_export_refuses_another_sweep_with_one_line(sweep: Path, tmp_path: Path)
     assert "holds sweep 'tiny2', not 'another'" in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert sorted(p.name for p in dest.iterdir()) == before
+
+
+def test_beta_norm_view_of_an_experiment_over_latent_size(sweep: Path, tmp_path: Path) -> None:
+    """Re-labelled as an experiment over D (all tiny runs have D = 3), the report adds the
+    normalised-beta figures, with N read from the runs' config.json (64 x 64 x 1)."""
+    from benchmark.report import beta_norm
+    from benchmark.report.records import load_sweep as load_records
+
+    over_d = tmp_path / "over-d"
+    over_d.mkdir()
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    for exp in manifest["experiments"]:
+        exp["x"] = "latent_dim"
+        for p in exp["points"]:
+            p["x"] = 3
+    (over_d / "sweep.json").write_text(json.dumps(manifest))
+    (over_d / "runs").symlink_to(sweep / "runs")
+    _, (exp,) = load_records(over_d)
+    assert beta_norm.applies(exp)
+    assert beta_norm.input_values(exp) == 64 * 64
+    assert beta_norm.beta_norm(4, 3, 64 * 64) == pytest.approx(12 / 4096)
+    written = write_report(over_d, tmp_path / "rep")
+    names = {p.name for p in written}
+    assert "tiny2_kim_mnih_final_beta_norm.png" in names
+    assert "against normalised β" in (tmp_path / "rep" / "report.md").read_text()
+    # an experiment over K is not redrawn
+    _, (over_k,) = load_records(sweep)
+    assert not beta_norm.applies(over_k)
