@@ -3,9 +3,14 @@
 Keep this file small: commands are registered here in one line each, so that branches adding
 commands merge without conflicts. User errors (``SpritegenError``) become one line on stderr and
 exit status 2, without a traceback.
+
+The benchmark needs the ``bench`` extra (torch, matplotlib); a data-only install
+(``pip install spritegen``) gets one line saying how to add it instead of an ImportError.
 """
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -32,10 +37,23 @@ def _register() -> None:
 
 _register()
 
+#: Third-party modules that only the ``bench`` extra installs.
+BENCH_EXTRA_MODULES = ("torch", "matplotlib", "sklearn")
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``bench = benchmark.cli:main``)."""
-    run_cli(bench, "bench", argv)
+    try:
+        run_cli(bench, "bench", argv)
+    except ModuleNotFoundError as exc:
+        if exc.name not in BENCH_EXTRA_MODULES:
+            raise
+        click.echo(
+            f"bench: error: {exc.name} is not installed; the benchmark needs the bench extra: "
+            "pip install 'spritegen[bench]'",
+            err=True,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

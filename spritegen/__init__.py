@@ -6,9 +6,13 @@ torch never loads here (``spritegen.torchdata`` is the only module that needs it
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+try:  # written once, in pyproject.toml; recorded in every file a build writes
+    __version__ = metadata.version("spritegen")
+except metadata.PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"
 
 if TYPE_CHECKING:  # pragma: no cover
     from spritegen.oracle import Oracle
