@@ -84,11 +84,11 @@ def score(
     DATA is a spritegen dataset file (scored on its stored evaluation sets) or
     dsprites:PATH / 3dshapes:PATH (scored live on the published grid).
     """
-    from benchmark.datasets import open_source
+    from benchmark.datasets import open_data
     from benchmark.metrics import evaluate
 
     represent = load_represent(target)
-    with open_source(file, in_memory=True) as data:
+    with open_data(file, in_memory=True) as data:
         if preset is None:
             preset = "full" if data.is_grid else "stored"
         if preset == "stored" and data.is_grid:
