@@ -98,6 +98,18 @@ FACTORS: tuple[Factor, ...] = (
 )
 FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in FACTORS)
 NUM_ALL_FACTORS = len(FACTORS)
+#: Bounds of K, the number of factors a dataset varies (the first K of FACTORS): the one place
+#: they are written; the spec, the CLIs and the benchmark's run and sweep checks read them here.
+MIN_FACTORS = 1
+MAX_FACTORS = NUM_ALL_FACTORS
+NUM_FACTORS_RANGE = f"{MIN_FACTORS}..{MAX_FACTORS}"
+
+
+def is_num_factors(k: object) -> bool:
+    """Whether ``k`` is a valid K: an int (not a bool) in ``MIN_FACTORS..MAX_FACTORS``."""
+    return isinstance(k, int) and not isinstance(k, bool) and MIN_FACTORS <= k <= MAX_FACTORS
+
+
 HUE_INDEX = FACTOR_NAMES.index("hue")
 SHAPE_INDEX = FACTOR_NAMES.index("shape")
 
@@ -122,8 +134,8 @@ class FactorSpace:
     )
 
     def __post_init__(self) -> None:
-        if not 1 <= self.num_active <= NUM_ALL_FACTORS:
-            raise ValueError(f"num_active must be in 1..{NUM_ALL_FACTORS}, got {self.num_active}")
+        if not is_num_factors(self.num_active):
+            raise ValueError(f"num_active must be in {NUM_FACTORS_RANGE}, got {self.num_active}")
         if len(self.fixed) != NUM_ALL_FACTORS:
             raise ValueError(f"fixed must have {NUM_ALL_FACTORS} values")
 

@@ -426,3 +426,19 @@ def test_higgins_raw_features_follow_disentanglement_lib_and_depend_on_scale(
         higgins(data_file, identity, 0, features="whitened", **SIZES)
     result = evaluate(data_file, identity, 0, "stored")
     assert result["higgins_raw"] == result["details"]["higgins"]["score_raw"]
+
+
+def test_build_and_metric_presets_agree():
+    """A file built with a scoring preset holds exactly what that metric preset reads."""
+    from benchmark.metrics.presets import PRESET_NAMES, PRESETS, RUN_PRESET_NAMES
+    from spritegen.spec import EVAL_PRESETS, EvalSizes
+
+    assert set(PRESETS) <= set(EVAL_PRESETS)
+    for name, preset in PRESETS.items():
+        sizes = EvalSizes.preset(name)
+        assert preset.batch_size == sizes.batch_size
+        assert preset.num_variance == sizes.variance
+        assert preset.num_train == sizes.kim_mnih_train == sizes.higgins_train
+        assert preset.num_eval == sizes.kim_mnih_eval == sizes.higgins_eval
+    assert PRESET_NAMES == (*PRESETS, "stored")
+    assert RUN_PRESET_NAMES == (*PRESET_NAMES, "none")

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from benchmark.metrics.presets import PRESET_NAMES
 from spritegen.errors import SpecError
 
 
@@ -53,7 +54,7 @@ def load_represent(target: str):
 )
 @click.option(
     "--preset",
-    type=click.Choice(["stored", "quick", "full"]),
+    type=click.Choice(PRESET_NAMES),
     default=None,
     help="Sample sizes: 'stored' = everything the file holds (default for spritegen "
     "files); 'full' = disentanglement_lib's study configuration (default for "
