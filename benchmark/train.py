@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
+from benchmark.models.base import Model
 from spritegen.errors import SpecError, SpritegenError
 
 Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
@@ -76,7 +76,7 @@ def to_input(batch: torch.Tensor) -> torch.Tensor:
 
 
 def make_represent(
-    model: nn.Module, device: torch.device, batch_size: int = 512
+    model: Model, device: torch.device, batch_size: int = 512
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The representation the metrics take: uint8 images (n, H, W, C) -> latent means (n, D)."""
 
@@ -113,7 +113,7 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 def train(
-    model: nn.Module,
+    model: Model,
     images: torch.Tensor,
     cfg: TrainConfig,
     *,

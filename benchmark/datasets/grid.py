@@ -39,10 +39,10 @@ class ImageStore(Protocol):
 
 def mixed_radix_strides(sizes: Sequence[int]) -> np.ndarray:
     """Row stride of each grid column when the last column varies fastest."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    strides = np.ones(len(sizes), dtype=np.int64)
-    for i in range(len(sizes) - 2, -1, -1):
-        strides[i] = strides[i + 1] * sizes[i + 1]
+    radix = np.asarray(sizes, dtype=np.int64)
+    strides = np.ones(len(radix), dtype=np.int64)
+    for i in range(len(radix) - 2, -1, -1):
+        strides[i] = strides[i + 1] * radix[i + 1]
     return strides
 
 

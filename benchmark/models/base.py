@@ -19,7 +19,7 @@ first, as everywhere in PyTorch). ``GaussianVAE`` implements ``loss`` and ``hpar
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,27 @@ from torch import nn
 
 #: Keys every loss dict must hold.
 REQUIRED_TERMS = ("loss", "reconstruction", "kl", "kl_per_dim")
+
+if TYPE_CHECKING:
+
+    class Model(nn.Module):
+        """The interface above, for the type checker (``check_model`` checks it at run time)."""
+
+        latent_dim: int
+
+        @property
+        def hparams(self) -> dict[str, Any]: ...
+
+        def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+        def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+        def loss(
+            self, x: torch.Tensor, *, step: int = 0, generator: torch.Generator | None = None
+        ) -> dict[str, torch.Tensor]: ...
+
+else:  # at run time any torch.nn.Module offering the interface is a model (plugins included)
+    Model = nn.Module
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -63,7 +84,8 @@ class GaussianVAE(nn.Module):
             )
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}")
-        self.image_shape = tuple(int(s) for s in image_shape)
+        c, h, w = (int(s) for s in image_shape)
+        self.image_shape: tuple[int, int, int] = (c, h, w)
         self.latent_dim = int(latent_dim)
 
     @property

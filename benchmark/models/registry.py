@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.models.base import REQUIRED_TERMS
+from benchmark.models.base import REQUIRED_TERMS, Model
 from spritegen.errors import SpecError, SpritegenError
 
 GROUP = "benchmark.models"
@@ -44,7 +44,7 @@ class ModelEntry:
     name: str
     target: str  # "module:attr"
     origin: str  # distribution name and version
-    factory: Callable[..., nn.Module] | None = None
+    factory: Callable[..., Model] | None = None
     error: str | None = None
     hparams: dict[str, Any] = field(
         default_factory=dict
@@ -60,7 +60,7 @@ class ModelEntry:
         return self.target.partition(":")[0]
 
 
-def _load(target: str) -> Callable[..., nn.Module]:
+def _load(target: str) -> Callable[..., Model]:
     module_name, _, attr = target.partition(":")
     obj: Any = import_module(module_name)
     for part in filter(None, attr.split(".")):
@@ -70,7 +70,7 @@ def _load(target: str) -> Callable[..., nn.Module]:
     return obj
 
 
-def _signature(factory: Callable[..., nn.Module]) -> tuple[dict[str, Any], bool]:
+def _signature(factory: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
     """Hyperparameters a factory accepts (besides image_shape and latent_dim), with defaults."""
     params = inspect.signature(factory).parameters
     for required in ("image_shape", "latent_dim"):
@@ -155,7 +155,7 @@ def build_model(
     hparams: dict[str, Any] | None = None,
     seed: int = 0,
     check: bool = True,
-) -> nn.Module:
+) -> Model:
     """Build model ``name`` with weights initialised from ``seed`` and (by default) check it.
 
     Module constructors draw from torch's global generator; it is forked and seeded here so the
@@ -166,6 +166,7 @@ def build_model(
     validate_hparams(entry, hparams)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        assert entry.factory is not None  # get_entry refused entries that cannot build
         try:
             model = entry.factory(
                 image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams
@@ -191,7 +192,7 @@ def _shape(t: Any) -> str:
 
 
 def check_model(
-    model: nn.Module,
+    model: Model,
     image_shape: tuple[int, int, int],
     latent_dim: int,
     name: str = "model",

@@ -167,7 +167,8 @@ class PyrenderRenderer:
         self.coloured = bool(coloured)
         meshes = build_meshes()
         # one spare pixel, so that antialiased edges never reach the outermost row or column
-        self._margin = max(circumradii(meshes).values()) * shape_size(1.0) + 1.0 / self.image_size
+        radius = max(circumradii(meshes).values())
+        self._margin = float(radius * shape_size(1.0) + 1.0 / self.image_size)
 
         self._scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 1.0), ambient_light=(AMBIENT,) * 3)
         self._nodes = []
@@ -243,7 +244,7 @@ class PyrenderRenderer:
             "renderer": RENDERER_NAME,
             "renderer_version": RENDERER_VERSION,
             "pyrender": _version("pyrender"),
-            "trimesh": trimesh.__version__,
+            "trimesh": str(trimesh.__version__),
             "PyOpenGL": _version("PyOpenGL"),
             "numpy": np.__version__,
             "gl_platform": os.environ.get("PYOPENGL_PLATFORM", ""),
