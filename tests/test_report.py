@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("benchmark.run", reason="needs bench run (the training branch)")
 from click.testing import CliRunner
 from sweep_helpers import tiny_spec
 

@@ -31,6 +31,7 @@ from benchmark.datasets.testing import (
     write_dsprites_npz,
     write_shapes3d,
 )
+from benchmark.metrics import evaluate
 from spritegen.errors import DatasetError, SpecError
 
 LAYOUTS = ("dsprites-npz", "dsprites-hdf5", "3dshapes")
@@ -382,16 +383,13 @@ def test_checksums(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize("kind", ["dsprites-hdf5", "3dshapes"])
 def test_identity_representation_scores_high(kind: str, files: dict[str, Path]) -> None:
-    metrics = pytest.importorskip(
-        "benchmark.metrics", reason="benchmark.metrics is not on main yet"
-    )
     with open_data(files[kind], in_memory=True) as source:
         oracle = source.oracle()
 
         def identity(images: np.ndarray) -> np.ndarray:
             return oracle.factors_at(read_barcodes(images))
 
-        result = metrics.evaluate(
+        result = evaluate(
             source.metric_source(), identity, np.random.default_rng(0), preset="quick"
         )
         assert result["kim_mnih"] >= 0.9

@@ -18,9 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("benchmark.run", reason="needs bench run (the training branch)")
-
 from click.testing import CliRunner
 from sweep_helpers import ROOT, subprocess_env, tiny_spec
 
