@@ -76,6 +76,7 @@ def test_models_lists_plugins_with_origin_and_reports_broken_ones(site):
     assert "8 model(s), 3 broken" in r.stdout
 
 
+@pytest.mark.slow
 def test_plugin_model_trains_through_bench_run(site, data, tmp_path):
     out = tmp_path / "run"
     r = bench(
