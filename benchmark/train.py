@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from benchmark.models.base import AUXILIARY_LOSS, has_auxiliary_objective
+from benchmark.models.base import AUXILIARY_LOSS, Model, has_auxiliary_objective
 from spritegen.atomic import atomic_path
 from spritegen.errors import SpecError, SpritegenError
 
@@ -82,7 +81,7 @@ def to_input(batch: torch.Tensor) -> torch.Tensor:
 
 
 def make_represent(
-    model: nn.Module, device: torch.device, batch_size: int = 512
+    model: Model, device: torch.device, batch_size: int = 512
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The representation the metrics take: uint8 images (n, H, W, C) -> latent means (n, D)."""
 
@@ -125,7 +124,7 @@ def stop_if_non_finite(what: str, value: torch.Tensor, step: int, epoch: int) ->
 
 
 def train(
-    model: nn.Module,
+    model: Model,
     images: torch.Tensor,
     cfg: TrainConfig,
     *,
@@ -157,7 +156,8 @@ def train(
         data = images.pin_memory()
     # parameters with an objective of their own (FactorVAE's discriminator) go to the model's
     # auxiliary optimiser only; the main optimiser (the thesis' Adam) takes all the others
-    aux_optimizer = model.make_auxiliary_optimizer() if has_auxiliary_objective(model) else None
+    aux_model = model if has_auxiliary_objective(model) else None
+    aux_optimizer = aux_model.make_auxiliary_optimizer() if aux_model is not None else None
     aux_ids: set[int] = set()
     if aux_optimizer is not None:
         aux_ids = {id(p) for group in aux_optimizer.param_groups for p in group["params"]}
@@ -231,8 +231,8 @@ def train(
                 terms = model.loss(x, step=step, generator=noise)
                 aux_terms = (
                     {}
-                    if aux_optimizer is None
-                    else model.auxiliary_loss(x, step=step, generator=noise)
+                    if aux_model is None
+                    else aux_model.auxiliary_loss(x, step=step, generator=noise)
                 )
             if step % check_every == 0:
                 stop_if_non_finite("loss", terms["loss"], step, epoch)

@@ -78,6 +78,7 @@ def test_models_lists_plugins_with_origin_and_reports_broken_ones(site):
     assert f"{len(BUNDLED) + 5} model(s), 3 broken" in r.stdout  # the bundled ones + 5 plugins
 
 
+@pytest.mark.slow
 def test_plugin_model_trains_through_bench_run(site, data, tmp_path):
     out = tmp_path / "run"
     r = bench(

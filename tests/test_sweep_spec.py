@@ -223,7 +223,6 @@ def test_bad_specs_are_rejected_with_one_clear_line(text: str, message: str | No
 
 
 def test_models_and_their_hyperparameters_are_checked_before_running() -> None:
-    pytest.importorskip("benchmark.models.registry")
     with pytest.raises(
         SpecError, match="experiment t: model: unknown model 'betavea'; installed: .*betavae"
     ):

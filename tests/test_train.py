@@ -158,6 +158,7 @@ def _bench(*args: str, **kw) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_final_numbers(tmp_path):
     small = make_tiny_dataset(tmp_path / "small.h5", n=64, seed=2)
     args = [
@@ -456,6 +457,7 @@ def test_training_raises_the_score_on_a_two_factor_dataset(tmp_path):
     assert trained > untrained + 0.2, (untrained, trained)
 
 
+@pytest.mark.slow
 def test_bench_run_trains_on_a_dsprites_file(tmp_path):
     from benchmark.datasets.testing import write_dsprites_npz
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
@@ -48,7 +50,7 @@ def evaluate(
                     '"quick", "full" or a Preset'
                 )
             p = src.stored_preset()
-        sizes = dict(
+        sizes: dict[str, Any] = dict(
             batch_size=p.batch_size,
             num_train=p.num_train,
             num_eval=p.num_eval,

@@ -24,7 +24,7 @@ first, as everywhere in PyTorch). ``GaussianVAE`` implements ``loss`` and ``hpar
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ REQUIRED_TERMS = ("loss", "reconstruction", "kl", "kl_per_dim")
 AUXILIARY_LOSS = "auxiliary_loss"
 
 
-def has_auxiliary_objective(model: nn.Module) -> bool:
+def has_auxiliary_objective(model: nn.Module) -> TypeGuard[AuxiliaryModel]:
     """True when ``model`` trains some of its parameters with an optimiser of its own.
 
     Such a model defines ``make_auxiliary_optimizer() -> torch.optim.Optimizer`` (over those
@@ -48,6 +48,37 @@ def has_auxiliary_objective(model: nn.Module) -> bool:
     return callable(getattr(model, "make_auxiliary_optimizer", None)) and callable(
         getattr(model, "auxiliary_loss", None)
     )
+
+
+if TYPE_CHECKING:
+
+    class AuxiliaryModel(nn.Module):
+        """A model with an auxiliary objective (see ``has_auxiliary_objective``)."""
+
+        def make_auxiliary_optimizer(self) -> torch.optim.Optimizer: ...
+
+        def auxiliary_loss(
+            self, x: torch.Tensor, *, step: int, generator: torch.Generator | None
+        ) -> dict[str, torch.Tensor]: ...
+
+    class Model(nn.Module):
+        """The interface above, for the type checker (``check_model`` checks it at run time)."""
+
+        latent_dim: int
+
+        @property
+        def hparams(self) -> dict[str, Any]: ...
+
+        def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+        def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+        def loss(
+            self, x: torch.Tensor, *, step: int = 0, generator: torch.Generator | None = None
+        ) -> dict[str, torch.Tensor]: ...
+
+else:  # at run time any torch.nn.Module offering the interface is a model (plugins included)
+    Model = nn.Module
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -94,7 +125,8 @@ class GaussianVAE(nn.Module):
             )
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}")
-        self.image_shape = tuple(int(s) for s in image_shape)
+        c, h, w = (int(s) for s in image_shape)
+        self.image_shape: tuple[int, int, int] = (c, h, w)
         self.latent_dim = int(latent_dim)
 
     @property

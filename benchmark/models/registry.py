@@ -14,12 +14,15 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module, metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from benchmark.models.base import AUXILIARY_LOSS, REQUIRED_TERMS, has_auxiliary_objective
+from benchmark.models.base import AUXILIARY_LOSS, REQUIRED_TERMS, Model, has_auxiliary_objective
+
+if TYPE_CHECKING:
+    from benchmark.models.base import AuxiliaryModel
 from benchmark.params import BadValue, check_hparam
 from spritegen.errors import SpecError, SpritegenError
 
@@ -50,7 +53,7 @@ class ModelEntry:
     name: str
     target: str  # "module:attr"
     origin: str  # distribution name and version
-    factory: Callable[..., nn.Module] | None = None
+    factory: Callable[..., Model] | None = None
     error: str | None = None
     hparams: dict[str, Any] = field(default_factory=dict)  # name -> default (Parameter.empty)
     annotations: dict[str, Any] = field(default_factory=dict)  # name -> type, where declared
@@ -65,7 +68,7 @@ class ModelEntry:
         return self.target.partition(":")[0]
 
 
-def _load(target: str) -> Callable[..., nn.Module]:
+def _load(target: str) -> Callable[..., Model]:
     module_name, _, attr = target.partition(":")
     obj: Any = import_module(module_name)
     for part in filter(None, attr.split(".")):
@@ -75,7 +78,7 @@ def _load(target: str) -> Callable[..., nn.Module]:
     return obj
 
 
-def _signature(factory: Callable[..., nn.Module]) -> tuple[dict[str, Any], bool]:
+def _signature(factory: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
     """Hyperparameters a factory accepts (besides image_shape and latent_dim), with defaults."""
     params = inspect.signature(factory).parameters
     for required in ("image_shape", "latent_dim"):
@@ -195,7 +198,7 @@ def build_model(
     hparams: dict[str, Any] | None = None,
     seed: int = 0,
     check: bool = True,
-) -> nn.Module:
+) -> Model:
     """Build model ``name`` with weights initialised from ``seed`` and (by default) check it.
 
     Module constructors draw from torch's global generator; it is forked and seeded here so the
@@ -205,6 +208,7 @@ def build_model(
     hparams = validate_hparams(entry, dict(hparams or {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        assert entry.factory is not None  # get_entry refused entries that cannot build
         try:
             model = entry.factory(
                 image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams
@@ -230,7 +234,7 @@ def _shape(t: Any) -> str:
 
 
 def check_model(
-    model: nn.Module,
+    model: Model,
     image_shape: tuple[int, int, int],
     latent_dim: int,
     name: str = "model",
@@ -296,7 +300,7 @@ def check_model(
 
 
 def _check_auxiliary(
-    model: nn.Module,
+    model: AuxiliaryModel,
     x: torch.Tensor,
     gen: torch.Generator,
     terms: dict[str, torch.Tensor],
