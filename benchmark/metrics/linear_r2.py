@@ -32,6 +32,7 @@ from benchmark.metrics.presets import PRESETS
 from benchmark.metrics.seeding import as_generator, seed_of
 from benchmark.metrics.sources import ImageStream, Source, StoredSource, open_source
 from spritegen.errors import DatasetError, SpecError
+from spritegen.groundtruth import draw_factors
 
 
 @dataclass
@@ -67,7 +68,7 @@ def _labelled(src: Source, n: int, rng: np.random.Generator) -> tuple[ImageStrea
             )
         factors = np.asarray(group["factors"][:n], dtype=np.float64)
         return src.variance_images(n), factors
-    factors = src._sample(n, rng)
+    factors = draw_factors(src.oracle, n, rng)  # as OracleSource.variance_images draws them
     return src._stream(factors), np.asarray(factors, dtype=np.float64)
 
 
