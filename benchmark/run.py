@@ -40,7 +40,19 @@ from spritegen.errors import DatasetError, SpecError
 
 PRESETS = ("quick", "full", "stored", "none")
 DATA_DIR_ENV = "BENCH_DATA_DIR"
-SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins", "higgins_raw")
+SCORE_KEYS = (
+    "kim_mnih",
+    "kim_mnih_weighted",
+    "higgins",
+    "higgins_standardised",
+    "mig",
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness",
+    "sap",
+    "modularity",
+    "explicitness",
+)
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
 NOT_IDENTITY = ("out", "force", "progress", "device", "torch")
 

@@ -19,8 +19,9 @@ import numpy as np
 from spritegen.errors import DatasetError
 
 FORMAT_NAME = "spritegen-dataset"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+#: 2 added the i.i.d. sample sets /eval/random/{train,eval}; version-1 files stay readable.
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 
 def open_dataset(path: str | Path, require_complete: bool = True):

@@ -25,6 +25,8 @@ COMPRESSIONS = ("gzip", "none")
 
 #: Sizes of the oracle's evaluation sets. "full" is disentanglement_lib's published study
 #: configuration; "quick" is for scoring every epoch; "none" stores no evaluation sets.
+#: ``random_train`` / ``random_eval``: i.i.d. random images with their factors (MIG, DCI, SAP,
+#: modularity; disentanglement_lib's num_train / num_test), stored from format version 2 on.
 EVAL_PRESETS: dict[str, dict[str, int]] = {
     "full": {
         "batch_size": 64,
@@ -33,6 +35,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 5_000,
         "higgins_train": 10_000,
         "higgins_eval": 5_000,
+        "random_train": 10_000,
+        "random_eval": 5_000,
     },
     "quick": {
         "batch_size": 64,
@@ -41,6 +45,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 250,
         "higgins_train": 500,
         "higgins_eval": 250,
+        "random_train": 2_000,
+        "random_eval": 1_000,
     },
     "tiny": {
         "batch_size": 16,
@@ -49,6 +55,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 40,
         "higgins_train": 60,
         "higgins_eval": 40,
+        "random_train": 300,
+        "random_eval": 200,
     },
     "none": {
         "batch_size": 64,
@@ -57,6 +65,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 0,
         "higgins_train": 0,
         "higgins_eval": 0,
+        "random_train": 0,
+        "random_eval": 0,
     },
 }
 EVAL_SIZE_KEYS = tuple(EVAL_PRESETS["full"])
@@ -73,6 +83,8 @@ class EvalSizes:
     kim_mnih_eval: int = 5_000
     higgins_train: int = 10_000
     higgins_eval: int = 5_000
+    random_train: int = 10_000
+    random_eval: int = 5_000
 
     @property
     def total_images(self) -> int:
@@ -81,6 +93,8 @@ class EvalSizes:
             self.variance
             + L * (self.kim_mnih_train + self.kim_mnih_eval)
             + 2 * L * (self.higgins_train + self.higgins_eval)
+            + self.random_train
+            + self.random_eval
         )
 
 

@@ -53,11 +53,11 @@ def load_represent(target: str):
 )
 @click.option(
     "--preset",
-    type=click.Choice(["stored", "quick", "full"]),
+    type=click.Choice(["stored", "quick", "full", "tiny"]),
     default=None,
     help="Sample sizes: 'stored' = everything the file holds (default for spritegen "
     "files); 'full' = disentanglement_lib's study configuration (default for "
-    "dSprites and 3dshapes, scored live); 'quick' for every epoch.",
+    "dSprites and 3dshapes, scored live); 'quick' for every epoch; 'tiny' for smoke tests.",
 )
 @click.option(
     "--seed",
@@ -79,7 +79,8 @@ def load_represent(target: str):
 def score(
     file: str, target: str, preset: str | None, seed: int, encode_batch_size: int, as_json: bool
 ) -> None:
-    """Score a representation on DATA (Kim–Mnih, weighted Kim–Mnih, Higgins).
+    """Score a representation on DATA (Kim–Mnih, weighted Kim–Mnih, Higgins, MIG, DCI, SAP,
+    modularity and explicitness).
 
     DATA is a spritegen dataset file (scored on its stored evaluation sets) or
     dsprites:PATH / 3dshapes:PATH (scored live on the published grid).
@@ -114,12 +115,32 @@ def score(
         f"{km['num_active_dims']}/{km['num_latents']} active dims)"
     )
     click.echo(f"kim_mnih_weighted  {result['kim_mnih_weighted']:.4f}")
+    t = result["times"]
     click.echo(
-        f"higgins            {result['higgins']:.4f}  (train {result['higgins_train']:.4f}, "
-        f"chance {result['details']['higgins']['chance']:.4f})"
+        f"higgins            {result['higgins']:.4f}  (raw features, as disentanglement_lib; "
+        f"train {result['higgins_train']:.4f}, chance "
+        f"{result['details']['higgins']['chance']:.4f})"
     )
+    click.echo(f"higgins_standardised {result['higgins_standardised']:.4f}")
+    click.echo(f"  time kim_mnih {t['kim_mnih']:.1f} s, higgins {t['higgins']:.1f} s")
+    d = result["details"]
+    rows = (
+        ("mig", "mig", f"{d['mig']['num_bins']} bins"),
+        ("dci_disentanglement", "dci", f"model {d['dci']['model']}"),
+        ("dci_completeness", None, ""),
+        ("dci_informativeness", None, "eval accuracy"),
+        ("sap", "sap", "discrete factors"),
+        ("modularity", "modularity", ""),
+        ("explicitness", None, "eval ROC-AUC"),
+    )
+    for key, timed, note in rows:
+        extra = [note] if note else []
+        if timed:
+            extra.append(f"time {t[timed]:.1f} s")
+        click.echo(f"{key:<20} {result[key]:.4f}  ({', '.join(extra)})")
     click.echo(
-        f"higgins_raw        {result['higgins_raw']:.4f}  (raw features, as disentanglement_lib)"
+        f"  {d['preset']['num_samples_train']} + {d['preset']['num_samples_eval']} random images "
+        f"read and encoded once for these: {t['samples']:.1f} s"
     )
     click.echo(
         f"preset {result['preset']}, seed {result['seed']}; time: read "
