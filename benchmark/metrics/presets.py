@@ -3,9 +3,9 @@
 ``full`` is disentanglement_lib's published study configuration (Locatello et al., 2019), so
 scores are comparable with the literature; ``quick`` is 20 times smaller (5 times for the i.i.d.
 samples of MIG, DCI, SAP and modularity), for scoring a model after every epoch; ``tiny`` is for
-tests and smoke runs only. All three match the evaluation-set presets of the same names that ``spritegen build``
-writes (``spritegen.spec.EVAL_PRESETS``), so a file built with a preset can be scored with it.
-Both metrics share one preset: the same L and the same numbers of train and eval points.
+tests and smoke runs only. All three match the evaluation-set presets of the same names that
+``spritegen build`` writes (``spritegen.spec.EVAL_PRESETS``), so a file built with a preset can
+be scored with it. Kim–Mnih and Higgins share L and the numbers of train and eval points.
 ``"stored"`` (stored sources only) means: everything the file holds.
 """
 

@@ -69,7 +69,7 @@ class PairSet:
 
 @dataclass
 class SampleSet:
-    """n i.i.d. random images (row i rendered from ``factors[i]``), for MIG, DCI, SAP, modularity."""
+    """n i.i.d. random images, row i rendered from ``factors[i]`` (MIG, DCI, SAP, modularity)."""
 
     factors: np.ndarray  # (n, K)
     images: ImageStream
