@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,6 +34,16 @@ SCORE_KEYS = (
     "modularity",
     "explicitness",
 )
+#: Metric names ``evaluate(metrics=...)`` accepts and the score keys each one produces.
+METRIC_KEYS = {
+    "kim_mnih": ("kim_mnih", "kim_mnih_weighted"),
+    "higgins": ("higgins", "higgins_standardised"),
+    "mig": ("mig",),
+    "dci": ("dci_disentanglement", "dci_completeness", "dci_informativeness"),
+    "sap": ("sap",),
+    "modularity": ("modularity", "explicitness"),
+}
+_SAMPLE_METRICS = ("mig", "dci", "sap", "modularity")
 
 
 def evaluate(
@@ -44,6 +55,7 @@ def evaluate(
     encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
     progress: bool = False,
     dci_model: str = "gbt",
+    metrics: Sequence[str] | None = None,
 ) -> dict:
     """Every metric's score of ``represent`` as one JSON-ready dict.
 
@@ -59,7 +71,13 @@ def evaluate(
     ``random_state`` (children 0, 1, 2: adding the third left the first two, and so the existing
     scores, unchanged). MIG, DCI, SAP and modularity/explicitness reuse one encoded sample set.
     ``dci_model="forest"`` swaps DCI's gradient-boosted trees for the cheaper documented model.
+    ``metrics`` (default: all of ``METRIC_KEYS``) computes only the named ones; the keys of the
+    others are left out (the random streams do not move, so the scores computed are the same).
     """
+    chosen = tuple(METRIC_KEYS) if metrics is None else tuple(metrics)
+    for name in chosen:
+        if name not in METRIC_KEYS:
+            raise SpecError(f"metrics: got {name!r}; allowed: {', '.join(METRIC_KEYS)}")
     if preset != "stored":
         p = get_preset(preset)
     rng_km, rng_hg, rng_samples = spawn(random_state, 3)
@@ -80,64 +98,86 @@ def evaluate(
             encode_batch_size=encode_batch_size,
             progress=progress,
         )
-        t0 = time.perf_counter()
-        km = kim_mnih(src, represent, rng_km, num_variance=p.num_variance, **sizes)
-        times["kim_mnih"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        hg = higgins(src, represent, rng_hg, features="raw", **sizes)
-        times["higgins"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        samples = encode_samples(
-            src,
-            represent,
-            rng_samples,
-            num_train=p.num_samples_train,
-            num_eval=p.num_samples_eval,
-            encode_batch_size=encode_batch_size,
-            progress=progress,
-        )
-        times["samples"] = time.perf_counter() - t0
-    shared = dict(samples=samples, num_train=samples.num_train)
-    sized = dict(shared, num_eval=samples.num_eval)
-    results = {}
-    for name, fn, kwargs in (
-        ("mig", mig, shared),
-        ("dci", dci, dict(sized, model=dci_model)),
-        ("sap", sap, sized),
-        ("modularity", modularity_explicitness, sized),
-    ):
-        t0 = time.perf_counter()
-        results[name] = fn(src, represent, rng_samples, **kwargs)
-        times[name] = time.perf_counter() - t0
-    km.seed = hg.seed = seed
-    parts = [km.timings, hg.timings, samples.timings] + [r.timings for r in results.values()]
+        km = hg = samples = None
+        if "kim_mnih" in chosen:
+            t0 = time.perf_counter()
+            km = kim_mnih(src, represent, rng_km, num_variance=p.num_variance, **sizes)
+            times["kim_mnih"] = time.perf_counter() - t0
+        if "higgins" in chosen:
+            t0 = time.perf_counter()
+            hg = higgins(src, represent, rng_hg, features="raw", **sizes)
+            times["higgins"] = time.perf_counter() - t0
+        if any(name in chosen for name in _SAMPLE_METRICS):
+            t0 = time.perf_counter()
+            samples = encode_samples(
+                src,
+                represent,
+                rng_samples,
+                num_train=p.num_samples_train,
+                num_eval=p.num_samples_eval,
+                encode_batch_size=encode_batch_size,
+                progress=progress,
+            )
+            times["samples"] = time.perf_counter() - t0
+    results: dict = {}
+    if samples is not None:
+        shared = dict(samples=samples, num_train=samples.num_train)
+        sized = dict(shared, num_eval=samples.num_eval)
+        for name, fn, kwargs in (
+            ("mig", mig, shared),
+            ("dci", dci, dict(sized, model=dci_model)),
+            ("sap", sap, sized),
+            ("modularity", modularity_explicitness, sized),
+        ):
+            if name in chosen:
+                t0 = time.perf_counter()
+                results[name] = fn(src, represent, rng_samples, **kwargs)
+                times[name] = time.perf_counter() - t0
+    parts = [r.timings for r in (km, hg, samples, *results.values()) if r is not None]
     timings = {
         key: sum(t.as_dict()[key] for t in parts) for key in ("read_s", "encode_s", "metric_s")
     }
-    d, m = results["dci"], results["modularity"]
+    scores: dict = {}
+    details: dict = {"preset": p.as_dict()}
+    if km is not None:
+        km.seed = seed
+        scores.update(
+            kim_mnih=km.score,
+            kim_mnih_weighted=km.weighted.score,
+            kim_mnih_train=km.train_accuracy,
+            kim_mnih_active_dims=km.num_active_dims,
+        )
+        details["kim_mnih"] = km.as_dict()
+    if hg is not None:
+        hg.seed = seed
+        scores.update(
+            higgins=hg.score_raw,
+            higgins_standardised=hg.score_standardised,
+            higgins_train=hg.train_accuracy,
+        )
+        details["higgins"] = hg.as_dict()
+    if "mig" in results:
+        scores["mig"] = results["mig"].score
+    if "dci" in results:
+        d = results["dci"]
+        scores.update(
+            dci_disentanglement=d.disentanglement,
+            dci_completeness=d.completeness,
+            dci_informativeness=d.informativeness,
+        )
+    if "sap" in results:
+        scores["sap"] = results["sap"].score
+    if "modularity" in results:
+        m = results["modularity"]
+        scores.update(modularity=m.modularity, explicitness=m.explicitness)
+    details.update({name: r.as_dict() for name, r in results.items()})
+    order = {key: i for i, key in enumerate(SCORE_KEYS)}
+    scores = dict(sorted(scores.items(), key=lambda kv: order.get(kv[0], len(order))))
     return {
-        "kim_mnih": km.score,
-        "kim_mnih_weighted": km.weighted.score,
-        "higgins": hg.score_raw,
-        "higgins_standardised": hg.score_standardised,
-        "mig": results["mig"].score,
-        "dci_disentanglement": d.disentanglement,
-        "dci_completeness": d.completeness,
-        "dci_informativeness": d.informativeness,
-        "sap": results["sap"].score,
-        "modularity": m.modularity,
-        "explicitness": m.explicitness,
-        "kim_mnih_train": km.train_accuracy,
-        "higgins_train": hg.train_accuracy,
-        "kim_mnih_active_dims": km.num_active_dims,
+        **scores,
         "preset": p.name,
         "seed": seed,
         **timings,
         "times": times,
-        "details": {
-            "preset": p.as_dict(),
-            "kim_mnih": km.as_dict(),
-            "higgins": hg.as_dict(),
-            **{name: r.as_dict() for name, r in results.items()},
-        },
+        "details": details,
     }

@@ -89,6 +89,7 @@ def encode_samples(
     timings = Timings()
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     num_latents = None
+    notes: dict[str, str] = {}
     with open_source(source) as src:
         for split, n in (("train", num_train), ("eval", num_eval)):
             if n == 0:
@@ -97,6 +98,8 @@ def encode_samples(
             t0 = time.perf_counter()
             ss = src.random_samples(split, n, rng)
             timings.read += time.perf_counter() - t0
+            if "fallback" in ss.info:
+                notes[f"{split}_fallback"] = ss.info["fallback"]
             z = encode(
                 ss.images.chunks(encode_batch_size),
                 ss.images.total,
@@ -109,7 +112,7 @@ def encode_samples(
             )
             num_latents = z.shape[1]
             out[split] = (z, np.asarray(ss.factors, dtype=np.float64))
-        describe = src.describe()
+        describe = {**src.describe(), **notes}
     if num_eval == 0:
         out["eval"] = (np.empty((0, num_latents)), out["eval"][1])
     return EncodedSamples(
