@@ -18,7 +18,9 @@ Importance models (``model``):
   importances. Exact but slow: it fits one tree per class per stage, so 20-bin factors cost 20x
   a binary one (about 3 minutes per factor at 10,000 points on one loaded core).
 - ``"forest"``: a cheaper documented alternative, ``RandomForestClassifier(n_estimators=50,
-  min_samples_leaf=5, random_state=0)`` with impurity importances. Its scores are not the
+  max_features=None, min_samples_leaf=5, random_state=0)`` with impurity importances (every
+  split sees every latent, as in the boosted trees; the default ``"sqrt"`` would force splits on
+  irrelevant latents and spread the importances). Its scores are not the
   reference's numbers; use it for quick looks, never to compare with published DCI.
 
 The classifiers' own random state is fixed (0), so a stored source's score depends only on the
@@ -101,7 +103,9 @@ def _model(name: str):
         return GradientBoostingClassifier(random_state=0)
     from sklearn.ensemble import RandomForestClassifier
 
-    return RandomForestClassifier(n_estimators=50, min_samples_leaf=5, random_state=0)
+    return RandomForestClassifier(
+        n_estimators=50, max_features=None, min_samples_leaf=5, random_state=0
+    )
 
 
 def importance_matrix(
