@@ -86,7 +86,7 @@ def main() -> None:
 
         source = args.file
         with h5py.File(args.file, "r") as f:
-            shape = tuple(f["eval/variance/images"].shape[1:])
+            shape = tuple(f["images"].shape[1:])
     else:
         from spritegen.oracle import Oracle
         from spritegen.spec import default_spec

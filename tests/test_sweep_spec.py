@@ -149,7 +149,9 @@ BAD = [
     (GOOD.replace("report: {x: factors}", "report: {}"), "report.x: required"),
     (
         GOOD.replace("report: {x: factors}", "report: {x: factors, metrics: [dci]}"),
-        "report.metrics: must be drawn from kim_mnih, kim_mnih_weighted, higgins, got 'dci'",
+        "report.metrics: must be drawn from kim_mnih, kim_mnih_weighted, higgins, "
+        "higgins_standardised, mig, dci_disentanglement, dci_completeness, dci_informativeness, "
+        "sap, modularity, explicitness, got 'dci'",
     ),
     (
         GOOD.replace("report: {x: factors}", "report: {x: factors, lines: seed}"),
