@@ -11,7 +11,6 @@ is killed and resumed from its last checkpoint finishes with the same numbers as
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from spritegen.atomic import atomic_path
 from spritegen.errors import SpecError, SpritegenError
 
 Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
@@ -104,12 +104,8 @@ def save_atomic(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same folder, then rename: a kill leaves no half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(
