@@ -172,7 +172,7 @@ BAD = [
     (GOOD.replace("epochs: 1}", "epochs: 1, out: x}"), "set.out: set by the sweep"),
     (
         GOOD.replace("set: {model: betavae,", "set: {model: betavae, score_preset: slow,"),
-        "set.score_preset: must be one of quick, full, stored, none",
+        "set.score_preset: must be one of quick, full, tiny, stored, none",
     ),
     (
         GOOD.replace("zip: {data: [a, b]}", "zip: {factors: [2, 3]}").replace(
