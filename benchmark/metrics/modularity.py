@@ -1,4 +1,4 @@
-"""Modularity and explicitness (Ridgeway & Zemel 2018), as disentanglement_lib computes them.
+"""Modularity and explicitness (Ridgeway & Mozer 2018), as disentanglement_lib computes them.
 
 - **Modularity**: with ``m[d, k]`` the mutual information between latent d and factor k (both
   discretised as for MIG), each latent's deviation from an ideal module is
