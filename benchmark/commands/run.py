@@ -113,11 +113,7 @@ def print_table(summary: dict) -> None:
     rows += [(k, f"{v:.4g}") for k, v in final.items()]
     best = summary.get("best_scores", {})
     for k, v in summary.get("final_scores", {}).items():
-        if (
-            isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and k in SCORE_KEYS
-        ):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k in SCORE_KEYS:
             extra = (
                 f"   (best {best[k]['value']:.3f} @ epoch {best[k]['epoch']})" if k in best else ""
             )
