@@ -156,7 +156,7 @@ def test_permuting_and_rescaling_latents(scores, samples):
 
 def test_dci_gradient_boosted_trees_headline(samples):
     """The reference's importance model (slow: a smaller train set here)."""
-    kw = dict(num_train=300, num_eval=200, model="gbt")
+    kw = dict(num_train=200, num_eval=100, model="gbt")
     ident = dci(None, None, 0, samples=samples["identity"], **kw)
     rot = dci(None, None, 0, samples=samples["rotation"], **kw)
     assert ident.model == "gbt" and ident.disentanglement >= 0.85 and ident.completeness >= 0.85
