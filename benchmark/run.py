@@ -79,6 +79,7 @@ def resolve_data(cfg: RunConfig) -> str:
     and the full evaluation sets) and reused after."""
     if cfg.data is not None:
         return str(cfg.data)
+    assert cfg.factors is not None  # validate_config: --data or --factors
     path = default_dataset_path(cfg.factors)
     if not path.exists():
         from spritegen.build import build

@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from benchmark.metrics.presets import PRESET_NAMES
+
 
 def projection_representation(shape: tuple[int, int, int], dim: int = 10):
     w = np.random.default_rng(0).normal(size=(int(np.prod(shape)), dim)).astype(np.float32)
@@ -68,7 +70,7 @@ def main() -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--file", help="dataset file with stored evaluation sets")
     where.add_argument("--factors", type=int, help="live 2D oracle with this many factors")
-    parser.add_argument("--preset", default="full", choices=["quick", "full", "tiny", "stored"])
+    parser.add_argument("--preset", default="full", choices=PRESET_NAMES)
     parser.add_argument(
         "--metrics", default=None, help="comma-separated subset (default: every metric)"
     )

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spritegen.factors import FactorSpace
+from spritegen.groundtruth import FactorSampler, draw_factors
+from spritegen.oracle import Oracle
 from spritegen.spec import DatasetSpec
 
 # Children of SeedSequence(seed) used by each part; fixed forever (changing them changes data).
@@ -79,32 +80,36 @@ def rng_for(seed: int, part: str) -> np.random.Generator:
 
 
 def kim_mnih_factors(
-    space: FactorSpace, votes: int, batch_size: int, rng: np.random.Generator
+    sampler: FactorSampler, votes: int, batch_size: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Votes of ``batch_size`` vectors sharing the value of one factor k (k uniform).
 
-    Returns factors (votes·L, K) and factor_index (votes,). Rows v·L..(v+1)·L form vote v.
+    Returns factors (votes·L, K) and factor_index (votes,). Rows v·L..(v+1)·L form vote v. The
+    one sampler of Kim–Mnih votes: the build's stored sets and the metrics' live oracle both call
+    it, so a live oracle draws its votes exactly as a build of the same oracle stores them.
+    The order of draws from ``rng`` is fixed forever (changing it changes built files).
     """
-    K = space.num_active
+    K = sampler.num_factors
     index = rng.integers(0, K, size=votes)
-    batches = space.sample(votes * batch_size, rng).reshape(votes, batch_size, K)
-    shared = space.sample(votes, rng)
+    batches = draw_factors(sampler, votes * batch_size, rng).reshape(votes, batch_size, K)
+    shared = draw_factors(sampler, votes, rng)
     rows = np.arange(votes)
     batches[rows, :, index] = shared[rows, index][:, None]
     return batches.reshape(votes * batch_size, K), index.astype(np.int64)
 
 
 def higgins_factors(
-    space: FactorSpace, points: int, batch_size: int, rng: np.random.Generator
+    sampler: FactorSampler, points: int, batch_size: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs of batches whose rows share the value of one factor k (k uniform per point).
 
-    Returns factors_a, factors_b (points·L, K) and factor_index (points,).
+    Returns factors_a, factors_b (points·L, K) and factor_index (points,). The one sampler of
+    Higgins pairs, shared by the build and the live oracle like ``kim_mnih_factors``.
     """
-    K = space.num_active
+    K = sampler.num_factors
     index = rng.integers(0, K, size=points)
-    a = space.sample(points * batch_size, rng).reshape(points, batch_size, K)
-    b = space.sample(points * batch_size, rng).reshape(points, batch_size, K)
+    a = draw_factors(sampler, points * batch_size, rng).reshape(points, batch_size, K)
+    b = draw_factors(sampler, points * batch_size, rng).reshape(points, batch_size, K)
     rows = np.arange(points)
     b[rows, :, index] = a[rows, :, index]
     return (a.reshape(-1, K), b.reshape(-1, K), index.astype(np.int64))
@@ -112,6 +117,7 @@ def higgins_factors(
 
 def plan_build(spec: DatasetSpec) -> BuildPlan:
     space, sizes, L = spec.space, spec.evaluation, spec.evaluation.batch_size
+    oracle = Oracle.from_spec(spec)  # samples as ``space`` does; it renders nothing here
     training = space.sample(spec.n, rng_for(spec.seed, "training"))
     plan = BuildPlan([ImageSet("images", "factors", training)])
     if sizes.variance:
@@ -122,7 +128,7 @@ def plan_build(spec: DatasetSpec) -> BuildPlan:
         if votes:
             group = f"eval/kim_mnih/{split}"
             factors, index = kim_mnih_factors(
-                space, votes, L, rng_for(spec.seed, f"kim_mnih/{split}")
+                oracle, votes, L, rng_for(spec.seed, f"kim_mnih/{split}")
             )
             plan.image_sets.append(ImageSet(f"{group}/images", f"{group}/factors", factors))
             plan.arrays[f"{group}/factor_index"] = index
@@ -131,7 +137,7 @@ def plan_build(spec: DatasetSpec) -> BuildPlan:
         points = getattr(sizes, f"higgins_{split}")
         if points:
             group = f"eval/higgins/{split}"
-            a, b, index = higgins_factors(space, points, L, rng_for(spec.seed, f"higgins/{split}"))
+            a, b, index = higgins_factors(oracle, points, L, rng_for(spec.seed, f"higgins/{split}"))
             plan.image_sets.append(ImageSet(f"{group}/images_a", f"{group}/factors_a", a))
             plan.image_sets.append(ImageSet(f"{group}/images_b", f"{group}/factors_b", b))
             plan.arrays[f"{group}/factor_index"] = index

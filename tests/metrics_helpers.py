@@ -56,13 +56,13 @@ class RecordingOracle:
         self.oracle = oracle
         self.lookup = lookup
         self.num_factors = oracle.num_factors
+        self.factor_names = oracle.factor_names
+        self.factors_num_classes = oracle.factors_num_classes
+        self.observation_shape = oracle.observation_shape
         self.render_calls = 0
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.oracle.sample_factors(n, rng)
-
-    def sample_column(self, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.oracle.sample_column(k, n, rng)
 
     def render(self, factors: np.ndarray) -> np.ndarray:
         self.render_calls += 1

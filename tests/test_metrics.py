@@ -210,7 +210,8 @@ def test_evaluate_on_file_uses_stored_sizes_and_ignores_seed(data_file, file_loo
 
 
 def test_represent_called_in_large_batches_and_torch_accepted(data_file, file_lookup):
-    torch = pytest.importorskip("torch")
+    import torch
+
     sizes = []
 
     def rep(images):
@@ -315,7 +316,8 @@ def test_stored_source_accepts_open_file(data_file, file_lookup):
 
 
 def test_logistic_matches_the_unique_penalised_optimum():
-    sklearn = pytest.importorskip("sklearn.linear_model")
+    from sklearn import linear_model
+
     from benchmark.metrics import logistic
 
     rng = np.random.default_rng(0)
@@ -323,7 +325,7 @@ def test_logistic_matches_the_unique_penalised_optimum():
     x = rng.normal(size=(600, 6)) + np.eye(4, 6)[y] * rng.uniform(0.1, 3, size=6)
     model = logistic.fit(x * 1000.0, y)
     assert model.converged
-    ref = sklearn.LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(
+    ref = linear_model.LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(
         (x * 1000.0 - model.mean) / model.scale, y
     )
     coef = model.coef - model.coef.mean(axis=1, keepdims=True)  # same gauge as scikit-learn
@@ -454,3 +456,23 @@ def test_higgins_raw_features_follow_disentanglement_lib_and_depend_on_scale(
     assert result["higgins"] == result["details"]["higgins"]["score_raw"]
     assert result["higgins_standardised"] == result["details"]["higgins"]["score_standardised"]
     assert "kim_mnih" not in result and "mig" not in result
+
+
+def test_build_and_metric_presets_agree():
+    """A file built with a scoring preset holds exactly what that metric preset reads."""
+    from benchmark.metrics.presets import PRESET_NAMES, PRESETS, RUN_PRESET_NAMES
+    from spritegen.spec import EVAL_PRESETS, EvalSizes
+
+    assert set(PRESETS) <= set(EVAL_PRESETS)
+    for name, preset in PRESETS.items():
+        sizes = EvalSizes.preset(name)
+        assert preset.batch_size == sizes.batch_size
+        assert preset.num_variance == sizes.variance
+        assert preset.num_train == sizes.kim_mnih_train == sizes.higgins_train
+        assert preset.num_eval == sizes.kim_mnih_eval == sizes.higgins_eval
+        assert (preset.num_samples_train, preset.num_samples_eval) == (
+            sizes.random_train,
+            sizes.random_eval,
+        )
+    assert PRESET_NAMES == (*PRESETS, "stored")
+    assert RUN_PRESET_NAMES == (*PRESET_NAMES, "none")

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("benchmark.run", reason="needs bench run (the training branch)")
 from click.testing import CliRunner
 from sweep_helpers import tiny_spec
 
@@ -58,6 +56,7 @@ def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+@pytest.mark.slow
 def test_report_numbers_equal_the_runs_records(sweep: Path) -> None:
     expected = _expected(sweep)
     assert len(expected) == 2 * 2 * 2 * 2  # metrics x scores x K x beta
@@ -92,6 +91,7 @@ def test_report_numbers_equal_the_runs_records(sweep: Path) -> None:
             assert all(bv >= fv for bv, fv in zip(values, expected[(m, "final", k, b)]))
 
 
+@pytest.mark.slow
 def test_markdown_holds_the_same_numbers(sweep: Path) -> None:
     text = (sweep / "report" / "report.md").read_text()
     for values in _expected(sweep).values():
@@ -105,6 +105,7 @@ def test_markdown_holds_the_same_numbers(sweep: Path) -> None:
         assert f"]({png})" in text
 
 
+@pytest.mark.slow
 def test_cli_writes_figures_in_both_formats(sweep: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(report_command, [str(sweep), "--out", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
@@ -117,6 +118,7 @@ def test_cli_writes_figures_in_both_formats(sweep: Path, tmp_path: Path) -> None
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_report_of_a_partial_sweep_lists_missing_runs(sweep: Path, tmp_path: Path) -> None:
     partial = tmp_path / "partial"
     (partial / "runs").mkdir(parents=True)

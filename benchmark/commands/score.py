@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from benchmark.metrics.presets import PRESET_NAMES
 from spritegen.errors import SpecError
 
 
@@ -53,11 +54,11 @@ def load_represent(target: str):
 )
 @click.option(
     "--preset",
-    type=click.Choice(["stored", "quick", "full", "tiny"]),
+    type=click.Choice(PRESET_NAMES),
     default=None,
     help="Sample sizes: 'stored' = everything the file holds (default for spritegen "
     "files); 'full' = disentanglement_lib's study configuration (default for "
-    "dSprites and 3dshapes, scored live); 'quick' for every epoch; 'tiny' for smoke tests.",
+    "dSprites and 3dshapes, scored live); 'quick' for every epoch.",
 )
 @click.option(
     "--seed",
@@ -107,7 +108,7 @@ def score(
     DATA is a spritegen dataset file (scored on its stored evaluation sets) or
     dsprites:PATH / 3dshapes:PATH (scored live on the published grid).
     """
-    from benchmark.datasets import open_source
+    from benchmark.datasets import open_data
     from benchmark.metrics import METRIC_KEYS, evaluate
 
     metrics = None
@@ -120,7 +121,7 @@ def score(
                 f"{','.join(METRIC_KEYS)}"
             )
     represent = load_represent(target)
-    with open_source(file, in_memory=True) as data:
+    with open_data(file, in_memory=True) as data:
         if preset is None:
             preset = "full" if data.is_grid else "stored"
         if preset == "stored" and data.is_grid:

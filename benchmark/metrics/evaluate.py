@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def evaluate(
 ) -> dict:
     """Every metric's score of ``represent`` as one JSON-ready dict.
 
-    ``preset``: "quick", "full", "tiny", a ``Preset``, or "stored" (a dataset file's whole
+    ``preset``: "quick", "full", a ``Preset``, or "stored" (a dataset file's whole
     evaluation sets). Flat keys: the scores in ``SCORE_KEYS`` (``higgins`` on raw features as
     disentanglement_lib, ``higgins_standardised`` on z-scored ones), ``kim_mnih_train``,
     ``higgins_train`` (train accuracies), ``kim_mnih_active_dims``, ``preset``, ``seed``,
@@ -95,10 +96,10 @@ def evaluate(
             if not isinstance(src, StoredSource):
                 raise SpecError(
                     'preset "stored" needs a dataset file; a live oracle needs '
-                    '"quick", "full", "tiny" or a Preset'
+                    '"quick", "full" or a Preset'
                 )
             p = src.stored_preset()
-        sizes = dict(
+        sizes: dict[str, Any] = dict(
             batch_size=p.batch_size,
             num_train=p.num_train,
             num_eval=p.num_eval,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -96,11 +97,11 @@ def higgins(
         )
     rng = as_generator(random_state)
     timings = Timings()
-    enc = dict(
+    enc: dict[str, Any] = dict(
         represent=represent, batch_size=encode_batch_size, timings=timings, progress=progress
     )
     data = {}
-    num_latents = None
+    num_latents: int | None = None
     with open_source(source) as src:
         k = src.num_factors
         for split, n in (("train", num_train), ("eval", num_eval)):
@@ -158,7 +159,7 @@ def higgins(
         n_iter=model.n_iter,
         converged=model.converged,
         num_factors=k,
-        num_latents=int(num_latents),
+        num_latents=int(num_latents or 0),
         batch_size=batch_size,
         num_train=num_train,
         num_eval=num_eval,
