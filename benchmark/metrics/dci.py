@@ -161,6 +161,7 @@ def dci(
     )
     t0 = time.perf_counter()
     y_tr, y_ev, bins = discretize_factors(s.y_train, s.y_eval, num_bins)
+    assert y_ev is not None  # an eval part was given
     r, acc_tr, acc_ev = importance_matrix(s.z_train, y_tr, s.z_eval, y_ev, model)
     s.timings.metric += time.perf_counter() - t0
     return DCIResult(

@@ -130,8 +130,8 @@ def evaluate(
             times["samples"] = time.perf_counter() - t0
     results: dict = {}
     if samples is not None:
-        shared = dict(samples=samples, num_train=samples.num_train)
-        sized = dict(shared, num_eval=samples.num_eval)
+        shared: dict[str, Any] = dict(samples=samples, num_train=samples.num_train)
+        sized: dict[str, Any] = dict(shared, num_eval=samples.num_eval)
         for name, fn, kwargs in (
             ("mig", mig, shared),
             ("dci", dci, dict(sized, model=dci_model)),

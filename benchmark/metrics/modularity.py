@@ -128,6 +128,7 @@ def modularity_explicitness(
     )
     t0 = time.perf_counter()
     y_tr, y_ev, bins = discretize_factors(s.y_train, s.y_eval, num_bins)
+    assert y_ev is not None  # an eval part was given
     mi = mutual_information(histogram_discretize(s.z_train, num_bins), y_tr)
     score, per_latent = modularity_from_mi(mi)
     mean, std = s.z_train.mean(axis=0), s.z_train.std(axis=0)

@@ -93,7 +93,8 @@ def encode_samples(
     with open_source(source) as src:
         for split, n in (("train", num_train), ("eval", num_eval)):
             if n == 0:
-                out[split] = (np.empty((0, num_latents or 0)), np.empty((0, src.num_factors)))
+                width = int(num_latents or 0)
+                out[split] = (np.empty((0, width)), np.empty((0, src.num_factors)))
                 continue
             t0 = time.perf_counter()
             ss = src.random_samples(split, n, rng)
@@ -114,7 +115,7 @@ def encode_samples(
             out[split] = (z, np.asarray(ss.factors, dtype=np.float64))
         describe = {**src.describe(), **notes}
     if num_eval == 0:
-        out["eval"] = (np.empty((0, num_latents)), out["eval"][1])
+        out["eval"] = (np.empty((0, int(num_latents or 0))), out["eval"][1])
     return EncodedSamples(
         z_train=out["train"][0],
         y_train=out["train"][1],

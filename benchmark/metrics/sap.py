@@ -115,6 +115,7 @@ def sap(
         m, bins = score_matrix_continuous(s.z_train, s.y_train), None
     else:
         y_tr, y_ev, fb = discretize_factors(s.y_train, s.y_eval, num_bins)
+        assert y_ev is not None  # an eval part was given
         m, bins = score_matrix_discrete(s.z_train, y_tr, s.z_eval, y_ev), fb.as_dict()
     score = top_two_gap(m)
     s.timings.metric += time.perf_counter() - t0
