@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     import h5py
 
 FORMAT_NAME = "spritegen-dataset"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+#: 2 added the i.i.d. sample sets /eval/random/{train,eval}; version-1 files stay readable.
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 
 def open_dataset(path: str | os.PathLike[str], require_complete: bool = True) -> h5py.File:

@@ -6,6 +6,9 @@ independent of the number of workers and lets an interrupted build resume.
 
 Each part draws from its own child of ``SeedSequence(spec.seed)``, so the evaluation sets are
 independent of the training set, and changing one set's size never changes another's contents.
+The i.i.d. sample sets of format version 2 (``eval/random/{train,eval}``) use new children (6, 7)
+and are planned and rendered after every older set, so a version-2 file holds the same training
+images and the same older evaluation sets, byte for byte, as a version-1 file of the same spec.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ SEED_KEYS = {
     "kim_mnih/eval": 3,
     "higgins/train": 4,
     "higgins/eval": 5,
+    "random/train": 6,  # format version 2: new children, so no older stream moves
+    "random/eval": 7,
 }
 
 
@@ -39,6 +44,8 @@ IMAGE_SET_PATHS = (
     "eval/higgins/train/images_b",
     "eval/higgins/eval/images_a",
     "eval/higgins/eval/images_b",
+    "eval/random/train/images",
+    "eval/random/eval/images",
 )
 INDEX_PATHS = (
     "eval/kim_mnih/train/factor_index",
@@ -135,4 +142,11 @@ def plan_build(spec: DatasetSpec) -> BuildPlan:
             plan.image_sets.append(ImageSet(f"{group}/images_b", f"{group}/factors_b", b))
             plan.arrays[f"{group}/factor_index"] = index
             plan.group_attrs[group] = {"batch_size": L, "num_points": points}
+    for split in ("train", "eval"):
+        count = getattr(sizes, f"random_{split}")
+        if count:
+            group = f"eval/random/{split}"
+            factors = space.sample(count, rng_for(spec.seed, f"random/{split}"))
+            plan.image_sets.append(ImageSet(f"{group}/images", f"{group}/factors", factors))
+            plan.group_attrs[group] = {"num_points": count}
     return plan

@@ -35,6 +35,8 @@ MAX_SPEC_BYTES = 1_000_000
 
 #: Sizes of the oracle's evaluation sets. "full" is disentanglement_lib's published study
 #: configuration; "quick" is for scoring every epoch; "none" stores no evaluation sets.
+#: ``random_train`` / ``random_eval``: i.i.d. random images with their factors (MIG, DCI, SAP,
+#: modularity; disentanglement_lib's num_train / num_test), stored from format version 2 on.
 EVAL_PRESETS: dict[str, dict[str, int]] = {
     "full": {
         "batch_size": 64,
@@ -43,6 +45,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 5_000,
         "higgins_train": 10_000,
         "higgins_eval": 5_000,
+        "random_train": 10_000,
+        "random_eval": 5_000,
     },
     "quick": {
         "batch_size": 64,
@@ -51,6 +55,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 250,
         "higgins_train": 500,
         "higgins_eval": 250,
+        "random_train": 2_000,
+        "random_eval": 1_000,
     },
     "tiny": {
         "batch_size": 16,
@@ -59,6 +65,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 40,
         "higgins_train": 60,
         "higgins_eval": 40,
+        "random_train": 300,
+        "random_eval": 200,
     },
     "none": {
         "batch_size": 64,
@@ -67,6 +75,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 0,
         "higgins_train": 0,
         "higgins_eval": 0,
+        "random_train": 0,
+        "random_eval": 0,
     },
 }
 EVAL_SIZE_KEYS = tuple(EVAL_PRESETS["full"])
@@ -87,6 +97,8 @@ class EvalSizes:
     kim_mnih_eval: int
     higgins_train: int
     higgins_eval: int
+    random_train: int
+    random_eval: int
 
     @classmethod
     def preset(cls, name: str = DEFAULT_EVAL_PRESET) -> EvalSizes:
@@ -99,6 +111,8 @@ class EvalSizes:
             self.variance
             + L * (self.kim_mnih_train + self.kim_mnih_eval)
             + 2 * L * (self.higgins_train + self.higgins_eval)
+            + self.random_train
+            + self.random_eval
         )
 
 

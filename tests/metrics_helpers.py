@@ -81,6 +81,7 @@ def lookup_from_file(path) -> FactorLookup:
         pairs.append((f"eval/kim_mnih/{split}", "images", "factors"))
         pairs.append((f"eval/higgins/{split}", "images_a", "factors_a"))
         pairs.append((f"eval/higgins/{split}", "images_b", "factors_b"))
+        pairs.append((f"eval/random/{split}", "images", "factors"))
     with h5py.File(path, "r") as f:
         for group, images, factors in pairs:
             if group in f:

@@ -241,3 +241,21 @@ def test_beta_norm_view_of_an_experiment_over_latent_size(sweep: Path, tmp_path:
     # an experiment over K is not redrawn
     _, (over_k,) = load_records(sweep)
     assert not beta_norm.applies(over_k)
+
+
+def test_old_run_folders_higgins_keys_are_read_under_the_new_names(tmp_path: Path) -> None:
+    """Runs recorded before the Higgins headline change stored the standardised score as
+    `higgins` and the raw one as `higgins_raw`; the report reads them under today's names."""
+    from benchmark.report.records import final_and_best, read_metrics
+
+    rows = [
+        {"epoch": 1, "higgins": 0.9, "higgins_raw": 0.7},
+        {"epoch": 2, "higgins": 1.0, "higgins_raw": 0.6},
+        {"epoch": 3, "higgins": 0.8, "higgins_standardised": 0.95},  # already new: untouched
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = read_metrics(tmp_path)
+    assert [r["higgins"] for r in got] == [0.7, 0.6, 0.8]
+    assert [r["higgins_standardised"] for r in got] == [0.9, 1.0, 0.95]
+    assert all("higgins_raw" not in r for r in got)
+    assert final_and_best(got, "higgins") == (0.8, 0.8)

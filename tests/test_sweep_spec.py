@@ -177,8 +177,9 @@ BAD = [
     (GOOD.replace("report: {x: factors}", "report: {}"), "report.x: required"),
     (
         GOOD.replace("report: {x: factors}", "report: {x: factors, metrics: [dci]}"),
-        "report.metrics: must be drawn from kim_mnih, kim_mnih_weighted, higgins, linear_r2, "
-        "linear_r2_best_dim, got 'dci'",
+        "report.metrics: must be drawn from kim_mnih, kim_mnih_weighted, higgins, "
+        "higgins_standardised, mig, dci_disentanglement, dci_completeness, dci_informativeness, "
+        "sap, modularity, explicitness, linear_r2, linear_r2_best_dim, got 'dci'",
     ),
     (
         GOOD.replace("report: {x: factors}", "report: {x: factors, lines: seed}"),

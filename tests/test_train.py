@@ -20,7 +20,7 @@ from train_fixtures import make_tiny_dataset
 from benchmark.cli import bench as main
 from benchmark.data import load_training_set, to_channels_first
 from benchmark.models import VAE, build_model
-from benchmark.run import RunConfig, run
+from benchmark.run import SCORE_KEYS, RunConfig, run
 from benchmark.train import TrainConfig, TrainingDiverged, make_represent, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -394,11 +394,11 @@ def test_bench_run_scores_with_the_project_metrics_every_epoch(tmp_path):
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
-        for key in ("kim_mnih", "kim_mnih_weighted", "higgins", "higgins_raw"):
-            assert 0.0 <= row[key] <= 1.0
+        for key in SCORE_KEYS:
+            assert 0.0 <= row[key] <= 1.0, key
         assert row["preset"] == "stored" and row["seed"] == 0
     summary = json.loads((out / "summary.json").read_text())
-    keys = ("kim_mnih", "kim_mnih_weighted", "higgins", "higgins_raw")
+    keys = SCORE_KEYS
     assert summary["final_scores"] == {k: rows[-1][k] for k in keys}
     assert set(summary["best_scores"]) == set(keys)
     assert "kim_mnih" in r.output and "higgins" in r.output

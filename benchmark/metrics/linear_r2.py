@@ -9,15 +9,16 @@ representation encodes the factor's *value*. For each factor k, on random images
 * ``all_dims[k]``: the R² of an ordinary least-squares fit on every latent dimension,
   ``f_k ≈ a + Z w`` (how linearly recoverable the factor is at all).
 
-Fits use the first half of the points and R² is measured on the second half,
-``1 - SSE / SST`` (so an uninformative representation scores about 0, possibly slightly below;
-a perfect linear code 1). The headline scores are the means over factors. A categorical factor
-(shape) is fitted on its class index and a rotation on its angle in radians, so a perfect encoder
-of those can still score below 1 (classes are not ordered, angles wrap around): read R² for
-positions and scale first.
+The fits use the train part of random (factors, image) samples and R² is measured on the eval
+part, ``1 - SSE / SST`` (so an uninformative representation scores about 0, possibly slightly
+below; a perfect linear code 1). The headline scores are the means over factors. A categorical
+factor (shape) is fitted on its class index and a rotation on its angle in radians, so a perfect
+encoder of those can still score below 1 (classes are not ordered, angles wrap around): read R²
+for positions and scale first.
 
-Points come from the source's Kim–Mnih variance set (random images with their factors) when the
-source is a dataset file, or are sampled and rendered from ``random_state`` with a live oracle.
+The samples are the i.i.d. ones MIG, DCI, SAP and modularity use (``encode_samples``: the
+stored ``/eval/random`` sets of a dataset file, or images sampled and rendered from
+``random_state`` with a live oracle); ``evaluate`` encodes them once for all five.
 """
 
 from __future__ import annotations
@@ -27,12 +28,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings, encode
+from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings
 from benchmark.metrics.presets import PRESETS
-from benchmark.metrics.seeding import as_generator, seed_of
-from benchmark.metrics.sources import ImageStream, Source, StoredSource, open_source
-from spritegen.errors import DatasetError, SpecError
-from spritegen.groundtruth import draw_factors
+from benchmark.metrics.samples import EncodedSamples, prepare
+from benchmark.metrics.sources import Source
+from spritegen.errors import SpecError
 
 
 @dataclass
@@ -44,7 +44,8 @@ class LinearR2Result:
     all_dims: list[float]  # (K,) R² of the fit on every latent dimension
     best_dim: list[float]  # (K,) R² of the best single dimension
     best_dim_index: list[int]  # (K,) which dimension that is
-    num_points: int
+    num_train: int
+    num_eval: int
     num_factors: int
     num_latents: int
     seed: int | None
@@ -55,21 +56,6 @@ class LinearR2Result:
         d = asdict(self)
         d["timings"] = self.timings.as_dict()
         return d
-
-
-def _labelled(src: Source, n: int, rng: np.random.Generator) -> tuple[ImageStream, np.ndarray]:
-    """n random images and their (n, K) factors."""
-    if isinstance(src, StoredSource):
-        group = src._group("eval/variance")  # the file's random images, stored with factors
-        if "factors" not in group or group["images"].shape[0] < n:
-            raise DatasetError(
-                f"{src.path}: /eval/variance holds {group['images'].shape[0]} images (with "
-                f"factors: {'factors' in group}) but {n} were asked for; use fewer points"
-            )
-        factors = np.asarray(group["factors"][:n], dtype=np.float64)
-        return src.variance_images(n), factors
-    factors = draw_factors(src.oracle, n, rng)  # as OracleSource.variance_images draws them
-    return src._stream(factors), np.asarray(factors, dtype=np.float64)
 
 
 def _r2(pred: np.ndarray, target: np.ndarray) -> float:
@@ -92,55 +78,55 @@ def _fit_predict(z_fit: np.ndarray, y_fit: np.ndarray, z_test: np.ndarray) -> np
 def linear_r2(
     source: Source | object,
     represent: Represent,
-    random_state: int | np.random.Generator | None,
+    random_state: int | np.random.Generator,
     *,
-    num_points: int = PRESETS["full"].num_variance,
+    num_train: int = PRESETS["full"].num_samples_train,
+    num_eval: int = PRESETS["full"].num_samples_eval,
     encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
     progress: bool = False,
+    samples: EncodedSamples | None = None,
 ) -> LinearR2Result:
-    """R² of linear fits of each factor from the representation; see the module docstring."""
-    if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 4:
-        raise SpecError(f"num_points must be an integer >= 4, got {num_points!r}")
-    rng = as_generator(random_state)
-    timings = Timings()
-    with open_source(source) as src:
-        t0 = time.perf_counter()
-        stream, factors = _labelled(src, num_points, rng)
-        timings.read += time.perf_counter() - t0
-        z = encode(
-            stream.chunks(encode_batch_size),
-            stream.total,
-            represent=represent,
-            batch_size=encode_batch_size,
-            timings=timings,
-            progress=progress,
-            desc="linear_r2",
-        ).astype(np.float64)
-        described = src.describe()
+    """R² of linear fits of each factor from the representation; see the module docstring.
+
+    ``samples`` (from ``encode_samples``) are reused when given, else ``num_train`` +
+    ``num_eval`` random images are read or rendered and encoded here.
+    """
+    s = prepare(
+        samples,
+        source,
+        represent,
+        random_state,
+        num_train=num_train,
+        num_eval=num_eval,
+        encode_batch_size=encode_batch_size,
+        progress=progress,
+    )
+    if s.num_train < 2 or s.num_eval < 2:
+        raise SpecError(f"linear_r2 needs >= 2 train and eval samples, got {num_train}/{num_eval}")
     t0 = time.perf_counter()
-    half = num_points // 2
     all_dims, best, best_index = [], [], []
-    for k in range(factors.shape[1]):
-        y_fit, y_test = factors[:half, k], factors[half:, k]
-        all_dims.append(_r2(_fit_predict(z[:half], y_fit, z[half:]), y_test))
+    for k in range(s.num_factors):
+        y_fit, y_test = s.y_train[:, k], s.y_eval[:, k]
+        all_dims.append(_r2(_fit_predict(s.z_train, y_fit, s.z_eval), y_test))
         per_dim = [
-            _r2(_fit_predict(z[:half, [d]], y_fit, z[half:, [d]]), y_test)
-            for d in range(z.shape[1])
+            _r2(_fit_predict(s.z_train[:, [d]], y_fit, s.z_eval[:, [d]]), y_test)
+            for d in range(s.num_latents)
         ]
         d_best = int(np.nanargmax(per_dim)) if np.isfinite(per_dim).any() else 0
         best_index.append(d_best)
         best.append(per_dim[d_best] if per_dim else float("nan"))
-    timings.metric += time.perf_counter() - t0
+    s.timings.metric += time.perf_counter() - t0
     return LinearR2Result(
         score=float(np.nanmean(all_dims)) if np.isfinite(all_dims).any() else float("nan"),
         best_dim_score=float(np.nanmean(best)) if np.isfinite(best).any() else float("nan"),
         all_dims=all_dims,
         best_dim=best,
         best_dim_index=best_index,
-        num_points=num_points,
-        num_factors=int(factors.shape[1]),
-        num_latents=int(z.shape[1]),
-        seed=seed_of(random_state),
-        source=described,
-        timings=timings,
+        num_train=s.num_train,
+        num_eval=s.num_eval,
+        num_factors=s.num_factors,
+        num_latents=s.num_latents,
+        seed=s.seed,
+        source=s.source,
+        timings=s.timings,
     )

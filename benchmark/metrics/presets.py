@@ -2,10 +2,11 @@
 
 ``spritegen.spec.EVAL_PRESETS`` is the one table: ``full`` is disentanglement_lib's published
 study configuration (Locatello et al., 2019), so scores are comparable with the literature;
-``quick`` is 20 times smaller, for scoring a model after every epoch. A metric preset is the
+``quick`` is 20 times smaller (5 times for the i.i.d. samples of MIG, DCI, SAP and modularity),
+for scoring a model after every epoch. A metric preset is the
 build preset of the same name read as metric sizes, so a file built with a preset can always be
-scored with it. Both metrics share one preset: the same L and the same numbers of train and eval
-points (so a build preset the metrics use must have equal Kim–Mnih and Higgins counts).
+scored with it. Kim–Mnih and Higgins share one L and the same numbers of train and eval points
+(so a build preset the metrics use must have equal Kim–Mnih and Higgins counts).
 ``"stored"`` (stored sources only) means: everything the file holds; ``"none"`` (runs, sweeps)
 means: do not score.
 """
@@ -26,6 +27,8 @@ class Preset:
     batch_size: L, the images per Kim–Mnih vote and per Higgins batch.
     num_train / num_eval: votes (Kim–Mnih) or points (Higgins) to fit on / to score on.
     num_variance: images for Kim–Mnih's global variance.
+    num_samples_train / num_samples_eval: i.i.d. random images shared by MIG (train part only),
+    DCI, SAP and modularity/explicitness (disentanglement_lib's num_train / num_test).
     """
 
     name: str
@@ -33,6 +36,8 @@ class Preset:
     num_train: int
     num_eval: int
     num_variance: int
+    num_samples_train: int = EVAL_PRESETS["full"]["random_train"]
+    num_samples_eval: int = EVAL_PRESETS["full"]["random_eval"]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +56,8 @@ def preset_from_eval_sizes(name: str, sizes: Mapping[str, int]) -> Preset:
         num_train=sizes["kim_mnih_train"],
         num_eval=sizes["kim_mnih_eval"],
         num_variance=sizes["variance"],
+        num_samples_train=sizes["random_train"],
+        num_samples_eval=sizes["random_eval"],
     )
 
 

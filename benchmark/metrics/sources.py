@@ -7,7 +7,10 @@ written once:
 - ``kim_mnih_votes(split, n, L, rng)``: n votes of L images, every image of vote v sharing the
   value of factor ``factor_index[v]``, the other factors random;
 - ``higgins_pairs(split, n, L, rng)``: n pairs of L-image batches, row i of batch a and row i of
-  batch b sharing the value of factor ``factor_index[p]``.
+  batch b sharing the value of factor ``factor_index[p]``;
+- ``random_samples(split, n, rng)``: n i.i.d. random images with their factor values (MIG, DCI,
+  SAP, modularity). A stored file without these sets (format version 1) renders them live from
+  the oracle its stored spec describes, drawing from ``rng``.
 
 Images come as an ``ImageStream`` read (or rendered) chunk by chunk, so that the 640,000 images
 of a full Kim–Mnih train set never sit in memory at once.
@@ -74,6 +77,15 @@ class PairSet:
     info: dict = field(default_factory=dict)
 
 
+@dataclass
+class SampleSet:
+    """n i.i.d. random images, row i rendered from ``factors[i]`` (MIG, DCI, SAP, modularity)."""
+
+    factors: np.ndarray  # (n, K)
+    images: ImageStream
+    info: dict = field(default_factory=dict)
+
+
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise SpecError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -95,6 +107,7 @@ class StoredSource:
     def __init__(self, file, *, path: str | None = None, owned: bool = False) -> None:
         self._file = file
         self._owned = owned
+        self._live: object | None = None  # an Oracle, made only if a set must be rendered live
         self.path = path if path is not None else getattr(file, "filename", "<h5py file>")
         if "eval" not in file:
             self.close()
@@ -109,6 +122,9 @@ class StoredSource:
         return cls(open_dataset(path), path=os.fspath(path), owned=True)
 
     def close(self) -> None:
+        if self._live is not None:
+            self._live.close()  # type: ignore[attr-defined]
+            self._live = None
         if self._owned:
             self._owned = False
             self._file.close()
@@ -117,7 +133,11 @@ class StoredSource:
         return {"kind": self.kind, "path": str(self.path)}
 
     def stored_preset(self):
-        """Sizes of everything this file holds, as a Preset named "stored"."""
+        """Sizes of everything this file holds, as a Preset named "stored".
+
+        A file without the i.i.d. sample sets (format version 1) gets the ``full`` sample sizes,
+        rendered live by its oracle.
+        """
         km_tr, km_ev = self._group("eval/kim_mnih/train"), self._group("eval/kim_mnih/eval")
         hg_tr, hg_ev = self._group("eval/higgins/train"), self._group("eval/higgins/eval")
         sizes = {int(g.attrs.get("batch_size", 0)) for g in (km_tr, km_ev, hg_tr, hg_ev)}
@@ -131,7 +151,48 @@ class StoredSource:
             num_train=min(km_tr["factor_index"].shape[0], hg_tr["factor_index"].shape[0]),
             num_eval=min(km_ev["factor_index"].shape[0], hg_ev["factor_index"].shape[0]),
             num_variance=self._group("eval/variance")["images"].shape[0],
+            **self._random_preset_sizes(),
         )
+
+    def _random_preset_sizes(self) -> dict[str, int]:
+        sizes = self.random_sizes()
+        if sizes is None:  # version 1: the defaults, the full sizes, rendered live
+            return {}
+        return {"num_samples_train": sizes[0], "num_samples_eval": sizes[1]}
+
+    def random_sizes(self) -> tuple[int, int] | None:
+        """(train, eval) sizes of the stored i.i.d. sample sets, or None when the file has none."""
+        if "eval/random/train" not in self._file or "eval/random/eval" not in self._file:
+            return None
+        train, ev = (self._file[f"eval/random/{split}/images"].shape[0] for split in SPLITS)
+        return int(train), int(ev)
+
+    def random_samples(self, split: str, n: int, rng: np.random.Generator) -> SampleSet:
+        """The first n rows of ``/eval/random/<split>``; rendered live when the file lacks it."""
+        _check_split(split)
+        name = f"eval/random/{split}"
+        if name not in self._file:
+            if self._live is None:
+                from spritegen.oracle import Oracle
+
+                self._live = Oracle.from_file(self.path)
+            live = OracleSource(self._live).random_samples(split, n, rng)
+            live.info["fallback"] = f"/{name} not stored: rendered by the live oracle"
+            return live
+        group = self._file[name]
+        ds, fs = group["images"], group["factors"]
+        if ds.shape[0] < n or fs.shape[0] < n:
+            raise DatasetError(
+                f"{self.path}: /{name} holds {min(ds.shape[0], fs.shape[0])} images but {n} were "
+                "asked for; use a smaller preset (or preset 'stored': all the file holds) or "
+                "rebuild with larger evaluation sets"
+            )
+        factors = np.asarray(fs[:n])
+        if factors.ndim != 2 or factors.shape[1] != self.num_factors:
+            raise DatasetError(
+                f"{self.path}: /{name}/factors must be (n, {self.num_factors}), got {fs.shape}"
+            )
+        return SampleSet(factors, self._stream(ds, n))
 
     def _group(self, name: str):
         if name not in self._file:
@@ -276,6 +337,11 @@ class OracleSource:
             self._stream(fb),
             {"factors_a": fa, "factors_b": fb},
         )
+
+    def random_samples(self, split: str, n: int, rng: np.random.Generator) -> SampleSet:
+        _check_split(split)
+        factors = draw_factors(self.oracle, n, rng)
+        return SampleSet(factors, self._stream(factors))
 
 
 Source = StoredSource | OracleSource
