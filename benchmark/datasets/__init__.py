@@ -158,13 +158,14 @@ class DataSource:
 
         Grid datasets return grid indices as factors; a ``limit`` below their size draws a random
         subset with ``rng`` (their rows are in grid order). spritegen files return their first
-        ``limit`` rows (already a random sample) and ignore ``rng``.
+        ``limit`` rows (already a random sample), checked against the build's checksums, and
+        ignore ``rng``.
         """
         if self._grid is not None:
             return self._grid.read_training_set(limit, rng)
-        from spritegen.datafile import read_training_set
+        from benchmark.datasets.verified import read_verified_training_set
 
-        return read_training_set(self.path, limit=limit)
+        return read_verified_training_set(self.path, limit=limit)
 
     @property
     def observation_shape(self) -> tuple[int, int, int]:
@@ -226,10 +227,9 @@ def open_source(
             f"{path}: no such spritegen dataset; make one with `spritegen build`, "
             "or pass dsprites:PATH / 3dshapes:PATH for the published datasets"
         )
+    from benchmark.datasets.verified import require_records
     from spritegen.datafile import open_dataset
 
-    handle = open_dataset(path)  # validates: complete spritegen file of a supported version
-    close = getattr(handle, "close", None)
-    if close is not None:
-        close()
+    with open_dataset(path) as handle:  # a complete spritegen file of a supported version
+        require_records(handle, path)  # ... that holds the records its data is checked against
     return DataSource("spritegen", path)
