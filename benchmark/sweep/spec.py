@@ -436,13 +436,43 @@ def parse_sweep_spec(
     return spec
 
 
+#: Limits that keep a hostile or mistaken spec from costing minutes and gigabytes: its size in
+#: bytes, and the number of values it expands to (YAML aliases can repeat a list exponentially).
+MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_VALUES = 100_000
+
+
+def _count_values(data: Any, limit: int) -> int:
+    """Values in ``data`` counting every alias use, stopping as soon as ``limit`` is passed."""
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
     """Read and validate a sweep spec from a file path, or from YAML text (containing a newline)."""
     if isinstance(path_or_text, Path) or "\n" not in str(path_or_text):
         path = Path(path_or_text)
         if not path.is_file():
             raise SpecError(f"spec: no such sweep spec file: {path}")
-        text = path.read_text()
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(
+                f"{path}: {path.stat().st_size} bytes; a sweep spec is YAML text of at most "
+                f"{MAX_SPEC_BYTES} bytes"
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SpecError(f"{path}: not a text file; a sweep spec is UTF-8 YAML text") from None
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         base_dir = path.resolve().parent
         source: Path | None = path.resolve()
     else:
@@ -456,6 +486,11 @@ def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise SpecError(f"{source or 'spec'}: not valid YAML{where}: {problem}") from None
+    if _count_values(data, MAX_SPEC_VALUES) > MAX_SPEC_VALUES:
+        raise SpecError(
+            f"{source or 'spec'}: expands to more than {MAX_SPEC_VALUES} values (YAML aliases "
+            f"repeating lists?); a sweep spec lists its values explicitly"
+        )
     try:
         return parse_sweep_spec(data, text=text, base_dir=base_dir, source=source)
     except SpecError as exc:
