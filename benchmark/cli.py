@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import click
 
-from spritegen.clitools import UserError, run_cli
+from spritegen.clitools import run_cli
 
 
-class _OneLineUsage(click.Group):
-    """A usage error (unknown option, bad choice) is one line too, naming where help is."""
-
-    def main(self, *args, **kwargs):  # type: ignore[override]
-        try:
-            return super().main(*args, **kwargs)
-        except click.UsageError as exc:
-            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            raise UserError(exc.format_message() + hint, "bench", exc.exit_code) from None
-
-
-@click.group(cls=_OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def bench() -> None:
     """Train VAE-family models on spritegen datasets and score their disentanglement."""
 

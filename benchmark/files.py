@@ -1,25 +1,25 @@
 """Writing a run folder's files so that neither a kill nor a full disk leaves a half-written one.
 
-Every file goes whole to ``NAME.partial`` beside its destination and is renamed over it, so a
-reader sees the old file or the new one, never a mix. A kill can leave a stale ``.partial``; the
-next start of the run removes it (``remove_partials``). A full disk (ENOSPC, EDQUOT) removes the
-partial file at once and becomes ``DiskFull``: one line naming the file, the folder and the free
-space, exit status 1 (the input was fine; the machine ran out of room).
+Every file goes whole to ``NAME.partial`` beside its destination and is renamed over it
+(``spritegen.atomic``), so a reader sees the old file or the new one, never a mix. A kill can
+leave a stale ``.partial``; the next start of the run removes it (``remove_partials``). A full
+disk (ENOSPC, EDQUOT) removes the partial file at once and becomes ``DiskFull``: one line naming
+the file, the folder and the free space, exit status 1 (the input was fine; the machine ran out
+of room).
 """
 
 from __future__ import annotations
 
 import errno
 import io
-import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from spritegen import atomic
 from spritegen.errors import SpritegenError
 
-PARTIAL = ".partial"
+PARTIAL = atomic.PARTIAL_SUFFIX
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -54,30 +54,17 @@ def disk_full_error(path: Path, need: int | None = None) -> DiskFull:
 
 
 def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:
-    """Write ``data`` to ``path`` via ``path.partial`` and a rename; ``fsync`` for resume points."""
-    path = Path(path)
-    tmp = path.with_name(path.name + PARTIAL)
+    """``spritegen.atomic.write_bytes_atomic``, with a full disk as ``DiskFull``."""
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        atomic.write_bytes_atomic(path, data, fsync=fsync)
+    except OSError as exc:  # atomic_path has removed the partial file already
         if is_disk_full(exc):
-            raise disk_full_error(path, len(data)) from None
+            raise disk_full_error(Path(path), len(data)) from None
         raise
-    os.replace(tmp, path)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """JSON, indented, with a final newline."""
-    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 def save_torch_atomic(obj: Any, path: Path) -> None:

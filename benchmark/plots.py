@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from benchmark.train import to_input
+from spritegen.atomic import atomic_path
 
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 7)
 PAD = 2
@@ -55,9 +56,8 @@ def _save(
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
+    with atomic_path(path, fsync=False) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def _images(logits: torch.Tensor) -> np.ndarray:

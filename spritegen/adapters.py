@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from spritegen.errors import quote
 from spritegen.factors import as_class_indices
 
 WITHIN_BIN = ("centre", "uniform")
@@ -93,7 +94,7 @@ class GroundTruthAdapter:
         self.oracle = oracle_or_path
         if within_bin not in WITHIN_BIN:
             raise ValueError(
-                f"within_bin must be one of {', '.join(WITHIN_BIN)}, got {within_bin!r}"
+                f"within_bin must be one of {', '.join(WITHIN_BIN)}, got {quote(within_bin)}"
             )
         self.within_bin = within_bin
         k = int(self.oracle.num_factors)
@@ -108,7 +109,8 @@ class GroundTruthAdapter:
         for name, n, b in zip(self.oracle.factor_names, self._classes, per_factor):
             if n == 0 and (int(b) != b or b < 1):
                 raise ValueError(
-                    f"bins for continuous factor {name!r} must be a positive integer, got {b!r}"
+                    f"bins for continuous factor {name!r} must be a positive integer, "
+                    f"got {quote(b)}"
                 )
             self._num_values.append(n if n > 0 else int(b))
 

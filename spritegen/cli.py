@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from spritegen.clitools import run_cli
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, quote
 from spritegen.factors import NUM_ALL_FACTORS
 from spritegen.render import RENDERER_KINDS
 from spritegen.spec import EVAL_PRESETS
@@ -39,6 +39,22 @@ def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):
         spec = with_overrides(default_spec(factors, overrides.pop("renderer", None)), overrides)
         name = spec.name
     return spec, name
+
+
+def _check_plain_name(name: str) -> None:
+    """Without --out the file is NAME.h5 in the current folder: NAME must be a plain file name."""
+    bad = (
+        "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or any(ord(c) < 32 for c in name)
+        or len(name) > 200
+    )
+    if bad:
+        raise SpecError(
+            f"spec field 'name': got {quote(name)}; allowed without --out: a plain file name "
+            "(no path separator, not starting with '.', at most 200 characters); or pass --out"
+        )
 
 
 @cli.command()
@@ -113,6 +129,8 @@ def build(
         "eval_preset": eval_preset,
     }
     spec, name = resolve_spec(spec_path, factors, overrides)
+    if not out:
+        _check_plain_name(name)
     out_path = Path(out) if out else Path(f"{name or 'dataset'}.h5")
     if address and executor != "ray":
         raise SpecError("--address is for --executor ray")
@@ -122,7 +140,13 @@ def build(
 
         remote = make_executor("ray", address=address).map_ordered
     path = run_build(
-        spec, out_path, workers=workers, executor=remote, force=force, progress=not quiet
+        spec,
+        out_path,
+        workers=workers,
+        executor=remote,
+        force=force,
+        progress=not quiet,
+        announce=click.echo,
     )
     click.echo(
         f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, {spec.n} images, "

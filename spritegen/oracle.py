@@ -38,7 +38,9 @@ class Oracle:
 
         with open_dataset(path) as f:
             text = f.attrs["spec"]
-        text = text.decode() if isinstance(text, bytes) else text
+        text = text.decode(errors="replace") if isinstance(text, bytes) else text
+        if not isinstance(text, str):
+            raise DatasetError(f"{path}: its stored spec (attribute 'spec') is not text")
         try:
             return cls(parse_spec_text(text, source=f"{path} (stored spec)"))
         except SpecError as exc:

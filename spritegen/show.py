@@ -7,12 +7,15 @@ at one stored sample's values: if the row changes more than its label says, the 
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 
 import numpy as np
 
+from spritegen.atomic import atomic_path
 from spritegen.datafile import open_dataset, read_strings
+from spritegen.errors import SpecError, quote
 
 LABEL_WIDTH = 90
 PAD = 2
@@ -47,8 +50,15 @@ def save_grid(
             ctx.move_to(4, PAD + r * (th + PAD) + th / 2 + 4)
             ctx.show_text(text)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    surface.write_to_png(str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as fh:
+            surface.write_to_png(fh)
+    except OSError as exc:
+        reason = "a folder on its path is a file" if exc.errno == errno.EEXIST else exc.strerror
+        raise SpecError(
+            f"--out {quote(str(path))}: cannot write the picture ({reason}); choose another --out"
+        ) from None
     return path
 
 

@@ -16,12 +16,14 @@ from typing import Any
 
 import yaml
 
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, quote
 from spritegen.factors import FACTOR_NAMES, FACTORS, NUM_ALL_FACTORS, FactorSpace
 from spritegen.render import RENDERER_KINDS, channels_for
 
 SPEC_FORMAT = "spritegen-spec/1"
 COMPRESSIONS = ("gzip", "none")
+#: A spec is a short text file; anything longer is a mistake (or an attack on the parser).
+MAX_SPEC_BYTES = 1_000_000
 
 #: Sizes of the oracle's evaluation sets. "full" is disentanglement_lib's published study
 #: configuration; "quick" is for scoring every epoch; "none" stores no evaluation sets.
@@ -141,7 +143,7 @@ class DatasetSpec:
 
 
 def _fail(field_name: str, value: Any, allowed: str) -> SpecError:
-    return SpecError(f"spec field '{field_name}': got {value!r}; allowed: {allowed}")
+    return SpecError(f"spec field '{field_name}': got {quote(value)}; allowed: {allowed}")
 
 
 def _int(d: Mapping[str, Any], key: str, lo: int, hi: int, where: str = "") -> int:
@@ -157,7 +159,9 @@ def _int(d: Mapping[str, Any], key: str, lo: int, hi: int, where: str = "") -> i
 def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
     for key in d:
         if key not in allowed:
-            raise SpecError(f"spec {where}: unknown field {key!r}; allowed: {', '.join(allowed)}")
+            raise SpecError(
+                f"spec {where}: unknown field {quote(key)}; allowed: {', '.join(allowed)}"
+            )
 
 
 def _eval_sizes(raw: Any) -> EvalSizes:
@@ -271,25 +275,95 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     return DatasetSpec(**values)
 
 
-def parse_spec_text(text: str, source: str = "spec") -> DatasetSpec:
+class _SpecLoader(yaml.SafeLoader):
+    """YAML's safe loader, stricter: no duplicate keys, no anchors or aliases.
+
+    A duplicate key would otherwise silently keep the last value; aliases are what a "billion
+    laughs" bomb is made of, and a dataset spec has no use for them.
+    """
+
+    source = "spec"
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise SpecError(
+                f"{self.source}: line {event.start_mark.line + 1}: YAML anchors and aliases "
+                "(&name, *name) are not allowed in a spec; write the value out"
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                    if first is None:
+                        seen[key] = line
+                        continue
+                except TypeError:  # an unhashable key: the base loader explains it
+                    continue
+                raise SpecError(
+                    f"{self.source}: line {line}: duplicate key {quote(key)} (first given "
+                    f"at line {first}); give each field once"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_strict(text: str, source: str = "spec") -> Any:
+    """Parse YAML like ``yaml.safe_load`` but refuse duplicate keys, anchors and aliases."""
+    loader = _SpecLoader(text)
+    loader.source = source
     try:
-        raw = yaml.safe_load(text)
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def parse_spec_text(text: str, source: str = "spec") -> DatasetSpec:
+    """Parse and validate a spec's YAML text; ``source`` names it in error messages."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"{quote(source)}: {len(text):,} characters is too long for a spec (at most "
+            f"{MAX_SPEC_BYTES:,})"
+        )
+    try:
+        raw = load_yaml_strict(text, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(
-            f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
-        ) from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{source}: not valid YAML{where}: {problem[:200]}") from None
     return spec_from_mapping(raw)
 
 
 def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> DatasetSpec:
-    """Read a YAML spec file and apply flag overrides (flat keys as in ``with_overrides``)."""
+    """Read a YAML spec file and apply flag overrides (flat keys as in ``with_overrides``).
+
+    The file must be UTF-8 text of at most ``MAX_SPEC_BYTES``: a dataset file or other binary
+    given by mistake is named as such instead of failing somewhere inside the YAML parser.
+    """
     path = Path(path)
+    name = quote(str(path))
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
-        raise SpecError(f"cannot read spec file {str(path)!r}: {exc.strerror}") from None
+        raise SpecError(f"cannot read spec file {name}: {exc.strerror}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"spec file {name} is larger than {MAX_SPEC_BYTES:,} bytes; a spec is a short YAML "
+            "text file"
+        )
+    if b"\0" in data:
+        raise SpecError(f"spec file {name} is a binary file, not a YAML text spec")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"spec file {name} is not UTF-8 text; a spec is a YAML text file") from None
     spec = parse_spec_text(text, source=str(path))
     return with_overrides(spec, overrides or {})
 
@@ -316,7 +390,7 @@ def with_overrides(spec: DatasetSpec, overrides: Mapping[str, Any]) -> DatasetSp
         elif key in ("n", "seed", "renderer", "image_size", "factors", "name"):
             raw[key] = value
         else:
-            raise SpecError(f"unknown override {key!r}")
+            raise SpecError(f"unknown override {quote(key)}")
     if "factors" in overrides:  # factors that become active lose their fixed values
         active = (
             FACTOR_NAMES[: int(overrides["factors"])]

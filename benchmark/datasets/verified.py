@@ -8,8 +8,8 @@ hashed before it is used. A chunk that cannot be inflated or does not match is n
 range, and ``spritegen verify`` is suggested to list every damaged chunk. Hashing costs about
 2 µs per 64x64 image, beside the inflate that loading needs anyway (docs/performance.md).
 
-A file without the records (no ``/metadata``, no checksums, no content digest) cannot be checked
-and is refused: it was not written by a complete ``spritegen build``.
+A file without those records (no ``/metadata``, no checksums, no content digest) cannot be
+checked; ``spritegen.datafile.open_dataset`` refuses it before anything is read.
 """
 
 from __future__ import annotations
@@ -28,18 +28,6 @@ from spritegen.errors import DatasetError
 
 IMAGES = "images"
 CHECKSUMS = f"checksums/{IMAGES}"
-
-
-def require_records(f: Any, path: Path) -> None:
-    """Refuse a file that lacks the records a build writes to make its data checkable."""
-    missing = [f"/{name}" for name in ("metadata", CHECKSUMS) if name not in f]
-    if "content_sha256" not in f.attrs:
-        missing.append("the content_sha256 attribute")
-    if missing:
-        raise DatasetError(
-            f"{path}: has no {', no '.join(missing)}, so its data cannot be checked; "
-            f"it was not made by a complete `spritegen build`: build it again"
-        )
 
 
 def check_content(f: Any, path: Path) -> None:
@@ -128,7 +116,6 @@ def read_verified_training_set(
     against its content digest and then chunk by chunk against its checksums."""
     path = Path(path)
     with open_dataset(path) as f:
-        require_records(f, path)
         check_content(f, path)
         images = read_verified_images(f, path, limit)
         factors = np.asarray(f["factors"][: len(images)], dtype=np.float32)

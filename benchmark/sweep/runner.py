@@ -16,7 +16,6 @@ started again.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,9 @@ from tqdm import tqdm
 from benchmark.sweep.datasets import build_datasets, dataset_path
 from benchmark.sweep.execute import Outcome, RunTask, is_finished
 from benchmark.sweep.executors import make_run_pool
-from benchmark.sweep.points import ExperimentPoint, Point, data_argument, expand
+from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import SweepSpec
+from spritegen.atomic import write_text_atomic
 
 MANIFEST = "sweep.json"
 FAILURES = "failures.json"
@@ -53,15 +53,12 @@ class SweepResult:
 
 def _write_json(path: Path, obj: Any) -> None:
     """Write atomically: a reader never sees half a manifest."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str), fsync=False)
 
 
-def manifest(
-    spec: SweepSpec, points: list[Point], layout: dict[str, list[ExperimentPoint]]
-) -> dict[str, Any]:
-    """The JSON record of what the sweep contains, for resuming and for the report."""
+def manifest(plan: SweepPlan) -> dict[str, Any]:
+    """The JSON record of the plan: what the sweep contains, for resuming and for the report."""
+    spec, points, layout = plan.spec, plan.points, plan.layout
     return {
         "format": MANIFEST_FORMAT,
         "name": spec.name,
@@ -123,7 +120,7 @@ def _score_text(summary: dict[str, Any]) -> str:
 
 
 def run_sweep(
-    spec: SweepSpec,
+    plan: SweepPlan,
     out: Path | str | None = None,
     executor: str = "local",
     address: str | None = None,
@@ -132,15 +129,15 @@ def run_sweep(
     progress: bool = True,
     **pool_kwargs: Any,
 ) -> SweepResult:
-    """Build the sweep's datasets, then train every point not finished yet.
+    """Build the sweep's datasets, then train every point of ``plan`` not finished yet.
 
     Failures are collected, not raised: every other run still trains. ``out`` defaults to
     ``results/<name>``.
     """
     start = time.perf_counter()
+    spec, points = plan.spec, plan.points
     sweep_dir = Path(out) if out is not None else Path("results") / spec.name
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
-    points, layout = expand(spec)
     header = (
         f"# The sweep spec as read from {spec.source} (relative paths are relative to its "
         "folder).\n"
@@ -148,7 +145,7 @@ def run_sweep(
         else ""
     )
     (sweep_dir / "spec.yaml").write_text(header + spec.text)
-    _write_json(sweep_dir / MANIFEST, manifest(spec, points, layout))
+    _write_json(sweep_dir / MANIFEST, manifest(plan))
 
     result = SweepResult(sweep_dir=sweep_dir, total=len(points))
     pending = []
