@@ -498,6 +498,29 @@ def test_damaged_sweep_folder(work, capsys, manifest, fragment):
     assert_one_clear_line(capsys, work, ["report", str(work / "sweep")], fragment, "bench sweep")
 
 
+def test_damaged_metrics_of_a_finished_run(work, capsys):
+    manifest = {
+        "name": "s",
+        "experiments": [
+            {
+                "name": "e",
+                "x": "beta",
+                "lines": [],
+                "metrics": ["kim_mnih"],
+                "points": [{"id": "p1", "x": 1.0, "line": [], "seed": 0}],
+            }
+        ],
+    }
+    run = work / "sweep" / "runs" / "p1"
+    run.mkdir(parents=True)
+    (work / "sweep" / "sweep.json").write_text(json.dumps(manifest))
+    (run / "summary.json").write_text('{"status": "finished"}')
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "kim_mnih": 0.5}\n{"epoch": 2, "kim_mn')
+    assert_one_clear_line(
+        capsys, work, ["report", str(work / "sweep")], "metrics.jsonl: line 2 is not a JSON object"
+    )
+
+
 def test_folder_that_is_not_a_sweep(work, capsys):
     (work / "empty").mkdir()
     assert_one_clear_line(capsys, work, ["report", str(work / "empty")], "has no sweep.json")
