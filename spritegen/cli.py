@@ -10,7 +10,7 @@ import click
 
 from spritegen.clitools import run_cli
 from spritegen.errors import SpecError, quote
-from spritegen.factors import NUM_ALL_FACTORS
+from spritegen.factors import MAX_FACTORS, MIN_FACTORS, NUM_FACTORS_RANGE
 from spritegen.render import RENDERER_KINDS
 from spritegen.spec import EVAL_PRESETS
 
@@ -31,11 +31,15 @@ def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):
     from spritegen.spec import default_spec, load_spec, with_overrides
 
     if (spec_path is None) == (factors is None):
-        raise SpecError("give either a SPEC file or --factors K (1..7), not both and not neither")
+        raise SpecError(
+            f"give either a SPEC file or --factors K ({NUM_FACTORS_RANGE}), "
+            "not both and not neither"
+        )
     if spec_path is not None:
         spec = load_spec(spec_path, overrides)
         name = spec.name or Path(spec_path).stem
     else:
+        assert factors is not None  # exactly one of the two was given
         spec = with_overrides(default_spec(factors, overrides.pop("renderer", None)), overrides)
         name = spec.name
     return spec, name
@@ -61,7 +65,7 @@ def _check_plain_name(name: str) -> None:
 @click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "--factors",
-    type=click.IntRange(1, NUM_ALL_FACTORS),
+    type=click.IntRange(MIN_FACTORS, MAX_FACTORS),
     help="Use the study's spec with the first K factors.",
 )
 @click.option("--renderer", type=click.Choice(RENDERER_KINDS), help="2d (cairo) or 3d (pyrender).")

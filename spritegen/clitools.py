@@ -31,7 +31,7 @@ class UserError(click.ClickException):
     def __init__(self, message: str, prog: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.prog = prog
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares a class default
 
     def show(self, file: IO | None = None) -> None:
         click.echo(f"{self.prog}: error: {self.format_message()}", err=True, file=file)

@@ -12,18 +12,22 @@ import json
 import os
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from spritegen.errors import DatasetError, quote
 
+if TYPE_CHECKING:
+    import h5py
+
 FORMAT_NAME = "spritegen-dataset"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+#: 2 added the i.i.d. sample sets /eval/random/{train,eval}; version-1 files stay readable.
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 
-def open_dataset(path: str | Path, require_complete: bool = True):
+def open_dataset(path: str | os.PathLike[str], require_complete: bool = True) -> h5py.File:
     """Open a dataset read-only after checking its format, version and completion flag."""
     import h5py
 

@@ -44,7 +44,7 @@ def _bounded_repr(value: object, limit: int) -> str:
         brackets = (
             "{}" if isinstance(value, (dict, set)) else "()" if isinstance(value, tuple) else "[]"
         )
-        open_, close = brackets
+        open_, close = brackets[0], brackets[1]
         items = value.items() if isinstance(value, dict) else value
         out = open_
         for i, item in enumerate(items):

@@ -40,7 +40,12 @@ def save_grid(
         for col in range(cols):
             y, x = PAD + r * (th + PAD), left + PAD + col * (tw + PAD)
             canvas[y : y + th, x : x + tw, :3] = rgb[r, col][..., ::-1]  # cairo wants B, G, R, A
-    surface = cairo.ImageSurface.create_for_data(canvas, cairo.FORMAT_ARGB32, width, height)
+    surface = cairo.ImageSurface.create_for_data(
+        canvas,  # type: ignore[arg-type]  # any writable buffer; the stub lists only a few
+        cairo.FORMAT_ARGB32,
+        width,
+        height,
+    )
     if labels:
         ctx = cairo.Context(surface)
         ctx.set_source_rgb(1, 1, 1)

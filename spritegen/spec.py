@@ -17,7 +17,15 @@ from typing import Any
 import yaml
 
 from spritegen.errors import SpecError, quote
-from spritegen.factors import FACTOR_NAMES, FACTORS, NUM_ALL_FACTORS, FactorSpace
+from spritegen.factors import (
+    FACTOR_NAMES,
+    FACTORS,
+    MAX_FACTORS,
+    MIN_FACTORS,
+    NUM_ALL_FACTORS,
+    NUM_FACTORS_RANGE,
+    FactorSpace,
+)
 from spritegen.render import RENDERER_KINDS, channels_for
 
 SPEC_FORMAT = "spritegen-spec/1"
@@ -27,6 +35,8 @@ MAX_SPEC_BYTES = 1_000_000
 
 #: Sizes of the oracle's evaluation sets. "full" is disentanglement_lib's published study
 #: configuration; "quick" is for scoring every epoch; "none" stores no evaluation sets.
+#: ``random_train`` / ``random_eval``: i.i.d. random images with their factors (MIG, DCI, SAP,
+#: modularity; disentanglement_lib's num_train / num_test), stored from format version 2 on.
 EVAL_PRESETS: dict[str, dict[str, int]] = {
     "full": {
         "batch_size": 64,
@@ -35,6 +45,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 5_000,
         "higgins_train": 10_000,
         "higgins_eval": 5_000,
+        "random_train": 10_000,
+        "random_eval": 5_000,
     },
     "quick": {
         "batch_size": 64,
@@ -43,6 +55,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 250,
         "higgins_train": 500,
         "higgins_eval": 250,
+        "random_train": 2_000,
+        "random_eval": 1_000,
     },
     "tiny": {
         "batch_size": 16,
@@ -51,6 +65,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 40,
         "higgins_train": 60,
         "higgins_eval": 40,
+        "random_train": 300,
+        "random_eval": 200,
     },
     "none": {
         "batch_size": 64,
@@ -59,9 +75,13 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 0,
         "higgins_train": 0,
         "higgins_eval": 0,
+        "random_train": 0,
+        "random_eval": 0,
     },
 }
 EVAL_SIZE_KEYS = tuple(EVAL_PRESETS["full"])
+#: What a spec without an ``evaluation`` section gets.
+DEFAULT_EVAL_PRESET = "full"
 
 #: Thesis section 3.2: one million images per dataset.
 THESIS_NUM_IMAGES = 1_000_000
@@ -69,12 +89,20 @@ THESIS_NUM_IMAGES = 1_000_000
 
 @dataclass(frozen=True)
 class EvalSizes:
-    batch_size: int = 64
-    variance: int = 10_000
-    kim_mnih_train: int = 10_000
-    kim_mnih_eval: int = 5_000
-    higgins_train: int = 10_000
-    higgins_eval: int = 5_000
+    """Sizes of a file's evaluation sets (the fields of ``EVAL_PRESETS``' entries)."""
+
+    batch_size: int
+    variance: int
+    kim_mnih_train: int
+    kim_mnih_eval: int
+    higgins_train: int
+    higgins_eval: int
+    random_train: int
+    random_eval: int
+
+    @classmethod
+    def preset(cls, name: str = DEFAULT_EVAL_PRESET) -> EvalSizes:
+        return cls(**EVAL_PRESETS[name])
 
     @property
     def total_images(self) -> int:
@@ -83,6 +111,8 @@ class EvalSizes:
             self.variance
             + L * (self.kim_mnih_train + self.kim_mnih_eval)
             + 2 * L * (self.higgins_train + self.higgins_eval)
+            + self.random_train
+            + self.random_eval
         )
 
 
@@ -99,7 +129,7 @@ class DatasetSpec:
     chunk_images: int = 256
     compression: str = "gzip"
     compression_level: int = 1
-    evaluation: EvalSizes = field(default_factory=EvalSizes)
+    evaluation: EvalSizes = field(default_factory=EvalSizes.preset)
     name: str = ""
 
     @property
@@ -166,13 +196,13 @@ def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> N
 
 def _eval_sizes(raw: Any) -> EvalSizes:
     if raw is None:
-        return EvalSizes()
+        return EvalSizes.preset()
     if isinstance(raw, str):
         raw = {"preset": raw}
     if not isinstance(raw, Mapping):
         raise _fail("evaluation", raw, f"a preset name ({', '.join(EVAL_PRESETS)}) or a mapping")
     _check_keys(raw, ("preset",) + EVAL_SIZE_KEYS, "section 'evaluation'")
-    preset = raw.get("preset", "full")
+    preset = raw.get("preset", DEFAULT_EVAL_PRESET)
     if preset not in EVAL_PRESETS:
         raise _fail("evaluation.preset", preset, ", ".join(EVAL_PRESETS))
     sizes = dict(EVAL_PRESETS[preset])
@@ -204,9 +234,9 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
         raise _fail("format", raw["format"], SPEC_FORMAT)
     if "factors" not in raw:
         raise SpecError(
-            f"spec field 'factors' is missing; allowed: an integer in 1..{NUM_ALL_FACTORS}"
+            f"spec field 'factors' is missing; allowed: an integer in {NUM_FACTORS_RANGE}"
         )
-    factors = _int(raw, "factors", 1, NUM_ALL_FACTORS)
+    factors = _int(raw, "factors", MIN_FACTORS, MAX_FACTORS)
     renderer = raw.get("renderer", "3d" if factors == NUM_ALL_FACTORS else "2d")
     if renderer not in RENDERER_KINDS:
         raise _fail("renderer", renderer, ", ".join(RENDERER_KINDS))
@@ -284,7 +314,7 @@ class _SpecLoader(yaml.SafeLoader):
 
     source = "spec"
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise SpecError(
@@ -293,7 +323,7 @@ class _SpecLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
-    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:

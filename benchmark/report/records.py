@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.sweep.spec import METRICS
 from spritegen.errors import DatasetError
 
 SCORES = ("final", "best")
@@ -22,7 +23,12 @@ MANIFEST = "sweep.json"
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The per-epoch records of a run, in file order; a damaged file is a one-line DatasetError."""
+    """The per-epoch records of a run, in file order, with old Higgins keys renamed; a damaged
+    file is a one-line DatasetError.
+
+    Runs recorded before the Higgins headline changed stored ``higgins`` (standardised features)
+    and ``higgins_raw`` (raw); they are read as ``higgins_standardised`` and ``higgins``.
+    """
     path = run_dir / "metrics.jsonl"
     rows: list[dict[str, Any]] = []
     number = 0
@@ -35,7 +41,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
                     row = json.loads(line)
                     if not isinstance(row, dict):
                         raise ValueError(f"a JSON {type(row).__name__}")
-                    rows.append(row)
+                    rows.append(upgrade_row(row))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DatasetError(
             f"{path}: line {number} is not a JSON object per "
@@ -92,6 +98,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise _fail(path, "'name' must be a string")
     manifest.setdefault("name", path.parent.name)
     return manifest
+
+
+def upgrade_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Map a record's pre-rename Higgins keys onto the current ones (see ``read_metrics``)."""
+    if "higgins_raw" in row and "higgins_standardised" not in row:
+        row = dict(row)
+        row["higgins_standardised"] = row.get("higgins")
+        row["higgins"] = row.pop("higgins_raw")
+    return row
 
 
 def _is_number(v: Any) -> bool:
@@ -221,7 +236,7 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
             if _finished(run_dir) and (run_dir / "metrics.jsonl").is_file():
                 rows = read_metrics(run_dir)
                 got = {}
-                for m in ("kim_mnih", "kim_mnih_weighted", "higgins"):
+                for m in METRICS:
                     fb = final_and_best(rows, m)
                     if fb is not None:
                         got[m] = fb
