@@ -36,6 +36,7 @@ from benchmark.metrics import evaluate
 from benchmark.metrics.evaluate import EPOCH_METRICS
 from benchmark.metrics.presets import get_preset
 from benchmark.metrics.sources import StoredSource
+from benchmark.models.base import Model
 from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
 from benchmark.params import PARAMS, RunConfig, validate_config
 from benchmark.plots import save_reconstructions, save_traversal
@@ -340,7 +341,7 @@ def _run(
 
 def _train_and_finish(
     cfg: RunConfig,
-    model: torch.nn.Module,
+    model: Model,
     images: np.ndarray,
     device: torch.device,
     out: Path,
