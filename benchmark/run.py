@@ -25,10 +25,18 @@ import torch
 from benchmark.data import default_epochs, load_training_set, to_channels_first
 from benchmark.datasets import DataSource
 from benchmark.datasets import open_source as open_data
+from benchmark.files import (
+    DiskFull,
+    disk_full_error,
+    is_disk_full,
+    remove_partials,
+    write_text_atomic,
+)
 from benchmark.metrics import evaluate
-from benchmark.metrics.evaluate import EPOCH_METRICS
+from benchmark.metrics.evaluate import EPOCH_METRICS, SCORE_KEYS
 from benchmark.metrics.presets import get_preset
 from benchmark.metrics.sources import StoredSource
+from benchmark.models.base import Model
 from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
 from benchmark.params import PARAMS, RunConfig, validate_config
 from benchmark.plots import save_reconstructions, save_traversal
@@ -38,25 +46,12 @@ from benchmark.train import (
     TrainingDiverged,
     make_represent,
     resolve_device,
+    save_atomic,
     train,
 )
-from spritegen.atomic import write_text_atomic
 from spritegen.errors import DatasetError, SpecError
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
-SCORE_KEYS = (
-    "kim_mnih",
-    "kim_mnih_weighted",
-    "higgins",
-    "higgins_standardised",
-    "mig",
-    "dci_disentanglement",
-    "dci_completeness",
-    "dci_informativeness",
-    "sap",
-    "modularity",
-    "explicitness",
-)
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
 NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + ("torch",)
 
@@ -156,21 +151,41 @@ def default_out(cfg: RunConfig, data: Path) -> Path:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", fsync=False)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows), fsync=False)
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _identity(resolved: dict) -> dict:
     return {k: v for k, v in resolved.items() if k not in NOT_IDENTITY}
 
 
+def _read_record(out: Path, name: str) -> dict:
+    """A run folder's JSON record, or a SpecError saying the folder is not a readable run."""
+    path = out / name
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = "is not valid JSON" if isinstance(exc, ValueError) else f"cannot be read ({exc})"
+        record = None
+    else:
+        why = f"holds a JSON {type(record).__name__}, not an object"
+    if not isinstance(record, dict):
+        raise SpecError(
+            f"--out {out} is not a readable run folder: {name} {why}; "
+            f"use --force to replace it, or another --out"
+        )
+    return record
+
+
 def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
-    """Create, resume into, or (with force) replace the run folder; refuse anything else."""
+    """Create, resume into, or (with force) replace the run folder; refuse anything else.
+
+    Resuming removes the ``.partial`` files a killed run may have left behind."""
     config_path, summary_path = out / "config.json", out / "summary.json"
-    if out.exists() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()):
         if not config_path.exists():
             raise SpecError(
                 f"--out {out} exists and is not a run folder (no config.json); "
@@ -179,7 +194,7 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
         if force:
             shutil.rmtree(out)
         else:
-            old = json.loads(config_path.read_text())
+            old = _read_record(out, "config.json")
             if _identity(old) != _identity(resolved):
                 diff = sorted(
                     k
@@ -191,12 +206,21 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
                     f"use another --out, or --force to replace it"
                 )
             if summary_path.exists():
-                summary = json.loads(summary_path.read_text())
+                summary = _read_record(out, "summary.json")
                 if summary.get("status") == "finished":
                     raise RunExists(
                         f"{out} holds a finished run; use --force to run it again", summary
                     )
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+            remove_partials(out)
+    try:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(out / "checkpoints") from None
+        raise SpecError(
+            f"--out {out}: cannot create the run folder ({exc.strerror or exc}); "
+            f"choose a writable folder"
+        ) from None
     _write_json(config_path, resolved)
 
 
@@ -237,6 +261,12 @@ def run(
         return _run(cfg, src, device, scorer, final_scorer, score_keys)
     finally:
         src.close()
+
+
+def _on_disk_full(out: Path, exc: OSError) -> DiskFull:
+    """Clean the partial files a full disk left in ``out``; the error names the file if known."""
+    remove_partials(out)
+    return disk_full_error(Path(exc.filename) if isinstance(exc.filename, str) else out / "")
 
 
 def _run(
@@ -283,7 +313,35 @@ def _run(
         "torch": torch.__version__,
     }
     prepare_folder(out, resolved, cfg.force)
+    try:
+        return _train_and_finish(
+            cfg, model, images, device, out, resolved, scorer, final_scorer, score_keys
+        )
+    except DiskFull:
+        remove_partials(out)
+        raise
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise _on_disk_full(out, exc) from None
+        raise
 
+
+def _train_and_finish(
+    cfg: RunConfig,
+    model: Model,
+    images: np.ndarray,
+    device: torch.device,
+    out: Path,
+    resolved: dict,
+    scorer: Scorer | None,
+    final_scorer: Scorer | None,
+    score_keys: Sequence[str],
+) -> dict:
+    """Train into the prepared folder ``out``, score, draw, and write summary.json last."""
+    data_str = resolved["data"]
+    num_factors = resolved["num_factors"]
+    image_shape = tuple(resolved["image_shape"])
+    epochs = resolved["epochs"]
     t0 = time.perf_counter()
     train_cfg = TrainConfig(
         epochs=epochs,
@@ -323,7 +381,7 @@ def _run(
     shown = to_channels_first(images[idx])
     save_reconstructions(model, shown, out / "reconstructions.png")
     save_traversal(model, shown[0], final["kl_per_dim"], out / "traversal.png")
-    torch.save(
+    save_atomic(
         {
             "model": model.state_dict(),
             "model_name": cfg.model,
