@@ -288,7 +288,7 @@ def test_seven_factors_with_few_images_shows_the_evaluation_sets(small_disk):
         capture_output=True,
         text=True,
     )
-    assert "will render 2,890,300 images (300 training + 2,890,000 evaluation)" in result.stdout
+    assert "will render 2,905,300 images (300 training + 2,905,000 evaluation)" in result.stdout
     assert "--eval-preset quick, tiny or none renders fewer" in result.stdout
     assert result.returncode == 2 and "not enough free disk space" in result.stderr
     assert list(small_disk.iterdir()) == []
