@@ -42,7 +42,8 @@ PRESETS = ("quick", "full", "stored", "none")
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins", "higgins_raw")
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
-NOT_IDENTITY = ("out", "force", "progress", "device", "torch")
+#: "ensemble" names the ensemble a run was trained in: a member folder resumes as a single run.
+NOT_IDENTITY = ("out", "force", "progress", "device", "torch", "ensemble")
 
 
 class RunExists(SpecError):
@@ -222,8 +223,9 @@ def _identity(resolved: dict) -> dict:
     return {k: v for k, v in resolved.items() if k not in NOT_IDENTITY}
 
 
-def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
-    """Create, resume into, or (with force) replace the run folder; refuse anything else."""
+def check_folder(out: Path, resolved: dict, force: bool) -> None:
+    """Refuse a folder that is not a run folder, holds a different run, or (without force) a
+    finished one. Writes nothing, so several runs can be checked before any is started."""
     config_path, summary_path = out / "config.json", out / "summary.json"
     if out.exists() and any(out.iterdir()):
         if not config_path.exists():
@@ -231,9 +233,7 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
                 f"--out {out} exists and is not a run folder (no config.json); "
                 f"choose an empty or new folder"
             )
-        if force:
-            shutil.rmtree(out)
-        else:
+        if not force:
             old = json.loads(config_path.read_text())
             if _identity(old) != _identity(resolved):
                 diff = sorted(
@@ -251,8 +251,15 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
                     raise RunExists(
                         f"{out} holds a finished run; use --force to run it again", summary
                     )
+
+
+def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
+    """Create, resume into, or (with force) replace the run folder; refuse anything else."""
+    check_folder(out, resolved, force)
+    if force and (out / "config.json").exists():
+        shutil.rmtree(out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    _write_json(config_path, resolved)
+    _write_json(out / "config.json", resolved)
 
 
 def best_scores(history: list[dict], keys: Sequence[str] = SCORE_KEYS) -> dict[str, dict]:
@@ -301,13 +308,81 @@ def _run(
     final_scorer: Scorer | None,
     score_keys: Sequence[str],
 ) -> dict:
-    data_path = src.path
     images, factors = load_training_set(src)
+    image_shape = (images.shape[3], images.shape[1], images.shape[2])
+    model = build_model(cfg.model, image_shape, cfg.latent_dim, cfg.hparams, seed=cfg.seed)
+    plan = plan_run(cfg, src, images, factors, model_hparams(model), scorer, final_scorer)
+    prepare_folder(plan.out, plan.resolved, cfg.force)
+
+    t0 = time.perf_counter()
+    metrics_path = plan.out / "metrics.jsonl"
+    try:
+        history = train(
+            model,
+            to_channels_first(images),
+            plan.train_config(device),
+            scorer=plan.scorer,
+            checkpoint=plan.out / "checkpoints" / "last.pt",
+            on_epoch=lambda h: _write_jsonl(metrics_path, h),
+        )
+    except TrainingDiverged as exc:
+        write_diverged(plan.out, exc)
+        raise
+    _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
+
+    final = history[-1]
+    final_scores: dict[str, Any] = {k: final[k] for k in score_keys if k in final}
+    if plan.final_scorer is not None:
+        final_scores = plan.final_scorer(make_represent(model, device))
+    return write_outputs(plan, model, images, history, final_scores, device, t0, score_keys)
+
+
+@dataclass
+class RunPlan:
+    """A resolved run before training: its folder, its config.json content and its scorers."""
+
+    cfg: RunConfig
+    out: Path
+    resolved: dict[str, Any]
+    epochs: int
+    image_shape: tuple[int, int, int]
+    num_factors: int
+    data_str: str
+    scorer: Scorer | None
+    final_scorer: Scorer | None
+
+    def train_config(self, device: torch.device) -> TrainConfig:
+        cfg = self.cfg
+        return TrainConfig(
+            epochs=self.epochs,
+            max_steps=cfg.max_steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=cfg.seed,
+            device=str(device),
+            amp=cfg.amp,
+            checkpoint_every=cfg.checkpoint_every,
+            score_every=cfg.score_every if cfg.score_preset != "none" else 0,
+            progress=cfg.progress,
+        )
+
+
+def plan_run(
+    cfg: RunConfig,
+    src: DataSource,
+    images: np.ndarray,
+    factors: np.ndarray,
+    hparams: dict[str, Any],
+    scorer: Scorer | None = None,
+    final_scorer: Scorer | None = None,
+) -> RunPlan:
+    """Resolve ``cfg`` on its loaded dataset (``hparams``: the built model's own record): the
+    folder, the config.json content and the scorers. Writes nothing (the ensemble trainer
+    resolves every member this way before any folder is touched)."""
+    data_path = src.path
     num_factors = factors.shape[1]
     epochs = cfg.epochs if cfg.epochs is not None else default_epochs(num_factors)
     image_shape = (images.shape[3], images.shape[1], images.shape[2])
-    model = build_model(cfg.model, image_shape, cfg.latent_dim, cfg.hparams, seed=cfg.seed)
-
     out = Path(cfg.out) if cfg.out else default_out(cfg, data_path)
     injected = scorer is not None  # an injected scorer also gives the final scores
     scoring = {
@@ -333,45 +408,33 @@ def _run(
         "num_factors": num_factors,
         "num_images": int(len(images)),
         "image_shape": list(image_shape),
-        "model_hparams": model_hparams(model),
+        "model_hparams": hparams,
         "scoring": scoring,
         "torch": torch.__version__,
     }
-    prepare_folder(out, resolved, cfg.force)
-
-    t0 = time.perf_counter()
-    train_cfg = TrainConfig(
-        epochs=epochs,
-        max_steps=cfg.max_steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        seed=cfg.seed,
-        device=str(device),
-        amp=cfg.amp,
-        checkpoint_every=cfg.checkpoint_every,
-        score_every=cfg.score_every if cfg.score_preset != "none" else 0,
-        progress=cfg.progress,
+    return RunPlan(
+        cfg, out, resolved, epochs, image_shape, num_factors, data_str, scorer, final_scorer
     )
-    metrics_path = out / "metrics.jsonl"
-    try:
-        history = train(
-            model,
-            to_channels_first(images),
-            train_cfg,
-            scorer=scorer,
-            checkpoint=out / "checkpoints" / "last.pt",
-            on_epoch=lambda h: _write_jsonl(metrics_path, h),
-        )
-    except TrainingDiverged as exc:
-        _write_json(out / "summary.json", {"status": "diverged", "error": str(exc)})
-        raise
-    _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
 
+
+def write_diverged(out: Path, exc: TrainingDiverged) -> None:
+    """The summary of a run whose loss became non-finite (its last good checkpoint is kept)."""
+    _write_json(out / "summary.json", {"status": "diverged", "error": str(exc)})
+
+
+def write_outputs(
+    plan: RunPlan,
+    model: torch.nn.Module,
+    images: np.ndarray,
+    history: list[dict],
+    final_scores: dict[str, Any],
+    device: torch.device,
+    t0: float,
+    score_keys: Sequence[str] = SCORE_KEYS,
+) -> dict:
+    """Pictures, final weights and summary.json of a trained run; returns the summary."""
+    cfg, out = plan.cfg, plan.out
     final = dict(history[-1])
-    final_scores: dict[str, Any] = {k: final[k] for k in score_keys if k in final}
-    if final_scorer is not None:
-        final_scores = final_scorer(make_represent(model, device))
-
     # pictures: fixed images chosen by the seed
     rng = np.random.default_rng(cfg.seed)
     idx = np.sort(rng.choice(len(images), size=min(8, len(images)), replace=False))
@@ -383,7 +446,7 @@ def _run(
             "model": model.state_dict(),
             "model_name": cfg.model,
             "hparams": model_hparams(model),
-            "image_shape": list(image_shape),
+            "image_shape": list(plan.image_shape),
             "latent_dim": cfg.latent_dim,
         },
         out / "checkpoints" / "model.pt",
@@ -395,8 +458,8 @@ def _run(
         "model_hparams": model_hparams(model),
         "latent_dim": cfg.latent_dim,
         "seed": cfg.seed,
-        "data": data_str,
-        "num_factors": num_factors,
+        "data": plan.data_str,
+        "num_factors": plan.num_factors,
         "epochs": len(history),
         "steps": final["step"],
         "final": {k: final[k] for k in ("loss", "reconstruction", "kl") if k in final},

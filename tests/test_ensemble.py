@@ -1,0 +1,305 @@
+"""Ensembles: G models trained in one loop must be the G single runs, folder for folder.
+
+Real data (small spritegen builds), real training on the CPU, compared with benchmark.train.train
+and benchmark.run.run on the same configs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ensemble_helpers import Recording
+
+from benchmark.data import load_training_set, to_channels_first
+from benchmark.ensemble import Member, run_ensemble, score_shared, train_ensemble
+from benchmark.ensemble.trainer import reconcile_checkpoints
+from benchmark.metrics import evaluate
+from benchmark.models import registry
+from benchmark.models.registry import build_model
+from benchmark.run import RunExists, run
+from benchmark.train import TrainConfig, make_represent, train
+from spritegen.errors import SpecError
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 200
+#: (beta, latent size, seed) of the three members: every one differs in all three.
+MEMBERS = [(1.0, 3, 0), (4.0, 5, 1), (8.0, 4, 2)]
+CFG = TrainConfig(epochs=1000, max_steps=STEPS, batch_size=8, device="cpu", progress=False)
+
+
+def recording(beta: float, dim: int, seed: int) -> torch.nn.Module:
+    """The model `bench run --model betavae` builds, recording the loss of every step."""
+    model = build_model("betavae", (1, 64, 64), dim, {"beta": beta}, seed=seed)
+    model.__class__ = Recording
+    return model
+
+
+@pytest.fixture(scope="module")
+def images(dataset_k2) -> torch.Tensor:
+    return to_channels_first(load_training_set(dataset_k2)[0][:32])  # 4 batches of 8 an epoch
+
+
+@pytest.fixture(scope="module")
+def singles(images) -> list[torch.nn.Module]:
+    """The three members trained alone by benchmark.train.train, 200 steps each."""
+    out = []
+    for beta, dim, seed in MEMBERS:
+        model = recording(beta, dim, seed)
+        train(model, images, _seeded(seed))
+        out.append(model)
+    return out
+
+
+def _seeded(seed: int) -> TrainConfig:
+    cfg = copy.copy(CFG)
+    cfg.seed = seed
+    return cfg
+
+
+def _ensemble(images, engine: str) -> list[torch.nn.Module]:
+    members = [Member(recording(*spec), spec[2]) for spec in MEMBERS]
+    histories = train_ensemble(members, images, CFG, engine=engine)
+    assert all(isinstance(h, list) and h[-1]["step"] == STEPS for h in histories)
+    return [m.model for m in members]
+
+
+def test_loop_engine_is_each_single_run_bit_for_bit(images, singles):
+    for alone, member in zip(singles, _ensemble(images, "loop")):
+        assert len(alone.losses) == len(member.losses) == STEPS
+        assert alone.losses == member.losses
+        a, b = alone.state_dict(), member.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_vmap_engine_follows_each_single_run_to_float32_rounding(images, singles):
+    """The stacked step reorders float32 sums (grouped convolutions, padded latent widths), so a
+    member's loss differs from its single run's by a few ulp per step: measured <= 2e-7 relative
+    over the first 100 steps. Training amplifies such differences slowly (measured up to 1.5e-3
+    relative by step 200, for beta = 8), so the first 100 steps are held to 1e-5 (50x the
+    measured rounding) and all 200 steps, and the final weights, to 1e-2 relative. A wrong
+    noise draw, shuffle, padding or Adam state differs by far more from the first steps on."""
+    for alone, member in zip(singles, _ensemble(images, "vmap")):
+        la, lb = np.array(alone.losses), np.array(member.losses)
+        assert len(la) == len(lb) == STEPS
+        rel = np.abs(la - lb) / np.abs(la)
+        assert rel[:100].max() < 1e-5
+        assert rel.max() < 1e-2
+        a, b = alone.state_dict(), member.state_dict()
+        for k in a:
+            assert float((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-12)) < 1e-2, k
+
+
+# -- run folders ---------------------------------------------------------------------------
+
+
+def _config(data: Path, out: Path, **kw) -> dict:
+    base = dict(
+        model="betavae",
+        data=str(data),
+        max_steps=6,
+        epochs=3,
+        batch_size=8,
+        device="cpu",
+        score_preset="stored",
+        final_preset="stored",
+        progress=False,
+        out=str(out),
+    )
+    return {**base, **kw}
+
+
+def _untimed(obj):
+    """``obj`` without wall-clock timings (keys ending in _s) at any depth."""
+    if isinstance(obj, dict):
+        return {k: _untimed(v) for k, v in obj.items() if not k.endswith("_s")}
+    if isinstance(obj, list):
+        return [_untimed(v) for v in obj]
+    return obj
+
+
+def _numbers(rows: list[dict]) -> list[dict]:
+    return _untimed(rows)
+
+
+def _strip(d: dict) -> dict:
+    return {k: v for k, v in _untimed(d).items() if k != "out"}
+
+
+@pytest.fixture(scope="module")
+def small_k2(tmp_path_factory) -> Path:
+    """64 training images and tiny stored evaluation sets (2 factors)."""
+    from conftest import build_small
+
+    return build_small(tmp_path_factory.mktemp("ens-data"), 2, n=64)
+
+
+def test_member_folders_are_the_single_run_folders(small_k2, tmp_path):
+    specs = [
+        dict(hparams={"beta": 1.0}, latent_dim=3, seed=0),
+        dict(hparams={"beta": 4.0}, latent_dim=5, seed=1),
+    ]
+    summaries = run_ensemble(
+        [_config(small_k2, tmp_path / f"ens{i}", **s) for i, s in enumerate(specs)]
+    )
+    for i, s in enumerate(specs):
+        single = run(_config(small_k2, tmp_path / f"one{i}", **s))
+        ens, one = tmp_path / f"ens{i}", tmp_path / f"one{i}"
+        assert sorted(p.name for p in ens.rglob("*")) == sorted(p.name for p in one.rglob("*"))
+        ca, cb = (json.loads((d / "config.json").read_text()) for d in (ens, one))
+        info = ca.pop("ensemble")
+        assert info["members"] == [str(tmp_path / "ens0"), str(tmp_path / "ens1")]
+        ca.pop("out"), cb.pop("out")
+        assert ca == cb
+        rows = [
+            _numbers([json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()])
+            for d in (ens, one)
+        ]
+        assert rows[0] == rows[1] and "kim_mnih" in rows[0][-1]  # scored during training
+        sa, sb = summaries[i], single
+        assert _strip(sa) == _strip(sb)
+        wa = torch.load(ens / "checkpoints" / "model.pt", weights_only=True)
+        wb = torch.load(one / "checkpoints" / "model.pt", weights_only=True)
+        assert all(torch.equal(wa["model"][k], wb["model"][k]) for k in wa["model"])
+        # a member folder is a single-run folder: `bench run` with its config finds it finished
+        with pytest.raises(RunExists, match="finished"):
+            run(_config(small_k2, ens, **s))
+
+
+def test_batched_scores_equal_each_member_scored_alone(small_k2):
+    models = [
+        build_model("betavae", (1, 64, 64), d, {"beta": 1.0}, seed=s)
+        for d, s in [(3, 0), (5, 1), (4, 2)]
+    ]
+    from functools import partial
+
+    seeds = [0, 1, 2]
+    scorers = [partial(evaluate, str(small_k2), random_state=s, preset="stored") for s in seeds]
+    together = score_shared(scorers, models, torch.device("cpu"))
+    for m, seed, got in zip(models, seeds, together):
+        alone = evaluate(str(small_k2), make_represent(m, torch.device("cpu")), seed, "stored")
+        assert _strip(got) == _strip(alone)
+
+
+# -- divergence, bad input, resume ------------------------------------------------------------
+
+
+def test_a_diverging_member_stops_alone(small_k2, tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.BUNDLED, "explodes", "ensemble_helpers:Explodes")
+    specs = [
+        dict(model="explodes", hparams={"beta": 1.0, "explode_at": 3}, latent_dim=3, seed=0),
+        dict(model="explodes", hparams={"beta": 2.0}, latent_dim=4, seed=1),
+    ]
+    common = dict(score_preset="none", final_preset="none", checkpoint_every=2)
+    results = run_ensemble(
+        [_config(small_k2, tmp_path / f"ens{i}", **common, **s) for i, s in enumerate(specs)]
+    )
+    assert results[0]["status"] == "diverged" and results[1]["status"] == "finished"
+    from benchmark.train import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged):
+        run(_config(small_k2, tmp_path / "one0", **common, **specs[0]))
+    for name in ("summary.json",):
+        a = json.loads((tmp_path / "ens0" / name).read_text())
+        b = json.loads((tmp_path / "one0" / name).read_text())
+        assert a == b and a["status"] == "diverged" and "step 4" in a["error"]
+    for d in ("ens0", "one0"):  # the last good checkpoint is kept
+        assert torch.load(tmp_path / d / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
+    single = run(_config(small_k2, tmp_path / "one1", **common, **specs[1]))
+    assert _strip(results[1]) == _strip(single) and results[1]["steps"] == 6
+
+
+def test_incompatible_members_are_refused_before_anything_is_written(small_k2, tmp_path):
+    configs = [_config(small_k2, tmp_path / "a"), _config(small_k2, tmp_path / "b", lr=1e-3)]
+    with pytest.raises(SpecError, match=r"differ in lr \(0.0005 vs 0.001\)"):
+        run_ensemble(configs)
+    configs = [_config(small_k2, tmp_path / "a"), _config(small_k2, tmp_path / "b", seed=1)]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    with pytest.raises(SpecError, match="not a run folder"):
+        run_ensemble(configs)
+    assert not (tmp_path / "a").exists()
+
+
+def test_interrupted_checkpoint_rolls_forward_or_back(small_k2, tmp_path):
+    configs = [
+        _config(small_k2, tmp_path / f"m{i}", seed=i, score_preset="none", final_preset="none")
+        for i in range(2)
+    ]
+    run_ensemble([{**c, "max_steps": 2} for c in configs])  # leaves last.pt at step 2 each
+    paths = [tmp_path / f"m{i}" / "checkpoints" / "last.pt" for i in range(2)]
+    newer = torch.load(paths[0], weights_only=True)
+    newer["step"] = 4
+    torch.save(newer, paths[0].with_name("last.pt.next"))  # only one member staged: roll back
+    reconcile_checkpoints(paths)
+    assert not paths[0].with_name("last.pt.next").exists()
+    assert torch.load(paths[0], weights_only=True)["step"] == 2
+    torch.save(newer, paths[0].with_name("last.pt.next"))  # member 1 renamed already: forward
+    torch.save(newer, paths[1])
+    reconcile_checkpoints(paths)
+    assert [torch.load(p, weights_only=True)["step"] for p in paths] == [4, 4]
+
+
+def _launch(configs: list[dict]) -> subprocess.Popen:
+    code = (
+        "import json, sys; from benchmark.ensemble import run_ensemble; "
+        "run_ensemble(json.loads(sys.argv[1]))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(configs)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_killed_ensemble_resumes_to_the_uninterrupted_numbers(small_k2, tmp_path):
+    def configs(root: Path) -> list[dict]:
+        return [
+            _config(
+                small_k2,
+                root / f"m{i}",
+                seed=i,
+                latent_dim=3 + i,
+                max_steps=None,
+                epochs=2,
+                checkpoint_every=1,
+                score_preset="none",
+                final_preset="none",
+            )
+            for i in range(2)
+        ]
+
+    whole = _launch(configs(tmp_path / "whole"))
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+    proc = _launch(configs(tmp_path / "killed"))
+    ck = tmp_path / "killed" / "m1" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 300
+    while not ck.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the ensemble finished before it could be killed"
+    again = _launch(configs(tmp_path / "killed"))
+    assert again.wait(timeout=600) == 0, again.stderr.read()
+    for i in range(2):
+        a, b = tmp_path / "whole" / f"m{i}", tmp_path / "killed" / f"m{i}"
+        rows = [
+            _numbers([json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()])
+            for d in (a, b)
+        ]
+        assert rows[0] == rows[1] and len(rows[0]) == 2
+        wa = torch.load(a / "checkpoints" / "model.pt", weights_only=True)["model"]
+        wb = torch.load(b / "checkpoints" / "model.pt", weights_only=True)["model"]
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
