@@ -26,7 +26,7 @@ from benchmark.ensemble.trainer import reconcile_checkpoints
 from benchmark.metrics import evaluate
 from benchmark.models import registry
 from benchmark.models.registry import build_model
-from benchmark.run import RunExists, run
+from benchmark.run import RunConfig, RunExists, run
 from benchmark.train import TrainConfig, make_represent, train
 from spritegen.errors import SpecError
 
@@ -83,20 +83,22 @@ def test_loop_engine_is_each_single_run_bit_for_bit(images, singles):
 
 def test_vmap_engine_follows_each_single_run_to_float32_rounding(images, singles):
     """The stacked step reorders float32 sums (grouped convolutions, padded latent widths), so a
-    member's loss differs from its single run's by a few ulp per step: measured <= 2e-7 relative
-    over the first 100 steps. Training amplifies such differences slowly (measured up to 1.5e-3
-    relative by step 200, for beta = 8), so the first 100 steps are held to 1e-5 (50x the
-    measured rounding) and all 200 steps, and the final weights, to 1e-2 relative. A wrong
-    noise draw, shuffle, padding or Adam state differs by far more from the first steps on."""
+    member's loss differs from its single run's by a few ulp per step: measured 0 for the first
+    steps and <= 2e-7 relative over the first 20. Training then amplifies such differences
+    (chaotically: measured 1e-4 relative by step 100 and up to 1.5e-3 by step 200 on these
+    sizes), so the first 20 steps are held to 1e-5 and all 200 steps, and the final weights
+    (relative norm of the difference per tensor), to 2e-2. A wrong noise draw, shuffle, padding
+    or Adam state shows from the first steps on, far above 1e-5."""
     for alone, member in zip(singles, _ensemble(images, "vmap")):
         la, lb = np.array(alone.losses), np.array(member.losses)
         assert len(la) == len(lb) == STEPS
         rel = np.abs(la - lb) / np.abs(la)
-        assert rel[:100].max() < 1e-5
-        assert rel.max() < 1e-2
+        profile = {k: float(rel[:k].max()) for k in (1, 20, 50, 100, 200)}
+        assert rel[:20].max() < 1e-5, profile
+        assert rel.max() < 2e-2, profile
         a, b = alone.state_dict(), member.state_dict()
         for k in a:
-            assert float((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-12)) < 1e-2, k
+            assert float((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-12)) < 2e-2, k
 
 
 # -- run folders ---------------------------------------------------------------------------
@@ -303,3 +305,32 @@ def test_killed_ensemble_resumes_to_the_uninterrupted_numbers(small_k2, tmp_path
         wa = torch.load(a / "checkpoints" / "model.pt", weights_only=True)["model"]
         wb = torch.load(b / "checkpoints" / "model.pt", weights_only=True)["model"]
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+# -- grouping for sweeps -----------------------------------------------------------------------
+
+
+def test_grouping_never_mixes_incompatible_runs_and_names_what_fits(small_k2, tmp_path):
+    from benchmark.ensemble.grouping import memory_fit, parse_ensemble, plan_groups
+
+    def cfg(**kw) -> RunConfig:
+        return RunConfig.from_dict(_config(small_k2, tmp_path / "x", **kw))
+
+    configs = [
+        cfg(seed=0),
+        cfg(seed=1, lr=1e-3),  # another learning rate: never with the others
+        cfg(seed=2, latent_dim=7, hparams={"beta": 8.0}),
+        cfg(seed=3, model="vae"),  # another model
+        cfg(seed=4),
+        cfg(seed=5),
+    ]
+    assert plan_groups(configs, "off", 8) == [[i] for i in range(6)]
+    assert plan_groups(configs, "auto", 8) == [[0, 2, 4, 5], [1], [3]]
+    assert plan_groups(configs, 2, 8) == [[0, 2], [1], [3], [4, 5]]
+    assert plan_groups(configs, "auto", lambda c, d: 3) == [[0, 2, 4], [1], [3], [5]]
+    with pytest.raises(SpecError, match=r"--ensemble 9: only 8 models .* use --ensemble 8"):
+        plan_groups(configs, 9, 8)
+    assert parse_ensemble("auto") == "auto" and parse_ensemble("4") == 4
+    with pytest.raises(SpecError, match="--ensemble must be auto, off or a positive integer"):
+        parse_ensemble("many")
+    assert memory_fit(configs[0], 10) >= 1
