@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,11 @@ import torch
 from benchmark.data import default_epochs, load_training_set, to_channels_first
 from benchmark.datasets import DataSource
 from benchmark.datasets import open_source as open_data
-from benchmark.models.registry import build_model, get_entry, model_hparams
+from benchmark.metrics import evaluate
+from benchmark.metrics.presets import get_preset
+from benchmark.metrics.sources import StoredSource
+from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
+from benchmark.params import PARAMS, RunConfig, validate_config
 from benchmark.plots import save_reconstructions, save_traversal
 from benchmark.train import (
     Scorer,
@@ -38,12 +42,11 @@ from benchmark.train import (
 )
 from spritegen.errors import DatasetError, SpecError
 
-PRESETS = ("quick", "full", "stored", "none")
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins", "higgins_raw")
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
 #: "ensemble" names the ensemble a run was trained in: a member folder resumes as a single run.
-NOT_IDENTITY = ("out", "force", "progress", "device", "torch", "ensemble")
+NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + ("torch", "ensemble")
 
 
 class RunExists(SpecError):
@@ -52,73 +55,6 @@ class RunExists(SpecError):
     def __init__(self, message: str, summary: dict | None = None) -> None:
         super().__init__(message)
         self.summary = summary
-
-
-@dataclass
-class RunConfig:
-    """Everything that defines a run. ``data`` or ``factors`` names the dataset."""
-
-    model: str
-    data: str | None = None
-    factors: int | None = None
-    hparams: dict[str, Any] = field(default_factory=dict)
-    latent_dim: int = 10
-    epochs: int | None = None  # default: by number of factors (thesis schedule)
-    max_steps: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    out: str | None = None
-    batch_size: int = 64
-    lr: float = 5e-4
-    amp: bool = False
-    score_preset: str = "quick"  # metric sizes after each epoch
-    final_preset: str = "full"  # metric sizes at the end
-    score_every: int = 1
-    checkpoint_every: int = 0
-    force: bool = False
-    progress: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise SpecError(
-                f"unknown run setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
-            )
-        return cls(**d)
-
-
-def _positive(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"{name} must be a positive integer, got {value!r}")
-
-
-def validate(cfg: RunConfig) -> None:
-    _positive("--latent-dim", cfg.latent_dim)
-    _positive("--epochs", cfg.epochs, allow_none=True)
-    _positive("--steps", cfg.max_steps, allow_none=True)
-    _positive("--batch-size", cfg.batch_size)
-    if not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0):
-        raise SpecError(f"--lr must be > 0, got {cfg.lr!r}")
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise SpecError(f"--seed must be a non-negative integer, got {cfg.seed!r}")
-    for name, preset in (
-        ("--score-preset", cfg.score_preset),
-        ("--final-preset", cfg.final_preset),
-    ):
-        if preset not in PRESETS:
-            raise SpecError(f"{name} must be one of {', '.join(PRESETS)}, got {preset!r}")
-    if cfg.score_every < 0 or cfg.checkpoint_every < 0:
-        raise SpecError("--score-every and --checkpoint-every must be >= 0")
-    if cfg.data is None and cfg.factors is None:
-        raise SpecError("name the dataset: --data FILE or --factors K")
-    if cfg.data is not None and cfg.factors is not None:
-        raise SpecError("give --data FILE or --factors K, not both")
-    if cfg.factors is not None and not (isinstance(cfg.factors, int) and 1 <= cfg.factors <= 7):
-        raise SpecError(f"--factors must be 1..7, got {cfg.factors!r}")
 
 
 def default_dataset_path(num_factors: int) -> Path:
@@ -153,12 +89,6 @@ def metrics_scorer(
     """
     if preset == "none":
         return None, "none"
-    try:
-        from benchmark.metrics import evaluate
-        from benchmark.metrics.presets import get_preset
-        from benchmark.metrics.sources import StoredSource
-    except ImportError:
-        return None, "unavailable (benchmark.metrics not installed)"
     src = data if isinstance(data, DataSource) else open_data(data)
     if src.is_grid:
         if preset == "stored":
@@ -288,11 +218,12 @@ def run(
     ``score_keys`` are the scorer outputs summarised as final and best-over-epochs scores.
     """
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
-    validate(cfg)
+    validate_config(cfg)
     device = resolve_device(cfg.device)
     if cfg.amp and device.type != "cuda":
         raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
-    get_entry(cfg.model)  # unknown or broken model: fail before loading data
+    # unknown or broken model, or hyperparameters it does not take: fail before loading data
+    cfg = dataclasses.replace(cfg, hparams=validate_hparams(get_entry(cfg.model), cfg.hparams))
     src = open_data(resolve_data(cfg))
     try:
         return _run(cfg, src, device, scorer, final_scorer, score_keys)

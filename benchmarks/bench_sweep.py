@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.sweep import expand, load_sweep_spec, run_sweep
+from benchmark.sweep import load_sweep, run_sweep
 from benchmark.sweep.datasets import build_datasets
 from benchmark.sweep.execute import execute_point
 from benchmark.sweep.spec import parse_sweep_spec
@@ -49,7 +49,7 @@ def timed(fn, *args, **kwargs) -> float:
 
 
 def tiny_sweep(tmp: Path, executor: str, workers: int = 1) -> float:
-    spec = load_sweep_spec(ROOT / "specs" / "sweep-tiny.yaml")
+    plan = load_sweep(ROOT / "specs" / "sweep-tiny.yaml")
     out = tmp / f"tiny-{executor}-{workers}"
     if executor == "ray":
         import ray
@@ -59,12 +59,12 @@ def tiny_sweep(tmp: Path, executor: str, workers: int = 1) -> float:
         )
         try:
             # datasets built before timing, as in the local case below
-            build_datasets(list(spec.datasets.values()), out, progress=False)
-            return timed(run_sweep, spec, out=out, executor="ray", progress=False)
+            build_datasets(list(plan.spec.datasets.values()), out, progress=False)
+            return timed(run_sweep, plan, out=out, executor="ray", progress=False)
         finally:
             ray.shutdown()
-    build_datasets(list(spec.datasets.values()), out, progress=False)
-    return timed(run_sweep, spec, out=out, executor="local", workers=workers, progress=False)
+    build_datasets(list(plan.spec.datasets.values()), out, progress=False)
+    return timed(run_sweep, plan, out=out, executor="local", workers=workers, progress=False)
 
 
 def run_time(data: Path, out: Path, **params) -> float:
@@ -123,8 +123,7 @@ def estimate(
     spec_name: str, times: dict[int, dict[str, float]], suffix: str = ""
 ) -> tuple[float, float]:
     """(training s, evaluation s) of a whole sweep run one at a time, from per-step/eval times."""
-    spec = load_sweep_spec(ROOT / "specs" / f"{spec_name}.yaml")
-    points, _ = expand(spec)
+    points = load_sweep(ROOT / "specs" / f"{spec_name}.yaml").points
     train = evals = 0.0
     for p in points:
         t = times[3 if p.factors >= 6 else 1]  # hue (K >= 6) and 3D renders have 3 channels

@@ -17,3 +17,10 @@ class SpecError(SpritegenError, ValueError):
 
 class DatasetError(SpritegenError):
     """A file is not a complete spritegen dataset of a supported version, or is corrupt."""
+
+
+def quote(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message never quotes a huge value whole
+    (a YAML alias bomb once made an 800 MB error line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -339,9 +339,9 @@ def test_grouping_never_mixes_incompatible_runs_and_names_what_fits(small_k2, tm
 def test_sweep_trains_compatible_points_as_ensembles_with_the_same_results(tmp_path):
     from sweep_helpers import tiny_spec
 
-    from benchmark.sweep import load_sweep_spec, run_sweep
+    from benchmark.sweep import load_sweep, run_sweep
 
-    spec = load_sweep_spec(tiny_spec("tiny", [0]))
+    spec = load_sweep(tiny_spec("tiny", [0]))
     alone = run_sweep(spec, out=tmp_path / "off", workers=1, progress=False, ensemble="off")
     together = run_sweep(spec, out=tmp_path / "auto", workers=1, progress=False, ensemble="auto")
     assert alone.ok and together.ok and len(together.finished) == 4

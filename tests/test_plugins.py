@@ -104,7 +104,7 @@ def test_plugin_model_trains_through_bench_run(site, data, tmp_path):
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["model"] == "tiny"
-    assert summary["model_hparams"] == {"beta": 2.0} and summary["steps"] == 8
+    assert summary["model_hparams"] == {"beta": 2.0, "alpha": 1.0} and summary["steps"] == 8
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and rows[1]["loss"] < rows[0]["loss"]
     assert (out / "traversal.png").is_file() and (out / "reconstructions.png").is_file()
@@ -148,3 +148,68 @@ def test_model_that_diverges_during_training_stops_clearly(site, data, tmp_path)
     assert r.returncode == 1 and "loss became non-finite (nan) at step 4" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert json.loads((out / "summary.json").read_text())["status"] == "diverged"
+
+
+QUICK = ["--epochs", "1", "--steps", "2", "--batch-size", "16", "--latent-dim", "3", "--quiet"]
+QUICK += ["--score-preset", "none", "--final-preset", "none"]
+
+
+@pytest.mark.parametrize("given", [["--alpha", "2"], ["--param", "alpha=2"], ["--alpha=2"]])
+def test_a_plugins_own_hyperparameter_is_a_bench_run_option(site, data, tmp_path, given):
+    out = tmp_path / "r"
+    r = bench(
+        site, "run", "--model", "tiny", "--data", str(data), *QUICK, *given, "--out", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["hparams"] == {"alpha": 2.0}
+    assert json.loads((out / "summary.json").read_text())["model_hparams"]["alpha"] == 2.0
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        (["--alpha", "x"], "alpha: must be a number, got 'x' (a parameter of model 'tiny')"),
+        (["--alpha", "inf"], "alpha: must be finite, got inf"),
+        (
+            ["--gamma", "2"],
+            "--gamma is not a parameter of model 'tiny'; it accepts: --beta, --alpha",
+        ),
+        (["--alpha"], "--alpha needs a value"),
+    ],
+)
+def test_bad_plugin_hyperparameters_get_one_line(site, data, tmp_path, given, message):
+    out = tmp_path / "r"
+    r = bench(
+        site, "run", "--model", "tiny", "--data", str(data), *QUICK, *given, "--out", str(out)
+    )
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+
+
+def test_a_sweep_varies_a_plugins_hyperparameter(site, data, tmp_path):
+    spec = tmp_path / "plug.yaml"
+    spec.write_text(
+        f"""
+name: plug
+set: {{model: tiny, data: {data}, latent_dim: 3, steps: 2, batch_size: 16,
+       score_preset: none, final_preset: none}}
+grid: {{alpha: [1, 2.5], seed: [0]}}
+report: {{x: alpha}}
+"""
+    )
+    r = bench(site, "sweep", str(spec), "--out", str(tmp_path / "s"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    ids = sorted(p["id"] for p in manifest["points"])
+    assert [i.split("_")[3] for i in ids] == ["alpha1", "alpha2.5"], ids
+    for i, alpha in zip(ids, (1.0, 2.5)):
+        config = json.loads((tmp_path / "s" / "runs" / i / "config.json").read_text())
+        assert config["hparams"] == {"alpha": alpha}
+    bad = spec.read_text().replace("alpha", "alpah")  # a typo in the grid and the report
+    spec.write_text(bad)
+    r = bench(site, "sweep", str(spec), "--out", str(tmp_path / "t"), "--quiet")
+    assert (
+        r.returncode == 2
+        and "grid.alpah: not a bench run parameter nor a hyperparameter" in r.stderr
+    )
+    assert "model hyperparameters: alpha, beta" in r.stderr and not (tmp_path / "t").exists()

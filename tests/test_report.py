@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from sweep_helpers import tiny_spec
 
 from benchmark.report import write_report
-from benchmark.sweep import load_sweep_spec, run_sweep
+from benchmark.sweep import load_sweep, run_sweep
 from benchmark.sweep.cli import report_command
 
 METRICS = ("kim_mnih", "higgins")
@@ -28,9 +28,7 @@ METRICS = ("kim_mnih", "higgins")
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report") / "sweep"
-    result = run_sweep(
-        load_sweep_spec(tiny_spec("tiny2", [0, 1])), out=out, workers=2, progress=False
-    )
+    result = run_sweep(load_sweep(tiny_spec("tiny2", [0, 1])), out=out, workers=2, progress=False)
     assert result.ok and len(result.finished) == 8, [o.error for o in result.failed]
     write_report(out)
     return out

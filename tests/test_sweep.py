@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from sweep_helpers import ROOT, subprocess_env, tiny_spec
 
 from benchmark.report import write_report
-from benchmark.sweep import load_sweep_spec, run_sweep
+from benchmark.sweep import load_sweep, run_sweep
 from benchmark.sweep.cli import sweep_command
 
 
@@ -100,7 +100,7 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         f"expected exactly one finished run before the kill; stderr: {stderr[-2000:]}"
     )
     before = {"id": first[0].name, "mtime": (first[0] / "summary.json").stat().st_mtime_ns}
-    result = run_sweep(load_sweep_spec(spec), out=sweep, workers=1, progress=False)
+    result = run_sweep(load_sweep(spec), out=sweep, workers=1, progress=False)
     return sweep, {"before": before, "result": result}
 
 
@@ -129,7 +129,7 @@ def test_killed_sweep_resumes_and_runs_only_the_rest(local_sweep: tuple[Path, di
         assert Path(config["data"]).parent == (sweep / "datasets").resolve()
         assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     # a third start has nothing left to do
-    again = run_sweep(load_sweep_spec(sweep / "spec.yaml"), out=sweep, workers=1, progress=False)
+    again = run_sweep(load_sweep(sweep / "spec.yaml"), out=sweep, workers=1, progress=False)
     assert len(again.skipped) == 4 and not again.finished and not again.failed
 
 
@@ -181,7 +181,7 @@ def test_tiny_sweep_on_a_local_ray_instance(local_sweep: tuple[Path, dict]) -> N
             log_to_driver=False,
             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
         )
-        result = run_sweep(load_sweep_spec(spec_text), out=out, executor="ray", progress=False)
+        result = run_sweep(load_sweep(spec_text), out=out, executor="ray", progress=False)
     finally:
         ray.shutdown()
     assert result.ok, [o.error for o in result.failed]

@@ -9,11 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.sweep import expand, load_sweep_spec
+from benchmark.sweep import SweepPlan, load_sweep
 from spritegen.errors import SpecError
 from spritegen.executors import LocalExecutor, make_executor
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def expand(plan: SweepPlan) -> tuple:
+    return plan.points, plan.layout
+
+
 SPECS = ROOT / "specs"
 
 GOOD = """
@@ -29,7 +35,7 @@ report: {x: factors}
 
 
 def test_experiment1_is_the_thesis_grid() -> None:
-    points, layout = expand(load_sweep_spec(SPECS / "experiment1.yaml"))
+    points, layout = expand(load_sweep(SPECS / "experiment1.yaml"))
     assert len(points) == 4 * 4 * 3
     got = {(p.params["latent_dim"], p.params["beta"], p.params["seed"]) for p in points}
     assert got == {(d, b, s) for d in (5, 10, 15, 20) for b in (1, 2, 4, 8) for s in (0, 1, 2)}
@@ -39,8 +45,8 @@ def test_experiment1_is_the_thesis_grid() -> None:
 
 
 def test_experiment2_is_the_thesis_grid_with_epochs_by_k() -> None:
-    spec = load_sweep_spec(SPECS / "experiment2.yaml")
-    points, layout = expand(spec)
+    plan = load_sweep(SPECS / "experiment2.yaml")
+    points, layout, spec = plan.points, plan.layout, plan.spec
     assert len(points) == 7 * 4 * 3
     epochs_by_k = {1: 10, 2: 10, 3: 20, 4: 30, 5: 30, 6: 60, 7: 60}
     for p in points:
@@ -53,8 +59,8 @@ def test_experiment2_is_the_thesis_grid_with_epochs_by_k() -> None:
 
 
 def test_extension_spec_has_the_proposed_variants() -> None:
-    spec = load_sweep_spec(SPECS / "extension.yaml")
-    points, layout = expand(spec)
+    plan = load_sweep(SPECS / "extension.yaml")
+    points, layout, spec = plan.points, plan.layout, plan.spec
     assert set(layout) == {"normalised-beta", "larger-beta", "annealed"}
     assert {p.params["model"] for p in points} == {"betavae", "annealedvae"}
     assert any("beta_norm" in p.params for p in points)
@@ -64,18 +70,17 @@ def test_extension_spec_has_the_proposed_variants() -> None:
 
 
 def test_run_ids_are_stable_and_depend_on_what_matters() -> None:
-    ids = [p.id for p in expand(load_sweep_spec(GOOD))[0]]
-    assert ids == [p.id for p in expand(load_sweep_spec(GOOD))[0]]
+    ids = [p.id for p in expand(load_sweep(GOOD))[0]]
+    assert ids == [p.id for p in expand(load_sweep(GOOD))[0]]
     assert len(set(ids)) == 4
     # the placement of a run does not change its id; its dataset's definition does
     on_cpu = [
-        p.id
-        for p in expand(load_sweep_spec(GOOD.replace("epochs: 1}", "epochs: 1, device: cpu}")))[0]
+        p.id for p in expand(load_sweep(GOOD.replace("epochs: 1}", "epochs: 1, device: cpu}")))[0]
     ]
     assert on_cpu == ids
-    bigger = expand(
-        load_sweep_spec(GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, n: 200}"))
-    )[0]
+    bigger = expand(load_sweep(GOOD.replace("a: {factors: 2, n: 100}", "a: {factors: 2, n: 200}")))[
+        0
+    ]
     changed = {p.id for p in bigger} - set(ids)
     assert len(changed) == 2 and all("_a_" in i for i in changed)
 
@@ -89,7 +94,7 @@ experiments:
   - {name: one, grid: {latent_dim: [4, 6], beta: [1]}, report: {x: latent_dim}}
   - {name: two, grid: {latent_dim: [6], beta: [1, 2]}, report: {x: latent_dim}}
 """
-    points, layout = expand(load_sweep_spec(text))
+    points, layout = expand(load_sweep(text))
     assert len(points) == 3
     shared = [p for p in points if len(p.experiments) == 2]
     assert len(shared) == 1 and shared[0].params["latent_dim"] == 6
@@ -99,11 +104,11 @@ BAD = [
     ("name: t\nbogus: 1\n", "bogus: unknown field; allowed: name"),
     (
         GOOD.replace("grid: {beta: [1, 4]", "grid: {betta: [1, 4]"),
-        "grid.betta: not a bench run parameter; allowed: model",
+        "grid.betta: not a bench run parameter nor a hyperparameter of 'betavae'",
     ),
     (
         GOOD.replace("beta: [1, 4]", "beta: [1, -4]"),
-        "grid.beta[1]: must be a positive number, got -4",
+        "grid.beta[1]: beta must be >= 0, got -4.0",
     ),
     (GOOD.replace("beta: [1, 4]", "beta: []"), "grid.beta: must be a non-empty list"),
     (
@@ -144,7 +149,7 @@ BAD = [
     ),
     (
         GOOD.replace("report: {x: factors}", "report: {x: size}"),
-        "report.x: must be one of model, beta",
+        "report.x: must be one of model, data, factors",
     ),
     (GOOD.replace("report: {x: factors}", "report: {}"), "report.x: required"),
     (
@@ -156,7 +161,9 @@ BAD = [
         "report.lines: 'seed' is not allowed",
     ),
     (
-        GOOD.replace("seed: [0]", "seed: [0], latent_dim: [4, 8]").replace("latent_dim: 4, ", ""),
+        GOOD.replace("seed: [0]", "seed: [0], latent_dim: [4, 8]")
+        .replace("latent_dim: 4, ", "")
+        .replace("report: {x: factors}", "report: {x: factors, lines: beta}"),
         "points differing only in latent_dim share factors=2, beta=1, seed=0; add latent_dim "
         "to report.lines",
     ),
@@ -183,10 +190,10 @@ BAD = [
 @pytest.mark.parametrize("text, message", BAD)
 def test_bad_specs_are_rejected_with_one_clear_line(text: str, message: str | None) -> None:
     if message is None:  # the control: a variant that is fine
-        load_sweep_spec(text)
+        load_sweep(text)
         return
     with pytest.raises(SpecError) as info:
-        load_sweep_spec(text)
+        load_sweep(text)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -196,9 +203,11 @@ def test_models_and_their_hyperparameters_are_checked_before_running() -> None:
     with pytest.raises(
         SpecError, match="experiment t: model: unknown model 'betavea'; installed: .*betavae"
     ):
-        load_sweep_spec(GOOD.replace("model: betavae", "model: betavea"))
-    with pytest.raises(SpecError, match="experiment t: model 'vae' has no parameter 'beta'"):
-        load_sweep_spec(GOOD.replace("model: betavae", "model: vae"))
+        load_sweep(GOOD.replace("model: betavae", "model: betavea"))
+    with pytest.raises(
+        SpecError, match="grid.beta: not a bench run parameter nor a hyperparameter of 'vae'"
+    ):
+        load_sweep(GOOD.replace("model: betavae", "model: vae"))
 
 
 def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
@@ -213,7 +222,8 @@ def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> 
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        f"bench: error: {spec.resolve()}: grid.beta[1]: must be a positive number, got 'x'"
+        f"bench: error: {spec.resolve()}: grid.beta[1]: must be a number or null, got 'x' "
+        "(a parameter of model 'betavae')"
     )
     assert not (tmp_path / "out").exists()
 
@@ -224,14 +234,14 @@ def test_data_files_and_published_datasets_are_accepted(tmp_path: Path) -> None:
     text = GOOD.replace("zip: {data: [a, b]}", "zip: {data: [mine.h5, 'dsprites:dsprites.npz']}")
     text = text.replace("report: {x: factors}", "report: {x: data}")
     (tmp_path / "s.yaml").write_text(text)
-    points, _ = expand(load_sweep_spec(tmp_path / "s.yaml"))
+    points, _ = expand(load_sweep(tmp_path / "s.yaml"))
     assert {p.params["data"] for p in points} == {"mine.h5", "dsprites:dsprites.npz"}
     with pytest.raises(SpecError, match="unknown dataset kind 'mnist'"):
         (tmp_path / "m.yaml").write_text(text.replace("dsprites:", "mnist:"))
-        load_sweep_spec(tmp_path / "m.yaml")
+        load_sweep(tmp_path / "m.yaml")
     with pytest.raises(SpecError, match="'dsprites:nowhere.npz' is neither a dataset of datasets"):
         (tmp_path / "t.yaml").write_text(text.replace("dsprites.npz", "nowhere.npz"))
-        load_sweep_spec(tmp_path / "t.yaml")
+        load_sweep(tmp_path / "t.yaml")
 
 
 def test_dry_run_lists_every_run() -> None:

@@ -247,7 +247,7 @@ def test_represent_maps_uint8_images_to_latent_means(tiny):
             "beta or beta_norm, not both",
         ),
         (["--model", "vea"], "unknown model 'vea'; installed:"),
-        (["--model", "vae", "--latent-dim", "0"], "--latent-dim must be a positive integer"),
+        (["--model", "vae", "--latent-dim", "0"], "--latent-dim: must be a positive integer"),
         (["--model", "vae", "--param", "beta"], "--param 'beta': expected key=value"),
         (
             ["--model", "vae", "--amp", "--device", "cpu"],
@@ -286,7 +286,7 @@ def test_dataset_flags(tiny, tmp_path):
     r = CliRunner().invoke(main, ["run", "--model", "vae", "--data", "mnist:x.npz"])
     assert r.exit_code == 2 and "unknown dataset kind 'mnist'" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "vae", "--factors", "9"])
-    assert r.exit_code == 2 and "--factors must be 1..7" in r.output
+    assert r.exit_code == 2 and "--factors: must be an integer in 1..7" in r.output
     r = CliRunner().invoke(main, ["run", "--model", "vae", "--factors", "2", "--data", str(tiny)])
     assert r.exit_code == 2 and "not both" in r.output
     # --factors K reuses the default dataset in $BENCH_DATA_DIR (building it when missing)

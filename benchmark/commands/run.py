@@ -1,23 +1,36 @@
-"""``bench run``: train one model on one dataset and write its run folder."""
+"""``bench run``: train one model on one dataset and write its run folder.
+
+The options are derived from the parameter table (``benchmark.params.RunConfig``); model
+hyperparameters are whatever the chosen model's constructor takes, given as ``--NAME VALUE``
+(``--beta 8``, ``--beta-norm 0.1``, a plugin's ``--alpha 2``) or ``--param NAME=VALUE``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
 import yaml
 
+from benchmark.params import ParamInfo, RunConfig, iter_cli_params
 from spritegen.clitools import user_errors
 from spritegen.errors import SpecError
 
-# model-hyperparameter flags -> the constructor argument they set
-HPARAM_FLAGS = {
-    "beta": "--beta",
-    "beta_norm": "--beta-norm",
-    "gamma": "--gamma",
-    "capacity_max": "--capacity-max",
-    "capacity_steps": "--capacity-steps",
-}
+
+def parse_value(text: str) -> Any:
+    """A value given on the command line, read as YAML: 8, 0.5, true, null, text; also inf and
+    nan as numbers (YAML spells them .inf and .nan), so they are refused as numbers, by name."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
@@ -28,11 +41,68 @@ def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key.isidentifier():
             raise SpecError(f"--param {item!r}: expected key=value with a Python identifier key")
-        try:
-            out[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            out[key] = value
+        out[key] = parse_value(value)
     return out
+
+
+def parse_hparam_flags(args: list[str]) -> dict[str, Any]:
+    """The arguments click did not recognise, read as model hyperparameters: ``--beta 8``,
+    ``--beta-norm=0.1``. Anything else is a bad flag."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) < 3:
+            raise SpecError(f"unexpected argument {arg!r}; options start with --")
+        flag, eq, value = arg.partition("=")
+        if not eq:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise SpecError(f"{flag} needs a value (a model hyperparameter: {flag} VALUE)")
+            value = args[i + 1]
+            i += 1
+        key = flag[2:].replace("-", "_")
+        if not key.isidentifier():
+            raise SpecError(f"{flag}: not a valid option name")
+        if key in out:
+            raise SpecError(f"{flag} given twice")
+        out[key] = parse_value(value)
+        i += 1
+    return out
+
+
+def hparam_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _option(p: ParamInfo) -> Callable[[Callable], Callable]:
+    if p.flag_kind == "switch":
+        return click.option(p.flag, p.name, is_flag=True, help=p.help)
+    if p.flag_kind == "inverted":
+        return click.option(p.flag, p.name, flag_value=False, default=True, help=p.help)
+    check = getattr(p.check, "inner", p.check)
+    choices = getattr(check, "choices", None)
+    kind: Any = click.Choice(list(choices)) if choices else None
+    if kind is None and p.default is not None:
+        kind = type(p.default)
+    elif kind is None:
+        kind = {"positive_int": int, "non_negative_int": int, "factors_count": int}.get(
+            check.__name__, str
+        )
+    return click.option(
+        p.flag,
+        p.name,
+        type=kind,
+        default=p.default,
+        show_default=p.default is not None,
+        help=p.help,
+    )
+
+
+def run_options(command: Callable) -> Callable:
+    """Add one click option per command-line row of the parameter table."""
+    for p in reversed(list(iter_cli_params())):
+        command = _option(p)(command)
+    return command
 
 
 def print_table(summary: dict) -> None:
@@ -58,130 +128,41 @@ def print_table(summary: dict) -> None:
         click.echo(f"  {k:<{width}}  {v}")
 
 
-@click.command()
-@click.option("--model", required=True, help="Model name (see `bench models`).")
-@click.option(
-    "--data", metavar="DATA", help="A spritegen dataset file, or dsprites:PATH / 3dshapes:PATH."
-)
-@click.option(
-    "--factors", type=int, help="Use (building if needed) the default dataset with K factors."
-)
-@click.option("--beta", type=float, help="KL weight (betavae).")
-@click.option("--beta-norm", type=float, help="Normalised beta (betavae): beta = beta_norm*N/M.")
-@click.option("--gamma", type=float, help="Capacity weight (annealedvae).")
-@click.option("--capacity-max", type=float, help="Final capacity C_max in nats (annealedvae).")
-@click.option("--capacity-steps", type=int, help="Steps over which C rises to C_max (annealedvae).")
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@run_options
 @click.option(
     "--param",
     "params",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Any model hyperparameter; repeatable.",
+    help="A model hyperparameter (also --KEY VALUE, e.g. --beta 8); repeatable.",
 )
-@click.option("--latent-dim", default=10, show_default=True, type=int)
-@click.option("--epochs", type=int, help="Default by factors: 1-2:10, 3:20, 4-5:30, 6-7:60.")
-@click.option("--steps", "max_steps", type=int, help="Stop after this many steps (quick runs).")
-@click.option("--batch-size", default=64, show_default=True, type=int)
-@click.option("--lr", default=5e-4, show_default=True, type=float)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--amp", is_flag=True, help="bfloat16 mixed precision (CUDA only).")
-@click.option(
-    "--score-preset",
-    default="quick",
-    show_default=True,
-    type=click.Choice(["quick", "full", "stored", "none"]),
-    help="Metric sizes after each epoch (stored: all the file's evaluation sets).",
-)
-@click.option(
-    "--final-preset",
-    default="full",
-    show_default=True,
-    type=click.Choice(["quick", "full", "stored", "none"]),
-    help="Metric sizes at the end.",
-)
-@click.option(
-    "--score-every",
-    default=1,
-    show_default=True,
-    type=int,
-    help="Score every N epochs (0: only at the end).",
-)
-@click.option(
-    "--checkpoint-every",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Also checkpoint every N steps (each epoch always).",
-)
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default results/...).")
-@click.option("--force", is_flag=True, help="Replace a finished (or different) run in --out.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def run_command(
-    model: str,
-    data: str | None,
-    factors: int | None,
-    params: tuple[str, ...],
-    latent_dim: int,
-    epochs: int | None,
-    max_steps: int | None,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    device: str,
-    amp: bool,
-    score_preset: str,
-    final_preset: str,
-    score_every: int,
-    checkpoint_every: int,
-    out: str | None,
-    force: bool,
-    quiet: bool,
-    **flags: Any,
-) -> None:
-    """Train MODEL on a dataset, score it after every epoch and write a run folder."""
-    from benchmark.run import RunConfig, run
+@click.pass_context
+def run_command(ctx: click.Context, params: tuple[str, ...], **values: Any) -> None:
+    """Train MODEL on a dataset, score it after every epoch and write a run folder.
+
+    Model hyperparameters are the model's constructor arguments (see `bench models`), given as
+    --NAME VALUE or --param NAME=VALUE.
+    """
+    from benchmark.models.registry import get_entry
+    from benchmark.run import run
 
     with user_errors("bench"):
         hparams = parse_params(params)
-        for key, value in flags.items():
-            if value is not None:
-                if key in hparams:
-                    raise SpecError(f"{HPARAM_FLAGS[key]} and --param {key}=... both given")
-                hparams[key] = value
-        cfg = RunConfig(
-            model=model,
-            data=data,
-            factors=factors,
-            hparams=hparams,
-            latent_dim=latent_dim,
-            epochs=epochs,
-            max_steps=max_steps,
-            seed=seed,
-            device=device,
-            out=out,
-            batch_size=batch_size,
-            lr=lr,
-            amp=amp,
-            score_preset=score_preset,
-            final_preset=final_preset,
-            score_every=score_every,
-            checkpoint_every=checkpoint_every,
-            force=force,
-            progress=not quiet,
-        )
-        from benchmark.models.registry import get_entry
-
-        entry = get_entry(model)
-        for key in flags:
-            if flags[key] is not None and key not in entry.hparams and not entry.accepts_any:
-                allowed = (
-                    ", ".join(HPARAM_FLAGS.get(k, f"--param {k}=...") for k in entry.hparams)
-                    or "none"
-                )
+        for key, value in parse_hparam_flags(list(ctx.args)).items():
+            if key in hparams:
+                raise SpecError(f"{hparam_flag(key)} and --param {key}=... both given")
+            hparams[key] = value
+        if values.get("model") is None:
+            raise SpecError("--model is required (see `bench models`)")
+        entry = get_entry(values["model"])
+        for key in hparams:
+            if key not in entry.hparams and not entry.accepts_any:
+                allowed = ", ".join(hparam_flag(k) for k in entry.hparams) or "none"
                 raise SpecError(
-                    f"{HPARAM_FLAGS[key]} is not a parameter of model {model!r}; "
+                    f"{hparam_flag(key)} is not a parameter of model {entry.name!r}; "
                     f"it accepts: {allowed}"
                 )
+        cfg = RunConfig(**{**values, "hparams": hparams})
         summary = run(cfg)
     print_table(summary)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from benchmark.ensemble.runner import SHARED
-from benchmark.run import RunConfig
+from benchmark.params import RunConfig
 from spritegen.errors import SpecError
 
 #: Fraction of the free memory an ensemble may plan to use (the rest: data, scoring, others).

@@ -13,6 +13,7 @@ auxiliary optimiser) run one after the other through ``benchmark.run.run``, with
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -25,10 +26,10 @@ from benchmark.datasets import open_source as open_data
 from benchmark.ensemble.scoring import batched_scorer, score_shared, share_key
 from benchmark.ensemble.stacked import vmap_problem
 from benchmark.ensemble.trainer import Member, pick_engine, train_ensemble
-from benchmark.models.registry import build_model, get_entry, model_hparams
+from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
+from benchmark.params import RunConfig, validate_config
 from benchmark.run import (
     SCORE_KEYS,
-    RunConfig,
     RunExists,
     _write_jsonl,
     check_folder,
@@ -36,7 +37,6 @@ from benchmark.run import (
     prepare_folder,
     resolve_data,
     run,
-    validate,
     write_diverged,
     write_outputs,
 )
@@ -66,8 +66,12 @@ def as_configs(configs: Sequence[RunConfig | dict]) -> list[RunConfig]:
     if not cfgs:
         raise SpecError("an ensemble needs at least one run config")
     for c in cfgs:
-        validate(c)
-    return cfgs
+        validate_config(c)
+    # as benchmark.run.run: hyperparameters checked (and normalised) against the model
+    return [
+        dataclasses.replace(c, hparams=validate_hparams(get_entry(c.model), c.hparams))
+        for c in cfgs
+    ]
 
 
 def incompatibility(a: RunConfig, b: RunConfig) -> str | None:

@@ -10,6 +10,7 @@ others from being listed or used.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module, metadata
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from benchmark.models.base import REQUIRED_TERMS
+from benchmark.params import BadValue, check_hparam
 from spritegen.errors import SpecError, SpritegenError
 
 GROUP = "benchmark.models"
@@ -46,9 +48,8 @@ class ModelEntry:
     origin: str  # distribution name and version
     factory: Callable[..., nn.Module] | None = None
     error: str | None = None
-    hparams: dict[str, Any] = field(
-        default_factory=dict
-    )  # name -> default (inspect.Parameter.empty)
+    hparams: dict[str, Any] = field(default_factory=dict)  # name -> default (Parameter.empty)
+    annotations: dict[str, Any] = field(default_factory=dict)  # name -> type, where declared
     accepts_any: bool = False
 
     @property
@@ -86,11 +87,23 @@ def _signature(factory: Callable[..., nn.Module]) -> tuple[dict[str, Any], bool]
     return hparams, accepts_any
 
 
+def _annotations(factory: Callable[..., nn.Module], names: Any) -> dict[str, Any]:
+    """The declared types of the hyperparameters (resolving postponed annotations); a factory
+    whose annotations cannot be resolved is simply not type-checked."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        return {}
+    return {n: hints[n] for n in names if n in hints}
+
+
 def _entry(name: str, target: str, origin: str) -> ModelEntry:
     entry = ModelEntry(name=name, target=target, origin=origin)
     try:
         entry.factory = _load(target)
         entry.hparams, entry.accepts_any = _signature(entry.factory)
+        entry.annotations = _annotations(entry.factory, entry.hparams)
     except Exception as exc:  # a plugin may raise anything on import; report, don't crash
         entry.factory = None
         entry.error = f"cannot load {target}: {type(exc).__name__}: {exc}"
@@ -135,17 +148,40 @@ def get_entry(name: str) -> ModelEntry:
     return entry
 
 
-def validate_hparams(entry: ModelEntry, hparams: dict[str, Any]) -> None:
-    """Reject hyperparameters the model does not take, naming the ones it does."""
-    if entry.accepts_any:
-        return
+def validate_hparams(entry: ModelEntry, hparams: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """The hyperparameters checked against the model's constructor: names it takes, values of
+    its declared types (an integer where a float is declared becomes a float, so ``--beta 8`` and
+    ``beta: 8.0`` are the same run), numbers finite. SpecError names the parameter."""
     unknown = sorted(set(hparams) - set(entry.hparams))
-    if unknown:
+    if unknown and not entry.accepts_any:
         allowed = ", ".join(entry.hparams) or "none"
         raise SpecError(
             f"model {entry.name!r} has no parameter {', '.join(map(repr, unknown))}; "
             f"it accepts: {allowed}"
         )
+    checked = {}
+    for name, value in hparams.items():
+        try:
+            checked[name] = check_hparam(entry.annotations.get(name, Any), value)
+        except BadValue as exc:
+            raise SpecError(f"{where}{name}: {exc} (a parameter of model {entry.name!r})") from None
+    return checked
+
+
+def dry_build(
+    entry: ModelEntry, image_shape: tuple[int, int, int], latent_dim: int, hparams: dict[str, Any]
+) -> None:
+    """Construct the model on torch's meta device (no memory, no weights drawn) so that its own
+    checks of hyperparameter values (beta >= 0, ...) run when a sweep is planned, not hours later
+    when the run starts. SpecError with the model's message."""
+    assert entry.factory is not None
+    try:
+        with torch.device("meta"):
+            entry.factory(image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"model {entry.name!r}: {exc}") from None
+    except Exception:
+        pass  # a model that cannot be built on the meta device is checked when it runs
 
 
 def build_model(
@@ -161,9 +197,8 @@ def build_model(
     Module constructors draw from torch's global generator; it is forked and seeded here so the
     initial weights depend on ``seed`` alone and the caller's global state is left untouched.
     """
-    hparams = dict(hparams or {})
     entry = get_entry(name)
-    validate_hparams(entry, hparams)
+    hparams = validate_hparams(entry, dict(hparams or {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:

@@ -22,30 +22,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from benchmark.params import BY_KEY
 from benchmark.report.records import ExperimentData
 
 FORMATS = ("png", "svg")
-AXIS_LABELS = {
-    "latent_dim": "latent size D",
-    "factors": "number of generative factors K",
-    "beta": "β",
-    "beta_norm": "normalised β",
-    "gamma": "γ",
-    "capacity_max": "C_max",
-    "capacity_steps": "capacity steps",
-    "model": "model",
-    "epochs": "epochs",
-    "steps": "steps",
-    "data": "dataset",
-}
-AXIS_SYMBOLS = {
-    "latent_dim": "D",
-    "factors": "K",
-    "beta": "β",
-    "beta_norm": "β_norm",
-    "gamma": "γ",
-    "capacity_max": "C_max",
-}
+# Greek letters spelled out in hyperparameter names are drawn as letters: beta_norm -> β_norm.
+GREEK = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "eta": "η",
+    "kappa": "κ", "lambda": "λ", "mu": "μ", "rho": "ρ", "sigma": "σ", "tau": "τ", "omega": "ω",
+}  # fmt: skip
 METRIC_LABELS = {
     "kim_mnih": "Kim–Mnih (FactorVAE) score",
     "kim_mnih_weighted": "weighted Kim–Mnih score",
@@ -54,8 +39,17 @@ METRIC_LABELS = {
 SCORE_LABELS = {"final": "final epoch", "best": "best over epochs"}
 
 
+def _greek(name: str) -> str:
+    return "_".join(GREEK.get(part, part) for part in name.split("_"))
+
+
 def axis_label(name: str) -> str:
-    return AXIS_LABELS.get(name, name)
+    """A run parameter's label from the parameter table; a model hyperparameter's own name."""
+    return BY_KEY[name].label if name in BY_KEY else _greek(name).replace("_", " ")
+
+
+def axis_symbol(name: str) -> str:
+    return BY_KEY[name].symbol if name in BY_KEY else _greek(name)
 
 
 def fmt(v: Any) -> str:
@@ -66,12 +60,12 @@ def fmt(v: Any) -> str:
 
 def line_label(names: tuple[str, ...], values: tuple[Any, ...]) -> str:
     """'β = 4', or 'model = annealedvae, C_max = 25' for several line parameters."""
-    parts = [f"{AXIS_SYMBOLS.get(n, n)} = {fmt(v)}" for n, v in zip(names, values) if v is not None]
+    parts = [f"{axis_symbol(n)} = {fmt(v)}" for n, v in zip(names, values) if v is not None]
     return ", ".join(parts) or "default"
 
 
 def lines_title(names: tuple[str, ...]) -> str:
-    return " / ".join(AXIS_SYMBOLS.get(n, n) for n in names)
+    return " / ".join(axis_symbol(n) for n in names)
 
 
 def _save(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
@@ -216,9 +210,7 @@ def plot_traversals(exp: ExperimentData, out_dir: Path, stem: str) -> list[Path]
             if (x, line) in chosen:
                 seed, path = chosen[(x, line)]
                 ax.imshow(plt.imread(path), cmap="gray", interpolation="nearest")
-                ax.set_title(
-                    f"{AXIS_SYMBOLS.get(exp.x, exp.x)} = {fmt(x)}, seed {seed}", fontsize=8
-                )
+                ax.set_title(f"{axis_symbol(exp.x)} = {fmt(x)}, seed {seed}", fontsize=8)
             else:
                 ax.text(0.5, 0.5, "no run", ha="center", va="center", transform=ax.transAxes)
             if j == 0:

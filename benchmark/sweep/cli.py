@@ -69,21 +69,21 @@ def sweep_command(
     dry_run: bool,
 ) -> None:
     """Train every point of sweep SPEC (YAML), skipping the ones already finished."""
-    from benchmark.sweep import expand, format_summary, load_sweep_spec, run_sweep
+    from benchmark.sweep import format_summary, load_sweep, run_sweep
 
     with user_errors("bench"):
-        sweep_spec = load_sweep_spec(spec)
+        plan = load_sweep(spec)
         if dry_run:
-            points, layout = expand(sweep_spec)
+            points, layout = plan.points, plan.layout
             for p in points:
                 params = " ".join(f"{k}={v}" for k, v in p.params.items())
                 click.echo(f"{p.id}  {params}")
             per_exp = ", ".join(f"{name}: {len(eps)}" for name, eps in layout.items())
-            click.echo(f"{len(points)} runs ({per_exp}); {len(sweep_spec.datasets)} datasets")
+            click.echo(f"{len(points)} runs ({per_exp}); {len(plan.spec.datasets)} datasets")
             return
         kwargs = {"cpus_per_run": cpus_per_run} if executor == "ray" else {}
         result = run_sweep(
-            sweep_spec,
+            plan,
             out=out,
             executor=executor,
             address=address,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.sweep.spec import HPARAM_KEYS
+from benchmark.params import BY_KEY
 
 SUMMARY = "summary.json"
 UNPACK_SUFFIX = ".unpacking"
@@ -62,20 +62,16 @@ def is_finished(run_dir: Path) -> bool:
         return False
 
 
-# Sweep names that bench run's config spells differently (model hyperparameters, HPARAM_KEYS,
-# go nested under "hparams").
-RENAMED = {"steps": "max_steps"}
-
-
 def run_config(params: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Translate a sweep point (flag names, flat) into ``benchmark.run.run``'s config dict."""
+    """Translate a sweep point (flat, as written in the spec) into ``benchmark.run.run``'s config:
+    run parameters under their RunConfig names, anything else nested under "hparams"."""
     config: dict[str, Any] = {"progress": False}
     hparams: dict[str, Any] = {}
     for key, value in params.items():
-        if key in HPARAM_KEYS:
-            hparams[key] = value
+        if key in BY_KEY:
+            config[BY_KEY[key].name] = value
         else:
-            config[RENAMED.get(key, key)] = value
+            hparams[key] = value
     if hparams:
         config["hparams"] = hparams
     config["out"] = str(out)

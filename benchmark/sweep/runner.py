@@ -27,7 +27,7 @@ from tqdm import tqdm
 from benchmark.sweep.datasets import build_datasets, dataset_path
 from benchmark.sweep.execute import EnsembleTask, Outcome, RunTask, is_finished, run_config
 from benchmark.sweep.executors import make_run_pool
-from benchmark.sweep.points import ExperimentPoint, Point, data_argument, expand
+from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import SweepSpec
 
 MANIFEST = "sweep.json"
@@ -58,10 +58,9 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def manifest(
-    spec: SweepSpec, points: list[Point], layout: dict[str, list[ExperimentPoint]]
-) -> dict[str, Any]:
-    """The JSON record of what the sweep contains, for resuming and for the report."""
+def manifest(plan: SweepPlan) -> dict[str, Any]:
+    """The JSON record of the plan: what the sweep contains, for resuming and for the report."""
+    spec, points, layout = plan.spec, plan.points, plan.layout
     return {
         "format": MANIFEST_FORMAT,
         "name": spec.name,
@@ -123,7 +122,7 @@ def _score_text(summary: dict[str, Any]) -> str:
 
 
 def run_sweep(
-    spec: SweepSpec,
+    plan: SweepPlan,
     out: Path | str | None = None,
     executor: str = "local",
     address: str | None = None,
@@ -133,7 +132,7 @@ def run_sweep(
     ensemble: str | int = "auto",
     **pool_kwargs: Any,
 ) -> SweepResult:
-    """Build the sweep's datasets, then train every point not finished yet.
+    """Build the sweep's datasets, then train every point of ``plan`` not finished yet.
 
     Failures are collected, not raised: every other run still trains. ``out`` defaults to
     ``results/<name>``. ``ensemble`` ("auto", "off" or N) trains compatible points together
@@ -143,9 +142,9 @@ def run_sweep(
 
     size = parse_ensemble(ensemble)
     start = time.perf_counter()
+    spec, points = plan.spec, plan.points
     sweep_dir = Path(out) if out is not None else Path("results") / spec.name
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
-    points, layout = expand(spec)
     header = (
         f"# The sweep spec as read from {spec.source} (relative paths are relative to its "
         "folder).\n"
@@ -153,7 +152,7 @@ def run_sweep(
         else ""
     )
     (sweep_dir / "spec.yaml").write_text(header + spec.text)
-    _write_json(sweep_dir / MANIFEST, manifest(spec, points, layout))
+    _write_json(sweep_dir / MANIFEST, manifest(plan))
 
     result = SweepResult(sweep_dir=sweep_dir, total=len(points))
     pending = []
@@ -228,13 +227,13 @@ def _grouped(
     if size == "off" or len(tasks) < 2:
         return list(tasks)
     from benchmark.ensemble.grouping import memory_fit, plan_groups
-    from benchmark.run import RunConfig, validate
+    from benchmark.params import RunConfig, validate_config
 
     valid, configs = [], []
     for i, t in enumerate(tasks):
         try:
             cfg = RunConfig.from_dict(run_config(t.config, Path(t.runs_dir) / t.id))
-            validate(cfg)
+            validate_config(cfg)
         except Exception:
             continue
         valid.append(i)

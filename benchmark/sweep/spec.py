@@ -35,20 +35,15 @@ from typing import Any
 
 import yaml
 
-from spritegen.errors import SpecError
+from benchmark.params import BY_KEY, MAX_FACTORS, MIN_FACTORS, SWEEP_KEYS
+from spritegen.errors import SpecError, quote
 from spritegen.spec import default_spec, load_spec, with_overrides
 
-# The `bench run` parameters a sweep may set, with a checker for each value. Mirrors the flags of
-# `bench run` and the keys of `benchmark.run.run(config)` (docs/architecture.md, "Runs").
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-MAX_FACTORS = 7
 METRICS = ("kim_mnih", "kim_mnih_weighted", "higgins")
 DEFAULT_METRICS = ("kim_mnih", "higgins")
 # Fields of a datasets: entry besides `spec`: the overrides spritegen.spec.with_overrides takes.
 DATASET_KEYS = ("factors", "n", "seed", "renderer", "image_size", "eval_preset", "name")
-# Metric sizes: benchmark.metrics presets; stored: all the dataset file's evaluation sets hold
-# (for small datasets); none: no scoring.
-PRESETS = ("quick", "full", "stored", "none")
 TOP_KEYS = (
     "name",
     "description",
@@ -62,87 +57,16 @@ TOP_KEYS = (
 )
 EXPERIMENT_KEYS = ("name", "description", "set", "grid", "zip", "points", "report")
 REPORT_KEYS = ("x", "lines", "metrics")
-
-
-def _positive_number(where: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise SpecError(f"{where}: must be a positive number, got {v!r}")
-    return float(v)
-
-
-def _non_negative_number(where: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-        raise SpecError(f"{where}: must be a number >= 0, got {v!r}")
-    return float(v)
-
-
-def _positive_int(where: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise SpecError(f"{where}: must be a positive integer, got {v!r}")
-    return v
-
-
-def _non_negative_int(where: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise SpecError(f"{where}: must be an integer >= 0, got {v!r}")
-    return v
-
-
-def _factors(where: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_FACTORS:
-        raise SpecError(f"{where}: must be an integer in 1..{MAX_FACTORS}, got {v!r}")
-    return v
+# Derived axes the report may use besides run parameters.
+DERIVED_AXES = ("factors",)
 
 
 def _string(where: str, v: Any) -> str:
-    if not isinstance(v, str) or not v:
-        raise SpecError(f"{where}: must be a non-empty string, got {v!r}")
-    return v
+    return str(BY_KEY["model"].validate(v, where))
 
 
-def _choice(where: str, v: Any, allowed: tuple[str, ...]) -> str:
-    if v not in allowed:
-        raise SpecError(f"{where}: must be one of {', '.join(allowed)}, got {v!r}")
-    return v
-
-
-def _boolean(where: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise SpecError(f"{where}: must be true or false, got {v!r}")
-    return v
-
-
-def _model(where: str, v: Any) -> str:
-    return _string(where, v)
-
-
-RUN_PARAMETERS: dict[str, Any] = {
-    "model": _model,
-    "beta": _positive_number,
-    "beta_norm": _positive_number,
-    "gamma": _positive_number,
-    "capacity_max": _non_negative_number,
-    "capacity_steps": _positive_int,
-    "data": _string,
-    "factors": _factors,
-    "latent_dim": _positive_int,
-    "epochs": _positive_int,
-    "steps": _positive_int,
-    "seed": _non_negative_int,
-    "batch_size": _positive_int,
-    "lr": _positive_number,
-    "score_preset": lambda where, v: _choice(where, v, PRESETS),
-    "final_preset": lambda where, v: _choice(where, v, PRESETS),
-    "score_every": _non_negative_int,
-    "amp": _boolean,
-    "device": _string,
-}
-# Run parameters that are model hyperparameters (bench run's config nests them under "hparams").
-HPARAM_KEYS = ("beta", "beta_norm", "gamma", "capacity_max", "capacity_steps")
-# Parameters that never change what a run computes, only where it runs: left out of run ids.
-PLACEMENT_PARAMETERS = ("device",)
-# Derived axes the report may use besides run parameters.
-DERIVED_AXES = ("factors",)
+def _factors(where: str, v: Any) -> int:
+    return int(BY_KEY["factors"].validate(v, where))
 
 
 @dataclass(frozen=True)
@@ -191,6 +115,7 @@ class Experiment:
     zip: dict[str, list[Any]]
     points: list[dict[str, Any]]
     report: ReportSettings
+    where: str = ""  # prefix of this experiment's fields in messages ("experiments[1].")
 
 
 @dataclass(frozen=True)
@@ -225,19 +150,26 @@ def _check_keys(where: str, d: dict[str, Any], allowed: tuple[str, ...]) -> None
 
 
 def _check_key(where: str, key: str) -> None:
+    """Run parameters a sweep must not set; any other key that is not a run parameter is taken
+    for a model hyperparameter and checked against the point's model when the sweep is planned."""
     if key == "out":
         raise SpecError(
             f"{where}.out: set by the sweep (each run goes to <sweep>/runs/<id>); remove it"
         )
-    if key not in RUN_PARAMETERS:
+    p = BY_KEY.get(key)
+    if p is not None and not p.sweep:
         raise SpecError(
-            f"{where}.{key}: not a bench run parameter; allowed: {', '.join(RUN_PARAMETERS)}"
+            f"{where}.{key}: not settable in a sweep; run parameters: {', '.join(SWEEP_KEYS)}, "
+            "plus the model's hyperparameters"
         )
+    if not key.isidentifier():
+        raise SpecError(f"{where}.{quote(key)}: not a parameter name")
 
 
 def _check_param(where: str, key: str, value: Any) -> Any:
     _check_key(where, key)
-    return RUN_PARAMETERS[key](f"{where}.{key}", value)
+    p = BY_KEY.get(key)
+    return value if p is None else p.validate(value, f"{where}.{key}")
 
 
 def _params(where: str, raw: Any) -> dict[str, Any]:
@@ -283,8 +215,8 @@ def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
         _factors(f"{where}.factors", d["factors"])
     elif spec_path is None:
         raise SpecError(
-            f"{where}: give factors (the number of factors K, 1..{MAX_FACTORS}) or spec (a "
-            "dataset spec file)"
+            f"{where}: give factors (the number of factors K, {MIN_FACTORS}..{MAX_FACTORS}) "
+            "or spec (a dataset spec file)"
         )
     for key in d:
         if key not in DATASET_KEYS:
@@ -305,10 +237,14 @@ def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
     )
 
 
-def _report(where: str, raw: Any) -> ReportSettings:
+def _report(
+    where: str, raw: Any, known: tuple[str, ...] = (), varied: tuple[str, ...] = ()
+) -> ReportSettings:
+    """``known``: the experiment's own parameter names (model hyperparameters included);
+    ``varied``: those its grid and zip vary, which give the default lines (all but x and seed)."""
     d = _mapping(where, raw)
     _check_keys(where, d, REPORT_KEYS)
-    axes = tuple(RUN_PARAMETERS) + DERIVED_AXES
+    axes = tuple(dict.fromkeys((*SWEEP_KEYS, *DERIVED_AXES, *known)))
     x = d.get("x")
     if x is None:
         raise SpecError(
@@ -316,7 +252,8 @@ def _report(where: str, raw: Any) -> ReportSettings:
         )
     if x not in axes:
         raise SpecError(f"{where}.x: must be one of {', '.join(axes)}, got {x!r}")
-    lines_raw = d.get("lines", "beta")
+    default_lines = [k for k in varied if k not in (x, "seed")] or ["model"]
+    lines_raw = d.get("lines", default_lines)
     lines = (lines_raw,) if isinstance(lines_raw, str) else lines_raw
     if not isinstance(lines, (list, tuple)) or not lines:
         raise SpecError(
@@ -360,7 +297,9 @@ def _experiment(where: str, raw: dict[str, Any], name: str, shared: dict[str, An
     points = [_params(f"{where}points[{i}]", p) for i, p in enumerate(points_raw)]
     if not grid and not zipped and not points and not base:
         raise SpecError(f"{where or 'spec'}: defines no runs; give grid, zip, points or set")
-    report = _report(f"{where}report" if where else "report", raw.get("report"))
+    known = tuple(dict.fromkeys([*base, *grid, *zipped, *(k for p in points for k in p)]))
+    varied = tuple(dict.fromkeys([*grid, *zipped]))
+    report = _report(f"{where}report" if where else "report", raw.get("report"), known, varied)
     desc = raw.get("description", "")
     return Experiment(
         name=name,
@@ -370,6 +309,7 @@ def _experiment(where: str, raw: dict[str, Any], name: str, shared: dict[str, An
         zip=zipped,
         points=points,
         report=report,
+        where=where,
     )
 
 
@@ -429,15 +369,13 @@ def parse_sweep_spec(
         base_dir=base_dir,
         source=source,
     )
-    # Expanding checks the cross-field rules (data names, one point per x/line/seed, ...).
-    from benchmark.sweep.points import expand
-
-    expand(spec)
     return spec
 
 
 def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
-    """Read and validate a sweep spec from a file path, or from YAML text (containing a newline)."""
+    """Read a sweep spec from a file path, or from YAML text (containing a newline), and check
+    its structure and values; the rules across fields and the models are checked by
+    ``benchmark.sweep.plan.plan_sweep``."""
     if isinstance(path_or_text, Path) or "\n" not in str(path_or_text):
         path = Path(path_or_text)
         if not path.is_file():

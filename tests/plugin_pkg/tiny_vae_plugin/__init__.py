@@ -31,14 +31,15 @@ class MLPVAE(nn.Module):
 class TinyVAE(GaussianVAE):
     """The wrapper: encode/decode reshape, the KL weight is a hyperparameter."""
 
-    def __init__(self, image_shape, latent_dim, beta: float = 1.0) -> None:
+    def __init__(self, image_shape, latent_dim, beta: float = 1.0, alpha: float = 1.0) -> None:
         super().__init__(image_shape, latent_dim)
         self.net = MLPVAE(math.prod(image_shape), latent_dim)
         self.beta = float(beta)
+        self.alpha = float(alpha)  # weight of the reconstruction term: a plugin's own knob
 
     @property
     def hparams(self):
-        return {"beta": self.beta}
+        return {"beta": self.beta, "alpha": self.alpha}
 
     def encode(self, x):
         return self.net.encode(x.flatten(1))
@@ -47,7 +48,7 @@ class TinyVAE(GaussianVAE):
         return self.net.dec(z).view(-1, *self.image_shape)
 
     def objective(self, reconstruction, kl, step):
-        return {"loss": reconstruction + self.beta * kl}
+        return {"loss": self.alpha * reconstruction + self.beta * kl}
 
 
 class BadShapes(TinyVAE):

@@ -1,0 +1,321 @@
+"""Planning a sweep: the spec expanded once into points, each with a stable run id.
+
+``plan_sweep(spec)`` checks the rules across fields (data names, models and their
+hyperparameters, one point per x/line/seed) and returns a ``SweepPlan``; `bench sweep` stores it
+in the sweep folder (sweep.json) and executes it; `bench report` reads it back.
+
+A run id is a readable prefix (model, data, K, D, the model's hyperparameters, seed) plus a hash
+of every parameter that changes what the run computes, including the dataset's definition. The
+same point always gets the same id, so a sweep that is started again finds the runs it already
+finished, and two experiments of one sweep that ask for the same run share it instead of training
+it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.datasets import parse_data_spec
+from benchmark.models.registry import ModelEntry, discover, dry_build, validate_hparams
+from benchmark.params import BY_KEY
+from benchmark.sweep.spec import Experiment, SweepSpec, load_sweep_spec
+from spritegen.errors import SpecError
+from spritegen.spec import default_spec
+
+# Run parameters named in the id prefix before the model's hyperparameters, and after them.
+_ID_HEAD = ("model", "data", "factors", "latent_dim")
+_ID_TAIL = ("seed",)
+
+
+@dataclass
+class Point:
+    """One run of the sweep: its parameters, id, and the experiments that plot it."""
+
+    id: str
+    params: dict[str, Any]
+    dataset: str | None  # name in the spec's datasets section, if the run uses one
+    factors: int | None  # K, from the dataset or the factors parameter
+    experiments: list[str] = field(default_factory=list)
+
+    def axis_value(self, name: str) -> Any:
+        """The value of a report axis: a run parameter, or the derived number of factors."""
+        if name == "factors":
+            return self.factors
+        return self.params.get(name)
+
+
+@dataclass(frozen=True)
+class ExperimentPoint:
+    """Where a point sits in one experiment's figures."""
+
+    id: str
+    x: Any
+    line: tuple[Any, ...]
+    seed: int
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _safe(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in s)
+
+
+def is_hparam(key: str) -> bool:
+    """A sweep key that is not a run parameter is one of the model's hyperparameters."""
+    return key not in BY_KEY
+
+
+def run_id(params: dict[str, Any], identity: dict[str, Any]) -> str:
+    """Readable prefix from ``params`` plus a hash of ``identity`` (everything that matters):
+    model, data, K, D, every model hyperparameter by its own name (beta4), then the seed."""
+    keys = [*_ID_HEAD, *sorted(k for k in params if is_hparam(k)), *_ID_TAIL]
+    parts = []
+    for key in keys:
+        if key in params:
+            v = params[key]
+            if key == "data":
+                v = Path(str(v)).stem
+            prefix = BY_KEY[key].id_prefix if key in BY_KEY else key
+            parts.append(prefix + _safe(_fmt(v)))
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return "_".join(parts + [digest])
+
+
+def _combinations(grid: dict[str, list[Any]], zipped: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    combos = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    if zipped:
+        zkeys = list(zipped)
+        rows = [dict(zip(zkeys, values)) for values in zip(*(zipped[k] for k in zkeys))]
+        combos = [{**c, **r} for c in combos for r in rows]
+    return combos
+
+
+def data_argument(value: str, base_dir: Path) -> str | None:
+    """The ``--data`` value bench run gets for a file given in a spec: ``[KIND:]ABSOLUTE_PATH``
+    (KIND as ``benchmark.datasets.parse_data_spec`` reads it: dsprites, 3dshapes, ...), or None
+    if the file does not exist."""
+    plain = base_dir / value
+    if plain.is_file():  # a file name, even one with a colon in it
+        return str(plain.resolve())
+    parsed = parse_data_spec(value)
+    path = parsed.path if parsed.path.is_absolute() else base_dir / parsed.path
+    if not path.is_file():
+        return None
+    path = path.resolve()
+    return f"{parsed.kind}:{path}" if parsed.kind else str(path)
+
+
+def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, dict[str, Any]]:
+    """(dataset name or None, identity of the data) for a ``data`` value."""
+    if value in spec.datasets:
+        return value, {"dataset": value, "definition": spec.datasets[value].digest}
+    try:
+        arg = data_argument(value, spec.base_dir)
+    except SpecError as exc:
+        raise SpecError(f"{where}: data: {exc}") from None
+    if arg is None:
+        names = ", ".join(spec.datasets) or "none defined"
+        raise SpecError(
+            f"{where}: data: {value!r} is neither a dataset of datasets: ({names}) nor an "
+            "existing file (a spritegen file, dsprites:PATH or 3dshapes:PATH)"
+        )
+    return None, {"file": arg}
+
+
+# The image shape and latent size a hyperparameter value is tried with where it is written.
+DRY_SHAPE, DRY_LATENT = (1, 64, 64), 10
+
+
+def _rule(exc: SpecError, model: str, key: str) -> str:
+    """The model's complaint about one value, without the parts the location already says."""
+    text = str(exc).removeprefix(f"model {model!r}: ")
+    return text.removeprefix(f"{key}: ")
+
+
+class _ModelCheck:
+    """Checks a point's model and hyperparameters against the installed models (bundled and
+    plugins), each value against the type its constructor declares."""
+
+    def __init__(self) -> None:
+        self.entries = discover()
+        self.built: set[tuple[Any, ...]] = set()
+
+    def entry(self, where: str, model: Any) -> ModelEntry:
+        entry = self.entries.get(model)
+        if entry is None:
+            raise SpecError(
+                f"{where}: model: unknown model {model!r}; installed: "
+                f"{', '.join(sorted(self.entries))}"
+            )
+        if not entry.ok:
+            raise SpecError(f"{where}: model: {model!r} is installed but broken: {entry.error}")
+        return entry
+
+    def experiment(self, exp: Experiment) -> None:
+        """Check every hyperparameter value where it is written (``grid.beta[1]``), against each
+        model of the experiment that takes it; a key no model takes is an unknown field."""
+        models = [exp.base.get("model"), *exp.grid.get("model", []), *exp.zip.get("model", [])]
+        models += [p.get("model") for p in exp.points]
+        entries = [self.entry(f"experiment {exp.name}", m) for m in dict.fromkeys(models) if m]
+        w = exp.where
+        located: list[tuple[str, str, Any]] = [
+            (f"{w}set.", k, v) for k, v in exp.base.items() if is_hparam(k)
+        ]
+        for section, lists in ((f"{w}grid", exp.grid), (f"{w}zip", exp.zip)):
+            for k, values in lists.items():
+                if is_hparam(k):
+                    located += [(f"{section}.", k, v) for v in values]
+        for i, p in enumerate(exp.points):
+            located += [(f"{w}points[{i}].", k, v) for k, v in p.items() if is_hparam(k)]
+        counts: dict[tuple[str, str], int] = {}
+        for prefix, key, value in located:
+            takers = [e for e in entries if key in e.hparams or e.accepts_any]
+            if not takers:
+                allowed = sorted({h for e in entries for h in e.hparams})
+                raise SpecError(
+                    f"{prefix}{key}: not a bench run parameter nor a hyperparameter of "
+                    f"{', '.join(repr(e.name) for e in entries) or 'the model'}; run parameters: "
+                    f"{', '.join(k for k in BY_KEY if BY_KEY[k].sweep)}; model hyperparameters: "
+                    f"{', '.join(allowed) or 'none'}"
+                )
+            index = counts.get((prefix, key), 0)
+            counts[(prefix, key)] = index + 1
+            where = f"{prefix}{key}[{index}]" if prefix.endswith(("grid.", "zip.")) else ""
+            for e in takers:
+                try:
+                    dry_build(e, DRY_SHAPE, DRY_LATENT, validate_hparams(e, {key: value}))
+                except SpecError as exc:
+                    raise SpecError(f"{where or prefix + key}: {_rule(exc, e.name, key)}") from None
+
+    def point(
+        self, where: str, params: dict[str, Any], shape: tuple[int, int, int] = (1, 64, 64)
+    ) -> dict[str, Any]:
+        """The point with its hyperparameters checked and normalised (8 -> 8.0 for a float)."""
+        entry = self.entry(where, params["model"])
+        hparams = {k: v for k, v in params.items() if is_hparam(k)}
+        try:
+            checked = validate_hparams(entry, hparams)
+            key = (entry.name, repr(sorted(checked.items())), params.get("latent_dim", 10), shape)
+            if key not in self.built:
+                dry_build(entry, shape, params.get("latent_dim", DRY_LATENT), checked)
+                self.built.add(key)
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+        return {**params, **checked}
+
+
+@dataclass
+class SweepPlan:
+    """A sweep, planned: its spec, every distinct point, and each experiment's layout."""
+
+    spec: SweepSpec
+    points: list[Point]
+    layout: dict[str, list[ExperimentPoint]]
+
+
+def plan_sweep(spec: SweepSpec) -> SweepPlan:
+    """Expand and check ``spec`` once; see the module docstring."""
+    points, layout = expand(spec)
+    return SweepPlan(spec, points, layout)
+
+
+def load_sweep(path_or_text: str | Path) -> SweepPlan:
+    """Read, validate and plan a sweep spec (a file path, or YAML text): every mistake is one
+    SpecError line before anything is built or trained."""
+    spec = load_sweep_spec(path_or_text)
+    try:
+        return plan_sweep(spec)
+    except SpecError as exc:
+        if spec.source is None:
+            raise
+        raise SpecError(f"{spec.source}: {exc}") from None
+
+
+def _image_shape(
+    spec: SweepSpec, params: dict[str, Any], cache: dict[Any, tuple[int, int, int]]
+) -> tuple[int, int, int]:
+    """(C, H, W) of a point's images: its sweep dataset's or the default dataset's for K;
+    the thesis' 64 x 64 x 1 for a file named directly (checked for real when the run starts)."""
+    key = params.get("data") if params.get("data") in spec.datasets else params.get("factors")
+    if key is None:
+        return DRY_SHAPE
+    if key not in cache:
+        resolved = spec.datasets[key].resolve() if isinstance(key, str) else default_spec(key)
+        h, w, c = resolved.image_shape
+        cache[key] = (c, h, w)
+    return cache[key]
+
+
+def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint]]]:
+    """All distinct points of the sweep in spec order, and each experiment's view of them."""
+    points: dict[str, Point] = {}
+    layout: dict[str, list[ExperimentPoint]] = {}
+    check_model = _ModelCheck()
+    shapes: dict[Any, tuple[int, int, int]] = {}
+    for exp in spec.experiments:
+        where = f"experiment {exp.name}"
+        rows = (
+            [{**exp.base, **c} for c in _combinations(exp.grid, exp.zip)]
+            if (exp.grid or exp.zip)
+            else []
+        )
+        if not rows and not exp.points:
+            rows = [dict(exp.base)]
+        rows += [{**exp.base, **p} for p in exp.points]
+        seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+        layout[exp.name] = []
+        check_model.experiment(exp)
+        for params in rows:
+            if "model" not in params:
+                raise SpecError(f"{where}: every point needs model (set it in set:, grid: or zip:)")
+            if "data" not in params and "factors" not in params:
+                raise SpecError(
+                    f"{where}: every point needs data (a dataset name or file) or factors (K)"
+                )
+            if "data" in params and "factors" in params:
+                raise SpecError(f"{where}: give data or factors, not both (the dataset fixes K)")
+            params = check_model.point(where, params, _image_shape(spec, params, shapes))
+            identity = {k: v for k, v in params.items() if is_hparam(k) or BY_KEY[k].identity}
+            dataset = None
+            if "data" in params:
+                dataset, identity["data"] = _resolve_data(spec, where, params["data"])
+                factors = spec.datasets[dataset].factors if dataset else None
+            else:
+                factors = params["factors"]
+            pid = run_id(params, identity)
+            point = points.setdefault(pid, Point(pid, dict(params), dataset, factors))
+            if exp.name not in point.experiments:
+                point.experiments.append(exp.name)
+            x = point.axis_value(exp.report.x)
+            if x is None:
+                raise SpecError(
+                    f"{where}: a point has no {exp.report.x} (the report's x axis); set it in "
+                    "set:, grid: or zip:"
+                )
+            line = tuple(point.axis_value(name) for name in exp.report.lines)
+            seed = params.get("seed", 0)
+            key = (x, line, seed)
+            if key in seen and seen[key] != params:
+                diff = sorted(
+                    k for k in set(params) | set(seen[key]) if params.get(k) != seen[key].get(k)
+                )
+                raise SpecError(
+                    f"{where}: points differing only in {', '.join(diff)} share "
+                    f"{exp.report.x}={x}, "
+                    f"{'/'.join(exp.report.lines)}={'/'.join(map(_fmt, line))}, seed={seed}; "
+                    f"add {diff[0]} to report.lines or split the experiment"
+                )
+            if key not in seen:
+                seen[key] = params
+                layout[exp.name].append(ExperimentPoint(pid, x, line, seed))
+    return list(points.values()), layout
