@@ -21,6 +21,7 @@ The last line is ``speedup X.XX (G=8, <device>)`` (the default engine against si
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -61,19 +62,28 @@ def dataset(preset: str) -> Path:
     return build(spec, out, workers=1, progress=False)
 
 
-def bench_training(images: torch.Tensor, steps: int, device: torch.device) -> dict[str, float]:
+def bench_training(
+    images: torch.Tensor, steps: int, device: torch.device, trials: int
+) -> dict[str, float]:
+    """Median model-steps/s of each way over ``trials`` interleaved trials (the machine is
+    shared: interleaving spreads load changes over all three)."""
     cfg = dict(epochs=10**6, max_steps=steps, batch_size=64, device=str(device), progress=False)
-    rates = {}
-    t0 = time.perf_counter()
-    for i, m in enumerate(models()):
-        train(m, images, TrainConfig(seed=i, **cfg))
-    rates["8 single loops"] = G * steps / (time.perf_counter() - t0)
-    for engine in ("loop", "vmap"):
-        members = [Member(m, i) for i, m in enumerate(models())]
+    times: dict[str, list[float]] = {
+        "8 single loops": [],
+        "ensemble (loop)": [],
+        "ensemble (vmap)": [],
+    }
+    for _ in range(trials):
         t0 = time.perf_counter()
-        train_ensemble(members, images, TrainConfig(**cfg), engine=engine)
-        rates[f"ensemble ({engine})"] = G * steps / (time.perf_counter() - t0)
-    return rates
+        for i, m in enumerate(models()):
+            train(m, images, TrainConfig(seed=i, **cfg))
+        times["8 single loops"].append(time.perf_counter() - t0)
+        for engine in ("loop", "vmap"):
+            members = [Member(m, i) for i, m in enumerate(models())]
+            t0 = time.perf_counter()
+            train_ensemble(members, images, TrainConfig(**cfg), engine=engine)
+            times[f"ensemble ({engine})"].append(time.perf_counter() - t0)
+    return {name: G * steps / statistics.median(t) for name, t in times.items()}
 
 
 def bench_scoring(path: Path, preset: Preset, device: torch.device) -> tuple[float, float, float]:
@@ -104,6 +114,8 @@ def main() -> None:
     ap.add_argument("--preset", default="small", choices=["small", "quick", "full"])
     ap.add_argument("--data", help="K=5 spritegen file with evaluation sets of the preset's size")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--trials", type=int, default=3, help="interleaved training trials")
+    ap.add_argument("--skip-scoring", action="store_true")
     args = ap.parse_args()
     device = torch.device(args.device)
     preset = SMALL if args.preset == "small" else get_preset(args.preset)
@@ -111,13 +123,14 @@ def main() -> None:
     images = to_channels_first(load_training_set(path)[0])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
 
-    alone, together, floor = bench_scoring(path, preset, device)
-    print(f"scoring at {args.preset}, per model: alone {alone:.2f} s, batched {together:.2f} s, ")
-    print(f"  encoding alone (the CPU floor of the batched scorer) {floor:.2f} s")
-    print(f"  best possible here {alone / floor:.2f}x; reached {alone / together:.2f}x")
-    print(f"scoring speedup {alone / together:.2f} (G={G}, {device.type})")
+    if not args.skip_scoring:
+        alone, together, floor = bench_scoring(path, preset, device)
+        print(f"scoring at {args.preset}, per model: alone {alone:.2f} s, batched {together:.2f} s")
+        print(f"  encoding alone (the CPU floor of the batched scorer) {floor:.2f} s")
+        print(f"  best possible here {alone / floor:.2f}x; reached {alone / together:.2f}x")
+        print(f"scoring speedup {alone / together:.2f} (G={G}, {device.type})")
 
-    rates = bench_training(images, args.steps, device)
+    rates = bench_training(images, args.steps, device, args.trials)
     for name, rate in rates.items():
         print(f"{name:18s} {rate:6.2f} model-steps/s")
     best = rates[f"ensemble ({pick_engine('auto', device)})"]

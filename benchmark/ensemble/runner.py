@@ -21,11 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from benchmark.data import load_training_set, to_channels_first
 from benchmark.datasets import open_source as open_data
 from benchmark.ensemble.scoring import batched_scorer, score_shared, share_key
 from benchmark.ensemble.stacked import vmap_problem
-from benchmark.ensemble.trainer import Member, pick_engine, train_ensemble
+from benchmark.ensemble.trainer import (
+    Member,
+    pick_engine,
+    reconcile_checkpoints,
+    train_ensemble,
+)
 from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
 from benchmark.params import RunConfig, validate_config
 from benchmark.run import (
@@ -170,9 +177,14 @@ def _run_ensemble(cfgs, src, device, engine: str, progress: bool | None) -> list
         }
         prepare_folder(plans[i].out, plans[i].resolved, plans[i].cfg.force)
 
-    members = [
-        Member(models[i], cfgs[i].seed, plans[i].out / "checkpoints" / "last.pt") for i in todo
-    ]
+    checkpoints = [plans[i].out / "checkpoints" / "last.pt" for i in todo]
+    reconcile_checkpoints(checkpoints)
+    if len({_position(p) for p in checkpoints}) > 1:  # e.g. one member resumed alone before
+        print("note: the members' checkpoints are at different steps; they resume one at a time")
+        for i in todo:
+            results[i] = _alone(cfgs[i])
+        return results  # type: ignore[return-value]
+    members = [Member(models[i], cfgs[i].seed, ck) for i, ck in zip(todo, checkpoints)]
     during = [plans[i].scorer for i in todo]
     scorer = batched_scorer(
         during, [share_key(s, cfgs[i].seed) for s, i in zip(during, todo)], device
@@ -230,6 +242,13 @@ def _final_scores(finished, plans, models, cfgs, device) -> list[dict[str, Any]]
         for p, s in zip(positions, scores):
             out[p] = s
     return out
+
+
+def _position(checkpoint: Path) -> int:
+    """The step a member's checkpoint is at (0 without one)."""
+    if not checkpoint.exists():
+        return 0
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["step"])
 
 
 def _alone(cfg: RunConfig) -> dict:
