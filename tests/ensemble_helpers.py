@@ -28,3 +28,10 @@ class Explodes(BetaVAE):
     def objective(self, reconstruction, kl, step):
         bad = float("inf") if step == self.explode_at else 0.0
         return {"loss": reconstruction + self.beta * kl + bad}
+
+
+class WithAuxiliary(BetaVAE):
+    """A beta-VAE announcing an auxiliary optimiser (the hook FactorVAE-like models offer)."""
+
+    def auxiliary_step(self, *args, **kwargs):
+        return {}

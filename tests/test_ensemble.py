@@ -363,3 +363,29 @@ def test_sweep_trains_compatible_points_as_ensembles_with_the_same_results(tmp_p
         sa, sb = (json.loads(read(d / "summary.json")) for d in (run_dir, single))
         assert _strip(sa) == _strip(sb)
     assert len(ensembles) == 2  # one per dataset: never across datasets
+
+
+def test_runs_that_cannot_share_a_loop_go_one_at_a_time(small_k2, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(registry.BUNDLED, "withaux", "ensemble_helpers:WithAuxiliary")
+    common = dict(score_preset="none", final_preset="none", max_steps=3)
+    aux = [
+        _config(small_k2, tmp_path / f"aux{i}", model="withaux", seed=i, **common) for i in range(2)
+    ]
+    results = run_ensemble(aux)
+    assert "trains an auxiliary optimiser; its 2 runs go one at a time" in capsys.readouterr().out
+    assert [r["status"] for r in results] == ["finished", "finished"]
+    assert "ensemble" not in json.loads((tmp_path / "aux0" / "config.json").read_text())
+
+    # members whose checkpoints are at different steps (one was trained alone in between)
+    plain = [_config(small_k2, tmp_path / f"m{i}", seed=i, **common) for i in range(2)]
+    run_ensemble(plain)
+    for i in range(2):
+        (tmp_path / f"m{i}" / "summary.json").unlink()  # both unfinished again, at step 3
+    model = build_model("betavae", (1, 64, 64), 10, {}, seed=0)
+    images = to_channels_first(load_training_set(small_k2)[0])
+    one_step = TrainConfig(epochs=3, max_steps=1, batch_size=8, device="cpu", progress=False)
+    (tmp_path / "m0" / "checkpoints" / "last.pt").unlink()  # m0 re-trained alone to step 1
+    train(model, images, one_step, checkpoint=tmp_path / "m0" / "checkpoints" / "last.pt")
+    results = run_ensemble(plain)
+    assert "different steps; they resume one at a time" in capsys.readouterr().out
+    assert [r["steps"] for r in results] == [3, 3]
