@@ -3,9 +3,14 @@
 Keep this file small: commands are registered here in one line each, so that branches adding
 commands merge without conflicts. User errors (``SpritegenError``) become one line on stderr and
 exit status 2, without a traceback.
+
+The benchmark needs the ``bench`` extra (torch, matplotlib); a data-only install
+(``pip install spritegen``) gets one line saying how to add it instead of an ImportError.
 """
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -30,12 +35,37 @@ def _register() -> None:
     bench.add_command(report_command)
 
 
-_register()
+#: Third-party modules that only the ``bench`` extra installs.
+BENCH_EXTRA_MODULES = ("torch", "matplotlib", "sklearn")
+_missing_extra: str | None = None  # set when registering the commands needed a missing module
+
+try:
+    _register()
+except ModuleNotFoundError as exc:  # a data-only install: say so when bench is run
+    if exc.name not in BENCH_EXTRA_MODULES:
+        raise
+    _missing_extra = exc.name
+
+
+def _no_bench_extra(module: str) -> None:
+    click.echo(
+        f"bench: error: {module} is not installed; the benchmark needs the bench extra: "
+        "pip install 'spritegen[bench]'",
+        err=True,
+    )
+    sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``bench = benchmark.cli:main``)."""
-    run_cli(bench, "bench", argv)
+    if _missing_extra is not None:
+        _no_bench_extra(_missing_extra)
+    try:
+        run_cli(bench, "bench", argv)
+    except ModuleNotFoundError as exc:
+        if exc.name not in BENCH_EXTRA_MODULES:
+            raise
+        _no_bench_extra(exc.name)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import torch
 from spritegen.errors import DatasetError, SpecError
 
 if TYPE_CHECKING:
-    from benchmark.datasets import DataSource
+    from benchmark.datasets import DataHandle
 
 #: Epochs by number of factors (the thesis, section 3.4): 1-2 -> 10, 3 -> 20, 4-5 -> 30, 6-7 -> 60.
 EPOCHS_BY_FACTORS = {1: 10, 2: 10, 3: 20, 4: 30, 5: 30, 6: 60, 7: 60}
@@ -30,16 +30,16 @@ def default_epochs(num_factors: int) -> int:
     return EPOCHS_BY_FACTORS[num_factors]
 
 
-def load_training_set(data: str | Path | DataSource) -> tuple[np.ndarray, np.ndarray]:
+def load_training_set(data: str | Path | DataHandle) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, H, W, C), factors float32 (N, K)) held in memory.
 
     ``data`` is a ``--data`` value (a spritegen file, ``dsprites:PATH``, ``3dshapes:PATH``) or an
-    opened ``benchmark.datasets.DataSource``; spritegen files are checked to be complete datasets
+    opened ``benchmark.datasets.DataHandle``; spritegen files are checked to be complete datasets
     of a supported version.
     """
-    from benchmark.datasets import DataSource, open_source
+    from benchmark.datasets import DataHandle, open_data
 
-    src = data if isinstance(data, DataSource) else open_source(data)
+    src = data if isinstance(data, DataHandle) else open_data(data)
     images, factors = src.read_training_set()
     images = np.asarray(images)
     factors = np.asarray(factors, dtype=np.float32)

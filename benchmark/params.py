@@ -23,14 +23,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.metrics.presets import PRESET_NAMES
+from benchmark.metrics.presets import RUN_PRESET_NAMES
 from spritegen.errors import SpecError, quote
-from spritegen.factors import NUM_ALL_FACTORS
+from spritegen.factors import MAX_FACTORS, MIN_FACTORS
 
 #: Metric sizes a run may score with: the metrics' presets (quick, full, stored: all the file's
 #: evaluation sets) and "none" (no scoring).
-SCORE_PRESETS: tuple[str, ...] = (*PRESET_NAMES, "none")
-MIN_FACTORS, MAX_FACTORS = 1, NUM_ALL_FACTORS
+SCORE_PRESETS: tuple[str, ...] = RUN_PRESET_NAMES
 
 Check = Callable[[Any], Any]
 

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from torch import nn
 
+from benchmark.models.base import Model
 from benchmark.train import to_input
+from spritegen.atomic import atomic_path
 
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 7)
 PAD = 2
@@ -55,9 +56,8 @@ def _save(
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
+    with atomic_path(path, fsync=False) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def _images(logits: torch.Tensor) -> np.ndarray:
@@ -65,7 +65,7 @@ def _images(logits: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def save_reconstructions(model: nn.Module, images: torch.Tensor, path: Path) -> None:
+def save_reconstructions(model: Model, images: torch.Tensor, path: Path) -> None:
     """Top row: inputs (uint8 (n, C, H, W)); bottom row: decode(mean of encode(input))."""
     model.eval()
     device = next(model.parameters()).device
@@ -84,7 +84,7 @@ def save_reconstructions(model: nn.Module, images: torch.Tensor, path: Path) -> 
 
 @torch.no_grad()
 def save_traversal(
-    model: nn.Module, image: torch.Tensor, kl_per_dim: Sequence[float], path: Path
+    model: Model, image: torch.Tensor, kl_per_dim: Sequence[float], path: Path
 ) -> None:
     """One row per latent dimension, most informative (largest KL) first; each row sets that
     dimension to -3 .. +3 around the encoding of ``image`` (uint8 (C, H, W)) and decodes."""

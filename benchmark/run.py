@@ -27,6 +27,7 @@ from benchmark.data import default_epochs, load_training_set, to_channels_first
 from benchmark.datasets import DataSource
 from benchmark.datasets import open_source as open_data
 from benchmark.metrics import evaluate
+from benchmark.metrics.evaluate import EPOCH_METRICS
 from benchmark.metrics.presets import get_preset
 from benchmark.metrics.sources import StoredSource
 from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
@@ -40,10 +41,23 @@ from benchmark.train import (
     resolve_device,
     train,
 )
+from spritegen.atomic import write_text_atomic
 from spritegen.errors import DatasetError, SpecError
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
-SCORE_KEYS = ("kim_mnih", "kim_mnih_weighted", "higgins", "higgins_raw")
+SCORE_KEYS = (
+    "kim_mnih",
+    "kim_mnih_weighted",
+    "higgins",
+    "higgins_standardised",
+    "mig",
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness",
+    "sap",
+    "modularity",
+    "explicitness",
+)
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
 #: "ensemble" names the ensemble a run was trained in: a member folder resumes as a single run.
 NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + ("torch", "ensemble")
@@ -68,6 +82,7 @@ def resolve_data(cfg: RunConfig) -> str:
     and the full evaluation sets) and reused after."""
     if cfg.data is not None:
         return str(cfg.data)
+    assert cfg.factors is not None  # validate_config: --data or --factors
     path = default_dataset_path(cfg.factors)
     if not path.exists():
         from spritegen.build import build
@@ -78,12 +93,15 @@ def resolve_data(cfg: RunConfig) -> str:
 
 
 def metrics_scorer(
-    data: str | Path | DataSource, seed: int, preset: str
+    data: str | Path | DataSource,
+    seed: int,
+    preset: str,
+    metrics: Sequence[str] | None = None,
 ) -> tuple[Scorer | None, str]:
     """``scorer(represent) -> dict`` for ``preset`` and where it scores: a spritegen file's stored
     evaluation sets when they are large enough for the preset, else a live oracle rendering the
     file's spec; dSprites / 3dshapes on their live grid. (None, why) when the preset is "none" or
-    benchmark.metrics is missing.
+    benchmark.metrics is missing. ``metrics``: the metric names to compute (default: all).
 
     Checked before training starts, so a run never fails at the end of its first epoch.
     """
@@ -97,7 +115,9 @@ def metrics_scorer(
                 f"{src.kind} is scored live: use quick or full"
             )
         return (
-            partial(evaluate, src.metric_source(), random_state=seed, preset=preset),
+            partial(
+                evaluate, src.metric_source(), random_state=seed, preset=preset, metrics=metrics
+            ),
             f"live {src.kind} grid",
         )
     data = src.path
@@ -128,7 +148,7 @@ def metrics_scorer(
             ) from None
         source, where = src.oracle(), "live oracle (images rendered while scoring)"
     # A fixed integer seed: every epoch is scored on the same votes, and resumes score the same.
-    return partial(evaluate, source, random_state=seed, preset=preset), where
+    return partial(evaluate, source, random_state=seed, preset=preset, metrics=metrics), where
 
 
 def default_out(cfg: RunConfig, data: Path) -> Path:
@@ -138,15 +158,11 @@ def default_out(cfg: RunConfig, data: Path) -> Path:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", fsync=False)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows), fsync=False)
 
 
 def _identity(resolved: dict) -> dict:
@@ -321,11 +337,10 @@ def plan_run(
         "final": "custom" if injected else "none",
     }
     if not injected:
-        scorer, scoring["during"] = metrics_scorer(src, cfg.seed, cfg.score_preset)
-        if final_scorer is None and cfg.final_preset != cfg.score_preset:
+        # every epoch: the cheap metrics; at the end: all of them (DCI's trees take minutes)
+        scorer, scoring["during"] = metrics_scorer(src, cfg.seed, cfg.score_preset, EPOCH_METRICS)
+        if final_scorer is None:
             final_scorer, scoring["final"] = metrics_scorer(src, cfg.seed, cfg.final_preset)
-        else:
-            scoring["final"] = scoring["during"]
     if final_scorer is not None and injected:
         scoring["final"] = "custom"
     data_str = (

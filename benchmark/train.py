@@ -6,12 +6,16 @@ Randomness comes from explicit torch Generators only: the shuffle of epoch e is 
 generator seeded with (seed, e), and the reparameterisation noise from one generator seeded with
 ``seed`` whose state is checkpointed. On the CPU a run is therefore deterministic, and a run that
 is killed and resumed from its last checkpoint finishes with the same numbers as one that was not.
+
+A model may train some of its parameters with an objective and optimiser of its own (FactorVAE's
+discriminator; ``benchmark.models.has_auxiliary_objective``): those parameters go to its auxiliary
+optimiser only, both losses are computed on the same batch at the same weights, then the main
+update and the auxiliary update are taken; the auxiliary optimiser's state is checkpointed too.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
+from benchmark.models.base import AUXILIARY_LOSS, Model, has_auxiliary_objective
+from spritegen.atomic import atomic_path
 from spritegen.errors import SpecError, SpritegenError
 
 Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
@@ -76,7 +81,7 @@ def to_input(batch: torch.Tensor) -> torch.Tensor:
 
 
 def make_represent(
-    model: nn.Module, device: torch.device, batch_size: int = 512
+    model: Model, device: torch.device, batch_size: int = 512
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The representation the metrics take: uint8 images (n, H, W, C) -> latent means (n, D)."""
 
@@ -104,21 +109,18 @@ def save_atomic(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same folder, then rename: a kill leaves no half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
-def diverged(loss: torch.Tensor, step: int, epoch: int) -> TrainingDiverged:
-    """The error of a run whose loss at (0-based) ``step`` of ``epoch`` is not finite."""
-    return TrainingDiverged(
-        f"the loss became non-finite ({float(loss.detach())}) at step {step + 1} "
-        f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the "
-        f"learning rate or check the model and its hyperparameters."
-    )
+def stop_if_non_finite(what: str, value: torch.Tensor, step: int, epoch: int) -> None:
+    """Raise TrainingDiverged before a NaN or infinite loss can reach the weights."""
+    if not bool(torch.isfinite(value)):
+        raise TrainingDiverged(
+            f"the {what} became non-finite ({float(value.detach())}) at step {step + 1} "
+            f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the "
+            f"learning rate or check the model and its hyperparameters."
+        )
 
 
 def accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) -> None:
@@ -141,7 +143,7 @@ def epoch_row(sums: dict[str, torch.Tensor], epoch: int, step: int, epoch_start:
 
 
 def train(
-    model: nn.Module,
+    model: Model,
     images: torch.Tensor,
     cfg: TrainConfig,
     *,
@@ -171,7 +173,14 @@ def train(
         data = images.to(device)
     except torch.cuda.OutOfMemoryError:
         data = images.pin_memory()
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # parameters with an objective of their own (FactorVAE's discriminator) go to the model's
+    # auxiliary optimiser only; the main optimiser (the thesis' Adam) takes all the others
+    aux_model = model if has_auxiliary_objective(model) else None
+    aux_optimizer = aux_model.make_auxiliary_optimizer() if aux_model is not None else None
+    aux_ids: set[int] = set()
+    if aux_optimizer is not None:
+        aux_ids = {id(p) for group in aux_optimizer.param_groups for p in group["params"]}
+    optimizer = torch.optim.Adam([p for p in model.parameters() if id(p) not in aux_ids], lr=cfg.lr)
     noise = torch.Generator(device=device).manual_seed(cfg.seed)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
@@ -193,6 +202,8 @@ def train(
             )
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
+        if aux_optimizer is not None:
+            aux_optimizer.load_state_dict(ck["auxiliary_optimizer"])
         noise.set_state(ck["noise_generator"])
         epoch, batch_in_epoch, step = ck["epoch"], ck["batch_in_epoch"], ck["step"]
         sums = {k: v.to(device) for k, v in ck["sums"].items()}
@@ -207,6 +218,9 @@ def train(
                 "device_type": device.type,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                "auxiliary_optimizer": None
+                if aux_optimizer is None
+                else aux_optimizer.state_dict(),
                 "noise_generator": noise.get_state(),
                 "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch,
@@ -234,12 +248,23 @@ def train(
             x = to_input(data[idx].to(device, non_blocking=True))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 terms = model.loss(x, step=step, generator=noise)
-            loss = terms["loss"]
-            if step % check_every == 0 and not bool(torch.isfinite(loss)):
-                raise diverged(loss, step, epoch)
+                aux_terms = (
+                    {}
+                    if aux_model is None
+                    else aux_model.auxiliary_loss(x, step=step, generator=noise)
+                )
+            if step % check_every == 0:
+                stop_if_non_finite("loss", terms["loss"], step, epoch)
+                if aux_optimizer is not None:
+                    stop_if_non_finite("auxiliary loss", aux_terms[AUXILIARY_LOSS], step, epoch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            terms["loss"].backward()
             optimizer.step()
+            if aux_optimizer is not None:
+                aux_optimizer.zero_grad(set_to_none=True)
+                aux_terms[AUXILIARY_LOSS].backward()
+                aux_optimizer.step()
+                terms = {**terms, **aux_terms}
             step += 1
             batch_in_epoch += 1
             # bookkeeping: per-epoch sums of every term, progress bar, checkpoint

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.datasets import open_source
+from benchmark.datasets import open_data
 from benchmark.datasets.testing import (
     DSPRITES_VALUES,
     SHAPES3D_VALUES,
@@ -107,7 +107,7 @@ def main() -> None:
         print(f"write: {time.perf_counter() - t:.1f} s")
 
         t = time.perf_counter()
-        source = open_source(f"{args.kind.split('-')[0]}:{path}")
+        source = open_data(f"{args.kind.split('-')[0]}:{path}")
         oracle = source.oracle()
         print(f"open (layout checks): {time.perf_counter() - t:.2f} s")
         rng = np.random.default_rng(0)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything spritegen needs on a fresh Debian machine, idempotently:
 # system libraries (when run as root), a virtual environment in .venv, and the package.
-# Usage: scripts/setup.sh [EXTRAS]   e.g. scripts/setup.sh test,ray
+# Usage: scripts/setup.sh [EXTRAS]   e.g. scripts/setup.sh bench, scripts/setup.sh test,ray,bench
+# No extras: the data side only (spritegen); "bench" adds the benchmark (torch, matplotlib).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -28,8 +29,11 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 stamp=".venv/.installed-${extras:-base}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  # Pinned first: a bare "torch" would pull a multi-GB CUDA build onto CPU machines.
-  .venv/bin/python -m pip install -q "torch==2.13.0"
+  case ",$extras," in  # the bench extra (also pulled by test) brings torch
+    *,bench,* | *,test,*)
+      # Pinned first: a bare "torch" would pull a multi-GB CUDA build onto CPU machines.
+      .venv/bin/python -m pip install -q "torch==2.13.0" ;;
+  esac
   .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi

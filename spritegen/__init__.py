@@ -6,15 +6,28 @@ torch never loads here (``spritegen.torchdata`` is the only module that needs it
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+try:  # written once, in pyproject.toml; recorded in every file a build writes
+    __version__ = metadata.version("spritegen")
+except metadata.PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"
 
 if TYPE_CHECKING:  # pragma: no cover
+    from spritegen.groundtruth import GroundTruth
     from spritegen.oracle import Oracle
     from spritegen.spec import DatasetSpec
 
-__all__ = ["Oracle", "DatasetSpec", "load_spec", "default_spec", "build", "__version__"]
+__all__ = [
+    "Oracle",
+    "GroundTruth",
+    "DatasetSpec",
+    "load_spec",
+    "default_spec",
+    "build",
+    "__version__",
+]
 
 
 def __getattr__(name: str):
@@ -22,6 +35,10 @@ def __getattr__(name: str):
         from spritegen.oracle import Oracle
 
         return Oracle
+    if name == "GroundTruth":
+        from spritegen.groundtruth import GroundTruth
+
+        return GroundTruth
     if name in ("DatasetSpec", "load_spec", "default_spec"):
         from spritegen import spec
 

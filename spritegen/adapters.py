@@ -7,8 +7,8 @@ disentanglement_lib's metrics and methods talk to a ``GroundTruthData`` object: 
 integer indices ``0 <= f[:, k] < factors_num_values[k]``, because its datasets are grids.
 
 ``GroundTruthAdapter`` offers exactly that over a spritegen ``Oracle`` (or a dataset path, or any
-object with the project's live-oracle protocol, such as the dSprites and 3dshapes grid oracles of
-``benchmark.datasets``):
+oracle implementing ``spritegen.groundtruth.GroundTruth``, such as the dSprites and 3dshapes grid
+oracles of ``benchmark.datasets``):
 
 - Discrete factors (``factors_num_classes[k] > 0``: spritegen's ``shape``, every factor of a grid
   dataset) pass through: the index is the class.
@@ -22,6 +22,10 @@ object with the project's live-oracle protocol, such as the dSprites and 3dshape
 
 ``random_state`` may be a ``numpy.random.RandomState`` (what disentanglement_lib passes) or a
 ``numpy.random.Generator``. Nothing here imports torch or ``benchmark``.
+
+The adapter is itself a discrete ``GroundTruth`` (``factors_num_classes`` = the bin counts,
+``render`` of factor indices at bin centres), so the project's metrics can score it live as they
+score a grid dataset.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from spritegen.factors import as_class_indices
+from spritegen.errors import quote
+from spritegen.factors import FACTORS, as_class_indices
+from spritegen.groundtruth import GroundTruth, check_ground_truth
+from spritegen.oracle import Oracle
 
 WITHIN_BIN = ("centre", "uniform")
 DEFAULT_BINS = 32
@@ -50,15 +57,13 @@ def as_generator(random_state: np.random.Generator | np.random.RandomState) -> n
     )
 
 
-def _factor_ranges(oracle: Any) -> list[tuple[float, float] | None]:
+def _factor_ranges(oracle: GroundTruth) -> list[tuple[float, float] | None]:
     """(low, high) of each continuous factor: from the oracle's FactorSpace, else by name."""
     classes = list(oracle.factors_num_classes)
     space = getattr(oracle, "space", None)
     if space is not None and hasattr(space, "factors"):
         table = list(space.factors)
     else:
-        from spritegen.factors import FACTORS
-
         by_name = {f.name: f for f in FACTORS}
         table = [by_name.get(name) for name in oracle.factor_names]
     ranges: list[tuple[float, float] | None] = []
@@ -87,13 +92,11 @@ class GroundTruthAdapter:
         within_bin: str = "centre",
     ) -> None:
         if isinstance(oracle_or_path, (str, Path)):
-            from spritegen.oracle import Oracle
-
             oracle_or_path = Oracle.from_file(oracle_or_path)
-        self.oracle = oracle_or_path
+        self.oracle = check_ground_truth(oracle_or_path)
         if within_bin not in WITHIN_BIN:
             raise ValueError(
-                f"within_bin must be one of {', '.join(WITHIN_BIN)}, got {within_bin!r}"
+                f"within_bin must be one of {', '.join(WITHIN_BIN)}, got {quote(within_bin)}"
             )
         self.within_bin = within_bin
         k = int(self.oracle.num_factors)
@@ -108,7 +111,8 @@ class GroundTruthAdapter:
         for name, n, b in zip(self.oracle.factor_names, self._classes, per_factor):
             if n == 0 and (int(b) != b or b < 1):
                 raise ValueError(
-                    f"bins for continuous factor {name!r} must be a positive integer, got {b!r}"
+                    f"bins for continuous factor {name!r} must be a positive integer, "
+                    f"got {quote(b)}"
                 )
             self._num_values.append(n if n > 0 else int(b))
 
@@ -130,6 +134,23 @@ class GroundTruthAdapter:
     @property
     def factor_names(self) -> tuple[str, ...]:
         return tuple(self.oracle.factor_names)
+
+    @property
+    def factors_num_classes(self) -> list[int]:
+        """``GroundTruth``: every factor of the adapter is discrete (a class or a bin)."""
+        return list(self._num_values)
+
+    def render(self, factors: np.ndarray) -> np.ndarray:
+        """``GroundTruth``: factor indices (n, K) -> (n, H, W, C) uint8, at bin centres.
+
+        Only with ``within_bin="centre"``: a pure function of the indices needs no random draw.
+        """
+        if self.within_bin != "centre":
+            raise ValueError(
+                "render needs within_bin='centre'; with 'uniform' use "
+                "sample_observations_from_factors(factors, random_state)"
+            )
+        return np.asarray(self.oracle.render(self.factor_values(factors)))
 
     def sample_factors(self, num: int, random_state: Any) -> np.ndarray:
         """``num`` factor-index vectors, (num, K) int64, uniform over classes and bins."""

@@ -9,27 +9,35 @@ How the guarantees are kept:
 * **Resumable.** Each rendered chunk is saved atomically in ``OUT.parts/`` as soon as it is done.
   Running the same command again skips the chunks already there (after checking the parts belong
   to the same spec, package and renderer version) and assembles the same file.
+  Saved chunks are checked against their stored hash before assembly; a bad one is re-rendered.
 * **Atomic.** The file is assembled as ``OUT.partial`` and renamed onto ``OUT`` only once it is
   complete and flagged ``complete=True``; a finished ``OUT`` is never overwritten without ``force``.
+* **Guarded.** The size is estimated and checked against the free disk before any work; an
+  exclusive lock (``OUT.lock``) keeps two builds of one file apart; file-system failures (disk
+  full, read-only folder) end in one line. docs/reliability.md lists what survives what.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sys
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import spritegen
+from spritegen.atomic import atomic_path, write_bytes_atomic
 from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
-from spritegen.errors import SpecError
+from spritegen.errors import BuildError, SpecError, SpritegenError, quote
 from spritegen.evalsets import BuildPlan, plan_build
 from spritegen.factors import FACTOR_NAMES, FACTORS, SYMMETRY_2D
 from spritegen.spec import DatasetSpec
@@ -124,17 +132,6 @@ def _tasks(spec: DatasetSpec, plan: BuildPlan) -> list[ChunkTask]:
     return tasks
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write-then-rename: a killed process leaves either the whole chunk or none of it.
-
-    No fsync per chunk: resume protects against a killed process, whose writes the page cache
-    keeps; the finished file itself is synced before it is published.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _prepare_parts(parts: Path, manifest: dict, force: bool) -> None:
     """Create the parts folder, or check that an existing one belongs to this very build."""
     path = parts / PARTS_MANIFEST
@@ -152,7 +149,210 @@ def _prepare_parts(parts: Path, manifest: dict, force: bool) -> None:
             )
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
-    _write_atomic(path, json.dumps(manifest, sort_keys=True).encode())
+    write_bytes_atomic(path, json.dumps(manifest, sort_keys=True).encode(), fsync=False)
+
+
+#: Stored (gzip level 1) bytes per raw image byte, measured on 64x64 training images of each
+#: renderer and factor count (docs/reliability.md); combinations not measured use the renderer's
+#: largest ratio. The estimate adds ``ESTIMATE_MARGIN`` on top, so it errs on the large side.
+GZIP_RATIO: dict[tuple[str, int], float] = {
+    ("2d", 1): 0.0106,
+    ("2d", 2): 0.0116,
+    ("2d", 3): 0.0121,
+    ("2d", 4): 0.0324,
+    ("2d", 5): 0.0475,
+    ("2d", 6): 0.0280,
+    ("3d", 5): 0.0360,
+    ("3d", 6): 0.0486,
+    ("3d", 7): 0.0443,
+}
+ESTIMATE_MARGIN = 1.1
+
+
+def _gzip_ratio(renderer: str, factors: int) -> float:
+    if (renderer, factors) in GZIP_RATIO:
+        return GZIP_RATIO[(renderer, factors)]
+    return max((r for (kind, _), r in GZIP_RATIO.items() if kind == renderer), default=1.0)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a build will render and roughly how large its file will be, known before any work."""
+
+    training_images: int
+    evaluation_images: int
+    file_bytes: int
+
+    @property
+    def total_images(self) -> int:
+        return self.training_images + self.evaluation_images
+
+    def line(self, out: Path) -> str:
+        text = (
+            f"{out}: will render {self.total_images:,} images ({self.training_images:,} training"
+            f" + {self.evaluation_images:,} evaluation), file about {_size(self.file_bytes)}"
+        )
+        if self.evaluation_images > 10 * self.training_images:
+            text += (
+                "; the evaluation sets dominate: --eval-preset quick, tiny or none renders fewer"
+            )
+        return text
+
+
+def estimate(spec: DatasetSpec) -> Estimate:
+    """Images to render and an approximate file size (upper end), computed from the spec alone."""
+    evaluation = spec.evaluation.total_images
+    total = spec.n + evaluation
+    raw = spec.image_size * spec.image_size * spec.channels
+    ratio = _gzip_ratio(spec.renderer, spec.factors) if spec.compression == "gzip" else 1.0
+    per_image = raw * ratio * ESTIMATE_MARGIN + 4 * spec.factors  # pixels, float32 factors
+    return Estimate(spec.n, evaluation, int(total * per_image) + 100_000)
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    raise AssertionError  # pragma: no cover
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _folder_bytes(folder: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    except OSError:
+        return 0
+
+
+def _check_free_space(est: Estimate, out: Path, parts: Path) -> None:
+    """Refuse up front when the disk cannot hold the saved chunks and the assembled file."""
+    folder = _existing_ancestor(out.parent)
+    free = shutil.disk_usage(folder).free
+    saved = _folder_bytes(parts) if parts.is_dir() else 0
+    needed = max(0, 2 * est.file_bytes - saved)
+    if free < needed:
+        raise SpecError(
+            f"not enough free disk space in {folder}: this build needs about {_size(needed)} "
+            f"(its chunks are saved, then assembled into a {_size(est.file_bytes)} file), "
+            f"{_size(free)} free; free space, choose another --out, or render fewer images "
+            "(--n, --eval-preset)"
+        )
+
+
+def _is_disk_full(exc: OSError) -> bool:
+    text = str(exc)
+    return (
+        exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or "errno = 28" in text
+    )
+
+
+@contextlib.contextmanager
+def _io_errors(out: Path, parts: Path) -> Iterator[None]:
+    """Turn the build's file-system failures into one line naming the folder and the cause."""
+    try:
+        yield
+    except OSError as exc:
+        folder = out.parent.absolute()
+        if _is_disk_full(exc):
+            kept = len(list(parts.glob("*.chunk"))) if parts.is_dir() else 0
+            raise BuildError(
+                f"out of disk space in {folder} while building {out.name}; free some space and "
+                f"run the same command again to resume ({kept} finished chunks are kept in "
+                f"{parts.name}), or build to another --out"
+            ) from None
+        if exc.errno is None:
+            raise
+        where = quote(str(exc.filename)) if exc.filename else str(folder)
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+            raise SpecError(
+                f"--out {quote(str(out))}: a folder on its path is a file ({where}); "
+                "allowed: a file path whose parent folders are folders or can be created"
+            ) from None
+        advice = (
+            "choose a folder you can write to"
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+            else "choose another --out"
+        )
+        raise SpecError(
+            f"--out {quote(str(out))}: cannot write {where}: {exc.strerror}; {advice}"
+        ) from None
+
+
+@contextlib.contextmanager
+def build_lock(out: Path) -> Iterator[None]:
+    """Hold ``OUT.lock`` (an exclusive ``flock``) for a whole build of ``out``.
+
+    A second build of the same file fails at once with a line naming the process that holds it.
+    The kernel drops the lock when its holder dies, even by SIGKILL, so a killed build never
+    blocks the next one; the file is removed on release (the inode check makes that safe against
+    a process that opened the old file just before).
+    """
+    lock = out.with_name(out.name + ".lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SpritegenError(
+                f"{out} is being built by another process (pid {holder}); wait for it to "
+                "finish, or build to another --out"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file after we opened it: try again
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def _check_saved_chunks(spec: DatasetSpec, tasks: list[ChunkTask], parts: Path) -> list[str]:
+    """Names of saved chunks that fail their stored hash (they are deleted, to be re-rendered).
+
+    A saved chunk is ``sha256(raw rows) + stored bytes``; it is inflated and hashed again, so a
+    chunk changed on disk between a killed build and its resume is never assembled into a file
+    flagged complete. zlib and hashlib release the GIL, so threads check chunks in parallel.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    row_bytes = spec.image_size * spec.image_size * spec.channels
+    full = spec.chunk_images * row_bytes
+
+    def bad(task: ChunkTask) -> bool:
+        path = parts / task.name
+        try:
+            blob = path.read_bytes()
+            stored = blob[32:]
+            raw = zlib.decompress(stored) if spec.compression == "gzip" else stored
+        except (OSError, zlib.error):
+            return True
+        rows = len(task.factors) * row_bytes
+        return len(raw) != full or hashlib.sha256(raw[:rows]).digest() != blob[:32]
+
+    saved = [t for t in tasks if (parts / t.name).exists()]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        flags = list(pool.map(bad, saved))
+    names = [t.name for t, b in zip(saved, flags) if b]
+    for name in names:
+        (parts / name).unlink(missing_ok=True)
+    return names
 
 
 def build(
@@ -163,23 +363,49 @@ def build(
     force: bool = False,
     progress: bool = True,
     executor: Callable[[Callable, Iterable], Iterable] | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> Path:
     """Render ``spec`` into the HDF5 file ``out`` and return its path.
 
     ``executor(fn, items)``, if given, maps ``render_chunk`` over the chunk tasks elsewhere (e.g.
     ``spritegen.executors.RayExecutor(...).map_ordered``); without it ``workers`` local spawned
     processes render (one renders in this process). Either way the bytes are the same.
+    ``announce``, if given, receives one-line notes: the up-front estimate, re-rendered chunks.
+    Before any work the free disk space is checked against the estimate; while it runs the build
+    holds ``OUT.lock`` so that two builds of one file cannot interleave.
     """
+    out = Path(out)
+    parts = out.with_name(out.name + ".parts")
+    with _io_errors(out, parts):
+        if out.exists() and not force:
+            raise SpecError(f"{out} already exists; pass --force to replace it")
+        est = estimate(spec)
+        if announce:
+            announce(est.line(out))
+        _check_free_space(est, out, parts)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with build_lock(out):
+            if out.exists() and not force:  # another build finished it while we waited
+                raise SpecError(f"{out} already exists; pass --force to replace it")
+            _build_locked(spec, out, parts, workers, force, progress, executor, announce)
+    return out
+
+
+def _build_locked(
+    spec: DatasetSpec,
+    out: Path,
+    parts: Path,
+    workers: int | None,
+    force: bool,
+    progress: bool,
+    executor: Callable[[Callable, Iterable], Iterable] | None,
+    announce: Callable[[str], None] | None,
+) -> None:
     from tqdm import tqdm
 
-    out = Path(out)
-    if out.exists() and not force:
-        raise SpecError(f"{out} already exists; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     plan = plan_build(spec)
     tasks = _tasks(spec, plan)
-    parts = out.with_name(out.name + ".parts")
     from spritegen.render import renderer_version
 
     manifest = {
@@ -190,6 +416,12 @@ def build(
         "num_chunks": len(tasks),
     }
     _prepare_parts(parts, manifest, force)
+    bad = _check_saved_chunks(spec, tasks, parts)
+    if bad and announce:
+        announce(
+            f"{parts}: {len(bad)} saved chunk(s) failed their checksum ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); rendering them again"
+        )
     todo = [t for t in tasks if not (parts / t.name).exists()]
     done_images = plan.total_images - sum(len(t.factors) for t in todo)
     with tqdm(
@@ -209,17 +441,15 @@ def build(
             executor = local.map_ordered
         try:
             for name, digest, stored in executor(render_chunk, todo):
-                _write_atomic(parts / name, digest + stored)
+                write_bytes_atomic(parts / name, digest + stored, fsync=False)
                 bar.update(rows[name])
         finally:
             if local is not None:
                 local.close()
     renderer_info = _renderer_for(tasks[0]).info() if tasks else {}
-    partial = out.with_name(out.name + ".partial")
-    _assemble(spec, plan, tasks, parts, partial, renderer_info, progress)
-    os.replace(partial, out)
+    with atomic_path(out) as partial:  # fsynced, then renamed; removed on any failure
+        _assemble(spec, plan, tasks, parts, partial, renderer_info, progress)
     shutil.rmtree(parts)
-    return out
 
 
 def _string_array(values: Iterable[str]):
@@ -309,8 +539,6 @@ def _assemble(
         f.attrs["content_sha256"] = digest
         f.attrs["dataset_id"] = digest[:12]
         f.attrs["complete"] = True
-    with open(partial, "rb+") as fh:
-        os.fsync(fh.fileno())
 
 
 def _write_metadata(f, spec: DatasetSpec) -> None:

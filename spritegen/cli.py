@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from spritegen.clitools import run_cli
-from spritegen.errors import SpecError
-from spritegen.factors import NUM_ALL_FACTORS
+from spritegen.errors import SpecError, quote
+from spritegen.factors import MAX_FACTORS, MIN_FACTORS, NUM_FACTORS_RANGE
 from spritegen.render import RENDERER_KINDS
 from spritegen.spec import EVAL_PRESETS
 
@@ -31,21 +31,41 @@ def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):
     from spritegen.spec import default_spec, load_spec, with_overrides
 
     if (spec_path is None) == (factors is None):
-        raise SpecError("give either a SPEC file or --factors K (1..7), not both and not neither")
+        raise SpecError(
+            f"give either a SPEC file or --factors K ({NUM_FACTORS_RANGE}), "
+            "not both and not neither"
+        )
     if spec_path is not None:
         spec = load_spec(spec_path, overrides)
         name = spec.name or Path(spec_path).stem
     else:
+        assert factors is not None  # exactly one of the two was given
         spec = with_overrides(default_spec(factors, overrides.pop("renderer", None)), overrides)
         name = spec.name
     return spec, name
+
+
+def _check_plain_name(name: str) -> None:
+    """Without --out the file is NAME.h5 in the current folder: NAME must be a plain file name."""
+    bad = (
+        "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or any(ord(c) < 32 for c in name)
+        or len(name) > 200
+    )
+    if bad:
+        raise SpecError(
+            f"spec field 'name': got {quote(name)}; allowed without --out: a plain file name "
+            "(no path separator, not starting with '.', at most 200 characters); or pass --out"
+        )
 
 
 @cli.command()
 @click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "--factors",
-    type=click.IntRange(1, NUM_ALL_FACTORS),
+    type=click.IntRange(MIN_FACTORS, MAX_FACTORS),
     help="Use the study's spec with the first K factors.",
 )
 @click.option("--renderer", type=click.Choice(RENDERER_KINDS), help="2d (cairo) or 3d (pyrender).")
@@ -113,6 +133,8 @@ def build(
         "eval_preset": eval_preset,
     }
     spec, name = resolve_spec(spec_path, factors, overrides)
+    if not out:
+        _check_plain_name(name)
     out_path = Path(out) if out else Path(f"{name or 'dataset'}.h5")
     if address and executor != "ray":
         raise SpecError("--address is for --executor ray")
@@ -122,7 +144,13 @@ def build(
 
         remote = make_executor("ray", address=address).map_ordered
     path = run_build(
-        spec, out_path, workers=workers, executor=remote, force=force, progress=not quiet
+        spec,
+        out_path,
+        workers=workers,
+        executor=remote,
+        force=force,
+        progress=not quiet,
+        announce=click.echo,
     )
     click.echo(
         f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, {spec.n} images, "

@@ -31,7 +31,7 @@ class UserError(click.ClickException):
     def __init__(self, message: str, prog: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.prog = prog
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares a class default
 
     def show(self, file: IO | None = None) -> None:
         click.echo(f"{self.prog}: error: {self.format_message()}", err=True, file=file)
@@ -56,6 +56,11 @@ def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo(f"{prog_name}: interrupted; run the same command again to resume", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line, like every other error; the help is one flag away
+        command = exc.ctx.command_path if exc.ctx is not None else prog_name
+        message = " ".join(exc.format_message().split())
+        click.echo(f"{prog_name}: error: {message} (see '{command} --help')", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -12,24 +12,33 @@ import json
 import os
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spritegen.errors import DatasetError
+from spritegen.errors import DatasetError, quote
+
+if TYPE_CHECKING:
+    import h5py
 
 FORMAT_NAME = "spritegen-dataset"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+#: 2 added the i.i.d. sample sets /eval/random/{train,eval}; version-1 files stay readable.
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 
-def open_dataset(path: str | Path, require_complete: bool = True):
+def open_dataset(path: str | os.PathLike[str], require_complete: bool = True) -> h5py.File:
     """Open a dataset read-only after checking its format, version and completion flag."""
     import h5py
 
     path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path}: no such file")
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise DatasetError(f"{quote(str(path))}: {exc.strerror}") from None
+    if not found:
+        what = "a folder, not a dataset file" if path.is_dir() else "no such file"
+        raise DatasetError(f"{path}: {what}")
     try:
         f = h5py.File(path, "r")
     except OSError:
@@ -40,14 +49,14 @@ def open_dataset(path: str | Path, require_complete: bool = True):
             fmt = fmt.decode()
         if fmt != FORMAT_NAME:
             raise DatasetError(
-                f"{path}: not a spritegen dataset (attribute 'format' is {fmt!r}, expected "
+                f"{path}: not a spritegen dataset (attribute 'format' is {quote(fmt)}, expected "
                 f"{FORMAT_NAME!r}); for dSprites or 3dshapes use --data dsprites:PATH or "
                 f"3dshapes:PATH"
             )
-        version = int(f.attrs.get("format_version", -1))
-        if version not in SUPPORTED_VERSIONS:
+        version = f.attrs.get("format_version", None)
+        if not _is_int(version) or int(version) not in SUPPORTED_VERSIONS:
             raise DatasetError(
-                f"{path}: format version {version} is not supported by this "
+                f"{path}: format version {quote(_plain(version))} is not supported by this "
                 f"spritegen (reads {', '.join(map(str, SUPPORTED_VERSIONS))})"
             )
         if require_complete and not bool(f.attrs.get("complete", False)):
@@ -58,10 +67,86 @@ def open_dataset(path: str | Path, require_complete: bool = True):
         for name in ("images", "factors"):
             if name not in f:
                 raise DatasetError(f"{path}: dataset '/{name}' is missing")
+        if require_complete:
+            _check_structure(path, f)
     except BaseException:
         f.close()
         raise
     return f
+
+
+#: What every complete file holds besides /images and /factors (docs/format.md); checked on
+#: open so that ``info``, ``verify``, ``show`` and training never meet a half-formed file.
+REQUIRED_ATTRS = (
+    "spec",
+    "dataset_id",
+    "content_sha256",
+    "renderer",
+    "seed",
+    "package_version",
+    "renderer_info",
+    "library_versions",
+)
+REQUIRED_DATASETS = (
+    "checksums/images",
+    "metadata/factor_names",
+    "metadata/factor_kinds",
+    "metadata/factor_low",
+    "metadata/factor_high",
+    "metadata/class_names/shape",
+    "metadata/inactive_factor_names",
+    "metadata/inactive_factor_values",
+)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_structure(path: Path, f) -> None:
+    import h5py
+
+    for key in REQUIRED_ATTRS:
+        if key not in f.attrs:
+            raise DatasetError(
+                f"{path}: attribute '{key}' is missing; not a complete file written by "
+                "'spritegen build' (rebuild it)"
+            )
+    for key in ("renderer_info", "library_versions"):
+        try:
+            value = json.loads(_plain(f.attrs[key]))
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, dict):
+            raise DatasetError(f"{path}: attribute '{key}' is not a JSON object; rebuild the file")
+    from spritegen.evalsets import IMAGE_SET_PATHS
+
+    present = [f"checksums/{p}" for p in IMAGE_SET_PATHS if p in f]
+    for name in REQUIRED_DATASETS + tuple(present):
+        if not isinstance(f.get(name), h5py.Dataset):
+            raise DatasetError(
+                f"{path}: dataset '/{name}' is missing; not a complete file written by "
+                "'spritegen build' (rebuild it)"
+            )
+    for name in present:
+        if f[name].ndim != 2 or f[name].shape[1] != 32:
+            raise DatasetError(
+                f"{path}: dataset '/{name}' has shape {f[name].shape}; expected (chunks, 32) "
+                "SHA-256 digests (rebuild the file)"
+            )
+    k = f["factors"].shape[1] if f["factors"].ndim == 2 else -1
+    for name in ("factor_names", "factor_kinds", "factor_low", "factor_high"):
+        if f[f"metadata/{name}"].shape != (k,):
+            raise DatasetError(
+                f"{path}: dataset '/metadata/{name}' has shape {f[f'metadata/{name}'].shape}; "
+                f"expected one entry per factor column of /factors ({k})"
+            )
 
 
 def read_attrs(f) -> dict[str, Any]:

@@ -19,8 +19,45 @@ class DatasetError(SpritegenError):
     """A file is not a complete spritegen dataset of a supported version, or is corrupt."""
 
 
-def quote(value: object, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters: a message never quotes a huge value whole
-    (a YAML alias bomb once made an 800 MB error line)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+class BuildError(SpritegenError):
+    """A build that was given good input could not finish (disk full, another build running)."""
+
+    exit_code = 1
+
+
+def quote(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for quoting user input in an error line.
+
+    Every message that echoes a value goes through here, so a huge or deeply nested value (a YAML
+    alias bomb once made an 800 MB error line) can never turn one error line into megabytes; the
+    repr is built piecewise and stops at the limit, so it costs no more than the limit either.
+    """
+    text = _bounded_repr(value, limit + 1)
+    if len(text) > limit:
+        return text[: max(0, limit - 3)] + "..."
+    return text
+
+
+def _bounded_repr(value: object, limit: int) -> str:
+    """repr that stops once ``limit`` characters are produced, even for huge nested values."""
+    if isinstance(value, (list, tuple, dict, set)):
+        brackets = (
+            "{}" if isinstance(value, (dict, set)) else "()" if isinstance(value, tuple) else "[]"
+        )
+        open_, close = brackets[0], brackets[1]
+        items = value.items() if isinstance(value, dict) else value
+        out = open_
+        for i, item in enumerate(items):
+            if i:
+                out += ", "
+            if isinstance(value, dict):
+                key, val = item
+                out += _bounded_repr(key, limit) + ": " + _bounded_repr(val, limit)
+            else:
+                out += _bounded_repr(item, limit)
+            if len(out) > limit:
+                return out
+        return out + close
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        value = value[:limit]
+    return repr(value)

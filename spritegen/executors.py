@@ -11,14 +11,20 @@ made (it is the optional extra ``spritegen[ray]``).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol, TypeVar
 
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, quote
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,12 +40,72 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker end when the process that started it ends, however it ends.
+
+    A SIGKILLed parent runs no cleanup, so its workers would live on rendering for nobody. On
+    Linux the kernel sends SIGKILL to the worker when the parent dies (``PR_SET_PDEATHSIG``);
+    elsewhere, or as a second line, a daemon thread polls ``os.getppid()``.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def worker_init(parent_pid: int) -> None:
+    """Pool worker start: die with the parent, and leave Ctrl-C to the parent.
+
+    A terminal's Ctrl-C reaches every process of the foreground group; only the parent should act
+    on it (stop, report one line, exit 130), not print a KeyboardInterrupt traceback per worker.
+    SIGINT stays blocked from spawn (see ``sigint_blocked``) until it is ignored here. Any
+    process pool of the project can use it:
+    ``ProcessPoolExecutor(..., initializer=worker_init, initargs=(os.getpid(),))``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _die_with_parent(parent_pid)
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while worker processes may be spawned.
+
+    A spawned child inherits the blocked mask, so a Ctrl-C arriving while it still imports stays
+    pending until its initializer ignores it; here the signal is delivered when unblocked.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class LocalExecutor:
     """A pool of ``workers`` spawned processes; ``workers=1`` runs inline in this process.
 
     Spawn (not fork) so that workers start clean: no inherited threads, OpenGL contexts or
     torch state. At most ``window`` items are in flight, so results of a long map are not all held
-    in memory at once.
+    in memory at once. Workers die with this process (even after SIGKILL) and ignore Ctrl-C,
+    which this process handles.
     """
 
     def __init__(self, workers: int | None = None, window: int | None = None) -> None:
@@ -54,7 +120,10 @@ class LocalExecutor:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker_init,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
@@ -66,7 +135,8 @@ class LocalExecutor:
         pool = self._get_pool()
         pending: deque[Future] = deque()
         for item in items:
-            pending.append(pool.submit(fn, item))
+            with sigint_blocked():  # submit may spawn a worker
+                pending.append(pool.submit(fn, item))
             if len(pending) >= self.window:
                 yield pending.popleft().result()
         while pending:
@@ -167,4 +237,4 @@ def make_executor(
         return LocalExecutor(workers=workers, **kwargs)
     if kind == "ray":
         return RayExecutor(address=address, **kwargs)
-    raise SpecError(f"executor: must be one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}")
+    raise SpecError(f"executor: must be one of {', '.join(EXECUTOR_KINDS)}, got {quote(kind)}")

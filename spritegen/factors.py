@@ -9,6 +9,7 @@ agree on what column k of a factor array means.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,6 +98,18 @@ FACTORS: tuple[Factor, ...] = (
 )
 FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in FACTORS)
 NUM_ALL_FACTORS = len(FACTORS)
+#: Bounds of K, the number of factors a dataset varies (the first K of FACTORS): the one place
+#: they are written; the spec, the CLIs and the benchmark's run and sweep checks read them here.
+MIN_FACTORS = 1
+MAX_FACTORS = NUM_ALL_FACTORS
+NUM_FACTORS_RANGE = f"{MIN_FACTORS}..{MAX_FACTORS}"
+
+
+def is_num_factors(k: object) -> bool:
+    """Whether ``k`` is a valid K: an int (not a bool) in ``MIN_FACTORS..MAX_FACTORS``."""
+    return isinstance(k, int) and not isinstance(k, bool) and MIN_FACTORS <= k <= MAX_FACTORS
+
+
 HUE_INDEX = FACTOR_NAMES.index("hue")
 SHAPE_INDEX = FACTOR_NAMES.index("shape")
 
@@ -121,8 +134,8 @@ class FactorSpace:
     )
 
     def __post_init__(self) -> None:
-        if not 1 <= self.num_active <= NUM_ALL_FACTORS:
-            raise ValueError(f"num_active must be in 1..{NUM_ALL_FACTORS}, got {self.num_active}")
+        if not is_num_factors(self.num_active):
+            raise ValueError(f"num_active must be in {NUM_FACTORS_RANGE}, got {self.num_active}")
         if len(self.fixed) != NUM_ALL_FACTORS:
             raise ValueError(f"fixed must have {NUM_ALL_FACTORS} values")
 
@@ -182,11 +195,44 @@ class FactorSpace:
         return full
 
 
-def as_class_indices(factors: np.ndarray, sizes, names) -> np.ndarray:
+def check_class_indices(
+    column: np.ndarray, num_classes: int, name: str, class_names: Sequence[str] = ()
+) -> np.ndarray:
+    """One factor's class (or grid) indices as int64, or a ValueError naming the factor.
+
+    The one check of categorical values, shared by the oracle, the renderers, the grid datasets
+    and the discretising adapter: a float that is not a whole number, a NaN or an index out of
+    range is refused rather than rounded or wrapped into some class. ``class_names``, when
+    given, are listed in the message.
+    """
+    col = np.asarray(column)
+    if col.dtype.kind == "f":
+        finite = np.isfinite(col)
+        idx = np.where(finite, np.rint(np.where(finite, col, 0)), 0).astype(np.int64)
+        bad = ~finite | (idx != col)
+        if bad.any():
+            raise ValueError(
+                f"factors are indices and must be whole numbers; factor {name!r} got "
+                f"{float(col[bad][0])}"
+            )
+    else:
+        idx = col.astype(np.int64)
+    out = (idx < 0) | (idx >= num_classes)
+    if out.any():
+        named = ", ".join(f"{i} {c}" for i, c in enumerate(class_names))
+        raise ValueError(
+            f"index of factor {name!r} must be in 0..{num_classes - 1}"
+            f"{f' ({named})' if named else ''}, got {int(idx[out][0])}"
+        )
+    return idx
+
+
+def as_class_indices(
+    factors: np.ndarray, sizes: Sequence[int] | np.ndarray, names: Sequence[str]
+) -> np.ndarray:
     """Validate an (n, K) array of class/grid indices against ``sizes``; return it as int64.
 
-    Grid datasets and the discretising adapter address factors by index; a float that is not a
-    whole number, a NaN or an index out of range gets a message naming the factor.
+    Grid datasets and the discretising adapter address every factor by index.
     """
     f = np.asarray(factors)
     sizes = np.asarray(sizes, dtype=np.int64)
@@ -194,13 +240,7 @@ def as_class_indices(factors: np.ndarray, sizes, names) -> np.ndarray:
         raise ValueError(
             f"factors must have shape (n, {len(sizes)}) ({', '.join(names)}), got {f.shape}"
         )
-    idx = np.rint(f).astype(np.int64) if f.dtype.kind == "f" else f.astype(np.int64)
-    if f.dtype.kind == "f" and (not np.all(np.isfinite(f)) or np.any(idx != f)):
-        raise ValueError("factors are indices and must be whole numbers")
-    bad = (idx < 0) | (idx >= sizes)
-    if bad.any():
-        k = int(np.argwhere(bad)[0][1])
-        raise ValueError(
-            f"index of factor {names[k]!r} must be in 0..{sizes[k] - 1}, got {int(idx[bad][0])}"
-        )
+    idx = np.empty(f.shape, dtype=np.int64)
+    for k in range(f.shape[1]):
+        idx[:, k] = check_class_indices(f[:, k], int(sizes[k]), names[k])
     return idx

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from spritegen.errors import DatasetError, SpecError
-from spritegen.factors import FactorSpace
+from spritegen.factors import FactorSpace, check_class_indices
 from spritegen.spec import DatasetSpec, parse_spec_text
 
 
@@ -38,7 +38,9 @@ class Oracle:
 
         with open_dataset(path) as f:
             text = f.attrs["spec"]
-        text = text.decode() if isinstance(text, bytes) else text
+        text = text.decode(errors="replace") if isinstance(text, bytes) else text
+        if not isinstance(text, str):
+            raise DatasetError(f"{path}: its stored spec (attribute 'spec') is not text")
         try:
             return cls(parse_spec_text(text, source=f"{path} (stored spec)"))
         except SpecError as exc:
@@ -85,11 +87,7 @@ class Oracle:
             raise ValueError("factors contain NaN or infinite values")
         for k, f in enumerate(self.space.factors):
             if f.kind == "categorical":
-                col = factors[:, k]
-                if (col != np.round(col)).any() or col.min() < 0 or col.max() >= f.num_classes:
-                    raise ValueError(
-                        f"factor {f.name!r} takes class indices 0..{f.num_classes - 1}"
-                    )
+                check_class_indices(factors[:, k], f.num_classes, f.name)
         return self.renderer.render(self.space.expand(factors))
 
     @property

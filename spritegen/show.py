@@ -7,12 +7,15 @@ at one stored sample's values: if the row changes more than its label says, the 
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 
 import numpy as np
 
+from spritegen.atomic import atomic_path
 from spritegen.datafile import open_dataset, read_strings
+from spritegen.errors import SpecError, quote
 
 LABEL_WIDTH = 90
 PAD = 2
@@ -37,7 +40,12 @@ def save_grid(
         for col in range(cols):
             y, x = PAD + r * (th + PAD), left + PAD + col * (tw + PAD)
             canvas[y : y + th, x : x + tw, :3] = rgb[r, col][..., ::-1]  # cairo wants B, G, R, A
-    surface = cairo.ImageSurface.create_for_data(canvas, cairo.FORMAT_ARGB32, width, height)
+    surface = cairo.ImageSurface.create_for_data(
+        canvas,  # type: ignore[arg-type]  # any writable buffer; the stub lists only a few
+        cairo.FORMAT_ARGB32,
+        width,
+        height,
+    )
     if labels:
         ctx = cairo.Context(surface)
         ctx.set_source_rgb(1, 1, 1)
@@ -47,8 +55,15 @@ def save_grid(
             ctx.move_to(4, PAD + r * (th + PAD) + th / 2 + 4)
             ctx.show_text(text)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    surface.write_to_png(str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as fh:
+            surface.write_to_png(fh)
+    except OSError as exc:
+        reason = "a folder on its path is a file" if exc.errno == errno.EEXIST else exc.strerror
+        raise SpecError(
+            f"--out {quote(str(path))}: cannot write the picture ({reason}); choose another --out"
+        ) from None
     return path
 
 

@@ -16,15 +16,27 @@ from typing import Any
 
 import yaml
 
-from spritegen.errors import SpecError
-from spritegen.factors import FACTOR_NAMES, FACTORS, NUM_ALL_FACTORS, FactorSpace
+from spritegen.errors import SpecError, quote
+from spritegen.factors import (
+    FACTOR_NAMES,
+    FACTORS,
+    MAX_FACTORS,
+    MIN_FACTORS,
+    NUM_ALL_FACTORS,
+    NUM_FACTORS_RANGE,
+    FactorSpace,
+)
 from spritegen.render import RENDERER_KINDS, channels_for
 
 SPEC_FORMAT = "spritegen-spec/1"
 COMPRESSIONS = ("gzip", "none")
+#: A spec is a short text file; anything longer is a mistake (or an attack on the parser).
+MAX_SPEC_BYTES = 1_000_000
 
 #: Sizes of the oracle's evaluation sets. "full" is disentanglement_lib's published study
 #: configuration; "quick" is for scoring every epoch; "none" stores no evaluation sets.
+#: ``random_train`` / ``random_eval``: i.i.d. random images with their factors (MIG, DCI, SAP,
+#: modularity; disentanglement_lib's num_train / num_test), stored from format version 2 on.
 EVAL_PRESETS: dict[str, dict[str, int]] = {
     "full": {
         "batch_size": 64,
@@ -33,6 +45,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 5_000,
         "higgins_train": 10_000,
         "higgins_eval": 5_000,
+        "random_train": 10_000,
+        "random_eval": 5_000,
     },
     "quick": {
         "batch_size": 64,
@@ -41,6 +55,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 250,
         "higgins_train": 500,
         "higgins_eval": 250,
+        "random_train": 2_000,
+        "random_eval": 1_000,
     },
     "tiny": {
         "batch_size": 16,
@@ -49,6 +65,8 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 40,
         "higgins_train": 60,
         "higgins_eval": 40,
+        "random_train": 300,
+        "random_eval": 200,
     },
     "none": {
         "batch_size": 64,
@@ -57,9 +75,13 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
         "kim_mnih_eval": 0,
         "higgins_train": 0,
         "higgins_eval": 0,
+        "random_train": 0,
+        "random_eval": 0,
     },
 }
 EVAL_SIZE_KEYS = tuple(EVAL_PRESETS["full"])
+#: What a spec without an ``evaluation`` section gets.
+DEFAULT_EVAL_PRESET = "full"
 
 #: Thesis section 3.2: one million images per dataset.
 THESIS_NUM_IMAGES = 1_000_000
@@ -67,12 +89,20 @@ THESIS_NUM_IMAGES = 1_000_000
 
 @dataclass(frozen=True)
 class EvalSizes:
-    batch_size: int = 64
-    variance: int = 10_000
-    kim_mnih_train: int = 10_000
-    kim_mnih_eval: int = 5_000
-    higgins_train: int = 10_000
-    higgins_eval: int = 5_000
+    """Sizes of a file's evaluation sets (the fields of ``EVAL_PRESETS``' entries)."""
+
+    batch_size: int
+    variance: int
+    kim_mnih_train: int
+    kim_mnih_eval: int
+    higgins_train: int
+    higgins_eval: int
+    random_train: int
+    random_eval: int
+
+    @classmethod
+    def preset(cls, name: str = DEFAULT_EVAL_PRESET) -> EvalSizes:
+        return cls(**EVAL_PRESETS[name])
 
     @property
     def total_images(self) -> int:
@@ -81,6 +111,8 @@ class EvalSizes:
             self.variance
             + L * (self.kim_mnih_train + self.kim_mnih_eval)
             + 2 * L * (self.higgins_train + self.higgins_eval)
+            + self.random_train
+            + self.random_eval
         )
 
 
@@ -97,7 +129,7 @@ class DatasetSpec:
     chunk_images: int = 256
     compression: str = "gzip"
     compression_level: int = 1
-    evaluation: EvalSizes = field(default_factory=EvalSizes)
+    evaluation: EvalSizes = field(default_factory=EvalSizes.preset)
     name: str = ""
 
     @property
@@ -141,7 +173,7 @@ class DatasetSpec:
 
 
 def _fail(field_name: str, value: Any, allowed: str) -> SpecError:
-    return SpecError(f"spec field '{field_name}': got {value!r}; allowed: {allowed}")
+    return SpecError(f"spec field '{field_name}': got {quote(value)}; allowed: {allowed}")
 
 
 def _int(d: Mapping[str, Any], key: str, lo: int, hi: int, where: str = "") -> int:
@@ -157,18 +189,20 @@ def _int(d: Mapping[str, Any], key: str, lo: int, hi: int, where: str = "") -> i
 def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
     for key in d:
         if key not in allowed:
-            raise SpecError(f"spec {where}: unknown field {key!r}; allowed: {', '.join(allowed)}")
+            raise SpecError(
+                f"spec {where}: unknown field {quote(key)}; allowed: {', '.join(allowed)}"
+            )
 
 
 def _eval_sizes(raw: Any) -> EvalSizes:
     if raw is None:
-        return EvalSizes()
+        return EvalSizes.preset()
     if isinstance(raw, str):
         raw = {"preset": raw}
     if not isinstance(raw, Mapping):
         raise _fail("evaluation", raw, f"a preset name ({', '.join(EVAL_PRESETS)}) or a mapping")
     _check_keys(raw, ("preset",) + EVAL_SIZE_KEYS, "section 'evaluation'")
-    preset = raw.get("preset", "full")
+    preset = raw.get("preset", DEFAULT_EVAL_PRESET)
     if preset not in EVAL_PRESETS:
         raise _fail("evaluation.preset", preset, ", ".join(EVAL_PRESETS))
     sizes = dict(EVAL_PRESETS[preset])
@@ -200,9 +234,9 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
         raise _fail("format", raw["format"], SPEC_FORMAT)
     if "factors" not in raw:
         raise SpecError(
-            f"spec field 'factors' is missing; allowed: an integer in 1..{NUM_ALL_FACTORS}"
+            f"spec field 'factors' is missing; allowed: an integer in {NUM_FACTORS_RANGE}"
         )
-    factors = _int(raw, "factors", 1, NUM_ALL_FACTORS)
+    factors = _int(raw, "factors", MIN_FACTORS, MAX_FACTORS)
     renderer = raw.get("renderer", "3d" if factors == NUM_ALL_FACTORS else "2d")
     if renderer not in RENDERER_KINDS:
         raise _fail("renderer", renderer, ", ".join(RENDERER_KINDS))
@@ -271,25 +305,95 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     return DatasetSpec(**values)
 
 
-def parse_spec_text(text: str, source: str = "spec") -> DatasetSpec:
+class _SpecLoader(yaml.SafeLoader):
+    """YAML's safe loader, stricter: no duplicate keys, no anchors or aliases.
+
+    A duplicate key would otherwise silently keep the last value; aliases are what a "billion
+    laughs" bomb is made of, and a dataset spec has no use for them.
+    """
+
+    source = "spec"
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise SpecError(
+                f"{self.source}: line {event.start_mark.line + 1}: YAML anchors and aliases "
+                "(&name, *name) are not allowed in a spec; write the value out"
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                    if first is None:
+                        seen[key] = line
+                        continue
+                except TypeError:  # an unhashable key: the base loader explains it
+                    continue
+                raise SpecError(
+                    f"{self.source}: line {line}: duplicate key {quote(key)} (first given "
+                    f"at line {first}); give each field once"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_strict(text: str, source: str = "spec") -> Any:
+    """Parse YAML like ``yaml.safe_load`` but refuse duplicate keys, anchors and aliases."""
+    loader = _SpecLoader(text)
+    loader.source = source
     try:
-        raw = yaml.safe_load(text)
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def parse_spec_text(text: str, source: str = "spec") -> DatasetSpec:
+    """Parse and validate a spec's YAML text; ``source`` names it in error messages."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"{quote(source)}: {len(text):,} characters is too long for a spec (at most "
+            f"{MAX_SPEC_BYTES:,})"
+        )
+    try:
+        raw = load_yaml_strict(text, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(
-            f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
-        ) from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{source}: not valid YAML{where}: {problem[:200]}") from None
     return spec_from_mapping(raw)
 
 
 def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> DatasetSpec:
-    """Read a YAML spec file and apply flag overrides (flat keys as in ``with_overrides``)."""
+    """Read a YAML spec file and apply flag overrides (flat keys as in ``with_overrides``).
+
+    The file must be UTF-8 text of at most ``MAX_SPEC_BYTES``: a dataset file or other binary
+    given by mistake is named as such instead of failing somewhere inside the YAML parser.
+    """
     path = Path(path)
+    name = quote(str(path))
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
-        raise SpecError(f"cannot read spec file {str(path)!r}: {exc.strerror}") from None
+        raise SpecError(f"cannot read spec file {name}: {exc.strerror}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"spec file {name} is larger than {MAX_SPEC_BYTES:,} bytes; a spec is a short YAML "
+            "text file"
+        )
+    if b"\0" in data:
+        raise SpecError(f"spec file {name} is a binary file, not a YAML text spec")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"spec file {name} is not UTF-8 text; a spec is a YAML text file") from None
     spec = parse_spec_text(text, source=str(path))
     return with_overrides(spec, overrides or {})
 
@@ -316,7 +420,7 @@ def with_overrides(spec: DatasetSpec, overrides: Mapping[str, Any]) -> DatasetSp
         elif key in ("n", "seed", "renderer", "image_size", "factors", "name"):
             raw[key] = value
         else:
-            raise SpecError(f"unknown override {key!r}")
+            raise SpecError(f"unknown override {quote(key)}")
     if "factors" in overrides:  # factors that become active lose their fixed values
         active = (
             FACTOR_NAMES[: int(overrides["factors"])]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from torch.utils.data import Dataset
 
 from spritegen.datafile import open_dataset, read_training_set
 from spritegen.errors import DatasetError
+
+if TYPE_CHECKING:
+    import h5py
 
 
 class SpritegenDataset(Dataset):
@@ -49,7 +52,7 @@ class SpritegenDataset(Dataset):
         self.transform = transform
         self.target_transform = target_transform
         self.in_memory = in_memory
-        self._file = None
+        self._file: h5py.File | None = None
         if in_memory:
             images, factors = read_training_set(self.path)
             self.images = torch.from_numpy(np.ascontiguousarray(images))
@@ -67,9 +70,10 @@ class SpritegenDataset(Dataset):
             return self.images[index], self.factors[index]
         if self._file is None:  # opened here so each DataLoader worker has its own handle
             self._file = open_dataset(self.path)
+        f = self._file
         return (
-            torch.from_numpy(self._file["images"][index]),
-            torch.from_numpy(np.asarray(self._file["factors"][index], dtype=np.float32)),
+            torch.from_numpy(f["images"][index]),
+            torch.from_numpy(np.asarray(f["factors"][index], dtype=np.float32)),
         )
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:

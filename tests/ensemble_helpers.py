@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from benchmark.models.vae import BetaVAE
 
 
@@ -31,7 +33,16 @@ class Explodes(BetaVAE):
 
 
 class WithAuxiliary(BetaVAE):
-    """A beta-VAE announcing an auxiliary optimiser (the hook FactorVAE-like models offer)."""
+    """A beta-VAE with an auxiliary objective (as FactorVAE's discriminator): a second optimiser
+    that fits a scalar to the first latent mean."""
 
-    def auxiliary_step(self, *args, **kwargs):
-        return {}
+    def __init__(self, image_shape, latent_dim=10, beta=None):
+        super().__init__(image_shape, latent_dim, beta=beta)
+        self.offset = torch.nn.Parameter(torch.zeros(()))
+
+    def make_auxiliary_optimizer(self):
+        return torch.optim.SGD([self.offset], lr=0.01)
+
+    def auxiliary_loss(self, x, *, step, generator):
+        mu = self.encode(x)[0].detach()
+        return {"auxiliary_loss": (mu[:, 0].mean() - self.offset) ** 2}

@@ -56,13 +56,13 @@ class RecordingOracle:
         self.oracle = oracle
         self.lookup = lookup
         self.num_factors = oracle.num_factors
+        self.factor_names = oracle.factor_names
+        self.factors_num_classes = oracle.factors_num_classes
+        self.observation_shape = oracle.observation_shape
         self.render_calls = 0
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.oracle.sample_factors(n, rng)
-
-    def sample_column(self, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.oracle.sample_column(k, n, rng)
 
     def render(self, factors: np.ndarray) -> np.ndarray:
         self.render_calls += 1
@@ -81,6 +81,7 @@ def lookup_from_file(path) -> FactorLookup:
         pairs.append((f"eval/kim_mnih/{split}", "images", "factors"))
         pairs.append((f"eval/higgins/{split}", "images_a", "factors_a"))
         pairs.append((f"eval/higgins/{split}", "images_b", "factors_b"))
+        pairs.append((f"eval/random/{split}", "images", "factors"))
     with h5py.File(path, "r") as f:
         for group, images, factors in pairs:
             if group in f:

@@ -103,6 +103,9 @@ class _SpaceOnly:
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.space.sample(n, rng)
 
+    def render(self, factors: np.ndarray) -> np.ndarray:
+        raise AssertionError("these tests never render")
+
 
 def test_continuous_factors_are_binned() -> None:
     data = GroundTruthAdapter(_SpaceOnly(5), bins=[10, 10, 4, 99, 8])

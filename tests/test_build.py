@@ -253,6 +253,32 @@ def test_spritegen_never_loads_torch_or_benchmark():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+# Makes `import torch` (and matplotlib) fail in the child, as on a data-only install.
+_NO_BENCH_EXTRA = "import sys; sys.modules['torch'] = sys.modules['matplotlib'] = None; "
+
+
+def test_spritegen_cli_builds_and_verifies_without_torch(tmp_path):
+    out = tmp_path / "k2.h5"
+    for args in (
+        ["build", "--factors", "2", "--n", "40", "--eval-preset", "tiny", "--out", str(out)],
+        ["verify", str(out)],
+        ["info", str(out)],
+    ):
+        code = _NO_BENCH_EXTRA + f"from spritegen.cli import main; main({args!r})"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+def test_bench_without_torch_says_which_extra_to_install():
+    code = _NO_BENCH_EXTRA + "from benchmark.cli import main; main(['models'])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "bench: error: torch is not installed; the benchmark needs the bench extra: "
+        "pip install 'spritegen[bench]'"
+    ]
+
+
 @pytest.mark.ray
 def test_build_on_ray_gives_the_same_bytes(tmp_path):
     pytest.importorskip("ray")

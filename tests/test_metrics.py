@@ -35,6 +35,8 @@ EVAL_SIZES = {
     "kim_mnih_eval": 100,
     "higgins_train": 200,
     "higgins_eval": 100,
+    "random_train": 300,
+    "random_eval": 200,
 }
 
 
@@ -84,7 +86,8 @@ def _standardiser(factors: np.ndarray) -> np.ndarray:
 
 def _scores(source, represent, seed=0):
     km = kim_mnih(source, represent, seed, num_variance=NUM_VARIANCE, **SIZES)
-    hg = higgins(source, represent, seed, **SIZES)
+    # standardised features: the scale-invariant variant, so permuted/rescaled latents score alike
+    hg = higgins(source, represent, seed, features="standardised", **SIZES)
     return km, hg
 
 
@@ -171,9 +174,10 @@ def test_permuting_and_rescaling_latents_changes_nothing(data_file, file_lookup)
 def test_same_seed_same_score_live(live, oracle):
     source, lookup = live
     rep = Transformed(lookup, random_rotation(K, 2))
-    first = evaluate(source, rep, 5, preset=_tiny_preset())
-    again = evaluate(RecordingOracle(oracle, lookup), rep, 5, preset=_tiny_preset())
-    other = evaluate(source, rep, 6, preset=_tiny_preset())
+    old = ("kim_mnih", "higgins")  # the new metrics' seeding: tests/test_metrics_standard.py
+    first = evaluate(source, rep, 5, preset=_tiny_preset(), metrics=old)
+    again = evaluate(RecordingOracle(oracle, lookup), rep, 5, preset=_tiny_preset(), metrics=old)
+    other = evaluate(source, rep, 6, preset=_tiny_preset(), metrics=old)
     keys = ("kim_mnih", "kim_mnih_weighted", "higgins", "kim_mnih_train", "higgins_train")
     assert {k: first[k] for k in keys} == {k: again[k] for k in keys}
     assert first["details"]["kim_mnih"]["votes"] == again["details"]["kim_mnih"]["votes"]
@@ -189,12 +193,16 @@ def _tiny_preset():
 
 def test_evaluate_on_file_uses_stored_sizes_and_ignores_seed(data_file, file_lookup):
     rep = Transformed(file_lookup, random_rotation(K, 1))
-    a = evaluate(data_file, rep, 0, preset="stored")
-    b = evaluate(data_file, rep, 99, preset="stored")
+    a = evaluate(data_file, rep, 0, preset="stored", dci_model="forest")
+    b = evaluate(data_file, rep, 99, preset="stored", dci_model="forest")
     assert a["details"]["preset"]["num_train"] == 200 and a["details"]["preset"]["batch_size"] == L
     assert (a["kim_mnih"], a["higgins"]) == (b["kim_mnih"], b["higgins"])
     for key in ("kim_mnih", "kim_mnih_weighted", "higgins", "read_s", "encode_s", "metric_s"):
         assert key in a
+    assert a["details"]["preset"]["num_samples_train"] == 300
+    for key in ("mig", "dci_disentanglement", "sap", "modularity", "explicitness"):
+        assert a[key] == b[key]
+        assert a["details"]["mig"]["source"]["kind"] == "stored"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +210,8 @@ def test_evaluate_on_file_uses_stored_sizes_and_ignores_seed(data_file, file_loo
 
 
 def test_represent_called_in_large_batches_and_torch_accepted(data_file, file_lookup):
-    torch = pytest.importorskip("torch")
+    import torch
+
     sizes = []
 
     def rep(images):
@@ -307,7 +316,8 @@ def test_stored_source_accepts_open_file(data_file, file_lookup):
 
 
 def test_logistic_matches_the_unique_penalised_optimum():
-    sklearn = pytest.importorskip("sklearn.linear_model")
+    from sklearn import linear_model
+
     from benchmark.metrics import logistic
 
     rng = np.random.default_rng(0)
@@ -315,7 +325,7 @@ def test_logistic_matches_the_unique_penalised_optimum():
     x = rng.normal(size=(600, 6)) + np.eye(4, 6)[y] * rng.uniform(0.1, 3, size=6)
     model = logistic.fit(x * 1000.0, y)
     assert model.converged
-    ref = sklearn.LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(
+    ref = linear_model.LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(
         (x * 1000.0 - model.mean) / model.scale, y
     )
     coef = model.coef - model.coef.mean(axis=1, keepdims=True)  # same gauge as scikit-learn
@@ -340,6 +350,8 @@ def test_bench_score_cli(data_file, capsys):
                 str(data_file),
                 "--represent",
                 "tests.metrics_helpers:constant_representation",
+                "--dci-model",
+                "forest",
                 "--json",
             ]
         )
@@ -347,16 +359,30 @@ def test_bench_score_cli(data_file, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["kim_mnih"] == 0.0 and out["preset"] == "stored"
     assert abs(out["higgins"] - 1 / K) <= 0.12
+    assert out["mig"] == 0.0 and out["modularity"] == 0.0 and out["sap"] == 0.0
 
     with pytest.raises(SystemExit) as exit_:
-        main(["score", str(data_file), "--represent", "tests.metrics_helpers:pixel_mean"])
+        main(
+            [
+                "score",
+                str(data_file),
+                "--represent",
+                "tests.metrics_helpers:pixel_mean",
+                "--dci-model",
+                "forest",
+            ]
+        )
     assert exit_.value.code == 0
-    assert "kim_mnih" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    for key in ("kim_mnih", "higgins_standardised", "mig", "dci_completeness", "explicitness"):
+        assert key in text
+    assert "time" in text
 
     for args, message in [
         (["--represent", "tests.metrics_helpers:nothing_here"], "no attribute"),
         (["--represent", "no_such_module_xyz:f"], "cannot import"),
         (["--represent", "tests.metrics_helpers:pixel_mean", "--preset", "full"], "holds"),
+        (["--represent", "tests.metrics_helpers:pixel_mean", "--metrics", "mig,nope"], "subset"),
     ]:
         with pytest.raises(SystemExit) as exit_:
             main(["score", str(data_file), *args])
@@ -390,6 +416,8 @@ def test_bench_score_on_published_grid_layout(tmp_path, capsys):
                 "tests.metrics_helpers:dsprites_barcode_identity",
                 "--preset",
                 "quick",
+                "--metrics",
+                "kim_mnih,higgins",
                 "--json",
             ]
         )
@@ -417,12 +445,34 @@ def test_higgins_raw_features_follow_disentanglement_lib_and_depend_on_scale(
     the identity shrunk a thousandfold loses its score, while standardised features keep it."""
     identity = Transformed(file_lookup)
     shrunk = Transformed(file_lookup, np.eye(K) * 1e-3)
-    raw = higgins(data_file, identity, 0, features="raw", **SIZES)
+    raw = higgins(data_file, identity, 0, **SIZES)  # the headline: raw features
     assert raw.features == "raw" and raw.score == raw.score_raw >= 0.9
-    small = higgins(data_file, shrunk, 0, **SIZES)
+    small = higgins(data_file, shrunk, 0, features="standardised", **SIZES)
     assert small.score == small.score_standardised >= 0.9
     assert small.score_raw < small.score_standardised - 0.3
     with pytest.raises(SpecError, match="allowed: standardised, raw"):
         higgins(data_file, identity, 0, features="whitened", **SIZES)
-    result = evaluate(data_file, identity, 0, "stored")
-    assert result["higgins_raw"] == result["details"]["higgins"]["score_raw"]
+    result = evaluate(data_file, identity, 0, "stored", metrics=["higgins"])
+    assert result["higgins"] == result["details"]["higgins"]["score_raw"]
+    assert result["higgins_standardised"] == result["details"]["higgins"]["score_standardised"]
+    assert "kim_mnih" not in result and "mig" not in result
+
+
+def test_build_and_metric_presets_agree():
+    """A file built with a scoring preset holds exactly what that metric preset reads."""
+    from benchmark.metrics.presets import PRESET_NAMES, PRESETS, RUN_PRESET_NAMES
+    from spritegen.spec import EVAL_PRESETS, EvalSizes
+
+    assert set(PRESETS) <= set(EVAL_PRESETS)
+    for name, preset in PRESETS.items():
+        sizes = EvalSizes.preset(name)
+        assert preset.batch_size == sizes.batch_size
+        assert preset.num_variance == sizes.variance
+        assert preset.num_train == sizes.kim_mnih_train == sizes.higgins_train
+        assert preset.num_eval == sizes.kim_mnih_eval == sizes.higgins_eval
+        assert (preset.num_samples_train, preset.num_samples_eval) == (
+            sizes.random_train,
+            sizes.random_eval,
+        )
+    assert PRESET_NAMES == (*PRESETS, "stored")
+    assert RUN_PRESET_NAMES == (*PRESET_NAMES, "none")

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from train_fixtures import make_tiny_dataset
 
+from benchmark.models.registry import BUNDLED
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -65,7 +67,7 @@ def test_models_lists_plugins_with_origin_and_reports_broken_ones(site):
     r = bench(site, "models")
     assert r.returncode == 0, r.stderr
     lines = {line.split()[0]: line for line in r.stdout.splitlines() if line and line[0] != " "}
-    for name in ("vae", "betavae", "annealedvae", "tiny", "diverges"):
+    for name in (*BUNDLED, "tiny", "diverges"):
         assert " ok " in lines[name], lines[name]
     assert "bench-tiny-plugin 0.1.0" in lines["tiny"] and "tiny_vae_plugin:TinyVAE" in lines["tiny"]
     for name in ("broken_import", "bad_shapes", "nan_loss"):
@@ -73,9 +75,10 @@ def test_models_lists_plugins_with_origin_and_reports_broken_ones(site):
     assert "No module named 'tiny_vae_plugin.not_there'" in r.stdout
     assert "decode returned shape (2, 1, 32, 64), expected (2, 1, 64, 64)" in r.stdout
     assert "non-finite loss terms on a dry forward pass: loss" in r.stdout
-    assert "8 model(s), 3 broken" in r.stdout
+    assert f"{len(BUNDLED) + 5} model(s), 3 broken" in r.stdout  # the bundled ones + 5 plugins
 
 
+@pytest.mark.slow
 def test_plugin_model_trains_through_bench_run(site, data, tmp_path):
     out = tmp_path / "run"
     r = bench(

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("benchmark.run", reason="needs bench run (the training branch)")
 from click.testing import CliRunner
 from sweep_helpers import tiny_spec
 
@@ -58,6 +56,7 @@ def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+@pytest.mark.slow
 def test_report_numbers_equal_the_runs_records(sweep: Path) -> None:
     expected = _expected(sweep)
     assert len(expected) == 2 * 2 * 2 * 2  # metrics x scores x K x beta
@@ -92,6 +91,7 @@ def test_report_numbers_equal_the_runs_records(sweep: Path) -> None:
             assert all(bv >= fv for bv, fv in zip(values, expected[(m, "final", k, b)]))
 
 
+@pytest.mark.slow
 def test_markdown_holds_the_same_numbers(sweep: Path) -> None:
     text = (sweep / "report" / "report.md").read_text()
     for values in _expected(sweep).values():
@@ -105,6 +105,7 @@ def test_markdown_holds_the_same_numbers(sweep: Path) -> None:
         assert f"]({png})" in text
 
 
+@pytest.mark.slow
 def test_cli_writes_figures_in_both_formats(sweep: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(report_command, [str(sweep), "--out", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
@@ -117,6 +118,7 @@ def test_cli_writes_figures_in_both_formats(sweep: Path, tmp_path: Path) -> None
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_report_of_a_partial_sweep_lists_missing_runs(sweep: Path, tmp_path: Path) -> None:
     partial = tmp_path / "partial"
     (partial / "runs").mkdir(parents=True)
@@ -138,3 +140,21 @@ def test_not_a_sweep_folder_is_exit_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(report_command, [str(tmp_path)])
     assert res.exit_code == 2
     assert "has no sweep.json" in res.output
+
+
+def test_old_run_folders_higgins_keys_are_read_under_the_new_names(tmp_path: Path) -> None:
+    """Runs recorded before the Higgins headline change stored the standardised score as
+    `higgins` and the raw one as `higgins_raw`; the report reads them under today's names."""
+    from benchmark.report.records import final_and_best, read_metrics
+
+    rows = [
+        {"epoch": 1, "higgins": 0.9, "higgins_raw": 0.7},
+        {"epoch": 2, "higgins": 1.0, "higgins_raw": 0.6},
+        {"epoch": 3, "higgins": 0.8, "higgins_standardised": 0.95},  # already new: untouched
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = read_metrics(tmp_path)
+    assert [r["higgins"] for r in got] == [0.7, 0.6, 0.8]
+    assert [r["higgins_standardised"] for r in got] == [0.9, 1.0, 0.95]
+    assert all("higgins_raw" not in r for r in got)
+    assert final_and_best(got, "higgins") == (0.8, 0.8)

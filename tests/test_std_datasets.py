@@ -17,9 +17,9 @@ import pytest
 from benchmark.datasets import (
     DataSpec,
     checksums,
+    open_data,
     open_dsprites,
     open_shapes3d,
-    open_source,
     parse_data_spec,
     verify_checksum,
 )
@@ -31,6 +31,7 @@ from benchmark.datasets.testing import (
     write_dsprites_npz,
     write_shapes3d,
 )
+from benchmark.metrics import evaluate
 from spritegen.errors import DatasetError, SpecError
 
 LAYOUTS = ("dsprites-npz", "dsprites-hdf5", "3dshapes")
@@ -136,7 +137,7 @@ def test_in_memory_gives_the_same_images(kind: str, files: dict[str, Path]) -> N
 
 @pytest.mark.parametrize("kind", LAYOUTS)
 def test_training_set(kind: str, files: dict[str, Path]) -> None:
-    with open_source(files[kind]) as source:
+    with open_data(files[kind]) as source:
         assert source.is_grid and source.metric_source() is source.oracle()
         images, factors = source.read_training_set()
         assert images.shape == (source.oracle().num_images,) + source.observation_shape
@@ -187,7 +188,7 @@ def test_plain_path_is_recognised_by_content(
 ) -> None:
     renamed = tmp_path / "renamed.h5"  # a misleading name: content decides
     renamed.write_bytes(files[kind].read_bytes())
-    with open_source(str(renamed)) as source:
+    with open_data(str(renamed)) as source:
         assert source.kind == kind.split("-")[0]
 
 
@@ -203,7 +204,7 @@ def test_plain_path_is_recognised_by_content(
 )
 def test_missing_file_says_where_it_comes_from(spec: str, url: str, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no such file") as info:
-        open_source(spec.format(tmp_path))
+        open_data(spec.format(tmp_path))
     assert url in str(info.value) and "\n" not in str(info.value)
 
 
@@ -224,7 +225,7 @@ def test_spritegen_file_as_a_source(tmp_path: Path) -> None:
     spec = with_overrides(default_spec(3), {"n": 32, "eval_preset": "tiny"})
     path = build(spec, tmp_path / "k3.h5", workers=1, progress=False)
     for text in (str(path), f"spritegen:{path}"):
-        with open_source(text) as source:
+        with open_data(text) as source:
             assert source.kind == "spritegen" and not source.is_grid
             assert source.metric_source() == str(path)  # the metrics use the stored sets
             images, factors = source.read_training_set(limit=8)
@@ -232,41 +233,41 @@ def test_spritegen_file_as_a_source(tmp_path: Path) -> None:
             assert source.factor_names == ("pos_x", "pos_y", "scale")
             assert source.observation_shape == (64, 64, 1)
     with pytest.raises(DatasetError, match="looks like a spritegen dataset"):
-        open_source(f"dsprites:{path}")
+        open_data(f"dsprites:{path}")
 
 
 def test_missing_spritegen_dataset(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no such spritegen dataset; make one with `spritegen"):
-        open_source(str(tmp_path / "k5.h5"))
+        open_data(str(tmp_path / "k5.h5"))
 
 
 def test_home_folder_is_expanded(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(files["3dshapes"].parent))
-    with open_source("~/3dshapes.h5") as source:
+    with open_data("~/3dshapes.h5") as source:
         assert source.kind == "3dshapes" and source.path == files["3dshapes"]
 
 
 def test_foreign_files_are_named(files: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="looks like 3dshapes: pass 3dshapes:PATH"):
-        open_source(f"dsprites:{files['3dshapes']}")
+        open_data(f"dsprites:{files['3dshapes']}")
     with pytest.raises(DatasetError, match="looks like dSprites: pass dsprites:PATH"):
-        open_source(f"3dshapes:{files['dsprites-hdf5']}")
+        open_data(f"3dshapes:{files['dsprites-hdf5']}")
     spritegen_like = tmp_path / "k5.h5"
     with h5py.File(spritegen_like, "w") as fh:
         fh["images"] = np.zeros((4, 64, 64, 1), np.uint8)
         fh["factors"] = np.zeros((4, 5), np.float32)
     with pytest.raises(DatasetError, match="looks like a spritegen dataset"):
-        open_source(f"3dshapes:{spritegen_like}")
+        open_data(f"3dshapes:{spritegen_like}")
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     with pytest.raises(DatasetError, match="neither HDF5 nor npz"):
-        open_source(f"dsprites:{text}")
+        open_data(f"dsprites:{text}")
     with pytest.raises(DatasetError, match="found a zip"):
-        open_source(f"3dshapes:{files['dsprites-npz']}")
+        open_data(f"3dshapes:{files['dsprites-npz']}")
     other_npz = tmp_path / "other.npz"
     np.savez(other_npz, x=np.zeros(3))
     with pytest.raises(DatasetError, match="without imgs, latents_values, latents_classes"):
-        open_source(f"dsprites:{other_npz}")
+        open_data(f"dsprites:{other_npz}")
 
 
 def _rewrite_shapes3d(
@@ -382,16 +383,13 @@ def test_checksums(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize("kind", ["dsprites-hdf5", "3dshapes"])
 def test_identity_representation_scores_high(kind: str, files: dict[str, Path]) -> None:
-    metrics = pytest.importorskip(
-        "benchmark.metrics", reason="benchmark.metrics is not on main yet"
-    )
-    with open_source(files[kind], in_memory=True) as source:
+    with open_data(files[kind], in_memory=True) as source:
         oracle = source.oracle()
 
         def identity(images: np.ndarray) -> np.ndarray:
             return oracle.factors_at(read_barcodes(images))
 
-        result = metrics.evaluate(
+        result = evaluate(
             source.metric_source(), identity, np.random.default_rng(0), preset="quick"
         )
         assert result["kim_mnih"] >= 0.9

@@ -18,9 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("benchmark.run", reason="needs bench run (the training branch)")
-
 from click.testing import CliRunner
 from sweep_helpers import ROOT, subprocess_env, tiny_spec
 
@@ -104,6 +101,7 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return sweep, {"before": before, "result": result}
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_and_runs_only_the_rest(local_sweep: tuple[Path, dict]) -> None:
     sweep, info = local_sweep
     result = info["result"]
@@ -133,6 +131,7 @@ def test_killed_sweep_resumes_and_runs_only_the_rest(local_sweep: tuple[Path, di
     assert len(again.skipped) == 4 and not again.finished and not again.failed
 
 
+@pytest.mark.slow
 def test_local_sweep_report_has_every_figure_and_table(local_sweep: tuple[Path, dict]) -> None:
     sweep, _ = local_sweep
     written = write_report(sweep)
@@ -140,6 +139,7 @@ def test_local_sweep_report_has_every_figure_and_table(local_sweep: tuple[Path, 
         assert path in written and path.stat().st_size > 0, path
 
 
+@pytest.mark.slow
 def test_failed_run_is_summarised_and_others_still_run(
     local_sweep: tuple[Path, dict], tmp_path: Path
 ) -> None:

@@ -106,16 +106,14 @@ def run_options(command: Callable) -> Callable:
 
 
 def print_table(summary: dict) -> None:
+    from benchmark.run import SCORE_KEYS
+
     final = summary.get("final", {})
     rows = [("epochs / steps", f"{summary['epochs']} / {summary['steps']}")]
     rows += [(k, f"{v:.4g}") for k, v in final.items()]
     best = summary.get("best_scores", {})
     for k, v in summary.get("final_scores", {}).items():
-        if (
-            isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and k in ("kim_mnih", "kim_mnih_weighted", "higgins")
-        ):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k in SCORE_KEYS:
             extra = (
                 f"   (best {best[k]['value']:.3f} @ epoch {best[k]['epoch']})" if k in best else ""
             )

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from benchmark.metrics.presets import PRESET_NAMES
 from spritegen.errors import SpecError
 
 
@@ -53,7 +54,7 @@ def load_represent(target: str):
 )
 @click.option(
     "--preset",
-    type=click.Choice(["stored", "quick", "full"]),
+    type=click.Choice(PRESET_NAMES),
     default=None,
     help="Sample sizes: 'stored' = everything the file holds (default for spritegen "
     "files); 'full' = disentanglement_lib's study configuration (default for "
@@ -74,21 +75,53 @@ def load_represent(target: str):
     help="Images per call of the representation function.",
 )
 @click.option(
+    "--dci-model",
+    type=click.Choice(["gbt", "forest"]),
+    default="gbt",
+    show_default=True,
+    help="DCI importances: gradient-boosted trees (the reference, slow) or a random forest "
+    "(cheaper, not comparable with published DCI).",
+)
+@click.option(
+    "--metrics",
+    "metric_list",
+    default=None,
+    metavar="NAMES",
+    help="Comma-separated subset of kim_mnih,higgins,mig,dci,sap,modularity (default: all).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print every score and diagnostic as one JSON object."
 )
 def score(
-    file: str, target: str, preset: str | None, seed: int, encode_batch_size: int, as_json: bool
+    file: str,
+    target: str,
+    preset: str | None,
+    seed: int,
+    encode_batch_size: int,
+    dci_model: str,
+    metric_list: str | None,
+    as_json: bool,
 ) -> None:
-    """Score a representation on DATA (Kim–Mnih, weighted Kim–Mnih, Higgins).
+    """Score a representation on DATA (Kim–Mnih, weighted Kim–Mnih, Higgins, MIG, DCI, SAP,
+    modularity and explicitness).
 
     DATA is a spritegen dataset file (scored on its stored evaluation sets) or
     dsprites:PATH / 3dshapes:PATH (scored live on the published grid).
     """
-    from benchmark.datasets import open_source
-    from benchmark.metrics import evaluate
+    from benchmark.datasets import open_data
+    from benchmark.metrics import METRIC_KEYS, evaluate
 
+    metrics = None
+    if metric_list is not None:
+        metrics = [m.strip() for m in metric_list.split(",") if m.strip()]
+        bad = [m for m in metrics if m not in METRIC_KEYS]
+        if bad or not metrics:
+            raise SpecError(
+                f"--metrics: got {metric_list!r}; allowed: a comma-separated subset of "
+                f"{','.join(METRIC_KEYS)}"
+            )
     represent = load_represent(target)
-    with open_source(file, in_memory=True) as data:
+    with open_data(file, in_memory=True) as data:
         if preset is None:
             preset = "full" if data.is_grid else "stored"
         if preset == "stored" and data.is_grid:
@@ -103,26 +136,59 @@ def score(
             preset,
             encode_batch_size=encode_batch_size,
             progress=sys.stderr.isatty(),
+            dci_model=dci_model,
+            metrics=metrics,
         )
     if as_json:
         click.echo(json.dumps(result))
         return
-    km = result["details"]["kim_mnih"]
-    click.echo(
-        f"kim_mnih           {result['kim_mnih']:.4f}  "
-        f"(train {result['kim_mnih_train']:.4f}, "
-        f"{km['num_active_dims']}/{km['num_latents']} active dims)"
+    for line in summary_lines(result):
+        click.echo(line)
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The human-readable lines of ``bench score``: each score present, its note and its time."""
+    d, t = result["details"], result["times"]
+    lines = []
+    if "kim_mnih" in result:
+        km = d["kim_mnih"]
+        lines.append(
+            f"{'kim_mnih':<21}{result['kim_mnih']:.4f}  (train {result['kim_mnih_train']:.4f}, "
+            f"{km['num_active_dims']}/{km['num_latents']} active dims; time {t['kim_mnih']:.1f} s)"
+        )
+        lines.append(f"{'kim_mnih_weighted':<21}{result['kim_mnih_weighted']:.4f}")
+    if "higgins" in result:
+        lines.append(
+            f"{'higgins':<21}{result['higgins']:.4f}  (raw features, as disentanglement_lib; "
+            f"train {result['higgins_train']:.4f}, chance {d['higgins']['chance']:.4f}; "
+            f"time {t['higgins']:.1f} s)"
+        )
+        lines.append(f"{'higgins_standardised':<21}{result['higgins_standardised']:.4f}")
+    rows = (
+        ("mig", "mig", lambda: f"{d['mig']['num_bins']} bins"),
+        ("dci_disentanglement", "dci", lambda: f"{d['dci']['model']} importances"),
+        ("dci_completeness", None, None),
+        ("dci_informativeness", None, lambda: "eval accuracy"),
+        ("sap", "sap", lambda: "discretised factors"),
+        ("modularity", "modularity", None),
+        ("explicitness", None, lambda: "eval ROC-AUC"),
     )
-    click.echo(f"kim_mnih_weighted  {result['kim_mnih_weighted']:.4f}")
-    click.echo(
-        f"higgins            {result['higgins']:.4f}  (train {result['higgins_train']:.4f}, "
-        f"chance {result['details']['higgins']['chance']:.4f})"
+    for key, timed, note in rows:
+        if key not in result:
+            continue
+        extra = [note()] if note else []
+        if timed:
+            extra.append(f"time {t[timed]:.1f} s")
+        text = f"  ({'; '.join(extra)})" if extra else ""
+        lines.append(f"{key:<21}{result[key]:.4f}{text}")
+    if "samples" in t:
+        p = d["preset"]
+        lines.append(
+            f"  ({p['num_samples_train']} + {p['num_samples_eval']} random images read and "
+            f"encoded once for MIG/DCI/SAP/modularity: {t['samples']:.1f} s)"
+        )
+    lines.append(
+        f"preset {result['preset']}, seed {result['seed']}; time: read {result['read_s']:.1f} s, "
+        f"encode {result['encode_s']:.1f} s, metric {result['metric_s']:.2f} s"
     )
-    click.echo(
-        f"higgins_raw        {result['higgins_raw']:.4f}  (raw features, as disentanglement_lib)"
-    )
-    click.echo(
-        f"preset {result['preset']}, seed {result['seed']}; time: read "
-        f"{result['read_s']:.1f} s, encode {result['encode_s']:.1f} s, metric "
-        f"{result['metric_s']:.2f} s"
-    )
+    return lines

@@ -1,8 +1,9 @@
 """Datasets the benchmark trains and scores on: spritegen files and the field's standard grids.
 
-``open_source("dsprites:PATH")``, ``open_source("3dshapes:PATH")`` or ``open_source("PATH.h5")``
-(a spritegen dataset) give a ``DataSource`` with what ``bench run`` and ``bench score`` need: a
-training set in memory, the ``source`` the metrics take, and a live oracle. A plain path whose
+``open_data("dsprites:PATH")``, ``open_data("3dshapes:PATH")`` or ``open_data("PATH.h5")``
+(a spritegen dataset) give a ``DataHandle`` with what ``bench run`` and ``bench score`` need: a
+training set in memory, the source the metrics read (``metric_source``), and a live oracle.
+(``open_source``/``DataSource`` are the former names, kept as aliases.) A plain path whose
 content is dSprites or 3dshapes is recognised as such. Nothing is downloaded: a missing or wrong
 file gets one ``DatasetError`` line saying where the file comes from.
 
@@ -21,13 +22,15 @@ from spritegen.errors import DatasetError, SpecError
 
 if TYPE_CHECKING:
     from benchmark.datasets.grid import GridOracle
+    from spritegen.groundtruth import GroundTruth
+    from spritegen.oracle import Oracle
 
 __all__ = [
     "DATASET_KINDS",
     "DataSpec",
-    "DataSource",
+    "DataHandle",
     "parse_data_spec",
-    "open_source",
+    "open_data",
     "open_dsprites",
     "open_shapes3d",
     "GridOracle",
@@ -119,7 +122,7 @@ def _detect_kind(path: Path) -> str:
     return "spritegen"
 
 
-class DataSource:
+class DataHandle:
     """One opened ``--data`` value: training images, the metrics' source, and a live oracle.
 
     For dSprites and 3dshapes the metrics' source is the grid oracle itself (they are scored
@@ -131,13 +134,13 @@ class DataSource:
         self.kind = kind
         self.path = path
         self._grid = grid
-        self._live: Any = None
+        self._live: Oracle | None = None
 
     @property
     def is_grid(self) -> bool:
         return self._grid is not None
 
-    def oracle(self) -> Any:
+    def oracle(self) -> GroundTruth:
         """A live oracle: the grid oracle, or ``spritegen.oracle.Oracle.from_file(path)``."""
         if self._grid is not None:
             return self._grid
@@ -147,8 +150,9 @@ class DataSource:
             self._live = Oracle.from_file(self.path)
         return self._live
 
-    def metric_source(self) -> Any:
-        """What to pass as ``source`` to ``benchmark.metrics`` functions."""
+    def metric_source(self) -> str | GroundTruth:
+        """What to pass as ``source`` to ``benchmark.metrics`` functions: the file (its stored
+        evaluation sets) or, for a grid dataset, its oracle (scored live)."""
         return self._grid if self._grid is not None else str(self.path)
 
     def read_training_set(
@@ -192,19 +196,19 @@ class DataSource:
             if obj is not None and hasattr(obj, "close"):
                 obj.close()
 
-    def __enter__(self) -> DataSource:
+    def __enter__(self) -> DataHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<DataSource {self.kind}:{self.path}>"
+        return f"<DataHandle {self.kind}:{self.path}>"
 
 
-def open_source(
+def open_data(
     spec: str | Path | DataSpec, *, in_memory: bool = False, verify: bool = False
-) -> DataSource:
+) -> DataHandle:
     """Open a ``--data`` value (see ``parse_data_spec``); errors are one-line ``DatasetError``s.
 
     ``in_memory`` reads a grid dataset's images into memory on first use (fast sampling, costs
@@ -216,11 +220,11 @@ def open_source(
     if kind == "dsprites":
         from benchmark.datasets.dsprites import open_dsprites
 
-        return DataSource(kind, path, open_dsprites(path, in_memory=in_memory, verify=verify))
+        return DataHandle(kind, path, open_dsprites(path, in_memory=in_memory, verify=verify))
     if kind == "3dshapes":
         from benchmark.datasets.shapes3d import open_shapes3d
 
-        return DataSource(kind, path, open_shapes3d(path, in_memory=in_memory, verify=verify))
+        return DataHandle(kind, path, open_shapes3d(path, in_memory=in_memory, verify=verify))
     if not path.is_file():
         raise DatasetError(
             f"{path}: no such spritegen dataset; make one with `spritegen build`, "
@@ -232,4 +236,9 @@ def open_source(
     close = getattr(handle, "close", None)
     if close is not None:
         close()
-    return DataSource("spritegen", path)
+    return DataHandle("spritegen", path)
+
+
+# Former names (before "source" was kept for the metrics' input alone).
+DataSource = DataHandle
+open_source = open_data

@@ -279,5 +279,5 @@ def _make_oracle(
         factor_columns=FACTOR_COLUMNS,
         possible_values=possible,
         factor_kinds=FACTOR_KINDS,
-        source=str(path),
+        path=str(path),
     )

@@ -5,9 +5,9 @@ mixed-radix order (the last factor varies fastest). The image for a vector of gr
 therefore found by arithmetic, never by searching, and "fixing a factor" means fixing its grid
 index, which is how the published metrics were computed on these datasets.
 
-The oracle follows the project's live-oracle protocol (see docs/architecture.md): factor arrays
-are ``(n, K)`` float32 holding grid *indices* (classes); ``factors_num_classes`` gives the grid
-sizes; ``factor_values`` turns indices into the real latent values of the file.
+The oracle implements the ground-truth contract (``spritegen.groundtruth.GroundTruth``): factor
+arrays are ``(n, K)`` float32 holding grid *indices* (classes); ``factors_num_classes`` gives the
+grid sizes; ``factor_values`` turns indices into the real latent values of the file.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ class ImageStore(Protocol):
 
 def mixed_radix_strides(sizes: Sequence[int]) -> np.ndarray:
     """Row stride of each grid column when the last column varies fastest."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    strides = np.ones(len(sizes), dtype=np.int64)
-    for i in range(len(sizes) - 2, -1, -1):
-        strides[i] = strides[i + 1] * sizes[i + 1]
+    radix = np.asarray(sizes, dtype=np.int64)
+    strides = np.ones(len(radix), dtype=np.int64)
+    for i in range(len(radix) - 2, -1, -1):
+        strides[i] = strides[i + 1] * radix[i + 1]
     return strides
 
 
@@ -64,10 +64,10 @@ class GridOracle:
         factor_columns: Sequence[int],
         possible_values: Sequence[np.ndarray],
         factor_kinds: Sequence[str],
-        source: str,
+        path: str,
     ) -> None:
         self.name = name
-        self.source = source
+        self.path = path  # the published file the images come from
         self._store = store
         self.grid_sizes = tuple(int(s) for s in grid_sizes)
         self.column_names = tuple(column_names)
@@ -82,7 +82,7 @@ class GridOracle:
         self._strides = mixed_radix_strides(self.grid_sizes)[list(self.factor_columns)]
         self._sizes = np.asarray([self.grid_sizes[c] for c in self.factor_columns], np.int64)
 
-    # -- the live-oracle protocol -------------------------------------------------------------
+    # -- the ground-truth contract (spritegen.groundtruth.GroundTruth) ----------------------
 
     @property
     def num_factors(self) -> int:
@@ -181,4 +181,4 @@ class GridOracle:
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}={s}" for n, s in zip(self.factor_names, self.factors_num_classes))
-        return f"<{type(self).__name__} {self.name} {sizes} from {self.source}>"
+        return f"<{type(self).__name__} {self.name} {sizes} from {self.path}>"

@@ -98,7 +98,7 @@ def open_shapes3d(path: str | Path, *, in_memory: bool = False, verify: bool = F
         factor_columns=range(len(FACTOR_NAMES)),
         possible_values=possible,
         factor_kinds=FACTOR_KINDS,
-        source=str(path),
+        path=str(path),
     )
     if verify:
         _verify(path, oracle)

@@ -33,6 +33,7 @@ from benchmark.ensemble.trainer import (
     reconcile_checkpoints,
     train_ensemble,
 )
+from benchmark.models.base import has_auxiliary_objective
 from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
 from benchmark.params import RunConfig, validate_config
 from benchmark.run import (
@@ -155,7 +156,7 @@ def _run_ensemble(cfgs, src, device, engine: str, progress: bool | None) -> list
     if not todo:
         return results  # type: ignore[return-value]
 
-    if any(hasattr(models[i], "auxiliary_step") for i in todo):
+    if any(has_auxiliary_objective(models[i]) for i in todo):
         print(
             f"note: {cfgs[todo[0]].model} trains an auxiliary optimiser; its "
             f"{len(todo)} runs go one at a time"

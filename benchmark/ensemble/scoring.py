@@ -84,6 +84,10 @@ def _replay_source(inner: StoredSource | OracleSource) -> StoredSource | OracleS
             vs = inner.kim_mnih_votes(split, n, batch_size, rng)
             return dataclasses.replace(vs, images=_blank(vs.images))
 
+        def random_samples(self, split, n, rng):
+            ss = inner.random_samples(split, n, rng)
+            return dataclasses.replace(ss, images=_blank(ss.images))
+
         def higgins_pairs(self, split, n, batch_size, rng=None):
             ps = inner.higgins_pairs(split, n, batch_size, rng)
             return dataclasses.replace(
@@ -170,6 +174,25 @@ def share_key(scorer: Scorer | None, seed: int) -> Hashable | None:
         return None
     func, source, args, keywords = parts
     preset = keywords.get("preset", args[1] if len(args) > 1 else None)
-    if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+    if (isinstance(source, (str, bytes)) or hasattr(source, "__fspath__")) and _seed_free(source):
         return (func, "stored", str(source), preset)
-    return (func, "live", type(source).__name__, seed, preset)
+    return (
+        func,
+        "live",
+        str(source) if isinstance(source, str) else type(source).__name__,
+        seed,
+        preset,
+    )
+
+
+def _seed_free(path) -> bool:
+    """A file whose evaluation sets are all stored: no metric falls back to rendering them live
+    from the seed (a file without /eval/random renders MIG/DCI/SAP samples from the seed)."""
+    try:
+        src = StoredSource.open(path)
+    except Exception:
+        return False
+    try:
+        return src.random_sizes() is not None
+    finally:
+        src.close()

@@ -21,7 +21,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from benchmark.models.base import GaussianVAE, bernoulli_reconstruction, kl_per_dim
+from benchmark.models.base import (
+    GaussianVAE,
+    bernoulli_reconstruction,
+    has_auxiliary_objective,
+    kl_per_dim,
+)
 
 #: Largest difference between a member's own encode/decode and the stacked one on the dry run.
 DRY_RUN_TOLERANCE = 1e-4
@@ -61,7 +66,7 @@ def vmap_problem(models: Sequence[nn.Module]) -> str | None:
     for m in models:
         if not isinstance(m, GaussianVAE) or type(m).loss is not GaussianVAE.loss:
             return f"{type(m).__name__} has its own loss (the stacked step rebuilds GaussianVAE's)"
-        if hasattr(m, "auxiliary_step"):
+        if has_auxiliary_objective(m):
             return f"{type(m).__name__} trains an auxiliary optimiser"
         if type(m) is not type(first):
             return "members are of different model classes"

@@ -39,11 +39,11 @@ from benchmark.train import (
     TrainConfig,
     TrainingDiverged,
     accumulate,
-    diverged,
     epoch_row,
     epoch_seed,
     resolve_device,
     save_atomic,
+    stop_if_non_finite,
     to_input,
 )
 from spritegen.errors import SpecError
@@ -187,6 +187,7 @@ def train_ensemble(
                     "device_type": device.type,
                     "model": m.model.state_dict(),
                     "optimizer": opt,
+                    "auxiliary_optimizer": None,
                     "noise_generator": m.noise.get_state(),
                     "epoch": epoch,
                     "batch_in_epoch": batch_in_epoch,
@@ -233,8 +234,8 @@ def train_ensemble(
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                         terms = m.model.loss(xs[i], step=step, generator=m.noise)
                     loss = terms["loss"]
-                    if check and not bool(torch.isfinite(loss)):
-                        stopped[i] = diverged(loss, step, epoch)
+                    if check and (exc := _non_finite(loss, step, epoch)):
+                        stopped[i] = exc
                         continue
                     m.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -255,7 +256,7 @@ def train_ensemble(
                 if check:
                     losses = torch.stack([t["loss"].detach().float() for t in all_terms])
                     bad = (~torch.isfinite(losses)).nonzero().flatten().tolist()
-                    stopped = {active[j]: diverged(losses[j], step, epoch) for j in bad}
+                    stopped = {active[j]: _non_finite(losses[j], step, epoch) for j in bad}
                 if stopped:  # recompute without them, on the noise already drawn
                     keep = [j for j, i in enumerate(active) if i not in stopped]
                     stop(stopped)
@@ -309,6 +310,15 @@ def train_ensemble(
     if stack is not None:
         stack.sync_to_models()
     return [m.error if m.error is not None else m.history for m in members]
+
+
+def _non_finite(loss: torch.Tensor, step: int, epoch: int) -> TrainingDiverged | None:
+    """The single run's divergence error for this loss, or None when it is finite."""
+    try:
+        stop_if_non_finite("loss", loss, step, epoch)
+    except TrainingDiverged as exc:
+        return exc
+    return None
 
 
 def _stacked_terms(

@@ -2,15 +2,59 @@
 
 from __future__ import annotations
 
+import importlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
+from benchmark.metrics.dci import dci
 from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
 from benchmark.metrics.higgins import higgins
 from benchmark.metrics.kim_mnih import kim_mnih
+from benchmark.metrics.mig import mig
+from benchmark.metrics.modularity import modularity_explicitness
 from benchmark.metrics.presets import Preset, get_preset
+from benchmark.metrics.samples import encode_samples
+from benchmark.metrics.sap import sap
 from benchmark.metrics.seeding import seed_of, spawn
 from benchmark.metrics.sources import Source, StoredSource, open_source
 from spritegen.errors import SpecError
+
+#: Flat score keys ``evaluate`` returns, in the order ``bench score`` prints them.
+SCORE_KEYS = (
+    "kim_mnih",
+    "kim_mnih_weighted",
+    "higgins",
+    "higgins_standardised",
+    "mig",
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness",
+    "sap",
+    "modularity",
+    "explicitness",
+)
+#: Metric names ``evaluate(metrics=...)`` accepts and the score keys each one produces.
+METRIC_KEYS = {
+    "kim_mnih": ("kim_mnih", "kim_mnih_weighted"),
+    "higgins": ("higgins", "higgins_standardised"),
+    "mig": ("mig",),
+    "dci": ("dci_disentanglement", "dci_completeness", "dci_informativeness"),
+    "sap": ("sap",),
+    "modularity": ("modularity", "explicitness"),
+}
+_SAMPLE_METRICS = ("mig", "dci", "sap", "modularity")
+#: What `bench run` computes after each epoch: all but DCI, whose gradient-boosted trees cost
+#: minutes per model (one fit per factor); DCI is computed once, with the final scores.
+EPOCH_METRICS = tuple(m for m in METRIC_KEYS if m != "dci")
+
+
+def _load_sklearn() -> None:
+    """Import the scikit-learn modules of MIG, DCI, SAP and modularity (seconds, the first time)."""
+    for name in ("sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.svm"):
+        importlib.import_module(name)
 
 
 def evaluate(
@@ -21,21 +65,35 @@ def evaluate(
     *,
     encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
     progress: bool = False,
+    dci_model: str = "gbt",
+    metrics: Sequence[str] | None = None,
 ) -> dict:
-    """Kim–Mnih, weighted Kim–Mnih and Higgins scores of ``represent`` as one JSON-ready dict.
+    """Every metric's score of ``represent`` as one JSON-ready dict.
 
-    ``preset``: "quick", "full", a ``Preset``, or "stored" (a dataset file's whole evaluation
-    sets). Flat keys: ``kim_mnih``, ``kim_mnih_weighted``, ``higgins`` (the scores),
-    ``higgins_raw`` (Higgins on raw features, disentanglement_lib's convention),
-    ``kim_mnih_train``, ``higgins_train`` (train accuracies), ``kim_mnih_active_dims``,
-    ``preset``, ``seed``, ``read_s``, ``encode_s``, ``metric_s``; ``details`` holds each metric's
-    full ``as_dict()``. Each metric draws from its own child of ``random_state``, so the scores do
-    not depend on which metrics run or in which order.
+    ``preset``: "quick", "full", a ``Preset``, or "stored" (a dataset file's whole
+    evaluation sets). Flat keys: the scores in ``SCORE_KEYS`` (``higgins`` on raw features as
+    disentanglement_lib, ``higgins_standardised`` on z-scored ones), ``kim_mnih_train``,
+    ``higgins_train`` (train accuracies), ``kim_mnih_active_dims``, ``preset``, ``seed``,
+    ``read_s``, ``encode_s``, ``metric_s`` (totals) and ``times`` (seconds per metric; the shared
+    random samples' reading and encoding, and loading scikit-learn, is ``samples``). ``details``
+    holds each metric's full ``as_dict()``.
+
+    Each of Kim–Mnih, Higgins and the shared i.i.d. samples draws from its own child of
+    ``random_state`` (children 0, 1, 2: adding the third left the first two, and so the existing
+    scores, unchanged). MIG, DCI, SAP and modularity/explicitness reuse one encoded sample set.
+    ``dci_model="forest"`` swaps DCI's gradient-boosted trees for the cheaper documented model.
+    ``metrics`` (default: all of ``METRIC_KEYS``) computes only the named ones; the keys of the
+    others are left out (the random streams do not move, so the scores computed are the same).
     """
+    chosen = tuple(METRIC_KEYS) if metrics is None else tuple(metrics)
+    for name in chosen:
+        if name not in METRIC_KEYS:
+            raise SpecError(f"metrics: got {name!r}; allowed: {', '.join(METRIC_KEYS)}")
     if preset != "stored":
         p = get_preset(preset)
-    rng_km, rng_hg = spawn(random_state, 2)
+    rng_km, rng_hg, rng_samples = spawn(random_state, 3)
     seed = seed_of(random_state)
+    times: dict[str, float] = {}
     with open_source(source) as src:
         if preset == "stored":
             if not isinstance(src, StoredSource):
@@ -44,30 +102,94 @@ def evaluate(
                     '"quick", "full" or a Preset'
                 )
             p = src.stored_preset()
-        sizes = dict(
+        sizes: dict[str, Any] = dict(
             batch_size=p.batch_size,
             num_train=p.num_train,
             num_eval=p.num_eval,
             encode_batch_size=encode_batch_size,
             progress=progress,
         )
-        km = kim_mnih(src, represent, rng_km, num_variance=p.num_variance, **sizes)
-        hg = higgins(src, represent, rng_hg, **sizes)
-    km.seed = hg.seed = seed
+        km = hg = samples = None
+        if "kim_mnih" in chosen:
+            t0 = time.perf_counter()
+            km = kim_mnih(src, represent, rng_km, num_variance=p.num_variance, **sizes)
+            times["kim_mnih"] = time.perf_counter() - t0
+        if "higgins" in chosen:
+            t0 = time.perf_counter()
+            hg = higgins(src, represent, rng_hg, features="raw", **sizes)
+            times["higgins"] = time.perf_counter() - t0
+        if any(name in chosen for name in _SAMPLE_METRICS):
+            t0 = time.perf_counter()
+            _load_sklearn()  # once, here: not billed to whichever metric happens to run first
+            samples = encode_samples(
+                src,
+                represent,
+                rng_samples,
+                num_train=p.num_samples_train,
+                num_eval=p.num_samples_eval,
+                encode_batch_size=encode_batch_size,
+                progress=progress,
+            )
+            times["samples"] = time.perf_counter() - t0
+    results: dict = {}
+    if samples is not None:
+        shared: dict[str, Any] = dict(samples=samples, num_train=samples.num_train)
+        sized: dict[str, Any] = dict(shared, num_eval=samples.num_eval)
+        for name, fn, kwargs in (
+            ("mig", mig, shared),
+            ("dci", dci, dict(sized, model=dci_model)),
+            ("sap", sap, sized),
+            ("modularity", modularity_explicitness, sized),
+        ):
+            if name in chosen:
+                t0 = time.perf_counter()
+                results[name] = fn(src, represent, rng_samples, **kwargs)
+                times[name] = time.perf_counter() - t0
+    parts = [r.timings for r in (km, hg, samples, *results.values()) if r is not None]
     timings = {
-        key: km.timings.as_dict()[key] + hg.timings.as_dict()[key]
-        for key in ("read_s", "encode_s", "metric_s")
+        key: sum(t.as_dict()[key] for t in parts) for key in ("read_s", "encode_s", "metric_s")
     }
+    scores: dict = {}
+    details: dict = {"preset": p.as_dict()}
+    if km is not None:
+        km.seed = seed
+        scores.update(
+            kim_mnih=km.score,
+            kim_mnih_weighted=km.weighted.score,
+            kim_mnih_train=km.train_accuracy,
+            kim_mnih_active_dims=km.num_active_dims,
+        )
+        details["kim_mnih"] = km.as_dict()
+    if hg is not None:
+        hg.seed = seed
+        scores.update(
+            higgins=hg.score_raw,
+            higgins_standardised=hg.score_standardised,
+            higgins_train=hg.train_accuracy,
+        )
+        details["higgins"] = hg.as_dict()
+    if "mig" in results:
+        scores["mig"] = results["mig"].score
+    if "dci" in results:
+        d = results["dci"]
+        scores.update(
+            dci_disentanglement=d.disentanglement,
+            dci_completeness=d.completeness,
+            dci_informativeness=d.informativeness,
+        )
+    if "sap" in results:
+        scores["sap"] = results["sap"].score
+    if "modularity" in results:
+        m = results["modularity"]
+        scores.update(modularity=m.modularity, explicitness=m.explicitness)
+    details.update({name: r.as_dict() for name, r in results.items()})
+    order = {key: i for i, key in enumerate(SCORE_KEYS)}
+    scores = dict(sorted(scores.items(), key=lambda kv: order.get(kv[0], len(order))))
     return {
-        "kim_mnih": km.score,
-        "kim_mnih_weighted": km.weighted.score,
-        "higgins": hg.score,
-        "higgins_raw": hg.score_raw,
-        "kim_mnih_train": km.train_accuracy,
-        "higgins_train": hg.train_accuracy,
-        "kim_mnih_active_dims": km.num_active_dims,
+        **scores,
         "preset": p.name,
         "seed": seed,
         **timings,
-        "details": {"preset": p.as_dict(), "kim_mnih": km.as_dict(), "higgins": hg.as_dict()},
+        "times": times,
+        "details": details,
     }

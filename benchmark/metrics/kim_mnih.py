@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,7 @@ def _empty_result(num_factors, num_latents, global_var, preset_args, seed, sourc
 def kim_mnih(
     source: Source | object,
     represent: Represent,
-    random_state: int | np.random.Generator | None,
+    random_state: int | np.random.Generator,
     *,
     batch_size: int = _FULL.batch_size,
     num_train: int = _FULL.num_train,
@@ -167,14 +168,14 @@ def kim_mnih(
     )
     rng = as_generator(random_state)
     timings = Timings()
-    sizes = dict(
+    sizes: dict[str, Any] = dict(
         batch_size=batch_size,
         num_train=num_train,
         num_eval=num_eval,
         num_variance=num_variance,
         prune_threshold=float(prune_threshold),
     )
-    enc = dict(
+    enc: dict[str, Any] = dict(
         represent=represent, batch_size=encode_batch_size, timings=timings, progress=progress
     )
     with open_source(source) as src:

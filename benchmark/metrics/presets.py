@@ -1,18 +1,23 @@
-"""Named sample sizes for the metrics.
+"""Named sample sizes for the metrics, derived from the build's evaluation-set presets.
 
-``full`` is disentanglement_lib's published study configuration (Locatello et al., 2019), so
-scores are comparable with the literature; ``quick`` is 20 times smaller, for scoring a model after
-every epoch. Both match the evaluation-set presets of the same names that ``spritegen build``
-writes (``spritegen.spec.EVAL_PRESETS``), so a file built with a preset can be scored with it.
-Both metrics share one preset: the same L and the same numbers of train and eval points.
-``"stored"`` (stored sources only) means: everything the file holds.
+``spritegen.spec.EVAL_PRESETS`` is the one table: ``full`` is disentanglement_lib's published
+study configuration (Locatello et al., 2019), so scores are comparable with the literature;
+``quick`` is 20 times smaller (5 times for the i.i.d. samples of MIG, DCI, SAP and modularity),
+for scoring a model after every epoch. A metric preset is the
+build preset of the same name read as metric sizes, so a file built with a preset can always be
+scored with it. Kim–Mnih and Higgins share one L and the same numbers of train and eval points
+(so a build preset the metrics use must have equal Kim–Mnih and Higgins counts).
+``"stored"`` (stored sources only) means: everything the file holds; ``"none"`` (runs, sweeps)
+means: do not score.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from spritegen.errors import SpecError
+from spritegen.spec import EVAL_PRESETS
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,8 @@ class Preset:
     batch_size: L, the images per Kim–Mnih vote and per Higgins batch.
     num_train / num_eval: votes (Kim–Mnih) or points (Higgins) to fit on / to score on.
     num_variance: images for Kim–Mnih's global variance.
+    num_samples_train / num_samples_eval: i.i.d. random images shared by MIG (train part only),
+    DCI, SAP and modularity/explicitness (disentanglement_lib's num_train / num_test).
     """
 
     name: str
@@ -29,18 +36,41 @@ class Preset:
     num_train: int
     num_eval: int
     num_variance: int
+    num_samples_train: int = EVAL_PRESETS["full"]["random_train"]
+    num_samples_eval: int = EVAL_PRESETS["full"]["random_eval"]
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def preset_from_eval_sizes(name: str, sizes: Mapping[str, int]) -> Preset:
+    """A build's evaluation-set sizes (an ``EVAL_PRESETS`` entry) as the metrics' sample sizes."""
+    if (sizes["kim_mnih_train"], sizes["kim_mnih_eval"]) != (
+        sizes["higgins_train"],
+        sizes["higgins_eval"],
+    ):
+        raise ValueError(f"preset {name!r}: the metrics need equal Kim–Mnih and Higgins counts")
+    return Preset(
+        name,
+        batch_size=sizes["batch_size"],
+        num_train=sizes["kim_mnih_train"],
+        num_eval=sizes["kim_mnih_eval"],
+        num_variance=sizes["variance"],
+        num_samples_train=sizes["random_train"],
+        num_samples_eval=sizes["random_eval"],
+    )
+
+
+#: The build presets the metrics score with ("tiny" is for tests, "none" stores nothing).
+SCORING_PRESETS = ("quick", "full")
 PRESETS: dict[str, Preset] = {
-    "full": Preset("full", batch_size=64, num_train=10_000, num_eval=5_000, num_variance=10_000),
-    "quick": Preset("quick", batch_size=64, num_train=500, num_eval=250, num_variance=2_000),
+    name: preset_from_eval_sizes(name, EVAL_PRESETS[name]) for name in SCORING_PRESETS
 }
 
 #: Names accepted by ``evaluate`` and ``bench score``; "stored" is resolved by the source.
-PRESET_NAMES = ("quick", "full", "stored")
+PRESET_NAMES = (*SCORING_PRESETS, "stored")
+#: Names accepted where scoring may be switched off (``bench run``'s score/final presets, sweeps).
+RUN_PRESET_NAMES = (*PRESET_NAMES, "none")
 
 
 def get_preset(preset: str | Preset) -> Preset:

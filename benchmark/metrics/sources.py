@@ -7,14 +7,23 @@ written once:
 - ``kim_mnih_votes(split, n, L, rng)``: n votes of L images, every image of vote v sharing the
   value of factor ``factor_index[v]``, the other factors random;
 - ``higgins_pairs(split, n, L, rng)``: n pairs of L-image batches, row i of batch a and row i of
-  batch b sharing the value of factor ``factor_index[p]``.
+  batch b sharing the value of factor ``factor_index[p]``;
+- ``random_samples(split, n, rng)``: n i.i.d. random images with their factor values (MIG, DCI,
+  SAP, modularity). A stored file without these sets (format version 1) renders them live from
+  the oracle its stored spec describes, drawing from ``rng``.
 
 Images come as an ``ImageStream`` read (or rendered) chunk by chunk, so that the 640,000 images
 of a full Kim–Mnih train set never sit in memory at once.
 
 A stored source reads the first n votes/points of the file's sets (``docs/format.md``); the
 random state is not used, so a stored file gives the same score for every seed. A live source
-samples its own batches from the random state, so the same seed gives the same batches.
+samples its own batches from the random state with the build's sampler
+(``spritegen.evalsets.kim_mnih_factors``/``higgins_factors``), so the same seed gives the same
+batches, drawn exactly as a build would store them.
+
+"Source" here means one thing: what the metrics read (stored sets or a live oracle). The ground
+truth behind a live source is an *oracle* (``spritegen.groundtruth``); an opened ``--data`` value
+is a ``benchmark.datasets.DataHandle``.
 """
 
 from __future__ import annotations
@@ -26,7 +35,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmark.metrics.presets import Preset
+from spritegen.datafile import open_dataset
 from spritegen.errors import DatasetError, SpecError
+from spritegen.evalsets import higgins_factors, kim_mnih_factors
+from spritegen.groundtruth import check_ground_truth, draw_factors
 
 SPLITS = ("train", "eval")
 
@@ -64,6 +77,15 @@ class PairSet:
     info: dict = field(default_factory=dict)
 
 
+@dataclass
+class SampleSet:
+    """n i.i.d. random images, row i rendered from ``factors[i]`` (MIG, DCI, SAP, modularity)."""
+
+    factors: np.ndarray  # (n, K)
+    images: ImageStream
+    info: dict = field(default_factory=dict)
+
+
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise SpecError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -85,6 +107,7 @@ class StoredSource:
     def __init__(self, file, *, path: str | None = None, owned: bool = False) -> None:
         self._file = file
         self._owned = owned
+        self._live: object | None = None  # an Oracle, made only if a set must be rendered live
         self.path = path if path is not None else getattr(file, "filename", "<h5py file>")
         if "eval" not in file:
             self.close()
@@ -96,11 +119,12 @@ class StoredSource:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> StoredSource:
-        from spritegen.datafile import open_dataset
-
         return cls(open_dataset(path), path=os.fspath(path), owned=True)
 
     def close(self) -> None:
+        if self._live is not None:
+            self._live.close()  # type: ignore[attr-defined]
+            self._live = None
         if self._owned:
             self._owned = False
             self._file.close()
@@ -109,9 +133,11 @@ class StoredSource:
         return {"kind": self.kind, "path": str(self.path)}
 
     def stored_preset(self):
-        """Sizes of everything this file holds, as a Preset named "stored"."""
-        from benchmark.metrics.presets import Preset
+        """Sizes of everything this file holds, as a Preset named "stored".
 
+        A file without the i.i.d. sample sets (format version 1) gets the ``full`` sample sizes,
+        rendered live by its oracle.
+        """
         km_tr, km_ev = self._group("eval/kim_mnih/train"), self._group("eval/kim_mnih/eval")
         hg_tr, hg_ev = self._group("eval/higgins/train"), self._group("eval/higgins/eval")
         sizes = {int(g.attrs.get("batch_size", 0)) for g in (km_tr, km_ev, hg_tr, hg_ev)}
@@ -125,7 +151,48 @@ class StoredSource:
             num_train=min(km_tr["factor_index"].shape[0], hg_tr["factor_index"].shape[0]),
             num_eval=min(km_ev["factor_index"].shape[0], hg_ev["factor_index"].shape[0]),
             num_variance=self._group("eval/variance")["images"].shape[0],
+            **self._random_preset_sizes(),
         )
+
+    def _random_preset_sizes(self) -> dict[str, int]:
+        sizes = self.random_sizes()
+        if sizes is None:  # version 1: the defaults, the full sizes, rendered live
+            return {}
+        return {"num_samples_train": sizes[0], "num_samples_eval": sizes[1]}
+
+    def random_sizes(self) -> tuple[int, int] | None:
+        """(train, eval) sizes of the stored i.i.d. sample sets, or None when the file has none."""
+        if "eval/random/train" not in self._file or "eval/random/eval" not in self._file:
+            return None
+        train, ev = (self._file[f"eval/random/{split}/images"].shape[0] for split in SPLITS)
+        return int(train), int(ev)
+
+    def random_samples(self, split: str, n: int, rng: np.random.Generator) -> SampleSet:
+        """The first n rows of ``/eval/random/<split>``; rendered live when the file lacks it."""
+        _check_split(split)
+        name = f"eval/random/{split}"
+        if name not in self._file:
+            if self._live is None:
+                from spritegen.oracle import Oracle
+
+                self._live = Oracle.from_file(self.path)
+            live = OracleSource(self._live).random_samples(split, n, rng)
+            live.info["fallback"] = f"/{name} not stored: rendered by the live oracle"
+            return live
+        group = self._file[name]
+        ds, fs = group["images"], group["factors"]
+        if ds.shape[0] < n or fs.shape[0] < n:
+            raise DatasetError(
+                f"{self.path}: /{name} holds {min(ds.shape[0], fs.shape[0])} images but {n} were "
+                "asked for; use a smaller preset (or preset 'stored': all the file holds) or "
+                "rebuild with larger evaluation sets"
+            )
+        factors = np.asarray(fs[:n])
+        if factors.ndim != 2 or factors.shape[1] != self.num_factors:
+            raise DatasetError(
+                f"{self.path}: /{name}/factors must be (n, {self.num_factors}), got {fs.shape}"
+            )
+        return SampleSet(factors, self._stream(ds, n))
 
     def _group(self, name: str):
         if name not in self._file:
@@ -216,52 +283,25 @@ class StoredSource:
 class OracleSource:
     """Samples and renders evaluation batches on the fly from a ground-truth oracle.
 
-    The oracle is anything with ``sample_factors(n, rng) -> (n, K)`` and
-    ``render(factors (n, K)) -> (n, H, W, C) uint8`` (``spritegen.oracle.Oracle``, or a user's own
-    simulator); ``num_factors`` and ``sample_column(k, n, rng)`` are used when present. Batches
-    are drawn the way disentanglement_lib draws them: a factor k uniformly, L independent factor
-    vectors, then factor k overwritten with one shared value (Kim–Mnih) or copied row by row from
-    batch a into batch b (Higgins).
+    The oracle is anything implementing ``spritegen.groundtruth.GroundTruth`` (checked once,
+    here): ``spritegen.oracle.Oracle``, the dSprites/3dshapes grid oracles, the discretising
+    adapter, or a user's own simulator. Votes and pairs come from the same sampler a build uses
+    for its stored sets (``spritegen.evalsets``): a factor k uniformly, L independent factor
+    vectors, then factor k overwritten with one shared value (Kim–Mnih) or copied row by row
+    from batch a into batch b (Higgins), as disentanglement_lib draws them.
     """
 
     kind = "oracle"
 
-    def __init__(self, oracle) -> None:
-        if not (
-            callable(getattr(oracle, "sample_factors", None))
-            and callable(getattr(oracle, "render", None))
-        ):
-            raise SpecError(
-                "source must be a dataset path, an open dataset file or a live oracle with "
-                f"sample_factors(n, rng) and render(factors); got {type(oracle).__name__}"
-            )
-        self.oracle = oracle
-        k = getattr(oracle, "num_factors", None)
-        if k is None:
-            k = self._sample(1, np.random.default_rng(0)).shape[1]
-        self.num_factors = int(k)
-        if self.num_factors < 1:
-            raise SpecError(f"oracle must have at least 1 factor, got {self.num_factors}")
+    def __init__(self, oracle: object) -> None:
+        self.oracle = check_ground_truth(oracle, "live oracle")
+        self.num_factors = int(self.oracle.num_factors)
 
     def close(self) -> None:
         pass
 
     def describe(self) -> dict:
         return {"kind": self.kind, "oracle": type(self.oracle).__name__}
-
-    def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        f = np.array(self.oracle.sample_factors(n, rng), copy=True)
-        if f.ndim != 2 or f.shape[0] != n:
-            raise SpecError(
-                f"oracle.sample_factors({n}, rng) must return shape ({n}, K), got {f.shape}"
-            )
-        return f
-
-    def _column(self, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
-        sample_column = getattr(self.oracle, "sample_column", None)
-        if callable(sample_column):
-            return np.asarray(sample_column(k, n, rng))
-        return self._sample(n, rng)[:, k]
 
     def _stream(self, factors: np.ndarray) -> ImageStream:
         def read(a: int, b: int) -> np.ndarray:
@@ -275,37 +315,21 @@ class OracleSource:
 
         return ImageStream(total=len(factors), read=read)
 
-    def _factor_index(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.integers(0, self.num_factors, size=n).astype(np.int64)
-
     def variance_images(self, n: int, rng: np.random.Generator) -> ImageStream:
-        return self._stream(self._sample(n, rng))
+        return self._stream(draw_factors(self.oracle, n, rng))
 
     def kim_mnih_votes(
         self, split: str, n: int, batch_size: int, rng: np.random.Generator
     ) -> VoteSet:
         _check_split(split)
-        factor_index = self._factor_index(n, rng)
-        factors = self._sample(n * batch_size, rng)
-        votes = factors.reshape(n, batch_size, -1)
-        for k in range(self.num_factors):  # a loop over factors, not over votes
-            chosen = np.flatnonzero(factor_index == k)
-            if chosen.size:
-                votes[chosen, :, k] = self._column(k, chosen.size, rng)[:, None]
+        factors, factor_index = kim_mnih_factors(self.oracle, n, batch_size, rng)
         return VoteSet(factor_index, batch_size, self._stream(factors), {"factors": factors})
 
     def higgins_pairs(
         self, split: str, n: int, batch_size: int, rng: np.random.Generator
     ) -> PairSet:
         _check_split(split)
-        factor_index = self._factor_index(n, rng)
-        fa = self._sample(n * batch_size, rng)
-        fb = self._sample(n * batch_size, rng)
-        a3 = fa.reshape(n, batch_size, -1)
-        b3 = fb.reshape(n, batch_size, -1)
-        for k in range(self.num_factors):
-            chosen = np.flatnonzero(factor_index == k)
-            b3[chosen, :, k] = a3[chosen, :, k]
+        fa, fb, factor_index = higgins_factors(self.oracle, n, batch_size, rng)
         return PairSet(
             factor_index,
             batch_size,
@@ -313,6 +337,11 @@ class OracleSource:
             self._stream(fb),
             {"factors_a": fa, "factors_b": fb},
         )
+
+    def random_samples(self, split: str, n: int, rng: np.random.Generator) -> SampleSet:
+        _check_split(split)
+        factors = draw_factors(self.oracle, n, rng)
+        return SampleSet(factors, self._stream(factors))
 
 
 Source = StoredSource | OracleSource
@@ -327,7 +356,7 @@ def open_source(obj) -> Iterator[Source]:
     """Turn what a user passed as ``source`` into a Source, closing it afterwards if we opened it.
 
     Accepted: a StoredSource/OracleSource; a dataset path (str or os.PathLike); an open
-    ``h5py.File``; any live oracle (``sample_factors`` and ``render``).
+    ``h5py.File``; any live oracle (``spritegen.groundtruth.GroundTruth``).
     """
     if isinstance(obj, (StoredSource, OracleSource)):
         yield obj

@@ -11,6 +11,11 @@ that offers:
   a run is reproducible and resumable; ``step`` is the global optimiser step (for schedules);
 - ``hparams``: a dict of the hyperparameters that define the objective (recorded in the run).
 
+Optionally, a model with parameters trained by an objective of their own (FactorVAE's
+discriminator) also offers ``make_auxiliary_optimizer()`` and ``auxiliary_loss(x, *, step,
+generator)``: see ``has_auxiliary_objective`` and docs/models.md. The trainer then gives those
+parameters to the auxiliary optimiser only and takes a second step per batch.
+
 The trainer converts uint8 images to floats in [0, 1] before calling the model (images are channel
 first, as everywhere in PyTorch). ``GaussianVAE`` implements ``loss`` and ``hparams`` from
 ``encode``/``decode`` and a KL weight, so that wrapping an existing VAE takes a few lines.
@@ -19,7 +24,7 @@ first, as everywhere in PyTorch). ``GaussianVAE`` implements ``loss`` and ``hpar
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +32,53 @@ from torch import nn
 
 #: Keys every loss dict must hold.
 REQUIRED_TERMS = ("loss", "reconstruction", "kl", "kl_per_dim")
+#: The key of an auxiliary loss dict that the auxiliary optimiser minimises.
+AUXILIARY_LOSS = "auxiliary_loss"
+
+
+def has_auxiliary_objective(model: nn.Module) -> TypeGuard[AuxiliaryModel]:
+    """True when ``model`` trains some of its parameters with an optimiser of its own.
+
+    Such a model defines ``make_auxiliary_optimizer() -> torch.optim.Optimizer`` (over those
+    parameters only; the main optimiser gets all the others) and ``auxiliary_loss(x, *, step,
+    generator) -> dict`` whose ``"auxiliary_loss"`` the trainer minimises with it after each main
+    update. A trainer that cannot take the second step (e.g. models stacked with torch.func)
+    should refuse such a model.
+    """
+    return callable(getattr(model, "make_auxiliary_optimizer", None)) and callable(
+        getattr(model, "auxiliary_loss", None)
+    )
+
+
+if TYPE_CHECKING:
+
+    class AuxiliaryModel(nn.Module):
+        """A model with an auxiliary objective (see ``has_auxiliary_objective``)."""
+
+        def make_auxiliary_optimizer(self) -> torch.optim.Optimizer: ...
+
+        def auxiliary_loss(
+            self, x: torch.Tensor, *, step: int, generator: torch.Generator | None
+        ) -> dict[str, torch.Tensor]: ...
+
+    class Model(nn.Module):
+        """The interface above, for the type checker (``check_model`` checks it at run time)."""
+
+        latent_dim: int
+
+        @property
+        def hparams(self) -> dict[str, Any]: ...
+
+        def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+        def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+        def loss(
+            self, x: torch.Tensor, *, step: int = 0, generator: torch.Generator | None = None
+        ) -> dict[str, torch.Tensor]: ...
+
+else:  # at run time any torch.nn.Module offering the interface is a model (plugins included)
+    Model = nn.Module
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -48,6 +100,16 @@ def reparameterise(
     return mu + (0.5 * logvar).exp() * eps
 
 
+class Forward(NamedTuple):
+    """One pass of a Gaussian VAE on a batch: what the objectives are built from."""
+
+    mu: torch.Tensor  # (B, D) posterior means
+    logvar: torch.Tensor  # (B, D) posterior log-variances
+    z: torch.Tensor  # (B, D) one reparameterised sample per image
+    reconstruction: torch.Tensor  # scalar, Bernoulli, summed over pixels, mean over the batch
+    kl_per_dim: torch.Tensor  # (D,) KL to N(0, 1), mean over the batch
+
+
 class GaussianVAE(nn.Module):
     """Base of every bundled model: Gaussian posterior, standard normal prior, Bernoulli decoder.
 
@@ -63,7 +125,8 @@ class GaussianVAE(nn.Module):
             )
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}")
-        self.image_shape = tuple(int(s) for s in image_shape)
+        c, h, w = (int(s) for s in image_shape)
+        self.image_shape: tuple[int, int, int] = (c, h, w)
         self.latent_dim = int(latent_dim)
 
     @property
@@ -87,15 +150,18 @@ class GaussianVAE(nn.Module):
         """The scalar to minimise (plus any extra terms to log); plain ELBO here."""
         return {"loss": reconstruction + kl}
 
+    def forward_pass(self, x: torch.Tensor, generator: torch.Generator | None) -> Forward:
+        """Encode, draw z from ``generator``, decode: the parts every objective here uses."""
+        mu, logvar = self.encode(x)
+        z = reparameterise(mu, logvar, generator)
+        rec = bernoulli_reconstruction(self.decode(z), x)
+        return Forward(mu, logvar, z, rec, kl_per_dim(mu.float(), logvar.float()))
+
     def loss(
         self, x: torch.Tensor, *, step: int = 0, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        mu, logvar = self.encode(x)
-        z = reparameterise(mu, logvar, generator)
-        logits = self.decode(z)
-        rec = bernoulli_reconstruction(logits, x)
-        kld = kl_per_dim(mu.float(), logvar.float())
-        kl = kld.sum()
-        terms = {"reconstruction": rec, "kl": kl, "kl_per_dim": kld}
-        terms.update(self.objective(rec, kl, step))
+        f = self.forward_pass(x, generator)
+        kl = f.kl_per_dim.sum()
+        terms = {"reconstruction": f.reconstruction, "kl": kl, "kl_per_dim": f.kl_per_dim}
+        terms.update(self.objective(f.reconstruction, kl, step))
         return terms

@@ -14,12 +14,15 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module, metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from benchmark.models.base import REQUIRED_TERMS
+from benchmark.models.base import AUXILIARY_LOSS, REQUIRED_TERMS, Model, has_auxiliary_objective
+
+if TYPE_CHECKING:
+    from benchmark.models.base import AuxiliaryModel
 from benchmark.params import BadValue, check_hparam
 from spritegen.errors import SpecError, SpritegenError
 
@@ -31,6 +34,10 @@ BUNDLED: dict[str, str] = {
     "vae": "benchmark.models.vae:VAE",
     "betavae": "benchmark.models.vae:BetaVAE",
     "annealedvae": "benchmark.models.vae:AnnealedVAE",
+    "factorvae": "benchmark.models.factorvae:FactorVAE",
+    "betatcvae": "benchmark.models.betatcvae:BetaTCVAE",
+    "dipvae1": "benchmark.models.dipvae:DIPVAE1",
+    "dipvae2": "benchmark.models.dipvae:DIPVAE2",
 }
 SOURCE_TREE = "spritegen (source tree)"
 
@@ -46,7 +53,7 @@ class ModelEntry:
     name: str
     target: str  # "module:attr"
     origin: str  # distribution name and version
-    factory: Callable[..., nn.Module] | None = None
+    factory: Callable[..., Model] | None = None
     error: str | None = None
     hparams: dict[str, Any] = field(default_factory=dict)  # name -> default (Parameter.empty)
     annotations: dict[str, Any] = field(default_factory=dict)  # name -> type, where declared
@@ -61,7 +68,7 @@ class ModelEntry:
         return self.target.partition(":")[0]
 
 
-def _load(target: str) -> Callable[..., nn.Module]:
+def _load(target: str) -> Callable[..., Model]:
     module_name, _, attr = target.partition(":")
     obj: Any = import_module(module_name)
     for part in filter(None, attr.split(".")):
@@ -71,7 +78,7 @@ def _load(target: str) -> Callable[..., nn.Module]:
     return obj
 
 
-def _signature(factory: Callable[..., nn.Module]) -> tuple[dict[str, Any], bool]:
+def _signature(factory: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
     """Hyperparameters a factory accepts (besides image_shape and latent_dim), with defaults."""
     params = inspect.signature(factory).parameters
     for required in ("image_shape", "latent_dim"):
@@ -191,7 +198,7 @@ def build_model(
     hparams: dict[str, Any] | None = None,
     seed: int = 0,
     check: bool = True,
-) -> nn.Module:
+) -> Model:
     """Build model ``name`` with weights initialised from ``seed`` and (by default) check it.
 
     Module constructors draw from torch's global generator; it is forked and seeded here so the
@@ -201,6 +208,7 @@ def build_model(
     hparams = validate_hparams(entry, dict(hparams or {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        assert entry.factory is not None  # get_entry refused entries that cannot build
         try:
             model = entry.factory(
                 image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams
@@ -226,7 +234,7 @@ def _shape(t: Any) -> str:
 
 
 def check_model(
-    model: nn.Module,
+    model: Model,
     image_shape: tuple[int, int, int],
     latent_dim: int,
     name: str = "model",
@@ -287,6 +295,55 @@ def check_model(
         raise ModelError(f"{where}: non-finite loss terms on a dry forward pass: {', '.join(bad)}")
     if not hasattr(model, "hparams"):
         raise ModelError(f"{where}: has no 'hparams' attribute (a dict of its hyperparameters)")
+    if has_auxiliary_objective(model):
+        _check_auxiliary(model, x, gen, terms, where)
+
+
+def _check_auxiliary(
+    model: AuxiliaryModel,
+    x: torch.Tensor,
+    gen: torch.Generator,
+    terms: dict[str, torch.Tensor],
+    where: str,
+) -> None:
+    """The optional auxiliary objective (docs/models.md): an optimiser over some of the model's
+    own parameters, and a finite scalar ``auxiliary_loss`` whose logged keys do not clash with the
+    main loss terms."""
+    try:
+        optimizer = model.make_auxiliary_optimizer()
+        with torch.no_grad():
+            aux = model.auxiliary_loss(x, step=0, generator=gen)
+    except Exception as exc:
+        raise ModelError(
+            f"{where}: auxiliary objective failed on a dry pass: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ModelError(
+            f"{where}: make_auxiliary_optimizer must return a torch.optim.Optimizer, "
+            f"got {type(optimizer).__name__}"
+        )
+    own = {id(p) for p in model.parameters()}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not params or any(id(p) not in own for p in params):
+        raise ModelError(
+            f"{where}: the auxiliary optimiser must hold some of the model's own parameters "
+            f"(and only those)"
+        )
+    if not isinstance(aux, dict) or AUXILIARY_LOSS not in aux:
+        got = sorted(aux) if isinstance(aux, dict) else type(aux).__name__
+        raise ModelError(
+            f"{where}: auxiliary_loss must return a dict with {AUXILIARY_LOSS}; got {got}"
+        )
+    clash = sorted(set(aux) & set(terms))
+    if clash:
+        raise ModelError(f"{where}: auxiliary terms {clash} clash with the loss terms' names")
+    for key, t in aux.items():
+        if not isinstance(t, torch.Tensor) or t.numel() != 1:
+            raise ModelError(
+                f"{where}: auxiliary term {key!r} must be a scalar tensor, got {_shape(t)}"
+            )
+        if not bool(torch.isfinite(t).all()):
+            raise ModelError(f"{where}: non-finite auxiliary term on a dry pass: {key}")
 
 
 def model_hparams(model: nn.Module) -> dict[str, Any]:

@@ -35,6 +35,14 @@ METRIC_LABELS = {
     "kim_mnih": "Kim–Mnih (FactorVAE) score",
     "kim_mnih_weighted": "weighted Kim–Mnih score",
     "higgins": "Higgins (β-VAE) score",
+    "higgins_standardised": "Higgins score, standardised features",
+    "mig": "MIG",
+    "dci_disentanglement": "DCI disentanglement",
+    "dci_completeness": "DCI completeness",
+    "dci_informativeness": "DCI informativeness (accuracy)",
+    "sap": "SAP score",
+    "modularity": "modularity",
+    "explicitness": "explicitness (ROC-AUC)",
 }
 SCORE_LABELS = {"final": "final epoch", "best": "best over epochs"}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.sweep.spec import METRICS
 from spritegen.errors import DatasetError
 
 SCORES = ("final", "best")
@@ -22,14 +23,27 @@ MANIFEST = "sweep.json"
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The per-epoch records of a run, in file order."""
+    """The per-epoch records of a run, in file order, with old Higgins keys renamed.
+
+    Runs recorded before the Higgins headline changed stored ``higgins`` (standardised features)
+    and ``higgins_raw`` (raw); they are read as ``higgins_standardised`` and ``higgins``.
+    """
     rows = []
     with open(run_dir / "metrics.jsonl") as fh:
         for line in fh:
             line = line.strip()
             if line:
-                rows.append(json.loads(line))
+                rows.append(upgrade_row(json.loads(line)))
     return rows
+
+
+def upgrade_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Map a record's pre-rename Higgins keys onto the current ones (see ``read_metrics``)."""
+    if "higgins_raw" in row and "higgins_standardised" not in row:
+        row = dict(row)
+        row["higgins_standardised"] = row.get("higgins")
+        row["higgins"] = row.pop("higgins_raw")
+    return row
 
 
 def _is_number(v: Any) -> bool:
@@ -159,7 +173,7 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
             if _finished(run_dir) and (run_dir / "metrics.jsonl").is_file():
                 rows = read_metrics(run_dir)
                 got = {}
-                for m in ("kim_mnih", "kim_mnih_weighted", "higgins"):
+                for m in METRICS:
                     fb = final_and_best(rows, m)
                     if fb is not None:
                         got[m] = fb

@@ -17,6 +17,7 @@ from benchmark.report.figures import (
     lines_title,
 )
 from benchmark.report.records import SCORES, ExperimentData
+from spritegen.atomic import atomic_path
 
 CSV_COLUMNS = (
     "experiment",
@@ -90,12 +91,10 @@ def csv_rows(experiments: list[ExperimentData]) -> list[dict[str, Any]]:
 
 
 def write_csv(experiments: list[ExperimentData], path: Path) -> Path:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path, fsync=False) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(csv_rows(experiments))
-    os.replace(tmp, path)
     return path
 
 

@@ -18,14 +18,16 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.datasets import parse_data_spec
-from benchmark.models.registry import ModelEntry, discover, dry_build, validate_hparams
 from benchmark.params import BY_KEY
 from benchmark.sweep.spec import Experiment, SweepSpec, load_sweep_spec
 from spritegen.errors import SpecError
 from spritegen.spec import default_spec
+
+if TYPE_CHECKING:
+    from benchmark.models.registry import ModelEntry
 
 # Run parameters named in the id prefix before the model's hyperparameters, and after them.
 _ID_HEAD = ("model", "data", "factors", "latent_dim")
@@ -147,7 +149,11 @@ class _ModelCheck:
     plugins), each value against the type its constructor declares."""
 
     def __init__(self) -> None:
-        self.entries = discover()
+        # the registry imports torch: only when a sweep is planned, so `bench --help` stays light
+        from benchmark.models import registry
+
+        self.entries = registry.discover()
+        self.validate, self.dry_build = registry.validate_hparams, registry.dry_build
         self.built: set[tuple[Any, ...]] = set()
 
     def entry(self, where: str, model: Any) -> ModelEntry:
@@ -193,7 +199,7 @@ class _ModelCheck:
             where = f"{prefix}{key}[{index}]" if prefix.endswith(("grid.", "zip.")) else ""
             for e in takers:
                 try:
-                    dry_build(e, DRY_SHAPE, DRY_LATENT, validate_hparams(e, {key: value}))
+                    self.dry_build(e, DRY_SHAPE, DRY_LATENT, self.validate(e, {key: value}))
                 except SpecError as exc:
                     raise SpecError(f"{where or prefix + key}: {_rule(exc, e.name, key)}") from None
 
@@ -204,10 +210,10 @@ class _ModelCheck:
         entry = self.entry(where, params["model"])
         hparams = {k: v for k, v in params.items() if is_hparam(k)}
         try:
-            checked = validate_hparams(entry, hparams)
+            checked = self.validate(entry, hparams)
             key = (entry.name, repr(sorted(checked.items())), params.get("latent_dim", 10), shape)
             if key not in self.built:
-                dry_build(entry, shape, params.get("latent_dim", DRY_LATENT), checked)
+                self.dry_build(entry, shape, params.get("latent_dim", DRY_LATENT), checked)
                 self.built.add(key)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc}") from None

@@ -16,7 +16,6 @@ started again.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from benchmark.sweep.execute import EnsembleTask, Outcome, RunTask, is_finished,
 from benchmark.sweep.executors import make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import SweepSpec
+from spritegen.atomic import write_text_atomic
 
 MANIFEST = "sweep.json"
 FAILURES = "failures.json"
@@ -53,9 +53,7 @@ class SweepResult:
 
 def _write_json(path: Path, obj: Any) -> None:
     """Write atomically: a reader never sees half a manifest."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str), fsync=False)
 
 
 def manifest(plan: SweepPlan) -> dict[str, Any]:

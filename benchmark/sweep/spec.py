@@ -40,7 +40,19 @@ from spritegen.errors import SpecError, quote
 from spritegen.spec import default_spec, load_spec, with_overrides
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-METRICS = ("kim_mnih", "kim_mnih_weighted", "higgins")
+METRICS = (
+    "kim_mnih",
+    "kim_mnih_weighted",
+    "higgins",
+    "higgins_standardised",
+    "mig",
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness",
+    "sap",
+    "modularity",
+    "explicitness",
+)
 DEFAULT_METRICS = ("kim_mnih", "higgins")
 # Fields of a datasets: entry besides `spec`: the overrides spritegen.spec.with_overrides takes.
 DATASET_KEYS = ("factors", "n", "seed", "renderer", "image_size", "eval_preset", "name")

@@ -34,6 +34,7 @@ from importlib import metadata
 import numpy as np
 import trimesh
 
+from spritegen.factors import FACTORS, SHAPE_INDEX, check_class_indices
 from spritegen.render._pyrender_compat import close_offscreen, import_pyrender, open_offscreen
 from spritegen.render.colour import hue_to_rgb
 
@@ -166,7 +167,8 @@ class PyrenderRenderer:
         self.coloured = bool(coloured)
         meshes = build_meshes()
         # one spare pixel, so that antialiased edges never reach the outermost row or column
-        self._margin = max(circumradii(meshes).values()) * shape_size(1.0) + 1.0 / self.image_size
+        radius = max(circumradii(meshes).values())
+        self._margin = float(radius * shape_size(1.0) + 1.0 / self.image_size)
 
         self._scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 1.0), ambient_light=(AMBIENT,) * 3)
         self._nodes = []
@@ -215,13 +217,9 @@ class PyrenderRenderer:
         full = np.asarray(full, dtype=np.float64)
         if full.ndim != 2 or full.shape[1] != 7:
             raise ValueError(f"expected full factor vectors of shape (N, 7), got {full.shape}")
-        shapes = full[:, 3]
-        bad = ~np.isin(shapes, (0.0, 1.0, 2.0))
-        if bad.any():
-            raise ValueError(
-                f"shape must be a class index 0 (cube), 1 (ellipsoid) or 2 "
-                f"(pyramid), got {shapes[bad][0]!r}"
-            )
+        shapes = full[:, SHAPE_INDEX]
+        shape = FACTORS[SHAPE_INDEX]
+        check_class_indices(shapes, shape.num_classes, "shape", shape.classes_3d)
         if self._renderer is None:
             raise RuntimeError("this renderer has been closed")
         n, w = full.shape[0], self.image_size
@@ -246,7 +244,7 @@ class PyrenderRenderer:
             "renderer": RENDERER_NAME,
             "renderer_version": RENDERER_VERSION,
             "pyrender": _version("pyrender"),
-            "trimesh": trimesh.__version__,
+            "trimesh": str(trimesh.__version__),
             "PyOpenGL": _version("PyOpenGL"),
             "numpy": np.__version__,
             "gl_platform": os.environ.get("PYOPENGL_PLATFORM", ""),

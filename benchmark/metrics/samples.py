@@ -1,0 +1,244 @@
+"""Encoded i.i.d. samples and the discretisation that MIG, DCI, SAP and modularity share.
+
+Those four metrics (Locatello et al. 2019's suite) need no structured batches: only random
+(factors, image) pairs, a train part and an eval part. ``encode_samples`` reads (or renders) and
+encodes them once, so that every metric of one evaluation can reuse the same latents (the
+definitions allow it; disentanglement_lib draws a fresh set per metric, which changes nothing in
+expectation and costs one encoding pass each).
+
+Discretisation (disentanglement_lib's ``histogram_discretizer`` with the study's 20 bins):
+
+- **latents**: each dimension is cut into ``num_bins`` equal-width bins spanning its train
+  sample's minimum to maximum (``np.histogram`` edges), exactly as disentanglement_lib does;
+- **factors**: a factor taking at most ``num_bins`` distinct values in the train sample
+  (spritegen's ``shape``; most grid factors) keeps its values as classes; a factor with more
+  values (every continuous spritegen factor) is cut like a latent, into ``num_bins`` equal-width
+  bins over its train sample's range. Eval values use the train bins (values outside fall in the
+  first or last bin). disentanglement_lib needs no factor discretisation because its datasets are
+  grids; this is the documented extension to continuous factors (docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings, encode
+from benchmark.metrics.seeding import as_generator, seed_of
+from benchmark.metrics.sources import Source, open_source
+from spritegen.errors import SpecError
+
+#: disentanglement_lib's study configuration: ``discretizer.num_bins = 20``.
+NUM_BINS = 20
+
+
+@dataclass
+class EncodedSamples:
+    """Latents and factor values of random images: ``z_*`` (n, D) float64, ``y_*`` (n, K)."""
+
+    z_train: np.ndarray
+    y_train: np.ndarray
+    z_eval: np.ndarray
+    y_eval: np.ndarray
+    seed: int | None
+    source: dict
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def num_train(self) -> int:
+        return int(self.z_train.shape[0])
+
+    @property
+    def num_eval(self) -> int:
+        return int(self.z_eval.shape[0])
+
+    @property
+    def num_latents(self) -> int:
+        return int(self.z_train.shape[1])
+
+    @property
+    def num_factors(self) -> int:
+        return int(self.y_train.shape[1])
+
+
+def _check_count(name: str, value: int, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise SpecError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def encode_samples(
+    source: Source | object,
+    represent: Represent,
+    random_state: int | np.random.Generator,
+    *,
+    num_train: int,
+    num_eval: int,
+    encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
+    progress: bool = False,
+) -> EncodedSamples:
+    """Read (stored ``/eval/random`` sets) or render (live oracle) random images and encode them.
+
+    The train part is drawn before the eval part from the one Generator, so the same seed gives
+    the same samples. ``num_eval`` may be 0 for a metric that needs no eval part (MIG).
+    """
+    _check_count("num_train", num_train, 2)
+    _check_count("num_eval", num_eval, 0)
+    rng = as_generator(random_state)
+    timings = Timings()
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    num_latents = None
+    notes: dict[str, str] = {}
+    with open_source(source) as src:
+        for split, n in (("train", num_train), ("eval", num_eval)):
+            if n == 0:
+                width = int(num_latents or 0)
+                out[split] = (np.empty((0, width)), np.empty((0, src.num_factors)))
+                continue
+            t0 = time.perf_counter()
+            ss = src.random_samples(split, n, rng)
+            timings.read += time.perf_counter() - t0
+            if "fallback" in ss.info:
+                notes[f"{split}_fallback"] = ss.info["fallback"]
+            z = encode(
+                ss.images.chunks(encode_batch_size),
+                ss.images.total,
+                represent,
+                batch_size=encode_batch_size,
+                timings=timings,
+                expected_dim=num_latents,
+                progress=progress,
+                desc=f"samples {split}",
+            )
+            num_latents = z.shape[1]
+            out[split] = (z, np.asarray(ss.factors, dtype=np.float64))
+        describe = {**src.describe(), **notes}
+    if num_eval == 0:
+        out["eval"] = (np.empty((0, int(num_latents or 0))), out["eval"][1])
+    return EncodedSamples(
+        z_train=out["train"][0],
+        y_train=out["train"][1],
+        z_eval=out["eval"][0],
+        y_eval=out["eval"][1],
+        seed=seed_of(random_state),
+        source=describe,
+        timings=timings,
+    )
+
+
+def histogram_discretize(x: np.ndarray, num_bins: int = NUM_BINS) -> np.ndarray:
+    """(n, D) values -> (n, D) bin indices 0..num_bins-1, equal-width bins per column.
+
+    The edges are ``np.histogram``'s over the column's own range (as disentanglement_lib's
+    ``_histogram_discretize``; its labels are these plus one). A constant column lands in one bin.
+    """
+    _check_count("num_bins", num_bins, 2)
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty(x.shape, dtype=np.int64)
+    for d in range(x.shape[1]):
+        edges = np.histogram_bin_edges(x[:, d], num_bins)
+        out[:, d] = np.digitize(x[:, d], edges[1:-1])
+    return out
+
+
+@dataclass
+class FactorBins:
+    """How each factor was turned into class labels: ``kinds[k]`` is "values" or "bins"."""
+
+    kinds: list[str]
+    num_classes: list[int]
+
+    def as_dict(self) -> dict:
+        return {"kinds": self.kinds, "num_classes": self.num_classes}
+
+
+def discretize_factors(
+    y_train: np.ndarray, y_eval: np.ndarray | None = None, num_bins: int = NUM_BINS
+) -> tuple[np.ndarray, np.ndarray | None, FactorBins]:
+    """Factor values -> integer class labels (train, eval), learned on the train part only.
+
+    A factor with at most ``num_bins`` distinct train values keeps them as classes (an eval value
+    maps to the nearest one); otherwise ``num_bins`` equal-width bins over its train range.
+    """
+    _check_count("num_bins", num_bins, 2)
+    y_train = np.asarray(y_train, dtype=np.float64)
+    tr = np.empty(y_train.shape, dtype=np.int64)
+    ev = None if y_eval is None else np.empty(np.shape(y_eval), dtype=np.int64)
+    kinds, counts = [], []
+    for k in range(y_train.shape[1]):
+        values = np.unique(y_train[:, k])
+        if values.size <= num_bins:
+            cuts = (values[:-1] + values[1:]) / 2  # midpoints: nearest stored value
+            kinds.append("values")
+            counts.append(int(values.size))
+        else:
+            cuts = np.histogram_bin_edges(y_train[:, k], num_bins)[1:-1]
+            kinds.append("bins")
+            counts.append(num_bins)
+        tr[:, k] = np.digitize(y_train[:, k], cuts)
+        if ev is not None:
+            ev[:, k] = np.digitize(np.asarray(y_eval, dtype=np.float64)[:, k], cuts)
+    return tr, ev, FactorBins(kinds, counts)
+
+
+def mutual_information(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(n, D) and (n, K) integer labels -> (D, K) mutual information in nats.
+
+    scikit-learn's ``mutual_info_score`` (disentanglement_lib's ``discrete_mutual_info``).
+    """
+    from sklearn.metrics import mutual_info_score
+
+    m = np.zeros((codes.shape[1], labels.shape[1]))
+    for d in range(codes.shape[1]):
+        for k in range(labels.shape[1]):
+            m[d, k] = mutual_info_score(labels[:, k], codes[:, d])
+    return m
+
+
+def entropy(labels: np.ndarray) -> np.ndarray:
+    """(n, K) integer labels -> (K,) entropy in nats (``H(v) = I(v; v)``)."""
+    from sklearn.metrics import mutual_info_score
+
+    return np.array([mutual_info_score(labels[:, k], labels[:, k]) for k in range(labels.shape[1])])
+
+
+def prepare(
+    samples: EncodedSamples | None,
+    source: Source | object,
+    represent: Represent,
+    random_state: int | np.random.Generator,
+    *,
+    num_train: int,
+    num_eval: int,
+    encode_batch_size: int,
+    progress: bool,
+) -> EncodedSamples:
+    """``samples`` if given (checked to be large enough), else freshly encoded ones.
+
+    Given samples larger than asked are cut to the first ``num_train`` / ``num_eval`` rows.
+    """
+    if samples is None:
+        return encode_samples(
+            source,
+            represent,
+            random_state,
+            num_train=num_train,
+            num_eval=num_eval,
+            encode_batch_size=encode_batch_size,
+            progress=progress,
+        )
+    if samples.num_train < num_train or samples.num_eval < num_eval:
+        raise SpecError(
+            f"samples hold {samples.num_train} train / {samples.num_eval} eval points but "
+            f"{num_train} / {num_eval} were asked for"
+        )
+    return EncodedSamples(
+        samples.z_train[:num_train],
+        samples.y_train[:num_train],
+        samples.z_eval[:num_eval],
+        samples.y_eval[:num_eval],
+        samples.seed,
+        samples.source,
+        Timings(),  # reading and encoding were paid (and timed) by whoever made them
+    )

@@ -1,0 +1,68 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half of one.
+
+Every file the project publishes (datasets, saved chunks, run summaries, checkpoints, sweep
+manifests, reports, plots) is written through here: the content goes to ``PATH.partial`` in the
+same folder (so the rename stays on one file system), is optionally fsynced, and is renamed onto
+``PATH``. On any exception, disk full included, the temporary file is removed, so a failure leaves
+the previous state and nothing half-written. A SIGKILL can still leave a ``.partial``; the next
+write of the same path simply overwrites it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where ``atomic_path(path)`` writes before the rename."""
+    path = Path(path)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, fsync: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
+
+    ``fsync=False`` skips the sync (for files a resume can re-create, such as a build's saved
+    chunks, where a killed process loses nothing the page cache holds).
+    """
+    path = Path(path)
+    tmp = partial_path(path)
+    try:
+        yield tmp
+        if fsync:
+            _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, *, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically; returns ``path``."""
+    path = Path(path)
+    with atomic_path(path, fsync=fsync) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def write_text_atomic(
+    path: str | Path, text: str, *, fsync: bool = True, newline: str | None = None
+) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    path = Path(path)
+    with atomic_path(path, fsync=fsync) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
+            fh.write(text)
+    return path

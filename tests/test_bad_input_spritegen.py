@@ -1,0 +1,501 @@
+"""Malformed input to the ``spritegen`` command: one line, exit 2, no traceback, nothing written.
+
+Each case sets up its input in an empty folder (the current folder of the command), runs the
+real command line in this process, and checks the rules of docs/reliability.md: exit status 2,
+exactly one line on stderr that names the field or file and what is allowed, no traceback, and
+no file created or changed in the folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from spritegen.cli import main
+from spritegen.errors import SpecError, quote
+from spritegen.spec import MAX_SPEC_BYTES, parse_spec_text
+
+GOOD_SPEC = "factors: 2\nn: 300\nevaluation: tiny\n"
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    expect: str  # a part of the one error line: the field/file and what is allowed
+    setup: Callable[[Path, Path], None] | None = None  # (folder, a good dataset file)
+
+
+def spec(text: str | bytes, name: str = "spec.yaml") -> Callable[[Path, Path], None]:
+    def make(folder: Path, _data: Path) -> None:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+    return make
+
+
+def dataset(edit: Callable[[h5py.File], None] | None = None, truncate: int = 0):
+    """A copy of a good dataset as data.h5, edited in place (attributes, groups) or truncated."""
+
+    def make(folder: Path, data: Path) -> None:
+        path = folder / "data.h5"
+        shutil.copy(data, path)
+        if edit is not None:
+            with h5py.File(path, "r+") as f:
+                edit(f)
+        if truncate:
+            with open(path, "r+b") as fh:
+                fh.truncate(truncate)
+
+    return make
+
+
+def set_attr(key: str, value) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        f.attrs[key] = value
+
+    return edit
+
+
+def delete(*names: str) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        for name in names:
+            del f[name]
+
+    return edit
+
+
+def replace(name: str, data) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        del f[name]
+        f.create_dataset(name, data=data)
+
+    return edit
+
+
+def del_attr(key: str) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        del f.attrs[key]
+
+    return edit
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+BUILD = ["build", "--quiet", "--eval-preset", "tiny", "--n", "300"]
+
+CASES = [
+    # --- flags
+    Case("no-spec", ["build"], "either a SPEC file or --factors"),
+    Case("factors-8", ["build", "--factors", "8"], "'--factors': 8 is not in the range 1<=x<=7"),
+    Case("factors-0", ["build", "--factors", "0"], "'--factors'"),
+    Case("n-0", ["build", "--factors", "2", "--n", "0"], "'--n': 0 is not in the range x>=1"),
+    Case("n-text", ["build", "--factors", "2", "--n", "many"], "'--n': 'many' is not a valid"),
+    Case("seed-neg", ["build", "--factors", "2", "--seed", "-1"], "'--seed'"),
+    Case("size-8", ["build", "--factors", "2", "--image-size", "8"], "16<=x<=1024"),
+    Case("renderer", ["build", "--factors", "2", "--renderer", "4d"], "'2d', '3d'"),
+    Case("preset", ["build", "--factors", "2", "--eval-preset", "huge"], "'full', 'quick'"),
+    Case("workers-0", ["build", "--factors", "2", "--workers", "0"], "'--workers'"),
+    Case("executor", ["build", "--factors", "2", "--executor", "spark"], "'local', 'ray'"),
+    Case("address", ["build", "--factors", "2", "--address", "x:1"], "--executor ray"),
+    Case("bogus-flag", ["build", "--factors", "2", "--bogus"], "No such option '--bogus'"),
+    Case("no-command", ["nosuch"], "No such command 'nosuch'"),
+    Case("spec-and-factors", ["build", "spec.yaml", "--factors", "2"], "not both", spec("x: 1")),
+    Case("7-in-2d", ["build", "--factors", "7", "--renderer", "2d"], "3d when factors is 7"),
+    Case("sample-neg", ["verify", "data.h5", "--sample", "-1"], "'--sample'", dataset()),
+    Case("samples-0", ["show", "data.h5", "--samples", "0"], "'--samples'", dataset()),
+    # --- spec files
+    Case(
+        "dup-key",
+        ["build", "spec.yaml"],
+        "line 2: duplicate key 'factors'",
+        spec("factors: 2\nfactors: 3\n"),
+    ),
+    Case(
+        "dup-nested",
+        ["build", "spec.yaml"],
+        "duplicate key 'compression' (first given at line 3)",
+        spec("factors: 2\nstorage:\n  compression: gzip\n  compression: none\n"),
+    ),
+    Case(
+        "alias-bomb", ["build", "spec.yaml"], "aliases (&name, *name) are not allowed", spec(BOMB)
+    ),
+    Case(
+        "binary",
+        ["build", "spec.yaml"],
+        "'spec.yaml' is a binary file",
+        spec(bytes(range(256)) * 8),
+    ),
+    Case("hdf5-spec", ["build", "data.h5"], "'data.h5' is a binary file", dataset()),
+    Case(
+        "latin1",
+        ["build", "spec.yaml"],
+        "not UTF-8 text",
+        spec("factors: 2\nname: caf\xe9\n".encode("latin-1")),
+    ),
+    Case(
+        "too-big",
+        ["build", "spec.yaml"],
+        f"larger than {MAX_SPEC_BYTES:,} bytes",
+        spec(GOOD_SPEC + "#" * MAX_SPEC_BYTES),
+    ),
+    Case("empty", ["build", "spec.yaml"], "must be a YAML mapping", spec("")),
+    Case("list", ["build", "spec.yaml"], "must be a YAML mapping", spec("- 1\n- 2\n")),
+    Case("not-yaml", ["build", "spec.yaml"], "not valid YAML at line", spec("factors: [\n")),
+    Case("no-such-spec", ["build", "missing.yaml"], "cannot read spec file 'missing.yaml'"),
+    Case(
+        "unknown-field",
+        ["build", "spec.yaml"],
+        "unknown field 'colour'",
+        spec("factors: 2\ncolour: 1\n"),
+    ),
+    Case(
+        "factors-str",
+        ["build", "spec.yaml"],
+        "'factors': got '3'; allowed: an integer",
+        spec("factors: '3'\n"),
+    ),
+    Case(
+        "n-huge",
+        ["build", "spec.yaml"],
+        "'n': got 1000000000; allowed",
+        spec("factors: 2\nn: 1000000000\n"),
+    ),
+    Case(
+        "fixed-hue",
+        ["build", "spec.yaml"],
+        "an inactive hue always means white",
+        spec("factors: 2\nfixed: {hue: 0.5}\n"),
+    ),
+    Case(
+        "chunk-0",
+        ["build", "spec.yaml"],
+        "'storage.chunk_images': got 0",
+        spec("factors: 2\nstorage: {chunk_images: 0}\n"),
+    ),
+    Case(
+        "eval-int",
+        ["build", "spec.yaml"],
+        "'evaluation': got 5; allowed",
+        spec("factors: 2\nevaluation: 5\n"),
+    ),
+    Case(
+        "long-value",
+        ["build", "spec.yaml"],
+        "'factors': got 'xxxxxxxx",
+        spec("factors: " + "x" * 100_000 + "\n"),
+    ),
+    Case(
+        "escape-name",
+        ["build", "spec.yaml"],
+        "'name': got '../../escaped'; allowed without --out",
+        spec("factors: 2\nname: ../../escaped\n"),
+    ),
+    Case(
+        "dot-name",
+        ["build", "spec.yaml"],
+        "not starting with '.'",
+        spec("factors: 2\nname: .hidden\n"),
+    ),
+    Case(
+        "nul-name", ["build", "spec.yaml"], "a plain file name", spec('factors: 2\nname: "a\\0b"\n')
+    ),
+    # --- outputs
+    Case(
+        "disk",
+        ["build", "--factors", "2", "--n", "100000000", "--image-size", "1024", "--quiet"],
+        "not enough free disk space in",
+    ),
+    Case(
+        "out-under-file",
+        BUILD + ["--factors", "2", "--out", "file/x.h5"],
+        "a folder on its path is a file ('file')",
+        spec("", "file"),
+    ),
+    Case(
+        "out-exists",
+        BUILD + ["--factors", "2", "--out", "data.h5"],
+        "already exists; pass --force",
+        dataset(),
+    ),
+    Case("out-is-dir", BUILD + ["--factors", "2", "--out", "."], "'--out'"),
+    Case(
+        "out-name-too-long",
+        BUILD + ["--factors", "2", "--out", "a" * 300 + ".h5"],
+        "File name too long; choose another --out",
+    ),
+    Case(
+        "show-out-under-file",
+        ["show", "data.h5", "--out", "data.h5/grid.png"],
+        "--out 'data.h5/grid.png': cannot write the picture (a folder on its path is a file)",
+        dataset(),
+    ),
+    # --- dataset files
+    Case("info-name-too-long", ["info", "b" * 300 + ".h5"], "'bbbb"),
+    Case("info-folder", ["info", "sub"], "'PATH': File 'sub' is a directory", spec("", "sub/x")),
+    Case("info-missing", ["info", "none.h5"], "none.h5: no such file"),
+    Case("info-text", ["info", "spec.yaml"], "not an HDF5 file", spec(GOOD_SPEC)),
+    Case("info-truncated", ["info", "data.h5"], "not an HDF5 file", dataset(truncate=4000)),
+    Case(
+        "info-foreign", ["info", "data.h5"], "not a spritegen dataset", dataset(del_attr("format"))
+    ),
+    Case(
+        "info-version-str",
+        ["info", "data.h5"],
+        "format version 'one' is not supported",
+        dataset(set_attr("format_version", "one")),
+    ),
+    Case(
+        "show-version-float",
+        ["show", "data.h5"],
+        "format version 1.5 is not supported",
+        dataset(set_attr("format_version", 1.5)),
+    ),
+    Case(
+        "verify-version-99",
+        ["verify", "data.h5"],
+        "format version 99 is not supported by this spritegen (reads 1)",
+        dataset(set_attr("format_version", 99)),
+    ),
+    Case(
+        "info-incomplete",
+        ["info", "data.h5"],
+        "did not complete",
+        dataset(set_attr("complete", False)),
+    ),
+    Case(
+        "info-no-metadata",
+        ["info", "data.h5"],
+        "dataset '/metadata/factor_names' is missing",
+        dataset(delete("metadata")),
+    ),
+    Case(
+        "show-no-metadata",
+        ["show", "data.h5"],
+        "'/metadata/factor_names' is missing",
+        dataset(delete("metadata")),
+    ),
+    Case(
+        "verify-no-checksums",
+        ["verify", "data.h5"],
+        "dataset '/checksums/images' is missing",
+        dataset(delete("checksums")),
+    ),
+    Case(
+        "verify-checksums-scalar",
+        ["verify", "data.h5"],
+        "'/checksums/images' has shape (); expected (chunks, 32)",
+        dataset(replace("checksums/images", 1)),
+    ),
+    Case(
+        "info-short-metadata",
+        ["info", "data.h5"],
+        "'/metadata/factor_low' has shape (1,); expected one entry per factor column",
+        dataset(replace("metadata/factor_low", [0.0])),
+    ),
+    Case(
+        "info-no-spec-attr",
+        ["info", "data.h5"],
+        "attribute 'spec' is missing",
+        dataset(del_attr("spec")),
+    ),
+    Case(
+        "info-bad-json-attr",
+        ["info", "data.h5"],
+        "attribute 'renderer_info' is not a JSON object",
+        dataset(set_attr("renderer_info", "{oops")),
+    ),
+    Case(
+        "verify-spec-not-text",
+        ["verify", "data.h5"],
+        "stored spec (attribute 'spec') is not text",
+        dataset(set_attr("spec", 5)),
+    ),
+]
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def run_in(folder: Path, argv: list[str], capsys) -> tuple[int, str, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_malformed_input_gets_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys, dataset_k2):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    if case.setup is not None:
+        case.setup(folder, dataset_k2)
+    before = snapshot(folder)
+    code, _out, err = run_in(folder, case.argv, capsys)
+    assert code == 2, (case.argv, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("spritegen: error: "), err
+    assert case.expect in lines[0], (case.expect, lines[0])
+    assert len(lines[0]) < 600
+    assert "Traceback" not in err
+    assert snapshot(folder) == before
+
+
+def test_there_are_at_least_thirty_cases():
+    assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
+
+
+def test_read_only_folder_gets_one_line(tmp_path, capsys, monkeypatch):
+    """A read-only file system (root ignores permission bits, so a real one is mounted)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4M", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        monkeypatch.chdir(tmp_path)
+        code, _out, err = run_in(tmp_path, BUILD + ["--factors", "2", "--out", "ro/x.h5"], capsys)
+        assert code == 2
+        assert err.strip() == (
+            "spritegen: error: --out 'ro/x.h5': cannot write 'ro/x.h5.lock': Read-only file "
+            "system; choose a folder you can write to"
+        )
+        assert list(mount.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("case_id", ["alias-bomb", "hdf5-spec", "dup-key", "n-0"])
+def test_the_installed_command_prints_the_same_line(case_id, tmp_path, dataset_k2):
+    """The same cases through a real process (console entry point, exit status, streams)."""
+    case = next(c for c in CASES if c.id == case_id)
+    if case.setup is not None:
+        case.setup(tmp_path, dataset_k2)
+    before = snapshot(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "spritegen", *case.argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and case.expect in result.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_mutated_specs_never_raise_anything_but_spec_errors():
+    """Random byte edits of a valid spec: either a valid spec or a SpecError, never a crash."""
+    rng = np.random.default_rng(0)
+    base = (
+        b"factors: 3\nname: x\nn: 500\nseed: 1\nfixed: {rotation: 0.5}\n"
+        b"storage: {chunk_images: 64, compression: gzip}\nevaluation: {preset: tiny}\n"
+    )
+    alphabet = np.frombuffer(b"{}[]:,&*!-? #'\"\n\t0123456789abcxyz\\%|>@`", np.uint8)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(400):
+        data = bytearray(base)
+        for _ in range(int(rng.integers(1, 6))):
+            pos = int(rng.integers(0, len(data)))
+            op = rng.integers(0, 3)
+            if op == 0:
+                data[pos] = int(rng.choice(alphabet))
+            elif op == 1:
+                del data[pos]
+            else:
+                data.insert(pos, int(rng.choice(alphabet)))
+        try:
+            parse_spec_text(data.decode("utf-8", errors="replace"), "fuzz.yaml")
+            outcomes["ok"] += 1
+        except SpecError as exc:
+            assert len(str(exc).splitlines()) == 1 and len(str(exc)) < 600, str(exc)
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0
+
+
+def test_quote_bounds_huge_and_nested_values():
+    nested: list = ["x" * 10]
+    for _ in range(30):
+        nested = [nested] * 9  # 9**30 leaves if printed in full
+    assert len(quote(nested)) <= 80
+    assert quote("short") == "'short'"
+    assert quote("y" * 1000).endswith("...") and len(quote("y" * 1000)) == 80
+
+
+try:  # property-based generation when hypothesis is installed (the test extra)
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - depends on the environment
+    given = None
+
+if given is not None:
+    _scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**20), 10**20),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=20),
+        st.sampled_from(["2d", "3d", "gzip", "none", "tiny", "full", "hue", "shape", "rotation"]),
+    )
+    _values = st.recursive(
+        _scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=8,
+    )
+    _keys = st.sampled_from(
+        ["format", "name", "factors", "renderer", "image_size", "n", "seed", "fixed"]
+    ) | st.text(max_size=8)
+    _sections = st.fixed_dictionaries(
+        {},
+        optional={
+            "storage": st.dictionaries(
+                st.sampled_from(["chunk_images", "compression", "compression_level", "level"]),
+                _values,
+            ),
+            "evaluation": _values
+            | st.dictionaries(
+                st.sampled_from(["preset", "batch_size", "variance", "higgins_eval", "x"]), _values
+            ),
+            "fixed": st.dictionaries(
+                st.sampled_from(["pos_x", "scale", "shape", "rotation", "hue", "rotation_y"]),
+                _values,
+            ),
+            "factors": st.integers(0, 8) | _values,
+        },
+    )
+    _specs = st.builds(
+        lambda a, b: {**a, **b}, st.dictionaries(_keys, _values, max_size=4), _sections
+    )
+
+    @settings(max_examples=100, deadline=None)
+    @given(_specs)
+    def test_any_spec_mapping_is_valid_or_gets_one_line(raw):
+        """Generated specs, as mappings and as YAML text: a DatasetSpec or one SpecError line."""
+        import yaml
+
+        from spritegen.spec import spec_from_mapping
+
+        for attempt in (
+            lambda: spec_from_mapping(raw),
+            lambda: parse_spec_text(yaml.safe_dump(raw), "generated.yaml"),
+        ):
+            try:
+                attempt()
+            except SpecError as exc:
+                message = str(exc)
+                assert len(message.splitlines()) == 1 and len(message) < 600, message

@@ -1,0 +1,306 @@
+"""Faults during a build: kills, Ctrl-C, a rival build, a corrupted saved chunk, a full disk.
+
+Each test runs the real ``spritegen build`` command in a process, injects the fault, and checks
+what docs/reliability.md promises: the rerun gives the same bytes as an uninterrupted build, no
+worker outlives its parent, and nothing but the saved chunks (kept for resume) is left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spritegen.verify import verify
+
+SPRITEGEN = [sys.executable, "-m", "spritegen"]
+ARGS = ["build", "--factors", "5", "--n", "12000", "--eval-preset", "tiny", "--quiet"]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run(out: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        SPRITEGEN + ARGS + ["--out", str(out), *extra], capture_output=True, text=True, **kwargs
+    )
+
+
+def start(out: Path, *extra: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        SPRITEGEN + ARGS + ["--out", str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process from /proc, or None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        parents, frontier = frontier, set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                info = _stat(int(entry.name))
+                if info is not None and info[1] in parents and int(entry.name) not in found:
+                    frontier.add(int(entry.name))
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    info = _stat(pid)
+    return info is not None and info[0] != "Z"
+
+
+def wait_for(condition, timeout: float = 120.0, step: float = 0.002) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
+def assert_no_orphans(pids: set[int]) -> None:
+    assert wait_for(lambda: not any(alive(p) for p in pids), timeout=20, step=0.05), [
+        p for p in pids if alive(p)
+    ]
+
+
+def leftovers(folder: Path, name: str) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != name)
+
+
+def chunks(out: Path) -> list[Path]:
+    parts = out.with_name(out.name + ".parts")
+    return sorted(parts.glob("*.chunk")) if parts.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("reference") / "ref.h5"
+    result = run(out, "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    return sha(out)
+
+
+def kill_when(proc: subprocess.Popen, condition, sig: int) -> set[int]:
+    """Send ``sig`` once ``condition()`` holds; return the pids of the process's children."""
+    seen: set[int] = set()
+
+    def ready() -> bool:
+        seen.update(descendants(proc.pid))
+        return condition() or proc.poll() is not None
+
+    assert wait_for(ready, step=0.01)
+    assert proc.poll() is None, "the build finished before the fault could be injected"
+    seen.update(descendants(proc.pid))
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", [0, 1, 2])
+def test_sigkill_while_rendering_then_rerun_gives_identical_bytes(tmp_path, reference, moment):
+    rng = np.random.default_rng(moment)
+    out = tmp_path / "d.h5"
+    proc = start(out, "--workers", "2")
+    after = int(rng.integers(1, 40))  # a random moment: after this many saved chunks
+    pids = kill_when(proc, lambda: len(chunks(out)) >= after, signal.SIGKILL)
+    assert pids, "the build never started its workers"
+    assert_no_orphans(pids)
+    assert not out.exists()
+    result = run(out, "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert sha(out) == reference
+    assert leftovers(tmp_path, "d.h5") == []
+
+
+@pytest.mark.slow
+def test_sigkill_during_assembly_then_rerun_gives_identical_bytes(tmp_path, reference):
+    out = tmp_path / "d.h5"
+    partial = tmp_path / "d.h5.partial"
+    proc = start(out, "--workers", "2")
+    pids = kill_when(proc, partial.exists, signal.SIGKILL)
+    assert_no_orphans(pids)
+    assert not out.exists() and partial.exists()  # killed while assembling
+    result = run(out, "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert sha(out) == reference
+    assert leftovers(tmp_path, "d.h5") == []
+
+
+def test_sigterm_takes_the_workers_down(tmp_path):
+    out = tmp_path / "d.h5"
+    proc = start(out, "--workers", "2")
+    pids = kill_when(proc, lambda: len(chunks(out)) >= 2, signal.SIGTERM)
+    assert pids
+    assert_no_orphans(pids)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, reference):
+    out = tmp_path / "d.h5"
+    proc = start(out, "--workers", "2", start_new_session=True)  # its own terminal group
+
+    seen: set[int] = set()
+
+    def ready() -> bool:
+        seen.update(descendants(proc.pid))
+        return len(chunks(out)) >= 3 or proc.poll() is not None
+
+    assert wait_for(ready, step=0.01) and proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == [
+        "spritegen: interrupted; run the same command again to resume"
+    ]
+    assert_no_orphans(seen)
+    result = run(out, "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert sha(out) == reference
+    assert leftovers(tmp_path, "d.h5") == []
+
+
+def test_a_second_build_of_the_same_file_is_refused_while_the_first_runs(tmp_path, reference):
+    out = tmp_path / "d.h5"
+    first = start(out, "--workers", "1")
+    assert wait_for(lambda: len(chunks(out)) >= 1 or first.poll() is not None)
+    second = run(out, "--workers", "1")
+    assert first.poll() is None, "the first build ended before the second started"
+    assert second.returncode == 2
+    assert second.stderr == (
+        f"spritegen: error: {out} is being built by another process (pid {first.pid}); wait "
+        "for it to finish, or build to another --out\n"
+    )
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    assert sha(out) == reference
+    assert leftovers(tmp_path, "d.h5") == []
+
+
+def test_a_corrupted_saved_chunk_is_rendered_again_on_resume(tmp_path, reference):
+    out = tmp_path / "d.h5"
+    proc = start(out, "--workers", "1")
+    kill_when(proc, lambda: len(chunks(out)) >= 6, signal.SIGKILL)
+    saved = chunks(out)
+    flipped, cut = saved[1], saved[4]
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one bit pattern changed inside the compressed payload
+    flipped.write_bytes(bytes(data))
+    cut.write_bytes(cut.read_bytes()[:-10])  # a truncated chunk
+    result = run(out, "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if "failed their checksum" in line]
+    assert len(notes) == 1 and flipped.name in notes[0] and cut.name in notes[0], result.stdout
+    assert sha(out) == reference
+    assert verify(out, sample=32).ok
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 10 MB file system (root only), so that writes fail with ENOSPC."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=10M", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("moment", ["rendering", "assembly"])
+def test_disk_full_leaves_one_line_and_resumes(small_disk, reference, moment):
+    out = small_disk / "d.h5"
+    filler = small_disk / "filler"
+    partial = small_disk / "d.h5.partial"
+    proc = start(out, "--workers", "1")
+    if moment == "rendering":
+        assert wait_for(lambda: len(chunks(out)) >= 3 or proc.poll() is not None)
+    else:
+        assert wait_for(lambda: partial.exists() or proc.poll() is not None)
+    with open(filler, "wb", buffering=0) as fh:  # someone else fills the disk meanwhile
+        block = bytes(64 * 1024)
+        try:
+            while True:
+                fh.write(block)
+                fh.flush()
+        except OSError:
+            pass
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert err.startswith(f"spritegen: error: out of disk space in {small_disk} ") and (
+        err.count("\n") == 1
+    ), err
+    parts = out.with_name("d.h5.parts")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["d.h5.parts", "filler"]
+    assert all(p.suffix == ".chunk" or p.name == "manifest.json" for p in parts.iterdir())
+    filler.unlink()
+    # the chunks saved before the disk filled are reused; the file is the same as ever
+    result = run(out, "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert sha(out) == reference
+    assert leftovers(small_disk, "d.h5") == []
+
+
+def test_refused_up_front_when_the_disk_cannot_hold_the_file(small_disk):
+    result = subprocess.run(
+        SPRITEGEN + ["build", "--factors", "6", "--n", "50000", "--out", str(small_disk / "x.h5")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stdout.startswith(
+        f"{small_disk / 'x.h5'}: will render 2,940,000 images (50,000 training + 2,890,000 "
+        "evaluation), file about"
+    )
+    assert result.stderr.startswith(f"spritegen: error: not enough free disk space in {small_disk}")
+    assert list(small_disk.iterdir()) == []
+
+
+def test_seven_factors_with_few_images_shows_the_evaluation_sets(small_disk):
+    """--factors 7 --n 300 renders 2.89M evaluation images: the estimate line says so first."""
+    result = subprocess.run(
+        SPRITEGEN + ["build", "--factors", "7", "--n", "300"],
+        cwd=small_disk,
+        capture_output=True,
+        text=True,
+    )
+    assert "will render 2,890,300 images (300 training + 2,890,000 evaluation)" in result.stdout
+    assert "--eval-preset quick, tiny or none renders fewer" in result.stdout
+    assert result.returncode == 2 and "not enough free disk space" in result.stderr
+    assert list(small_disk.iterdir()) == []
+
+
+def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_leaves_no_partial(small_disk):
+    from spritegen.atomic import write_bytes_atomic, write_text_atomic
+
+    target = small_disk / "record.json"
+    write_text_atomic(target, "old\n")
+    with pytest.raises(OSError) as info:
+        write_bytes_atomic(target, bytes(20 * 1024 * 1024))  # twice the file system
+    assert info.value.errno == 28
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["record.json"]
