@@ -1,8 +1,8 @@
 """Score many models on the same evaluation images: read each image once, encode it by all.
 
 The metrics see a model only through ``represent(images) -> latents``. Scoring G members that
-would be shown the same images (a dataset file's stored sets, which do not depend on the seed;
-or a live oracle with the same seed) is done as G ordinary metric calls:
+would be shown the same images (a dataset file that stores every evaluation set, which then do not
+depend on the seed; or a live oracle with the same seed) is done as G ordinary metric calls:
 
 1. the first member's call reads the images; its ``represent`` converts each chunk to floats once
    and encodes it by every member (inference mode), keeping the others' latents in order;
