@@ -121,9 +121,9 @@ def _config(data: Path, out: Path, **kw) -> dict:
 
 
 def _untimed(obj):
-    """``obj`` without wall-clock timings (keys ending in _s) at any depth."""
+    """``obj`` without wall-clock timings (keys ending in _s, "times") at any depth."""
     if isinstance(obj, dict):
-        return {k: _untimed(v) for k, v in obj.items() if not k.endswith("_s")}
+        return {k: _untimed(v) for k, v in obj.items() if not (k.endswith("_s") or k == "times")}
     if isinstance(obj, list):
         return [_untimed(v) for v in obj]
     return obj
