@@ -1,7 +1,8 @@
 """Load a training set into memory for the trainer, and the thesis' epoch schedule.
 
 Reading goes through ``benchmark.datasets`` (spritegen files via
-``spritegen.datafile.read_training_set``; dSprites and 3dshapes via their grid readers).
+``benchmark.datasets.verified``, checked against the build's checksums; dSprites and 3dshapes via
+their grid readers).
 """
 
 from __future__ import annotations

@@ -26,10 +26,18 @@ import torch
 from benchmark.data import default_epochs, load_training_set, to_channels_first
 from benchmark.datasets import DataSource
 from benchmark.datasets import open_source as open_data
+from benchmark.files import (
+    DiskFull,
+    disk_full_error,
+    is_disk_full,
+    remove_partials,
+    write_text_atomic,
+)
 from benchmark.metrics import evaluate
 from benchmark.metrics.evaluate import EPOCH_METRICS
 from benchmark.metrics.presets import get_preset
 from benchmark.metrics.sources import StoredSource
+from benchmark.models.base import Model
 from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
 from benchmark.params import PARAMS, RunConfig, validate_config
 from benchmark.plots import save_reconstructions, save_traversal
@@ -39,9 +47,9 @@ from benchmark.train import (
     TrainingDiverged,
     make_represent,
     resolve_device,
+    save_atomic,
     train,
 )
-from spritegen.atomic import write_text_atomic
 from spritegen.errors import DatasetError, SpecError
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
@@ -158,29 +166,47 @@ def default_out(cfg: RunConfig, data: Path) -> Path:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", fsync=False)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows), fsync=False)
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _identity(resolved: dict) -> dict:
     return {k: v for k, v in resolved.items() if k not in NOT_IDENTITY}
 
 
+def _read_record(out: Path, name: str) -> dict:
+    """A run folder's JSON record, or a SpecError saying the folder is not a readable run."""
+    path = out / name
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = "is not valid JSON" if isinstance(exc, ValueError) else f"cannot be read ({exc})"
+        record = None
+    else:
+        why = f"holds a JSON {type(record).__name__}, not an object"
+    if not isinstance(record, dict):
+        raise SpecError(
+            f"--out {out} is not a readable run folder: {name} {why}; "
+            f"use --force to replace it, or another --out"
+        )
+    return record
+
+
 def check_folder(out: Path, resolved: dict, force: bool) -> None:
     """Refuse a folder that is not a run folder, holds a different run, or (without force) a
     finished one. Writes nothing, so several runs can be checked before any is started."""
     config_path, summary_path = out / "config.json", out / "summary.json"
-    if out.exists() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()):
         if not config_path.exists():
             raise SpecError(
                 f"--out {out} exists and is not a run folder (no config.json); "
                 f"choose an empty or new folder"
             )
         if not force:
-            old = json.loads(config_path.read_text())
+            old = _read_record(out, "config.json")
             if _identity(old) != _identity(resolved):
                 diff = sorted(
                     k
@@ -192,7 +218,7 @@ def check_folder(out: Path, resolved: dict, force: bool) -> None:
                     f"use another --out, or --force to replace it"
                 )
             if summary_path.exists():
-                summary = json.loads(summary_path.read_text())
+                summary = _read_record(out, "summary.json")
                 if summary.get("status") == "finished":
                     raise RunExists(
                         f"{out} holds a finished run; use --force to run it again", summary
@@ -200,12 +226,26 @@ def check_folder(out: Path, resolved: dict, force: bool) -> None:
 
 
 def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
-    """Create, resume into, or (with force) replace the run folder; refuse anything else."""
+    """Create, resume into, or (with force) replace the run folder; refuse anything else.
+
+    Resuming removes the ``.partial`` files a killed run may have left behind."""
     check_folder(out, resolved, force)
-    if force and (out / "config.json").exists():
-        shutil.rmtree(out)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", resolved)
+    config_path = out / "config.json"
+    if out.is_dir() and any(out.iterdir()):
+        if force:
+            shutil.rmtree(out)
+        else:
+            remove_partials(out)
+    try:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(out / "checkpoints") from None
+        raise SpecError(
+            f"--out {out}: cannot create the run folder ({exc.strerror or exc}); "
+            f"choose a writable folder"
+        ) from None
+    _write_json(config_path, resolved)
 
 
 def best_scores(history: list[dict], keys: Sequence[str] = SCORE_KEYS) -> dict[str, dict]:
@@ -247,6 +287,12 @@ def run(
         src.close()
 
 
+def _on_disk_full(out: Path, exc: OSError) -> DiskFull:
+    """Clean the partial files a full disk left in ``out``; the error names the file if known."""
+    remove_partials(out)
+    return disk_full_error(Path(exc.filename) if isinstance(exc.filename, str) else out / "")
+
+
 def _run(
     cfg: RunConfig,
     src: DataSource,
@@ -259,29 +305,17 @@ def _run(
     image_shape = (images.shape[3], images.shape[1], images.shape[2])
     model = build_model(cfg.model, image_shape, cfg.latent_dim, cfg.hparams, seed=cfg.seed)
     plan = plan_run(cfg, src, images, factors, model_hparams(model), scorer, final_scorer)
-    prepare_folder(plan.out, plan.resolved, cfg.force)
-
-    t0 = time.perf_counter()
-    metrics_path = plan.out / "metrics.jsonl"
+    out = plan.out
+    prepare_folder(out, plan.resolved, cfg.force)
     try:
-        history = train(
-            model,
-            to_channels_first(images),
-            plan.train_config(device),
-            scorer=plan.scorer,
-            checkpoint=plan.out / "checkpoints" / "last.pt",
-            on_epoch=lambda h: _write_jsonl(metrics_path, h),
-        )
-    except TrainingDiverged as exc:
-        write_diverged(plan.out, exc)
+        return _train_and_finish(plan, model, images, device, score_keys)
+    except DiskFull:
+        remove_partials(out)
         raise
-    _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
-
-    final = history[-1]
-    final_scores: dict[str, Any] = {k: final[k] for k in score_keys if k in final}
-    if plan.final_scorer is not None:
-        final_scores = plan.final_scorer(make_represent(model, device))
-    return write_outputs(plan, model, images, history, final_scores, device, t0, score_keys)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise _on_disk_full(out, exc) from None
+        raise
 
 
 @dataclass
@@ -291,17 +325,13 @@ class RunPlan:
     cfg: RunConfig
     out: Path
     resolved: dict[str, Any]
-    epochs: int
-    image_shape: tuple[int, int, int]
-    num_factors: int
-    data_str: str
     scorer: Scorer | None
     final_scorer: Scorer | None
 
     def train_config(self, device: torch.device) -> TrainConfig:
         cfg = self.cfg
         return TrainConfig(
-            epochs=self.epochs,
+            epochs=self.resolved["epochs"],
             max_steps=cfg.max_steps,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
@@ -358,9 +388,39 @@ def plan_run(
         "scoring": scoring,
         "torch": torch.__version__,
     }
-    return RunPlan(
-        cfg, out, resolved, epochs, image_shape, num_factors, data_str, scorer, final_scorer
-    )
+    return RunPlan(cfg, out, resolved, scorer, final_scorer)
+
+
+def _train_and_finish(
+    plan: RunPlan,
+    model: Model,
+    images: np.ndarray,
+    device: torch.device,
+    score_keys: Sequence[str],
+) -> dict:
+    """Train into the prepared folder, score, draw, and write summary.json last."""
+    out = plan.out
+    t0 = time.perf_counter()
+    metrics_path = out / "metrics.jsonl"
+    try:
+        history = train(
+            model,
+            to_channels_first(images),
+            plan.train_config(device),
+            scorer=plan.scorer,
+            checkpoint=out / "checkpoints" / "last.pt",
+            on_epoch=lambda h: _write_jsonl(metrics_path, h),
+        )
+    except TrainingDiverged as exc:
+        write_diverged(out, exc)
+        raise
+    _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
+
+    final = dict(history[-1])
+    final_scores: dict[str, Any] = {k: final[k] for k in score_keys if k in final}
+    if plan.final_scorer is not None:
+        final_scores = plan.final_scorer(make_represent(model, device))
+    return write_outputs(plan, model, images, history, final_scores, device, t0, score_keys)
 
 
 def write_diverged(out: Path, exc: TrainingDiverged) -> None:
@@ -370,7 +430,7 @@ def write_diverged(out: Path, exc: TrainingDiverged) -> None:
 
 def write_outputs(
     plan: RunPlan,
-    model: torch.nn.Module,
+    model: Model,
     images: np.ndarray,
     history: list[dict],
     final_scores: dict[str, Any],
@@ -378,8 +438,8 @@ def write_outputs(
     t0: float,
     score_keys: Sequence[str] = SCORE_KEYS,
 ) -> dict:
-    """Pictures, final weights and summary.json of a trained run; returns the summary."""
-    cfg, out = plan.cfg, plan.out
+    """Pictures, final weights and summary.json (last) of a trained run; returns the summary."""
+    cfg, out, resolved = plan.cfg, plan.out, plan.resolved
     final = dict(history[-1])
     # pictures: fixed images chosen by the seed
     rng = np.random.default_rng(cfg.seed)
@@ -387,12 +447,12 @@ def write_outputs(
     shown = to_channels_first(images[idx])
     save_reconstructions(model, shown, out / "reconstructions.png")
     save_traversal(model, shown[0], final["kl_per_dim"], out / "traversal.png")
-    torch.save(
+    save_atomic(
         {
             "model": model.state_dict(),
             "model_name": cfg.model,
             "hparams": model_hparams(model),
-            "image_shape": list(plan.image_shape),
+            "image_shape": list(resolved["image_shape"]),
             "latent_dim": cfg.latent_dim,
         },
         out / "checkpoints" / "model.pt",
@@ -404,8 +464,8 @@ def write_outputs(
         "model_hparams": model_hparams(model),
         "latent_dim": cfg.latent_dim,
         "seed": cfg.seed,
-        "data": plan.data_str,
-        "num_factors": plan.num_factors,
+        "data": resolved["data"],
+        "num_factors": resolved["num_factors"],
         "epochs": len(history),
         "steps": final["step"],
         "final": {k: final[k] for k in ("loss", "reconstruction", "kl") if k in final},

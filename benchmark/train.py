@@ -26,12 +26,28 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmark.files import save_torch_atomic
 from benchmark.models.base import AUXILIARY_LOSS, Model, has_auxiliary_objective
-from spritegen.atomic import atomic_path
 from spritegen.errors import SpecError, SpritegenError
 
 Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
 CHECKPOINT_FORMAT = 1
+
+
+CHECKPOINT_KEYS = (
+    "model",
+    "optimizer",
+    "noise_generator",
+    "epoch",
+    "batch_in_epoch",
+    "step",
+    "sums",
+    "history",
+)
+
+
+class CheckpointError(SpritegenError):
+    """A resume point cannot be read or does not fit the run; the message says how to start over."""
 
 
 class TrainingDiverged(SpritegenError):
@@ -106,11 +122,44 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a kill leaves no half file."""
+    """Write to a temporary file in the same folder, then rename: a kill leaves no half file, a
+    full disk raises ``benchmark.files.DiskFull`` and leaves no partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    save_torch_atomic(obj, path)
+
+
+def _unreadable(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is unreadable: {why}; start the run over with --force, or delete "
+        f"{path.name} to restart its training from step 0"
+    )
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A resume point written by ``train``, loaded with ``weights_only=True`` (never unsafely).
+
+    A truncated file, a foreign pickle or a dict of the wrong shape is a ``CheckpointError`` whose
+    message says how to start over; torch's own text is not shown (it suggests unsafe loading).
+    """
+    import pickle
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise _unreadable(
+            path,
+            "it holds Python objects other than tensors and plain data, so it was not "
+            "written by bench run and is not loaded (loading it could run code)",
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError):
+        raise _unreadable(path, "it is truncated or not a torch checkpoint") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise _unreadable(path, f"it is not a bench run checkpoint of format {CHECKPOINT_FORMAT}")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ck]
+    if missing:
+        raise _unreadable(path, f"it lacks {', '.join(missing)}")
+    return ck
 
 
 def stop_if_non_finite(what: str, value: torch.Tensor, step: int, epoch: int) -> None:
@@ -193,21 +242,26 @@ def train(
     sums: dict[str, torch.Tensor] = {}
     history: list[dict] = []
     if checkpoint is not None and Path(checkpoint).exists():
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        ck = load_checkpoint(Path(checkpoint))
         if ck.get("device_type", "cpu") != device.type:
             raise SpecError(
                 f"checkpoint {checkpoint} was written on {ck.get('device_type')}; "
                 f"resume it with --device {ck.get('device_type')} (generator states "
                 f"differ between devices)"
             )
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        if aux_optimizer is not None:
-            aux_optimizer.load_state_dict(ck["auxiliary_optimizer"])
-        noise.set_state(ck["noise_generator"])
-        epoch, batch_in_epoch, step = ck["epoch"], ck["batch_in_epoch"], ck["step"]
-        sums = {k: v.to(device) for k, v in ck["sums"].items()}
-        history = ck["history"]
+        try:
+            model.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            if aux_optimizer is not None:
+                aux_optimizer.load_state_dict(ck["auxiliary_optimizer"])
+            noise.set_state(ck["noise_generator"])
+            epoch, batch_in_epoch, step = ck["epoch"], ck["batch_in_epoch"], ck["step"]
+            sums = {k: v.to(device) for k, v in ck["sums"].items()}
+            history = list(ck["history"])
+        except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise _unreadable(
+                Path(checkpoint), f"it does not fit this model ({type(exc).__name__})"
+            ) from None
 
     def save() -> None:
         if checkpoint is None:

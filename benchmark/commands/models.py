@@ -25,7 +25,9 @@ def models_command(check: bool, latent_dim: int) -> None:
         if entry.ok and check:
             try:
                 build_model(name, (1, 64, 64), latent_dim, {}, seed=0, check=True)
-            except Exception as exc:  # the model's own fault: report it, keep listing
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # the model's own fault (even sys.exit): keep listing
                 reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
         if reason:
             status, broken = "BROKEN", broken + 1

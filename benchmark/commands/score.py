@@ -10,15 +10,74 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
 
 import click
+import numpy as np
 
 from benchmark.metrics.presets import PRESET_NAMES
 from spritegen.errors import SpecError
 
 
-def load_represent(target: str):
-    """Import ``module:function`` (the current directory is importable) and return the function."""
+def _describe(value: object) -> str:
+    """What a representation function returned, for an error message."""
+    if value is None:
+        return "None"
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def checked_represent(fn: Callable[[np.ndarray], object], target: str) -> Callable:
+    """``fn`` with its failures and bad outputs turned into one line naming ``target``.
+
+    Expected: an (n, D) float array (numpy or torch) for a batch of n images. Anything the
+    function raises, SystemExit included (never KeyboardInterrupt), becomes a RepresentationError.
+    """
+    from benchmark.metrics.encode import RepresentationError, to_latents
+
+    expected = "an (n, D) float array (numpy or torch), one row per image"
+
+    def represent(images: np.ndarray) -> np.ndarray:
+        n = len(images)
+        try:
+            out = fn(images)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit from user code must not end the command
+            raise RepresentationError(
+                f"--represent {target} raised {type(exc).__name__}: {exc} on a batch of {n} "
+                f"images {tuple(images.shape)} uint8"
+            ) from None
+        shape = getattr(out, "shape", None)
+        if shape is None and isinstance(out, (list, tuple)):
+            try:  # nested lists of numbers are accepted, as numpy reads them
+                shape = np.asarray(out, dtype=np.float64).shape
+            except (ValueError, TypeError):
+                shape = None
+        if shape is None or len(shape) != 2:
+            raise RepresentationError(
+                f"--represent {target} returned {_describe(out)} for a batch of {n} images; "
+                f"expected {expected}: shape ({n}, D)"
+            )
+        if shape[0] != n:
+            raise RepresentationError(
+                f"--represent {target} returned {shape[0]} rows for a batch of {n} images; "
+                f"expected {expected}: shape ({n}, D)"
+            )
+        return to_latents(out, n, name=f"--represent {target}")
+
+    return represent
+
+
+def load_represent(target: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Import ``module:function`` (the current directory is importable) and return the function,
+    wrapped by ``checked_represent``. A module that fails to import in any way (an exception,
+    SystemExit) is a one-line SpecError, never the end of the command."""
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise SpecError(
@@ -28,8 +87,15 @@ def load_represent(target: str):
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
+    except KeyboardInterrupt:
+        raise
     except ImportError as exc:
         raise SpecError(f"--represent: cannot import module {module_name!r}: {exc}") from None
+    except BaseException as exc:  # the module's own code failed (SystemExit included)
+        raise SpecError(
+            f"--represent: importing module {module_name!r} failed: {type(exc).__name__}: "
+            f"{exc}; fix the module so that it imports cleanly"
+        ) from None
     obj = module
     for part in attr.split("."):
         try:
@@ -40,7 +106,7 @@ def load_represent(target: str):
             ) from None
     if not callable(obj):
         raise SpecError(f"--represent: {target!r} is not callable")
-    return obj
+    return checked_represent(obj, target)
 
 
 @click.command()

@@ -162,13 +162,14 @@ class DataHandle:
 
         Grid datasets return grid indices as factors; a ``limit`` below their size draws a random
         subset with ``rng`` (their rows are in grid order). spritegen files return their first
-        ``limit`` rows (already a random sample) and ignore ``rng``.
+        ``limit`` rows (already a random sample), checked against the build's checksums, and
+        ignore ``rng``.
         """
         if self._grid is not None:
             return self._grid.read_training_set(limit, rng)
-        from spritegen.datafile import read_training_set
+        from benchmark.datasets.verified import read_verified_training_set
 
-        return read_training_set(self.path, limit=limit)
+        return read_verified_training_set(self.path, limit=limit)
 
     @property
     def observation_shape(self) -> tuple[int, int, int]:

@@ -173,16 +173,12 @@ def share_key(scorer: Scorer | None, seed: int) -> Hashable | None:
     if parts is None:
         return None
     func, source, args, keywords = parts
-    preset = keywords.get("preset", args[1] if len(args) > 1 else None)
+    # everything but the seed: same metrics, same preset, same sizes
+    rest = repr((args, sorted((k, v) for k, v in keywords.items() if k != "random_state")))
     if (isinstance(source, (str, bytes)) or hasattr(source, "__fspath__")) and _seed_free(source):
-        return (func, "stored", str(source), preset)
-    return (
-        func,
-        "live",
-        str(source) if isinstance(source, str) else type(source).__name__,
-        seed,
-        preset,
-    )
+        return (func, "stored", str(source), rest)
+    kind = str(source) if isinstance(source, str) else type(source).__name__
+    return (func, "live", kind, seed, rest)
 
 
 def _seed_free(path) -> bool:

@@ -215,7 +215,26 @@ class StoredSource:
             raise DatasetError(
                 f"{self.path}: {ds.name} must be (N, H, W, C) uint8, got {ds.shape} {ds.dtype}"
             )
-        return ImageStream(total=rows, read=lambda a, b: ds[a:b])
+        return ImageStream(total=rows, read=lambda a, b: self._read(ds, a, b))
+
+    def _read(self, ds, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of ``ds``; a corrupt chunk is a DatasetError naming its rows."""
+        try:
+            return ds[start:stop]
+        except OSError:
+            pass
+        rows = ds.chunks[0] if ds.chunks else stop - start
+        for lo in range(start - start % rows, stop, rows):  # find the chunk that fails
+            hi = min(lo + rows, ds.shape[0])
+            try:
+                ds[lo:hi]
+            except OSError:
+                raise DatasetError(
+                    f"{self.path}: {ds.name} rows {lo}..{hi - 1} (chunk {lo // rows}) cannot be "
+                    f"read (corrupt compressed data); run `spritegen verify {self.path}` to list "
+                    f"every damaged chunk, and rebuild the file"
+                ) from None
+        raise DatasetError(f"{self.path}: {ds.name} rows {start}..{stop - 1} cannot be read")
 
     def _take(self, group, n: int, batch_size: int, what: str, keys: tuple[str, ...]):
         stored_l = int(group.attrs.get("batch_size", 0))

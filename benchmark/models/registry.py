@@ -111,8 +111,10 @@ def _entry(name: str, target: str, origin: str) -> ModelEntry:
         entry.factory = _load(target)
         entry.hparams, entry.accepts_any = _signature(entry.factory)
         entry.annotations = _annotations(entry.factory, entry.hparams)
-    except Exception as exc:  # a plugin may raise anything on import; report, don't crash
-        entry.factory = None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a plugin may raise anything on import, sys.exit() included:
+        entry.factory = None  # report it as broken; never let it end the command
         entry.error = f"cannot load {target}: {type(exc).__name__}: {exc}"
     return entry
 
@@ -215,7 +217,9 @@ def build_model(
             )
         except (ValueError, TypeError) as exc:
             raise SpecError(f"model {name!r}: {exc}") from None
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit from a plugin's constructor included
             raise ModelError(
                 f"model {name!r} ({entry.origin}) failed to build: {type(exc).__name__}: {exc}"
             ) from None
@@ -225,7 +229,7 @@ def build_model(
             f"{type(model).__name__}, not a torch.nn.Module"
         )
     if check:
-        check_model(model, image_shape, latent_dim, name=name, origin=entry.origin)
+        check_model(model, image_shape, latent_dim, name=name, origin=entry.origin, hparams=hparams)
     return model
 
 
@@ -239,6 +243,7 @@ def check_model(
     latent_dim: int,
     name: str = "model",
     origin: str = "",
+    hparams: dict[str, Any] | None = None,
 ) -> None:
     """Dry forward pass on two random images: shapes and loss terms as docs/models.md says.
 
@@ -275,7 +280,9 @@ def check_model(
             terms = model.loss(x, step=0, generator=gen)
     except ModelError:
         raise
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise ModelError(f"{where}: dry forward pass failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(terms, dict) or any(k not in terms for k in REQUIRED_TERMS):
         got = sorted(terms) if isinstance(terms, dict) else type(terms).__name__
@@ -292,7 +299,11 @@ def check_model(
             raise ModelError(f"{where}: loss term {key!r} must be a scalar tensor, got {_shape(t)}")
     bad = [k for k, t in terms.items() if not bool(torch.isfinite(t).all())]
     if bad:
-        raise ModelError(f"{where}: non-finite loss terms on a dry forward pass: {', '.join(bad)}")
+        given = ", ".join(f"{k}={v!r}" for k, v in (hparams or {}).items())
+        raise ModelError(
+            f"{where}: non-finite loss terms on a dry forward pass: {', '.join(bad)}"
+            + (f" (with hyperparameters {given}: check their values)" if given else "")
+        )
     if not hasattr(model, "hparams"):
         raise ModelError(f"{where}: has no 'hparams' attribute (a dict of its hyperparameters)")
     if has_auxiliary_objective(model):

@@ -23,18 +23,81 @@ MANIFEST = "sweep.json"
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The per-epoch records of a run, in file order, with old Higgins keys renamed.
+    """The per-epoch records of a run, in file order, with old Higgins keys renamed; a damaged
+    file is a one-line DatasetError.
 
     Runs recorded before the Higgins headline changed stored ``higgins`` (standardised features)
     and ``higgins_raw`` (raw); they are read as ``higgins_standardised`` and ``higgins``.
     """
-    rows = []
-    with open(run_dir / "metrics.jsonl") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                rows.append(upgrade_row(json.loads(line)))
+    path = run_dir / "metrics.jsonl"
+    rows: list[dict[str, Any]] = []
+    number = 0
+    try:
+        with open(path) as fh:
+            for line in fh:
+                number += 1
+                line = line.strip()
+                if line:
+                    row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise ValueError(f"a JSON {type(row).__name__}")
+                    rows.append(upgrade_row(row))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(
+            f"{path}: line {number} is not a JSON object per "
+            f"epoch ({type(exc).__name__}); run that point again (delete its folder, then "
+            f"bench sweep resumes it)"
+        ) from None
     return rows
+
+
+def _fail(path: Path, what: str) -> DatasetError:
+    return DatasetError(
+        f"{path}: {what}; this file is written by bench sweep: give a sweep folder it made, or run "
+        f"`bench sweep SPEC --out {path.parent}` again to rewrite it"
+    )
+
+
+def _kind(value: Any) -> str:
+    return f"a JSON {type(value).__name__}" if value is not None else "missing"
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """``sweep.json``, checked to have what the report reads: experiments with their points."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise _fail(path, "is not valid JSON") from None
+    if not isinstance(manifest, dict):
+        raise _fail(path, f"holds {_kind(manifest)}, expected a JSON object with 'experiments'")
+    experiments = manifest.get("experiments")
+    if not isinstance(experiments, list) or not experiments:
+        raise _fail(path, f"'experiments' is {_kind(experiments)}, expected a non-empty list")
+    fields = {"name": str, "x": str, "lines": list, "metrics": list, "points": list}
+    point_fields = {"id": str, "line": list, "seed": int}
+    for i, e in enumerate(experiments):
+        if not isinstance(e, dict):
+            raise _fail(path, f"experiments[{i}] is {_kind(e)}, expected an object")
+        for key, kind in fields.items():
+            if not isinstance(e.get(key), kind):
+                raise _fail(
+                    path,
+                    f"experiments[{i}].{key} is {_kind(e.get(key))}, expected a {kind.__name__}",
+                )
+        for j, p in enumerate(e["points"]):
+            bad = [
+                k
+                for k, kind in point_fields.items()
+                if not isinstance(p, dict) or not isinstance(p.get(k), kind)
+            ]
+            if bad or "x" not in p:
+                raise _fail(
+                    path, f"experiments[{i}].points[{j}] lacks a valid {', '.join(bad or ['x'])}"
+                )
+    if not isinstance(manifest.get("name", ""), str):
+        raise _fail(path, "'name' must be a string")
+    manifest.setdefault("name", path.parent.name)
+    return manifest
 
 
 def upgrade_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +226,7 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
         raise DatasetError(
             f"SWEEP_DIR: {sweep_dir} has no {MANIFEST}; give a folder made by bench sweep"
         )
-    manifest = json.loads(path.read_text())
+    manifest = read_manifest(path)
     cache: dict[str, dict[str, tuple[float, float]] | None] = {}
     run_dirs: dict[str, Path] = {}
 

@@ -37,7 +37,8 @@ import yaml
 
 from benchmark.params import BY_KEY, MAX_FACTORS, MIN_FACTORS, SWEEP_KEYS
 from spritegen.errors import SpecError, quote
-from spritegen.spec import default_spec, load_spec, with_overrides
+from spritegen.spec import MAX_SPEC_BYTES as SPEC_MAX_BYTES
+from spritegen.spec import default_spec, load_spec, load_yaml_strict, with_overrides
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 METRICS = (
@@ -384,6 +385,12 @@ def parse_sweep_spec(
     return spec
 
 
+#: A sweep spec is YAML text of at most this many bytes; YAML anchors, aliases and duplicate keys
+#: are refused as in dataset specs (``spritegen.spec.load_yaml_strict``), so a 400-byte alias bomb
+#: costs nothing and a repeated key is never silently dropped.
+MAX_SPEC_BYTES = SPEC_MAX_BYTES
+
+
 def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
     """Read a sweep spec from a file path, or from YAML text (containing a newline), and check
     its structure and values; the rules across fields and the models are checked by
@@ -392,15 +399,27 @@ def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
         path = Path(path_or_text)
         if not path.is_file():
             raise SpecError(f"spec: no such sweep spec file: {path}")
-        text = path.read_text()
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(
+                f"{path}: {path.stat().st_size} bytes; a sweep spec is YAML text of at most "
+                f"{MAX_SPEC_BYTES} bytes"
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SpecError(f"{path}: not a text file; a sweep spec is UTF-8 YAML text") from None
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         base_dir = path.resolve().parent
         source: Path | None = path.resolve()
     else:
         text = str(path_or_text)
         base_dir = Path.cwd()
         source = None
+        if len(text.encode()) > MAX_SPEC_BYTES:
+            raise SpecError(f"spec: a sweep spec is YAML text of at most {MAX_SPEC_BYTES} bytes")
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_strict(text, str(source or "spec"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
