@@ -34,7 +34,7 @@ from benchmark.files import (
     write_text_atomic,
 )
 from benchmark.metrics import evaluate
-from benchmark.metrics.evaluate import EPOCH_METRICS
+from benchmark.metrics.evaluate import EPOCH_METRICS, SCORE_KEYS
 from benchmark.metrics.presets import get_preset
 from benchmark.metrics.sources import StoredSource
 from benchmark.models.base import Model
@@ -53,19 +53,6 @@ from benchmark.train import (
 from spritegen.errors import DatasetError, SpecError
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
-SCORE_KEYS = (
-    "kim_mnih",
-    "kim_mnih_weighted",
-    "higgins",
-    "higgins_standardised",
-    "mig",
-    "dci_disentanglement",
-    "dci_completeness",
-    "dci_informativeness",
-    "sap",
-    "modularity",
-    "explicitness",
-)
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
 #: "ensemble" names the ensemble a run was trained in: a member folder resumes as a single run.
 NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + ("torch", "ensemble")

@@ -264,7 +264,7 @@ CASES = [
     Case(
         "verify-version-99",
         ["verify", "data.h5"],
-        "format version 99 is not supported by this spritegen (reads 1)",
+        "format version 99 is not supported by this spritegen (reads 1, 2)",
         dataset(set_attr("format_version", 99)),
     ),
     Case(
