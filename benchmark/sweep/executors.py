@@ -14,7 +14,14 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from benchmark.sweep.execute import Outcome, RunTask, run_task, run_task_packed, unpack_outcome
+from benchmark.sweep.execute import (
+    EnsembleTask,
+    Outcome,
+    RunTask,
+    run_any,
+    run_any_packed,
+    unpack_outcome,
+)
 from spritegen.errors import SpecError
 from spritegen.executors import ensure_ray
 
@@ -41,6 +48,12 @@ def _init_worker(slots: Any, threads: int, gpu: bool) -> None:
     os.environ["TQDM_DISABLE"] = "1"  # one progress display: the sweep's
 
 
+def _failed(task: RunTask | EnsembleTask, error: str) -> Iterator[Outcome]:
+    """A failed Outcome for the task's point, or for each point of an ensemble."""
+    for m in task.members if isinstance(task, EnsembleTask) else (task,):
+        yield Outcome(m.id, False, 0.0, error=error)
+
+
 class LocalRunPool:
     """Spawned worker processes: one per GPU when there are GPUs, else ``workers`` of them.
 
@@ -63,7 +76,7 @@ class LocalRunPool:
             return f"local pool, {self.workers} worker(s), one GPU each"
         return f"local pool, {self.workers} worker(s), {self.threads} thread(s) each"
 
-    def run(self, tasks: Sequence[RunTask]) -> Iterator[Outcome]:
+    def run(self, tasks: Sequence[RunTask | EnsembleTask]) -> Iterator[Outcome]:
         if not tasks:
             return
         ctx = multiprocessing.get_context("spawn")
@@ -77,23 +90,18 @@ class LocalRunPool:
             initargs=(slots, self.threads, self.gpus > 0),
         )
         try:
-            futures = {pool.submit(run_task, t): t for t in tasks}
+            futures = {pool.submit(run_any, t): t for t in tasks}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     task = futures[fut]
                     try:
-                        yield fut.result()
+                        yield from fut.result()
                     except BrokenProcessPool:
-                        yield Outcome(
-                            task.id,
-                            False,
-                            0.0,
-                            error="worker process died (out of memory or killed?)",
-                        )
+                        yield from _failed(task, "worker process died (out of memory or killed?)")
                     except Exception as exc:
-                        yield Outcome(task.id, False, 0.0, error=f"{type(exc).__name__}: {exc}")
+                        yield from _failed(task, f"{type(exc).__name__}: {exc}")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -129,12 +137,12 @@ class RayRunPool:
             f"{self.cpus_per_run:g} CPU(s) and {self.gpus_per_run:g} GPU(s) per run"
         )
 
-    def run(self, tasks: Sequence[RunTask]) -> Iterator[Outcome]:
+    def run(self, tasks: Sequence[RunTask | EnsembleTask]) -> Iterator[Outcome]:
         if not tasks:
             return
         ray = self.ray
         remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
-            run_task_packed
+            run_any_packed
         )
         refs = {remote.remote(t): t for t in tasks}
         pending = list(refs)
@@ -143,16 +151,14 @@ class RayRunPool:
             for ref in done:
                 task = refs[ref]
                 try:
-                    outcome = ray.get(ref)
+                    outcomes = ray.get(ref)
                 except Exception as exc:
-                    outcome = Outcome(
-                        task.id,
-                        False,
-                        0.0,
-                        error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                    outcomes = list(
+                        _failed(task, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                     )
-                unpack_outcome(outcome, Path(task.runs_dir))
-                yield outcome
+                for outcome in outcomes:
+                    unpack_outcome(outcome, Path(task.runs_dir))
+                    yield outcome
 
 
 def make_run_pool(
