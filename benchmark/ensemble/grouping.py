@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from benchmark.ensemble.runner import SHARED
+from benchmark.models.base import Model
 from benchmark.params import RunConfig
 from spritegen.errors import SpecError
 
@@ -46,7 +47,7 @@ def share_key(cfg: RunConfig) -> tuple[Any, ...]:
     return tuple(repr(getattr(cfg, name)) for name in SHARED)
 
 
-def member_bytes(model: torch.nn.Module, image_shape: Sequence[int], batch_size: int) -> int:
+def member_bytes(model: Model, image_shape: Sequence[int], batch_size: int) -> int:
     """Memory one member needs while training: weights, gradients and two Adam moments, plus
     its activations at ``batch_size`` (every module output of a forward pass, kept for backward
     and matched by their gradients), measured by a dry forward pass on two images."""

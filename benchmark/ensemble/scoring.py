@@ -26,9 +26,9 @@ from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from benchmark.metrics.sources import ImageStream, OracleSource, StoredSource, open_source
+from benchmark.models.base import Model
 from benchmark.train import Scorer, make_represent, to_input
 
 #: Images per model call, as ``benchmark.train.make_represent`` (so latents are bit-identical).
@@ -36,7 +36,7 @@ CHUNK = 512
 
 
 def encode_all(
-    models: Sequence[nn.Module], images: np.ndarray, device: torch.device
+    models: Sequence[Model], images: np.ndarray, device: torch.device
 ) -> list[np.ndarray]:
     """Latent means of uint8 images (n, H, W, C) under every model: one float32 (n, D_i) each."""
     outs: list[list[np.ndarray]] = [[] for _ in models]
@@ -104,10 +104,10 @@ def _parts(scorer: Scorer) -> tuple[Callable, object, tuple, dict] | None:
     return None
 
 
-def score_shared(scorers: Sequence[Scorer], models: Sequence[nn.Module], device) -> list[dict]:
+def score_shared(scorers: Sequence[Scorer], models: Sequence[Model], device) -> list[dict]:
     """Scores of each model by its scorer; all scorers must show the same images (see module)."""
-    parts = [_parts(s) for s in scorers]
-    if len(models) == 1 or any(p is None for p in parts):
+    parts = [p for p in map(_parts, scorers) if p is not None]
+    if len(models) == 1 or len(parts) < len(scorers):
         return [s(make_represent(m, device)) for s, m in zip(scorers, models)]
     queues: list[deque[np.ndarray]] = [deque() for _ in models]
 
@@ -143,23 +143,23 @@ def batched_scorer(
     scorers: Sequence[Scorer | None],
     share_keys: Sequence[Hashable | None],
     device: torch.device,
-) -> Callable[[list[int], list[nn.Module]], list[dict]]:
+) -> Callable[[list[int], list[Model]], list[dict]]:
     """``score(indices, models)`` for the trainer: members with equal share keys are scored
     together (shared images), a None key or scorer alone; members without a scorer get {}."""
 
-    def score(indices: list[int], models: list[nn.Module]) -> list[dict]:
+    def score(indices: list[int], models: list[Model]) -> list[dict]:
         results: dict[int, dict] = {}
-        groups: dict[Hashable, list[int]] = {}
+        groups: dict[Hashable, list[tuple[int, Scorer]]] = {}  # key -> (position, its scorer)
         for pos, i in enumerate(indices):
-            if scorers[i] is None:
+            scorer = scorers[i]
+            if scorer is None:
                 results[pos] = {}
             else:
                 key = share_keys[i] if share_keys[i] is not None else ("alone", i)
-                groups.setdefault(key, []).append(pos)
-        for positions in groups.values():
-            scores = score_shared(
-                [scorers[indices[p]] for p in positions], [models[p] for p in positions], device
-            )
+                groups.setdefault(key, []).append((pos, scorer))
+        for group in groups.values():
+            positions = [p for p, _ in group]
+            scores = score_shared([s for _, s in group], [models[p] for p in positions], device)
             results.update(zip(positions, scores))
         return [results[p] for p in range(len(indices))]
 

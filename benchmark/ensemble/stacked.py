@@ -35,11 +35,13 @@ DRY_RUN_TOLERANCE = 1e-4
 class _Net(nn.Module):
     """The network part of a model as a module whose forward picks encode or decode."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: GaussianVAE) -> None:
         super().__init__()
         self.m = model
 
-    def forward(self, x: torch.Tensor, decode: bool = False):
+    def forward(
+        self, x: torch.Tensor, decode: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         return self.m.decode(x) if decode else self.m.encode(x)
 
 
@@ -63,6 +65,7 @@ def vmap_problem(models: Sequence[nn.Module]) -> str | None:
     dry run on two images gives each member's own ``encode``/``decode`` outputs.
     """
     first = models[0]
+    vaes: list[GaussianVAE] = []
     for m in models:
         if not isinstance(m, GaussianVAE) or type(m).loss is not GaussianVAE.loss:
             return f"{type(m).__name__} has its own loss (the stacked step rebuilds GaussianVAE's)"
@@ -75,19 +78,20 @@ def vmap_problem(models: Sequence[nn.Module]) -> str | None:
             return "members have different parameter layouts"
         if list(m.buffers()):
             return f"{type(m).__name__} has buffers (batch statistics are not stacked)"
+        vaes.append(m)
     try:
-        stack = StackedMembers(models)
+        stack = StackedMembers(vaes)
         device = next(first.parameters()).device
         gen = torch.Generator(device=device).manual_seed(0)
-        x = torch.rand((len(models), 2, *first.image_shape), generator=gen, device=device)
+        x = torch.rand((len(vaes), 2, *vaes[0].image_shape), generator=gen, device=device)
         with torch.no_grad():
             mu, logvar = stack.encode(x)
             z = torch.randn(mu.shape, generator=gen, device=device) * stack.mask
             logits = stack.decode(z)
-            for i, m in enumerate(models):
-                d = m.latent_dim
-                own_mu, own_lv = m.encode(x[i])
-                own_logits = m.decode(z[i, :, :d])
+            for i, vae in enumerate(vaes):
+                d = vae.latent_dim
+                own_mu, own_lv = vae.encode(x[i])
+                own_logits = vae.decode(z[i, :, :d])
                 worst = max(
                     float((own_mu - mu[i, :, :d]).abs().max()),
                     float((own_lv - logvar[i, :, :d]).abs().max()),
@@ -107,11 +111,20 @@ class StackedMembers:
     """Stacked, padded parameters of G members and the vmapped network over them.
 
     ``params`` are leaf tensors of shape (G, *padded_shape); ``optimizer`` is one
-    ``torch.optim.Adam`` over them, elementwise and therefore the members' own Adams.
+    ``torch.optim.Adam`` over them, elementwise and therefore the members' own Adams. Members
+    must be ``GaussianVAE``s: the stacked step rebuilds that class's loss with their
+    ``objective`` (``vmap_problem`` says whether a set of models qualifies).
     """
 
     def __init__(self, models: Sequence[nn.Module], lr: float = 5e-4) -> None:
-        self.models = list(models)
+        self.models: list[GaussianVAE] = []
+        for m in models:
+            if not isinstance(m, GaussianVAE):
+                raise TypeError(
+                    f"{type(m).__name__} is not a GaussianVAE; only those can be stacked "
+                    "(see vmap_problem)"
+                )
+            self.models.append(m)
         self.lr = lr
         widest = max(self.models, key=lambda m: m.latent_dim)
         self.dims = [int(m.latent_dim) for m in self.models]

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark.ensemble.stacked import StackedMembers
+from benchmark.models.base import Model
 from benchmark.train import (
     CHECKPOINT_FORMAT,
     TrainConfig,
@@ -52,14 +52,14 @@ ENGINES = ("auto", "loop", "vmap")
 STAGED = ".next"
 
 #: ``score(indices, models) -> one score dict per listed member`` (benchmark.ensemble.scoring).
-EnsembleScorer = Callable[[list[int], list[nn.Module]], list[dict]]
+EnsembleScorer = Callable[[list[int], list[Model]], list[dict]]
 
 
 @dataclass
 class Member:
     """One model of the ensemble: its module (built from its seed), seed and checkpoint file."""
 
-    model: nn.Module
+    model: Model
     seed: int
     checkpoint: Path | None = None
     # state carried by the checkpoint
@@ -168,6 +168,7 @@ def train_ensemble(
     stack = StackedMembers([m.model for m in members], lr=cfg.lr) if engine == "vmap" else None
     if stack is not None and loaded[0] is not None:
         for i, m in enumerate(members):
+            assert m.checkpoint is not None  # loaded[0] is not None: every member loaded its own
             ck = torch.load(m.checkpoint, map_location="cpu", weights_only=True)
             stack.load_member_optimizer_state(i, ck["optimizer"])
     active = list(range(len(members)))  # members still training; the stack holds exactly these
@@ -180,7 +181,12 @@ def train_ensemble(
             m = members[i]
             if m.checkpoint is None:
                 continue
-            opt = stack.member_optimizer_state(j) if stack is not None else m.optimizer.state_dict()
+            if stack is not None:
+                opt = stack.member_optimizer_state(j)
+            else:
+                assert m.optimizer is not None  # the loop engine gave every member its Adam
+                opt = m.optimizer.state_dict()
+            assert m.noise is not None  # seeded for every member before training
             save_atomic(
                 {
                     "format": CHECKPOINT_FORMAT,
@@ -237,6 +243,7 @@ def train_ensemble(
                     if check and (exc := _non_finite(loss, step, epoch)):
                         stopped[i] = exc
                         continue
+                    assert m.optimizer is not None  # the loop engine gave every member its Adam
                     m.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     m.optimizer.step()
@@ -256,7 +263,11 @@ def train_ensemble(
                 if check:
                     losses = torch.stack([t["loss"].detach().float() for t in all_terms])
                     bad = (~torch.isfinite(losses)).nonzero().flatten().tolist()
-                    stopped = {active[j]: _non_finite(losses[j], step, epoch) for j in bad}
+                    stopped = {
+                        active[j]: exc
+                        for j in bad
+                        if (exc := _non_finite(losses[j], step, epoch)) is not None
+                    }
                 if stopped:  # recompute without them, on the noise already drawn
                     keep = [j for j, i in enumerate(active) if i not in stopped]
                     stop(stopped)
@@ -349,6 +360,7 @@ def _load(m: Member, device: torch.device) -> tuple[int, int, int] | None:
     m.model.load_state_dict(ck["model"])
     if m.optimizer is not None:
         m.optimizer.load_state_dict(ck["optimizer"])
+    assert m.noise is not None  # train_ensemble seeds every member's generator before loading
     m.noise.set_state(ck["noise_generator"])
     m.sums = {k: v.to(device) for k, v in ck["sums"].items()}
     m.history = ck["history"]
