@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ from spritegen.errors import DatasetError, SpecError
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
-NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + ("torch",)
+#: "ensemble" names the ensemble a run was trained in: a member folder resumes as a single run.
+NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + ("torch", "ensemble")
 
 
 class RunExists(SpecError):
@@ -180,10 +182,9 @@ def _read_record(out: Path, name: str) -> dict:
     return record
 
 
-def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
-    """Create, resume into, or (with force) replace the run folder; refuse anything else.
-
-    Resuming removes the ``.partial`` files a killed run may have left behind."""
+def check_folder(out: Path, resolved: dict, force: bool) -> None:
+    """Refuse a folder that is not a run folder, holds a different run, or (without force) a
+    finished one. Writes nothing, so several runs can be checked before any is started."""
     config_path, summary_path = out / "config.json", out / "summary.json"
     if out.is_dir() and any(out.iterdir()):
         if not config_path.exists():
@@ -191,9 +192,7 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
                 f"--out {out} exists and is not a run folder (no config.json); "
                 f"choose an empty or new folder"
             )
-        if force:
-            shutil.rmtree(out)
-        else:
+        if not force:
             old = _read_record(out, "config.json")
             if _identity(old) != _identity(resolved):
                 diff = sorted(
@@ -211,6 +210,18 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
                     raise RunExists(
                         f"{out} holds a finished run; use --force to run it again", summary
                     )
+
+
+def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
+    """Create, resume into, or (with force) replace the run folder; refuse anything else.
+
+    Resuming removes the ``.partial`` files a killed run may have left behind."""
+    check_folder(out, resolved, force)
+    config_path = out / "config.json"
+    if out.is_dir() and any(out.iterdir()):
+        if force:
+            shutil.rmtree(out)
+        else:
             remove_partials(out)
     try:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -277,13 +288,65 @@ def _run(
     final_scorer: Scorer | None,
     score_keys: Sequence[str],
 ) -> dict:
-    data_path = src.path
     images, factors = load_training_set(src)
+    image_shape = (images.shape[3], images.shape[1], images.shape[2])
+    model = build_model(cfg.model, image_shape, cfg.latent_dim, cfg.hparams, seed=cfg.seed)
+    plan = plan_run(cfg, src, images, factors, model_hparams(model), scorer, final_scorer)
+    out = plan.out
+    prepare_folder(out, plan.resolved, cfg.force)
+    try:
+        return _train_and_finish(plan, model, images, device, score_keys)
+    except DiskFull:
+        remove_partials(out)
+        raise
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise _on_disk_full(out, exc) from None
+        raise
+
+
+@dataclass
+class RunPlan:
+    """A resolved run before training: its folder, its config.json content and its scorers."""
+
+    cfg: RunConfig
+    out: Path
+    resolved: dict[str, Any]
+    scorer: Scorer | None
+    final_scorer: Scorer | None
+
+    def train_config(self, device: torch.device) -> TrainConfig:
+        cfg = self.cfg
+        return TrainConfig(
+            epochs=self.resolved["epochs"],
+            max_steps=cfg.max_steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=cfg.seed,
+            device=str(device),
+            amp=cfg.amp,
+            checkpoint_every=cfg.checkpoint_every,
+            score_every=cfg.score_every if cfg.score_preset != "none" else 0,
+            progress=cfg.progress,
+        )
+
+
+def plan_run(
+    cfg: RunConfig,
+    src: DataSource,
+    images: np.ndarray,
+    factors: np.ndarray,
+    hparams: dict[str, Any],
+    scorer: Scorer | None = None,
+    final_scorer: Scorer | None = None,
+) -> RunPlan:
+    """Resolve ``cfg`` on its loaded dataset (``hparams``: the built model's own record): the
+    folder, the config.json content and the scorers. Writes nothing (the ensemble trainer
+    resolves every member this way before any folder is touched)."""
+    data_path = src.path
     num_factors = factors.shape[1]
     epochs = cfg.epochs if cfg.epochs is not None else default_epochs(num_factors)
     image_shape = (images.shape[3], images.shape[1], images.shape[2])
-    model = build_model(cfg.model, image_shape, cfg.latent_dim, cfg.hparams, seed=cfg.seed)
-
     out = Path(cfg.out) if cfg.out else default_out(cfg, data_path)
     injected = scorer is not None  # an injected scorer also gives the final scores
     scoring = {
@@ -308,73 +371,63 @@ def _run(
         "num_factors": num_factors,
         "num_images": int(len(images)),
         "image_shape": list(image_shape),
-        "model_hparams": model_hparams(model),
+        "model_hparams": hparams,
         "scoring": scoring,
         "torch": torch.__version__,
     }
-    prepare_folder(out, resolved, cfg.force)
-    try:
-        return _train_and_finish(
-            cfg, model, images, device, out, resolved, scorer, final_scorer, score_keys
-        )
-    except DiskFull:
-        remove_partials(out)
-        raise
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise _on_disk_full(out, exc) from None
-        raise
+    return RunPlan(cfg, out, resolved, scorer, final_scorer)
 
 
 def _train_and_finish(
-    cfg: RunConfig,
+    plan: RunPlan,
     model: Model,
     images: np.ndarray,
     device: torch.device,
-    out: Path,
-    resolved: dict,
-    scorer: Scorer | None,
-    final_scorer: Scorer | None,
     score_keys: Sequence[str],
 ) -> dict:
-    """Train into the prepared folder ``out``, score, draw, and write summary.json last."""
-    data_str = resolved["data"]
-    num_factors = resolved["num_factors"]
-    image_shape = tuple(resolved["image_shape"])
-    epochs = resolved["epochs"]
+    """Train into the prepared folder, score, draw, and write summary.json last."""
+    out = plan.out
     t0 = time.perf_counter()
-    train_cfg = TrainConfig(
-        epochs=epochs,
-        max_steps=cfg.max_steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        seed=cfg.seed,
-        device=str(device),
-        amp=cfg.amp,
-        checkpoint_every=cfg.checkpoint_every,
-        score_every=cfg.score_every if cfg.score_preset != "none" else 0,
-        progress=cfg.progress,
-    )
     metrics_path = out / "metrics.jsonl"
     try:
         history = train(
             model,
             to_channels_first(images),
-            train_cfg,
-            scorer=scorer,
+            plan.train_config(device),
+            scorer=plan.scorer,
             checkpoint=out / "checkpoints" / "last.pt",
             on_epoch=lambda h: _write_jsonl(metrics_path, h),
         )
     except TrainingDiverged as exc:
-        _write_json(out / "summary.json", {"status": "diverged", "error": str(exc)})
+        write_diverged(out, exc)
         raise
     _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
 
     final = dict(history[-1])
     final_scores: dict[str, Any] = {k: final[k] for k in score_keys if k in final}
-    if final_scorer is not None:
-        final_scores = final_scorer(make_represent(model, device))
+    if plan.final_scorer is not None:
+        final_scores = plan.final_scorer(make_represent(model, device))
+    return write_outputs(plan, model, images, history, final_scores, device, t0, score_keys)
 
+
+def write_diverged(out: Path, exc: TrainingDiverged) -> None:
+    """The summary of a run whose loss became non-finite (its last good checkpoint is kept)."""
+    _write_json(out / "summary.json", {"status": "diverged", "error": str(exc)})
+
+
+def write_outputs(
+    plan: RunPlan,
+    model: Model,
+    images: np.ndarray,
+    history: list[dict],
+    final_scores: dict[str, Any],
+    device: torch.device,
+    t0: float,
+    score_keys: Sequence[str] = SCORE_KEYS,
+) -> dict:
+    """Pictures, final weights and summary.json (last) of a trained run; returns the summary."""
+    cfg, out, resolved = plan.cfg, plan.out, plan.resolved
+    final = dict(history[-1])
     # pictures: fixed images chosen by the seed
     rng = np.random.default_rng(cfg.seed)
     idx = np.sort(rng.choice(len(images), size=min(8, len(images)), replace=False))
@@ -386,7 +439,7 @@ def _train_and_finish(
             "model": model.state_dict(),
             "model_name": cfg.model,
             "hparams": model_hparams(model),
-            "image_shape": list(image_shape),
+            "image_shape": list(resolved["image_shape"]),
             "latent_dim": cfg.latent_dim,
         },
         out / "checkpoints" / "model.pt",
@@ -398,8 +451,8 @@ def _train_and_finish(
         "model_hparams": model_hparams(model),
         "latent_dim": cfg.latent_dim,
         "seed": cfg.seed,
-        "data": data_str,
-        "num_factors": num_factors,
+        "data": resolved["data"],
+        "num_factors": resolved["num_factors"],
         "epochs": len(history),
         "steps": final["step"],
         "final": {k: final[k] for k in ("loss", "reconstruction", "kl") if k in final},

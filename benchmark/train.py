@@ -172,6 +172,25 @@ def stop_if_non_finite(what: str, value: torch.Tensor, step: int, epoch: int) ->
         )
 
 
+def accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) -> None:
+    """Add one step's loss terms to the epoch's running sums (and count the step)."""
+    for k, t in terms.items():
+        t = t.detach().float()
+        sums[k] = sums[k] + t if k in sums else t.clone()
+    sums["_count"] = sums.get("_count", torch.zeros((), device=t.device)) + 1
+
+
+def epoch_row(sums: dict[str, torch.Tensor], epoch: int, step: int, epoch_start: float) -> dict:
+    """An epoch's metrics.jsonl row: the mean of each term over its batches (empties ``sums``)."""
+    count = float(sums.pop("_count"))
+    row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "steps_in_epoch": int(count)}
+    for k in sorted(sums, key=lambda k: (k != "loss", k == "kl_per_dim")):
+        mean = sums[k] / count
+        row[k] = mean.tolist() if mean.ndim else float(mean)
+    row["train_time_s"] = round(time.perf_counter() - epoch_start, 3)
+    return row
+
+
 def train(
     model: Model,
     images: torch.Tensor,
@@ -303,10 +322,7 @@ def train(
             step += 1
             batch_in_epoch += 1
             # bookkeeping: per-epoch sums of every term, progress bar, checkpoint
-            for k, t in terms.items():
-                t = t.detach().float()
-                sums[k] = sums[k] + t if k in sums else t.clone()
-            sums["_count"] = sums.get("_count", torch.zeros((), device=device)) + 1
+            accumulate(sums, terms)
             if cfg.progress and (step % 10 == 0 or step == total_steps):
                 bar.set_postfix(
                     {k: f"{float(t.detach()):.4g}" for k, t in terms.items() if t.numel() == 1},
@@ -322,12 +338,7 @@ def train(
                 save()
 
         # end of epoch: mean of each term over its batches, then the scores
-        count = float(sums.pop("_count"))
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "steps_in_epoch": int(count)}
-        for k in sorted(sums, key=lambda k: (k != "loss", k == "kl_per_dim")):
-            mean = sums[k] / count
-            row[k] = mean.tolist() if mean.ndim else float(mean)
-        row["train_time_s"] = round(time.perf_counter() - epoch_start, 3)
+        row = epoch_row(sums, epoch, step, epoch_start)
         last = step >= total_steps
         if scorer is not None and (
             last or (cfg.score_every and (epoch + 1) % cfg.score_every == 0)

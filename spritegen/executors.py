@@ -1,9 +1,11 @@
 """Where independent pieces of work run: in this process, in a local process pool, or on Ray.
 
 ``spritegen build`` renders a dataset's shards and ``bench sweep`` trains many models; both are
-maps of a picklable function over independent items. Keeping the choice of machine behind one
-small interface (``map_ordered``) lets the same build run on a laptop or a Ray cluster and give the
-same bytes, because results always come back in item order whatever finished first.
+maps of a picklable function over independent items, and this is the one module that runs them.
+Keeping the choice of machine behind one small interface lets the same build run on a laptop or a
+Ray cluster and give the same bytes: ``map_ordered`` returns results in item order whatever
+finished first (builds). ``map_completed`` yields each item with its result as soon as it is done,
+an exception as a result, so one failing run never stops the others (sweeps).
 
 This module imports neither torch nor ``benchmark``; Ray is imported only when a Ray executor is
 made (it is the optional extra ``spritegen[ray]``).
@@ -21,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
 
 from spritegen.errors import SpecError, quote
@@ -33,9 +35,13 @@ EXECUTOR_KINDS = ("local", "ray")
 
 
 class Executor(Protocol):
-    """Runs ``fn`` over ``items`` and yields the results in the order of ``items``."""
+    """Runs ``fn`` over ``items``: results in item order, or as they complete."""
 
     def map_ordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]: ...
+
+    def map_completed(
+        self, fn: Callable[[T], R], items: Iterable[T]
+    ) -> Iterator[tuple[T, R | Exception]]: ...
 
     def close(self) -> None: ...
 
@@ -99,22 +105,49 @@ def sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def _start_worker(
+    parent_pid: int,
+    ignore_sigint: bool,
+    initializer: Callable[..., None] | None,
+    initargs: tuple[Any, ...],
+) -> None:
+    """Every pool worker: die with the parent (and leave Ctrl-C to it, unless the caller wants
+    its workers interrupted too), then the caller's own initializer."""
+    if ignore_sigint:
+        worker_init(parent_pid)
+    else:
+        _die_with_parent(parent_pid)
+    if initializer is not None:
+        initializer(*initargs)
+
+
 class LocalExecutor:
-    """A pool of ``workers`` spawned processes; ``workers=1`` runs inline in this process.
+    """A pool of ``workers`` spawned processes; ``map_ordered`` with ``workers=1`` runs inline.
 
     Spawn (not fork) so that workers start clean: no inherited threads, OpenGL contexts or
-    torch state. At most ``window`` items are in flight, so results of a long map are not all held
-    in memory at once. Workers die with this process (even after SIGKILL) and ignore Ctrl-C,
-    which this process handles.
+    torch state. At most ``window`` items are in flight in ``map_ordered``, so results of a long
+    map are not all held in memory at once. Workers die with this process (even after SIGKILL) and
+    by default ignore Ctrl-C, which this process handles; ``initializer(*initargs)`` then runs in
+    each worker (a sweep pins its worker to a GPU there).
     """
 
-    def __init__(self, workers: int | None = None, window: int | None = None) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        window: int | None = None,
+        *,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+        ignore_sigint: bool = True,
+    ) -> None:
         if workers is None:
             workers = os.cpu_count() or 1
         if workers < 1:
             raise SpecError(f"workers: must be a positive integer, got {workers}")
         self.workers = workers
         self.window = window or 2 * workers
+        self.initializer, self.initargs = initializer, initargs
+        self.ignore_sigint = ignore_sigint
         self._pool: ProcessPoolExecutor | None = None
 
     def _get_pool(self) -> ProcessPoolExecutor:
@@ -122,10 +155,28 @@ class LocalExecutor:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=worker_init,
-                initargs=(os.getpid(),),
+                initializer=_start_worker,
+                initargs=(os.getpid(), self.ignore_sigint, self.initializer, self.initargs),
             )
         return self._pool
+
+    def map_completed(
+        self, fn: Callable[[T], R], items: Iterable[T]
+    ) -> Iterator[tuple[T, R | Exception]]:
+        """``(item, fn(item))`` as each item finishes; an exception ``fn`` raised (or a worker
+        that died: ``BrokenProcessPool``) comes back as the result. Always in worker processes,
+        even with one worker, so each item runs isolated from this process."""
+        pool = self._get_pool()
+        with sigint_blocked():  # submit may spawn a worker
+            futures = {pool.submit(fn, item): item for item in items}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                try:
+                    yield futures[fut], fut.result()
+                except Exception as exc:
+                    yield futures[fut], exc
 
     def map_ordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         if self.workers == 1:
@@ -218,6 +269,25 @@ class RayExecutor:
                 yield self.ray.get(pending.popleft())
         while pending:
             yield self.ray.get(pending.popleft())
+
+    def map_completed(
+        self, fn: Callable[[T], R], items: Iterable[T]
+    ) -> Iterator[tuple[T, R | Exception]]:
+        """``(item, fn(item))`` as each task finishes; a task's exception comes back as its
+        result. Tasks are not retried: a failed run is reported, not run twice."""
+        remote = self.ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)(
+            _apply
+        )
+        fn_ref = self.ray.put(fn)
+        refs = {remote.remote(fn_ref, item): item for item in items}
+        pending = list(refs)
+        while pending:
+            done, pending = self.ray.wait(pending, num_returns=1)
+            for ref in done:
+                try:
+                    yield refs[ref], self.ray.get(ref)
+                except Exception as exc:
+                    yield refs[ref], exc
 
     def close(self) -> None:
         """Leave Ray running: the caller that started it decides when to shut it down."""

@@ -273,7 +273,7 @@ def test_refused_up_front_when_the_disk_cannot_hold_the_file(small_disk):
     )
     assert result.returncode == 2
     assert result.stdout.startswith(
-        f"{small_disk / 'x.h5'}: will render 2,940,000 images (50,000 training + 2,890,000 "
+        f"{small_disk / 'x.h5'}: will render 2,955,000 images (50,000 training + 2,905,000 "
         "evaluation), file about"
     )
     assert result.stderr.startswith(f"spritegen: error: not enough free disk space in {small_disk}")
@@ -288,7 +288,7 @@ def test_seven_factors_with_few_images_shows_the_evaluation_sets(small_disk):
         capture_output=True,
         text=True,
     )
-    assert "will render 2,890,300 images (300 training + 2,890,000 evaluation)" in result.stdout
+    assert "will render 2,905,300 images (300 training + 2,905,000 evaluation)" in result.stdout
     assert "--eval-preset quick, tiny or none renders fewer" in result.stdout
     assert result.returncode == 2 and "not enough free disk space" in result.stderr
     assert list(small_disk.iterdir()) == []

@@ -73,6 +73,8 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
             str(sweep),
             "--workers",
             "1",
+            "--ensemble",
+            "off",  # one run at a time, so that exactly one is finished at the kill
         ],
         cwd=tmp,
         env=subprocess_env(tmp),

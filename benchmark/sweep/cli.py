@@ -46,6 +46,13 @@ from spritegen.errors import SpecError
     "--cpus-per-run", type=float, default=1.0, show_default=True, help="Ray: CPUs reserved per run."
 )
 @click.option("--build-workers", type=int, default=None, help="Processes rendering each dataset.")
+@click.option(
+    "--ensemble",
+    default="auto",
+    show_default=True,
+    help="Train compatible runs (same dataset, model, schedule) together: auto (as many as fit "
+    "in memory), off, or at most N per ensemble.",
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option(
     "--dry-run", is_flag=True, help="Validate SPEC and list its runs; build and train nothing."
@@ -58,6 +65,7 @@ def sweep_command(
     workers: int | None,
     cpus_per_run: float,
     build_workers: int | None,
+    ensemble: str,
     quiet: bool,
     dry_run: bool,
 ) -> None:
@@ -83,6 +91,7 @@ def sweep_command(
             workers=workers,
             build_workers=build_workers,
             progress=not quiet,
+            ensemble=ensemble,
             **kwargs,
         )
     click.echo(format_summary(result))

@@ -120,6 +120,85 @@ def _train_into(task: RunTask, folder: Path) -> Outcome:
         )
 
 
+@dataclass(frozen=True)
+class EnsembleTask:
+    """Several compatible points trained as one ensemble (benchmark.ensemble) in one worker."""
+
+    members: tuple[RunTask, ...]
+
+    @property
+    def id(self) -> str:
+        return "+".join(m.id for m in self.members)
+
+    @property
+    def runs_dir(self) -> str:
+        return self.members[0].runs_dir
+
+
+def _train_ensemble_into(task: EnsembleTask, folders: list[Path]) -> list[Outcome]:
+    """Train the members with ``run_ensemble`` into ``folders``; one Outcome per member."""
+    from benchmark.ensemble import run_ensemble
+
+    start = time.perf_counter()
+    for folder in folders:
+        if folder.exists() and not (folder / "config.json").is_file():
+            shutil.rmtree(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    log = folders[0].parent / f"{task.members[0].id}.ensemble.log"
+    try:
+        with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+            summaries = run_ensemble(
+                [run_config(m.config, f) for m, f in zip(task.members, folders)]
+            )
+    except Exception as exc:
+        tb = traceback.format_exc()
+        with contextlib.suppress(OSError), open(log, "a") as fh:
+            fh.write(tb)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        seconds = time.perf_counter() - start
+        return [
+            Outcome(m.id, False, seconds, error=f"{type(exc).__name__}: {msg}", traceback=tb)
+            for m in task.members
+        ]
+    seconds = time.perf_counter() - start
+    outcomes = []
+    text = log.read_text() if log.exists() else ""
+    for m, folder, summary in zip(task.members, folders, summaries):
+        if folder.exists():
+            (folder / LOG_NAME).write_text(text)
+        if summary.get("status") == "finished":
+            outcomes.append(Outcome(m.id, True, seconds, summary=summary))
+        else:
+            error = f"TrainingDiverged: {summary.get('error', 'diverged')}"
+            (folder.parent / f"{m.id}.log").write_text(text + error + "\n")
+            outcomes.append(Outcome(m.id, False, seconds, error=error, traceback=error))
+    log.unlink(missing_ok=True)
+    return outcomes
+
+
+def run_any(task: RunTask | EnsembleTask) -> list[Outcome]:
+    """A point or an ensemble of points, trained into the sweep folder."""
+    if isinstance(task, EnsembleTask):
+        return _train_ensemble_into(task, [Path(m.runs_dir) / m.id for m in task.members])
+    return [run_task(task)]
+
+
+def run_any_packed(task: RunTask | EnsembleTask) -> list[Outcome]:
+    """``run_any`` in a scratch folder of this node, each member's folder returned as tar bytes."""
+    if not isinstance(task, EnsembleTask):
+        return [run_task_packed(task)]
+    with tempfile.TemporaryDirectory(prefix="sweep-ensemble-") as tmp:
+        folders = [Path(tmp) / m.id for m in task.members]
+        outcomes = _train_ensemble_into(task, folders)
+        for outcome, folder in zip(outcomes, folders):
+            if outcome.ok:
+                buf = io.BytesIO()
+                with tarfile.open(fileobj=buf, mode="w") as tar:
+                    tar.add(folder, arcname=outcome.id)
+                outcome.packed = buf.getvalue()
+        return outcomes
+
+
 def run_task(task: RunTask) -> Outcome:
     """Train a point straight into the sweep folder (local workers share its file system)."""
     return _train_into(task, Path(task.runs_dir) / task.id)

@@ -1,7 +1,10 @@
-"""Where a sweep's runs train: a local pool of processes, or Ray tasks.
+"""Where a sweep's runs train: the project's executors (``spritegen.executors``: a local pool of
+spawned processes, or Ray tasks), adapted to runs.
 
 Both yield ``Outcome`` objects as runs finish (not in submission order), so the progress display
-and the bookkeeping advance as soon as any run is done.
+and the bookkeeping advance as soon as any run is done. What is sweep-specific lives here: one
+worker per GPU (pinned in its initializer), torch threads shared fairly, failures as Outcomes, and
+run folders trained on Ray nodes unpacked into the sweep folder.
 """
 
 from __future__ import annotations
@@ -9,26 +12,30 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from benchmark.sweep.execute import Outcome, RunTask, run_task, run_task_packed, unpack_outcome
+from benchmark.sweep.execute import (
+    EnsembleTask,
+    Outcome,
+    RunTask,
+    run_any,
+    run_any_packed,
+    unpack_outcome,
+)
 from spritegen.errors import SpecError
-from spritegen.executors import ensure_ray
+from spritegen.executors import LocalExecutor, RayExecutor
 
 SWEEP_EXECUTORS = ("local", "ray")
+Task = RunTask | EnsembleTask
 
 
 def count_gpus() -> int:
-    """CUDA devices visible to this process (0 without torch's CUDA)."""
-    try:
-        import torch
+    """CUDA devices visible to this process (torch is the bench extra's, always installed)."""
+    import torch
 
-        return torch.cuda.device_count()
-    except Exception:
-        return 0
+    return torch.cuda.device_count()
 
 
 def _init_worker(slots: Any, threads: int, gpu: bool) -> None:
@@ -39,6 +46,18 @@ def _init_worker(slots: Any, threads: int, gpu: bool) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
     os.environ["TQDM_DISABLE"] = "1"  # one progress display: the sweep's
+
+
+def _failed(task: Task, error: str) -> Iterator[Outcome]:
+    """A failed Outcome for the task's point, or for each point of an ensemble."""
+    for m in task.members if isinstance(task, EnsembleTask) else (task,):
+        yield Outcome(m.id, False, 0.0, error=error)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, BrokenProcessPool):
+        return "worker process died (out of memory or killed?)"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 class LocalRunPool:
@@ -63,39 +82,24 @@ class LocalRunPool:
             return f"local pool, {self.workers} worker(s), one GPU each"
         return f"local pool, {self.workers} worker(s), {self.threads} thread(s) each"
 
-    def run(self, tasks: Sequence[RunTask]) -> Iterator[Outcome]:
+    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
         if not tasks:
             return
-        ctx = multiprocessing.get_context("spawn")
-        slots = ctx.Queue()
+        slots = multiprocessing.get_context("spawn").Queue()
         for i in range(self.workers):
             slots.put(i)
-        pool = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=ctx,
+        # a Ctrl-C reaches the runs too (they stop and resume later), as it always did
+        with LocalExecutor(
+            self.workers,
             initializer=_init_worker,
             initargs=(slots, self.threads, self.gpus > 0),
-        )
-        try:
-            futures = {pool.submit(run_task, t): t for t in tasks}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    task = futures[fut]
-                    try:
-                        yield fut.result()
-                    except BrokenProcessPool:
-                        yield Outcome(
-                            task.id,
-                            False,
-                            0.0,
-                            error="worker process died (out of memory or killed?)",
-                        )
-                    except Exception as exc:
-                        yield Outcome(task.id, False, 0.0, error=f"{type(exc).__name__}: {exc}")
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            ignore_sigint=False,
+        ) as executor:
+            for task, result in executor.map_completed(run_any, tasks):
+                if isinstance(result, Exception):
+                    yield from _failed(task, _why(result))
+                else:
+                    yield from result
 
 
 class RayRunPool:
@@ -114,14 +118,15 @@ class RayRunPool:
         gpus_per_run: float | None = None,
         **init_kwargs: Any,
     ) -> None:
-        self.ray = ensure_ray(address, **init_kwargs)
-        resources = self.ray.cluster_resources()
+        probe = RayExecutor(address, **init_kwargs)  # connects (or starts) Ray once
+        resources = probe.ray.cluster_resources()
         self.cluster_gpus = int(resources.get("GPU", 0))
         self.cluster_cpus = int(resources.get("CPU", 0))
         self.cpus_per_run = cpus_per_run
         self.gpus_per_run = (
             (1 if self.cluster_gpus else 0) if gpus_per_run is None else gpus_per_run
         )
+        self.executor = RayExecutor(address, num_cpus=cpus_per_run, num_gpus=self.gpus_per_run)
 
     def describe(self) -> str:
         return (
@@ -129,28 +134,12 @@ class RayRunPool:
             f"{self.cpus_per_run:g} CPU(s) and {self.gpus_per_run:g} GPU(s) per run"
         )
 
-    def run(self, tasks: Sequence[RunTask]) -> Iterator[Outcome]:
-        if not tasks:
-            return
-        ray = self.ray
-        remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
-            run_task_packed
-        )
-        refs = {remote.remote(t): t for t in tasks}
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                task = refs[ref]
-                try:
-                    outcome = ray.get(ref)
-                except Exception as exc:
-                    outcome = Outcome(
-                        task.id,
-                        False,
-                        0.0,
-                        error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
-                    )
+    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+        for task, result in self.executor.map_completed(run_any_packed, tasks):
+            outcomes = (
+                list(_failed(task, _why(result))) if isinstance(result, Exception) else result
+            )
+            for outcome in outcomes:
                 unpack_outcome(outcome, Path(task.runs_dir))
                 yield outcome
 

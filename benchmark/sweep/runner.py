@@ -24,7 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmark.sweep.datasets import build_datasets, dataset_path
-from benchmark.sweep.execute import Outcome, RunTask, is_finished
+from benchmark.sweep.execute import EnsembleTask, Outcome, RunTask, is_finished, run_config
 from benchmark.sweep.executors import make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import SweepSpec
@@ -127,13 +127,18 @@ def run_sweep(
     workers: int | None = None,
     build_workers: int | None = None,
     progress: bool = True,
+    ensemble: str | int = "auto",
     **pool_kwargs: Any,
 ) -> SweepResult:
     """Build the sweep's datasets, then train every point of ``plan`` not finished yet.
 
     Failures are collected, not raised: every other run still trains. ``out`` defaults to
-    ``results/<name>``.
+    ``results/<name>``. ``ensemble`` ("auto", "off" or N) trains compatible points together
+    (benchmark.ensemble; docs/sweeps.md).
     """
+    from benchmark.ensemble.grouping import parse_ensemble
+
+    size = parse_ensemble(ensemble)
     start = time.perf_counter()
     spec, points = plan.spec, plan.points
     sweep_dir = Path(out) if out is not None else Path("results") / spec.name
@@ -178,9 +183,9 @@ def run_sweep(
 
     pool = make_run_pool(executor, workers=workers, address=address, **pool_kwargs)
     say(f"executor: {pool.describe()}")
-    tasks = [_task(p, spec, sweep_dir) for p in pending]
+    tasks = _grouped([_task(p, spec, sweep_dir) for p in pending], size, pool, say)
     bar = tqdm(
-        total=len(tasks), unit="run", desc=spec.name, disable=not progress, dynamic_ncols=True
+        total=len(pending), unit="run", desc=spec.name, disable=not progress, dynamic_ncols=True
     )
     try:
         for outcome in pool.run(tasks):
@@ -209,6 +214,43 @@ def run_sweep(
         )
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _grouped(
+    tasks: list[RunTask], size: str | int, pool: Any, say: Any
+) -> list[RunTask | EnsembleTask]:
+    """Compatible points (same dataset, model, schedule, device, presets) as ensembles of at
+    most ``size`` (auto: as many as fit in memory, shared between the local workers on a CPU).
+    Points whose config does not parse stay alone: their run reports the error."""
+    if size == "off" or len(tasks) < 2:
+        return list(tasks)
+    from benchmark.ensemble.grouping import memory_fit, plan_groups
+    from benchmark.params import RunConfig, validate_config
+
+    valid, configs = [], []
+    for i, t in enumerate(tasks):
+        try:
+            cfg = RunConfig.from_dict(run_config(t.config, Path(t.runs_dir) / t.id))
+            validate_config(cfg)
+        except Exception:
+            continue
+        valid.append(i)
+        configs.append(cfg)
+    share = getattr(pool, "workers", 1) if not getattr(pool, "gpus", 0) else 1
+
+    def fits(cfg: Any, latent_dim: int) -> int:
+        return max(1, memory_fit(cfg, latent_dim) // max(1, share))
+
+    groups = [[valid[i] for i in g] for g in plan_groups(configs, size, fits)]
+    grouped = {i for g in groups for i in g}
+    groups += [[i] for i in range(len(tasks)) if i not in grouped]
+    out: list[RunTask | EnsembleTask] = []
+    for g in sorted(groups, key=lambda g: g[0]):
+        out.append(tasks[g[0]] if len(g) == 1 else EnsembleTask(tuple(tasks[i] for i in g)))
+    sizes = [len(g) for g in groups if len(g) > 1]
+    if sizes:
+        say(f"ensembles: {len(sizes)} of sizes {sizes}; {len(out) - len(sizes)} runs alone")
+    return out
 
 
 def format_summary(result: SweepResult) -> str:

@@ -1,0 +1,194 @@
+"""Score many models on the same evaluation images: read each image once, encode it by all.
+
+The metrics see a model only through ``represent(images) -> latents``. Scoring G members that
+would be shown the same images (a dataset file that stores every evaluation set, which then do not
+depend on the seed; or a live oracle with the same seed) is done as G ordinary metric calls:
+
+1. the first member's call reads the images; its ``represent`` converts each chunk to floats once
+   and encodes it by every member (inference mode), keeping the others' latents in order;
+2. every other member's call runs the same metric code on a source whose image streams are blank
+   placeholders (nothing read or rendered) and whose ``represent`` hands back the kept latents.
+
+So the metric arithmetic is the metric's own, untouched, for every member, and any metric
+``benchmark.metrics.evaluate`` runs (present or added later) is batched as long as it gets its
+images from the source's streams and the order of its ``represent`` calls depends only on sizes
+and the seed. Each kept latent is checked against the call it is handed to (row count), and every
+queue must be empty at the end. The latents equal ``make_represent``'s bit for bit (same chunks
+of 512, same model calls), so each member's scores equal scoring it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+
+import numpy as np
+import torch
+
+from benchmark.metrics.sources import ImageStream, OracleSource, StoredSource, open_source
+from benchmark.models.base import Model
+from benchmark.train import Scorer, make_represent, to_input
+
+#: Images per model call, as ``benchmark.train.make_represent`` (so latents are bit-identical).
+CHUNK = 512
+
+
+def encode_all(
+    models: Sequence[Model], images: np.ndarray, device: torch.device
+) -> list[np.ndarray]:
+    """Latent means of uint8 images (n, H, W, C) under every model: one float32 (n, D_i) each."""
+    outs: list[list[np.ndarray]] = [[] for _ in models]
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(images), CHUNK):
+                chunk = torch.as_tensor(np.ascontiguousarray(images[i : i + CHUNK]))
+                x = to_input(chunk.to(device).permute(0, 3, 1, 2))
+                for out, m in zip(outs, models):
+                    out.append(m.encode(x)[0].float().cpu().numpy())
+    finally:
+        for m, mode in zip(models, modes):
+            m.train(mode)
+    return [
+        np.concatenate(o) if o else np.zeros((0, m.latent_dim), np.float32)
+        for o, m in zip(outs, models)
+    ]
+
+
+def _blank(stream: ImageStream) -> ImageStream:
+    return ImageStream(total=stream.total, read=lambda a, b: np.empty((b - a, 1), np.uint8))
+
+
+def _replay_source(inner: StoredSource | OracleSource) -> StoredSource | OracleSource:
+    """``inner`` with blank image streams: the sets' layout (factor indices, sizes) is inner's."""
+    base = type(inner)
+
+    class Replay(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:  # inner is already open and checked
+            pass
+
+        def __getattr__(self, name: str):
+            return getattr(inner, name)
+
+        def close(self) -> None:
+            pass
+
+        def variance_images(self, n, rng=None):
+            return _blank(inner.variance_images(n, rng))
+
+        def kim_mnih_votes(self, split, n, batch_size, rng=None):
+            vs = inner.kim_mnih_votes(split, n, batch_size, rng)
+            return dataclasses.replace(vs, images=_blank(vs.images))
+
+        def random_samples(self, split, n, rng):
+            ss = inner.random_samples(split, n, rng)
+            return dataclasses.replace(ss, images=_blank(ss.images))
+
+        def higgins_pairs(self, split, n, batch_size, rng=None):
+            ps = inner.higgins_pairs(split, n, batch_size, rng)
+            return dataclasses.replace(
+                ps, images_a=_blank(ps.images_a), images_b=_blank(ps.images_b)
+            )
+
+    return Replay()
+
+
+def _parts(scorer: Scorer) -> tuple[Callable, object, tuple, dict] | None:
+    """(metric function, source, other args, keywords) of a ``partial(evaluate, source, ...)``."""
+    if isinstance(scorer, functools.partial) and scorer.args:
+        return scorer.func, scorer.args[0], scorer.args[1:], dict(scorer.keywords)
+    return None
+
+
+def score_shared(scorers: Sequence[Scorer], models: Sequence[Model], device) -> list[dict]:
+    """Scores of each model by its scorer; all scorers must show the same images (see module)."""
+    parts = [p for p in map(_parts, scorers) if p is not None]
+    if len(models) == 1 or len(parts) < len(scorers):
+        return [s(make_represent(m, device)) for s, m in zip(scorers, models)]
+    queues: list[deque[np.ndarray]] = [deque() for _ in models]
+
+    def record(images: np.ndarray) -> np.ndarray:
+        outs = encode_all(models, images, device)
+        for q, z in zip(queues[1:], outs[1:]):
+            q.append(z)
+        return outs[0]
+
+    def replay(q: deque[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+        def represent(images: np.ndarray) -> np.ndarray:
+            if not q or len(q[0]) != len(images):
+                raise RuntimeError(
+                    "batched scoring: a member asked for images the first member did not "
+                    "encode; this metric cannot share its images (score members alone)"
+                )
+            return q.popleft()
+
+        return represent
+
+    func, source, args, keywords = parts[0]
+    with open_source(source) as src:
+        results = [func(src, record, *args, **keywords)]
+        replayed = _replay_source(src)
+        for (func_j, _src, args_j, kw_j), q in zip(parts[1:], queues[1:]):
+            results.append(func_j(replayed, replay(q), *args_j, **kw_j))
+            if q:
+                raise RuntimeError("batched scoring: a member left latents unused")
+    return results
+
+
+def batched_scorer(
+    scorers: Sequence[Scorer | None],
+    share_keys: Sequence[Hashable | None],
+    device: torch.device,
+) -> Callable[[list[int], list[Model]], list[dict]]:
+    """``score(indices, models)`` for the trainer: members with equal share keys are scored
+    together (shared images), a None key or scorer alone; members without a scorer get {}."""
+
+    def score(indices: list[int], models: list[Model]) -> list[dict]:
+        results: dict[int, dict] = {}
+        groups: dict[Hashable, list[tuple[int, Scorer]]] = {}  # key -> (position, its scorer)
+        for pos, i in enumerate(indices):
+            scorer = scorers[i]
+            if scorer is None:
+                results[pos] = {}
+            else:
+                key = share_keys[i] if share_keys[i] is not None else ("alone", i)
+                groups.setdefault(key, []).append((pos, scorer))
+        for group in groups.values():
+            positions = [p for p, _ in group]
+            scores = score_shared([s for _, s in group], [models[p] for p in positions], device)
+            results.update(zip(positions, scores))
+        return [results[p] for p in range(len(indices))]
+
+    return score
+
+
+def share_key(scorer: Scorer | None, seed: int) -> Hashable | None:
+    """Which members may share images: a stored file's sets are the same for every seed (and
+    preset); a live source draws from the seed, so only members with the same seed share."""
+    parts = _parts(scorer) if scorer is not None else None
+    if parts is None:
+        return None
+    func, source, args, keywords = parts
+    # everything but the seed: same metrics, same preset, same sizes
+    rest = repr((args, sorted((k, v) for k, v in keywords.items() if k != "random_state")))
+    if (isinstance(source, (str, bytes)) or hasattr(source, "__fspath__")) and _seed_free(source):
+        return (func, "stored", str(source), rest)
+    kind = str(source) if isinstance(source, str) else type(source).__name__
+    return (func, "live", kind, seed, rest)
+
+
+def _seed_free(path) -> bool:
+    """A file whose evaluation sets are all stored: no metric falls back to rendering them live
+    from the seed (a file without /eval/random renders MIG/DCI/SAP samples from the seed)."""
+    try:
+        src = StoredSource.open(path)
+    except Exception:
+        return False
+    try:
+        return src.random_sizes() is not None
+    finally:
+        src.close()

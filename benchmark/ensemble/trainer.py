@@ -1,0 +1,367 @@
+"""Train G models of one architecture on one dataset in one loop: benchmark/train.py for many.
+
+Every member keeps what a single run with its seed has: its initial weights (built by the caller
+with ``build_model``), its shuffle (epoch e from ``epoch_seed(seed, e)``), its noise generator
+(seeded with its seed, drawing (B, D_member) per step) and its own Adam. All members share the
+data (one uint8 copy), the step counter and the epoch schedule.
+
+Two engines do the step:
+
+- ``loop``: each member's own ``model.loss``, backward and ``torch.optim.Adam`` step in turn:
+  bit-for-bit the single run, for any model. On the CPU it is also the fastest (see
+  docs/architecture.md, "Ensembles").
+- ``vmap``: stacked parameters, the network vmapped over members, one Adam over the stack
+  (``benchmark.ensemble.stacked``). Equal to the single runs up to float32 reduction order.
+
+Each member's checkpoint is its single-run ``checkpoints/last.pt`` (a member folder resumes as a
+single run). All members are written to ``last.pt.next`` first and renamed after, so a kill in
+between is rolled forward (all staged) or back (not all staged) on resume. A member whose loss
+becomes non-finite is stopped alone, before its bad update; the others go on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.ensemble.stacked import StackedMembers
+from benchmark.models.base import Model
+from benchmark.train import (
+    CHECKPOINT_FORMAT,
+    TrainConfig,
+    TrainingDiverged,
+    accumulate,
+    epoch_row,
+    epoch_seed,
+    resolve_device,
+    save_atomic,
+    stop_if_non_finite,
+    to_input,
+)
+from spritegen.errors import SpecError
+
+ENGINES = ("auto", "loop", "vmap")
+STAGED = ".next"
+
+#: ``score(indices, models) -> one score dict per listed member`` (benchmark.ensemble.scoring).
+EnsembleScorer = Callable[[list[int], list[Model]], list[dict]]
+
+
+@dataclass
+class Member:
+    """One model of the ensemble: its module (built from its seed), seed and checkpoint file."""
+
+    model: Model
+    seed: int
+    checkpoint: Path | None = None
+    # state carried by the checkpoint
+    noise: torch.Generator | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    error: TrainingDiverged | None = None
+
+
+def pick_engine(engine: str, device: torch.device) -> str:
+    """``auto``: the per-member loop on the CPU (measured fastest there), vmap on a GPU."""
+    if engine not in ENGINES:
+        raise SpecError(f"--ensemble-engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "auto":
+        return "loop" if device.type == "cpu" else "vmap"
+    return engine
+
+
+def _staged(path: Path) -> Path:
+    return path.with_name(path.name + STAGED)
+
+
+def _step_of(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
+def reconcile_checkpoints(paths: Sequence[Path]) -> None:
+    """Finish or undo an ensemble checkpoint that a kill interrupted.
+
+    Staged files are renamed only after every member's is written, so: when every member has a
+    file (staged or renamed) at the newest step, the rest are renamed (roll forward); otherwise
+    the staged files are removed (roll back) and every ``last.pt`` is the previous checkpoint.
+    """
+    staged = [p for p in paths if _staged(p).exists()]
+    if not staged:
+        return
+    newest = max(_step_of(_staged(p)) for p in staged)
+    complete = all(
+        (_staged(p).exists() and _step_of(_staged(p)) == newest)
+        or (p.exists() and _step_of(p) == newest)
+        for p in paths
+    )
+    for p in staged:
+        if complete:
+            os.replace(_staged(p), p)
+        else:
+            _staged(p).unlink()
+
+
+def train_ensemble(
+    members: Sequence[Member],
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    engine: str = "auto",
+    score: EnsembleScorer | None = None,
+    on_epoch: Callable[[int, list[dict]], None] | None = None,
+) -> list[list[dict] | TrainingDiverged]:
+    """Train every member; return each one's history (one dict per epoch) or its divergence.
+
+    ``cfg`` is the members' shared TrainConfig (its ``seed`` is unused: each member has its own).
+    ``score(indices, models)`` scores the listed members after the epochs a single run scores;
+    ``on_epoch(i, history)`` is called for each running member after its checkpoint is written.
+    """
+    device = resolve_device(cfg.device)
+    if cfg.amp and device.type != "cuda":
+        raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(
+            f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+        )
+    n = images.shape[0]
+    if n == 0:
+        raise SpecError("the training set is empty")
+    engine = pick_engine(engine, device)
+    members = list(members)
+    try:  # one copy of the training set for every member, on the GPU when it fits
+        data = images.to(device)
+    except torch.cuda.OutOfMemoryError:
+        data = images.pin_memory()
+    for m in members:
+        m.model.to(device).train()
+        m.noise = torch.Generator(device=device).manual_seed(m.seed)
+        if engine == "loop":
+            m.optimizer = torch.optim.Adam(m.model.parameters(), lr=cfg.lr)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
+
+    epoch, batch_in_epoch, step = 0, 0, 0
+    paths = [m.checkpoint for m in members if m.checkpoint is not None]
+    reconcile_checkpoints(paths)
+    loaded = [_load(m, device) for m in members]
+    positions = set(loaded)
+    if len(positions) > 1:
+        raise SpecError(
+            "the members' checkpoints are at different steps "
+            f"({sorted(p[2] if p else 0 for p in loaded)}); resume them one at a time"
+        )
+    if loaded[0] is not None:
+        epoch, batch_in_epoch, step = loaded[0]
+
+    stack = StackedMembers([m.model for m in members], lr=cfg.lr) if engine == "vmap" else None
+    if stack is not None and loaded[0] is not None:
+        for i, m in enumerate(members):
+            assert m.checkpoint is not None  # loaded[0] is not None: every member loaded its own
+            ck = torch.load(m.checkpoint, map_location="cpu", weights_only=True)
+            stack.load_member_optimizer_state(i, ck["optimizer"])
+    active = list(range(len(members)))  # members still training; the stack holds exactly these
+
+    def save() -> None:
+        if stack is not None:
+            stack.sync_to_models()
+        staged = []
+        for j, i in enumerate(active):
+            m = members[i]
+            if m.checkpoint is None:
+                continue
+            if stack is not None:
+                opt = stack.member_optimizer_state(j)
+            else:
+                assert m.optimizer is not None  # the loop engine gave every member its Adam
+                opt = m.optimizer.state_dict()
+            assert m.noise is not None  # seeded for every member before training
+            save_atomic(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "device_type": device.type,
+                    "model": m.model.state_dict(),
+                    "optimizer": opt,
+                    "auxiliary_optimizer": None,
+                    "noise_generator": m.noise.get_state(),
+                    "epoch": epoch,
+                    "batch_in_epoch": batch_in_epoch,
+                    "step": step,
+                    "sums": {k: v.detach().cpu() for k, v in m.sums.items()},
+                    "history": m.history,
+                },
+                _staged(m.checkpoint),
+            )
+            staged.append(m.checkpoint)
+        for path in staged:
+            os.replace(_staged(path), path)
+
+    def stop(stopped: dict[int, TrainingDiverged]) -> None:
+        nonlocal active
+        for i, exc in stopped.items():
+            members[i].error = exc
+        keep = [j for j, i in enumerate(active) if i not in stopped]
+        if stack is not None:
+            stack.keep(keep)
+        active = [active[j] for j in keep]
+
+    check_every = 1 if device.type == "cpu" else 50
+    bar = tqdm(
+        total=total_steps, initial=step, disable=not cfg.progress, unit="step", dynamic_ncols=True
+    )
+    while step < total_steps and active:
+        bar.set_description(f"epoch {epoch + 1}/{num_epochs} ({len(active)} models)")
+        perms = {
+            i: torch.randperm(
+                n, generator=torch.Generator().manual_seed(epoch_seed(members[i].seed, epoch))
+            ).to(data.device)
+            for i in active
+        }
+        epoch_start = time.perf_counter()
+        while batch_in_epoch < steps_per_epoch and step < total_steps and active:
+            lo, hi = batch_in_epoch * cfg.batch_size, (batch_in_epoch + 1) * cfg.batch_size
+            xs = {i: to_input(data[perms[i][lo:hi]].to(device, non_blocking=True)) for i in active}
+            check = step % check_every == 0
+            if stack is None:
+                stopped = {}
+                for i in active:
+                    m = members[i]
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                        terms = m.model.loss(xs[i], step=step, generator=m.noise)
+                    loss = terms["loss"]
+                    if check and (exc := _non_finite(loss, step, epoch)):
+                        stopped[i] = exc
+                        continue
+                    assert m.optimizer is not None  # the loop engine gave every member its Adam
+                    m.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    m.optimizer.step()
+                    accumulate(m.sums, terms)
+                all_terms = None
+            else:
+                eps = [
+                    torch.randn(
+                        (len(xs[i]), members[i].model.latent_dim),
+                        generator=members[i].noise,
+                        device=device,
+                    )
+                    for i in active
+                ]
+                all_terms = _stacked_terms(stack, xs, active, eps, step, cfg.amp, device)
+                stopped = {}
+                if check:
+                    losses = torch.stack([t["loss"].detach().float() for t in all_terms])
+                    bad = (~torch.isfinite(losses)).nonzero().flatten().tolist()
+                    stopped = {
+                        active[j]: exc
+                        for j in bad
+                        if (exc := _non_finite(losses[j], step, epoch)) is not None
+                    }
+                if stopped:  # recompute without them, on the noise already drawn
+                    keep = [j for j, i in enumerate(active) if i not in stopped]
+                    stop(stopped)
+                    eps = [eps[j] for j in keep]
+                    stopped = {}
+                    if active:
+                        all_terms = _stacked_terms(stack, xs, active, eps, step, cfg.amp, device)
+                if active:
+                    stack.optimizer.zero_grad(set_to_none=True)
+                    torch.stack([t["loss"] for t in all_terms]).sum().backward()
+                    stack.optimizer.step()
+                    for i, terms in zip(active, all_terms):
+                        accumulate(members[i].sums, terms)
+            if stopped:
+                stop(stopped)
+            step += 1
+            batch_in_epoch += 1
+            bar.update(1)
+            if (
+                cfg.checkpoint_every
+                and step % cfg.checkpoint_every == 0
+                and batch_in_epoch < steps_per_epoch
+                and step < total_steps
+                and active
+            ):
+                save()
+        if not active:
+            break
+
+        # end of epoch: each member's row, then the scores of all members at once
+        rows = {i: epoch_row(members[i].sums, epoch, step, epoch_start) for i in active}
+        last = step >= total_steps
+        if score is not None and (last or (cfg.score_every and (epoch + 1) % cfg.score_every == 0)):
+            if stack is not None:
+                stack.sync_to_models()
+            t0 = time.perf_counter()
+            scores = score(list(active), [members[i].model for i in active])
+            share = round((time.perf_counter() - t0) / len(active), 3)
+            for i, s in zip(active, scores):
+                rows[i].update(s)
+                rows[i]["score_time_s"] = share
+        for i in active:
+            members[i].history.append(rows[i])
+            members[i].sums = {}
+        epoch, batch_in_epoch = epoch + 1, 0
+        save()
+        if on_epoch is not None:
+            for i in active:
+                on_epoch(i, members[i].history)
+    bar.close()
+    if stack is not None:
+        stack.sync_to_models()
+    return [m.error if m.error is not None else m.history for m in members]
+
+
+def _non_finite(loss: torch.Tensor, step: int, epoch: int) -> TrainingDiverged | None:
+    """The single run's divergence error for this loss, or None when it is finite."""
+    try:
+        stop_if_non_finite("loss", loss, step, epoch)
+    except TrainingDiverged as exc:
+        return exc
+    return None
+
+
+def _stacked_terms(
+    stack: StackedMembers,
+    xs: dict[int, torch.Tensor],
+    active: list[int],
+    eps: list[torch.Tensor],
+    step: int,
+    amp: bool,
+    device: torch.device,
+) -> list[dict[str, torch.Tensor]]:
+    x = torch.stack([xs[i] for i in active])
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        return stack.loss_terms(x, eps, step)
+
+
+def _load(m: Member, device: torch.device) -> tuple[int, int, int] | None:
+    """Restore a member from its checkpoint (weights, Adam, noise, sums, history)."""
+    if m.checkpoint is None or not Path(m.checkpoint).exists():
+        return None
+    ck: dict[str, Any] = torch.load(m.checkpoint, map_location="cpu", weights_only=True)
+    if ck.get("device_type", "cpu") != device.type:
+        raise SpecError(
+            f"checkpoint {m.checkpoint} was written on {ck.get('device_type')}; "
+            f"resume it with --device {ck.get('device_type')} (generator states "
+            f"differ between devices)"
+        )
+    m.model.load_state_dict(ck["model"])
+    if m.optimizer is not None:
+        m.optimizer.load_state_dict(ck["optimizer"])
+    assert m.noise is not None  # train_ensemble seeds every member's generator before loading
+    m.noise.set_state(ck["noise_generator"])
+    m.sums = {k: v.to(device) for k, v in ck["sums"].items()}
+    m.history = ck["history"]
+    return ck["epoch"], ck["batch_in_epoch"], ck["step"]
