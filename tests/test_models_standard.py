@@ -331,8 +331,8 @@ def test_learns_to_beat_its_untrained_encoder_on_kim_mnih(name, k2_quick):
     from benchmark.metrics import kim_mnih
     from benchmark.metrics.presets import get_preset
 
-    sizes = get_preset("quick").as_dict()
-    sizes.pop("name")
+    quick = get_preset("quick")
+    sizes = {k: getattr(quick, k) for k in ("batch_size", "num_train", "num_eval", "num_variance")}
 
     def score(model) -> float:  # the file's stored evaluation sets, quick sizes
         return kim_mnih(k2_quick, make_represent(model, torch.device("cpu")), 0, **sizes).score
