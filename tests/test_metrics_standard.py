@@ -179,6 +179,7 @@ def test_stored_scores_ignore_seed_and_match_samples(data_file, lookup, samples,
         "dci",
         "sap",
         "modularity",
+        "linear_r2",
     }
     assert out["details"]["preset"]["num_samples_train"] == N_TRAIN
     json.dumps(out)

@@ -30,12 +30,18 @@ file and the representation.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings
-from benchmark.metrics.samples import NUM_BINS, EncodedSamples, discretize_factors, prepare
+from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
+from benchmark.metrics.samples import (
+    NUM_BINS,
+    EncodedSamples,
+    SampleMetricResult,
+    discretize_factors,
+    prepare,
+)
 from benchmark.metrics.sources import Source
 from spritegen.errors import SpecError
 
@@ -44,8 +50,8 @@ NUM_EVAL = 5_000
 DCI_MODELS = ("gbt", "forest")
 
 
-@dataclass
-class DCIResult:
+@dataclass(kw_only=True)
+class DCIResult(SampleMetricResult):
     disentanglement: float
     completeness: float
     informativeness: float  # mean eval accuracy over factors
@@ -55,18 +61,7 @@ class DCIResult:
     model: str
     factor_bins: dict
     num_bins: int
-    num_train: int
     num_eval: int
-    num_factors: int
-    num_latents: int
-    seed: int | None
-    source: dict
-    timings: Timings = field(default_factory=Timings)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["timings"] = self.timings.as_dict()
-        return d
 
 
 def _entropy_rows(p: np.ndarray, base: int) -> np.ndarray:

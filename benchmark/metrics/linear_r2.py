@@ -24,19 +24,19 @@ stored ``/eval/random`` sets of a dataset file, or images sampled and rendered f
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings
+from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
 from benchmark.metrics.presets import PRESETS
-from benchmark.metrics.samples import EncodedSamples, prepare
+from benchmark.metrics.samples import EncodedSamples, SampleMetricResult, prepare
 from benchmark.metrics.sources import Source
 from spritegen.errors import SpecError
 
 
-@dataclass
-class LinearR2Result:
+@dataclass(kw_only=True)
+class LinearR2Result(SampleMetricResult):
     """Mean R² over factors (``score``: all dimensions; ``best_dim_score``: one dimension)."""
 
     score: float
@@ -44,18 +44,7 @@ class LinearR2Result:
     all_dims: list[float]  # (K,) R² of the fit on every latent dimension
     best_dim: list[float]  # (K,) R² of the best single dimension
     best_dim_index: list[int]  # (K,) which dimension that is
-    num_train: int
     num_eval: int
-    num_factors: int
-    num_latents: int
-    seed: int | None
-    source: dict
-    timings: Timings = field(default_factory=Timings)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["timings"] = self.timings.as_dict()
-        return d
 
 
 def _r2(pred: np.ndarray, target: np.ndarray) -> float:

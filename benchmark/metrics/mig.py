@@ -10,14 +10,15 @@ the second largest is taken as 0; a factor of zero entropy (constant in the samp
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings
+from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
 from benchmark.metrics.samples import (
     NUM_BINS,
     EncodedSamples,
+    SampleMetricResult,
     discretize_factors,
     entropy,
     histogram_discretize,
@@ -29,8 +30,8 @@ from benchmark.metrics.sources import Source
 NUM_TRAIN = 10_000
 
 
-@dataclass
-class MIGResult:
+@dataclass(kw_only=True)
+class MIGResult(SampleMetricResult):
     """``score`` is the mean over factors of the normalised gap (``gaps``)."""
 
     score: float
@@ -39,17 +40,6 @@ class MIGResult:
     factor_entropy: list[float]  # (K,) nats
     factor_bins: dict
     num_bins: int
-    num_train: int
-    num_factors: int
-    num_latents: int
-    seed: int | None
-    source: dict
-    timings: Timings = field(default_factory=Timings)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["timings"] = self.timings.as_dict()
-        return d
 
 
 def mig_from_mi(mi: np.ndarray, factor_entropy: np.ndarray) -> tuple[float, np.ndarray]:

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings
+from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
 from benchmark.metrics.samples import (
     NUM_BINS,
     EncodedSamples,
+    SampleMetricResult,
     discretize_factors,
     histogram_discretize,
     mutual_information,
@@ -36,8 +37,8 @@ NUM_TRAIN = 10_000
 NUM_EVAL = 5_000
 
 
-@dataclass
-class ModularityResult:
+@dataclass(kw_only=True)
+class ModularityResult(SampleMetricResult):
     """``modularity`` and ``explicitness`` (eval ROC-AUC) with per-latent / per-factor parts."""
 
     modularity: float
@@ -48,18 +49,7 @@ class ModularityResult:
     mutual_info: list[list[float]]
     factor_bins: dict
     num_bins: int
-    num_train: int
     num_eval: int
-    num_factors: int
-    num_latents: int
-    seed: int | None
-    source: dict
-    timings: Timings = field(default_factory=Timings)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["timings"] = self.timings.as_dict()
-        return d
 
 
 def modularity_from_mi(mi: np.ndarray) -> tuple[float, np.ndarray]:

@@ -21,7 +21,7 @@ Discretisation (disentanglement_lib's ``histogram_discretizer`` with the study's
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -242,3 +242,21 @@ def prepare(
         samples.source,
         Timings(),  # reading and encoding were paid (and timed) by whoever made them
     )
+
+
+@dataclass(kw_only=True)
+class SampleMetricResult:
+    """What every metric computed on the shared i.i.d. samples reports about its inputs (MIG,
+    DCI, SAP, modularity/explicitness, linear R²); each result adds its own scores."""
+
+    num_train: int
+    num_factors: int
+    num_latents: int
+    seed: int | None
+    source: dict
+    timings: Timings = field(default_factory=Timings)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["timings"] = self.timings.as_dict()
+        return d

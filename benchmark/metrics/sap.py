@@ -15,37 +15,32 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings
-from benchmark.metrics.samples import NUM_BINS, EncodedSamples, discretize_factors, prepare
+from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
+from benchmark.metrics.samples import (
+    NUM_BINS,
+    EncodedSamples,
+    SampleMetricResult,
+    discretize_factors,
+    prepare,
+)
 from benchmark.metrics.sources import Source
 
 NUM_TRAIN = 10_000
 NUM_EVAL = 5_000
 
 
-@dataclass
-class SAPResult:
+@dataclass(kw_only=True)
+class SAPResult(SampleMetricResult):
     score: float
     score_matrix: list[list[float]]  # (D, K)
     continuous_factors: bool
     factor_bins: dict | None
     num_bins: int
-    num_train: int
     num_eval: int
-    num_factors: int
-    num_latents: int
-    seed: int | None
-    source: dict
-    timings: Timings = field(default_factory=Timings)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["timings"] = self.timings.as_dict()
-        return d
 
 
 def top_two_gap(matrix: np.ndarray) -> float:
