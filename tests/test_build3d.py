@@ -52,6 +52,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     return out
 
 
+@pytest.mark.slow
 def test_one_and_two_workers_give_identical_files(built: dict[int, Path]) -> None:
     digests = {w: hashlib.sha256(p.read_bytes()).hexdigest() for w, p in built.items()}
     assert digests[1] == digests[2]

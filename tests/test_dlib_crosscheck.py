@@ -65,6 +65,8 @@ from benchmark.metrics import (  # noqa: E402
 )
 from benchmark.metrics.samples import discretize_factors  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a minute or two of disentanglement_lib's metrics
+
 K = 3
 NUM_BINS = 20
 N_TRAIN, N_TEST = 2000, 1000  # MIG, SAP, modularity

@@ -30,6 +30,8 @@ from benchmark.run import RunConfig, RunExists, run
 from benchmark.train import TrainConfig, make_represent, train
 from spritegen.errors import SpecError
 
+pytestmark = pytest.mark.slow  # trains models 200+ steps: make test runs it, test-fast not
+
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 200
 #: (beta, latent size, seed) of the three members: every one differs in all three.

@@ -154,6 +154,7 @@ def test_permuting_and_rescaling_latents(scores, samples):
     assert b["dci_informativeness"] == pytest.approx(a["dci_informativeness"], abs=0.02)
 
 
+@pytest.mark.slow
 def test_dci_gradient_boosted_trees_headline(samples):
     """The reference's importance model (slow: a smaller train set here)."""
     kw = dict(num_train=200, num_eval=100, model="gbt")

@@ -157,6 +157,7 @@ QUICK = ["--epochs", "1", "--steps", "2", "--batch-size", "16", "--latent-dim", 
 QUICK += ["--score-preset", "none", "--final-preset", "none"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("given", [["--alpha", "2"], ["--param", "alpha=2"], ["--alpha=2"]])
 def test_a_plugins_own_hyperparameter_is_a_bench_run_option(site, data, tmp_path, given):
     out = tmp_path / "r"
@@ -189,6 +190,7 @@ def test_bad_plugin_hyperparameters_get_one_line(site, data, tmp_path, given, me
     assert "Traceback" not in r.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_varies_a_plugins_hyperparameter(site, data, tmp_path):
     spec = tmp_path / "plug.yaml"
     spec.write_text(

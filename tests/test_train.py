@@ -364,6 +364,7 @@ def test_finished_run_is_not_overwritten_without_force(tiny, tmp_path):
     assert (stranger / "keep.txt").exists()
 
 
+@pytest.mark.slow
 def test_bench_run_scores_with_the_project_metrics_every_epoch(tmp_path):
     data = make_tiny_dataset(tmp_path / "k2e.h5", n=64, seed=5, eval_preset="tiny")
     out = tmp_path / "r"
