@@ -58,6 +58,7 @@ def test_one_and_two_workers_give_identical_files(built: dict[int, Path]) -> Non
     assert digests[1] == digests[2]
 
 
+@pytest.mark.slow
 def test_k7_file_holds_rgb_images_of_all_seven_factors(built: dict[int, Path]) -> None:
     images, factors = read_training_set(built[2])
     assert images.shape == (300, 64, 64, 3) and images.dtype == np.uint8
@@ -69,6 +70,7 @@ def test_k7_file_holds_rgb_images_of_all_seven_factors(built: dict[int, Path]) -
     assert info["renderer"] == "pyrender3d" and info["gl_renderer"]
 
 
+@pytest.mark.slow
 def test_oracle_rerenders_the_stored_images(built: dict[int, Path]) -> None:
     images, factors = read_training_set(built[1], limit=40)
     oracle = Oracle.from_file(built[1])

@@ -156,6 +156,7 @@ def _part(sweep: Path, folder: Path, keep: list[str]) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_export_holds_only_records_and_reports_the_same_numbers(
     sweep: Path, tmp_path: Path
 ) -> None:
@@ -184,6 +185,7 @@ def test_export_holds_only_records_and_reports_the_same_numbers(
     assert "exported 0 runs" in again.output and "8 already there" in again.output
 
 
+@pytest.mark.slow
 def test_export_in_parts_accumulates_runs(sweep: Path, tmp_path: Path) -> None:
     ids = [p["id"] for p in json.loads((sweep / "sweep.json").read_text())["points"]]
     dest = tmp_path / "export"
@@ -199,6 +201,7 @@ def test_export_in_parts_accumulates_runs(sweep: Path, tmp_path: Path) -> None:
     assert _cells(tmp_path / "whole" / "report.csv") == _cells(sweep / "report" / "report.csv")
 
 
+@pytest.mark.slow
 def test_export_refuses_another_sweep_with_one_line(sweep: Path, tmp_path: Path) -> None:
     dest = tmp_path / "export"
     assert CliRunner().invoke(report_command, [str(sweep), "--export", str(dest)]).exit_code == 0
@@ -215,6 +218,7 @@ def test_export_refuses_another_sweep_with_one_line(sweep: Path, tmp_path: Path)
     assert sorted(p.name for p in dest.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_beta_norm_view_of_an_experiment_over_latent_size(sweep: Path, tmp_path: Path) -> None:
     """Re-labelled as an experiment over D (all tiny runs have D = 3), the report adds the
     normalised-beta figures, with N read from the runs' config.json (64 x 64 x 1)."""
