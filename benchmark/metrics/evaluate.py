@@ -23,22 +23,6 @@ from benchmark.metrics.seeding import seed_of, spawn
 from benchmark.metrics.sources import Source, StoredSource, open_source
 from spritegen.errors import SpecError
 
-#: Flat score keys ``evaluate`` returns, in the order ``bench score`` prints them.
-SCORE_KEYS = (
-    "kim_mnih",
-    "kim_mnih_weighted",
-    "higgins",
-    "higgins_standardised",
-    "mig",
-    "dci_disentanglement",
-    "dci_completeness",
-    "dci_informativeness",
-    "sap",
-    "modularity",
-    "explicitness",
-    "linear_r2",
-    "linear_r2_best_dim",
-)
 #: Metric names ``evaluate(metrics=...)`` accepts and the score keys each one produces.
 METRIC_KEYS = {
     "kim_mnih": ("kim_mnih", "kim_mnih_weighted"),
@@ -49,6 +33,8 @@ METRIC_KEYS = {
     "modularity": ("modularity", "explicitness"),
     "linear_r2": ("linear_r2", "linear_r2_best_dim"),
 }
+#: Flat score keys ``evaluate`` returns, in the order ``bench score`` prints them.
+SCORE_KEYS = tuple(key for keys in METRIC_KEYS.values() for key in keys)
 _SAMPLE_METRICS = ("mig", "dci", "sap", "modularity", "linear_r2")
 #: What `bench run` computes after each epoch: all but DCI, whose gradient-boosted trees cost
 #: minutes per model (one fit per factor); DCI is computed once, with the final scores.

@@ -35,27 +35,15 @@ from typing import Any
 
 import yaml
 
+from benchmark.metrics.evaluate import SCORE_KEYS
 from benchmark.params import BY_KEY, MAX_FACTORS, MIN_FACTORS, SWEEP_KEYS
 from spritegen.errors import SpecError, quote
 from spritegen.spec import MAX_SPEC_BYTES as SPEC_MAX_BYTES
 from spritegen.spec import default_spec, load_spec, load_yaml_strict, with_overrides
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-METRICS = (
-    "kim_mnih",
-    "kim_mnih_weighted",
-    "higgins",
-    "higgins_standardised",
-    "mig",
-    "dci_disentanglement",
-    "dci_completeness",
-    "dci_informativeness",
-    "sap",
-    "modularity",
-    "explicitness",
-    "linear_r2",
-    "linear_r2_best_dim",
-)
+#: Scores a report may draw: every score key ``benchmark.metrics.evaluate`` returns.
+METRICS = SCORE_KEYS
 DEFAULT_METRICS = ("kim_mnih", "higgins")
 # Fields of a datasets: entry besides `spec`: the overrides spritegen.spec.with_overrides takes.
 DATASET_KEYS = ("factors", "n", "seed", "renderer", "image_size", "eval_preset", "name")
