@@ -99,6 +99,7 @@ def test_refuses_to_overwrite_a_finished_file(tmp_path):
     assert sha(path) == before
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_bytes(tmp_path):
     args = [
         "build",
@@ -257,6 +258,7 @@ def test_spritegen_never_loads_torch_or_benchmark():
 _NO_BENCH_EXTRA = "import sys; sys.modules['torch'] = sys.modules['matplotlib'] = None; "
 
 
+@pytest.mark.slow
 def test_spritegen_cli_builds_and_verifies_without_torch(tmp_path):
     out = tmp_path / "k2.h5"
     for args in (

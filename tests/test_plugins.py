@@ -16,6 +16,8 @@ from train_fixtures import make_tiny_dataset
 from benchmark.models.registry import BUNDLED
 
 REPO = Path(__file__).resolve().parents[1]
+# pip-installs a package and starts `bench` in subprocesses: make test runs it, test-fast not
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,6 @@ def test_models_lists_plugins_with_origin_and_reports_broken_ones(site):
     assert f"{len(BUNDLED) + 5} model(s), 3 broken" in r.stdout  # the bundled ones + 5 plugins
 
 
-@pytest.mark.slow
 def test_plugin_model_trains_through_bench_run(site, data, tmp_path):
     out = tmp_path / "run"
     r = bench(
@@ -157,7 +158,6 @@ QUICK = ["--epochs", "1", "--steps", "2", "--batch-size", "16", "--latent-dim", 
 QUICK += ["--score-preset", "none", "--final-preset", "none"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("given", [["--alpha", "2"], ["--param", "alpha=2"], ["--alpha=2"]])
 def test_a_plugins_own_hyperparameter_is_a_bench_run_option(site, data, tmp_path, given):
     out = tmp_path / "r"
@@ -190,7 +190,6 @@ def test_bad_plugin_hyperparameters_get_one_line(site, data, tmp_path, given, me
     assert "Traceback" not in r.stderr and not out.exists()
 
 
-@pytest.mark.slow
 def test_a_sweep_varies_a_plugins_hyperparameter(site, data, tmp_path):
     spec = tmp_path / "plug.yaml"
     spec.write_text(
