@@ -191,6 +191,22 @@ def epoch_row(sums: dict[str, torch.Tensor], epoch: int, step: int, epoch_start:
     return row
 
 
+def check_training_inputs(images: torch.Tensor, cfg: TrainConfig) -> tuple[torch.device, int]:
+    """The device to train on and the number of images, after the checks every trainer (single
+    runs and ensembles) makes before touching the data."""
+    device = resolve_device(cfg.device)
+    if cfg.amp and device.type != "cuda":
+        raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(
+            f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+        )
+    n = images.shape[0]
+    if n == 0:
+        raise SpecError("the training set is empty")
+    return device, n
+
+
 def train(
     model: Model,
     images: torch.Tensor,
@@ -207,16 +223,7 @@ def train(
     epoch and every ``cfg.checkpoint_every`` steps; when it exists at the start, training resumes
     from it. ``on_epoch(history)`` is called after each epoch's checkpoint is written.
     """
-    device = resolve_device(cfg.device)
-    if cfg.amp and device.type != "cuda":
-        raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(
-            f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
-        )
-    n = images.shape[0]
-    if n == 0:
-        raise SpecError("the training set is empty")
+    device, n = check_training_inputs(images, cfg)
     model.to(device).train()
     try:  # the whole training set on the GPU when it fits; else pinned host memory
         data = images.to(device)

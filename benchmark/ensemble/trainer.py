@@ -39,9 +39,9 @@ from benchmark.train import (
     TrainConfig,
     TrainingDiverged,
     accumulate,
+    check_training_inputs,
     epoch_row,
     epoch_seed,
-    resolve_device,
     save_atomic,
     stop_if_non_finite,
     to_input,
@@ -125,16 +125,7 @@ def train_ensemble(
     ``score(indices, models)`` scores the listed members after the epochs a single run scores;
     ``on_epoch(i, history)`` is called for each running member after its checkpoint is written.
     """
-    device = resolve_device(cfg.device)
-    if cfg.amp and device.type != "cuda":
-        raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(
-            f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
-        )
-    n = images.shape[0]
-    if n == 0:
-        raise SpecError("the training set is empty")
+    device, n = check_training_inputs(images, cfg)
     engine = pick_engine(engine, device)
     members = list(members)
     try:  # one copy of the training set for every member, on the GPU when it fits
