@@ -329,7 +329,15 @@ def test_grouping_never_mixes_incompatible_runs_and_names_what_fits(small_k2, tm
     assert plan_groups(configs, "off", 8) == [[i] for i in range(6)]
     assert plan_groups(configs, "auto", 8) == [[0, 2, 4, 5], [1], [3]]
     assert plan_groups(configs, 2, 8) == [[0, 2], [1], [3], [4, 5]]
-    assert plan_groups(configs, "auto", lambda c, d: 3) == [[0, 2, 4], [1], [3], [5]]
+    # more than fit: near-equal groups, never one full group and a straggler
+    assert plan_groups(configs, "auto", lambda c, d: 3) == [[0, 2], [1], [3], [4, 5]]
+    # auto keeps every worker busy: one set of 4 is cut in two for 2 workers, in 3 for 3
+    alike = [configs[i] for i in (0, 2, 4, 5)]
+    assert plan_groups(alike, "auto", 8, parallel=2) == [[0, 1], [2, 3]]
+    assert plan_groups(alike, "auto", 8, parallel=3) == [[0, 1], [2], [3]]
+    # ... but sets already outnumbering the workers stay whole
+    assert plan_groups(configs, "auto", 8, parallel=2) == [[0, 2, 4, 5], [1], [3]]
+    assert plan_groups(alike, 4, 8, parallel=2) == [[0, 1, 2, 3]]  # an explicit N is kept
     with pytest.raises(SpecError, match=r"--ensemble 9: only 8 models .* use --ensemble 8"):
         plan_groups(configs, 9, 8)
     assert parse_ensemble("auto") == "auto" and parse_ensemble("4") == 4

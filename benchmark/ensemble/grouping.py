@@ -2,8 +2,9 @@
 
 Only runs that agree on every field of ``runner.SHARED`` (dataset, model, schedule, device,
 scoring presets) are ever grouped; within such a set, groups hold at most ``size`` runs, in the
-order given. ``--ensemble``: ``off`` (every run alone), ``auto`` (as many as fit in memory), or a
-number N (at most N; more than fit is an error naming the number that fits).
+order given. ``--ensemble``: ``off`` (every run alone), ``auto`` (as many as fit in memory, in
+near-equal groups, at least as many groups as there are parallel workers so that none idles), or
+a number N (at most N; more than fit is an error naming the number that fits).
 """
 
 from __future__ import annotations
@@ -96,16 +97,21 @@ def plan_groups(
     configs: Sequence[RunConfig],
     size: int | str,
     fits: Callable[[RunConfig, int], int] | int,
+    parallel: int = 1,
 ) -> list[list[int]]:
-    """Indices of ``configs`` in groups of compatible runs, at most ``size`` each (for auto, as
-    many as ``fits(first config of the set, largest latent size)`` says fit); ``off`` gives one
-    group per run. A number above what fits is an error naming what fits. Groups come in the
-    order of their first run."""
+    """Indices of ``configs`` in groups of compatible runs, at most ``size`` each; ``off`` gives
+    one group per run. For ``auto``, groups hold at most as many as ``fits(first config of the
+    set, largest latent size)`` says fit, and the sets are cut into near-equal groups, at least
+    ``parallel`` groups in all, so that one big ensemble never leaves the other workers idle.
+    A number above what fits is an error naming what fits. Groups come in the order of their
+    first run."""
     if size == "off":
         return [[i] for i in range(len(configs))]
     by_key: dict[tuple[Any, ...], list[int]] = {}
     for i, cfg in enumerate(configs):
         by_key.setdefault(share_key(cfg), []).append(i)
+    # how many pieces each set is cut into, at least, for every worker to have one
+    pieces = max(1, math.ceil(max(1, parallel) / len(by_key))) if by_key else 1
     groups = []
     for members in by_key.values():
         if len(members) == 1:
@@ -119,9 +125,24 @@ def plan_groups(
                 f"(latent size up to {widest}) fit in "
                 f"memory here; use --ensemble {fit} or auto"
             )
-        limit = fit if size == "auto" else int(size)
-        groups += [members[k : k + limit] for k in range(0, len(members), limit)]
+        if size == "auto":
+            count = max(math.ceil(len(members) / fit), min(pieces, len(members)))
+            groups += [list(part) for part in _near_equal(members, count)]
+        else:
+            limit = int(size)
+            groups += [members[k : k + limit] for k in range(0, len(members), limit)]
     return sorted(groups, key=lambda g: g[0])
+
+
+def _near_equal(items: Sequence[int], count: int) -> list[Sequence[int]]:
+    """``items`` cut in order into ``count`` runs whose lengths differ by at most one."""
+    base, extra = divmod(len(items), count)
+    out, start = [], 0
+    for k in range(count):
+        stop = start + base + (1 if k < extra else 0)
+        out.append(items[start:stop])
+        start = stop
+    return out
 
 
 def memory_fit(cfg: RunConfig, latent_dim: int | None = None) -> int:

@@ -241,7 +241,8 @@ def _grouped(
     def fits(cfg: Any, latent_dim: int) -> int:
         return max(1, memory_fit(cfg, latent_dim) // max(1, share))
 
-    groups = [[valid[i] for i in g] for g in plan_groups(configs, size, fits)]
+    parallel = getattr(pool, "workers", 1)  # one per GPU when there are GPUs
+    groups = [[valid[i] for i in g] for g in plan_groups(configs, size, fits, parallel)]
     grouped = {i for g in groups for i in g}
     groups += [[i] for i in range(len(tasks)) if i not in grouped]
     out: list[RunTask | EnsembleTask] = []
