@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmark.allocator import keep_freed_memory
 from benchmark.files import save_torch_atomic
 from benchmark.models.base import AUXILIARY_LOSS, Model, has_auxiliary_objective
 from spritegen.errors import SpecError, SpritegenError
@@ -100,6 +101,8 @@ def make_represent(
     model: Model, device: torch.device, batch_size: int = 512
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The representation the metrics take: uint8 images (n, H, W, C) -> latent means (n, D)."""
+
+    keep_freed_memory()
 
     def represent(images: np.ndarray) -> np.ndarray:
         was_training = model.training
@@ -224,6 +227,7 @@ def train(
     from it. ``on_epoch(history)`` is called after each epoch's checkpoint is written.
     """
     device, n = check_training_inputs(images, cfg)
+    keep_freed_memory()
     model.to(device).train()
     try:  # the whole training set on the GPU when it fits; else pinned host memory
         data = images.to(device)

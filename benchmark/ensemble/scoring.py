@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 import torch
 
+from benchmark.allocator import keep_freed_memory
 from benchmark.metrics.sources import ImageStream, OracleSource, StoredSource, open_source
 from benchmark.models.base import Model
 from benchmark.train import Scorer, make_represent, to_input
@@ -39,6 +40,7 @@ def encode_all(
     models: Sequence[Model], images: np.ndarray, device: torch.device
 ) -> list[np.ndarray]:
     """Latent means of uint8 images (n, H, W, C) under every model: one float32 (n, D_i) each."""
+    keep_freed_memory()
     outs: list[list[np.ndarray]] = [[] for _ in models]
     modes = [m.training for m in models]
     for m in models:

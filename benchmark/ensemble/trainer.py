@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from benchmark.allocator import keep_freed_memory
 from benchmark.ensemble.stacked import StackedMembers
 from benchmark.models.base import Model
 from benchmark.train import (
@@ -126,6 +127,7 @@ def train_ensemble(
     ``on_epoch(i, history)`` is called for each running member after its checkpoint is written.
     """
     device, n = check_training_inputs(images, cfg)
+    keep_freed_memory()
     engine = pick_engine(engine, device)
     members = list(members)
     try:  # one copy of the training set for every member, on the GPU when it fits
