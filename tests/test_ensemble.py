@@ -346,6 +346,35 @@ def test_grouping_never_mixes_incompatible_runs_and_names_what_fits(small_k2, tm
     assert memory_fit(configs[0], 10) >= 1
 
 
+def test_sweep_tasks_start_longest_first_and_fill_every_worker(small_k2, tmp_path):
+    """Two sets (2 and 6 epochs, 4 runs each): the 6-epoch ensembles start first, and the sets
+    are cut when there are more workers than sets, so that no worker idles."""
+    from types import SimpleNamespace
+
+    from benchmark.sweep.execute import EnsembleTask, RunTask
+    from benchmark.sweep.runner import _grouped
+
+    tasks = [
+        RunTask(
+            id=f"e{epochs}s{seed}",
+            config={"model": "betavae", "data": str(small_k2), "epochs": epochs, "seed": seed},
+            runs_dir=str(tmp_path / "runs"),
+        )
+        for epochs in (2, 6)
+        for seed in range(4)
+    ]
+
+    def order(workers: int) -> list[list[str]]:
+        out = _grouped(tasks, "auto", SimpleNamespace(workers=workers), lambda *_: None)
+        assert all(isinstance(t, EnsembleTask) for t in out)
+        return [[m.id for m in t.members] for t in out]
+
+    six, two = [f"e6s{s}" for s in range(4)], [f"e2s{s}" for s in range(4)]
+    assert order(1) == [six, two]
+    assert order(2) == [six, two]  # two sets for two workers: whole
+    assert order(3) == [six[:2], six[2:], two[:2], two[2:]]  # cut, so that three are busy
+
+
 def test_sweep_trains_compatible_points_as_ensembles_with_the_same_results(tmp_path):
     from sweep_helpers import tiny_spec
 

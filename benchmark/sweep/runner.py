@@ -245,8 +245,11 @@ def _grouped(
     groups = [[valid[i] for i in g] for g in plan_groups(configs, size, fits, parallel)]
     grouped = {i for g in groups for i in g}
     groups += [[i] for i in range(len(tasks)) if i not in grouped]
+    # longest first (epochs x members), so that the last task to start is a short one and no
+    # worker idles through a long tail; equal work keeps the spec's order
+    epochs = dict(zip(valid, (c.epochs for c in configs)))
     out: list[RunTask | EnsembleTask] = []
-    for g in sorted(groups, key=lambda g: g[0]):
+    for g in sorted(groups, key=lambda g: (-sum(epochs.get(i, 0) for i in g), g[0])):
         out.append(tasks[g[0]] if len(g) == 1 else EnsembleTask(tuple(tasks[i] for i in g)))
     sizes = [len(g) for g in groups if len(g) > 1]
     if sizes:
