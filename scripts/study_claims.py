@@ -1,0 +1,142 @@
+"""The numbers behind each verdict of docs/results.md, from a study's exported run records.
+
+    python scripts/study_claims.py docs/results/runs/experiment1-small [--x latent_dim]
+    python scripts/study_claims.py docs/results/runs/experiment2-small --x factors
+
+Prints markdown: per x, each beta's mean score over seeds (final and best epoch), the gap
+between the beta-VAEs and the VAE two ways (std of the beta means, as the thesis' spread figures;
+best beta-VAE mean minus the VAE mean), the active latent dimensions (KL above 0.1 nats in the
+last epoch's kl_per_dim), the collapsed runs, and at K = 1 the linear read-outs. Reads the same
+records as `bench report` (benchmark.report.records.read_metrics), nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from benchmark.report.records import read_metrics
+
+ACTIVE_NATS = 0.1
+METRICS = ("kim_mnih", "higgins")
+
+
+def _x(config: dict, name: str) -> int:
+    return int(config["num_factors"] if name == "factors" else config[name])
+
+
+def load(folder: Path, x_name: str) -> list[dict]:
+    """One dict per finished run: x, beta, seed, its per-epoch rows and folder name."""
+    runs = []
+    for cfg_path in sorted(folder.glob("*/config.json")):
+        run_dir = cfg_path.parent
+        if not (run_dir / "summary.json").exists():
+            continue
+        config = json.loads(cfg_path.read_text())
+        rows = read_metrics(run_dir)
+        runs.append(
+            {
+                "id": run_dir.name,
+                "x": _x(config, x_name),
+                "beta": float(config["hparams"]["beta"]),
+                "seed": int(config["seed"]),
+                "rows": rows,
+            }
+        )
+    return runs
+
+
+def score(run: dict, metric: str, which: str) -> float | None:
+    values = [r[metric] for r in run["rows"] if isinstance(r.get(metric), (int, float))]
+    if not values:
+        return None
+    return float(values[-1] if which == "final" else max(values))
+
+
+def active_dims(run: dict) -> int:
+    kl = run["rows"][-1].get("kl_per_dim") or []
+    return sum(1 for v in kl if v > ACTIVE_NATS)
+
+
+def _ms(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--x", default="latent_dim", choices=("latent_dim", "factors"))
+    args = parser.parse_args()
+    runs = load(args.folder, args.x)
+    cells: dict[tuple[int, float], list[dict]] = defaultdict(list)
+    for r in runs:
+        cells[(r["x"], r["beta"])].append(r)
+    xs = sorted({r["x"] for r in runs})
+    betas = sorted({r["beta"] for r in runs})
+    print(f"{len(runs)} finished runs in {args.folder}\n")
+
+    for metric in METRICS:
+        for which in ("final", "best"):
+            print(f"### {metric}, {which} epoch (mean ± std over seeds)\n")
+            print("| β \\ " + args.x + " | " + " | ".join(map(str, xs)) + " |")
+            print("|---" * (len(xs) + 1) + "|")
+            means: dict[tuple[int, float], float] = {}
+            for b in betas:
+                row = []
+                for x in xs:
+                    vals = [v for r in cells[(x, b)] if (v := score(r, metric, which)) is not None]
+                    if vals:
+                        means[(x, b)] = statistics.mean(vals)
+                    row.append(_ms(vals))
+                print(f"| {b:g} | " + " | ".join(row) + " |")
+            spread, gap = [], []
+            for x in xs:
+                ms = [means[(x, b)] for b in betas if (x, b) in means]
+                spread.append(f"{statistics.stdev(ms):.3f}" if len(ms) > 1 else "n/a")
+                others = [means[(x, b)] for b in betas if b > 1 and (x, b) in means]
+                gap.append(
+                    f"{max(others) - means[(x, 1.0)]:+.3f}"
+                    if others and (x, 1.0) in means
+                    else "n/a"
+                )
+            print("| std across β | " + " | ".join(spread) + " |")
+            print("| best β-VAE − VAE | " + " | ".join(gap) + " |\n")
+
+    print(f"### active latent dimensions (KL > {ACTIVE_NATS} nats, last epoch), per seed\n")
+    print("| β \\ " + args.x + " | " + " | ".join(map(str, xs)) + " |")
+    print("|---" * (len(xs) + 1) + "|")
+    for b in betas:
+        row = [
+            ", ".join(str(active_dims(r)) for r in sorted(cells[(x, b)], key=lambda r: r["seed"]))
+            for x in xs
+        ]
+        print(f"| {b:g} | " + " | ".join(row) + " |")
+    collapsed = [r["id"] for r in runs if active_dims(r) == 0]
+    print(f"\ncollapsed runs (no dimension above {ACTIVE_NATS} nats): {len(collapsed)}")
+    for name in collapsed:
+        print(f"  {name}")
+
+    if args.x == "factors" and 1 in xs:
+        keys = ("kim_mnih", "kim_mnih_weighted", "higgins", "linear_r2_best_dim", "linear_r2")
+        print("\n### K = 1 (final epoch, mean ± std over seeds)\n")
+        print("| β | " + " | ".join(keys) + " | active dims |")
+        print("|---" * (len(keys) + 2) + "|")
+        for b in betas:
+            rs = cells[(1, b)]
+            row = []
+            for k in keys:
+                vals = [v for r in rs if (v := score(r, k, "final")) is not None]
+                row.append(_ms(vals) if vals else "undefined")
+            row.append(", ".join(str(active_dims(r)) for r in rs))
+            print(f"| {b:g} | " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
