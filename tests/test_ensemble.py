@@ -194,6 +194,34 @@ def test_batched_scores_equal_each_member_scored_alone(small_k2):
         assert _strip(got) == _strip(alone)
 
 
+def test_a_collapsed_first_member_does_not_break_the_others_scores(small_k2):
+    """Kim-Mnih stops before its votes when every dimension is pruned (an untrained encoder's
+    means barely move). With such a member first, the others ask for vote images it never
+    encoded; each must still get exactly its own scores (found when the study's first
+    ensemble failed with a collapsed β-VAE in front)."""
+    from functools import partial
+
+    def model(dim: int, seed: int, active: bool) -> torch.nn.Module:
+        m = build_model("betavae", (1, 64, 64), dim, {"beta": 1.0}, seed=seed)
+        if active:  # spread the latent means far past the pruning threshold
+            with torch.no_grad():
+                m.encoder.mu.weight.mul_(2000.0)
+        return m
+
+    models = [model(3, 0, False), model(5, 1, True), model(4, 2, False), model(3, 3, True)]
+    seeds = [0, 1, 2, 3]
+    scorers = [partial(evaluate, str(small_k2), random_state=s, preset="stored") for s in seeds]
+    together = score_shared(scorers, models, torch.device("cpu"))
+    alone = [
+        evaluate(str(small_k2), make_represent(m, torch.device("cpu")), s, "stored")
+        for m, s in zip(models, seeds)
+    ]
+    active = [a["kim_mnih_active_dims"] for a in alone]
+    assert active[0] == active[2] == 0 and active[1] > 0 and active[3] > 0  # the case at hand
+    for got, want in zip(together, alone):
+        assert _strip(got) == _strip(want)
+
+
 # -- divergence, bad input, resume ------------------------------------------------------------
 
 

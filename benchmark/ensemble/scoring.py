@@ -7,13 +7,13 @@ depend on the seed; or a live oracle with the same seed) is done as G ordinary m
 1. the first member's call reads the images; its ``represent`` converts each chunk to floats once
    and encodes it by every member (inference mode), keeping the others' latents in order;
 2. every other member's call runs the same metric code on a source whose image streams are blank
-   placeholders (nothing read or rendered) and whose ``represent`` hands back the kept latents.
+   placeholders (nothing read or rendered) and whose ``represent`` hands back the kept latents
+   of exactly the images it asks for (which set, which rows); a member whose metric asks for
+   images the first one never encoded (a representation-dependent path) is scored alone.
 
 So the metric arithmetic is the metric's own, untouched, for every member, and any metric
 ``benchmark.metrics.evaluate`` runs (present or added later) is batched as long as it gets its
-images from the source's streams and the order of its ``represent`` calls depends only on sizes
-and the seed. Each kept latent is checked against the call it is handed to (row count), and every
-queue must be empty at the end. The latents equal ``make_represent``'s bit for bit (same chunks
+images from the source's streams. The latents equal ``make_represent``'s bit for bit (same chunks
 of 512, same model calls), so each member's scores equal scoring it alone.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
@@ -61,15 +60,42 @@ def encode_all(
     ]
 
 
-def _blank(stream: ImageStream) -> ImageStream:
-    return ImageStream(total=stream.total, read=lambda a, b: np.empty((b - a, 1), np.uint8))
+class _Unshared(Exception):
+    """A member asked for images the leader did not encode (its metric took another path)."""
 
 
-def _replay_source(inner: StoredSource | OracleSource) -> StoredSource | OracleSource:
-    """``inner`` with blank image streams: the sets' layout (factor indices, sizes) is inner's."""
+class _Position:
+    """Which images are being encoded: (set, role, first row) of the slice ``represent`` gets.
+
+    Streams set the set and chunk when a chunk is read; ``represent`` is then called on slices
+    of the chunk in order, so the first row of each slice follows from the slice lengths."""
+
+    def __init__(self) -> None:
+        self.key: Hashable = None
+        self.row = 0
+
+    def take(self, n: int) -> Hashable:
+        key = (self.key, self.row)
+        self.row += n
+        return key
+
+
+def _tagged(stream: ImageStream, key: Hashable, at: _Position, blank: bool) -> ImageStream:
+    def read(a: int, b: int) -> np.ndarray:
+        at.key, at.row = key, a
+        return np.empty((b - a, 1), np.uint8) if blank else stream.read(a, b)
+
+    return ImageStream(total=stream.total, read=read)
+
+
+def _tagged_source(
+    inner: StoredSource | OracleSource, at: _Position, blank: bool
+) -> StoredSource | OracleSource:
+    """``inner`` whose image streams say which images they hand out (``at``); with ``blank``,
+    placeholders instead of images (nothing read or rendered), the sets' layout unchanged."""
     base = type(inner)
 
-    class Replay(base):  # type: ignore[misc, valid-type]
+    class Tagged(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:  # inner is already open and checked
             pass
 
@@ -80,23 +106,28 @@ def _replay_source(inner: StoredSource | OracleSource) -> StoredSource | OracleS
             pass
 
         def variance_images(self, n, rng=None):
-            return _blank(inner.variance_images(n, rng))
+            return _tagged(inner.variance_images(n, rng), ("variance", n), at, blank)
 
         def kim_mnih_votes(self, split, n, batch_size, rng=None):
             vs = inner.kim_mnih_votes(split, n, batch_size, rng)
-            return dataclasses.replace(vs, images=_blank(vs.images))
+            key = ("kim_mnih", split, n, batch_size)
+            return dataclasses.replace(vs, images=_tagged(vs.images, key, at, blank))
 
         def random_samples(self, split, n, rng):
             ss = inner.random_samples(split, n, rng)
-            return dataclasses.replace(ss, images=_blank(ss.images))
+            key = ("random", split, n)
+            return dataclasses.replace(ss, images=_tagged(ss.images, key, at, blank))
 
         def higgins_pairs(self, split, n, batch_size, rng=None):
             ps = inner.higgins_pairs(split, n, batch_size, rng)
+            key = ("higgins", split, n, batch_size)
             return dataclasses.replace(
-                ps, images_a=_blank(ps.images_a), images_b=_blank(ps.images_b)
+                ps,
+                images_a=_tagged(ps.images_a, key + ("a",), at, blank),
+                images_b=_tagged(ps.images_b, key + ("b",), at, blank),
             )
 
-    return Replay()
+    return Tagged()
 
 
 def _parts(scorer: Scorer) -> tuple[Callable, object, tuple, dict] | None:
@@ -107,37 +138,56 @@ def _parts(scorer: Scorer) -> tuple[Callable, object, tuple, dict] | None:
 
 
 def score_shared(scorers: Sequence[Scorer], models: Sequence[Model], device) -> list[dict]:
-    """Scores of each model by its scorer; all scorers must show the same images (see module)."""
+    """Scores of each model by its scorer; all scorers must show the same images (see module).
+
+    The first member's metric call reads the images and encodes them by every member; each
+    other member's call gets its latents by the identity of the images it asks for (set, role,
+    first row). A metric whose requests depend on the representation (Kim-Mnih stops before its
+    votes when every dimension of the first member is pruned) can make a member ask for images
+    the first one never encoded: that member's call is then run again from the source itself,
+    encoding for the members after it as the first did, so every score always equals scoring
+    the member alone."""
     parts = [p for p in map(_parts, scorers) if p is not None]
     if len(models) == 1 or len(parts) < len(scorers):
         return [s(make_represent(m, device)) for s, m in zip(scorers, models)]
-    queues: list[deque[np.ndarray]] = [deque() for _ in models]
+    kept: list[dict[Hashable, np.ndarray]] = [{} for _ in models]
+    at = _Position()
 
-    def record(images: np.ndarray) -> np.ndarray:
-        outs = encode_all(models, images, device)
-        for q, z in zip(queues[1:], outs[1:]):
-            q.append(z)
-        return outs[0]
+    def record(first: int) -> Callable[[np.ndarray], np.ndarray]:
+        """Member ``first``'s represent, encoding every image for the members after it too."""
 
-    def replay(q: deque[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
         def represent(images: np.ndarray) -> np.ndarray:
-            if not q or len(q[0]) != len(images):
-                raise RuntimeError(
-                    "batched scoring: a member asked for images the first member did not "
-                    "encode; this metric cannot share its images (score members alone)"
-                )
-            return q.popleft()
+            key = at.take(len(images))
+            outs = encode_all(models[first:], images, device)
+            for store, z in zip(kept[first + 1 :], outs[1:]):
+                store[key] = z
+            return outs[0]
 
         return represent
 
-    func, source, args, keywords = parts[0]
-    with open_source(source) as src:
-        results = [func(src, record, *args, **keywords)]
-        replayed = _replay_source(src)
-        for (func_j, _src, args_j, kw_j), q in zip(parts[1:], queues[1:]):
-            results.append(func_j(replayed, replay(q), *args_j, **kw_j))
-            if q:
-                raise RuntimeError("batched scoring: a member left latents unused")
+    def replay(store: dict[Hashable, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+        def represent(images: np.ndarray) -> np.ndarray:
+            z = store.pop(at.take(len(images)), None)
+            if z is None or len(z) != len(images):
+                raise _Unshared
+            return z
+
+        return represent
+
+    with open_source(parts[0][1]) as src:
+        reading = _tagged_source(src, at, blank=False)
+        replayed = _tagged_source(src, at, blank=True)
+        results = []
+        for j, (func, _source, args, keywords) in enumerate(parts):
+            if j > 0:
+                try:
+                    results.append(func(replayed, replay(kept[j]), *args, **keywords))
+                    kept[j].clear()  # latents of images this member's metric did not ask for
+                    continue
+                except _Unshared:
+                    kept[j].clear()
+            # the first member, or one that took another path: it reads and leads the rest
+            results.append(func(reading, record(j), *args, **keywords))
     return results
 
 
