@@ -158,9 +158,11 @@ def score_shared(scorers: Sequence[Scorer], models: Sequence[Model], device) -> 
 
         def represent(images: np.ndarray) -> np.ndarray:
             key = at.take(len(images))
-            outs = encode_all(models[first:], images, device)
-            for store, z in zip(kept[first + 1 :], outs[1:]):
-                store[key] = z
+            # a member that leads after a first one took another path skips what is kept
+            others = [k for k in range(first + 1, len(models)) if key not in kept[k]]
+            outs = encode_all([models[k] for k in [first, *others]], images, device)
+            for k, z in zip(others, outs[1:]):
+                kept[k][key] = z
             return outs[0]
 
         return represent
