@@ -199,3 +199,26 @@ def test_tiny_sweep_on_a_local_ray_instance(local_sweep: tuple[Path, dict]) -> N
     for path in _expected_figures(out / "report", "tiny"):
         assert path in written, path
     shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_in_parts_with_only(tmp_path: Path) -> None:
+    """--only trains the matching points and leaves the rest; a second part finishes them; a
+    pattern that matches no run id is refused before anything is written."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_spec("parts", [0]))
+    out = tmp_path / "sweep"
+    args = [str(spec), "--out", str(out), "--workers", "1", "--quiet"]
+    bad = CliRunner().invoke(sweep_command, [*args, "--only", "*_k9_*"])
+    assert bad.exit_code == 2 and "--only '*_k9_*' matches none of the sweep's 4 run ids" in (
+        bad.output
+    )
+    assert not out.exists()
+    first = CliRunner().invoke(sweep_command, [*args, "--only", "*_k1_*"])
+    assert first.exit_code == 0, first.output
+    assert "2 trained, 0 already finished, 0 failed, 2 left for other parts" in first.output
+    assert {p.name.split("_")[1] for p in _finished(out)} == {"k1"}
+    second = CliRunner().invoke(sweep_command, [*args, "--only", "*_k2_*", "--only", "*_k1_*"])
+    assert second.exit_code == 0, second.output
+    assert "2 trained, 2 already finished, 0 failed (" in second.output
+    assert len(_finished(out)) == 4

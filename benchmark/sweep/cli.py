@@ -53,6 +53,14 @@ from spritegen.errors import SpecError
     help="Train compatible runs (same dataset, model, schedule) together: auto (as many as fit "
     "in memory), off, or at most N per ensemble.",
 )
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="PATTERN",
+    help="Train only the runs whose id matches this shell pattern (repeatable), e.g. "
+    "--only '*_k[1-5]_*': one part of a sweep; the rest is left for another start or machine.",
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option(
     "--dry-run", is_flag=True, help="Validate SPEC and list its runs; build and train nothing."
@@ -66,6 +74,7 @@ def sweep_command(
     cpus_per_run: float,
     build_workers: int | None,
     ensemble: str,
+    only: tuple[str, ...],
     quiet: bool,
     dry_run: bool,
 ) -> None:
@@ -92,6 +101,7 @@ def sweep_command(
             build_workers=build_workers,
             progress=not quiet,
             ensemble=ensemble,
+            only=only,
             **kwargs,
         )
     click.echo(format_summary(result))

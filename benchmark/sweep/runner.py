@@ -15,8 +15,10 @@ started again.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from benchmark.sweep.executors import make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import SweepSpec
 from spritegen.atomic import write_text_atomic
+from spritegen.errors import SpecError, quote
 
 MANIFEST = "sweep.json"
 FAILURES = "failures.json"
@@ -44,6 +47,7 @@ class SweepResult:
     skipped: list[str] = field(default_factory=list)
     finished: list[Outcome] = field(default_factory=list)
     failed: list[Outcome] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # not finished, outside this part (--only)
     seconds: float = 0.0
 
     @property
@@ -128,19 +132,28 @@ def run_sweep(
     build_workers: int | None = None,
     progress: bool = True,
     ensemble: str | int = "auto",
+    only: Sequence[str] = (),
     **pool_kwargs: Any,
 ) -> SweepResult:
     """Build the sweep's datasets, then train every point of ``plan`` not finished yet.
 
     Failures are collected, not raised: every other run still trains. ``out`` defaults to
     ``results/<name>``. ``ensemble`` ("auto", "off" or N) trains compatible points together
-    (benchmark.ensemble; docs/sweeps.md).
+    (benchmark.ensemble; docs/sweeps.md). ``only`` (shell patterns of run ids) trains one part of
+    the sweep: the other points are left for another start or another machine.
     """
     from benchmark.ensemble.grouping import parse_ensemble
 
     size = parse_ensemble(ensemble)
     start = time.perf_counter()
     spec, points = plan.spec, plan.points
+    for pattern in only:  # before anything is written
+        if not any(fnmatch.fnmatchcase(p.id, pattern) for p in points):
+            raise SpecError(
+                f"--only {quote(pattern)} matches none of the sweep's {len(points)} run ids "
+                f"(they look like {points[0].id}); use shell patterns such as "
+                f"'*_k3_*' or '*_beta4_*'"
+            )
     sweep_dir = Path(out) if out is not None else Path("results") / spec.name
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
     header = (
@@ -157,12 +170,16 @@ def run_sweep(
     for p in points:
         if is_finished(sweep_dir / "runs" / p.id):
             result.skipped.append(p.id)
+        elif only and not any(fnmatch.fnmatchcase(p.id, pattern) for pattern in only):
+            result.left.append(p.id)
         else:
             pending.append(p)
     say = tqdm.write if progress else (lambda *_: None)
     say(
         f"sweep {spec.name}: {len(points)} runs, {len(result.skipped)} already finished, "
-        f"{len(pending)} to train -> {sweep_dir}"
+        f"{len(pending)} to train"
+        + (f", {len(result.left)} left for other parts" if only else "")
+        + f" -> {sweep_dir}"
     )
     if not pending:
         result.seconds = time.perf_counter() - start
@@ -247,7 +264,7 @@ def _grouped(
     groups += [[i] for i in range(len(tasks)) if i not in grouped]
     # longest first (epochs x members), so that the last task to start is a short one and no
     # worker idles through a long tail; equal work keeps the spec's order
-    epochs = dict(zip(valid, (c.epochs for c in configs)))
+    epochs = dict(zip(valid, (c.epochs or 0 for c in configs)))
     out: list[RunTask | EnsembleTask] = []
     for g in sorted(groups, key=lambda g: (-sum(epochs.get(i, 0) for i in g), g[0])):
         out.append(tasks[g[0]] if len(g) == 1 else EnsembleTask(tuple(tasks[i] for i in g)))
@@ -262,7 +279,9 @@ def format_summary(result: SweepResult) -> str:
     lines = [
         f"{result.total} runs: {len(result.finished)} trained, {len(result.skipped)} already "
         "finished, "
-        f"{len(result.failed)} failed ({result.seconds:.1f} s)"
+        f"{len(result.failed)} failed"
+        + (f", {len(result.left)} left for other parts (--only)" if result.left else "")
+        + f" ({result.seconds:.1f} s)"
     ]
     for o in result.failed:
         lines.append(f"  {o.id}: {o.error}  (log: {result.sweep_dir / 'runs' / (o.id + '.log')})")
