@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from benchmark.report.figures import METRIC_LABELS, SCORE_LABELS, _save, plt
 from benchmark.report.records import ExperimentData
@@ -65,6 +66,8 @@ def plot_beta_norm(
         ax.plot(xs, means, marker="o", color=colour, label=f"D = {d}")
         ax.fill_between(xs, means - stds, means + stds, color=colour, alpha=0.18, linewidth=0)
     ax.set_xscale("log")
+    # labels on the decades only: minor labels (2e-3, 3e-3, ...) overprint each other
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"normalised β: β_norm = β·D/N (N = {n_inputs} input values)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_ylim(-0.02, 1.02)
