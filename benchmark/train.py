@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -194,6 +194,23 @@ def epoch_row(sums: dict[str, torch.Tensor], epoch: int, step: int, epoch_start:
     return row
 
 
+class StepPlan(NamedTuple):
+    """How many optimiser steps a training set of ``n`` images takes under ``cfg``: kept in one
+    place so that a single run and an ensemble member stop at the same step and epoch."""
+
+    steps_per_epoch: int
+    total_steps: int
+    num_epochs: int
+
+    @classmethod
+    def for_config(cls, n: int, cfg: TrainConfig) -> StepPlan:
+        steps_per_epoch = math.ceil(n / cfg.batch_size)
+        total_steps = cfg.epochs * steps_per_epoch
+        if cfg.max_steps is not None:
+            total_steps = min(total_steps, cfg.max_steps)
+        return cls(steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch))
+
+
 def check_training_inputs(images: torch.Tensor, cfg: TrainConfig) -> tuple[torch.device, int]:
     """The device to train on and the number of images, after the checks every trainer (single
     runs and ensembles) makes before touching the data."""
@@ -242,11 +259,7 @@ def train(
         aux_ids = {id(p) for group in aux_optimizer.param_groups for p in group["params"]}
     optimizer = torch.optim.Adam([p for p in model.parameters() if id(p) not in aux_ids], lr=cfg.lr)
     noise = torch.Generator(device=device).manual_seed(cfg.seed)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    num_epochs = math.ceil(total_steps / steps_per_epoch)
+    steps_per_epoch, total_steps, num_epochs = StepPlan.for_config(n, cfg)
 
     # state that a checkpoint carries
     epoch, batch_in_epoch, step = 0, 0, 0

@@ -21,7 +21,7 @@ becomes non-finite is stopped alone, before its bad update; the others go on.
 
 from __future__ import annotations
 
-import math
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +37,7 @@ from benchmark.ensemble.stacked import StackedMembers
 from benchmark.models.base import Model
 from benchmark.train import (
     CHECKPOINT_FORMAT,
+    StepPlan,
     TrainConfig,
     TrainingDiverged,
     accumulate,
@@ -139,11 +140,7 @@ def train_ensemble(
         m.noise = torch.Generator(device=device).manual_seed(m.seed)
         if engine == "loop":
             m.optimizer = torch.optim.Adam(m.model.parameters(), lr=cfg.lr)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    num_epochs = math.ceil(total_steps / steps_per_epoch)
+    steps_per_epoch, total_steps, num_epochs = StepPlan.for_config(n, cfg)
 
     epoch, batch_in_epoch, step = 0, 0, 0
     paths = [m.checkpoint for m in members if m.checkpoint is not None]
