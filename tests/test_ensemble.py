@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -417,6 +418,8 @@ def test_sweep_trains_compatible_points_as_ensembles_with_the_same_results(tmp_p
         config = json.loads((run_dir / "config.json").read_text())
         ensembles.add(config["ensemble"]["id"])  # every point trained in an ensemble
         assert len(config["ensemble"]["members"]) == 2  # the two betas of one dataset
+        log = (run_dir / "sweep.log").read_text()  # one line per ensemble epoch: its heartbeat
+        assert re.search(r"^epoch 1/\d+ \(step \d+/\d+\), 2 models: loss [\d.]+-[\d.]+", log, re.M)
         single = tmp_path / "off" / "runs" / run_dir.name
 
         def read(path: Path) -> str:  # the two sweeps' own folders are the only difference

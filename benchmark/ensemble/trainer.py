@@ -50,6 +50,8 @@ from benchmark.train import (
 )
 from spritegen.errors import SpecError
 
+log = logging.getLogger(__name__)
+
 ENGINES = ("auto", "loop", "vmap")
 STAGED = ".next"
 
@@ -307,10 +309,33 @@ def train_ensemble(
         if on_epoch is not None:
             for i in active:
                 on_epoch(i, members[i].history)
+        # an ensemble epoch can take minutes: one line each, above the bar or, without one, to
+        # the logger (a sweep writes it to the ensemble's log: its heartbeat)
+        line = epoch_summary(epoch, num_epochs, step, total_steps, [rows[i] for i in active])
+        if cfg.progress:
+            bar.write(line)
+        else:
+            log.info(line)
     bar.close()
     if stack is not None:
         stack.sync_to_models()
     return [m.error if m.error is not None else m.history for m in members]
+
+
+def epoch_summary(
+    epoch: int, num_epochs: int, step: int, total_steps: int, rows: Sequence[dict]
+) -> str:
+    """One line for the epoch just ended: where training is, the members' loss range and the time
+    it took, so that a sweep's ensemble log shows progress between members' folders."""
+    losses = sorted(float(r["loss"]) for r in rows)
+    line = (
+        f"epoch {epoch}/{num_epochs} (step {step}/{total_steps}), {len(rows)} models: "
+        f"loss {losses[0]:.1f}-{losses[-1]:.1f} (median {losses[len(losses) // 2]:.1f}), "
+        f"{rows[0]['train_time_s']:.0f} s training"
+    )
+    if "score_time_s" in rows[0]:
+        line += f", {rows[0]['score_time_s']:.0f} s scoring per model"
+    return line
 
 
 def _non_finite(loss: torch.Tensor, step: int, epoch: int) -> TrainingDiverged | None:

@@ -12,15 +12,17 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import shutil
 import tarfile
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from benchmark.params import BY_KEY
 
@@ -135,6 +137,22 @@ class EnsembleTask:
         return self.members[0].runs_dir
 
 
+@contextlib.contextmanager
+def _logging_to(stream: IO[str]) -> Iterator[None]:
+    """The benchmark's log lines (an ensemble's one line per epoch) into ``stream`` meanwhile."""
+    logger = logging.getLogger("benchmark")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _train_ensemble_into(task: EnsembleTask, folders: list[Path]) -> list[Outcome]:
     """Train the members with ``run_ensemble`` into ``folders``; one Outcome per member."""
     from benchmark.ensemble import run_ensemble
@@ -146,7 +164,12 @@ def _train_ensemble_into(task: EnsembleTask, folders: list[Path]) -> list[Outcom
         folder.parent.mkdir(parents=True, exist_ok=True)
     log = folders[0].parent / f"{task.members[0].id}.ensemble.log"
     try:
-        with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        with (
+            open(log, "w") as fh,
+            contextlib.redirect_stdout(fh),
+            contextlib.redirect_stderr(fh),
+            _logging_to(fh),
+        ):
             summaries = run_ensemble(
                 [run_config(m.config, f) for m, f in zip(task.members, folders)]
             )
