@@ -25,14 +25,18 @@ def build_small(
     renderer: str | None = None,
     workers: int = 1,
     name: str | None = None,
+    image_size: int = 64,
 ) -> Path:
     from spritegen.build import build
     from spritegen.spec import default_spec, with_overrides
 
     spec = with_overrides(
-        default_spec(factors, renderer), {"n": n, "eval_preset": preset, "seed": seed}
+        default_spec(factors, renderer),
+        {"n": n, "eval_preset": preset, "seed": seed, "image_size": image_size},
     )
-    out = tmp / (name or f"k{factors}-{renderer or 'default'}-{n}-{preset}-{seed}-w{workers}.h5")
+    side = "" if image_size == 64 else f"-{image_size}px"
+    stem = f"k{factors}-{renderer or 'default'}-{n}-{preset}-{seed}-w{workers}{side}"
+    out = tmp / (name or f"{stem}.h5")
     return build(spec, out, workers=workers, progress=False)
 
 

@@ -313,16 +313,26 @@ def test_check_model_rejects_a_broken_auxiliary_objective(cls, message):
 
 
 # ---------------------------------------------------------------------------------------------
-# Learning (slow): each beats the same network untrained on Kim-Mnih, on a small K=2 set
+# Learning (slow): each beats the same network untrained on Kim-Mnih, on a small K=2 set.
+# 32 x 32 images (the thesis network takes any side that is a multiple of 16): a quarter of the
+# FLOPs of 64 x 64, which keeps these tests within CI's budget. With 4x fewer pixels the
+# reconstruction term pulls 4x less against the KL, so models stay longer on the mean-image
+# plateau (docs/results.md, "Surprises"); lr 1e-3 and the steps below were measured to leave it
+# with room to spare (Kim-Mnih 0.94-1.0 against 0.0 untrained), where 300 steps at the default
+# lr left FactorVAE and beta-TCVAE on it. FactorVAE, whose TC penalty holds it there longest,
+# gets more steps.
 
-LEARN_STEPS = 300
+LEARN_SIDE = 32
+LEARN_LR = 1e-3
+LEARN_STEPS = {"factorvae": 600}
+DEFAULT_LEARN_STEPS = 400
 
 
 @pytest.fixture(scope="module")
 def k2_quick(data_dir) -> Path:
     from conftest import build_small
 
-    return build_small(data_dir, 2, n=1000, preset="quick")
+    return build_small(data_dir, 2, n=1000, preset="quick", image_size=LEARN_SIDE)
 
 
 @pytest.mark.slow
@@ -338,12 +348,19 @@ def test_learns_to_beat_its_untrained_encoder_on_kim_mnih(name, k2_quick):
         return kim_mnih(k2_quick, make_represent(model, torch.device("cpu")), 0, **sizes).score
 
     images, _ = load_training_set(k2_quick)
-    model = build_model(name, (1, 64, 64), 10, seed=0)
+    model = build_model(name, (1, LEARN_SIDE, LEARN_SIDE), 10, seed=0)
     untrained = score(model)
     train(
         model,
         to_channels_first(images),
-        TrainConfig(epochs=100, max_steps=LEARN_STEPS, seed=0, device="cpu", progress=False),
+        TrainConfig(
+            epochs=100,
+            max_steps=LEARN_STEPS.get(name, DEFAULT_LEARN_STEPS),
+            lr=LEARN_LR,
+            seed=0,
+            device="cpu",
+            progress=False,
+        ),
     )
     trained = score(model)
     assert trained > untrained + 0.2, (untrained, trained)

@@ -221,7 +221,7 @@ def test_export_refuses_another_sweep_with_one_line(sweep: Path, tmp_path: Path)
 @pytest.mark.slow
 def test_beta_norm_view_of_an_experiment_over_latent_size(sweep: Path, tmp_path: Path) -> None:
     """Re-labelled as an experiment over D (all tiny runs have D = 3), the report adds the
-    normalised-beta figures, with N read from the runs' config.json (64 x 64 x 1)."""
+    normalised-beta figures, with N read from the runs' config.json (32 x 32 x 1)."""
     from benchmark.report import beta_norm
     from benchmark.report.records import load_sweep as load_records
 
@@ -236,8 +236,8 @@ def test_beta_norm_view_of_an_experiment_over_latent_size(sweep: Path, tmp_path:
     (over_d / "runs").symlink_to(sweep / "runs")
     _, (exp,) = load_records(over_d)
     assert beta_norm.applies(exp)
-    assert beta_norm.input_values(exp) == 64 * 64
-    assert beta_norm.beta_norm(4, 3, 64 * 64) == pytest.approx(12 / 4096)
+    assert beta_norm.input_values(exp) == 32 * 32
+    assert beta_norm.beta_norm(4, 3, 32 * 32) == pytest.approx(12 / 1024)
     written = write_report(over_d, tmp_path / "rep")
     names = {p.name for p in written}
     assert "tiny2_kim_mnih_final_beta_norm.png" in names

@@ -9,14 +9,20 @@ from spritegen.spec import spec_from_mapping
 
 
 def make_tiny_dataset(
-    path: Path, n: int = 256, seed: int = 0, factors: int = 2, eval_preset: str = "none"
+    path: Path,
+    n: int = 256,
+    seed: int = 0,
+    factors: int = 2,
+    eval_preset: str = "none",
+    image_size: int = 64,
 ) -> Path:
-    """Build an ``n``-image dataset with the first ``factors`` factors (2D, 64 x 64)."""
+    """An ``n``-image dataset with the first ``factors`` factors (2D, ``image_size`` square)."""
     spec = spec_from_mapping(
         {
             "factors": factors,
             "n": n,
             "seed": seed,
+            "image_size": image_size,
             "name": Path(path).stem,
             "evaluation": {"preset": eval_preset},
         }
