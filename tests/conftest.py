@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,11 @@ os.environ["MESA_SHADER_CACHE_DIR"] = str(_CACHE / "mesa")
 os.environ["XDG_CACHE_HOME"] = str(_CACHE / "xdg")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_CACHE / "inductor")
 os.environ.setdefault("RAY_TMPDIR", str(_CACHE / "ray"))
+# A shell without job control starts background jobs with Ctrl-C ignored, and every process the
+# tests start would inherit that: the Ctrl-C tests would then see builds and runs ignore it.
+# Give the suite (and so its children) the terminal's default, however it was launched.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def build_small(

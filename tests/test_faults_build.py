@@ -174,7 +174,7 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, reference):
     assert wait_for(ready, step=0.01) and proc.poll() is None
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, (proc.returncode, len(chunks(out)), err)
     assert err.strip().splitlines() == [
         "spritegen: interrupted; run the same command again to resume"
     ]
