@@ -194,7 +194,9 @@ def test_tiny_sweep_on_a_local_ray_instance(local_sweep: tuple[Path, dict]) -> N
         assert {"config.json", "metrics.jsonl", "summary.json", "traversal.png"} <= {
             p.name for p in run.iterdir()
         }
-        assert json.loads((run / "config.json").read_text())["out"] == str(run.resolve())
+        config = json.loads((run / "config.json").read_text())
+        assert config["out"] == str(run.resolve())
+        assert len(config["ensemble"]["members"]) == 2  # one Ray task per dataset's ensemble
     written = write_report(out)
     for path in _expected_figures(out / "report", "tiny"):
         assert path in written, path
