@@ -30,9 +30,10 @@ lint:
 test-fast:
 	$(BIN)/python -m pytest -q -m "not slow and not ray"
 
-# What CI runs (.ci/run): install with the test extras, lint and type-check, the whole suite.
+# What CI runs (.ci/run): install with the test extras, lint and type-check, the whole suite, one
+# pytest-xdist worker per core, each test file whole on one worker (its module fixtures built once).
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 clean:
 	rm -rf results data $(VENV)

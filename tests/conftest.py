@@ -20,6 +20,12 @@ os.environ.setdefault("RAY_TMPDIR", str(_CACHE / "ray"))
 # Give the suite (and so its children) the terminal's default, however it was launched.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# Under pytest-xdist (make test: one worker per core) each worker, and every process it starts,
+# gets its share of the cores: torch's default of one thread per core in every worker would
+# oversubscribe them, and small convolutions scale poorly across threads anyway.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
 
 
 def build_small(
