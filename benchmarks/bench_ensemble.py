@@ -5,8 +5,11 @@ D in {5, 10}; model-steps per second of ``benchmark.ensemble.train_ensemble`` (e
 8 runs of ``benchmark.train.train`` one after the other, in the same process. Scoring: the same 8
 encoders scored by ``benchmark.metrics.evaluate`` one at a time, against
 ``benchmark.ensemble.score_shared`` (images read once, every member encoding each chunk), on the
-file's stored evaluation sets. The encoder-only time is printed too: on the CPU encoding bounds
-the batched scorer (reading is shared, encoding is not).
+file's stored evaluation sets, with the per-epoch metric set (all but DCI: its gradient-boosted
+trees are per-member arithmetic that no sharing can save, and took most of each member's time when
+they were included) and one seed for all members, as the members of one seed in a sweep share it.
+The encoder-only time is printed too: on the CPU encoding bounds the batched scorer (reading is
+shared, encoding is not).
 
     PYTHONPATH=. python benchmarks/bench_ensemble.py [--steps 10] [--preset small|quick|full]
         [--data FILE]   # a K=5 file with evaluation sets of the preset's size (else one is built)
@@ -35,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark.data import load_training_set, to_channels_first
 from benchmark.ensemble import Member, encode_all, pick_engine, score_shared, train_ensemble
 from benchmark.metrics import evaluate
+from benchmark.metrics.evaluate import EPOCH_METRICS
 from benchmark.metrics.presets import Preset, get_preset
 from benchmark.models import build_model
 from benchmark.train import TrainConfig, make_represent, train
@@ -98,10 +102,13 @@ def bench_scoring(path: Path, preset: Preset, device: torch.device) -> tuple[flo
     """Seconds per model: alone, batched, and encoding only (the batched scorer's floor)."""
     ms = models()
     t0 = time.perf_counter()
-    for i, m in enumerate(ms):
-        evaluate(str(path), make_represent(m, device), i, preset)
+    for m in ms:
+        evaluate(str(path), make_represent(m, device), 0, preset, metrics=EPOCH_METRICS)
     alone = (time.perf_counter() - t0) / G
-    scorers = [partial(evaluate, str(path), random_state=i, preset=preset) for i in range(G)]
+    scorers = [
+        partial(evaluate, str(path), random_state=0, preset=preset, metrics=EPOCH_METRICS)
+        for _ in range(G)
+    ]
     t0 = time.perf_counter()
     score_shared(scorers, ms, device)
     together = (time.perf_counter() - t0) / G
