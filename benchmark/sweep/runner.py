@@ -148,7 +148,7 @@ def run_sweep(
     start = time.perf_counter()
     spec, points = plan.spec, plan.points
     for pattern in only:  # before anything is written
-        if not any(fnmatch.fnmatchcase(p.id, pattern) for p in points):
+        if not any(_matches(p.id, [pattern]) for p in points):
             raise SpecError(
                 f"--only {quote(pattern)} matches none of the sweep's {len(points)} run ids "
                 f"(they look like {points[0].id}); use shell patterns such as "
@@ -170,7 +170,7 @@ def run_sweep(
     for p in points:
         if is_finished(sweep_dir / "runs" / p.id):
             result.skipped.append(p.id)
-        elif only and not any(fnmatch.fnmatchcase(p.id, pattern) for pattern in only):
+        elif only and not _matches(p.id, only):
             result.left.append(p.id)
         else:
             pending.append(p)
@@ -272,6 +272,11 @@ def _grouped(
     if sizes:
         say(f"ensembles: {len(sizes)} of sizes {sizes}; {len(out) - len(sizes)} runs alone")
     return out
+
+
+def _matches(run_id: str, patterns: Sequence[str]) -> bool:
+    """Whether ``run_id`` is in the part of the sweep that ``--only`` patterns select."""
+    return any(fnmatch.fnmatchcase(run_id, pattern) for pattern in patterns)
 
 
 def format_summary(result: SweepResult) -> str:
