@@ -13,8 +13,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from benchmark.encode import to_input
 from benchmark.models.base import Model
-from benchmark.train import to_input
 from spritegen.atomic import atomic_path
 
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 7)

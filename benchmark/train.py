@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.allocator import keep_freed_memory
+from benchmark.encode import make_represent, to_input
 from benchmark.files import save_torch_atomic
 from benchmark.models.base import AUXILIARY_LOSS, Model, has_auxiliary_objective
 from spritegen.errors import SpecError, SpritegenError
@@ -90,33 +91,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise SpecError(f"--device {name!r}: only cpu and cuda are supported")
     return device
-
-
-def to_input(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float32 in [0, 1], the model's input convention."""
-    return batch.float().div_(255.0)
-
-
-def make_represent(
-    model: Model, device: torch.device, batch_size: int = 512
-) -> Callable[[np.ndarray], np.ndarray]:
-    """The representation the metrics take: uint8 images (n, H, W, C) -> latent means (n, D)."""
-
-    keep_freed_memory()
-
-    def represent(images: np.ndarray) -> np.ndarray:
-        was_training = model.training
-        model.eval()
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(images), batch_size):
-                chunk = torch.as_tensor(np.ascontiguousarray(images[i : i + batch_size]))
-                x = to_input(chunk.to(device).permute(0, 3, 1, 2))
-                out.append(model.encode(x)[0].float().cpu().numpy())
-        model.train(was_training)
-        return np.concatenate(out) if out else np.zeros((0, model.latent_dim), np.float32)
-
-    return represent
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -4,8 +4,9 @@
 ``score_shared`` the batched scoring.
 """
 
+from benchmark.encode import encode_all
 from benchmark.ensemble.runner import SHARED, check_compatible, incompatibility, run_ensemble
-from benchmark.ensemble.scoring import batched_scorer, encode_all, score_shared
+from benchmark.ensemble.scoring import batched_scorer, score_shared
 from benchmark.ensemble.stacked import StackedMembers, vmap_problem
 from benchmark.ensemble.trainer import ENGINES, Member, pick_engine, train_ensemble
 

@@ -13,8 +13,9 @@ depend on the seed; or a live oracle with the same seed) is done as G ordinary m
 
 So the metric arithmetic is the metric's own, untouched, for every member, and any metric
 ``benchmark.metrics.evaluate`` runs (present or added later) is batched as long as it gets its
-images from the source's streams. The latents equal ``make_represent``'s bit for bit (same chunks
-of 512, same model calls), so each member's scores equal scoring it alone.
+images from the source's streams. The latents equal ``make_represent``'s bit for bit (both are
+``benchmark.encode.encode_all``: same chunks, same model calls), so each member's scores equal
+scoring it alone.
 """
 
 from __future__ import annotations
@@ -26,38 +27,10 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 import torch
 
-from benchmark.allocator import keep_freed_memory
+from benchmark.encode import encode_all, make_represent
 from benchmark.metrics.sources import ImageStream, OracleSource, StoredSource, open_source
 from benchmark.models.base import Model
-from benchmark.train import Scorer, make_represent, to_input
-
-#: Images per model call, as ``benchmark.train.make_represent`` (so latents are bit-identical).
-CHUNK = 512
-
-
-def encode_all(
-    models: Sequence[Model], images: np.ndarray, device: torch.device
-) -> list[np.ndarray]:
-    """Latent means of uint8 images (n, H, W, C) under every model: one float32 (n, D_i) each."""
-    keep_freed_memory()
-    outs: list[list[np.ndarray]] = [[] for _ in models]
-    modes = [m.training for m in models]
-    for m in models:
-        m.eval()
-    try:
-        with torch.inference_mode():
-            for i in range(0, len(images), CHUNK):
-                chunk = torch.as_tensor(np.ascontiguousarray(images[i : i + CHUNK]))
-                x = to_input(chunk.to(device).permute(0, 3, 1, 2))
-                for out, m in zip(outs, models):
-                    out.append(m.encode(x)[0].float().cpu().numpy())
-    finally:
-        for m, mode in zip(models, modes):
-            m.train(mode)
-    return [
-        np.concatenate(o) if o else np.zeros((0, m.latent_dim), np.float32)
-        for o, m in zip(outs, models)
-    ]
+from benchmark.train import Scorer
 
 
 class _Unshared(Exception):

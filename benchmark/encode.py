@@ -1,0 +1,69 @@
+"""Latent means of uint8 images under one model or many: the representation the metrics score.
+
+One function encodes for a single model (``make_represent``, what ``bench run`` and every metric
+call use) and for many (``encode_all``, the batched scorer), so their latents are the same bits:
+the same chunks of 512 images, the same model calls. Each chunk is moved and converted to floats
+once, whatever the number of models. How fast a chunk goes through the convolutions on a CPU is
+the encoder's business (``benchmark.models.thesis``: it convolves in slices that fit the cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from benchmark.allocator import keep_freed_memory
+from benchmark.models.base import Model
+
+#: Images per model call (the fully connected layers' rows, so the latents' rounding: unchanged
+#: since round 1, whatever the device).
+CHUNK = 512
+
+
+def to_input(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 in [0, 1], the model's input convention."""
+    return batch.float().div_(255.0)
+
+
+def encode_all(
+    models: Sequence[Model],
+    images: np.ndarray,
+    device: torch.device,
+    chunk: int = CHUNK,
+) -> list[np.ndarray]:
+    """Latent means of uint8 images (n, H, W, C) under every model: one float32 (n, D_i) each.
+
+    Each chunk is moved and converted to floats once and encoded by every model, so many
+    models scored on the same images share the reading and the conversion."""
+    keep_freed_memory()
+    outs: list[list[np.ndarray]] = [[] for _ in models]
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(images), chunk):
+                part = torch.as_tensor(np.ascontiguousarray(images[i : i + chunk]))
+                x = to_input(part.to(device).permute(0, 3, 1, 2))
+                for out, m in zip(outs, models):
+                    out.append(m.encode(x)[0].float().cpu().numpy())
+    finally:
+        for m, mode in zip(models, modes):
+            m.train(mode)
+    return [
+        np.concatenate(o) if o else np.zeros((0, m.latent_dim), np.float32)
+        for o, m in zip(outs, models)
+    ]
+
+
+def make_represent(
+    model: Model, device: torch.device, batch_size: int = CHUNK
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The representation the metrics take: uint8 images (n, H, W, C) -> latent means (n, D)."""
+
+    def represent(images: np.ndarray) -> np.ndarray:
+        return encode_all([model], images, device, batch_size)[0]
+
+    return represent
