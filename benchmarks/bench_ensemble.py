@@ -8,8 +8,12 @@ encoders scored by ``benchmark.metrics.evaluate`` one at a time, against
 file's stored evaluation sets, with the per-epoch metric set (all but DCI: its gradient-boosted
 trees are per-member arithmetic that no sharing can save, and took most of each member's time when
 they were included) and one seed for all members, as the members of one seed in a sweep share it.
-The encoder-only time is printed too: on the CPU encoding bounds the batched scorer (reading is
-shared, encoding is not).
+Scoring alone is also timed with round 1's convolutions over whole 512-image chunks, to show what
+the thesis encoder's sliced convolutions (``ThesisEncoder.convolve``) gained for every scoring
+path. On the CPU the script then measures
+how far the encoder runs from the FLOP bound (its achieved GFLOP/s against a large matrix
+product's) and prints the speedup the batched scorer could reach if every member's encoding ran
+at that bound.
 
     PYTHONPATH=. python benchmarks/bench_ensemble.py [--steps 10] [--preset small|quick|full]
         [--data FILE]   # a K=5 file with evaluation sets of the preset's size (else one is built)
@@ -24,10 +28,12 @@ The last line is ``speedup X.XX (G=8, <device>)`` (the default engine against si
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -36,12 +42,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.data import load_training_set, to_channels_first
-from benchmark.ensemble import Member, encode_all, pick_engine, score_shared, train_ensemble
+from benchmark.encode import make_represent
+from benchmark.ensemble import Member, pick_engine, score_shared, train_ensemble
 from benchmark.metrics import evaluate
 from benchmark.metrics.evaluate import EPOCH_METRICS
 from benchmark.metrics.presets import Preset, get_preset
-from benchmark.models import build_model
-from benchmark.train import TrainConfig, make_represent, train
+from benchmark.models import build_model, thesis
+from benchmark.train import TrainConfig, train
 
 G = 8
 SMALL = Preset(
@@ -98,30 +105,106 @@ def bench_training(
     return {name: G * steps / statistics.median(t) for name, t in times.items()}
 
 
-def bench_scoring(path: Path, preset: Preset, device: torch.device) -> tuple[float, float, float]:
-    """Seconds per model: alone, batched, and encoding only (the batched scorer's floor)."""
-    ms = models()
+def encoder_macs(model: torch.nn.Module, image_shape: tuple[int, int, int]) -> int:
+    """Multiply-adds of one image through the encoder's convolutions and linear layers."""
+    macs = 0
+
+    def count(module: torch.nn.Module, _inputs: object, out: torch.Tensor) -> None:
+        nonlocal macs
+        if isinstance(module, torch.nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            macs += out[0].numel() * module.in_channels // module.groups * k
+        elif isinstance(module, torch.nn.Linear):
+            macs += module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(count) for m in model.encoder.modules()]
+    with torch.inference_mode():
+        model.encode(torch.zeros(1, *image_shape))
+    for h in hooks:
+        h.remove()
+    return macs
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """This CPU's float32 peak as the BLAS reaches it: a large square matrix product."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+@contextlib.contextmanager
+def whole_chunk_convolutions() -> Iterator[None]:
+    """Round 1's encoder: the convolutions over the whole 512-image chunk, not in slices."""
+    saved = thesis.INFERENCE_SLICE_PIXELS
+    thesis.INFERENCE_SLICE_PIXELS = 10**12
+    try:
+        yield
+    finally:
+        thesis.INFERENCE_SLICE_PIXELS = saved
+
+
+def score_alone(
+    path: Path, preset: Preset, device: torch.device, ms: list
+) -> tuple[float, float, int]:
+    """Seconds per model scoring each alone, seconds of it inside the encoder, images encoded."""
+    encode_s, images = 0.0, 0
     t0 = time.perf_counter()
     for m in ms:
-        evaluate(str(path), make_represent(m, device), 0, preset, metrics=EPOCH_METRICS)
-    alone = (time.perf_counter() - t0) / G
+        represent = make_represent(m, device)
+
+        def counted(x, represent=represent):
+            nonlocal images
+            images += len(x)
+            return represent(x)
+
+        encode_s += evaluate(str(path), counted, 0, preset, metrics=EPOCH_METRICS)["encode_s"]
+    return (time.perf_counter() - t0) / G, encode_s / G, images // G
+
+
+def bench_scoring(path: Path, preset: Preset, device: torch.device, trials: int) -> None:
+    """Print seconds per model alone (round 1's convolutions and today's) and batched, medians of
+    interleaved trials, and how far the encoder is from this CPU's FLOP bound."""
+    ms = models()
+    evaluate(str(path), make_represent(ms[0], device), 0, SMALL, metrics=EPOCH_METRICS)  # warm
     scorers = [
         partial(evaluate, str(path), random_state=0, preset=preset, metrics=EPOCH_METRICS)
         for _ in range(G)
     ]
-    t0 = time.perf_counter()
-    score_shared(scorers, ms, device)
-    together = (time.perf_counter() - t0) / G
-    # encode-only floor: the number of images one evaluation encodes, timed on a sample
-    p = preset
-    n_images = p.batch_size * 3 * (p.num_train + p.num_eval) + p.num_variance
-    n_images += p.num_samples_train + p.num_samples_eval
-    images, _ = load_training_set(path)
-    sample = images[:2048]
-    t0 = time.perf_counter()
-    encode_all(ms, sample, device)
-    per_image = (time.perf_counter() - t0) / (G * len(sample))
-    return alone, together, per_image * n_images
+    times: dict[str, list[float]] = {"old": [], "alone": [], "batched": [], "encode": []}
+    peaks: list[float] = []
+    for _ in range(trials):
+        with whole_chunk_convolutions():
+            times["old"].append(score_alone(path, preset, device, ms)[0])
+        alone, encode_s, n_images = score_alone(path, preset, device, ms)
+        times["alone"].append(alone)
+        times["encode"].append(encode_s)
+        t0 = time.perf_counter()
+        score_shared(scorers, ms, device)
+        times["batched"].append((time.perf_counter() - t0) / G)
+        if device.type == "cpu":
+            peaks.append(matmul_gflops())
+    old, alone, together, encode_s = (
+        statistics.median(times[k]) for k in ("old", "alone", "batched", "encode")
+    )
+    print(f"scoring at {preset.name}, {n_images} images per model, seconds per model")
+    print(f"(medians of {trials} interleaved trials):")
+    print(f"  alone, round 1's encoder       {old:6.2f}")
+    print(f"  alone                          {alone:6.2f}   ({old / alone:.2f}x round 1)")
+    print(f"  batched                        {together:6.2f}   ({old / together:.2f}x round 1)")
+    if peaks:
+        peak = statistics.median(peaks)
+        achieved = 2 * encoder_macs(ms[0], (1, 64, 64)) * n_images / encode_s / 1e9
+        # the batched scorer's best case: every member's encoding at the matmul peak
+        best = alone / (together - encode_s * (1 - achieved / peak))
+        print(
+            f"  encoding: {encode_s:.2f} s of each alone call, {achieved:.0f} GFLOP/s = "
+            f"{achieved / peak:.0%} of this CPU's matmul peak ({peak:.0f} GFLOP/s); "
+            f"with every encoder at the peak, batched could reach {best:.2f}x"
+        )
+    print(f"scoring speedup {alone / together:.2f} (G={G}, {device.type})")
 
 
 def main() -> None:
@@ -130,7 +213,7 @@ def main() -> None:
     ap.add_argument("--preset", default="small", choices=["small", "quick", "full"])
     ap.add_argument("--data", help="K=5 spritegen file with evaluation sets of the preset's size")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--trials", type=int, default=3, help="interleaved training trials")
+    ap.add_argument("--trials", type=int, default=3, help="interleaved trials, each way")
     ap.add_argument("--skip-scoring", action="store_true")
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -140,11 +223,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
 
     if not args.skip_scoring:
-        alone, together, floor = bench_scoring(path, preset, device)
-        print(f"scoring at {args.preset}, per model: alone {alone:.2f} s, batched {together:.2f} s")
-        print(f"  encoding alone (the CPU floor of the batched scorer) {floor:.2f} s")
-        print(f"  best possible here {alone / floor:.2f}x; reached {alone / together:.2f}x")
-        print(f"scoring speedup {alone / together:.2f} (G={G}, {device.type})")
+        bench_scoring(path, preset, device, args.trials)
 
     rates = bench_training(images, args.steps, device, args.trials)
     for name, rate in rates.items():
