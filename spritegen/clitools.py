@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import IO
 
 import click
 
-from spritegen.errors import SpritegenError
+from spritegen.errors import SpritegenError, SpritegenWarning
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -46,10 +47,28 @@ def user_errors(prog: str) -> Iterator[None]:
         raise UserError(str(exc), prog, _exit_code(exc)) from None
 
 
+@contextlib.contextmanager
+def one_line_warnings(prog: str) -> Iterator[None]:
+    """Show each ``SpritegenWarning`` as ``PROG: warning: message`` on stderr (no file, line or
+    source text); other warnings as Python shows them."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SpritegenWarning):
+            click.echo(f"{prog}: warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -> None:
     """Run ``group`` as a console script; exit 0 done, 1 failed, 2 bad input, 130 interrupted."""
     try:
-        code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        with one_line_warnings(prog_name):
+            code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except SpritegenError as exc:
         click.echo(f"{prog_name}: error: {exc}", err=True)
         sys.exit(_exit_code(exc))

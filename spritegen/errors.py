@@ -11,6 +11,11 @@ class SpritegenError(Exception):
     """Base of every error caused by the user's input rather than by a bug."""
 
 
+class SpritegenWarning(UserWarning):
+    """Valid input that is probably not what its author meant: the tools print it as one line
+    (``PROG: warning: ...``) and go on."""
+
+
 class SpecError(SpritegenError, ValueError):
     """A dataset, run or sweep spec (or a flag overriding one) has a bad field."""
 

@@ -9,6 +9,7 @@ dataset's recipe, and together with the package version it determines every byte
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from spritegen.errors import SpecError, quote
+from spritegen.errors import SpecError, SpritegenWarning, quote
 from spritegen.factors import (
     FACTOR_NAMES,
     FACTORS,
@@ -210,6 +211,19 @@ def _eval_sizes(raw: Any) -> EvalSizes:
         if key in raw:
             lo = 2 if key == "batch_size" else 0
             sizes[key] = _int(raw, key, lo, 10_000_000, "evaluation.")
+    unset = [k for k in EVAL_SIZE_KEYS if k not in raw]
+    if "preset" not in raw and 0 < len(unset) < len(EVAL_SIZE_KEYS):
+        # A partial mapping usually means "small sets"; the unset sizes still come from the
+        # default preset, which can be hours of rendering: say so, without changing the spec.
+        filled = ", ".join(f"{k} {sizes[k]:,}" for k in unset)
+        warnings.warn(
+            SpritegenWarning(
+                f"spec section 'evaluation' names no preset, so the sizes it leaves out take "
+                f"the {preset!r} preset's ({filled}); add 'preset: NAME' "
+                f"({', '.join(EVAL_PRESETS)}) to choose which preset fills them"
+            ),
+            stacklevel=2,
+        )
     return EvalSizes(**sizes)
 
 

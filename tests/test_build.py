@@ -224,6 +224,37 @@ def test_bad_spec_files_and_flags_get_one_clear_line(tmp_path):
     assert result.returncode == 2 and "either a SPEC file or --factors" in result.stderr
 
 
+def test_a_partial_evaluation_mapping_without_preset_warns_in_one_line(tmp_path):
+    """The unset sizes come from 'full' (documented); the warning names them, the build goes on
+    and the file is the one the same spec gives without the warning."""
+    sizes = "variance: 20, kim_mnih_train: 3, kim_mnih_eval: 2, higgins_train: 3, higgins_eval: 2"
+    sizes += ", random_train: 10, random_eval: 10"
+    quiet = tmp_path / "quiet.yaml"
+    quiet.write_text(f"factors: 2\nn: 40\nevaluation: {{batch_size: 64, {sizes}}}\n")
+    noisy = tmp_path / "noisy.yaml"  # leaves batch_size out: it takes full's 64
+    noisy.write_text(f"factors: 2\nn: 40\nevaluation: {{{sizes}}}\n")
+    out = {}
+    for spec in (quiet, noisy):
+        out[spec.stem] = tmp_path / f"{spec.stem}.h5"
+        result = subprocess.run(
+            SPRITEGEN + ["build", str(spec), "--out", str(out[spec.stem]), "--quiet"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        warning = [line for line in result.stderr.splitlines() if "warning" in line]
+        if spec is quiet:
+            assert warning == []
+        else:
+            assert warning == [
+                "spritegen: warning: spec section 'evaluation' names no preset, so the sizes it "
+                "leaves out take the 'full' preset's (batch_size 64); add 'preset: NAME' (full, "
+                "quick, tiny, none) to choose which preset fills them"
+            ]
+    with open_dataset(out["quiet"]) as a, open_dataset(out["noisy"]) as b:
+        assert a.attrs["content_sha256"] == b.attrs["content_sha256"]
+
+
 def test_spec_files_in_the_repository_are_valid():
     from spritegen.spec import load_spec
 
