@@ -68,7 +68,7 @@ def our_loop(
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def metric_time(data: str | None, presets: list[str]) -> str:
+def metric_time(data: str | None, presets: list[str], device: torch.device) -> str:
     try:
         from benchmark.metrics import evaluate
     except ImportError:
@@ -78,11 +78,11 @@ def metric_time(data: str | None, presets: list[str]) -> str:
     from benchmark.data import load_training_set
 
     images, _ = load_training_set(data)
-    model = build_model("vae", (images.shape[3], images.shape[1], images.shape[2]), 10)
+    model = build_model("vae", (images.shape[3], images.shape[1], images.shape[2]), 10).to(device)
     out = []
     for preset in presets:
         t0 = time.perf_counter()
-        evaluate(data, make_represent(model, torch.device("cpu")), random_state=0, preset=preset)
+        evaluate(data, make_represent(model, device), random_state=0, preset=preset)
         out.append(f"{preset} {time.perf_counter() - t0:.1f} s")
     return ", ".join(out)
 
@@ -125,7 +125,7 @@ def main() -> None:
             f"CPU {cpu / args.steps * 1000:6.1f} ms/step {100 * (cpu / base_cpu - 1):+5.1f}% "
             f"vs bare)"
         )
-    print("metric time per epoch:", metric_time(args.data, args.metric_preset or ["quick"]))
+    print("metric time per epoch:", metric_time(args.data, args.metric_preset or ["quick"], device))
 
 
 if __name__ == "__main__":
