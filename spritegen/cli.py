@@ -293,3 +293,7 @@ def verify(path, sample, seed):
     )
     if not report.ok:
         raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
