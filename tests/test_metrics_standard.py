@@ -166,6 +166,29 @@ def test_dci_gradient_boosted_trees_headline(samples):
     assert (importance.argmax(axis=0) == np.arange(K)).all()  # latent k explains factor k
 
 
+def test_explicitness_fits_give_the_same_scores_with_one_blas_thread_or_several(samples):
+    """modularity_explicitness fits with one BLAS thread for speed; that must not move a score."""
+    from threadpoolctl import threadpool_limits
+
+    from benchmark.metrics.modularity import explicitness_per_factor
+
+    s = samples["rotation"]
+    y_tr, y_ev, _ = discretize_factors(s.y_train, s.y_eval)
+    x_tr = (s.z_train - s.z_train.mean(axis=0)) / s.z_train.std(axis=0)
+    x_ev = (s.z_eval - s.z_train.mean(axis=0)) / s.z_train.std(axis=0)
+    by_threads = {}
+    for threads in (1, 4):
+        with threadpool_limits(threads, user_api="blas"):
+            by_threads[threads] = [
+                explicitness_per_factor(x_tr, y_tr[:, k], x_ev, y_ev[:, k]) for k in range(K)
+            ]
+    assert by_threads[1] == by_threads[4]
+    m = modularity_explicitness(
+        None, None, 0, samples=s, num_train=s.num_train, num_eval=s.num_eval
+    )
+    assert m.per_factor_explicitness == [auc for _, auc in by_threads[4]]
+
+
 def test_stored_scores_ignore_seed_and_match_samples(data_file, lookup, samples, scores):
     rep = Transformed(lookup)
     out = evaluate(data_file, rep, 0, "stored", dci_model="forest")
