@@ -43,7 +43,8 @@ def encode_all(
     for m in models:
         m.eval()
     try:
-        with torch.inference_mode():
+        # no_grad, not inference_mode: a plugin's encode may keep a tensor it later trains with
+        with torch.no_grad():
             for i in range(0, len(images), chunk):
                 part = torch.as_tensor(np.ascontiguousarray(images[i : i + chunk]))
                 x = to_input(part.to(device).permute(0, 3, 1, 2))
