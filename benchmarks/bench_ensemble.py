@@ -10,10 +10,9 @@ trees are per-member arithmetic that no sharing can save, and took most of each 
 they were included) and one seed for all members, as the members of one seed in a sweep share it.
 Scoring alone is also timed with round 1's convolutions over whole 512-image chunks, to show what
 the thesis encoder's sliced convolutions (``ThesisEncoder.convolve``) gained for every scoring
-path. On the CPU the script then measures
-how far the encoder runs from the FLOP bound (its achieved GFLOP/s against a large matrix
-product's) and prints the speedup the batched scorer could reach if every member's encoding ran
-at that bound.
+path. On the CPU the script then measures how far the encoder runs from the FLOP bound (its
+achieved GFLOP/s against a large matrix product's) and prints the speedup the batched scorer
+could reach if every member's encoding ran at that bound.
 
     PYTHONPATH=. python benchmarks/bench_ensemble.py [--steps 10] [--preset small|quick|full]
         [--data FILE]   # a K=5 file with evaluation sets of the preset's size (else one is built)
