@@ -20,6 +20,9 @@ from spritegen.clitools import run_cli
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def bench() -> None:
     """Train VAE-family models on spritegen datasets and score their disentanglement."""
+    from benchmark.metrics.setcache import budget_from_environment
+
+    budget_from_environment()  # a bad BENCH_EVAL_CACHE_MB fails now, not after an epoch
 
 
 def _register() -> None:

@@ -449,6 +449,17 @@ def test_represent_without_a_function(made, work, capsys):
     )
 
 
+@pytest.mark.parametrize("value", ["lots", "-5", "inf"])
+def test_bad_evaluation_cache_budget(made, work, capsys, monkeypatch, value):
+    monkeypatch.setenv("BENCH_EVAL_CACHE_MB", value)
+    out = work / "run-cache"
+    args = ["run", "--model", "betavae", "--data", str(made["scored"]), *TINY_RUN, *QUIET]
+    assert_one_clear_line(
+        capsys, work, [*args, "--out", str(out)], f"BENCH_EVAL_CACHE_MB='{value}'", "megabytes"
+    )
+    assert not out.exists()
+
+
 def test_corrupt_evaluation_chunk_is_named(made, work, capsys):
     path = work / "scored.h5"
     shutil.copy(made["scored"], path)

@@ -10,13 +10,13 @@ a number N (at most N; more than fit is an error naming the number that fits).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from benchmark.ensemble.runner import SHARED
+from benchmark.metrics.setcache import available_memory
 from benchmark.models.base import Model
 from benchmark.params import RunConfig
 from spritegen.errors import SpecError
@@ -77,14 +77,7 @@ def free_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return available_memory()
 
 
 def fitting_size(per_member: int, data_bytes: int, device: torch.device) -> int:
