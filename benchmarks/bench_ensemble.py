@@ -14,7 +14,7 @@ path. On the CPU the script then measures how far the encoder runs from the FLOP
 achieved GFLOP/s against a large matrix product's) and prints the speedup the batched scorer
 could reach if every member's encoding ran at that bound.
 
-    PYTHONPATH=. python benchmarks/bench_ensemble.py [--steps 10] [--preset small|quick|full]
+    PYTHONPATH=. python benchmarks/bench_ensemble.py [--steps 40] [--preset small|quick|full]
         [--data FILE]   # a K=5 file with evaluation sets of the preset's size (else one is built)
 
 ``small`` (default) is the first 50 train / 25 eval votes, 500 variance images and 750 random
@@ -224,7 +224,7 @@ def bench_scoring(path: Path, preset: Preset, device: torch.device, trials: int)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=10, help="optimiser steps per model")
+    ap.add_argument("--steps", type=int, default=40, help="optimiser steps per model")
     ap.add_argument("--preset", default="small", choices=["small", "quick", "full"])
     ap.add_argument("--data", help="K=5 spritegen file with evaluation sets of the preset's size")
     ap.add_argument("--device", default="cpu")
