@@ -129,7 +129,7 @@ def test_budget_from_the_environment(monkeypatch):
     for bad in ("lots", "-1", "inf", "nan"):
         monkeypatch.setenv(setcache.BUDGET_ENV, bad)
         with pytest.raises(SpecError, match=f"{setcache.BUDGET_ENV}='{bad}'.*megabytes"):
-            setcache.SetCache().budget
+            _ = setcache.SetCache().budget
 
 
 def test_turning_the_cache_off_drops_what_it_holds(files, cache, monkeypatch):
