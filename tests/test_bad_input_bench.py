@@ -565,6 +565,23 @@ def test_bad_sweep_spec(work, capsys, content, fragment):
     )
 
 
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--ensemble", "0"], "--ensemble must be auto, off or a positive integer, got '0'"),
+        (["--ensemble", "many"], "--ensemble must be auto, off or a positive integer"),
+        (["--only", "*_k9_*"], "--only '*_k9_*' matches none of the sweep's 4 run ids"),
+    ],
+    ids=["ensemble-zero", "ensemble-word", "only-nothing"],
+)
+def test_dry_run_checks_the_options_a_sweep_checks(work, capsys, args, fragment):
+    spec = Path(__file__).parents[1] / "specs" / "sweep-tiny.yaml"
+    out = work / "sw"
+    assert_one_clear_line(capsys, work, ["sweep", str(spec), "--dry-run", *args], fragment)
+    assert_one_clear_line(capsys, work, ["sweep", str(spec), *args, "--out", str(out)], fragment)
+    assert not out.exists()
+
+
 def test_inputs_count():
     """The issue asks for at least 30 malformed inputs to bench; count the cases above."""
     module = sys.modules[__name__]

@@ -277,7 +277,35 @@ def test_dry_run_lists_every_run() -> None:
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     assert lines[-1] == "84 runs (experiment2: 84); 7 datasets"
-    assert len(lines) == 85 and all(" model=betavae " in line for line in lines[:-1])
+    assert len(lines) == 86 and all(" model=betavae " in line for line in lines[:-2])
+    # one compatible set per dataset (K = 1..7): 12 runs each, sized by memory at the start
+    assert lines[-2].startswith("ensembles: compatible sets of sizes [12, 12, 12, 12, 12, 12, 12]")
+
+
+def test_dry_run_shows_the_part_and_the_ensembles_a_sweep_would_train() -> None:
+    from click.testing import CliRunner
+
+    from benchmark.sweep.cli import sweep_command
+
+    args = [str(SPECS / "sweep-tiny.yaml"), "--dry-run", "--only", "*_k3_*", "--ensemble", "1"]
+    res = CliRunner().invoke(sweep_command, args)
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert [line.split()[0][:8] for line in lines[:2]] == ["betavae_"] * 2
+    assert all("data=k3" in line for line in lines[:2])
+    assert lines[2] == "ensembles: 0 of sizes []; 2 runs alone"
+    assert lines[3] == (
+        "4 runs (tiny: 4); 2 datasets; "
+        "this part: 2 runs, 1 datasets, 2 left for other parts (--only)"
+    )
+    res = CliRunner().invoke(
+        sweep_command, [str(SPECS / "sweep-tiny.yaml"), "--dry-run", "--ensemble", "2"]
+    )
+    assert res.output.strip().splitlines()[-2] == "ensembles: 2 of sizes [2, 2]; 0 runs alone"
+    res = CliRunner().invoke(
+        sweep_command, [str(SPECS / "sweep-tiny.yaml"), "--dry-run", "--ensemble", "off"]
+    )
+    assert not any(line.startswith("ensembles:") for line in res.output.splitlines())
 
 
 def _square(x: int) -> int:

@@ -80,16 +80,13 @@ def sweep_command(
 ) -> None:
     """Train every point of sweep SPEC (YAML), skipping the ones already finished."""
     from benchmark.sweep import format_summary, load_sweep, run_sweep
+    from benchmark.sweep.runner import dry_run as plan_lines
 
     with user_errors("bench"):
         plan = load_sweep(spec)
         if dry_run:
-            points, layout = plan.points, plan.layout
-            for p in points:
-                params = " ".join(f"{k}={v}" for k, v in p.params.items())
-                click.echo(f"{p.id}  {params}")
-            per_exp = ", ".join(f"{name}: {len(eps)}" for name, eps in layout.items())
-            click.echo(f"{len(points)} runs ({per_exp}); {len(plan.spec.datasets)} datasets")
+            for line in plan_lines(plan, out=out, ensemble=ensemble, only=only):
+                click.echo(line)
             return
         kwargs = {"cpus_per_run": cpus_per_run} if executor == "ray" else {}
         result = run_sweep(

@@ -147,14 +147,8 @@ def run_sweep(
     size = parse_ensemble(ensemble)
     start = time.perf_counter()
     spec, points = plan.spec, plan.points
-    for pattern in only:  # before anything is written
-        if not any(_matches(p.id, [pattern]) for p in points):
-            raise SpecError(
-                f"--only {quote(pattern)} matches none of the sweep's {len(points)} run ids "
-                f"(they look like {points[0].id}); use shell patterns such as "
-                f"'*_k3_*' or '*_beta4_*'"
-            )
-    sweep_dir = Path(out) if out is not None else Path("results") / spec.name
+    _check_only(points, only)  # before anything is written
+    sweep_dir = _sweep_dir(plan, out)
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
     header = (
         f"# The sweep spec as read from {spec.source} (relative paths are relative to its "
@@ -233,15 +227,67 @@ def run_sweep(
     return result
 
 
-def _grouped(
-    tasks: list[RunTask], size: str | int, pool: Any, say: Any
-) -> list[RunTask | EnsembleTask]:
-    """Compatible points (same dataset, model, schedule, device, presets) as ensembles of at
-    most ``size`` (auto: as many as fit in memory, shared between the local workers on a CPU).
-    Points whose config does not parse stay alone: their run reports the error."""
-    if size == "off" or len(tasks) < 2:
-        return list(tasks)
-    from benchmark.ensemble.grouping import memory_fit, plan_groups
+def dry_run(
+    plan: SweepPlan,
+    out: Path | str | None = None,
+    ensemble: str | int = "auto",
+    only: Sequence[str] = (),
+) -> list[str]:
+    """What ``run_sweep`` with the same arguments would train, as lines to print, having
+    checked the same options: each run of the part ``only`` selects (id and parameters), the
+    ensembles they would form, and the counts. Nothing is built, trained or written."""
+    from benchmark.ensemble.grouping import parse_ensemble, plan_groups
+
+    size = parse_ensemble(ensemble)
+    _check_only(plan.points, only)
+    sweep_dir = _sweep_dir(plan, out)
+    selected = [p for p in plan.points if not only or _matches(p.id, only)]
+    lines = [f"{p.id}  {' '.join(f'{k}={v}' for k, v in p.params.items())}" for p in selected]
+    tasks = [_task(p, plan.spec, sweep_dir) for p in selected]
+    if size != "off" and len(tasks) > 1:
+        _, configs = _configs(tasks)
+        # what fits in memory is measured when the sweep starts (its datasets exist then)
+        sets = plan_groups(configs, size, len(configs) + (size if isinstance(size, int) else 0))
+        sizes = [len(g) for g in sets if len(g) > 1]
+        alone = len(tasks) - sum(sizes)
+        if size == "auto":
+            lines.append(
+                f"ensembles: compatible sets of sizes {sizes}, {alone} runs alone (auto cuts "
+                "each set to what fits in memory, and for the workers, when the sweep starts)"
+            )
+        else:
+            lines.append(f"ensembles: {len(sizes)} of sizes {sizes}; {alone} runs alone")
+    per_exp = ", ".join(f"{name}: {len(eps)}" for name, eps in plan.layout.items())
+    datasets = {p.dataset for p in selected if p.dataset}
+    lines.append(
+        f"{len(plan.points)} runs ({per_exp}); {len(plan.spec.datasets)} datasets"
+        + (
+            f"; this part: {len(selected)} runs, {len(datasets)} datasets, "
+            f"{len(plan.points) - len(selected)} left for other parts (--only)"
+            if only
+            else ""
+        )
+    )
+    return lines
+
+
+def _check_only(points: Sequence[Any], only: Sequence[str]) -> None:
+    for pattern in only:
+        if not any(_matches(p.id, [pattern]) for p in points):
+            raise SpecError(
+                f"--only {quote(pattern)} matches none of the sweep's {len(points)} run ids "
+                f"(they look like {points[0].id}); use shell patterns such as "
+                f"'*_k3_*' or '*_beta4_*'"
+            )
+
+
+def _sweep_dir(plan: SweepPlan, out: Path | str | None) -> Path:
+    return Path(out) if out is not None else Path("results") / plan.spec.name
+
+
+def _configs(tasks: Sequence[RunTask]) -> tuple[list[int], list[Any]]:
+    """(indices, RunConfigs) of the tasks whose config parses and validates; the others stay
+    alone, and their run reports the error."""
     from benchmark.params import RunConfig, validate_config
 
     valid, configs = [], []
@@ -253,6 +299,20 @@ def _grouped(
             continue
         valid.append(i)
         configs.append(cfg)
+    return valid, configs
+
+
+def _grouped(
+    tasks: list[RunTask], size: str | int, pool: Any, say: Any
+) -> list[RunTask | EnsembleTask]:
+    """Compatible points (same dataset, model, schedule, device, presets) as ensembles of at
+    most ``size`` (auto: as many as fit in memory, shared between the local workers on a CPU).
+    Points whose config does not parse stay alone: their run reports the error."""
+    if size == "off" or len(tasks) < 2:
+        return list(tasks)
+    from benchmark.ensemble.grouping import memory_fit, plan_groups
+
+    valid, configs = _configs(tasks)
     share = getattr(pool, "workers", 1) if not getattr(pool, "gpus", 0) else 1
 
     def fits(cfg: Any, latent_dim: int) -> int:
