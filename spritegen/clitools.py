@@ -6,7 +6,8 @@ never shows a traceback, and an interrupt tells the user how to resume. Commands
 invoked on their own (tests, other click groups) wrap their bodies in ``user_errors`` to get the
 same line and exit status without ``run_cli``.
 
-An error class may set ``exit_code`` (default 2, bad input); a diverged training run uses 1.
+An error class may set ``exit_code`` (default 2, bad input); a diverged training run uses 1, and
+so does running out of memory (one line saying so, the work done so far kept for a rerun).
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def one_line_warnings(prog: str) -> Iterator[None]:
         yield
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """numpy's and Python's MemoryError, torch's OutOfMemoryError (CUDA) and its CPU allocator's
+    RuntimeError: the machine ran out, which deserves one line, not a traceback."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
 def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -> None:
     """Run ``group`` as a console script; exit 0 done, 1 failed, 2 bad input, 130 interrupted."""
     try:
@@ -83,4 +92,14 @@ def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:  # after click's own exceptions, which are Exceptions too
+        if not _out_of_memory(exc):
+            raise
+        click.echo(
+            f"{prog_name}: error: out of memory: {' '.join(str(exc).split())}; the work done so "
+            "far is kept: free memory or ask for less (latent size, batch size, evaluation "
+            "preset, workers) and run the command again",
+            err=True,
+        )
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -443,6 +443,26 @@ def test_representation_module_that_fails_on_import(made, work, capsys, source, 
     )
 
 
+def test_running_out_of_memory_is_one_line(made, work, capsys):
+    """Scoring that needs more memory than there is: one line, exit status 1, no traceback.
+    The representation returns 2**40 latents per image as a broadcast view (no memory); checking
+    them needs a petabyte, which numpy refuses at once, as it refuses a merely huge array on a
+    small machine (a --latent-dim of 100,000 did that before this test)."""
+    (work / "greedy_rep.py").write_text(
+        "import numpy as np\n"
+        "def f(x):\n"
+        "    return np.broadcast_to(np.zeros((1, 1)), (len(x), 2**40))\n"
+    )
+    assert_one_clear_line(
+        capsys,
+        work,
+        ["score", str(made["scored"]), "--represent", "greedy_rep:f"],
+        "out of memory: Unable to allocate",
+        "run the command again",
+        code=1,
+    )
+
+
 def test_represent_without_a_function(made, work, capsys):
     assert_one_clear_line(
         capsys, work, ["score", str(made["scored"]), "--represent", "nocolon"], "module:function"
