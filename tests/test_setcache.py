@@ -119,6 +119,31 @@ def test_the_budget_bounds_what_is_held(files, monkeypatch):
     assert 0 < small.held_bytes <= everything // 2 and small.reads > reads
 
 
+def test_a_larger_kept_set_serves_a_smaller_request_and_a_larger_one_replaces_it(files, cache):
+    from benchmark.metrics.presets import Preset
+
+    path, represent = files[0], _projection()
+
+    def scored(preset) -> dict:
+        result = evaluate(path, represent, 0, preset, metrics=SCORED)
+        return {k: result[k] for k in result if k in SCORED or k.startswith("kim_mnih")}
+
+    # the first rows of every stored set: a smaller preset than the file's, as quick is to full
+    small = Preset("small", 16, 60, 30, 200, num_samples_train=150, num_samples_eval=100)
+    expected_small = scored(small)
+    sets, held_small = cache.reads, cache.held_bytes
+    assert scored("stored") == _scores(path, represent)
+    reads, held = cache.reads, cache.held_bytes
+    assert reads == 2 * sets  # every set read again, larger
+    e = EVAL_SIZES  # the file's sets, whole; the smaller ones were replaced, not kept beside them
+    stored_rows = e["variance"] + e["random_train"] + e["random_eval"]
+    votes, pairs = e["kim_mnih_train"] + e["kim_mnih_eval"], e["higgins_train"] + e["higgins_eval"]
+    stored_rows += e["batch_size"] * (votes + 2 * pairs)
+    assert held == stored_rows * 64 * 64 > held_small
+    assert scored(small) == expected_small
+    assert cache.reads == reads and cache.held_bytes == held  # served by the larger sets
+
+
 def test_budget_from_the_environment(monkeypatch):
     monkeypatch.setenv(setcache.BUDGET_ENV, "0")
     assert setcache.SetCache().budget == 0

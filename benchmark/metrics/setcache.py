@@ -7,9 +7,10 @@ thesis encoder) and would be most of an evaluation on a GPU, where encoding is c
 read once, whole, by ``spritegen.datafile.read_images`` (chunks inflated in a thread pool), and
 kept.
 
-The key is the file's identity on disk (device, inode, size, modification time), the dataset's
-name and the rows used, so a rebuilt or edited file is read afresh. Sets are kept while they fit
-in a budget: a quarter of the memory available when the cache is first used, or
+The key is the file's identity on disk (device, inode, size, modification time) and the dataset's
+name, so a rebuilt or edited file is read afresh; a set kept with more rows than asked for
+serves the request (the ``quick`` sizes are the first rows of the ``full`` ones). Sets are kept
+while they fit in a budget: a quarter of the memory available when the cache is first used, or
 ``BENCH_EVAL_CACHE_MB`` megabytes (0 turns the cache off). A set that does not fit beside those
 already kept is streamed chunk by chunk as before (the ``quick`` sets of per-epoch scoring stay;
 the larger ``full`` sets of the final score are kept only while room is left). Readers get copies,
@@ -107,22 +108,31 @@ class SetCache:
         return self._held
 
     def get(
-        self, file: Hashable, name: Hashable, nbytes: int, load: Callable[[], np.ndarray]
+        self,
+        file: Hashable,
+        name: Hashable,
+        rows: int,
+        nbytes: int,
+        load: Callable[[], np.ndarray],
     ) -> np.ndarray | None:
-        """Set ``name`` of ``file``, kept or loaded by ``load()`` and kept; None when it does not
-        fit (the caller streams it). Not a copy: callers hand out copies of slices."""
+        """At least the first ``rows`` rows (``nbytes`` bytes) of set ``name`` of ``file``: kept,
+        or loaded by ``load()`` and kept; None when they do not fit (the caller streams them).
+        A set kept with more rows serves fewer (a ``quick`` evaluation after a ``full`` one);
+        one kept with fewer is replaced. Not a copy: callers hand out copies of slices."""
         budget = self.budget
+        key = (file, name)
         with self._lock:
             if self._held > budget:  # the budget was lowered (0: the cache turned off)
                 self._sets.clear()
                 self._held = 0
-            kept = self._sets.get((file, name))
-            if kept is not None:
+            kept = self._sets.get(key)
+            if kept is not None and len(kept) >= rows:
                 self.hits += 1
                 return kept
             for other in [k for k in self._sets if k[0] != file]:
                 self._held -= self._sets.pop(other).nbytes
-            if nbytes <= 0 or self._held + nbytes > budget:
+            smaller = 0 if kept is None else kept.nbytes  # freed once the larger one is read
+            if nbytes <= 0 or self._held - smaller + nbytes > budget:
                 return None
             self._held += nbytes  # reserved before reading, so the budget bounds the peak too
         try:
@@ -133,8 +143,9 @@ class SetCache:
             raise
         with self._lock:
             self.reads += 1
-            self._held += array.nbytes - nbytes
-            self._sets[(file, name)] = array
+            replaced = self._sets.pop(key, None)
+            self._held += array.nbytes - nbytes - (0 if replaced is None else replaced.nbytes)
+            self._sets[key] = array
         return array
 
     def clear(self) -> None:

@@ -228,7 +228,7 @@ class StoredSource:
         def read(a: int, b: int) -> np.ndarray:
             if not whole:  # first read: the whole set, kept if it fits (setcache)
                 load = functools.partial(self._read_whole, ds, rows)
-                whole.append(EVAL_SETS.get(identity, (ds.name, rows), nbytes, load))
+                whole.append(EVAL_SETS.get(identity, ds.name, rows, nbytes, load))
             kept = whole[0]
             return self._read(ds, a, b) if kept is None else kept[a:b].copy()
 
