@@ -2,7 +2,7 @@
 
 A run scores its model on the same stored sets after every epoch, and a sweep's ensembles score
 theirs on the same file one after another. Inflating a set's gzip chunks again each time costs
-about 7 µs per image on the 2-core CPU (one second of a 13-second ``quick`` evaluation of the
+about 4–7 µs per image on the 2-core CPU (0.6–0.9 s of a 13-second ``quick`` evaluation of the
 thesis encoder) and would be most of an evaluation on a GPU, where encoding is cheap. So a set is
 read once, whole, by ``spritegen.datafile.read_images`` (chunks inflated in a thread pool), and
 kept.
