@@ -242,7 +242,9 @@ class RayExecutor:
     Connects to ``address`` (``"auto"`` for the cluster this machine belongs to, or
     ``"ray://host:10001"``); without one, starts a local Ray instance. ``fn`` must be importable on
     the workers (the package installed there). Results return through Ray's object store in item
-    order; at most ``window`` tasks are submitted ahead of the one being collected.
+    order; at most ``window`` tasks are submitted ahead of the one being collected. ``env_vars``
+    are set in every task's process: on a cluster the workers do not inherit the driver's
+    environment.
     """
 
     def __init__(
@@ -251,16 +253,23 @@ class RayExecutor:
         num_cpus: float = 1,
         num_gpus: float = 0,
         window: int | None = None,
+        env_vars: dict[str, str] | None = None,
         **init_kwargs: Any,
     ) -> None:
         self.ray = ensure_ray(address, **init_kwargs)
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
+        # Ray merges a task's env_vars into the job's, so this adds to what ray.init was given.
+        self.task_options: dict[str, Any] = (
+            {"runtime_env": {"env_vars": dict(env_vars)}} if env_vars else {}
+        )
         total = int(self.ray.cluster_resources().get("CPU", 1))
         self.window = window or max(2, 2 * total)
 
     def map_ordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        remote = self.ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus)(_apply)
+        remote = self.ray.remote(
+            num_cpus=self.num_cpus, num_gpus=self.num_gpus, **self.task_options
+        )(_apply)
         fn_ref = self.ray.put(fn)  # shipped once, not with every item
         pending: deque = deque()
         for item in items:
@@ -275,9 +284,9 @@ class RayExecutor:
     ) -> Iterator[tuple[T, R | Exception]]:
         """``(item, fn(item))`` as each task finishes; a task's exception comes back as its
         result. Tasks are not retried: a failed run is reported, not run twice."""
-        remote = self.ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)(
-            _apply
-        )
+        remote = self.ray.remote(
+            num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0, **self.task_options
+        )(_apply)
         fn_ref = self.ray.put(fn)
         refs = {remote.remote(fn_ref, item): item for item in items}
         pending = list(refs)

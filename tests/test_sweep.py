@@ -203,6 +203,31 @@ def test_tiny_sweep_on_a_local_ray_instance(local_sweep: tuple[Path, dict]) -> N
     shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.mark.ray
+def test_ray_tasks_get_the_drivers_benchmark_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node's workers do not inherit the driver's environment, so the benchmark's settings are
+    sent with every task: set after Ray started, a task still sees the driver's value."""
+    ray = pytest.importorskip("ray")
+    from benchmark.metrics.setcache import BUDGET_ENV
+    from benchmark.sweep.executors import RayRunPool
+
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    try:
+        ray.init(num_cpus=1, _temp_dir=str(temp / "r"), include_dashboard=False)
+        monkeypatch.setenv(BUDGET_ENV, "123")
+        pool = RayRunPool(cpus_per_run=1)
+        seen = [value for _, value in pool.executor.map_completed(os.getenv, [BUDGET_ENV])]
+        monkeypatch.delenv(BUDGET_ENV)
+        unset = [
+            v for _, v in RayRunPool(cpus_per_run=1).executor.map_completed(os.getenv, [BUDGET_ENV])
+        ]
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert seen == ["123"]
+    assert unset == [None]
+
+
 @pytest.mark.slow
 def test_a_sweep_runs_in_parts_with_only(tmp_path: Path) -> None:
     """--only trains the matching points and leaves the rest; a second part finishes them; a

@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from benchmark.metrics.setcache import BUDGET_ENV
 from benchmark.sweep.execute import (
     EnsembleTask,
     Outcome,
@@ -29,6 +30,13 @@ from spritegen.executors import LocalExecutor, RayExecutor
 
 SWEEP_EXECUTORS = ("local", "ray")
 Task = RunTask | EnsembleTask
+#: Variables of the driver's environment that change how a run behaves, set in every Ray task.
+FORWARDED_ENV = (BUDGET_ENV,)
+
+
+def forwarded_environment() -> dict[str, str]:
+    """The ``FORWARDED_ENV`` variables the driver has set, for its Ray tasks."""
+    return {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
 
 
 def count_gpus() -> int:
@@ -108,7 +116,9 @@ class RayRunPool:
     The task trains in a scratch folder of its node and sends the run folder back, which is
     unpacked into the sweep folder here: the driver's sweep folder gathers every result whether
     or not the nodes share a file system. Dataset files must be readable at the same path on the
-    nodes (a shared file system, see docs/sweeps.md).
+    nodes (a shared file system, see docs/sweeps.md). The benchmark's own settings in the
+    driver's environment (``FORWARDED_ENV``) travel with each task, since a node's workers do
+    not inherit them.
     """
 
     def __init__(
@@ -126,7 +136,12 @@ class RayRunPool:
         self.gpus_per_run = (
             (1 if self.cluster_gpus else 0) if gpus_per_run is None else gpus_per_run
         )
-        self.executor = RayExecutor(address, num_cpus=cpus_per_run, num_gpus=self.gpus_per_run)
+        self.executor = RayExecutor(
+            address,
+            num_cpus=cpus_per_run,
+            num_gpus=self.gpus_per_run,
+            env_vars=forwarded_environment(),
+        )
 
     def describe(self) -> str:
         return (
