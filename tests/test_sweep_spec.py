@@ -293,10 +293,10 @@ def test_dry_run_shows_the_part_and_the_ensembles_a_sweep_would_train() -> None:
     lines = res.output.strip().splitlines()
     assert [line.split()[0][:8] for line in lines[:2]] == ["betavae_"] * 2
     assert all("data=k3" in line for line in lines[:2])
-    assert lines[2] == "ensembles: 0 of sizes []; 2 runs alone"
+    assert lines[2] == "ensembles: none; 2 runs alone"
     assert lines[3] == (
         "4 runs (tiny: 4); 2 datasets; "
-        "this part: 2 runs, 1 datasets, 2 left for other parts (--only)"
+        "this part: 2 runs, 1 dataset, 2 left for other parts (--only)"
     )
     res = CliRunner().invoke(
         sweep_command, [str(SPECS / "sweep-tiny.yaml"), "--dry-run", "--ensemble", "2"]

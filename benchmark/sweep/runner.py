@@ -170,7 +170,8 @@ def run_sweep(
             pending.append(p)
     say = tqdm.write if progress else (lambda *_: None)
     say(
-        f"sweep {spec.name}: {len(points)} runs, {len(result.skipped)} already finished, "
+        f"sweep {spec.name}: {counted(len(points), 'run')}, "
+        f"{len(result.skipped)} already finished, "
         f"{len(pending)} to train"
         + (f", {len(result.left)} left for other parts" if only else "")
         + f" -> {sweep_dir}"
@@ -252,17 +253,23 @@ def dry_run(
         alone = len(tasks) - sum(sizes)
         if size == "auto":
             lines.append(
-                f"ensembles: compatible sets of sizes {sizes}, {alone} runs alone (auto cuts "
-                "each set to what fits in memory, and for the workers, when the sweep starts)"
+                f"ensembles: compatible sets of sizes {sizes}, {counted(alone, 'run')} alone "
+                "(auto cuts each set to what fits in memory, and for the workers, when the "
+                "sweep starts)"
             )
         else:
-            lines.append(f"ensembles: {len(sizes)} of sizes {sizes}; {alone} runs alone")
+            lines.append(
+                f"ensembles: {len(sizes)} of sizes {sizes}; {counted(alone, 'run')} alone"
+                if sizes
+                else f"ensembles: none; {counted(alone, 'run')} alone"
+            )
     per_exp = ", ".join(f"{name}: {len(eps)}" for name, eps in plan.layout.items())
     datasets = {p.dataset for p in selected if p.dataset}
     lines.append(
-        f"{len(plan.points)} runs ({per_exp}); {len(plan.spec.datasets)} datasets"
+        f"{counted(len(plan.points), 'run')} ({per_exp}); "
+        f"{counted(len(plan.spec.datasets), 'dataset')}"
         + (
-            f"; this part: {len(selected)} runs, {len(datasets)} datasets, "
+            f"; this part: {counted(len(selected), 'run')}, {counted(len(datasets), 'dataset')}, "
             f"{len(plan.points) - len(selected)} left for other parts (--only)"
             if only
             else ""
@@ -330,8 +337,16 @@ def _grouped(
         out.append(tasks[g[0]] if len(g) == 1 else EnsembleTask(tuple(tasks[i] for i in g)))
     sizes = [len(g) for g in groups if len(g) > 1]
     if sizes:
-        say(f"ensembles: {len(sizes)} of sizes {sizes}; {len(out) - len(sizes)} runs alone")
+        say(
+            f"ensembles: {len(sizes)} of sizes {sizes}; "
+            f"{counted(len(out) - len(sizes), 'run')} alone"
+        )
     return out
+
+
+def counted(number: int, noun: str) -> str:
+    """``"1 run"``, ``"2 runs"``: counts in messages read as English."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _matches(run_id: str, patterns: Sequence[str]) -> bool:
@@ -342,8 +357,8 @@ def _matches(run_id: str, patterns: Sequence[str]) -> bool:
 def format_summary(result: SweepResult) -> str:
     """The closing lines of `bench sweep`: counts, then one line per failed run."""
     lines = [
-        f"{result.total} runs: {len(result.finished)} trained, {len(result.skipped)} already "
-        "finished, "
+        f"{counted(result.total, 'run')}: {len(result.finished)} trained, "
+        f"{len(result.skipped)} already finished, "
         f"{len(result.failed)} failed"
         + (f", {len(result.left)} left for other parts (--only)" if result.left else "")
         + f" ({result.seconds:.1f} s)"
