@@ -36,9 +36,11 @@ def encode_all(
     """Latent means of uint8 images (n, H, W, C) under every model: one float32 (n, D_i) each.
 
     Each chunk is moved and converted to floats once and encoded by every model, so many
-    models scored on the same images share the reading and the conversion."""
+    models scored on the same images share the reading and the conversion. Latents stay on the
+    device until every chunk is encoded: copying each to the host would make the host wait for
+    every model's every chunk, leaving a GPU idle between calls."""
     keep_freed_memory()
-    outs: list[list[np.ndarray]] = [[] for _ in models]
+    outs: list[list[torch.Tensor]] = [[] for _ in models]
     modes = [m.training for m in models]
     for m in models:
         m.eval()
@@ -49,12 +51,12 @@ def encode_all(
                 part = torch.as_tensor(np.ascontiguousarray(images[i : i + chunk]))
                 x = to_input(part.to(device).permute(0, 3, 1, 2))
                 for out, m in zip(outs, models):
-                    out.append(m.encode(x)[0].float().cpu().numpy())
+                    out.append(m.encode(x)[0].float())
     finally:
         for m, mode in zip(models, modes):
             m.train(mode)
     return [
-        np.concatenate(o) if o else np.zeros((0, m.latent_dim), np.float32)
+        torch.cat(o).cpu().numpy() if o else np.zeros((0, m.latent_dim), np.float32)
         for o, m in zip(outs, models)
     ]
 
