@@ -18,6 +18,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
 
-from spritegen.errors import SpecError, quote
+from spritegen.errors import BuildError, SpecError, quote
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -225,10 +226,40 @@ def ensure_ray(address: str | None = None, **init_kwargs: Any) -> Any:
     ray = import_ray()
     if not ray.is_initialized():
         if address:
+            check_reachable(address)
             init_kwargs["address"] = address
         init_kwargs.setdefault("log_to_driver", False)
         ray.init(**init_kwargs)
     return ray
+
+
+#: Seconds to wait for a Ray cluster's port to accept a connection before giving up.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse an address that no cluster answers at, before ``ray.init`` is given it.
+
+    ``ray.init`` retries an unreachable GCS address for many minutes, printing a warning now
+    and then, so a typo in ``--address`` looked like a hang. ``auto`` and ``local`` are left to
+    Ray, which resolves them at once.
+    """
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SpecError(
+            f"--address {quote(address)}: expected 'auto', HOST:PORT (the head node's GCS, "
+            "port 6379 by default) or ray://HOST:PORT (Ray Client, port 10001 by default)"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BuildError(
+            f"--address {quote(address)}: no Ray cluster answers there ({reason}); start one "
+            "with 'ray start --head' on that machine, or check the address and port"
+        ) from exc
 
 
 def _apply(fn: Callable[[T], R], item: T) -> R:

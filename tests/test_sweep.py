@@ -24,6 +24,8 @@ from sweep_helpers import ROOT, subprocess_env, tiny_spec
 from benchmark.report import write_report
 from benchmark.sweep import load_sweep, run_sweep
 from benchmark.sweep.cli import sweep_command
+from spritegen.errors import SpecError
+from spritegen.executors import check_reachable
 
 
 def _finished(sweep: Path) -> list[Path]:
@@ -226,6 +228,50 @@ def test_ray_tasks_get_the_drivers_benchmark_settings(monkeypatch: pytest.Monkey
         shutil.rmtree(temp, ignore_errors=True)
     assert seen == ["123"]
     assert unset == [None]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.ray
+def test_an_address_no_cluster_answers_at_fails_at_once(tmp_path: Path) -> None:
+    """ray.init retries an unreachable address for many minutes: both commands refuse it in one
+    line first, and write nothing."""
+    pytest.importorskip("ray")
+    address = f"127.0.0.1:{_closed_port()}"
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_spec("unreachable", [0]))
+    commands = {
+        "spritegen": ["-m", "spritegen", "build", "--factors", "1", "--n", "10"]
+        + ["--eval-preset", "none", "--executor", "ray", "--address", address],
+        "bench": ["-c", "from benchmark.cli import main; main()", "sweep", str(spec)]
+        + ["--executor", "ray"]
+        + ["--address", address, "--quiet"],
+    }
+    for prog, args in commands.items():
+        work = tmp_path / prog
+        work.mkdir()
+        done = subprocess.run(
+            [sys.executable, *args, "--out", str(work / "out")],
+            capture_output=True,
+            text=True,
+            env=subprocess_env(tmp_path),
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.splitlines() == [
+            f"{prog}: error: --address '{address}': no Ray cluster answers there "
+            "(Connection refused); start one with 'ray start --head' on that machine, or check "
+            "the address and port"
+        ]
+        assert list(work.iterdir()) == []
+    with pytest.raises(SpecError, match="expected 'auto', HOST:PORT"):
+        check_reachable("127.0.0.1:99999")
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import SweepSpec
 from spritegen.atomic import write_text_atomic
 from spritegen.errors import SpecError, quote
+from spritegen.executors import check_reachable
 
 MANIFEST = "sweep.json"
 FAILURES = "failures.json"
@@ -148,6 +149,8 @@ def run_sweep(
     start = time.perf_counter()
     spec, points = plan.spec, plan.points
     _check_only(points, only)  # before anything is written
+    if executor == "ray" and address:
+        check_reachable(address)  # ray.init would retry an unreachable address for minutes
     sweep_dir = _sweep_dir(plan, out)
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
     header = (
