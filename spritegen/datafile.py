@@ -8,15 +8,17 @@ training loop or the metrics as if it were data.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spritegen.errors import DatasetError, quote
+from spritegen.errors import DatasetBusyError, DatasetError, quote
 
 if TYPE_CHECKING:
     import h5py
@@ -29,20 +31,9 @@ SUPPORTED_VERSIONS = (1, 2)
 
 def open_dataset(path: str | os.PathLike[str], require_complete: bool = True) -> h5py.File:
     """Open a dataset read-only after checking its format, version and completion flag."""
-    import h5py
-
     path = Path(path)
-    try:
-        found = path.is_file()
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise DatasetError(f"{quote(str(path))}: {exc.strerror}") from None
-    if not found:
-        what = "a folder, not a dataset file" if path.is_dir() else "no such file"
-        raise DatasetError(f"{path}: {what}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise DatasetError(f"{path}: not an HDF5 file (or it is truncated or corrupt)") from None
+    _check_regular_file(path)
+    f = _open_hdf5(path)
     try:
         fmt = f.attrs.get("format")
         if isinstance(fmt, bytes):
@@ -73,6 +64,56 @@ def open_dataset(path: str | os.PathLike[str], require_complete: bool = True) ->
         f.close()
         raise
     return f
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse what HDF5 cannot open as a dataset, by what it is: a missing path, a folder, or
+    something that is not a regular file (``/dev/null``, a FIFO, a socket), which is not "missing"
+    even though it holds no dataset."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise DatasetError(f"{path}: no such file") from None
+    except OSError as exc:  # e.g. a name too long for the file system, a folder we cannot enter
+        raise DatasetError(f"{quote(str(path))}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise DatasetError(f"{path}: a folder, not a dataset file")
+    if not stat.S_ISREG(mode):
+        raise DatasetError(
+            f"{path}: not a regular file (a device, pipe or socket); give a dataset file written "
+            "by 'spritegen build'"
+        )
+
+
+def _open_hdf5(path: Path) -> h5py.File:
+    """``h5py.File(path, "r")``, with HDF5's one error for every failure told apart: a file that
+    another process holds open for writing is good, and calling it corrupt would invite deleting
+    it."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if _is_lock_error(exc):
+            raise DatasetBusyError(
+                f"{path}: in use by another process (HDF5 could not lock it: a program has it "
+                "open for writing); try again when that program finishes, or set "
+                "HDF5_USE_FILE_LOCKING=FALSE if the file system does not support locks"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise DatasetError(f"{path}: permission denied; cannot read it") from None
+        raise DatasetError(f"{path}: not an HDF5 file (or it is truncated or corrupt)") from None
+
+
+def _is_lock_error(exc: OSError) -> bool:
+    """HDF5 locks a file while it is open (shared to read, exclusive to write) and says
+    "unable to lock file, errno = 11" when another process holds the lock; h5py raises that as
+    BlockingIOError (EAGAIN)."""
+    return (
+        isinstance(exc, BlockingIOError)
+        or exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
+        or "unable to lock file" in str(exc)
+    )
 
 
 #: What every complete file holds besides /images and /factors (docs/format.md); checked on

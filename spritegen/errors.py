@@ -66,3 +66,10 @@ def _bounded_repr(value: object, limit: int) -> str:
     if isinstance(value, (str, bytes)) and len(value) > limit:
         value = value[:limit]
     return repr(value)
+
+
+class DatasetBusyError(DatasetError):
+    """A good dataset file that cannot be read now (another process holds it open for writing):
+    trying again later helps, so the exit status is that of good input that could not finish."""
+
+    exit_code = 1

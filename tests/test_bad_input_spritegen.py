@@ -8,6 +8,7 @@ no file created or changed in the folder.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,10 @@ def del_attr(key: str) -> Callable[[h5py.File], None]:
         del f.attrs[key]
 
     return edit
+
+
+def fifo(folder: Path, _data: Path) -> None:
+    os.mkfifo(folder / "fifo")
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -321,6 +326,12 @@ CASES = [
         "stored spec (attribute 'spec') is not text",
         dataset(set_attr("spec", 5)),
     ),
+    # --- paths that are not regular files: not "missing", and HDF5 never sees them
+    Case("info-dev-null", ["info", "/dev/null"], "/dev/null: not a regular file"),
+    Case("verify-dev-zero", ["verify", "/dev/zero"], "/dev/zero: not a regular file"),
+    Case(
+        "info-fifo", ["info", "fifo"], "fifo: not a regular file (a device, pipe or socket)", fifo
+    ),
 ]
 
 
@@ -397,6 +408,42 @@ def test_the_installed_command_prints_the_same_line(case_id, tmp_path, dataset_k
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and case.expect in result.stderr
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["info", "verify"])
+def test_a_file_open_for_writing_elsewhere_is_in_use_not_corrupt(
+    command, tmp_path, monkeypatch, capsys, dataset_k2
+):
+    """HDF5 locks a file while a process has it open for writing; a reader then gets "unable to
+    lock file", which must not read as a corrupt file (an invitation to delete a good one)."""
+    monkeypatch.delenv("HDF5_USE_FILE_LOCKING", raising=False)
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(dataset_k2, tmp_path / "data.h5")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import h5py, sys; f = h5py.File('data.h5', 'r+'); print('open', flush=True); "
+            "sys.stdin.read()",
+        ],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        before = snapshot(tmp_path)
+        code, _out, err = run_in(tmp_path, [command, "data.h5"], capsys)
+        assert snapshot(tmp_path) == before
+    finally:
+        holder.communicate("")
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spritegen: error: data.h5: in use by another")
+    assert "not an HDF5 file" not in err and "HDF5_USE_FILE_LOCKING=FALSE" in err
+    code, _out, err = run_in(tmp_path, ["info", "data.h5"], capsys)  # released: readable again
+    assert code == 0, err
 
 
 def test_mutated_specs_never_raise_anything_but_spec_errors():
