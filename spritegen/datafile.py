@@ -11,14 +11,17 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from spritegen.errors import DatasetBusyError, DatasetError, quote
+from spritegen.render import RENDERER_KINDS
 
 if TYPE_CHECKING:
     import h5py
@@ -36,12 +39,10 @@ def open_dataset(path: str | os.PathLike[str], require_complete: bool = True) ->
     f = _open_hdf5(path)
     try:
         fmt = f.attrs.get("format")
-        if isinstance(fmt, bytes):
-            fmt = fmt.decode()
-        if fmt != FORMAT_NAME:
+        if _text(fmt) != FORMAT_NAME:
             raise DatasetError(
-                f"{path}: not a spritegen dataset (attribute 'format' is {quote(fmt)}, expected "
-                f"{FORMAT_NAME!r}); for dSprites or 3dshapes use --data dsprites:PATH or "
+                f"{path}: not a spritegen dataset (attribute 'format' is {quote(_plain(fmt))}, "
+                f"expected {FORMAT_NAME!r}); for dSprites or 3dshapes use --data dsprites:PATH or "
                 f"3dshapes:PATH"
             )
         version = f.attrs.get("format_version", None)
@@ -50,11 +51,8 @@ def open_dataset(path: str | os.PathLike[str], require_complete: bool = True) ->
                 f"{path}: format version {quote(_plain(version))} is not supported by this "
                 f"spritegen (reads {', '.join(map(str, SUPPORTED_VERSIONS))})"
             )
-        if require_complete and not bool(f.attrs.get("complete", False)):
-            raise DatasetError(
-                f"{path}: the build of this file did not complete; run the same "
-                "'spritegen build' command again to finish it"
-            )
+        if require_complete:
+            _check_complete(path, f)
         for name in ("images", "factors"):
             if name not in f:
                 raise DatasetError(f"{path}: dataset '/{name}' is missing")
@@ -144,10 +142,70 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def _text(value: Any) -> str | None:
+    """An attribute's value as text, or None when it is not text. h5py returns ``str`` for the
+    strings the build writes and ``bytes`` for fixed-length ones; anything else (an array, a
+    number, opaque bytes) is not text, and comparing it with a string must not be attempted
+    (an array compares element-wise, and its truth value is an error)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
 def _plain(value: Any) -> Any:
+    """A value as Python shows it best in an error line: text decoded, numpy values unwrapped."""
     if isinstance(value, bytes):
         return value.decode(errors="replace")
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_complete(path: Path, f) -> None:
+    """The completion flag must be a boolean: ``bool("no")`` is True, so a string or a number
+    read as a flag would pass any file off as finished."""
+    done = f.attrs.get("complete", False)
+    if not isinstance(done, (bool, np.bool_)):
+        raise DatasetError(
+            f"{path}: attribute 'complete' is {quote(_plain(done))}; expected a boolean (True "
+            "once the build finished); not a file written by 'spritegen build' (rebuild it)"
+        )
+    if not done:
+        raise DatasetError(
+            f"{path}: the build of this file did not complete; run the same "
+            "'spritegen build' command again to finish it"
+        )
+
+
+def _is_hex(digits: int) -> Callable[[Any], bool]:
+    return lambda value: re.fullmatch(f"[0-9a-f]{{{digits}}}", _text(value) or "") is not None
+
+
+def _is_json_object(value: Any) -> bool:
+    try:
+        return isinstance(json.loads(_text(value) or ""), dict)
+    except ValueError:
+        return False
+
+
+#: What each required attribute must hold, and how an error line names what is allowed: every
+#: reader (info, info --json, verify, show, training) can then use them without a type check.
+ATTR_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "spec": (lambda v: _text(v) is not None, "YAML text"),
+    "dataset_id": (_is_hex(12), "12 lowercase hexadecimal digits"),
+    "content_sha256": (_is_hex(64), "64 lowercase hexadecimal digits (a SHA-256)"),
+    "renderer": (
+        lambda v: _text(v) in RENDERER_KINDS,
+        " or ".join(map(repr, RENDERER_KINDS)),
+    ),
+    "seed": (lambda v: _is_int(v) and int(v) >= 0, "an integer >= 0"),
+    "package_version": (lambda v: _text(v) is not None, "text"),
+    "renderer_info": (_is_json_object, "a JSON object"),
+    "library_versions": (_is_json_object, "a JSON object"),
+}
 
 
 def _check_structure(path: Path, f) -> None:
@@ -159,13 +217,12 @@ def _check_structure(path: Path, f) -> None:
                 f"{path}: attribute '{key}' is missing; not a complete file written by "
                 "'spritegen build' (rebuild it)"
             )
-    for key in ("renderer_info", "library_versions"):
-        try:
-            value = json.loads(_plain(f.attrs[key]))
-        except (TypeError, ValueError):
-            value = None
-        if not isinstance(value, dict):
-            raise DatasetError(f"{path}: attribute '{key}' is not a JSON object; rebuild the file")
+        valid, allowed = ATTR_RULES[key]
+        if not valid(f.attrs[key]):
+            raise DatasetError(
+                f"{path}: attribute '{key}' is not {allowed} (found "
+                f"{quote(_plain(f.attrs[key]))}); rebuild the file"
+            )
     from spritegen.evalsets import IMAGE_SET_PATHS
 
     present = [f"checksums/{p}" for p in IMAGE_SET_PATHS if p in f]
@@ -191,19 +248,32 @@ def _check_structure(path: Path, f) -> None:
 
 
 def read_attrs(f) -> dict[str, Any]:
-    out = {}
-    for key, value in f.attrs.items():
-        if isinstance(value, bytes):
-            value = value.decode()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        elif isinstance(value, np.ndarray):
-            value = value.tolist()
-        out[key] = value
+    """The root attributes as JSON-ready Python values (``info --json`` prints them).
+
+    The required ones are checked by ``open_dataset``; any other attribute may hold whatever
+    HDF5 can store (opaque bytes, compound or complex numbers), which becomes text here rather
+    than a crash of the one command meant for looking at a file.
+    """
+    out = {key: _json_ready(value) for key, value in f.attrs.items()}
     for key in ("renderer_info", "library_versions"):
         if isinstance(out.get(key), str):
             out[key] = json.loads(out[key])
     return out
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` as str, int, float, bool, None or lists of them: bytes decoded as UTF-8 (or
+    written as hex when they are not text), numpy scalars and arrays unwrapped, the rest str()."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.tolist() if isinstance(value, np.ndarray) else value.item()
+    if isinstance(value, bytes):
+        text = _text(value)
+        return text if text is not None else value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 def read_strings(dataset) -> list[str]:

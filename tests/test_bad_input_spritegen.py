@@ -8,6 +8,7 @@ no file created or changed in the folder.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 from spritegen.cli import main
+from spritegen.datafile import read_attrs
 from spritegen.errors import SpecError, quote
 from spritegen.spec import MAX_SPEC_BYTES, parse_spec_text
 
@@ -323,8 +325,59 @@ CASES = [
     Case(
         "verify-spec-not-text",
         ["verify", "data.h5"],
-        "stored spec (attribute 'spec') is not text",
+        "attribute 'spec' is not YAML text (found 5)",
         dataset(set_attr("spec", 5)),
+    ),
+    # --- attributes of the wrong type: each read is type-checked, never truth-tested
+    Case(
+        "info-complete-array",
+        ["info", "data.h5"],
+        "attribute 'complete' is [True, True]; expected a boolean",
+        dataset(set_attr("complete", np.array([True, True]))),
+    ),
+    Case(
+        "verify-complete-no",
+        ["verify", "data.h5"],
+        "attribute 'complete' is 'no'; expected a boolean (True once the build finished)",
+        dataset(set_attr("complete", "no")),
+    ),
+    Case(
+        "info-complete-1",
+        ["info", "data.h5"],
+        "attribute 'complete' is 1; expected a boolean",
+        dataset(set_attr("complete", 1)),
+    ),
+    Case(
+        "info-format-array",
+        ["info", "data.h5"],
+        "not a spritegen dataset (attribute 'format' is ['spritegen-dataset', 'x'], expected",
+        dataset(
+            set_attr("format", np.array(["spritegen-dataset", "x"], dtype=h5py.string_dtype()))
+        ),
+    ),
+    Case(
+        "info-version-void",
+        ["info", "--json", "data.h5"],
+        "attribute 'package_version' is not text (found b'\\x00\\x01')",
+        dataset(set_attr("package_version", np.void(b"\x00\x01"))),
+    ),
+    Case(
+        "show-seed-negative",
+        ["show", "data.h5"],
+        "attribute 'seed' is not an integer >= 0 (found -3)",
+        dataset(set_attr("seed", -3)),
+    ),
+    Case(
+        "info-renderer-4d",
+        ["info", "data.h5"],
+        "attribute 'renderer' is not '2d' or '3d' (found '4d')",
+        dataset(set_attr("renderer", "4d")),
+    ),
+    Case(
+        "verify-digest-not-hex",
+        ["verify", "data.h5"],
+        "attribute 'content_sha256' is not 64 lowercase hexadecimal digits (a SHA-256) (found",
+        dataset(set_attr("content_sha256", "z" * 64)),
     ),
     # --- paths that are not regular files: not "missing", and HDF5 never sees them
     Case("info-dev-null", ["info", "/dev/null"], "/dev/null: not a regular file"),
@@ -408,6 +461,22 @@ def test_the_installed_command_prints_the_same_line(case_id, tmp_path, dataset_k
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and case.expect in result.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_info_json_prints_attributes_of_any_type(tmp_path, monkeypatch, capsys, dataset_k2):
+    """Attributes no reader relies on may hold anything HDF5 stores; --json still prints."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(dataset_k2, tmp_path / "data.h5")
+    with h5py.File(tmp_path / "data.h5", "r+") as f:
+        f.attrs["note"] = np.void(b"\x00\xff")
+        f.attrs["pairs"] = np.array([1 + 2j, 3j])
+    code, out, err = run_in(tmp_path, ["info", "--json", "data.h5"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["path"] == "data.h5"
+    with h5py.File(tmp_path / "data.h5", "r") as f:
+        attrs = read_attrs(f)
+    assert attrs["note"] == "00ff" and attrs["pairs"] == ["(1+2j)", "3j"]
+    json.dumps(attrs)
 
 
 @pytest.mark.parametrize("command", ["info", "verify"])
