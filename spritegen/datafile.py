@@ -13,6 +13,7 @@ import json
 import os
 import re
 import stat
+import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spritegen.errors import DatasetBusyError, DatasetError, quote
+from spritegen.errors import DatasetBusyError, DatasetError, SpecError, SpritegenWarning, quote
 from spritegen.render import RENDERER_KINDS
+from spritegen.spec import DatasetSpec, parse_spec_text
 
 if TYPE_CHECKING:
     import h5py
@@ -33,7 +35,10 @@ SUPPORTED_VERSIONS = (1, 2)
 
 
 def open_dataset(path: str | os.PathLike[str], require_complete: bool = True) -> h5py.File:
-    """Open a dataset read-only after checking its format, version and completion flag."""
+    """Open a dataset read-only after checking its format, version and completion flag, and,
+    for a complete file, that its attributes, metadata, arrays and stored spec agree."""
+    import h5py
+
     path = Path(path)
     _check_regular_file(path)
     f = _open_hdf5(path)
@@ -56,6 +61,11 @@ def open_dataset(path: str | os.PathLike[str], require_complete: bool = True) ->
         for name in ("images", "factors"):
             if name not in f:
                 raise DatasetError(f"{path}: dataset '/{name}' is missing")
+            if not isinstance(f[name], h5py.Dataset):
+                raise DatasetError(
+                    f"{path}: '/{name}' is a group, not a dataset; not a file written by "
+                    "'spritegen build' (rebuild it)"
+                )
         if require_complete:
             _check_structure(path, f)
     except BaseException:
@@ -245,6 +255,78 @@ def _check_structure(path: Path, f) -> None:
                 f"{path}: dataset '/metadata/{name}' has shape {f[f'metadata/{name}'].shape}; "
                 f"expected one entry per factor column of /factors ({k})"
             )
+    _check_image_sets(path, f, stored_spec(path, f))
+
+
+def stored_spec(path: str | os.PathLike[str], f) -> DatasetSpec:
+    """The spec a file was built from (its ``spec`` attribute), parsed and validated.
+
+    Warnings about how a spec was written (sizes left to a preset) concern the build, which is
+    over; they are not repeated to every reader of the file.
+    """
+    text = _text(f.attrs.get("spec"))
+    if text is None:
+        raise DatasetError(
+            f"{path}: attribute 'spec' is not YAML text (found "
+            f"{quote(_plain(f.attrs.get('spec')))}); rebuild the file"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SpritegenWarning)
+            return parse_spec_text(text, source=f"{path} (stored spec)")
+    except SpecError as exc:
+        raise DatasetError(f"{path}: its stored spec is unreadable: {exc}") from None
+
+
+def _check_image_sets(path: Path, f, spec: DatasetSpec) -> None:
+    """Every image set's arrays agree with each other and with the stored spec.
+
+    Readers index /factors by the rows they drew from /images and render the spec's factors
+    into the image shape; a file where the row counts, the factor count or the image size
+    disagree (edited, or assembled from parts of different builds) would fail deep inside
+    them with an IndexError, or show wrong pictures, instead of being named here.
+    """
+    import h5py
+
+    from spritegen.evalsets import IMAGE_SET_PATHS
+
+    images = f["images"]
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise DatasetError(
+            f"{path}: dataset '/images' has shape {images.shape} and type {images.dtype}; "
+            "expected (N, H, W, C) uint8 (rebuild the file)"
+        )
+    for images_path in (p for p in IMAGE_SET_PATHS if p in f):
+        factors_path = images_path.replace("images", "factors")
+        imgs, facs = f[images_path], f.get(factors_path)
+        if not isinstance(facs, h5py.Dataset) or facs.ndim != 2:
+            found = "missing" if facs is None else f"of shape {getattr(facs, 'shape', 'none')}"
+            raise DatasetError(
+                f"{path}: dataset '/{factors_path}' is {found}; expected (rows of "
+                f"/{images_path}, K) factor values (rebuild the file)"
+            )
+        if not isinstance(imgs, h5py.Dataset) or imgs.shape[1:] != spec.image_shape:
+            raise DatasetError(
+                f"{path}: dataset '/{images_path}' has shape {getattr(imgs, 'shape', None)}; "
+                f"the stored spec makes images of (H, W, C) = {spec.image_shape} (the file is "
+                "inconsistent; rebuild it)"
+            )
+        if imgs.shape[0] != facs.shape[0]:
+            raise DatasetError(
+                f"{path}: dataset '/{images_path}' has {imgs.shape[0]} rows but "
+                f"'/{factors_path}' has {facs.shape[0]}; expected one factor row per image "
+                "(the file is inconsistent; rebuild it)"
+            )
+        if facs.shape[1] != spec.factors:
+            raise DatasetError(
+                f"{path}: dataset '/{factors_path}' has {facs.shape[1]} factor columns but the "
+                f"stored spec has factors: {spec.factors} (the file is inconsistent; rebuild it)"
+            )
+    if images.shape[0] != spec.n:
+        raise DatasetError(
+            f"{path}: dataset '/images' has {images.shape[0]} rows but the stored spec has "
+            f"n: {spec.n} (the file is inconsistent; rebuild it)"
+        )
 
 
 def read_attrs(f) -> dict[str, Any]:

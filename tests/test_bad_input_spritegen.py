@@ -92,6 +92,30 @@ def del_attr(key: str) -> Callable[[h5py.File], None]:
     return edit
 
 
+def empty_images(f: h5py.File) -> None:
+    """/images with no rows (as an interrupted writer could leave it), kept chunked."""
+    old = f["images"]
+    shape, chunks, dtype = old.shape, old.chunks, old.dtype
+    del f["images"]
+    f.create_dataset(
+        "images",
+        shape=(0,) + shape[1:],
+        maxshape=(None,) + shape[1:],
+        dtype=dtype,
+        chunks=chunks,
+        compression="gzip",
+    )
+
+
+def edit_spec(old: str, new: str) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        text = f.attrs["spec"]
+        assert old in text
+        f.attrs["spec"] = text.replace(old, new)
+
+    return edit
+
+
 def fifo(folder: Path, _data: Path) -> None:
     os.mkfifo(folder / "fifo")
 
@@ -378,6 +402,56 @@ CASES = [
         ["verify", "data.h5"],
         "attribute 'content_sha256' is not 64 lowercase hexadecimal digits (a SHA-256) (found",
         dataset(set_attr("content_sha256", "z" * 64)),
+    ),
+    # --- arrays that disagree with each other or with the stored spec
+    Case(
+        "show-no-training-images",
+        ["show", "data.h5"],
+        "dataset '/images' has 0 rows but '/factors' has 1000; expected one factor row per image",
+        dataset(empty_images),
+    ),
+    Case(
+        "show-short-factors",
+        ["show", "data.h5"],
+        "dataset '/images' has 1000 rows but '/factors' has 10; expected one factor row",
+        dataset(lambda f: replace("factors", f["factors"][:10])(f)),
+    ),
+    Case(
+        "show-spec-3-factors",
+        ["show", "data.h5"],
+        "dataset '/factors' has 2 factor columns but the stored spec has factors: 3",
+        dataset(set_attr("spec", "factors: 3\n")),
+    ),
+    Case(
+        "info-spec-other-n",
+        ["info", "data.h5"],
+        "dataset '/images' has 1000 rows but the stored spec has n: 999",
+        dataset(edit_spec("\nn: 1000\n", "\nn: 999\n")),
+    ),
+    Case(
+        "verify-spec-other-size",
+        ["verify", "data.h5"],
+        "dataset '/images' has shape (1000, 64, 64, 1); the stored spec makes images of "
+        "(H, W, C) = (32, 32, 1)",
+        dataset(edit_spec("image_size: 64\n", "image_size: 32\n")),
+    ),
+    Case(
+        "verify-short-eval-factors",
+        ["verify", "data.h5"],
+        "dataset '/eval/variance/images' has 300 rows but '/eval/variance/factors' has 299",
+        dataset(lambda f: replace("eval/variance/factors", f["eval/variance/factors"][1:])(f)),
+    ),
+    Case(
+        "info-factors-group",
+        ["info", "data.h5"],
+        "'/factors' is a group, not a dataset",
+        dataset(lambda f: (f.__delitem__("factors"), f.create_group("factors"))),
+    ),
+    Case(
+        "show-spec-unparseable",
+        ["show", "data.h5"],
+        "its stored spec is unreadable",
+        dataset(set_attr("spec", "factors: [\n")),
     ),
     # --- paths that are not regular files: not "missing", and HDF5 never sees them
     Case("info-dev-null", ["info", "/dev/null"], "/dev/null: not a regular file"),
