@@ -362,6 +362,31 @@ def read_strings(dataset) -> list[str]:
     return [s.decode() if isinstance(s, bytes) else str(s) for s in dataset[()]]
 
 
+def read_rows(path: str | os.PathLike[str], dset, rows: np.ndarray) -> np.ndarray:
+    """``dset[rows]`` (rows sorted, without repeats); a chunk HDF5 cannot inflate is a
+    DatasetError naming its rows and chunk, worded like training's and ``bench score``'s.
+
+    HDF5 says only "filter returned failure during read", for any of the chunks a selection
+    touches; on that failure each chunk touched is read alone to find the one to name.
+    """
+    try:
+        return dset[rows]
+    except OSError:
+        pass
+    chunk_rows = dset.chunks[0] if dset.chunks else dset.shape[0]
+    for lo in sorted({int(r) - int(r) % chunk_rows for r in rows}):
+        hi = min(lo + chunk_rows, dset.shape[0])
+        try:
+            dset[lo:hi]
+        except OSError:
+            raise DatasetError(
+                f"{path}: {dset.name} rows {lo}..{hi - 1} (chunk {lo // chunk_rows}) cannot be "
+                f"read (corrupt compressed data); run `spritegen verify {path}` to list every "
+                "damaged chunk, and rebuild the file"
+            ) from None
+    raise DatasetError(f"{path}: {dset.name} cannot be read; run `spritegen verify {path}`")
+
+
 def read_images(dset, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Read rows [start, stop) of an images dataset into memory.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from spritegen.atomic import atomic_path
-from spritegen.datafile import open_dataset, read_strings
+from spritegen.datafile import open_dataset, read_rows, read_strings
 from spritegen.errors import SpecError, quote
 
 LABEL_WIDTH = 90
@@ -91,8 +91,8 @@ def show(
     with open_dataset(path) as f:
         n = f["images"].shape[0]
         rows = np.sort(rng.choice(n, size=min(samples, n), replace=False))
-        images = f["images"][rows]
-        base = f["factors"][rows[0]]
+        images = read_rows(path, f["images"], rows)
+        base = read_rows(path, f["factors"], rows[:1])[0]
         names = read_strings(f["metadata/factor_names"])
     cols = max(1, math.ceil(math.sqrt(len(images))))
     grid = np.zeros((math.ceil(len(images) / cols) * cols,) + images.shape[1:], dtype=np.uint8)

@@ -107,6 +107,18 @@ def empty_images(f: h5py.File) -> None:
     )
 
 
+def corrupt_first_chunk(f: h5py.File) -> None:
+    """Flip 50 stored bytes of the first /images chunk: gzip can no longer inflate it."""
+    offset = f["images"].id.get_chunk_info(0).byte_offset
+    path = f.filename
+    f.flush()
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        data = fh.read(50)
+        fh.seek(offset)
+        fh.write(bytes(b ^ 0xFF for b in data))
+
+
 def edit_spec(old: str, new: str) -> Callable[[h5py.File], None]:
     def edit(f: h5py.File) -> None:
         text = f.attrs["spec"]
@@ -452,6 +464,13 @@ CASES = [
         ["show", "data.h5"],
         "its stored spec is unreadable",
         dataset(set_attr("spec", "factors: [\n")),
+    ),
+    Case(
+        "show-corrupt-chunk",
+        ["show", "data.h5"],
+        "data.h5: /images rows 0..255 (chunk 0) cannot be read (corrupt compressed data); run "
+        "`spritegen verify data.h5`",
+        dataset(corrupt_first_chunk),
     ),
     # --- paths that are not regular files: not "missing", and HDF5 never sees them
     Case("info-dev-null", ["info", "/dev/null"], "/dev/null: not a regular file"),
