@@ -12,6 +12,8 @@ from spritegen.clitools import run_cli
 from spritegen.errors import SpecError, quote
 from spritegen.factors import MAX_FACTORS, MIN_FACTORS, NUM_FACTORS_RANGE
 from spritegen.render import RENDERER_KINDS
+from spritegen.show import DEFAULT_OUT
+from spritegen.show import show as run_show
 from spritegen.spec import EVAL_PRESETS
 
 
@@ -247,10 +249,13 @@ def info(path, as_json):
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False),
-    default="grid.png",
+    type=click.Path(),
+    default=DEFAULT_OUT,
     show_default=True,
-    help="PNG of random samples; the factor sweeps go to OUT-sweep.png.",
+    help="PNG of random samples; the factor sweeps go to OUT-sweep.png. A folder (existing, or "
+    "any path ending in '/') gets grid.png and grid-sweep.png inside it. An existing PNG is "
+    "replaced (it is show's own output); any other existing file, and the dataset itself, is "
+    "refused.",
 )
 @click.option("--samples", type=click.IntRange(1, 1024), default=64, show_default=True)
 @click.option(
@@ -263,8 +268,6 @@ def info(path, as_json):
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 def show(path, out, samples, steps, seed):
     """Draw a grid of samples and a grid sweeping one factor at a time (rendered live)."""
-    from spritegen.show import show as run_show
-
     grid, sweep = run_show(path, out, samples=samples, steps=steps, seed=seed)
     click.echo(f"wrote {grid} and {sweep}")
 

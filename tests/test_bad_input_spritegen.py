@@ -472,6 +472,59 @@ CASES = [
         "`spritegen verify data.h5`",
         dataset(corrupt_first_chunk),
     ),
+    # --- show's pictures never replace the dataset, nor any file that is not a PNG
+    Case(
+        "show-out-is-input",
+        ["show", "data.h5", "--out", "data.h5"],
+        "--out 'data.h5': would overwrite the dataset being shown ('data.h5')",
+        dataset(),
+    ),
+    Case(
+        "show-out-is-input-by-other-path",
+        ["show", "data.h5", "--out", "sub/../data.h5"],
+        "--out 'sub/../data.h5': would overwrite the dataset being shown",
+        lambda folder, data: (dataset()(folder, data), (folder / "sub").mkdir()),
+    ),
+    Case(
+        "show-out-symlink-to-input",
+        ["show", "data.h5", "--out", "link.png"],
+        "--out 'link.png': would overwrite the dataset being shown",
+        lambda folder, data: (dataset()(folder, data), os.symlink("data.h5", folder / "link.png")),
+    ),
+    Case(
+        "show-out-other-dataset",
+        ["show", "data.h5", "--out", "v.h5"],
+        "--out 'v.h5': exists and is not a PNG image (it starts with b'\\x89HDF\\r\\n\\x1a\\n')",
+        lambda folder, data: (dataset()(folder, data), shutil.copy(data, folder / "v.h5")),
+    ),
+    Case(
+        "show-out-precious",
+        ["show", "data.h5", "--out", "precious.png"],
+        "--out 'precious.png': exists and is not a PNG image (it starts with b'precious'); "
+        "show replaces only PNG files",
+        lambda folder, data: (
+            dataset()(folder, data),
+            spec("precious text", "precious.png")(folder, data),
+        ),
+    ),
+    Case(
+        "show-sweep-out-precious",
+        ["show", "data.h5"],
+        "--out 'grid-sweep.png': exists and is not a PNG image",
+        lambda folder, data: (dataset()(folder, data), spec("", "grid-sweep.png")(folder, data)),
+    ),
+    Case(
+        "show-out-empty",
+        ["show", "data.h5", "--out", ""],
+        "--out '': an empty path; give a PNG file name (default 'grid.png') or a folder",
+        dataset(),
+    ),
+    Case(
+        "show-out-fifo",
+        ["show", "data.h5", "--out", "fifo"],
+        "--out 'fifo': exists and is not a regular file",
+        lambda folder, data: (dataset()(folder, data), fifo(folder, data)),
+    ),
     # --- paths that are not regular files: not "missing", and HDF5 never sees them
     Case("info-dev-null", ["info", "/dev/null"], "/dev/null: not a regular file"),
     Case("verify-dev-zero", ["verify", "/dev/zero"], "/dev/zero: not a regular file"),
@@ -554,6 +607,24 @@ def test_the_installed_command_prints_the_same_line(case_id, tmp_path, dataset_k
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and case.expect in result.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_show_writes_into_a_folder_and_replaces_only_its_own_pngs(
+    tmp_path, monkeypatch, capsys, dataset_k2
+):
+    """--out DIR/ (or an existing folder) means DIR/grid.png and DIR/grid-sweep.png; a second
+    run replaces those PNGs with the same bytes."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_in(tmp_path, ["show", str(dataset_k2), "--out", "o/new/"], capsys)
+    assert code == 0, err
+    made = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert made == ["o", "o/new", "o/new/grid-sweep.png", "o/new/grid.png"], made
+    first = {p: (tmp_path / p).read_bytes() for p in made[2:]}
+    assert all(data.startswith(b"\x89PNG\r\n\x1a\n") for data in first.values())
+    code, out, err = run_in(tmp_path, ["show", str(dataset_k2), "--out", "o/new"], capsys)
+    assert code == 0, err
+    assert {p: (tmp_path / p).read_bytes() for p in made[2:]} == first
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == made
 
 
 def test_info_json_prints_attributes_of_any_type(tmp_path, monkeypatch, capsys, dataset_k2):
