@@ -1,22 +1,40 @@
-"""Check a dataset file against itself and against the renderer.
+"""Check a dataset file against itself, against its stored spec and against the renderer.
 
-Three independent checks, each reporting *where* a problem is: every stored chunk's checksum
-(corruption on disk shows up as a chunk and its row range), the whole-content checksum in the
-attributes, and a re-render of a random sample of stored factor vectors compared pixel by pixel
-(a renderer or library change shows up as mismatching rows).
+``verify`` exists to report damage, so it never stops at the first problem: each one found is a
+line naming *where* it is, and the checks that do not depend on the damaged part still run. The
+checks follow the chain from which a build derives every byte of its file:
+
+* the stored spec's sizes against the datasets present;
+* every stored chunk against its checksum (corruption on disk shows up as a chunk and its row
+  range), and the chunk layout against the one the build writes;
+* a re-render of a random sample of stored factor vectors, compared pixel by pixel (a renderer
+  or library change shows up as mismatching rows);
+* the whole-content checksum (``content_sha256``).
+
+A file that is not a readable dataset at all is refused by ``open_dataset`` (one
+``DatasetError`` line, exit 2), as is one whose stored spec is not a readable spec.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import h5py
 import numpy as np
 
 from spritegen.datafile import open_dataset, read_attrs
+from spritegen.errors import SpritegenWarning
 from spritegen.evalsets import IMAGE_SET_PATHS, INDEX_PATHS
+from spritegen.oracle import Oracle
+from spritegen.spec import DatasetSpec
+
+#: Rows (or sets) listed by name in one line before the rest is cut to "...".
+LISTED = 10
 
 
 @dataclass
@@ -31,68 +49,49 @@ class VerifyReport:
         return not self.problems
 
 
-def _check_chunks(f, images_path: str, report: VerifyReport) -> None:
-    dset = f[images_path]
-    expected = f[f"checksums/{images_path}"][()]
-    rows_per_chunk = dset.chunks[0]
-    row_bytes = int(np.prod(dset.shape[1:]))
-    gzip = dset.compression == "gzip"
-    for c in range(expected.shape[0]):
-        start = c * rows_per_chunk
-        stop = min(start + rows_per_chunk, dset.shape[0])
-        where = f"/{images_path} rows {start}..{stop - 1} (chunk {c})"
-        try:
-            _, stored = dset.id.read_direct_chunk((start, 0, 0, 0))
-            raw = zlib.decompress(stored) if gzip else stored
-        except Exception as exc:  # zlib.error, KeyError (missing chunk), OSError
-            report.problems.append(f"{where}: unreadable ({type(exc).__name__}: {exc})")
-            continue
-        digest = hashlib.sha256(raw[: (stop - start) * row_bytes]).digest()
-        if digest != expected[c].tobytes():
-            report.problems.append(f"{where}: checksum mismatch (data changed since the build)")
-        report.chunks_checked += 1
+@dataclass
+class _ImageSet:
+    """One image set of the file; ``images``/``factors`` are None when unusable (reported)."""
+
+    images_path: str
+    factors_path: str
+    images: h5py.Dataset | None
+    factors: h5py.Dataset | None
+    values: np.ndarray | None = None  # the stored factors, read once
 
 
 def verify(
     path: str | Path, sample: int = 256, seed: int = 0, progress: bool = False
 ) -> VerifyReport:
-    """Verify checksums and re-render ``sample`` random stored images per image set."""
-    from spritegen.oracle import Oracle
+    """Run every check on the file at ``path``; ``sample`` stored images per set are re-rendered.
 
+    Problems are collected in the report, not raised: only a file ``open_dataset`` refuses, or
+    one whose stored spec cannot be parsed, raises a ``DatasetError``.
+    """
     report = VerifyReport(str(path))
-    oracle = Oracle.from_file(path)
+    with warnings.catch_warnings():  # a version-1 spec's partial evaluation mapping warns
+        warnings.simplefilter("ignore", SpritegenWarning)
+        oracle = Oracle.from_file(path)
+    spec = oracle.spec
     rng = np.random.default_rng(seed)
-    with open_dataset(path) as f:
-        attrs = read_attrs(f)
-        for images_path, factors_path in _image_sets(f):
-            _check_chunks(f, images_path, report)
-            n = f[images_path].shape[0]
-            if sample and n:
-                rows = np.sort(rng.choice(n, size=min(sample, n), replace=False))
-                try:
-                    stored = f[images_path][rows]
-                except Exception as exc:
-                    report.problems.append(f"/{images_path}: sample unreadable ({exc})")
-                    continue
-                fresh = oracle.render(f[factors_path][rows])
-                bad = np.flatnonzero((fresh != stored).reshape(len(rows), -1).any(axis=1))
-                report.images_rerendered += len(rows)
-                if len(bad):
-                    diff = np.abs(fresh[bad].astype(int) - stored[bad].astype(int)).max()
-                    report.problems.append(
-                        f"/{images_path}: {len(bad)} of {len(rows)} re-rendered images differ "
-                        f"(rows {', '.join(map(str, rows[bad][:10]))}"
-                        f"{'...' if len(bad) > 10 else ''};"
-                        f" max pixel difference {diff}); renderer recorded: "
-                        f"{attrs.get('renderer_info')}"
-                    )
-        content_ok = content_checksum(f) == attrs.get("content_sha256")
-    if not content_ok:
-        report.problems.append(
-            "content checksum in the attributes does not match the stored "
-            "chunk checksums, factors and evaluation indices"
-        )
-    oracle.close()
+    try:
+        with open_dataset(path) as f:
+            attrs = read_attrs(f)
+            sets = _usable_sets(f, report)
+            _check_spec_fits(f, attrs, spec, sets, report)
+            layouts = []
+            for s in sets:
+                if s.images is not None:
+                    found = _stored_layout(s.images, spec)
+                    layouts += [f"/{s.images_path} {found}"] if found else []
+                    _check_chunks(f, s.images_path, s.images, spec, report)
+            if layouts:
+                report.problems.append(_layout_line(layouts, spec))
+            for s in sets:
+                _check_rerender(oracle, s, attrs, sample, rng, report)
+            _check_content(f, attrs, report)
+    finally:
+        oracle.close()
     return report
 
 
@@ -114,3 +113,269 @@ def content_checksum(f) -> str:
 def _image_sets(f) -> list[tuple[str, str]]:
     """(images, factors) paths of the image sets present, in the order the build wrote them."""
     return [(p, p.replace("images", "factors")) for p in IMAGE_SET_PATHS if p in f]
+
+
+def _usable_sets(f, report: VerifyReport) -> list[_ImageSet]:
+    """Every image set present, its images and factors checked to be datasets of the shape the
+    build writes (one factor row per image, like /images and /factors); what is not is
+    reported, and left out of the checks that would read it."""
+    train_images = f["images"] if isinstance(f["images"], h5py.Dataset) else None
+    train_factors = f["factors"] if isinstance(f["factors"], h5py.Dataset) else None
+    sets = []
+    for images_path, factors_path in _image_sets(f):
+        images = _dataset(f, images_path, "", report)
+        if images is not None:
+            like = train_images.shape[1:] if train_images is not None else images.shape[1:]
+            if images.ndim != 4 or images.dtype != np.uint8 or images.shape[1:] != like:
+                report.problems.append(
+                    f"/{images_path} has shape {images.shape} and type {images.dtype}; expected "
+                    f"(rows, {', '.join(map(str, like))}) uint8 images like /images"
+                )
+                images = None
+        factors = _dataset(f, factors_path, f"factors of /{images_path}", report)
+        values = None
+        if factors is not None:
+            rows = images.shape[0] if images is not None else None
+            k = train_factors.shape[-1] if train_factors is not None else None
+            fits = factors.ndim == 2 and factors.dtype.kind in "fiu"
+            fits = fits and rows in (None, factors.shape[0]) and k in (None, factors.shape[1])
+            if not fits:
+                report.problems.append(
+                    f"/{factors_path} has shape {factors.shape} and type {factors.dtype}; "
+                    f"expected ({rows or 'rows'}, {k or 'K'}) numbers: one row per image of "
+                    f"/{images_path}, one column per factor of /factors"
+                )
+            else:
+                values = _read(factors, report)
+        usable = _ImageSet(
+            images_path, factors_path, images, factors if values is not None else None, values
+        )
+        sets.append(usable)
+    return sets
+
+
+def _read(dset: h5py.Dataset, report: VerifyReport) -> np.ndarray | None:
+    """All of ``dset``, or None with a line saying why it cannot be read (corrupt chunks)."""
+    try:
+        return dset[()]
+    except OSError as exc:
+        report.problems.append(f"{dset.name} is unreadable ({exc})")
+        return None
+
+
+def _dataset(f, path: str, what: str, report: VerifyReport) -> h5py.Dataset | None:
+    """``f[path]`` if it is a dataset; else None, with a line saying what was found."""
+    obj = f.get(path)
+    if isinstance(obj, h5py.Dataset):
+        return obj
+    found = "is missing" if obj is None else f"is a {type(obj).__name__.lower()}, not a dataset"
+    report.problems.append(f"/{path}{f' ({what})' if what else ''} {found}")
+    return None
+
+
+def _planned_total(spec: DatasetSpec, version: int) -> int:
+    """Images a build of ``spec`` in format ``version`` holds, from its sizes alone."""
+    sizes = spec.evaluation
+    v2_only = sizes.random_train + sizes.random_eval if version < 2 else 0
+    return spec.n + sizes.total_images - v2_only
+
+
+def _check_spec_fits(
+    f, attrs: dict[str, Any], spec: DatasetSpec, sets: list[_ImageSet], report: VerifyReport
+) -> None:
+    """The stored spec must describe the datasets present (factor count, n, image shape, number
+    of images): one line listing every difference. Sets it does not describe are not
+    re-rendered (the oracle renders what the spec says)."""
+    train = sets[0] if sets and sets[0].images_path == "images" else None
+    diffs = []
+    if train is None or train.factors is None or train.images is None:
+        return  # already reported; nothing to compare the spec with
+    n, k = train.factors.shape
+    if spec.factors != k:
+        diffs.append(f"factors {spec.factors} (/factors has {k} columns)")
+    if spec.n != n:
+        diffs.append(f"n {spec.n} (/factors has {n} rows)")
+    if spec.image_shape != train.images.shape[1:]:
+        diffs.append(f"images of shape {spec.image_shape} (/images holds {train.images.shape[1:]})")
+    planned = _planned_total(spec, int(attrs["format_version"]))
+    held = sum(s.images.shape[0] for s in sets if s.images is not None)
+    if planned != held:
+        diffs.append(f"{planned:,} images in all (the file holds {held:,})")
+    if diffs:
+        report.problems.append(
+            f"the stored spec does not describe this file's data: it gives {'; '.join(diffs)}"
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _rows_text(rows: np.ndarray) -> str:
+    more = "..." if len(rows) > LISTED else ""
+    return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:LISTED]))}{more}"
+
+
+# --- chunks -----------------------------------------------------------------------------------
+
+
+def _stored_layout(dset: h5py.Dataset, spec: DatasetSpec) -> str | None:
+    """How ``dset`` is stored, when that is not how a build of ``spec`` stores it (chunks of
+    ``chunk_images`` whole images, gzip at the spec's level or no filter); else None.
+    ``bench`` reads the training set chunk by chunk, and refuses one not in whole-image chunks."""
+    chunks = (min(spec.chunk_images, dset.shape[0]),) + dset.shape[1:]
+    gzip = spec.compression == "gzip"
+    built = ("gzip", spec.compression_level) if gzip else (None, None)
+    found = (dset.compression, dset.compression_opts)
+    if dset.chunks == chunks and found == built and not (dset.shuffle or dset.fletcher32):
+        return None
+    filters = [f"{dset.compression} level {dset.compression_opts}"] if dset.compression else []
+    filters += ["shuffle"] * bool(dset.shuffle) + ["fletcher32"] * bool(dset.fletcher32)
+    layout = "contiguous" if dset.chunks is None else f"in chunks of {dset.chunks}"
+    return f"{layout} with {', '.join(filters) or 'no filter'}"
+
+
+def _layout_line(found: list[str], spec: DatasetSpec) -> str:
+    """One line for every image set stored otherwise than the build stores it."""
+    built = f"gzip level {spec.compression_level}" if spec.compression == "gzip" else "no filter"
+    more = [f"and {len(found) - 3} more"] if len(found) > 3 else []
+    return (
+        f"{_count(len(found), 'image set')} not stored as the build stores them (chunks of "
+        f"{spec.chunk_images} whole images, or one chunk for a smaller set, with {built}): "
+        f"{', '.join(found[:3] + more)}; rewritten since the build, or the spec's storage "
+        "section changed"
+    )
+
+
+def _check_chunks(
+    f, images_path: str, dset: h5py.Dataset, spec: DatasetSpec, report: VerifyReport
+) -> None:
+    """Hash every chunk's raw rows against ``/checksums/...``, whatever the layout.
+
+    Stored as the build stores it, each chunk is read raw and inflated here (fast); rewritten in
+    another layout, the same row ranges are read through HDF5 instead, so a rewritten but intact
+    set is told apart from a changed one.
+    """
+    expected = f[f"checksums/{images_path}"][()]
+    whole = dset.chunks is not None and dset.chunks[1:] == dset.shape[1:]
+    rows_per_chunk = dset.chunks[0] if whole else spec.chunk_images
+    num_chunks = -(-dset.shape[0] // rows_per_chunk)
+    if expected.shape[0] != num_chunks:
+        report.problems.append(
+            f"/checksums/{images_path} holds {expected.shape[0]} checksums, but "
+            f"/{images_path} has {num_chunks} chunks of {rows_per_chunk} rows"
+        )
+        return
+    raw_path = whole and dset.compression in ("gzip", None) and not dset.shuffle
+    raw_path = raw_path and not dset.fletcher32 and dset.scaleoffset is None
+    row_bytes = int(np.prod(dset.shape[1:]))
+    for c in range(num_chunks):
+        start = c * rows_per_chunk
+        stop = min(start + rows_per_chunk, dset.shape[0])
+        where = f"/{images_path} rows {start}..{stop - 1} (chunk {c})"
+        try:
+            if raw_path:
+                _, stored = dset.id.read_direct_chunk((start, 0, 0, 0))
+                raw = zlib.decompress(stored) if dset.compression == "gzip" else stored
+            else:
+                raw = dset[start:stop].tobytes()
+        except Exception as exc:  # zlib.error, KeyError (missing chunk), OSError
+            report.problems.append(f"{where}: unreadable ({type(exc).__name__}: {exc})")
+            continue
+        digest = hashlib.sha256(raw[: (stop - start) * row_bytes]).digest()
+        if digest != expected[c].tobytes():
+            report.problems.append(f"{where}: checksum mismatch (data changed since the build)")
+        report.chunks_checked += 1
+
+
+# --- re-rendering -----------------------------------------------------------------------------
+
+
+def _unrenderable(oracle: Oracle, values: np.ndarray) -> tuple[np.ndarray, str]:
+    """Rows no image can be rendered from (a NaN or infinity, a class index that is not one of
+    the factor's classes) and what is wrong with them: the renderer refuses such values."""
+    bad = ~np.isfinite(values).all(axis=1)
+    why = ["NaN or infinite values"] if bad.any() else []
+    for k, fac in enumerate(oracle.space.factors):
+        if fac.kind == "categorical":
+            col = values[:, k]
+            wrong = np.isfinite(col) & (
+                (col != np.rint(col)) | (col < 0) | (col >= fac.num_classes)
+            )
+            if wrong.any():
+                why.append(f"a '{fac.name}' class index outside 0..{fac.num_classes - 1}")
+                bad |= wrong
+    return bad, " or ".join(why)
+
+
+def _check_rerender(
+    oracle: Oracle,
+    s: _ImageSet,
+    attrs: dict[str, Any],
+    sample: int,
+    rng: np.random.Generator,
+    report: VerifyReport,
+) -> None:
+    """Re-render ``sample`` random stored factor vectors and compare them with the stored
+    pixels. Rows holding values that cannot be rendered are reported and left out."""
+    if s.images is None or s.values is None:
+        return
+    if s.values.shape[1] != oracle.num_factors or s.images.shape[1:] != oracle.observation_shape:
+        return  # the spec does not describe this set: reported by _check_spec_fits
+    bad, why = _unrenderable(oracle, s.values)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        report.problems.append(
+            f"/{s.factors_path}: {_count(len(rows), 'row')} with {why}, which no image is "
+            f"rendered from ({_rows_text(rows)})"
+        )
+    good = np.flatnonzero(~bad)
+    if not sample or not len(good):
+        return
+    rows = np.sort(rng.choice(good, size=min(sample, len(good)), replace=False))
+    try:
+        stored = s.images[rows]
+    except Exception as exc:
+        report.problems.append(f"/{s.images_path}: sample unreadable ({exc})")
+        return
+    try:
+        fresh = oracle.render(s.values[rows])
+    except (ValueError, OverflowError) as exc:  # values the checks above do not foresee
+        report.problems.append(f"/{s.factors_path}: sampled rows cannot be rendered ({exc})")
+        return
+    differ = np.flatnonzero((fresh != stored).reshape(len(rows), -1).any(axis=1))
+    report.images_rerendered += len(rows)
+    if len(differ):
+        diff = np.abs(fresh[differ].astype(int) - stored[differ].astype(int)).max()
+        report.problems.append(
+            f"/{s.images_path}: {len(differ)} of {len(rows)} re-rendered images differ "
+            f"({_rows_text(rows[differ])}; max pixel difference {diff}); renderer recorded: "
+            f"{attrs.get('renderer_info')}"
+        )
+
+
+# --- the whole content ------------------------------------------------------------------------
+
+
+def _check_content(f, attrs: dict[str, Any], report: VerifyReport) -> None:
+    """``content_sha256`` recomputed from the file; it covers the chunk checksums, so a chunk
+    changed on disk together with its checksum still shows up here."""
+    needed = [p for pair in _image_sets(f) for p in (f"checksums/{pair[0]}", pair[1])]
+    lost = [p for p in needed if not isinstance(f.get(p), h5py.Dataset)]
+    if lost:
+        report.problems.append(
+            f"the content checksum cannot be recomputed without /{', /'.join(lost)}"
+        )
+        return
+    try:
+        digest = content_checksum(f)
+    except (KeyError, AttributeError, TypeError, ValueError, OSError) as exc:
+        report.problems.append(
+            f"the content checksum cannot be recomputed ({type(exc).__name__}: {exc})"
+        )
+        return
+    if digest != attrs.get("content_sha256"):
+        report.problems.append(
+            "content checksum in the attributes does not match the stored "
+            "chunk checksums, factors and evaluation indices"
+        )

@@ -18,6 +18,7 @@ from spritegen.build import build
 from spritegen.datafile import open_dataset, read_training_set
 from spritegen.oracle import Oracle
 from spritegen.spec import spec_from_mapping
+from spritegen.verify import verify
 
 SMALL_EVAL = {
     "batch_size": 4,
@@ -82,3 +83,10 @@ def test_oracle_rerenders_the_stored_images(built: dict[int, Path]) -> None:
         assert oracle.render(factors).tobytes() == images.tobytes()
     finally:
         oracle.close()
+
+
+@pytest.mark.slow
+def test_verify_passes_the_3d_file(built: dict[int, Path]) -> None:
+    """Every check of ``spritegen verify`` (spec, plan, chunks, re-render) holds for 3D."""
+    report = verify(built[1], sample=8)
+    assert report.problems == [] and report.images_rerendered > 0

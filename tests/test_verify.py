@@ -1,0 +1,215 @@
+"""``spritegen verify`` on damaged files: a FAIL line naming each problem, exit 1, never a crash.
+
+Every case copies a real small file built by the project (the session fixtures of conftest.py),
+damages the copy with h5py the way a tester did, runs the real command line in this process and
+checks: exit status 1, no traceback, every line on stderr a ``FAIL`` line, the expected problems
+named, and the file (and its folder) left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import build_small
+
+from spritegen.build import build
+from spritegen.cli import main
+from spritegen.spec import spec_from_mapping
+from spritegen.verify import verify
+
+Edit = Callable[[h5py.File], None]
+
+
+@dataclass
+class Damage:
+    id: str
+    edit: Edit
+    expect: list[str]  # parts of the FAIL lines, each in some line
+    base: str = "dataset_k2"  # the conftest fixture copied
+    lines: int | None = None  # the exact number of FAIL lines, when it is known
+
+
+def _set(path: str, index: object, value: float) -> Edit:
+    def edit(f: h5py.File) -> None:
+        f[path][index] = value
+
+    return edit
+
+
+def _spec(old: str, new: str) -> Edit:
+    def edit(f: h5py.File) -> None:
+        text = f.attrs["spec"]
+        assert old in text
+        f.attrs["spec"] = text.replace(old, new)
+
+    return edit
+
+
+def _rewrite(path: str, **layout) -> Edit:
+    """Delete and recreate a dataset with the same values and another layout (or type)."""
+
+    def edit(f: h5py.File) -> None:
+        data = f[path][()]
+        del f[path]
+        f.create_dataset(path, data=data.astype(layout.pop("dtype", data.dtype)), **layout)
+
+    return edit
+
+
+def _to_group(path: str) -> Edit:
+    def edit(f: h5py.File) -> None:
+        del f[path]
+        f.create_group(path)
+
+    return edit
+
+
+def _delete(path: str) -> Edit:
+    def edit(f: h5py.File) -> None:
+        del f[path]
+
+    return edit
+
+
+DAMAGE = [
+    Damage(
+        "factors-nan",
+        _set("factors", np.s_[0:3], np.nan),
+        ["/factors: 3 rows with NaN or infinite values", "(rows 0, 1, 2)", "content checksum"],
+    ),
+    Damage(
+        "class-index-7",
+        _set("factors", (0, 3), 7),
+        ["/factors: 1 row with a 'shape' class index outside 0..2", "(row 0)"],
+        base="dataset_k5",
+    ),
+    Damage(
+        "spec-factors-4",
+        _spec("factors: 5\n", "factors: 4\n"),
+        [
+            "the stored spec does not describe this file's data: it gives factors 4 "
+            "(/factors has 5 columns)",
+        ],
+        base="dataset_k5",
+    ),
+    Damage(
+        "spec-only-factors-3",
+        lambda f: f.attrs.__setitem__("spec", "factors: 3\n"),
+        ["factors 3 (/factors has 2 columns)", "n 1000000 (/factors has 1000 rows)"],
+    ),
+    Damage(
+        "spec-image-size-32",
+        _spec("image_size: 64", "image_size: 32"),
+        ["images of shape (32, 32, 1) (/images holds (64, 64, 1))"],
+    ),
+    Damage(
+        "images-contiguous",  # the pixels are intact: only the layout is named
+        _rewrite("images"),
+        ["1 image set not stored as the build stores them", "/images contiguous with no filter"],
+        lines=1,
+    ),
+    Damage(
+        "images-float",
+        _rewrite("images", dtype=np.float32, chunks=(256, 64, 64, 1)),
+        ["/images has shape (1000, 64, 64, 1) and type float32; expected", "uint8"],
+    ),
+    Damage("images-group", _to_group("images"), ["/images is a group, not a dataset"]),
+    Damage(
+        "factors-chunk-corrupt",
+        lambda f: f["factors"].id.write_direct_chunk((0, 0), b"not deflate data"),
+        ["/factors is unreadable", "content checksum cannot be recomputed"],
+    ),
+    Damage(
+        "eval-factors-group",
+        _to_group("eval/variance/factors"),
+        [
+            "/eval/variance/factors (factors of /eval/variance/images) is a group",
+            "content checksum cannot be recomputed without /eval/variance/factors",
+        ],
+    ),
+    Damage(
+        "eval-factors-missing",
+        _delete("eval/variance/factors"),
+        ["/eval/variance/factors (factors of /eval/variance/images) is missing"],
+    ),
+]
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=[d.id for d in DAMAGE])
+def test_damaged_file_gets_a_fail_line_per_problem_and_exit_1(
+    damage: Damage, request, tmp_path, capsys
+):
+    path = tmp_path / "data.h5"
+    shutil.copy(request.getfixturevalue(damage.base), path)
+    with h5py.File(path, "r+") as f:
+        damage.edit(f)
+    before = _snapshot(tmp_path)
+    code, out, err = _run(["verify", str(path), "--sample", "16"], capsys)
+    assert code == 1, err
+    assert "Traceback" not in err and "error:" not in err
+    lines = err.strip().splitlines()
+    assert lines and all(line.startswith("FAIL ") for line in lines), err
+    for part in damage.expect:
+        assert any(part in line for line in lines), (part, err)
+    if damage.lines is not None:
+        assert len(lines) == damage.lines, err
+    assert f"{len(lines)} problem(s)" in out
+    assert _snapshot(tmp_path) == before
+
+
+def test_nan_factors_are_reported_with_the_default_sample(tmp_path, dataset_k2, capsys):
+    """The tester's case: the default --sample 256 draws the NaN rows, which once crashed."""
+    path = tmp_path / "data.h5"
+    shutil.copy(dataset_k2, path)
+    with h5py.File(path, "r+") as f:
+        f["factors"][0:3] = np.nan
+    code, _out, err = _run(["verify", str(path)], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "/factors: 3 rows with NaN or infinite values" in err
+
+
+# --- valid files verify OK ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factors", [1, 3, 4, 6])
+def test_fresh_2d_builds_verify_ok(factors, tmp_path):
+    path = build_small(tmp_path, factors, n=300)
+    report = verify(path, sample=16)
+    assert report.problems == [] and report.chunks_checked == 28
+
+
+def test_uncompressed_small_chunked_build_verifies_ok(tmp_path):
+    """Other storage settings and image size: the layout check follows the stored spec."""
+    spec = spec_from_mapping(
+        {
+            "factors": 4,
+            "n": 70,
+            "seed": 11,
+            "image_size": 32,
+            "fixed": {"rotation": 1.0},
+            "storage": {"chunk_images": 32, "compression": "none"},
+            "evaluation": {"preset": "tiny", "variance": 40, "random_train": 0},
+        }
+    )
+    path = build(spec, tmp_path / "x.h5", workers=1, progress=False)
+    report = verify(path, sample=8)
+    assert report.problems == [] and report.images_rerendered > 0
