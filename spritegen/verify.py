@@ -4,13 +4,18 @@
 line naming *where* it is, and the checks that do not depend on the damaged part still run. The
 checks follow the chain from which a build derives every byte of its file:
 
-* the stored spec's sizes against the datasets present;
+* the stored spec against its hash (``spec_sha256``) and the attributes copied from it (``seed``,
+  ``renderer``, ``num_images``, ``num_factors``, ``image_shape``), and the spec's sizes against
+  the datasets present;
+* the stored factors and evaluation indices against those the spec's seed plans (``plan_build``
+  again: about 0.6 s for a full seven-factor file), so a changed seed or factor shows up;
 * every stored chunk against its checksum (corruption on disk shows up as a chunk and its row
   range), and the chunk layout against the one the build writes;
 * a re-render of a random sample of stored factor vectors, compared pixel by pixel (a renderer
   or library change shows up as mismatching rows);
-* the whole-content checksum (``content_sha256``).
+* the whole-content checksum (``content_sha256``) and the ``dataset_id`` derived from it.
 
+Only ``package_version``, ``renderer_info`` and ``library_versions`` cannot be checked.
 A file that is not a readable dataset at all is refused by ``open_dataset`` (one
 ``DatasetError`` line, exit 2), as is one whose stored spec is not a readable spec.
 """
@@ -28,11 +33,13 @@ import h5py
 import numpy as np
 
 from spritegen.datafile import open_dataset, read_attrs
-from spritegen.errors import SpritegenWarning
-from spritegen.evalsets import IMAGE_SET_PATHS, INDEX_PATHS
+from spritegen.errors import SpritegenWarning, quote
+from spritegen.evalsets import IMAGE_SET_PATHS, INDEX_PATHS, plan_build
 from spritegen.oracle import Oracle
 from spritegen.spec import DatasetSpec
 
+#: Image sets added by format version 2; a version-1 file was built without them.
+V2_SET_PREFIX = "eval/random/"
 #: Rows (or sets) listed by name in one line before the rest is cut to "...".
 LISTED = 10
 
@@ -77,8 +84,9 @@ def verify(
     try:
         with open_dataset(path) as f:
             attrs = read_attrs(f)
+            _check_attributes(f, attrs, spec, report)
             sets = _usable_sets(f, report)
-            _check_spec_fits(f, attrs, spec, sets, report)
+            fits = _check_spec_fits(f, attrs, spec, sets, report)
             layouts = []
             for s in sets:
                 if s.images is not None:
@@ -87,6 +95,8 @@ def verify(
                     _check_chunks(f, s.images_path, s.images, spec, report)
             if layouts:
                 report.problems.append(_layout_line(layouts, spec))
+            if fits:
+                _check_plan(f, attrs, spec, sets, report)
             for s in sets:
                 _check_rerender(oracle, s, attrs, sample, rng, report)
             _check_content(f, attrs, report)
@@ -113,6 +123,54 @@ def content_checksum(f) -> str:
 def _image_sets(f) -> list[tuple[str, str]]:
     """(images, factors) paths of the image sets present, in the order the build wrote them."""
     return [(p, p.replace("images", "factors")) for p in IMAGE_SET_PATHS if p in f]
+
+
+# --- the stored spec and the attributes derived from it ---------------------------------------
+
+
+def _stored_text(f) -> str:
+    text = f.attrs["spec"]
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+
+
+def _check_attributes(f, attrs: dict[str, Any], spec: DatasetSpec, report: VerifyReport) -> None:
+    """The spec's hash, the attributes the build copies from the spec, and the dataset id.
+
+    A file whose spec (or seed) was edited still parses and still renders; only these
+    comparisons show that it is no longer the file its spec describes.
+    """
+    digest = hashlib.sha256(_stored_text(f).encode()).hexdigest()
+    found = attrs.get("spec_sha256")
+    if found is None:
+        report.problems.append(
+            "attribute 'spec_sha256' is missing (the build stores the SHA-256 of the spec)"
+        )
+    elif found != digest:
+        report.problems.append(
+            f"attribute 'spec_sha256' is {quote(found, 20)}, but the stored spec hashes to "
+            f"{digest[:16]}...: the spec or its hash changed since the build"
+        )
+    copied = {  # attribute: (the spec's field, its value)
+        "seed": ("seed", spec.seed),
+        "renderer": ("renderer", spec.renderer),
+        "num_images": ("n", spec.n),
+        "num_factors": ("factors", spec.factors),
+        "image_shape": ("image shape", list(spec.image_shape)),
+    }
+    for key, (spec_field, expected) in copied.items():
+        value = attrs.get(key)
+        if value != expected:
+            report.problems.append(
+                f"attribute '{key}' is {quote(value)}, but the stored spec's {spec_field} is "
+                f"{quote(expected)}: one of them changed since the build"
+            )
+    content = attrs.get("content_sha256")
+    dataset_id = attrs.get("dataset_id")
+    if not isinstance(content, str) or dataset_id != content[:12]:
+        report.problems.append(
+            f"attribute 'dataset_id' is {quote(dataset_id)}, but the build derives it from "
+            f"content_sha256 (its first 12 hex digits: {quote(str(content)[:12])})"
+        )
 
 
 def _usable_sets(f, report: VerifyReport) -> list[_ImageSet]:
@@ -182,14 +240,15 @@ def _planned_total(spec: DatasetSpec, version: int) -> int:
 
 def _check_spec_fits(
     f, attrs: dict[str, Any], spec: DatasetSpec, sets: list[_ImageSet], report: VerifyReport
-) -> None:
-    """The stored spec must describe the datasets present (factor count, n, image shape, number
-    of images): one line listing every difference. Sets it does not describe are not
-    re-rendered (the oracle renders what the spec says)."""
+) -> bool:
+    """Whether the stored spec describes the training set (factor count, n, image shape) and
+    plans at most twice the images present; one line listing every difference when it does not.
+    Only a spec that fits is planned again: one edited to a million images must not make
+    verify plan a million (a set missing from the file is named by the plan check)."""
     train = sets[0] if sets and sets[0].images_path == "images" else None
     diffs = []
     if train is None or train.factors is None or train.images is None:
-        return  # already reported; nothing to compare the spec with
+        return False  # already reported; nothing to compare the spec with
     n, k = train.factors.shape
     if spec.factors != k:
         diffs.append(f"factors {spec.factors} (/factors has {k} columns)")
@@ -199,12 +258,115 @@ def _check_spec_fits(
         diffs.append(f"images of shape {spec.image_shape} (/images holds {train.images.shape[1:]})")
     planned = _planned_total(spec, int(attrs["format_version"]))
     held = sum(s.images.shape[0] for s in sets if s.images is not None)
-    if planned != held:
+    if planned > 2 * held:
         diffs.append(f"{planned:,} images in all (the file holds {held:,})")
     if diffs:
         report.problems.append(
             f"the stored spec does not describe this file's data: it gives {'; '.join(diffs)}"
         )
+    return not diffs
+
+
+# --- the factors the seed plans ---------------------------------------------------------------
+
+
+def _check_plan(
+    f, attrs: dict[str, Any], spec: DatasetSpec, sets: list[_ImageSet], report: VerifyReport
+) -> None:
+    """The stored factors, evaluation indices and set sizes must be those ``spec`` plans.
+
+    The build samples every factor vector from the spec's seed before rendering, so planning
+    again reproduces them exactly; a changed seed (in the spec and its copies alike) or an
+    edited factor value shows up here even when every checksum was recomputed to match.
+    """
+    version = int(attrs["format_version"])
+    plan = plan_build(spec)
+    planned = [p for p in plan.image_sets if _in_version(p.images_path, version)]
+    held = {s.images_path: s for s in sets}
+    differing = []
+    for p in planned:
+        s = held.get(p.images_path)
+        if s is None:
+            report.problems.append(
+                f"/{p.images_path} is missing: the stored spec plans {len(p.factors):,} images "
+                "there"
+            )
+        elif s.values is not None:  # else reported by _usable_sets
+            differing += _differing_factors(s, p.factors, report)
+    for extra in sorted(set(held) - {p.images_path for p in planned}):
+        report.problems.append(f"/{extra} is not an image set the stored spec plans")
+    if differing:
+        more = [f"and {len(differing) - 3} more sets"] if len(differing) > 3 else []
+        report.problems.append(
+            f"stored factors differ from those the stored spec plans from its seed "
+            f"({spec.seed}): {', '.join(differing[:3] + more)}{_numpy_note(attrs)}"
+        )
+    groups = {g: a for g, a in plan.group_attrs.items() if _in_version(f"{g}/", version)}
+    _check_planned_indices(f, plan.arrays, groups, report)
+
+
+def _in_version(path: str, version: int) -> bool:
+    """Whether a build in format ``version`` writes ``path`` (version 1 had no sample sets)."""
+    return version >= 2 or not path.startswith(V2_SET_PREFIX)
+
+
+def _differing_factors(s: _ImageSet, planned: np.ndarray, report: VerifyReport) -> list[str]:
+    """``[where]`` when the stored factors of ``s`` are not bit for bit ``planned``, else []."""
+    assert s.values is not None
+    if s.values.shape != planned.shape:
+        report.problems.append(
+            f"/{s.factors_path} has shape {s.values.shape}; the stored spec plans {planned.shape}"
+        )
+        return []
+    stored = np.ascontiguousarray(s.values, dtype=np.float32).view(np.uint32)
+    bad = np.flatnonzero((stored != planned.astype(np.float32).view(np.uint32)).any(axis=1))
+    if not len(bad):
+        return []
+    if len(bad) == len(stored):
+        return [f"/{s.factors_path} (all {len(bad):,} rows)"]
+    return [f"/{s.factors_path} {_rows_text(bad)} ({len(bad):,} of {len(stored):,} rows)"]
+
+
+def _check_planned_indices(
+    f,
+    arrays: dict[str, np.ndarray],
+    group_attrs: dict[str, dict[str, object]],
+    report: VerifyReport,
+) -> None:
+    """The evaluation sets' factor indices and group attributes (batch size, number of points)
+    the metrics read: stored as planned, or named."""
+    differing = []
+    for path, array in arrays.items():
+        stored = f.get(path)
+        if not isinstance(stored, h5py.Dataset):
+            what = "missing" if stored is None else "not a dataset"
+            report.problems.append(f"/{path} is {what}: the stored spec plans {len(array)} entries")
+        elif not np.array_equal(stored[()], array):
+            differing.append(f"/{path}")
+    if differing:
+        report.problems.append(
+            f"evaluation indices differ from those the stored spec plans: {', '.join(differing)}"
+        )
+    for group, expected in group_attrs.items():
+        obj = f.get(group)
+        for key, value in expected.items():
+            found = _plain(obj.attrs.get(key)) if isinstance(obj, h5py.Group) else None
+            if found != value:
+                report.problems.append(
+                    f"/{group} attribute '{key}' is {quote(found)}; the stored spec gives {value}"
+                )
+
+
+def _numpy_note(attrs: dict[str, Any]) -> str:
+    """Factors are drawn by numpy's generators: name a numpy change if there was one."""
+    built = attrs.get("library_versions", {}).get("numpy")
+    if built and built != np.__version__:
+        return f" (built with numpy {built}, this is numpy {np.__version__})"
+    return ""
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _count(n: int, noun: str) -> str:

@@ -22,7 +22,7 @@ from conftest import build_small
 from spritegen.build import build
 from spritegen.cli import main
 from spritegen.spec import spec_from_mapping
-from spritegen.verify import verify
+from spritegen.verify import content_checksum, verify
 
 Edit = Callable[[h5py.File], None]
 
@@ -94,6 +94,7 @@ DAMAGE = [
         "spec-factors-4",
         _spec("factors: 5\n", "factors: 4\n"),
         [
+            "attribute 'spec_sha256'",
             "the stored spec does not describe this file's data: it gives factors 4 "
             "(/factors has 5 columns)",
         ],
@@ -107,7 +108,7 @@ DAMAGE = [
     Damage(
         "spec-image-size-32",
         _spec("image_size: 64", "image_size: 32"),
-        ["images of shape (32, 32, 1) (/images holds (64, 64, 1))"],
+        ["images of shape (32, 32, 1) (/images holds (64, 64, 1))", "'image_shape'"],
     ),
     Damage(
         "images-contiguous",  # the pixels are intact: only the layout is named
@@ -138,6 +139,16 @@ DAMAGE = [
         "eval-factors-missing",
         _delete("eval/variance/factors"),
         ["/eval/variance/factors (factors of /eval/variance/images) is missing"],
+    ),
+    Damage(
+        "eval-images-missing",
+        _delete("eval/kim_mnih/eval/images"),
+        ["/eval/kim_mnih/eval/images is missing: the stored spec plans 640 images there"],
+    ),
+    Damage(
+        "eval-index-missing",
+        _delete("eval/higgins/train/factor_index"),
+        ["/eval/higgins/train/factor_index is missing: the stored spec plans 60 entries"],
     ),
 ]
 
@@ -187,6 +198,91 @@ def test_nan_factors_are_reported_with_the_default_sample(tmp_path, dataset_k2, 
     assert "/factors: 3 rows with NaN or infinite values" in err
 
 
+# --- provenance: what a file says it was built from ------------------------------------------
+
+
+def _forge_seed(seed: int) -> Edit:
+    """A careful forgery: the spec's seed, its copy and the spec's hash all changed together."""
+
+    def edit(f: h5py.File) -> None:
+        _spec("seed: 0\n", f"seed: {seed}\n")(f)
+        f.attrs["seed"] = seed
+        f.attrs["spec_sha256"] = hashlib.sha256(f.attrs["spec"].encode()).hexdigest()
+
+    return edit
+
+
+def _tester_provenance(f: h5py.File) -> None:
+    """The tester's edits: a made-up id, another seed in the spec and in its copy, a version."""
+    f.attrs["dataset_id"] = "000000000000"
+    _spec("seed: 0\n", "seed: 7\n")(f)
+    f.attrs["seed"] = 99
+    f.attrs["package_version"] = "9.9"
+
+
+def _edit_factor_and_rehash(f: h5py.File) -> None:
+    """A factor changed, and every checksum that covers it recomputed to match."""
+    f["factors"][5, 0] = np.float32(0.5)
+    f.attrs["content_sha256"] = digest = content_checksum(f)
+    f.attrs["dataset_id"] = digest[:12]
+
+
+PROVENANCE = [
+    Damage(
+        "tester-provenance",
+        _tester_provenance,
+        [
+            "attribute 'dataset_id' is '000000000000', but the build derives it from "
+            "content_sha256",
+            "attribute 'spec_sha256'",
+            "attribute 'seed' is 99, but the stored spec's seed is 7",
+            "stored factors differ from those the stored spec plans from its seed (7): "
+            "/factors (all 1,000 rows)",
+        ],
+    ),
+    Damage(
+        "forged-seed",
+        _forge_seed(7),
+        [
+            "stored factors differ from those the stored spec plans from its seed (7)",
+            "evaluation indices differ from those the stored spec plans",
+        ],
+        lines=2,
+    ),
+    Damage(
+        "factor-edited-checksums-recomputed",
+        _edit_factor_and_rehash,
+        [
+            "stored factors differ from those the stored spec plans from its seed (0): /factors "
+            "row 5 (1 of 1,000 rows)"
+        ],
+    ),
+    Damage(
+        "dataset-id",
+        lambda f: f.attrs.__setitem__("dataset_id", "0123456789ab"),
+        ["attribute 'dataset_id' is '0123456789ab'"],
+        lines=1,
+    ),
+    Damage(
+        "num-images",
+        lambda f: f.attrs.__setitem__("num_images", 5),
+        ["attribute 'num_images' is 5, but the stored spec's n is 1000"],
+        lines=1,
+    ),
+    Damage(
+        "batch-size",
+        lambda f: f["eval/higgins/train"].attrs.__setitem__("batch_size", 8),
+        ["/eval/higgins/train attribute 'batch_size' is 8; the stored spec gives 16"],
+        lines=1,
+    ),
+]
+
+
+@pytest.mark.parametrize("damage", PROVENANCE, ids=[d.id for d in PROVENANCE])
+def test_tampered_provenance_is_named(damage: Damage, request, tmp_path, capsys):
+    test_damaged_file_gets_a_fail_line_per_problem_and_exit_1(damage, request, tmp_path, capsys)
+
+
 # --- valid files verify OK ---------------------------------------------------------------------
 
 
@@ -213,3 +309,20 @@ def test_uncompressed_small_chunked_build_verifies_ok(tmp_path):
     path = build(spec, tmp_path / "x.h5", workers=1, progress=False)
     report = verify(path, sample=8)
     assert report.problems == [] and report.images_rerendered > 0
+
+
+def test_a_version_1_file_verifies_ok(tmp_path, dataset_k2):
+    """A file as format version 1 wrote it: no i.i.d. sample sets, and a spec without their
+    sizes (which now parse to the full preset's); they are not planned for it."""
+    path = tmp_path / "v1.h5"
+    shutil.copy(dataset_k2, path)
+    with h5py.File(path, "r+") as f:
+        del f["eval/random"], f["checksums/eval/random"]
+        text = "".join(line for line in f.attrs["spec"].splitlines(True) if "random_" not in line)
+        f.attrs["spec"] = text
+        f.attrs["spec_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        f.attrs["format_version"] = 1
+        f.attrs["content_sha256"] = digest = content_checksum(f)
+        f.attrs["dataset_id"] = digest[:12]
+    report = verify(path, sample=8)
+    assert report.problems == [] and report.chunks_checked > 0
