@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spritegen.errors import DatasetError, SpecError
 from spritegen.factors import FactorSpace, check_class_indices
-from spritegen.spec import DatasetSpec, parse_spec_text
+from spritegen.spec import DatasetSpec
 
 
 class Oracle:
@@ -34,17 +33,10 @@ class Oracle:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Oracle:
-        from spritegen.datafile import open_dataset
+        from spritegen.datafile import open_dataset, stored_spec
 
         with open_dataset(path) as f:
-            text = f.attrs["spec"]
-        text = text.decode(errors="replace") if isinstance(text, bytes) else text
-        if not isinstance(text, str):
-            raise DatasetError(f"{path}: its stored spec (attribute 'spec') is not text")
-        try:
-            return cls(parse_spec_text(text, source=f"{path} (stored spec)"))
-        except SpecError as exc:
-            raise DatasetError(f"{path}: its stored spec is unreadable: {exc}") from None
+            return cls(stored_spec(path, f))
 
     # --- description, in the names disentanglement_lib users know -------------------------
     @property

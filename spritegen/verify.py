@@ -23,7 +23,6 @@ A file that is not a readable dataset at all is refused by ``open_dataset`` (one
 from __future__ import annotations
 
 import hashlib
-import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from spritegen.datafile import open_dataset, read_attrs
-from spritegen.errors import SpritegenWarning, quote
+from spritegen.datafile import open_dataset, read_attrs, stored_spec
+from spritegen.errors import quote
 from spritegen.evalsets import IMAGE_SET_PATHS, INDEX_PATHS, plan_build
 from spritegen.oracle import Oracle
 from spritegen.spec import DatasetSpec
@@ -76,13 +75,11 @@ def verify(
     one whose stored spec cannot be parsed, raises a ``DatasetError``.
     """
     report = VerifyReport(str(path))
-    with warnings.catch_warnings():  # a version-1 spec's partial evaluation mapping warns
-        warnings.simplefilter("ignore", SpritegenWarning)
-        oracle = Oracle.from_file(path)
-    spec = oracle.spec
     rng = np.random.default_rng(seed)
-    try:
-        with open_dataset(path) as f:
+    with open_dataset(path, check_arrays=False) as f:
+        spec = stored_spec(path, f)
+        oracle = Oracle.from_spec(spec)
+        try:
             attrs = read_attrs(f)
             _check_attributes(f, attrs, spec, report)
             sets = _usable_sets(f, report)
@@ -100,8 +97,8 @@ def verify(
             for s in sets:
                 _check_rerender(oracle, s, attrs, sample, rng, report)
             _check_content(f, attrs, report)
-    finally:
-        oracle.close()
+        finally:
+            oracle.close()
     return report
 
 

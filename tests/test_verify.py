@@ -121,7 +121,6 @@ DAMAGE = [
         _rewrite("images", dtype=np.float32, chunks=(256, 64, 64, 1)),
         ["/images has shape (1000, 64, 64, 1) and type float32; expected", "uint8"],
     ),
-    Damage("images-group", _to_group("images"), ["/images is a group, not a dataset"]),
     Damage(
         "factors-chunk-corrupt",
         lambda f: f["factors"].id.write_direct_chunk((0, 0), b"not deflate data"),
