@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,12 @@ def _int(d: Mapping[str, Any], key: str, lo: int, hi: int, where: str = "") -> i
     return value
 
 
+def _is_choice(value: Any, allowed: Collection[str]) -> bool:
+    """``value in allowed`` for user input: a list or mapping is never a choice (and unhashable,
+    so a dict's ``in`` would raise TypeError instead of naming the field)."""
+    return isinstance(value, str) and value in allowed
+
+
 def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
     for key in d:
         if key not in allowed:
@@ -204,7 +210,7 @@ def _eval_sizes(raw: Any) -> EvalSizes:
         raise _fail("evaluation", raw, f"a preset name ({', '.join(EVAL_PRESETS)}) or a mapping")
     _check_keys(raw, ("preset",) + EVAL_SIZE_KEYS, "section 'evaluation'")
     preset = raw.get("preset", DEFAULT_EVAL_PRESET)
-    if preset not in EVAL_PRESETS:
+    if not _is_choice(preset, EVAL_PRESETS):
         raise _fail("evaluation.preset", preset, ", ".join(EVAL_PRESETS))
     sizes = dict(EVAL_PRESETS[preset])
     for key in EVAL_SIZE_KEYS:
@@ -252,7 +258,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
         )
     factors = _int(raw, "factors", MIN_FACTORS, MAX_FACTORS)
     renderer = raw.get("renderer", "3d" if factors == NUM_ALL_FACTORS else "2d")
-    if renderer not in RENDERER_KINDS:
+    if not _is_choice(renderer, RENDERER_KINDS):
         raise _fail("renderer", renderer, ", ".join(RENDERER_KINDS))
     if factors == NUM_ALL_FACTORS and renderer != "3d":
         raise _fail("renderer", renderer, "3d when factors is 7 (rotation_y needs the 3D renderer)")
@@ -269,7 +275,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
         raise _fail("fixed", fixed_raw, "a mapping of inactive factor names to values")
     fixed: dict[str, float] = {}
     for fname, fvalue in fixed_raw.items():
-        if fname not in FACTOR_NAMES or fname == "hue":
+        if not _is_choice(fname, FACTOR_NAMES) or fname == "hue":
             raise _fail(
                 "fixed",
                 fname,
@@ -310,7 +316,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     if "chunk_images" in storage:
         values["chunk_images"] = _int(storage, "chunk_images", 1, 65536, "storage.")
     if "compression" in storage:
-        if storage["compression"] not in COMPRESSIONS:
+        if not _is_choice(storage["compression"], COMPRESSIONS):
             raise _fail("storage.compression", storage["compression"], ", ".join(COMPRESSIONS))
         values["compression"] = storage["compression"]
     if "compression_level" in storage:
@@ -428,7 +434,7 @@ def with_overrides(spec: DatasetSpec, overrides: Mapping[str, Any]) -> DatasetSp
     raw = spec.to_dict()
     for key, value in overrides.items():
         if key == "eval_preset":
-            if value not in EVAL_PRESETS:
+            if not _is_choice(value, EVAL_PRESETS):
                 raise _fail("eval_preset", value, ", ".join(EVAL_PRESETS))
             raw["evaluation"] = {"preset": value}
         elif key in ("n", "seed", "renderer", "image_size", "factors", "name"):

@@ -253,6 +253,36 @@ CASES = [
     Case(
         "nul-name", ["build", "spec.yaml"], "a plain file name", spec('factors: 2\nname: "a\\0b"\n')
     ),
+    Case(
+        "preset-list",
+        ["build", "spec.yaml"],
+        "'evaluation.preset': got [1]; allowed: full, quick",
+        spec("factors: 2\nevaluation: {preset: [1]}\n"),
+    ),
+    Case(
+        "preset-mapping",
+        ["build", "spec.yaml"],
+        "'evaluation.preset': got {'a': 1}; allowed: full",
+        spec("factors: 2\nevaluation: {preset: {a: 1}}\n"),
+    ),
+    Case(
+        "renderer-list",
+        ["build", "spec.yaml"],
+        "'renderer': got [1]; allowed: 2d, 3d",
+        spec("factors: 2\nrenderer: [1]\n"),
+    ),
+    Case(
+        "compression-mapping",
+        ["build", "spec.yaml"],
+        "'storage.compression': got {'a': 1}; allowed: gzip, none",
+        spec("factors: 2\nstorage: {compression: {a: 1}}\n"),
+    ),
+    Case(
+        "fixed-name-list",
+        ["build", "spec.yaml"],
+        "not valid YAML at line 2: found unhashable key",
+        spec("factors: 2\nfixed: {? [1, 2] : 0}\n"),
+    ),
     # --- outputs
     Case(
         "disk",
