@@ -43,8 +43,15 @@ def quote(value: object, limit: int = 80) -> str:
     return text
 
 
-def _bounded_repr(value: object, limit: int) -> str:
-    """repr that stops once ``limit`` characters are produced, even for huge nested values."""
+def _bounded_repr(value: object, limit: int, depth: int = 0) -> str:
+    """repr that stops once ``limit`` characters are produced, even for huge nested values.
+
+    Every nesting level adds at least one bracket, so below ``limit`` levels (or 100, to stay
+    far from Python's recursion limit) nothing more can show: a value nested thousands deep is
+    cut there instead of raising RecursionError.
+    """
+    if isinstance(value, (list, tuple, dict, set)) and depth >= min(limit, 100):
+        return "..."
     if isinstance(value, (list, tuple, dict, set)):
         brackets = (
             "{}" if isinstance(value, (dict, set)) else "()" if isinstance(value, tuple) else "[]"
@@ -57,9 +64,13 @@ def _bounded_repr(value: object, limit: int) -> str:
                 out += ", "
             if isinstance(value, dict):
                 key, val = item
-                out += _bounded_repr(key, limit) + ": " + _bounded_repr(val, limit)
+                out += (
+                    _bounded_repr(key, limit, depth + 1)
+                    + ": "
+                    + _bounded_repr(val, limit, depth + 1)
+                )
             else:
-                out += _bounded_repr(item, limit)
+                out += _bounded_repr(item, limit, depth + 1)
             if len(out) > limit:
                 return out
         return out + close

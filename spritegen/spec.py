@@ -33,6 +33,9 @@ SPEC_FORMAT = "spritegen-spec/1"
 COMPRESSIONS = ("gzip", "none")
 #: A spec is a short text file; anything longer is a mistake (or an attack on the parser).
 MAX_SPEC_BYTES = 1_000_000
+#: Deepest nesting of lists and mappings a spec may use. Specs need three levels; the YAML parser
+#: recurses once per level, so thousands of ``[`` would end in a RecursionError instead.
+MAX_SPEC_DEPTH = 50
 
 #: Sizes of the oracle's evaluation sets. "full" is disentanglement_lib's published study
 #: configuration; "quick" is for scoring every epoch; "none" stores no evaluation sets.
@@ -326,13 +329,15 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """YAML's safe loader, stricter: no duplicate keys, no anchors or aliases.
+    """YAML's safe loader, stricter: no duplicate keys, no anchors or aliases, bounded nesting.
 
     A duplicate key would otherwise silently keep the last value; aliases are what a "billion
-    laughs" bomb is made of, and a dataset spec has no use for them.
+    laughs" bomb is made of, and a dataset spec has no use for them. The composer recurses once
+    per nesting level, so ``MAX_SPEC_DEPTH`` stops a few hundred ``[`` before Python's stack does.
     """
 
     source = "spec"
+    depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -341,7 +346,16 @@ class _SpecLoader(yaml.SafeLoader):
                 f"{self.source}: line {event.start_mark.line + 1}: YAML anchors and aliases "
                 "(&name, *name) are not allowed in a spec; write the value out"
             )
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_SPEC_DEPTH:
+            raise SpecError(
+                f"{self.source}: line {event.start_mark.line + 1}: lists and mappings nested "
+                f"more than {MAX_SPEC_DEPTH} deep; a spec needs no more than 3 levels"
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -364,7 +378,8 @@ class _SpecLoader(yaml.SafeLoader):
 
 
 def load_yaml_strict(text: str, source: str = "spec") -> Any:
-    """Parse YAML like ``yaml.safe_load`` but refuse duplicate keys, anchors and aliases."""
+    """Parse YAML like ``yaml.safe_load`` but refuse duplicate keys, anchors and aliases, and
+    nesting deeper than ``MAX_SPEC_DEPTH``."""
     loader = _SpecLoader(text)
     loader.source = source
     try:

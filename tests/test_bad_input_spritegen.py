@@ -24,7 +24,12 @@ import pytest
 from spritegen.cli import main
 from spritegen.datafile import read_attrs
 from spritegen.errors import SpecError, quote
-from spritegen.spec import MAX_SPEC_BYTES, parse_spec_text
+from spritegen.spec import (
+    MAX_SPEC_BYTES,
+    MAX_SPEC_DEPTH,
+    load_yaml_strict,
+    parse_spec_text,
+)
 
 GOOD_SPEC = "factors: 2\nn: 300\nevaluation: tiny\n"
 
@@ -282,6 +287,31 @@ CASES = [
         ["build", "spec.yaml"],
         "not valid YAML at line 2: found unhashable key",
         spec("factors: 2\nfixed: {? [1, 2] : 0}\n"),
+    ),
+    Case(
+        "deep-list",
+        ["build", "spec.yaml"],
+        f"line 1: lists and mappings nested more than {MAX_SPEC_DEPTH} deep",
+        spec("factors: " + "[" * 500 + "]" * 500 + "\n"),
+    ),
+    Case(
+        "deep-mapping",
+        ["build", "spec.yaml"],
+        f"line 2: lists and mappings nested more than {MAX_SPEC_DEPTH} deep",
+        spec("factors: 2\nn: " + "{a: " * 500 + "1" + "}" * 500 + "\n"),
+    ),
+    Case(
+        "deep-block",
+        ["build", "spec.yaml"],
+        f"nested more than {MAX_SPEC_DEPTH} deep",
+        spec("factors: 2\nn:\n" + "".join(" " * i + "-\n" for i in range(1, 600))),
+    ),
+    Case(
+        "verify-deep-stored-spec",
+        ["verify", "data.h5"],
+        f"stored spec is unreadable: data.h5 (stored spec): line 1: lists and mappings nested "
+        f"more than {MAX_SPEC_DEPTH} deep",
+        dataset(set_attr("spec", "factors: " + "[" * 3000 + "]" * 3000)),
     ),
     # --- outputs
     Case(
@@ -745,6 +775,23 @@ def test_quote_bounds_huge_and_nested_values():
     assert len(quote(nested)) <= 80
     assert quote("short") == "'short'"
     assert quote("y" * 1000).endswith("...") and len(quote("y" * 1000)) == 80
+
+
+def test_quote_survives_values_nested_deeper_than_the_stack():
+    deep_list: list = []
+    deep_dict: dict = {}
+    for _ in range(100_000):
+        deep_list, deep_dict = [deep_list], {"a": deep_dict}
+    assert quote(deep_list) == "[" * 77 + "..."
+    assert quote(deep_dict).startswith("{'a': {'a':") and len(quote(deep_dict)) == 80
+    assert len(quote(deep_list, limit=100_000)) < 1000  # a large limit still stops early
+
+
+def test_nesting_up_to_the_limit_parses_and_one_more_level_is_refused():
+    nested = "x: " + "[" * (MAX_SPEC_DEPTH - 1) + "]" * (MAX_SPEC_DEPTH - 1)
+    assert load_yaml_strict(nested) is not None
+    with pytest.raises(SpecError, match="nested more than"):
+        load_yaml_strict("x: " + "[" * MAX_SPEC_DEPTH + "]" * MAX_SPEC_DEPTH)
 
 
 try:  # property-based generation when hypothesis is installed (the test extra)
