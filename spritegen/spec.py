@@ -196,6 +196,20 @@ def _is_choice(value: Any, allowed: Collection[str]) -> bool:
     return isinstance(value, str) and value in allowed
 
 
+def _section(raw: Mapping[str, Any], key: str, allowed: str) -> Mapping[str, Any]:
+    """A spec section that must be a mapping; absent or null (a header left empty) means {}.
+
+    ``raw.get(key) or {}`` would also take ``[]``, ``0`` or ``""`` for an empty section and
+    silently build the defaults the author did not ask for.
+    """
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(key, value, allowed)
+    return value
+
+
 def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
     for key in d:
         if key not in allowed:
@@ -273,9 +287,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     if not isinstance(name, str):
         raise _fail("name", name, "a string")
     values["name"] = name
-    fixed_raw = raw.get("fixed") or {}
-    if not isinstance(fixed_raw, Mapping):
-        raise _fail("fixed", fixed_raw, "a mapping of inactive factor names to values")
+    fixed_raw = _section(raw, "fixed", "a mapping of inactive factor names to values")
     fixed: dict[str, float] = {}
     for fname, fvalue in fixed_raw.items():
         if not _is_choice(fname, FACTOR_NAMES) or fname == "hue":
@@ -310,11 +322,9 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
         for f in FACTORS[factors:]
         if f.name != "hue"
     }
-    storage = raw.get("storage") or {}
-    if not isinstance(storage, Mapping):
-        raise _fail(
-            "storage", storage, "a mapping with chunk_images, compression, compression_level"
-        )
+    storage = _section(
+        raw, "storage", "a mapping with chunk_images, compression, compression_level"
+    )
     _check_keys(storage, ("chunk_images", "compression", "compression_level"), "section 'storage'")
     if "chunk_images" in storage:
         values["chunk_images"] = _int(storage, "chunk_images", 1, 65536, "storage.")

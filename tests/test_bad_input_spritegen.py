@@ -313,6 +313,30 @@ CASES = [
         f"more than {MAX_SPEC_DEPTH} deep",
         dataset(set_attr("spec", "factors: " + "[" * 3000 + "]" * 3000)),
     ),
+    Case(
+        "fixed-list",
+        ["build", "spec.yaml"],
+        "'fixed': got []; allowed: a mapping",
+        spec("factors: 2\nfixed: []\n"),
+    ),
+    Case(
+        "fixed-0",
+        ["build", "spec.yaml"],
+        "'fixed': got 0; allowed: a mapping",
+        spec("factors: 2\nfixed: 0\n"),
+    ),
+    Case(
+        "storage-0",
+        ["build", "spec.yaml"],
+        "'storage': got 0; allowed: a mapping",
+        spec("factors: 2\nstorage: 0\n"),
+    ),
+    Case(
+        "storage-empty-string",
+        ["build", "spec.yaml"],
+        "'storage': got ''; allowed: a mapping",
+        spec('factors: 2\nstorage: ""\n'),
+    ),
     # --- outputs
     Case(
         "disk",
@@ -792,6 +816,13 @@ def test_nesting_up_to_the_limit_parses_and_one_more_level_is_refused():
     assert load_yaml_strict(nested) is not None
     with pytest.raises(SpecError, match="nested more than"):
         load_yaml_strict("x: " + "[" * MAX_SPEC_DEPTH + "]" * MAX_SPEC_DEPTH)
+
+
+@pytest.mark.parametrize("section", ["fixed", "storage"])
+@pytest.mark.parametrize("empty", ["", " {}", " null"])
+def test_an_empty_or_null_section_still_means_the_defaults(section, empty):
+    plain = parse_spec_text("factors: 2\n")
+    assert parse_spec_text(f"factors: 2\n{section}:{empty}\n") == plain
 
 
 try:  # property-based generation when hypothesis is installed (the test extra)
