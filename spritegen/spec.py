@@ -36,6 +36,9 @@ MAX_SPEC_BYTES = 1_000_000
 #: Deepest nesting of lists and mappings a spec may use. Specs need three levels; the YAML parser
 #: recurses once per level, so thousands of ``[`` would end in a RecursionError instead.
 MAX_SPEC_DEPTH = 50
+#: Most raw pixel bytes one stored chunk may hold (``chunk_images × H × W × C``): every chunk is
+#: rendered, compressed and assembled whole in memory, so a larger one only ends out of memory.
+MAX_CHUNK_BYTES = 2**30
 
 #: Sizes of the oracle's evaluation sets. "full" is disentanglement_lib's published study
 #: configuration; "quick" is for scoring every epoch; "none" stores no evaluation sets.
@@ -335,7 +338,23 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     if "compression_level" in storage:
         values["compression_level"] = _int(storage, "compression_level", 0, 9, "storage.")
     values["evaluation"] = _eval_sizes(raw.get("evaluation"))
-    return DatasetSpec(**values)
+    spec = DatasetSpec(**values)
+    _check_chunk_bytes(spec)
+    return spec
+
+
+def _check_chunk_bytes(spec: DatasetSpec) -> None:
+    """Refuse a chunk too large to hold in memory, at once rather than after planning a build."""
+    image_bytes = spec.image_size * spec.image_size * spec.channels
+    if spec.chunk_images * image_bytes > MAX_CHUNK_BYTES:
+        largest = MAX_CHUNK_BYTES // image_bytes
+        shape = "x".join(map(str, spec.image_shape))
+        raise _fail(
+            "storage.chunk_images",
+            spec.chunk_images,
+            f"at most {largest:,} for {shape} images (one chunk's raw pixels must fit in "
+            f"{MAX_CHUNK_BYTES / 2**30:g} GiB)",
+        )
 
 
 class _SpecLoader(yaml.SafeLoader):

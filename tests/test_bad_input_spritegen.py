@@ -25,10 +25,13 @@ from spritegen.cli import main
 from spritegen.datafile import read_attrs
 from spritegen.errors import SpecError, quote
 from spritegen.spec import (
+    MAX_CHUNK_BYTES,
     MAX_SPEC_BYTES,
     MAX_SPEC_DEPTH,
+    default_spec,
     load_yaml_strict,
     parse_spec_text,
+    with_overrides,
 )
 
 GOOD_SPEC = "factors: 2\nn: 300\nevaluation: tiny\n"
@@ -336,6 +339,19 @@ CASES = [
         ["build", "spec.yaml"],
         "'storage': got ''; allowed: a mapping",
         spec('factors: 2\nstorage: ""\n'),
+    ),
+    Case(
+        "chunk-too-big",
+        ["build", "spec.yaml"],
+        "'storage.chunk_images': got 65536; allowed: at most 341 for 1024x1024x3 images "
+        "(one chunk's raw pixels must fit in 1 GiB)",
+        spec("factors: 6\nimage_size: 1024\nstorage: {chunk_images: 65536}\n"),
+    ),
+    Case(
+        "chunk-too-big-by-flag",
+        ["build", "spec.yaml", "--image-size", "1024"],
+        "'storage.chunk_images': got 4096; allowed: at most 1,024 for 1024x1024x1",
+        spec("factors: 2\nstorage: {chunk_images: 4096}\n"),
     ),
     # --- outputs
     Case(
@@ -823,6 +839,13 @@ def test_nesting_up_to_the_limit_parses_and_one_more_level_is_refused():
 def test_an_empty_or_null_section_still_means_the_defaults(section, empty):
     plain = parse_spec_text("factors: 2\n")
     assert parse_spec_text(f"factors: 2\n{section}:{empty}\n") == plain
+
+
+def test_default_chunks_fit_the_chunk_cap_at_every_size():
+    for factors in range(1, 8):
+        for size in (16, 64, 256, 1024):
+            spec = with_overrides(default_spec(factors), {"image_size": size})
+            assert spec.chunk_images * size * size * spec.channels <= MAX_CHUNK_BYTES
 
 
 try:  # property-based generation when hypothesis is installed (the test extra)
