@@ -14,10 +14,10 @@ import sys
 
 import click
 
-from spritegen.clitools import run_cli
+from spritegen.clitools import CliGroup, run_cli
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def bench() -> None:
     """Train VAE-family models on spritegen datasets and score their disentanglement."""
     from benchmark.metrics.setcache import budget_from_environment
@@ -59,12 +59,17 @@ def _no_bench_extra(module: str) -> None:
     sys.exit(2)
 
 
+#: Commands whose Ctrl-C line says to run them again: a run resumes from its last checkpoint,
+#: a sweep skips its finished runs.
+RESUMABLE = ("run", "sweep")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``bench = benchmark.cli:main``)."""
     if _missing_extra is not None:
         _no_bench_extra(_missing_extra)
     try:
-        run_cli(bench, "bench", argv)
+        run_cli(bench, "bench", argv, resumable=RESUMABLE)
     except ModuleNotFoundError as exc:
         if exc.name not in BENCH_EXTRA_MODULES:
             raise

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from spritegen.clitools import run_cli
+from spritegen.clitools import CliGroup, run_cli
 from spritegen.errors import SpecError, quote
 from spritegen.factors import MAX_FACTORS, MIN_FACTORS, NUM_FACTORS_RANGE
 from spritegen.render import RENDERER_KINDS
@@ -17,7 +17,7 @@ from spritegen.show import show as run_show
 from spritegen.spec import EVAL_PRESETS
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spritegen")
 def cli() -> None:
     """Ground-truth image datasets for disentanglement research."""
@@ -25,7 +25,11 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``spritegen = spritegen.cli:main``)."""
-    run_cli(cli, "spritegen", argv)
+    run_cli(cli, "spritegen", argv, resumable=RESUMABLE)
+
+
+#: Commands whose Ctrl-C line says to run them again: a build keeps its finished chunks.
+RESUMABLE = ("build",)
 
 
 def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):

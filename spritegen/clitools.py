@@ -2,9 +2,10 @@
 
 ``spritegen`` and ``bench`` run their click groups through ``run_cli``, so an error caused by the
 user (a ``SpritegenError`` from any layer, or a click usage error) reads the same in both tools,
-never shows a traceback, and an interrupt tells the user how to resume. Commands that are also
-invoked on their own (tests, other click groups) wrap their bodies in ``user_errors`` to get the
-same line and exit status without ``run_cli``.
+never shows a traceback, and an interrupt is one line (both groups are ``CliGroup``s for that)
+that says to rerun only for the commands that resume. Commands that are also invoked on their own
+(tests, other click groups) wrap their bodies in ``user_errors`` to get the same line and exit
+status without ``run_cli``.
 
 An error class may set ``exit_code`` (default 2, bad input); a diverged training run uses 1, and
 so does running out of memory (one line saying so, the work done so far kept for a rerun).
@@ -15,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
-from collections.abc import Iterator
-from typing import IO
+from collections.abc import Collection, Iterator
+from typing import IO, Any
 
 import click
 
@@ -25,6 +26,26 @@ from spritegen.errors import SpritegenError, SpritegenWarning
 
 def _exit_code(exc: BaseException) -> int:
     return int(getattr(exc, "exit_code", 2))
+
+
+class Interrupted(Exception):
+    """Ctrl-C while a command ran; ``command`` (its name) tells ``run_cli`` whether a rerun
+    resumes. Not a KeyboardInterrupt, so click's ``main`` lets it through without echoing the
+    blank line it writes for one."""
+
+    def __init__(self, command: str | None) -> None:
+        super().__init__(command)
+        self.command = command
+
+
+class CliGroup(click.Group):
+    """The click group of both tools: a Ctrl-C inside a command leaves as ``Interrupted``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted(ctx.invoked_subcommand) from None
 
 
 class UserError(click.ClickException):
@@ -73,16 +94,27 @@ def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
 
 
-def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -> None:
-    """Run ``group`` as a console script; exit 0 done, 1 failed, 2 bad input, 130 interrupted."""
+def run_cli(
+    group: click.Group,
+    prog_name: str,
+    argv: list[str] | None = None,
+    resumable: Collection[str] = (),
+) -> None:
+    """Run ``group`` as a console script; exit 0 done, 1 failed, 2 bad input, 130 interrupted.
+
+    ``resumable`` names the commands that pick up where an interrupted run stopped: only their
+    Ctrl-C line says to run the same command again.
+    """
     try:
         with one_line_warnings(prog_name):
             code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except SpritegenError as exc:
         click.echo(f"{prog_name}: error: {exc}", err=True)
         sys.exit(_exit_code(exc))
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo(f"{prog_name}: interrupted; run the same command again to resume", err=True)
+    except (Interrupted, click.exceptions.Abort, KeyboardInterrupt) as exc:
+        resumes = isinstance(exc, Interrupted) and exc.command in resumable
+        hint = "; run the same command again to resume" if resumes else ""
+        click.echo(f"{prog_name}: interrupted{hint}", err=True)
         sys.exit(130)
     except click.UsageError as exc:  # one line, like every other error; the help is one flag away
         command = exc.ctx.command_path if exc.ctx is not None else prog_name

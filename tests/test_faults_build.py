@@ -15,9 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
+from conftest import build_small
 
+from spritegen.clitools import CliGroup, run_cli
 from spritegen.verify import verify
 
 SPRITEGEN = [sys.executable, "-m", "spritegen"]
@@ -175,14 +178,63 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, reference):
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (proc.returncode, len(chunks(out)), err)
-    assert err.strip().splitlines() == [
-        "spritegen: interrupted; run the same command again to resume"
-    ]
+    assert err == "spritegen: interrupted; run the same command again to resume\n"
     assert_no_orphans(seen)
     result = run(out, "--workers", "2")
     assert result.returncode == 0, result.stderr
     assert sha(out) == reference
     assert leftovers(tmp_path, "d.h5") == []
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (so it is inside the command, past start-up)."""
+    try:
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_verify_is_one_line_without_resume_advice(tmp_path):
+    """verify has nothing to resume: one line, no blank line before it, no 'run again'."""
+    data = build_small(tmp_path, 2, n=60_000, preset="none", workers=2)
+    proc = subprocess.Popen(
+        SPRITEGEN + ["verify", str(data), "--sample", "1000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert wait_for(lambda: _holds_open(proc.pid, data) or proc.poll() is not None, step=0.001)
+    assert proc.poll() is None, "verify ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (130, "spritegen: interrupted\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "resumable", "line"),
+    [
+        ("build", ("build",), "prog: interrupted; run the same command again to resume\n"),
+        ("show", ("build",), "prog: interrupted\n"),
+    ],
+)
+def test_run_cli_prints_one_interrupt_line(command, resumable, line, capsys):
+    """click echoes a blank line for a KeyboardInterrupt reaching its main; CliGroup keeps it
+    from getting there, and only a resumable command is told to run again."""
+
+    @click.group(cls=CliGroup)
+    def group() -> None:
+        pass
+
+    @group.command(command)
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(group, "prog", [command], resumable=resumable)
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == line
 
 
 def test_a_second_build_of_the_same_file_is_refused_while_the_first_runs(tmp_path, reference):
