@@ -28,6 +28,11 @@ def _exit_code(exc: BaseException) -> int:
     return int(getattr(exc, "exit_code", 2))
 
 
+#: click >= 8.2 raises this (a UsageError whose message is the whole help) for a group run
+#: without a command; older click prints the help and exits by itself.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class Interrupted(Exception):
     """Ctrl-C while a command ran; ``command`` (its name) tells ``run_cli`` whether a rerun
     resumes. Not a KeyboardInterrupt, so click's ``main`` lets it through without echoing the
@@ -116,6 +121,9 @@ def run_cli(
         hint = "; run the same command again to resume" if resumes else ""
         click.echo(f"{prog_name}: interrupted{hint}", err=True)
         sys.exit(130)
+    except _NO_ARGS_IS_HELP as exc:  # no command given: the help, as click prints it
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.UsageError as exc:  # one line, like every other error; the help is one flag away
         command = exc.ctx.command_path if exc.ctx is not None else prog_name
         message = " ".join(exc.format_message().split())

@@ -612,3 +612,13 @@ def test_inputs_count():
             marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]
             count += int(np.prod([len(m.args[1]) for m in marks])) if marks else 1
     assert count >= 30, count
+
+
+def test_bench_without_a_command_prints_the_whole_help(capsys):
+    """Not an error line squashing the help into one: the help as ``bench --help`` shows it."""
+    status, err, out = invoke(capsys)
+    assert status in (0, 2), err
+    text = err + out
+    assert text.startswith("Usage: bench [OPTIONS] COMMAND [ARGS]..."), text
+    assert "bench: error" not in text and len(text.splitlines()) > 8
+    assert "\nCommands:\n" in text and "\n  run " in text

@@ -668,6 +668,18 @@ def test_malformed_input_gets_one_line_and_exit_2(case, tmp_path, monkeypatch, c
     assert snapshot(folder) == before
 
 
+def test_no_command_prints_the_whole_help(tmp_path, monkeypatch, capsys):
+    """Not an error line squashing the help into one: the help as ``spritegen --help`` shows it."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_in(tmp_path, [], capsys)
+    assert code in (0, 2), err
+    text = err + out
+    assert text.startswith("Usage: spritegen [OPTIONS] COMMAND [ARGS]..."), text
+    assert "spritegen: error" not in text and len(text.splitlines()) > 8
+    assert "\nCommands:\n" in text and "\n  build " in text
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_there_are_at_least_thirty_cases():
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
 
