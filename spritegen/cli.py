@@ -14,7 +14,7 @@ from spritegen.factors import MAX_FACTORS, MIN_FACTORS, NUM_FACTORS_RANGE
 from spritegen.render import RENDERER_KINDS
 from spritegen.show import DEFAULT_OUT
 from spritegen.show import show as run_show
-from spritegen.spec import EVAL_PRESETS
+from spritegen.spec import EVAL_PRESETS, DatasetSpec
 
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
 RESUMABLE = ("build",)
 
 
-def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):
+def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict) -> DatasetSpec:
     """The spec a build command asks for: a YAML file or the study's default for --factors."""
     from spritegen.spec import default_spec, load_spec, with_overrides
 
@@ -43,28 +43,54 @@ def resolve_spec(spec_path: str | None, factors: int | None, overrides: dict):
         )
     if spec_path is not None:
         spec = load_spec(spec_path, overrides)
-        name = spec.name or Path(spec_path).stem
     else:
         assert factors is not None  # exactly one of the two was given
         spec = with_overrides(default_spec(factors, overrides.pop("renderer", None)), overrides)
-        name = spec.name
-    return spec, name
+    return spec
 
 
-def _check_plain_name(name: str) -> None:
-    """Without --out the file is NAME.h5 in the current folder: NAME must be a plain file name."""
-    bad = (
-        "/" in name
-        or "\\" in name
-        or name.startswith(".")
-        or any(ord(c) < 32 for c in name)
-        or len(name) > 200
+#: What a name must be to give the default output NAME.h5, as error lines state it.
+PLAIN_NAME = (
+    "a plain file name (printable characters, no path separator, not starting with '.', no "
+    "leading or trailing spaces, at most 200 characters)"
+)
+
+
+def _is_plain_name(name: str) -> bool:
+    """Whether NAME.h5 is a visible file in the current folder whose name prints on one line.
+
+    ``str.isprintable`` is False for control characters and for Unicode line and paragraph
+    separators (U+2028, U+0085), which would split the one-line messages that quote the path.
+    """
+    return (
+        name.strip() == name != ""
+        and "/" not in name
+        and "\\" not in name
+        and not name.startswith(".")
+        and name.isprintable()
+        and len(name) <= 200
     )
-    if bad:
+
+
+def default_out(spec_name: str, spec_path: str | None) -> Path:
+    """The output file without --out: NAME.h5 in the current folder, NAME from the spec's
+    ``name`` field or else from the spec file's name (the line says which, so the user knows
+    what to change)."""
+    if spec_name or spec_path is None:
+        if not _is_plain_name(spec_name):
+            raise SpecError(
+                f"spec field 'name': got {quote(spec_name)}; allowed without --out: "
+                f"{PLAIN_NAME}; or pass --out"
+            )
+        return Path(f"{spec_name}.h5")
+    stem = Path(spec_path).stem
+    if not _is_plain_name(stem):
         raise SpecError(
-            f"spec field 'name': got {quote(name)}; allowed without --out: a plain file name "
-            "(no path separator, not starting with '.', at most 200 characters); or pass --out"
+            f"the spec sets no 'name', so the output is named after the spec file "
+            f"{quote(spec_path)}, giving {quote(stem)}, which is not {PLAIN_NAME}; set 'name:' "
+            "in the spec or pass --out"
         )
+    return Path(f"{stem}.h5")
 
 
 @cli.command()
@@ -138,10 +164,8 @@ def build(
         "image_size": image_size,
         "eval_preset": eval_preset,
     }
-    spec, name = resolve_spec(spec_path, factors, overrides)
-    if not out:
-        _check_plain_name(name)
-    out_path = Path(out) if out else Path(f"{name or 'dataset'}.h5")
+    spec = resolve_spec(spec_path, factors, overrides)
+    out_path = Path(out) if out else default_out(spec.name, spec_path)
     if address and executor != "ray":
         raise SpecError("--address is for --executor ray")
     remote = None

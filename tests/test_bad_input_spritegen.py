@@ -262,6 +262,31 @@ CASES = [
         "nul-name", ["build", "spec.yaml"], "a plain file name", spec('factors: 2\nname: "a\\0b"\n')
     ),
     Case(
+        "blank-name",
+        ["build", "spec.yaml"],
+        "'name': got ' '; allowed without --out: a plain file name (printable characters",
+        spec('factors: 2\nname: " "\n'),
+    ),
+    Case(
+        "padded-name",
+        ["build", "spec.yaml"],
+        "'name': got 'data '; allowed without --out: a plain file name",
+        spec('factors: 2\nname: "data "\n'),
+    ),
+    Case(
+        "line-separator-name",
+        ["build", "spec.yaml"],
+        "'name': got 'a\\u2028b\\x85c'; allowed without --out",
+        spec('factors: 2\nname: "a\\u2028b\\u0085c"\n'),
+    ),
+    Case(
+        "spec-file-without-stem",
+        ["build", ".yaml"],
+        "the spec sets no 'name', so the output is named after the spec file '.yaml', giving "
+        "'.yaml', which is not a plain file name",
+        spec(GOOD_SPEC, ".yaml"),
+    ),
+    Case(
         "preset-list",
         ["build", "spec.yaml"],
         "'evaluation.preset': got [1]; allowed: full, quick",
