@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import spritegen
-from spritegen.atomic import atomic_path, write_bytes_atomic
+from spritegen.atomic import atomic_path, partial_path, write_bytes_atomic
 from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
 from spritegen.errors import BuildError, SpecError, SpritegenError, quote
 from spritegen.evalsets import BuildPlan, plan_build
@@ -231,6 +231,56 @@ def _folder_bytes(folder: Path) -> int:
         return 0
 
 
+def out_path(out: str | Path) -> Path:
+    """``out`` as the path of the file to build, refused at once if its text cannot name one.
+
+    Checked on the text as given: ``Path`` turns ``""`` into ``.`` and drops a trailing ``/``,
+    so ``--out ''`` would name the current folder and ``--out results/`` a file ``results``.
+    What is on the disk at that path is checked by ``_check_nothing_in_the_way``.
+    """
+    text = str(out)
+    if isinstance(out, str) and not out:
+        raise SpecError("--out: got ''; allowed: the path of the file to build, such as data.h5")
+    separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
+    if isinstance(out, str) and out.endswith(separators):
+        raise SpecError(
+            f"--out {quote(text)} ends in {quote(out[-1])}, so it names a folder; allowed: the "
+            f"path of the file to build, such as {quote(text + 'data.h5')}"
+        )
+    return Path(out)
+
+
+def _check_nothing_in_the_way(out: Path, parts: Path) -> None:
+    """Refuse before any work when a path the build writes is taken by something not its own.
+
+    ``OUT`` must be a regular file if it exists (``--force`` would rename over a folder or a
+    device such as /dev/null); ``OUT.parts`` must be a folder of saved chunks (a file there is
+    the user's, never deleted, even with --force); ``OUT.partial`` and ``OUT.lock`` must be
+    files if they exist (a folder there would otherwise fail deep inside HDF5 or ``open``).
+    """
+    if out.is_dir():
+        raise SpecError(
+            f"--out {quote(str(out))} is a folder; allowed: the path of the file to build, such "
+            f"as {quote(str(out / 'data.h5'))}"
+        )
+    if out.exists() and not out.is_file():
+        raise SpecError(
+            f"--out {quote(str(out))} exists and is not a regular file (a device, pipe or "
+            "socket); choose another --out"
+        )
+    if parts.exists() and not parts.is_dir():
+        raise SpecError(
+            f"{parts} is not a parts folder of a build (it is a file); move or delete it, or "
+            "build to another --out"
+        )
+    for path in (partial_path(out), _lock_path(out)):
+        if path.exists() and not path.is_file():
+            raise SpecError(
+                f"{path} is in the way: the build writes a file there, but it is a folder; move "
+                "or delete it, or build to another --out"
+            )
+
+
 def _check_free_space(est: Estimate, out: Path, parts: Path) -> None:
     """Refuse up front when the disk cannot hold the saved chunks and the assembled file."""
     folder = _existing_ancestor(out.parent)
@@ -285,6 +335,10 @@ def _io_errors(out: Path, parts: Path) -> Iterator[None]:
         ) from None
 
 
+def _lock_path(out: Path) -> Path:
+    return out.with_name(out.name + ".lock")
+
+
 @contextlib.contextmanager
 def build_lock(out: Path) -> Iterator[None]:
     """Hold ``OUT.lock`` (an exclusive ``flock``) for a whole build of ``out``.
@@ -294,7 +348,7 @@ def build_lock(out: Path) -> Iterator[None]:
     blocks the next one; the file is removed on release (the inode check makes that safe against
     a process that opened the old file just before).
     """
-    lock = out.with_name(out.name + ".lock")
+    lock = _lock_path(out)
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -374,9 +428,10 @@ def build(
     Before any work the free disk space is checked against the estimate; while it runs the build
     holds ``OUT.lock`` so that two builds of one file cannot interleave.
     """
-    out = Path(out)
+    out = out_path(out)
     parts = out.with_name(out.name + ".parts")
     with _io_errors(out, parts):
+        _check_nothing_in_the_way(out, parts)
         if out.exists() and not force:
             raise SpecError(f"{out} already exists; pass --force to replace it")
         est = estimate(spec)

@@ -165,7 +165,7 @@ def build(
         "eval_preset": eval_preset,
     }
     spec = resolve_spec(spec_path, factors, overrides)
-    out_path = Path(out) if out else default_out(spec.name, spec_path)
+    out_path = out if out is not None else default_out(spec.name, spec_path)
     if address and executor != "ray":
         raise SpecError("--address is for --executor ray")
     remote = None

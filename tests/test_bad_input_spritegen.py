@@ -398,6 +398,40 @@ CASES = [
     ),
     Case("out-is-dir", BUILD + ["--factors", "2", "--out", "."], "'--out'"),
     Case(
+        "out-empty",
+        BUILD + ["--factors", "2", "--out", ""],
+        "--out: got ''; allowed: the path of the file to build",
+    ),
+    Case(
+        "out-ends-in-slash",
+        BUILD + ["--factors", "2", "--out", "new/"],
+        "--out 'new/' ends in '/', so it names a folder; allowed: the path of the file to build, "
+        "such as 'new/data.h5'",
+    ),
+    Case(
+        "out-device",
+        BUILD + ["--factors", "2", "--out", "/dev/null", "--force"],
+        "--out '/dev/null' exists and is not a regular file",
+    ),
+    Case(
+        "parts-is-a-file",
+        BUILD + ["--factors", "2", "--out", "d.h5", "--force"],
+        "d.h5.parts is not a parts folder of a build (it is a file); move or delete it",
+        spec("my notes", "d.h5.parts"),
+    ),
+    Case(
+        "partial-is-a-folder",
+        BUILD + ["--factors", "2", "--out", "d.h5"],
+        "d.h5.partial is in the way: the build writes a file there, but it is a folder",
+        spec("", "d.h5.partial/x"),
+    ),
+    Case(
+        "lock-is-a-folder",
+        BUILD + ["--factors", "2", "--out", "d.h5"],
+        "d.h5.lock is in the way",
+        spec("", "d.h5.lock/x"),
+    ),
+    Case(
         "out-name-too-long",
         BUILD + ["--factors", "2", "--out", "a" * 300 + ".h5"],
         "File name too long; choose another --out",
