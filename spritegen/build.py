@@ -281,6 +281,27 @@ def _check_nothing_in_the_way(out: Path, parts: Path) -> None:
             )
 
 
+def _check_writable(out: Path) -> None:
+    """Refuse an output folder that cannot take files, before the free-space check reads its
+    (zero) free space as a full disk: one on a virtual file system (/proc, /sys: no blocks),
+    read-only, or not writable by this user."""
+    folder = _existing_ancestor(out.parent)
+    if not folder.is_dir():  # a file on the path: named when the folders are made (ENOTDIR)
+        return
+    stats = os.statvfs(folder)
+    if stats.f_blocks == 0:
+        raise SpecError(
+            f"--out {quote(str(out))}: {folder} is on a virtual file system that stores no "
+            "files (like /proc or /sys); choose another --out"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        code = errno.EROFS if stats.f_flag & os.ST_RDONLY else errno.EACCES
+        raise SpecError(
+            f"--out {quote(str(out))}: cannot write in {folder}: {os.strerror(code)}; choose a "
+            "folder you can write to"
+        )
+
+
 def _check_free_space(est: Estimate, out: Path, parts: Path) -> None:
     """Refuse up front when the disk cannot hold the saved chunks and the assembled file."""
     folder = _existing_ancestor(out.parent)
@@ -434,6 +455,7 @@ def build(
         _check_nothing_in_the_way(out, parts)
         if out.exists() and not force:
             raise SpecError(f"{out} already exists; pass --force to replace it")
+        _check_writable(out)
         est = estimate(spec)
         if announce:
             announce(est.line(out))

@@ -414,6 +414,11 @@ CASES = [
         "--out '/dev/null' exists and is not a regular file",
     ),
     Case(
+        "out-in-proc",
+        BUILD + ["--factors", "2", "--out", "/proc/x.h5"],
+        "--out '/proc/x.h5': /proc is on a virtual file system that stores no files",
+    ),
+    Case(
         "parts-is-a-file",
         BUILD + ["--factors", "2", "--out", "d.h5", "--force"],
         "d.h5.parts is not a parts folder of a build (it is a file); move or delete it",
@@ -754,7 +759,7 @@ def test_read_only_folder_gets_one_line(tmp_path, capsys, monkeypatch):
         code, _out, err = run_in(tmp_path, BUILD + ["--factors", "2", "--out", "ro/x.h5"], capsys)
         assert code == 2
         assert err.strip() == (
-            "spritegen: error: --out 'ro/x.h5': cannot write 'ro/x.h5.lock': Read-only file "
+            f"spritegen: error: --out 'ro/x.h5': cannot write in {mount}: Read-only file "
             "system; choose a folder you can write to"
         )
         assert list(mount.iterdir()) == []
