@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
+import spritegen
 from spritegen.cli import main
 from spritegen.datafile import read_attrs
 from spritegen.errors import SpecError, quote
@@ -774,11 +775,14 @@ def test_the_installed_command_prints_the_same_line(case_id, tmp_path, dataset_k
     if case.setup is not None:
         case.setup(tmp_path, dataset_k2)
     before = snapshot(tmp_path)
+    # The spritegen these tests import (a checkout may differ from the one installed).
+    source = str(Path(spritegen.__file__).parents[1])
     result = subprocess.run(
         [sys.executable, "-m", "spritegen", *case.argv],
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        env={**os.environ, "PYTHONPATH": source},
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and case.expect in result.stderr
