@@ -14,7 +14,15 @@ from spritegen.factors import MAX_FACTORS, MIN_FACTORS, NUM_FACTORS_RANGE
 from spritegen.render import RENDERER_KINDS
 from spritegen.show import DEFAULT_OUT
 from spritegen.show import show as run_show
-from spritegen.spec import EVAL_PRESETS, DatasetSpec
+from spritegen.spec import (
+    DEFAULT_EVAL_PRESET,
+    EVAL_PRESETS,
+    IMAGE_SIZE_RANGE,
+    MAX_IMAGES,
+    MAX_SEED,
+    THESIS_NUM_IMAGES,
+    DatasetSpec,
+)
 
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,23 +108,41 @@ def default_out(spec_name: str, spec_path: str | None) -> Path:
     type=click.IntRange(MIN_FACTORS, MAX_FACTORS),
     help="Use the study's spec with the first K factors.",
 )
-@click.option("--renderer", type=click.Choice(RENDERER_KINDS), help="2d (cairo) or 3d (pyrender).")
 @click.option(
-    "--n", "n", type=click.IntRange(1), help="Number of training images (default 1,000,000)."
+    "--renderer",
+    type=click.Choice(RENDERER_KINDS),
+    help="2d (cairo) or 3d (pyrender) (default: the spec's, else 2d; 3d for 7 factors).",
 )
-@click.option("--seed", type=click.IntRange(0), help="Seed of every random draw in the dataset.")
 @click.option(
-    "--image-size", type=click.IntRange(16, 1024), help="Image side in pixels (default 64)."
+    "--n",
+    "n",
+    type=click.IntRange(1, MAX_IMAGES),
+    help=f"Number of training images (default: the spec's, else {THESIS_NUM_IMAGES:,}).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    help="Seed of every random draw in the dataset (default: the spec's, else 0).",
+)
+@click.option(
+    "--image-size",
+    type=click.IntRange(*IMAGE_SIZE_RANGE),
+    help="Image side in pixels (default: the spec's, else 64).",
 )
 @click.option(
     "--eval-preset",
     type=click.Choice(list(EVAL_PRESETS)),
-    help="Sizes of the oracle's evaluation sets (default full).",
+    help=(
+        f"Sizes of the oracle's evaluation sets (default: the spec's, else {DEFAULT_EVAL_PRESET})."
+    ),
 )
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
-    help="Output file (default NAME.h5 in the current folder).",
+    help=(
+        "Output file (default: NAME.h5 in the current folder, NAME being the spec's name, "
+        "else the SPEC file's name, else factorsK)."
+    ),
 )
 @click.option(
     "--workers", type=click.IntRange(1), default=None, help="Worker processes (default: all cores)."

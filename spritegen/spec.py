@@ -36,6 +36,10 @@ MAX_SPEC_BYTES = 1_000_000
 #: Deepest nesting of lists and mappings a spec may use. Specs need three levels; the YAML parser
 #: recurses once per level, so thousands of ``[`` would end in a RecursionError instead.
 MAX_SPEC_DEPTH = 50
+#: Bounds of the top-level numeric fields; the ``build`` flags take their ranges from here.
+IMAGE_SIZE_RANGE = (16, 1024)
+MAX_IMAGES = 100_000_000
+MAX_SEED = 2**63 - 1
 #: Most raw pixel bytes one stored chunk may hold (``chunk_images × H × W × C``): every chunk is
 #: rendered, compressed and assembled whole in memory, so a larger one only ends out of memory.
 MAX_CHUNK_BYTES = 2**30
@@ -283,7 +287,11 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     if factors == NUM_ALL_FACTORS and renderer != "3d":
         raise _fail("renderer", renderer, "3d when factors is 7 (rotation_y needs the 3D renderer)")
     values: dict[str, Any] = {"factors": factors, "renderer": renderer}
-    for key, lo, hi in (("image_size", 16, 1024), ("n", 1, 100_000_000), ("seed", 0, 2**63 - 1)):
+    for key, lo, hi in (
+        ("image_size", *IMAGE_SIZE_RANGE),
+        ("n", 1, MAX_IMAGES),
+        ("seed", 0, MAX_SEED),
+    ):
         if key in raw:
             values[key] = _int(raw, key, lo, hi)
     name = raw.get("name", "")

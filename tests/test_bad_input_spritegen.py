@@ -27,6 +27,8 @@ from spritegen.datafile import read_attrs
 from spritegen.errors import SpecError, quote
 from spritegen.spec import (
     MAX_CHUNK_BYTES,
+    MAX_IMAGES,
+    MAX_SEED,
     MAX_SPEC_BYTES,
     MAX_SPEC_DEPTH,
     default_spec,
@@ -151,7 +153,21 @@ CASES = [
     Case("no-spec", ["build"], "either a SPEC file or --factors"),
     Case("factors-8", ["build", "--factors", "8"], "'--factors': 8 is not in the range 1<=x<=7"),
     Case("factors-0", ["build", "--factors", "0"], "'--factors'"),
-    Case("n-0", ["build", "--factors", "2", "--n", "0"], "'--n': 0 is not in the range x>=1"),
+    Case(
+        "n-0",
+        ["build", "--factors", "2", "--n", "0"],
+        "'--n': 0 is not in the range 1<=x<=100000000",
+    ),
+    Case(
+        "n-above-cap",
+        ["build", "--factors", "2", "--n", str(MAX_IMAGES + 1)],
+        f"'--n': {MAX_IMAGES + 1} is not in the range 1<=x<={MAX_IMAGES}",
+    ),
+    Case(
+        "seed-above-cap",
+        ["build", "--factors", "2", "--seed", str(MAX_SEED + 1)],
+        f"'--seed': {MAX_SEED + 1} is not in the range 0<=x<={MAX_SEED}",
+    ),
     Case("n-text", ["build", "--factors", "2", "--n", "many"], "'--n': 'many' is not a valid"),
     Case("seed-neg", ["build", "--factors", "2", "--seed", "-1"], "'--seed'"),
     Case("size-8", ["build", "--factors", "2", "--image-size", "8"], "16<=x<=1024"),
@@ -743,6 +759,16 @@ def test_no_command_prints_the_whole_help(tmp_path, monkeypatch, capsys):
     assert "spritegen: error" not in text and len(text.splitlines()) > 8
     assert "\nCommands:\n" in text and "\n  build " in text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_build_help_states_the_real_caps_and_spec_defaults(capsys):
+    code, out, _err = run_in(Path("."), ["build", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0
+    assert f"[1<=x<={MAX_IMAGES}]" in text and f"[0<=x<={MAX_SEED}]" in text
+    assert "(default: the spec's, else 1,000,000)" in text
+    assert "(default: the spec's, else full)" in text
+    assert "(default: the spec's, else 64)" in text
 
 
 def test_there_are_at_least_thirty_cases():
