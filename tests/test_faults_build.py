@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import click
@@ -235,6 +236,37 @@ def test_run_cli_prints_one_interrupt_line(command, resumable, line, capsys):
         run_cli(group, "prog", [command], resumable=resumable)
     assert exit_info.value.code == 130
     assert capsys.readouterr().err == line
+
+
+@pytest.mark.parametrize("busy_s", [0.0, 1.0])
+def test_a_ctrl_c_swallowed_by_a_weakref_callback_still_ends_the_command(busy_s, capsys):
+    """Python cannot raise from a weakref callback (h5py frees objects through them): the
+    interrupt is printed as 'Exception ignored' and lost unless run_cli delivers it again."""
+
+    class Freed:
+        pass
+
+    def callback(_ref: object) -> None:
+        raise KeyboardInterrupt
+
+    @click.group(cls=CliGroup)
+    def group() -> None:
+        pass
+
+    @group.command("verify")
+    def command() -> None:
+        obj = Freed()
+        ref = weakref.ref(obj, callback)
+        del obj  # the callback runs here; its KeyboardInterrupt is swallowed
+        assert ref() is None
+        deadline = time.monotonic() + busy_s  # the interrupt delivered again lands in here,
+        while time.monotonic() < deadline:  # or, when the command ends first, as it ends
+            time.sleep(0.001)
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(group, "prog", ["verify"])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "prog: interrupted\n"
 
 
 def test_a_second_build_of_the_same_file_is_refused_while_the_first_runs(tmp_path, reference):
