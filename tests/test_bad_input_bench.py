@@ -160,6 +160,13 @@ def test_bad_run_flags(made, work, capsys, extra, fragments):
     assert_one_clear_line(capsys, work, args, *fragments)
 
 
+@pytest.mark.parametrize("latent_dim", ["0", "-1"])
+def test_bad_models_latent_dim(work, capsys, latent_dim):
+    assert_one_clear_line(
+        capsys, work, ["models", "--latent-dim", latent_dim], "'--latent-dim'", "x>=1"
+    )
+
+
 def test_unknown_model_names_the_installed_ones(made, work, capsys):
     assert_one_clear_line(
         capsys, work, run_args(made["tiny"], work / "o", model="nosuch"), "unknown model 'nosuch'"

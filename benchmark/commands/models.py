@@ -12,7 +12,13 @@ import click
     show_default=True,
     help="Build each model and run a dry forward pass on a 64x64x1 batch.",
 )
-@click.option("--latent-dim", default=10, show_default=True, type=int)
+@click.option(
+    "--latent-dim",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Latent size D of the dry pass (a positive integer, as for bench run).",
+)
 def models_command(check: bool, latent_dim: int) -> None:
     """List the models of the entry point group benchmark.models."""
     from benchmark.models.registry import ModelError, build_model, describe_default, discover
