@@ -151,6 +151,9 @@ def run_args(data: Path | str, out: Path, model: str = "betavae") -> list[str]:
         (["--device", "tpu"], ["--device", "cpu"]),
         (["--amp"], ["--amp", "CUDA"]),
         (["--score-preset", "huge"], ["--score-preset", "quick"]),
+        (["--param", "x=" + "[" * 1000], ["--param x", "nested more than 50 deep"]),
+        (["--beta", "&a 1"], ["--beta", "anchors and aliases"]),
+        (["--param", "beta={a: 1, a: 2}"], ["--param beta", "duplicate key 'a'"]),
     ],
 )
 def test_bad_run_flags(made, work, capsys, extra, fragments):

@@ -16,13 +16,18 @@ import yaml
 from benchmark.params import ParamInfo, RunConfig, iter_cli_params
 from spritegen.clitools import user_errors
 from spritegen.errors import SpecError
+from spritegen.spec import load_yaml_strict
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, where: str = "value") -> Any:
     """A value given on the command line, read as YAML: 8, 0.5, true, null, text; also inf and
-    nan as numbers (YAML spells them .inf and .nan), so they are refused as numbers, by name."""
+    nan as numbers (YAML spells them .inf and .nan), so they are refused as numbers, by name.
+
+    Read by the project's strict loader, as specs are: anchors, aliases, duplicate keys and deep
+    nesting are a SpecError naming ``where`` (deep nesting would exhaust Python's stack); text
+    that is not YAML at all stays text."""
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml_strict(text, where)
     except yaml.YAMLError:
         return text
     if isinstance(value, str):
@@ -41,7 +46,7 @@ def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key.isidentifier():
             raise SpecError(f"--param {item!r}: expected key=value with a Python identifier key")
-        out[key] = parse_value(value)
+        out[key] = parse_value(value, f"--param {key}")
     return out
 
 
@@ -65,7 +70,7 @@ def parse_hparam_flags(args: list[str]) -> dict[str, Any]:
             raise SpecError(f"{flag}: not a valid option name")
         if key in out:
             raise SpecError(f"{flag} given twice")
-        out[key] = parse_value(value)
+        out[key] = parse_value(value, flag)
         i += 1
     return out
 
