@@ -389,6 +389,55 @@ def test_broken_plugin_never_ends_the_command(made, work, capsys, source, fragme
     assert "SystemExit" in listing or "RuntimeError" in listing
 
 
+def listing_of(capsys) -> dict[str, str]:
+    """`bench models` (exit 0, no traceback): each model's name -> its lines of the listing."""
+    status, err, listing = invoke(capsys, "models", "--latent-dim", "3")
+    assert status == 0 and "Traceback" not in err, err
+    rows: dict[str, str] = {}
+    name = ""
+    for line in listing.splitlines():
+        if line[:1].strip():
+            name = line.split()[0]
+        rows[name] = rows.get(name, "") + line + "\n"
+    return rows
+
+
+def plugin_model(work: Path, source: str) -> str:
+    """Install ``source`` (defining ``class Model``) as a plugin; the model's registered name."""
+    mod = f"plug_{hashlib.sha256(source.encode()).hexdigest()[:10]}"
+    install_plugin(work, f"plugdist_{mod}", mod, source, {f"{mod}_model": f"{mod}:Model"})
+    return f"{mod}_model"
+
+
+SHADOWED_HPARAMS = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def __init__(self, image_shape, latent_dim, seed: int = 3, lr: float = 0.1, alpha=1.0):
+        super().__init__(image_shape, latent_dim)
+        self.seed, self.lr = seed, lr
+"""
+
+
+def test_hyperparameter_named_like_a_run_option(made, work, capsys):
+    """`--seed 5` sets the run's seed: a model's own `seed` could never be set, so it is refused."""
+    model = plugin_model(work, SHADOWED_HPARAMS)
+    line = assert_one_clear_line(
+        capsys,
+        work,
+        [*run_args(made["tiny"], work / "o", model=model), "--seed", "5"],
+        f"model '{model}'",
+        "is broken",
+        "'seed', 'lr'",
+        "--seed, --lr",
+        "rename them",
+    )
+    assert "alpha" not in line
+    rows = listing_of(capsys)
+    assert "BROKEN" in rows[model] and "'seed', 'lr'" in rows[model], rows[model]
+    assert " ok " in rows["betavae"]
+
+
 # --- bench score: representation modules and evaluation data -----------------------------
 
 REPRESENT = """

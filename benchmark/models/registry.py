@@ -23,7 +23,7 @@ from benchmark.models.base import AUXILIARY_LOSS, REQUIRED_TERMS, Model, has_aux
 
 if TYPE_CHECKING:
     from benchmark.models.base import AuxiliaryModel
-from benchmark.params import BadValue, check_hparam
+from benchmark.params import PARAMS, BadValue, check_hparam
 from spritegen.errors import SpecError, SpritegenError
 
 GROUP = "benchmark.models"
@@ -94,6 +94,35 @@ def _signature(factory: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
     return hparams, accepts_any
 
 
+def _run_option_names() -> dict[str, str]:
+    """Every name a run setting is written under (field, sweep key, flag without dashes), and
+    the flag users know it by: a model hyperparameter of one of these names could never be set,
+    because ``bench run --seed`` and a sweep's ``seed:`` go to the run."""
+    names = {"param": "--param", "help": "--help"}
+    for p in PARAMS.values():
+        for n in (p.name, p.key, p.flag[2:].replace("-", "_")):
+            names.setdefault(n, p.flag)
+    return names
+
+
+#: Names a model's hyperparameters must not take (see ``_run_option_names``), with their flags.
+RUN_OPTION_NAMES: dict[str, str] = _run_option_names()
+
+
+def _colliding(hparams: dict[str, Any]) -> str | None:
+    """Why the model cannot be used when a run option would shadow some of its
+    hyperparameters (``--seed 5`` sets the run's seed, the model's ``seed`` stays its default)."""
+    clash = [n for n in hparams if n in RUN_OPTION_NAMES]
+    if not clash:
+        return None
+    flags = ", ".join(dict.fromkeys(RUN_OPTION_NAMES[n] for n in clash))
+    return (
+        f"its hyperparameter(s) {', '.join(map(repr, clash))} have the name of run "
+        f"option(s) {flags}, which set the run and would never reach the model; "
+        f"rename them in the constructor"
+    )
+
+
 def _annotations(factory: Callable[..., nn.Module], names: Any) -> dict[str, Any]:
     """The declared types of the hyperparameters (resolving postponed annotations); a factory
     whose annotations cannot be resolved is simply not type-checked."""
@@ -116,6 +145,8 @@ def _entry(name: str, target: str, origin: str) -> ModelEntry:
     except BaseException as exc:  # a plugin may raise anything on import, sys.exit() included:
         entry.factory = None  # report it as broken; never let it end the command
         entry.error = f"cannot load {target}: {type(exc).__name__}: {exc}"
+        return entry
+    entry.error = _colliding(entry.hparams)
     return entry
 
 
