@@ -438,6 +438,79 @@ def test_hyperparameter_named_like_a_run_option(made, work, capsys):
     assert " ok " in rows["betavae"]
 
 
+NO_PARAMETERS = """
+import torch
+from benchmark.models.base import GaussianVAE
+
+class Model(GaussianVAE):
+    def encode(self, x):
+        return torch.zeros(len(x), self.latent_dim), torch.zeros(len(x), self.latent_dim)
+
+    def decode(self, z):
+        return torch.zeros(len(z), *self.image_shape)
+"""
+DETACHED_LOSS = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def loss(self, x, *, step=0, generator=None):
+        terms = super().loss(x, step=step, generator=generator)
+        return {k: t.detach() for k, t in terms.items()}
+"""
+HPARAMS_LIST = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    @property
+    def hparams(self):
+        return [1, 2]
+"""
+HPARAMS_INFINITE = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def __init__(self, image_shape, latent_dim, alpha: float = float("inf")):
+        super().__init__(image_shape, latent_dim)
+        self.alpha = alpha
+
+    @property
+    def hparams(self):
+        return {"alpha": self.alpha}
+"""
+
+
+@pytest.mark.parametrize(
+    "source, fragments",
+    [
+        (NO_PARAMETERS, ["has no parameters to train", "model.parameters() is empty"]),
+        (DETACHED_LOSS, ["loss['loss'] does not require grad", "without detach()"]),
+        (HPARAMS_LIST, ["'hparams' must be a dict", "got a list: [1, 2]"]),
+        (HPARAMS_INFINITE, ["'hparams' holds non-finite values (alpha=inf)", "finite values"]),
+    ],
+    ids=["no-parameters", "detached-loss", "hparams-list", "hparams-infinite"],
+)
+def test_model_that_cannot_train_is_broken_at_build(made, work, capsys, source, fragments):
+    """Caught by the dry pass, before the run folder exists: not by torch at the first step."""
+    model = plugin_model(work, source)
+    args = run_args(made["tiny"], work / "o", model=model)
+    assert_one_clear_line(capsys, work, args, f"model '{model}'", *fragments)
+    assert not (work / "o").exists()
+    rows = listing_of(capsys)
+    assert "BROKEN" in rows[model] and fragments[0] in rows[model], rows[model]
+
+
+def test_finite_hyperparameter_makes_the_same_model_usable(made, work, capsys):
+    """Only the non-finite value is refused: with --alpha 2 the run's records are plain JSON."""
+    model = plugin_model(work, HPARAMS_INFINITE)
+    status, err, _ = invoke(
+        capsys, *run_args(made["tiny"], work / "o", model=model), "--alpha", "2"
+    )
+    assert status == 0, err
+    for name in ("config.json", "summary.json"):
+        record = json.loads((work / "o" / name).read_text(), parse_constant=pytest.fail)
+        assert record["model_hparams"] == {"alpha": 2.0}
+
+
 # --- bench score: representation modules and evaluation data -----------------------------
 
 REPRESENT = """

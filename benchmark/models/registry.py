@@ -10,8 +10,9 @@ others from being listed or used.
 from __future__ import annotations
 
 import inspect
+import math
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from benchmark.models.base import AUXILIARY_LOSS, REQUIRED_TERMS, Model, has_aux
 if TYPE_CHECKING:
     from benchmark.models.base import AuxiliaryModel
 from benchmark.params import PARAMS, BadValue, check_hparam
-from spritegen.errors import SpecError, SpritegenError
+from spritegen.errors import SpecError, SpritegenError, quote
 
 GROUP = "benchmark.models"
 
@@ -268,6 +269,91 @@ def _shape(t: Any) -> str:
     return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
+# --- the contract of docs/models.md, checked on the dry pass and on every training step -------
+
+
+def encode_fault(out: Any, batch: int, latent_dim: int) -> str | None:
+    """What is wrong with ``encode``'s output for ``batch`` images (None: it fits the contract)."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        return f"encode must return (mu, logvar), got {type(out).__name__}"
+    for label, t in zip(("mu", "logvar"), out):
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != (batch, latent_dim):
+            return (
+                f"encode returned {label} of shape {_shape(t)}, "
+                f"expected ({batch}, {latent_dim}) for a batch of {batch}"
+            )
+    return None
+
+
+def decode_fault(logits: Any, batch: int, image_shape: tuple[int, int, int]) -> str | None:
+    """What is wrong with ``decode``'s output for ``batch`` latents (None: it fits)."""
+    want = (batch, *image_shape)
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != want:
+        return f"decode returned shape {_shape(logits)}, expected {want}"
+    return None
+
+
+def terms_fault(terms: Any, latent_dim: int) -> str | None:
+    """What is wrong with the dict ``loss`` returned (None: it fits). Shapes only: no device
+    sync, so the trainer checks every step's terms for the price of a few attribute reads."""
+    if not isinstance(terms, dict) or any(k not in terms for k in REQUIRED_TERMS):
+        got = sorted(terms) if isinstance(terms, dict) else type(terms).__name__
+        return f"loss must return a dict with {', '.join(REQUIRED_TERMS)}; got {got}"
+    kld = terms["kl_per_dim"]
+    if not isinstance(kld, torch.Tensor) or tuple(kld.shape) != (latent_dim,):
+        return f"kl_per_dim has shape {_shape(kld)}, expected ({latent_dim},)"
+    for key, t in terms.items():
+        if key == "kl_per_dim":
+            continue
+        if not isinstance(t, torch.Tensor) or t.numel() != 1:
+            return f"loss term {key!r} must be a scalar tensor, got {_shape(t)}"
+    return None
+
+
+def batch_fault(
+    model: Model, x: torch.Tensor, latent_dim: int, image_shape: tuple[int, int, int]
+) -> str | None:
+    """Which of ``encode`` and ``decode`` breaks the contract on the batch ``x``, if either:
+    run when a training step failed, to name the method at fault instead of a symptom deep
+    inside ``loss`` (a wrong latent size shows up as a matrix product that cannot be taken)."""
+    try:
+        with torch.no_grad():
+            out = model.encode(x)
+            fault = encode_fault(out, x.shape[0], latent_dim)
+            if fault is None:
+                fault = decode_fault(model.decode(out[0]), x.shape[0], image_shape)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        return None  # the step's own exception says more than a second failure would
+    return fault
+
+
+def hparams_record(model: nn.Module) -> dict[str, Any]:
+    """The model's ``hparams`` as written to config.json and summary.json: a dict of names to
+    values, non-scalars as their repr. ValueError when it is not a dict, or holds a non-finite
+    number (standard JSON has no inf or nan; ``json.dumps`` would write ``Infinity``)."""
+    hp = getattr(model, "hparams", {})
+    if hp is None:
+        hp = {}
+    if not isinstance(hp, Mapping) or not all(isinstance(k, str) for k in hp):
+        raise ValueError(
+            f"'hparams' must be a dict of its hyperparameters by name, got a "
+            f"{type(hp).__name__}: {quote(hp)}"
+        )
+    record = {
+        k: (v if isinstance(v, (int, float, str, bool)) or v is None else repr(v))
+        for k, v in hp.items()
+    }
+    bad = [f"{k}={v!r}" for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ValueError(
+            f"'hparams' holds non-finite values ({', '.join(bad)}), which a run record (JSON) "
+            f"cannot hold; give the hyperparameters finite values"
+        )
+    return record
+
+
 def check_model(
     model: Model,
     image_shape: tuple[int, int, int],
@@ -276,9 +362,10 @@ def check_model(
     origin: str = "",
     hparams: dict[str, Any] | None = None,
 ) -> None:
-    """Dry forward pass on two random images: shapes and loss terms as docs/models.md says.
-
-    Raises ModelError naming the first fault. Runs on the model's current device, in no_grad.
+    """Dry forward pass on two random images: shapes and loss terms as docs/models.md says, a
+    loss that can be trained (it has parameters and a gradient), and an ``hparams`` dict that a
+    run record can hold. Raises ModelError naming the first fault. Runs on the model's current
+    device; encode and decode in no_grad, the loss with gradients recorded (never applied).
     """
     where = f"model {name!r}" + (f" ({origin})" if origin else "")
     try:
@@ -293,21 +380,12 @@ def check_model(
     try:
         with torch.no_grad():
             out = model.encode(x)
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise ModelError(
-                    f"{where}: encode must return (mu, logvar), got {type(out).__name__}"
-                )
-            for label, t in zip(("mu", "logvar"), out):
-                if not isinstance(t, torch.Tensor) or tuple(t.shape) != (2, latent_dim):
-                    raise ModelError(
-                        f"{where}: encode returned {label} of shape {_shape(t)}, "
-                        f"expected (2, {latent_dim}) for a batch of 2"
-                    )
-            logits = model.decode(out[0])
-            if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (2, c, h, w):
-                raise ModelError(
-                    f"{where}: decode returned shape {_shape(logits)}, expected (2, {c}, {h}, {w})"
-                )
+            fault = encode_fault(out, 2, latent_dim)
+            if fault is None:
+                fault = decode_fault(model.decode(out[0]), 2, (c, h, w))
+        if fault is not None:
+            raise ModelError(f"{where}: {fault}")
+        with torch.enable_grad():  # the same numbers as in no_grad; the graph is dropped
             terms = model.loss(x, step=0, generator=gen)
     except ModelError:
         raise
@@ -315,19 +393,9 @@ def check_model(
         raise
     except BaseException as exc:
         raise ModelError(f"{where}: dry forward pass failed: {type(exc).__name__}: {exc}") from None
-    if not isinstance(terms, dict) or any(k not in terms for k in REQUIRED_TERMS):
-        got = sorted(terms) if isinstance(terms, dict) else type(terms).__name__
-        raise ModelError(
-            f"{where}: loss must return a dict with {', '.join(REQUIRED_TERMS)}; got {got}"
-        )
-    kld = terms["kl_per_dim"]
-    if not isinstance(kld, torch.Tensor) or tuple(kld.shape) != (latent_dim,):
-        raise ModelError(f"{where}: kl_per_dim has shape {_shape(kld)}, expected ({latent_dim},)")
-    for key, t in terms.items():
-        if key == "kl_per_dim":
-            continue
-        if not isinstance(t, torch.Tensor) or t.numel() != 1:
-            raise ModelError(f"{where}: loss term {key!r} must be a scalar tensor, got {_shape(t)}")
+    fault = terms_fault(terms, latent_dim)
+    if fault is not None:
+        raise ModelError(f"{where}: {fault}")
     bad = [k for k, t in terms.items() if not bool(torch.isfinite(t).all())]
     if bad:
         given = ", ".join(f"{k}={v!r}" for k, v in (hparams or {}).items())
@@ -337,8 +405,34 @@ def check_model(
         )
     if not hasattr(model, "hparams"):
         raise ModelError(f"{where}: has no 'hparams' attribute (a dict of its hyperparameters)")
+    try:
+        hparams_record(model)
+    except Exception as exc:  # the property itself may raise
+        raise ModelError(f"{where}: {exc}") from None
     if has_auxiliary_objective(model):
         _check_auxiliary(model, x, gen, terms, where)
+    _check_trainable(model, terms, where)
+
+
+def _check_trainable(model: Model, terms: dict[str, torch.Tensor], where: str) -> None:
+    """The trainer's Adam needs parameters (those the auxiliary optimiser does not hold), and
+    ``loss`` must carry a gradient to them: a model without parameters, or whose loss is
+    detached, would fail at its first optimiser step with torch's words, not ours."""
+    aux: set[int] = set()
+    if has_auxiliary_objective(model):
+        optimizer = model.make_auxiliary_optimizer()
+        aux = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not [p for p in model.parameters() if id(p) not in aux]:
+        raise ModelError(
+            f"{where}: has no parameters to train"
+            + (" besides those of its auxiliary optimiser" if aux else "")
+            + " (model.parameters() is empty); register its layers as torch.nn.Module attributes"
+        )
+    if not terms["loss"].requires_grad:
+        raise ModelError(
+            f"{where}: loss['loss'] does not require grad, so training cannot update the "
+            f"weights; compute it from the model's parameters without detach() or no_grad"
+        )
 
 
 def _check_auxiliary(
@@ -389,12 +483,12 @@ def _check_auxiliary(
 
 
 def model_hparams(model: nn.Module) -> dict[str, Any]:
-    """The model's own record of its hyperparameters, JSON-ready."""
-    hp = getattr(model, "hparams", {}) or {}
-    return {
-        k: (v if isinstance(v, (int, float, str, bool)) or v is None else repr(v))
-        for k, v in dict(hp).items()
-    }
+    """The model's own record of its hyperparameters, JSON-ready (``check_model`` has refused
+    a model whose record is not: ModelError here for one built without the check)."""
+    try:
+        return hparams_record(model)
+    except Exception as exc:
+        raise ModelError(f"model {type(model).__qualname__}: {exc}") from None
 
 
 def describe_default(value: Any) -> str:
