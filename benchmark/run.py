@@ -42,9 +42,10 @@ from benchmark.models.registry import build_model, get_entry, model_hparams, val
 from benchmark.params import PARAMS, RunConfig, validate_config
 from benchmark.plots import save_reconstructions, save_traversal
 from benchmark.train import (
+    ModelFailed,
     Scorer,
     TrainConfig,
-    TrainingDiverged,
+    TrainingStopped,
     make_represent,
     resolve_device,
     save_atomic,
@@ -398,7 +399,9 @@ def _train_and_finish(
             checkpoint=out / "checkpoints" / "last.pt",
             on_epoch=lambda h: _write_jsonl(metrics_path, h),
         )
-    except TrainingDiverged as exc:
+    except TrainingStopped as exc:  # diverged, or the model's code failed
+        if isinstance(exc, ModelFailed):
+            exc.model = f"{plan.cfg.model!r} ({exc.model})"
         write_diverged(out, exc)
         raise
     _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
@@ -410,9 +413,10 @@ def _train_and_finish(
     return write_outputs(plan, model, images, history, final_scores, device, t0, score_keys)
 
 
-def write_diverged(out: Path, exc: TrainingDiverged) -> None:
-    """The summary of a run whose loss became non-finite (its last good checkpoint is kept)."""
-    _write_json(out / "summary.json", {"status": "diverged", "error": str(exc)})
+def write_diverged(out: Path, exc: TrainingStopped) -> None:
+    """The summary of a run that stopped (its last good checkpoint is kept): ``"diverged"`` when
+    its loss became non-finite, ``"failed"`` when the model's code failed; a rerun resumes."""
+    _write_json(out / "summary.json", {"status": exc.status, "error": str(exc)})
 
 
 def write_outputs(

@@ -15,9 +15,10 @@ update and the auxiliary update are taken; the auxiliary optimiser's state is ch
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +31,8 @@ from benchmark.allocator import keep_freed_memory
 from benchmark.encode import make_represent, to_input
 from benchmark.files import save_torch_atomic
 from benchmark.models.base import AUXILIARY_LOSS, Model, has_auxiliary_objective
+from benchmark.models.registry import batch_fault, terms_fault
+from spritegen.clitools import _out_of_memory as out_of_memory
 from spritegen.errors import SpecError, SpritegenError
 
 Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
@@ -52,10 +55,38 @@ class CheckpointError(SpritegenError):
     """A resume point cannot be read or does not fit the run; the message says how to start over."""
 
 
-class TrainingDiverged(SpritegenError):
-    """The loss became NaN or infinite; the run stops at its last good checkpoint."""
+class TrainingStopped(SpritegenError):
+    """Training could not go on; the run stops at its last good checkpoint, and its folder's
+    summary.json records ``status`` and the message."""
 
     exit_code = 1  # the input was fine; the run failed
+    status = "stopped"
+
+
+class TrainingDiverged(TrainingStopped):
+    """The loss became NaN or infinite; the run stops at its last good checkpoint."""
+
+    status = "diverged"
+
+
+class ModelFailed(TrainingStopped):
+    """The model's own code raised, or broke the contract of docs/models.md, during a step.
+
+    ``model`` names it (its class, ``module:Class``, until the caller knows the registry name);
+    the message says where (step, epoch, method), what happened and what was expected.
+    """
+
+    status = "failed"
+
+    def __init__(self, model: str, detail: str) -> None:
+        super().__init__(model, detail)
+        self.model, self.detail = model, detail
+
+    def __str__(self) -> str:
+        return (
+            f"model {self.model} {self.detail}; the run stopped at its last checkpoint: fix the "
+            f"model and run the same command to resume, or add --force to start over"
+        )
 
 
 @dataclass
@@ -146,6 +177,59 @@ def stop_if_non_finite(what: str, value: torch.Tensor, step: int, epoch: int) ->
             f"the {what} became non-finite ({float(value.detach())}) at step {step + 1} "
             f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the "
             f"learning rate or check the model and its hyperparameters."
+        )
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message``, cut to ``limit`` characters for one error line."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def model_call(model: Model, method: str, step: int, epoch: int, x: torch.Tensor) -> Iterator[None]:
+    """Run a step's calls into the model's code; what it raises becomes one ``ModelFailed``
+    naming the model, the step, the method and the exception, and, when ``encode`` or ``decode``
+    breaks the shape contract on this very batch, that fault rather than its symptom (a wrong
+    latent size surfaces inside ``loss`` as a matrix product that cannot be taken).
+    Our own errors, out-of-memory and Ctrl-C pass through unchanged."""
+    try:
+        yield
+    except (SpritegenError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # a plugin's sys.exit() included
+        if out_of_memory(exc):
+            raise
+        where = f"failed at step {step + 1} (epoch {epoch + 1}) in {method}: {_first_line(exc)}"
+        fault = batch_fault(model, x, getattr(model, "latent_dim", None))
+        if fault is not None:
+            where += f", because {fault} (docs/models.md: mu, logvar (B, D); logits (B, C, H, W))"
+        raise ModelFailed(_model_label(model), where) from None
+
+
+def _model_label(model: Model) -> str:
+    cls = type(model)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def check_step_terms(
+    model: Model, terms: Any, step: int, epoch: int, x: torch.Tensor, auxiliary: bool = False
+) -> None:
+    """Every step's loss dict (or, ``auxiliary``, auxiliary loss dict) against the contract of
+    docs/models.md: keys, kl_per_dim (D,), scalars. Shapes only, so it costs no device sync.
+    ``ModelFailed`` names the first fault, or the encode/decode fault behind it."""
+    if auxiliary:
+        ok = isinstance(terms, dict) and isinstance(terms.get(AUXILIARY_LOSS), torch.Tensor)
+        fault = None if ok else f"auxiliary_loss must return a dict with {AUXILIARY_LOSS}"
+    else:
+        fault = terms_fault(terms, getattr(model, "latent_dim", None))
+    if fault is not None:
+        fault = batch_fault(model, x, getattr(model, "latent_dim", None)) or fault
+        raise ModelFailed(
+            _model_label(model),
+            f"broke its contract at step {step + 1} (epoch {epoch + 1}): {fault} "
+            f"(docs/models.md, 'The interface')",
         )
 
 
@@ -299,23 +383,27 @@ def train(
             idx = perm[batch_in_epoch * cfg.batch_size : (batch_in_epoch + 1) * cfg.batch_size]
             x = to_input(data[idx].to(device, non_blocking=True))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                terms = model.loss(x, step=step, generator=noise)
-                aux_terms = (
-                    {}
-                    if aux_model is None
-                    else aux_model.auxiliary_loss(x, step=step, generator=noise)
-                )
+                with model_call(model, "loss()", step, epoch, x):
+                    terms = model.loss(x, step=step, generator=noise)
+                check_step_terms(model, terms, step, epoch, x)
+                aux_terms = {}
+                if aux_model is not None:
+                    with model_call(model, "auxiliary_loss()", step, epoch, x):
+                        aux_terms = aux_model.auxiliary_loss(x, step=step, generator=noise)
+                    check_step_terms(model, aux_terms, step, epoch, x, auxiliary=True)
             if step % check_every == 0:
                 stop_if_non_finite("loss", terms["loss"], step, epoch)
                 if aux_optimizer is not None:
                     stop_if_non_finite("auxiliary loss", aux_terms[AUXILIARY_LOSS], step, epoch)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
+            with model_call(model, "the backward pass of loss()['loss']", step, epoch, x):
+                optimizer.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                optimizer.step()
             if aux_optimizer is not None:
-                aux_optimizer.zero_grad(set_to_none=True)
-                aux_terms[AUXILIARY_LOSS].backward()
-                aux_optimizer.step()
+                with model_call(model, "the backward pass of auxiliary_loss()", step, epoch, x):
+                    aux_optimizer.zero_grad(set_to_none=True)
+                    aux_terms[AUXILIARY_LOSS].backward()
+                    aux_optimizer.step()
                 terms = {**terms, **aux_terms}
             step += 1
             batch_in_epoch += 1

@@ -511,6 +511,102 @@ def test_finite_hyperparameter_makes_the_same_model_usable(made, work, capsys):
         assert record["model_hparams"] == {"alpha": 2.0}
 
 
+ENCODE_SHAPE_LATE = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def encode(self, x):  # right for the dry pass's 2 images, one latent short for a batch
+        mu, logvar = super().encode(x)
+        return (mu[:, :-1], logvar[:, :-1]) if len(x) > 2 else (mu, logvar)
+"""
+KL_SHAPE_LATE = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def loss(self, x, *, step=0, generator=None):
+        terms = super().loss(x, step=step, generator=generator)
+        if step >= 1:
+            terms["kl_per_dim"] = terms["kl_per_dim"][:-1]
+        return terms
+"""
+LOSS_RAISES_LATE = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def loss(self, x, *, step=0, generator=None):
+        if step == 2:
+            raise RuntimeError(f"boom at step {step}\\nsecond line")
+        return super().loss(x, step=step, generator=generator)
+"""
+LOSS_DETACHED_LATE = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def loss(self, x, *, step=0, generator=None):
+        terms = super().loss(x, step=step, generator=generator)
+        return {k: t.detach() for k, t in terms.items()} if step == 2 else terms
+"""
+LOSS_EXITS_LATE = """
+import sys
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def loss(self, x, *, step=0, generator=None):
+        if step == 2:
+            sys.exit("plugin gave up")
+        return super().loss(x, step=step, generator=generator)
+"""
+
+
+@pytest.mark.parametrize(
+    "source, fragments",
+    [
+        (
+            ENCODE_SHAPE_LATE,
+            [
+                "failed at step 1 (epoch 1) in loss(): RuntimeError: mat1 and mat2 shapes",
+                "because encode returned mu of shape (16, 2), expected (16, 3) for a batch of 16",
+            ],
+        ),
+        (
+            KL_SHAPE_LATE,
+            ["broke its contract at step 2 (epoch 1): kl_per_dim has shape (2,), expected (3,)"],
+        ),
+        (LOSS_RAISES_LATE, ["failed at step 3 (epoch 1) in loss(): RuntimeError: boom at step 2;"]),
+        (
+            LOSS_DETACHED_LATE,
+            ["step 3 (epoch 1) in the backward pass of loss()['loss']", "does not require grad"],
+        ),
+        (LOSS_EXITS_LATE, ["step 3 (epoch 1) in loss(): SystemExit: plugin gave up"]),
+    ],
+    ids=["encode-shape", "kl-shape", "loss-raises", "loss-detached", "loss-exits"],
+)
+def test_model_failing_while_training(made, work, capsys, source, fragments):
+    """Good input, a model that failed: exit 1, one line naming the model, the step, the method
+    and the exception; the folder keeps config.json and its checkpoints, and summary.json says
+    "failed" (as a diverged run's says "diverged"), so the same command resumes after a fix."""
+    model = plugin_model(work, source)
+    out = work / "o"
+    args = [*run_args(made["tiny"], out, model=model), "--checkpoint-every", "1"]
+    status, err, _ = invoke(capsys, *args)
+    assert status == 1, f"exit {status}: {err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    mod = model.removesuffix("_model")
+    assert lines[0].startswith(f"bench: error: model '{model}' ({mod}:Model) "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "second line" not in lines[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == {"status": "failed", "error": lines[0].removeprefix("bench: error: ")}
+    assert (out / "config.json").is_file()
+    assert not list(out.rglob("*.partial"))
+    kept = snapshot(out)
+    assert ("checkpoints/last.pt" in kept) == ("step 1 " not in lines[0])
+    status, again, _ = invoke(capsys, *args)  # the same command resumes and fails the same way
+    assert status == 1 and again == err
+
+
 # --- bench score: representation modules and evaluation data -----------------------------
 
 REPRESENT = """

@@ -272,15 +272,19 @@ def _shape(t: Any) -> str:
 # --- the contract of docs/models.md, checked on the dry pass and on every training step -------
 
 
-def encode_fault(out: Any, batch: int, latent_dim: int) -> str | None:
-    """What is wrong with ``encode``'s output for ``batch`` images (None: it fits the contract)."""
+def encode_fault(out: Any, batch: int, latent_dim: int | None) -> str | None:
+    """What is wrong with ``encode``'s output for ``batch`` images (None: it fits the contract).
+    ``latent_dim`` None (a model that does not say its D): any D, the same for mu and logvar."""
     if not (isinstance(out, tuple) and len(out) == 2):
         return f"encode must return (mu, logvar), got {type(out).__name__}"
+    if latent_dim is None and isinstance(out[0], torch.Tensor) and out[0].ndim == 2:
+        latent_dim = out[0].shape[1]
     for label, t in zip(("mu", "logvar"), out):
         if not isinstance(t, torch.Tensor) or tuple(t.shape) != (batch, latent_dim):
             return (
                 f"encode returned {label} of shape {_shape(t)}, "
-                f"expected ({batch}, {latent_dim}) for a batch of {batch}"
+                f"expected ({batch}, {latent_dim if latent_dim is not None else 'D'}) "
+                f"for a batch of {batch}"
             )
     return None
 
@@ -293,15 +297,18 @@ def decode_fault(logits: Any, batch: int, image_shape: tuple[int, int, int]) -> 
     return None
 
 
-def terms_fault(terms: Any, latent_dim: int) -> str | None:
+def terms_fault(terms: Any, latent_dim: int | None) -> str | None:
     """What is wrong with the dict ``loss`` returned (None: it fits). Shapes only: no device
     sync, so the trainer checks every step's terms for the price of a few attribute reads."""
     if not isinstance(terms, dict) or any(k not in terms for k in REQUIRED_TERMS):
         got = sorted(terms) if isinstance(terms, dict) else type(terms).__name__
         return f"loss must return a dict with {', '.join(REQUIRED_TERMS)}; got {got}"
     kld = terms["kl_per_dim"]
-    if not isinstance(kld, torch.Tensor) or tuple(kld.shape) != (latent_dim,):
-        return f"kl_per_dim has shape {_shape(kld)}, expected ({latent_dim},)"
+    fits = isinstance(kld, torch.Tensor) and kld.ndim == 1
+    if fits and latent_dim is not None:
+        fits = kld.shape[0] == latent_dim
+    if not fits:
+        return f"kl_per_dim has shape {_shape(kld)}, expected ({latent_dim or 'D'},)"
     for key, t in terms.items():
         if key == "kl_per_dim":
             continue
@@ -310,9 +317,7 @@ def terms_fault(terms: Any, latent_dim: int) -> str | None:
     return None
 
 
-def batch_fault(
-    model: Model, x: torch.Tensor, latent_dim: int, image_shape: tuple[int, int, int]
-) -> str | None:
+def batch_fault(model: Model, x: torch.Tensor, latent_dim: int | None) -> str | None:
     """Which of ``encode`` and ``decode`` breaks the contract on the batch ``x``, if either:
     run when a training step failed, to name the method at fault instead of a symptom deep
     inside ``loss`` (a wrong latent size shows up as a matrix product that cannot be taken)."""
@@ -321,6 +326,7 @@ def batch_fault(
             out = model.encode(x)
             fault = encode_fault(out, x.shape[0], latent_dim)
             if fault is None:
+                image_shape = (x.shape[1], x.shape[2], x.shape[3])
                 fault = decode_fault(model.decode(out[0]), x.shape[0], image_shape)
     except KeyboardInterrupt:
         raise
@@ -414,7 +420,7 @@ def check_model(
     _check_trainable(model, terms, where)
 
 
-def _check_trainable(model: Model, terms: dict[str, torch.Tensor], where: str) -> None:
+def _check_trainable(model: nn.Module, terms: dict[str, torch.Tensor], where: str) -> None:
     """The trainer's Adam needs parameters (those the auxiliary optimiser does not hold), and
     ``loss`` must carry a gradient to them: a model without parameters, or whose loss is
     detached, would fail at its first optimiser step with torch's words, not ours."""
