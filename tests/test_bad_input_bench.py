@@ -630,6 +630,12 @@ def flat(x):
 
 def quits(x):
     sys.exit(5)
+
+def huge32(x):
+    return np.full((len(x), 2), 1e38, dtype=np.float32)
+
+def huge64(x):
+    return np.random.default_rng(0).random((len(x), 3)) * 1e300
 """
 
 
@@ -641,6 +647,8 @@ def quits(x):
         ("rows", ["returned 301 rows for a batch of 300 images"]),
         ("flat", ["returned ndarray of shape (300,)", "(n, D) float array"]),
         ("quits", ["raised SystemExit: 5"]),
+        ("huge32", ["values as large as 1e+38", "|z| <= 1e+30", "latent dims [0, 1]"]),
+        ("huge64", ["values as large as 1e+300", "|z| <= 1e+30"]),
         ("missing", ["has no attribute 'missing'"]),
     ],
 )
@@ -669,6 +677,20 @@ def test_representation_module_that_fails_on_import(made, work, capsys, source, 
     assert_one_clear_line(
         capsys, work, ["score", str(made["scored"]), "--represent", f"{name}:f"], *fragments
     )
+
+
+def test_large_constant_latents_still_score(made, work, capsys):
+    """A constant 1e20 is within the limit: numpy cannot cut its (zero) range into 20 bins at
+    that magnitude (it raised 'Too many bins for data range'); the histogram metrics bin it
+    relative to its minimum and score it as the constant it is."""
+    (work / "const_rep.py").write_text(
+        "import numpy as np\ndef f(x):\n    return np.full((len(x), 2), 1e20)\n"
+    )
+    args = ["score", str(made["scored"]), "--represent", "const_rep:f", "--json"]
+    status, err, out = invoke(capsys, *args, "--metrics", "mig,sap,modularity")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["mig"] == 0.0 and result["sap"] == 0.0 and result["modularity"] == 0.0
 
 
 def test_running_out_of_memory_is_one_line(made, work, capsys):

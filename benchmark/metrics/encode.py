@@ -20,6 +20,12 @@ DEFAULT_ENCODE_BATCH_SIZE = 1024
 
 Represent = Callable[[np.ndarray], object]
 
+#: Largest latent magnitude the metrics accept. scikit-learn's trees (DCI) cast their input to
+#: float32 (largest 3.4e38) and the metrics sum squares of up to 10^5 values in float64, so a
+#: bound well inside both keeps every metric's arithmetic finite; no trained encoder comes near
+#: it (a float32 KL term overflows for latents above about 1e19).
+MAX_LATENT_ABS = 1e30
+
 
 class RepresentationError(SpritegenError, ValueError):
     """The representation function returned something the metrics cannot use."""
@@ -82,7 +88,26 @@ def to_latents(out: object, n: int, name: str = "represent") -> np.ndarray:
             f"{name} returned {' and '.join(kinds)} in {int(bad.sum())} values (first bad row "
             f"{int(rows[0])} of this batch, latent dims {dims}); latents must be finite"
         )
+    _check_magnitude(arr, name)
     return arr
+
+
+def _check_magnitude(arr: np.ndarray, name: str) -> None:
+    """Refuse finite latents too large for the metrics' arithmetic (see ``MAX_LATENT_ABS``):
+    they would end in an overflow or a scikit-learn traceback deep inside one metric."""
+    if arr.size == 0:
+        return
+    largest = float(np.abs(arr).max())
+    if largest <= MAX_LATENT_ABS:
+        return
+    big = np.abs(arr) > MAX_LATENT_ABS
+    row = int(np.flatnonzero(big.any(axis=1))[0])
+    dims = np.flatnonzero(big.any(axis=0)).tolist()[:10]
+    raise RepresentationError(
+        f"{name} returned values as large as {largest:.3g} in magnitude (first in row {row} of "
+        f"this batch, latent dims {dims}); latents must satisfy |z| <= {MAX_LATENT_ABS:.0e}: "
+        "rescale the representation"
+    )
 
 
 def encode(

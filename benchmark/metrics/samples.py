@@ -137,9 +137,27 @@ def histogram_discretize(x: np.ndarray, num_bins: int = NUM_BINS) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     out = np.empty(x.shape, dtype=np.int64)
     for d in range(x.shape[1]):
-        edges = np.histogram_bin_edges(x[:, d], num_bins)
-        out[:, d] = np.digitize(x[:, d], edges[1:-1])
+        out[:, d] = _digitize_column(x[:, d], num_bins)
     return out
+
+
+def _digitize_column(col: np.ndarray, num_bins: int) -> np.ndarray:
+    """One column's bin indices: numpy's edges over its range, as disentanglement_lib.
+
+    numpy refuses a range narrower than ``num_bins`` steps of float resolution at the column's
+    magnitude (a constant 1e20, or 1e6 plus noise of 1e-12); such a column is then binned
+    relative to its minimum, where the subtraction is exact and the same equal-width bins exist.
+    Columns numpy can bin never reach the fallback, so their bins are bit for bit the reference's.
+    """
+    try:
+        edges = np.histogram_bin_edges(col, num_bins)
+    except ValueError:
+        col = col - col.min()
+        try:
+            edges = np.histogram_bin_edges(col, num_bins)
+        except ValueError:  # a spread of a few subnormals: one bin, as a constant column
+            return np.zeros(col.shape, dtype=np.int64)
+    return np.digitize(col, edges[1:-1])
 
 
 @dataclass
