@@ -755,6 +755,72 @@ def test_corrupt_evaluation_chunk_is_named(made, work, capsys):
     )
 
 
+def _drop(name: str) -> Callable[[h5py.File], None]:
+    def how(f: h5py.File) -> None:
+        del f[name]
+
+    return how
+
+
+def _shrink_variance_images(f: h5py.File) -> None:
+    rows = f["eval/variance/images"].shape[0]
+    del f["eval/variance/images"]
+    f["eval/variance/images"] = np.zeros((rows, 32, 32, 1), np.uint8)
+
+
+DAMAGED_EVAL_SETS = [
+    (
+        _drop("eval/kim_mnih/eval/images"),
+        ["evaluation set /eval/kim_mnih/eval has no dataset 'images'", "spritegen verify"],
+    ),
+    (
+        _drop("eval/higgins/train/factor_index"),
+        ["evaluation set /eval/higgins/train has no dataset 'factor_index'"],
+    ),
+    (
+        _drop("eval/random/train"),
+        ["evaluation set /eval/random/train is missing", "random_train: 300"],
+    ),
+    (
+        _shrink_variance_images,
+        ["'/eval/variance/images' has shape (", "32, 32, 1)", "(64, 64, 1)"],
+    ),
+]
+DAMAGED_EVAL_IDS = ["no-km-images", "no-hg-index", "no-random-set", "small-variance-images"]
+
+
+@pytest.mark.parametrize("how, fragments", DAMAGED_EVAL_SETS, ids=DAMAGED_EVAL_IDS)
+def test_damaged_evaluation_set_is_named_by_score(made, work, capsys, how, fragments):
+    """Scoring reads the sets as it goes; a set deleted or replaced with h5py was a KeyError
+    traceback (or a silent live rendering, for the i.i.d. sets) instead of one line."""
+    path = work / "scored.h5"
+    shutil.copy(made["scored"], path)
+    with h5py.File(path, "r+") as f:
+        how(f)
+    (work / "reps_e.py").write_text(
+        "import numpy as np\n"
+        "def f(x):\n"
+        "    x = x.astype(float)[..., 0]\n"
+        "    return np.stack([x[:, :32].mean((1, 2)), x[:, :, :32].mean((1, 2))], 1)\n"
+    )
+    args = ["score", str(path), "--represent", "reps_e:f"]
+    assert_one_clear_line(capsys, work, args, str(path), *fragments)
+
+
+@pytest.mark.parametrize("how, fragments", DAMAGED_EVAL_SETS, ids=DAMAGED_EVAL_IDS)
+def test_damaged_evaluation_set_stops_a_run_before_training(made, work, capsys, how, fragments):
+    """A run scoring on the stored sets checks them before its first epoch, not after it."""
+    path = work / "scored.h5"
+    shutil.copy(made["scored"], path)
+    with h5py.File(path, "r+") as f:
+        how(f)
+    out = work / "run-damaged"
+    args = ["run", "--model", "betavae", "--data", str(path), *TINY_RUN, "--quiet"]
+    args += ["--score-preset", "stored", "--final-preset", "none", "--out", str(out)]
+    assert_one_clear_line(capsys, work, args, str(path))
+    assert not out.exists()
+
+
 # --- sweep folders and sweep specs --------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ is a ``benchmark.datasets.DataHandle``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator
@@ -40,12 +41,24 @@ import numpy as np
 
 from benchmark.metrics.presets import Preset
 from benchmark.metrics.setcache import EVAL_SETS, file_identity
-from spritegen.datafile import open_dataset, read_images
+from spritegen.datafile import open_dataset, read_images, stored_spec
 from spritegen.errors import DatasetError, SpecError
 from spritegen.evalsets import higgins_factors, kim_mnih_factors
 from spritegen.groundtruth import check_ground_truth, draw_factors
 
 SPLITS = ("train", "eval")
+
+#: Each stored evaluation set a StoredSource reads: its group, the spec size that makes the build
+#: write it (``spritegen.spec.EVAL_PRESETS``' keys), its image datasets and its other datasets.
+STORED_SETS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("eval/variance", "variance", ("images",), ()),
+    ("eval/kim_mnih/train", "kim_mnih_train", ("images",), ("factor_index",)),
+    ("eval/kim_mnih/eval", "kim_mnih_eval", ("images",), ("factor_index",)),
+    ("eval/higgins/train", "higgins_train", ("images_a", "images_b"), ("factor_index",)),
+    ("eval/higgins/eval", "higgins_eval", ("images_a", "images_b"), ("factor_index",)),
+    ("eval/random/train", "random_train", ("images",), ("factors",)),
+    ("eval/random/eval", "random_eval", ("images",), ("factors",)),
+)
 
 
 @dataclass
@@ -119,7 +132,12 @@ class StoredSource:
                 f"{self.path}: no evaluation sets (/eval) in this file; rebuild it with "
                 "'spritegen build' (which writes them) or score against a live oracle"
             )
-        self.num_factors = self._num_factors()
+        try:
+            self._check_sets()
+            self.num_factors = self._num_factors()
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> StoredSource:
@@ -197,6 +215,57 @@ class StoredSource:
                 f"{self.path}: /{name}/factors must be (n, {self.num_factors}), got {fs.shape}"
             )
         return SampleSet(factors, self._stream(ds, n))
+
+    def _check_sets(self) -> None:
+        """Every evaluation set the build wrote is whole: its datasets present, its images shaped
+        like /images. Checked when the source is made, before a run trains or a score encodes
+        anything: a set deleted or replaced with h5py was a KeyError or a shape error at scoring
+        time, after the first epoch. Rows and values are checked where they are read."""
+        import h5py
+
+        f = self._file
+        expected = self._expected_sets()
+        image_shape = f["images"].shape[1:] if isinstance(f.get("images"), h5py.Dataset) else None
+        for group, size_key, image_keys, other_keys in STORED_SETS:
+            if group not in f:
+                if size_key in expected:
+                    raise DatasetError(
+                        f"{self.path}: evaluation set /{group} is missing, but the stored spec "
+                        f"has {size_key}: {expected[size_key]}; the file is damaged: run "
+                        f"`spritegen verify {self.path}` and rebuild it"
+                    )
+                continue
+            for key in image_keys + other_keys:
+                ds = f[group].get(key) if isinstance(f[group], h5py.Group) else None
+                if not isinstance(ds, h5py.Dataset):
+                    raise DatasetError(
+                        f"{self.path}: evaluation set /{group} has no dataset '{key}'; the file "
+                        f"is damaged: run `spritegen verify {self.path}` and rebuild it"
+                    )
+                if key in image_keys and (
+                    ds.ndim != 4
+                    or ds.dtype != np.uint8
+                    or (image_shape is not None and ds.shape[1:] != image_shape)
+                ):
+                    dims = "H, W, C" if image_shape is None else ", ".join(map(str, image_shape))
+                    raise DatasetError(
+                        f"{self.path}: evaluation set /{group}/{key} has shape {ds.shape} "
+                        f"{ds.dtype}; expected (N, {dims}) "
+                        f"uint8 like /images; the file is damaged: rebuild it"
+                    )
+
+    def _expected_sets(self) -> dict[str, int]:
+        """The evaluation sizes the stored spec made the build write ({} for a file without a
+        spec, handed over as an open h5py file). Version-1 files have no i.i.d. sample sets."""
+        if "spec" not in self._file.attrs:
+            return {}
+        sizes = dataclasses.asdict(stored_spec(self.path, self._file).evaluation)
+        version = self._file.attrs.get("format_version", 1)
+        return {
+            key: int(value)
+            for key, value in sizes.items()
+            if isinstance(value, int) and value > 0 and (version >= 2 or "random" not in key)
+        }
 
     def _group(self, name: str):
         if name not in self._file:
