@@ -10,6 +10,7 @@ fails the test as a traceback would.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import shutil
@@ -866,6 +867,100 @@ def test_damaged_metrics_of_a_finished_run(work, capsys):
     assert_one_clear_line(
         capsys, work, ["report", str(work / "sweep")], "metrics.jsonl: line 2 is not a JSON object"
     )
+
+
+def _sweep_of_two_seeds(work: Path, lines: list[str], metrics: list[str]) -> Path:
+    """A sweep folder as bench sweep leaves it: two finished seeds of one point; run p0's
+    metrics.jsonl is ``lines``, run p1's a good record."""
+    manifest = {
+        "name": "s",
+        "experiments": [
+            {
+                "name": "e",
+                "x": "beta",
+                "lines": [],
+                "metrics": metrics,
+                "points": [
+                    {"id": f"p{seed}", "x": 1.0, "line": [], "seed": seed} for seed in (0, 1)
+                ],
+            }
+        ],
+    }
+    sweep = work / "sweep"
+    (sweep / "runs").mkdir(parents=True)
+    (sweep / "sweep.json").write_text(json.dumps(manifest))
+    good = {"epoch": 1, "kim_mnih": 0.5, "kim_mnih_weighted": None, "linear_r2": float("nan")}
+    for seed, text in ((0, "".join(line + "\n" for line in lines)), (1, json.dumps(good) + "\n")):
+        run = sweep / "runs" / f"p{seed}"
+        run.mkdir()
+        best = {"kim_mnih": {"value": 0.5, "epoch": 1}}
+        (run / "summary.json").write_text(json.dumps({"status": "finished", "best_scores": best}))
+        (run / "metrics.jsonl").write_text(text)
+    return sweep
+
+
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("1e308", "field 'kim_mnih' is 1e+308; expected a number in [0, 1]"),
+        ('"0.5"', "field 'kim_mnih' is '0.5'"),
+        ("true", "field 'kim_mnih' is True"),
+        ("NaN", "field 'kim_mnih' is nan"),
+        ("[1]", "field 'kim_mnih' is [1]"),
+        ("null", "field 'kim_mnih' is None"),
+        ("-0.25", "field 'kim_mnih' is -0.25"),
+    ],
+    ids=["huge", "string", "bool", "nan", "list", "null", "negative"],
+)
+def test_bad_score_in_metrics_of_a_finished_run(work, capsys, value, fragment):
+    """A score the report cannot use was left out of its cell (n=1 of 2) under "2 of 2 runs
+    finished", or overflowed the standard deviation (1e308); one line names file, line, field."""
+    lines = ['{"epoch": 1, "kim_mnih": 0.5}', '{"epoch": 2, "kim_mnih": ' + value + "}"]
+    sweep = _sweep_of_two_seeds(work, lines, ["kim_mnih"])
+    line = assert_one_clear_line(capsys, work, ["report", str(sweep)], fragment, "line 2")
+    assert "runs/p0/metrics.jsonl" in line
+
+
+@pytest.mark.parametrize(
+    "lines, fragment",
+    [
+        (['{"epoch": 1, "loss": 3.0}'], "no line has field 'kim_mnih', but summary.json records"),
+        ([], "holds no epoch record, but summary.json says the run finished"),
+    ],
+    ids=["score-missing", "empty"],
+)
+def test_scores_missing_from_a_finished_run(work, capsys, lines, fragment):
+    sweep = _sweep_of_two_seeds(work, lines, ["kim_mnih"])
+    assert_one_clear_line(capsys, work, ["report", str(sweep)], "p0/metrics.jsonl", fragment)
+
+
+def test_metrics_that_are_not_utf8_name_their_line(work, capsys):
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    path = sweep / "runs" / "p0" / "metrics.jsonl"
+    path.write_bytes(path.read_bytes() + b'{"epoch": 2, "note": "\xff\xfe"}\n')
+    assert_one_clear_line(capsys, work, ["report", str(sweep)], "line 2 is not UTF-8 text")
+
+
+def test_undefined_and_unscored_records_are_reported(work, capsys):
+    """What valid runs write stays readable: null for an undefined weighted Kim–Mnih, NaN for an
+    undefined R², and no score at all for a run scored with preset none (no best_scores)."""
+    row = {"epoch": 1, "kim_mnih": 1.0, "kim_mnih_weighted": None, "linear_r2": float("nan")}
+    sweep = _sweep_of_two_seeds(work, [json.dumps(row)], ["kim_mnih", "kim_mnih_weighted"])
+    status, err, _ = invoke(capsys, "report", str(sweep), "--out", str(work / "rep"))
+    assert status == 0, err
+    report = (work / "rep" / "report.md").read_text()
+    assert "2 of 2 runs finished" in report
+    with open(work / "rep" / "report.csv") as fh:
+        cells = [r for r in csv.DictReader(fh) if r["quantity"] == "cell"]
+    final = [r for r in cells if r["metric"] == "kim_mnih" and r["score"] == "final"]
+    assert [(r["n"], r["values"]) for r in final] == [("2", "1.0;0.5")]
+    unscored = work / "unscored"
+    unscored.mkdir()
+    sweep = _sweep_of_two_seeds(unscored, ['{"epoch": 1, "loss": 3.0}'], ["kim_mnih"])
+    for seed in (0, 1):
+        (sweep / "runs" / f"p{seed}" / "summary.json").write_text('{"status": "finished"}')
+    status, err, _ = invoke(capsys, "report", str(sweep), "--out", str(unscored / "rep"))
+    assert status == 0, err
 
 
 def test_folder_that_is_not_a_sweep(work, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,18 @@ METRIC_KEYS = {
 }
 #: Flat score keys ``evaluate`` returns, in the order ``bench score`` prints them.
 SCORE_KEYS = tuple(key for keys in METRIC_KEYS.values() for key in keys)
+#: Each score's range (docs/metrics.md): accuracies, ROC-AUCs and normalised scores lie in
+#: [0, 1]; an R² can be any amount below 0 (it is not clipped).
+SCORE_RANGES: dict[str, tuple[float, float]] = {
+    key: ((-math.inf, 1.0) if key.startswith("linear_r2") else (0.0, 1.0)) for key in SCORE_KEYS
+}
+#: Scores that can be undefined, and how a run record writes that: the weighted Kim–Mnih as null
+#: (no vote moved the representation), the R² scores as NaN (every factor constant).
+UNDEFINED_SCORES: dict[str, str] = {
+    "kim_mnih_weighted": "null",
+    "linear_r2": "NaN",
+    "linear_r2_best_dim": "NaN",
+}
 _SAMPLE_METRICS = ("mig", "dci", "sap", "modularity", "linear_r2")
 #: What `bench run` computes after each epoch: all but DCI, whose gradient-boosted trees cost
 #: minutes per model (one fit per factor); DCI is computed once, with the final scores.

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.metrics.evaluate import SCORE_RANGES, UNDEFINED_SCORES
 from benchmark.sweep.spec import METRICS
-from spritegen.errors import DatasetError
+from spritegen.errors import DatasetError, quote
 
 SCORES = ("final", "best")
 MANIFEST = "sweep.json"
@@ -24,31 +25,90 @@ MANIFEST = "sweep.json"
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The per-epoch records of a run, in file order, with old Higgins keys renamed; a damaged
-    file is a one-line DatasetError.
+    file is a one-line DatasetError naming the line (1-based) and, for a bad score, the field.
 
     Runs recorded before the Higgins headline changed stored ``higgins`` (standardised features)
     and ``higgins_raw`` (raw); they are read as ``higgins_standardised`` and ``higgins``.
     """
     path = run_dir / "metrics.jsonl"
-    rows: list[dict[str, Any]] = []
-    number = 0
     try:
-        with open(path) as fh:
-            for line in fh:
-                number += 1
-                line = line.strip()
-                if line:
-                    row = json.loads(line)
-                    if not isinstance(row, dict):
-                        raise ValueError(f"a JSON {type(row).__name__}")
-                    rows.append(upgrade_row(row))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DatasetError(
-            f"{path}: line {number} is not a JSON object per "
-            f"epoch ({type(exc).__name__}); run that point again (delete its folder, then "
-            f"bench sweep resumes it)"
-        ) from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc}); {RERUN}") from None
+    rows: list[dict[str, Any]] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise DatasetError(f"{path}: line {number} is not UTF-8 text; {RERUN}") from None
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError(f"a JSON {type(row).__name__}")
+        except ValueError as exc:
+            raise DatasetError(
+                f"{path}: line {number} is not a JSON object per epoch ({type(exc).__name__}); "
+                f"{RERUN}"
+            ) from None
+        row = upgrade_row(row)
+        check_scores(row, path, number)
+        rows.append(row)
     return rows
+
+
+#: How to repair a run's damaged records, for the end of an error line.
+RERUN = "run that point again (delete its folder, then bench sweep resumes it)"
+#: Rounding a score may show beyond its range (an entropy ratio a few ulps above 1).
+RANGE_SLACK = 1e-9
+
+
+def check_scores(row: dict[str, Any], path: Path, number: int) -> None:
+    """Every score of one epoch's record is a number in its metric's range (``SCORE_RANGES``),
+    or that metric's own mark of an undefined score (``UNDEFINED_SCORES``).
+
+    A score the report cannot read was silently left out of its cell (n=1 of 2 seeds, under
+    "all runs finished"), and 1e308 overflowed the standard deviation."""
+    for key in METRICS:
+        if key not in row:
+            continue  # not computed at this epoch (score preset none, DCI only at the end)
+        value = row[key]
+        undefined = UNDEFINED_SCORES.get(key)
+        if undefined == "null" and value is None:
+            continue
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if undefined == "NaN" and is_number and math.isnan(value):
+            continue
+        low, high = SCORE_RANGES[key]
+        if is_number and low - RANGE_SLACK <= value <= high + RANGE_SLACK:
+            continue
+        allowed = f"a number in [{low:g}, {high:g}]".replace("[-inf", "(-inf")
+        if undefined:
+            allowed += f" or {undefined} (undefined)"
+        raise DatasetError(
+            f"{path}: line {number}: field '{key}' is {quote(value)}; expected {allowed}; {RERUN}"
+        )
+
+
+def check_recorded(run_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """A finished run's records hold what its summary says was scored: at least one epoch, and
+    every score whose best value summary.json lists. A legitimately unscored metric (score
+    preset none) is in neither, and stays allowed."""
+    path = run_dir / "metrics.jsonl"
+    if not rows:
+        raise DatasetError(
+            f"{path}: holds no epoch record, but summary.json says the run finished; {RERUN}"
+        )
+    best = summary.get("best_scores")
+    if not isinstance(best, dict):
+        return
+    for key in METRICS:
+        if key in best and not any(key in row for row in rows):
+            raise DatasetError(
+                f"{path}: no line has field '{key}', but summary.json records its best score; "
+                f"{RERUN}"
+            )
 
 
 def _fail(path: Path, what: str) -> DatasetError:
@@ -129,7 +189,10 @@ def sample_std(values: list[float]) -> float:
     if n == 1:
         return 0.0
     m = sum(values) / n
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    try:
+        return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    except OverflowError:  # an R² (unbounded below) of -1e200 next to a sane one
+        return math.inf
 
 
 def mean(values: list[float]) -> float:
@@ -200,14 +263,21 @@ class ExperimentData:
         return out
 
 
-def is_finished(run_dir: Path) -> bool:
-    """A run counts once bench run has written a summary with status "finished" (its
-    metrics.jsonl, written before, is then complete)."""
+def finished_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The summary of a run bench run has finished (status "finished"; its metrics.jsonl,
+    written before, is then complete), or None for a run that has not."""
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
-        return False
-    return summary.get("status", "finished") == "finished" and (run_dir / "metrics.jsonl").is_file()
+        return None
+    if not isinstance(summary, dict) or not (run_dir / "metrics.jsonl").is_file():
+        return None
+    return summary if summary.get("status", "finished") == "finished" else None
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether bench run has finished this run (see ``finished_summary``)."""
+    return finished_summary(run_dir) is not None
 
 
 def run_folder(sweep_dir: Path, run_id: str) -> Path:
@@ -242,8 +312,10 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
     def scores_of(run_id: str, metrics: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
         if run_id not in cache:
             run_dir = run_folder(sweep_dir, run_id)
-            if is_finished(run_dir):
+            summary = finished_summary(run_dir)
+            if summary is not None:
                 rows = read_metrics(run_dir)
+                check_recorded(run_dir, rows, summary)
                 got = {}
                 for m in METRICS:
                     fb = final_and_best(rows, m)
