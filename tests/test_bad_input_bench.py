@@ -963,6 +963,29 @@ def test_undefined_and_unscored_records_are_reported(work, capsys):
     assert status == 0, err
 
 
+def test_report_out_never_overwrites_the_users_files(work, capsys):
+    """--out into a folder of the user's own report.md and report.csv overwrote them; like
+    --export it now writes only into an empty folder or one a previous bench report made."""
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    mine = work / "userdir"
+    mine.mkdir()
+    (mine / "report.md").write_text("# my own notes\n")
+    (mine / "report.csv").write_text("a,b\n1,2\n")
+    args = ["report", str(sweep), "--out", str(mine)]
+    assert_one_clear_line(
+        capsys, work, args, "--out", "userdir is not empty", "previous bench report"
+    )
+    ours = work / "ours"
+    assert invoke(capsys, "report", str(sweep), "--out", str(ours))[0] == 0
+    first = (ours / "report.md").read_bytes()
+    (ours / "report.md").write_bytes(first.replace(b"2 of 2", b"1 of 2"))
+    assert invoke(capsys, "report", str(sweep), "--out", str(ours))[0] == 0  # ours: rewritten
+    assert (ours / "report.md").read_bytes() == first
+    (ours / "report.md").unlink()  # as if killed before report.md, written last
+    assert invoke(capsys, "report", str(sweep), "--out", str(ours))[0] == 0
+    assert (ours / "report.md").read_bytes() == first
+
+
 def test_folder_that_is_not_a_sweep(work, capsys):
     (work / "empty").mkdir()
     assert_one_clear_line(capsys, work, ["report", str(work / "empty")], "has no sweep.json")

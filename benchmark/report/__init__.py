@@ -13,9 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.report import beta_norm
+from benchmark.report.export import check_own_folder
 from benchmark.report.figures import plot_lines, plot_spread, plot_traversals
 from benchmark.report.records import SCORES, load_sweep
-from benchmark.report.tables import write_csv, write_markdown
+from benchmark.report.tables import CSV_COLUMNS, REPORT_TITLE, write_csv, write_markdown
+
+REPORT_MD, REPORT_CSV = "report.md", "report.csv"
+CSV_HEADER = (",".join(CSV_COLUMNS) + "\r\n").encode()
 
 
 def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[Path]:
@@ -23,6 +27,13 @@ def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[P
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out) if out is not None else sweep_dir / "report"
     manifest, experiments = load_sweep(sweep_dir)
+    check_own_folder(
+        out_dir,
+        "--out",
+        lambda d: is_report_folder(d) or holds_only_figures(d, [e.name for e in experiments]),
+        f"holds no {REPORT_MD} written by bench report",
+        "a previous bench report",
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     figures: dict[str, list[tuple[str, Path]]] = {}
@@ -49,9 +60,37 @@ def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[P
         written += trav
         if trav:
             figs.append(("latent traversals", trav[0]))
-    written.append(write_csv(experiments, out_dir / "report.csv"))
-    written.append(write_markdown(manifest, experiments, figures, out_dir / "report.md"))
+    written.append(write_csv(experiments, out_dir / REPORT_CSV))
+    written.append(write_markdown(manifest, experiments, figures, out_dir / REPORT_MD))
     return written
+
+
+def is_report_folder(folder: Path) -> bool:
+    """Whether bench report wrote ``folder``: its report.md begins with the title
+    ``write_markdown`` writes (as an export is recognised by its sweep.json)."""
+    try:
+        with open(folder / REPORT_MD, "rb") as fh:
+            return fh.read(len(REPORT_TITLE)) == REPORT_TITLE
+    except OSError:
+        return False
+
+
+def holds_only_figures(folder: Path, experiment_names: list[str]) -> bool:
+    """Whether every entry of ``folder`` is a figure this sweep's report draws, or a report.csv
+    with our header (or a partial file of either): what a report interrupted before its
+    report.md (written last) leaves behind."""
+    prefixes = tuple(f"{name}_" for name in experiment_names)
+
+    def ours(p: Path) -> bool:
+        name = p.name.removesuffix(".partial")
+        if not p.is_file():
+            return False
+        if name == REPORT_CSV:
+            with open(p, "rb") as fh:
+                return fh.read(len(CSV_HEADER)) == CSV_HEADER
+        return name.startswith(prefixes) and name.endswith((".png", ".svg"))
+
+    return all(ours(p) for p in folder.iterdir())
 
 
 __all__ = ["write_report"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,21 @@ def _same_files(a: Path, b: Path) -> bool:
     )
 
 
+def check_own_folder(
+    dest: Path, flag: str, is_ours: Callable[[Path], bool], lacking: str, maker: str
+) -> None:
+    """Refuse to write into ``dest`` unless it is absent, empty, or was made by this command
+    (``is_ours``): the user's own files there must never be overwritten without a word.
+    ``lacking`` says what the folder lacks to be ours, ``maker`` what makes such a folder."""
+    if dest.exists() and not dest.is_dir():
+        raise SpecError(f"{flag}: {dest} exists and is not a folder")
+    if dest.is_dir() and any(dest.iterdir()) and not is_ours(dest):
+        raise SpecError(
+            f"{flag}: {dest} is not empty and {lacking}; "
+            f"choose an empty folder or one made by {maker}"
+        )
+
+
 def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
     """Copy ``sweep_dir``'s manifest and its finished runs' records into ``dest`` (see module doc).
 
@@ -101,14 +117,14 @@ def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
     manifest = _read_manifest(sweep_dir, "SWEEP_DIR")
     if dest.resolve() == sweep_dir.resolve():
         raise SpecError(f"--export: {dest} is the sweep folder itself; choose another folder")
-    if dest.exists() and not dest.is_dir():
-        raise SpecError(f"--export: {dest} exists and is not a folder")
+    check_own_folder(
+        dest,
+        "--export",
+        lambda d: (d / MANIFEST).is_file(),
+        f"holds no {MANIFEST}",
+        "a previous export",
+    )
     if dest.is_dir() and any(dest.iterdir()):
-        if not (dest / MANIFEST).is_file():
-            raise SpecError(
-                f"--export: {dest} is not empty and holds no {MANIFEST}; "
-                f"choose an empty folder or one made by a previous export"
-            )
         manifest = merge_manifests(_read_manifest(dest, "--export"), manifest)
     dest.mkdir(parents=True, exist_ok=True)
     result = ExportResult(dest)

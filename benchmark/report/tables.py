@@ -104,13 +104,17 @@ def _cell_text(mean: float, std: float, n: int, unit: str = "") -> str:
     return f"{mean:.3f} ± {std:.3f} (n={n}{unit})"
 
 
+#: How every report.md begins; ``benchmark.report.is_report_folder`` recognises its folders by it.
+REPORT_TITLE = b"# Sweep report: "
+
+
 def write_markdown(
     manifest: dict[str, Any],
     experiments: list[ExperimentData],
     figures: dict[str, list[tuple[str, Path]]],
     path: Path,
 ) -> Path:
-    out = [f"# Sweep report: {manifest['name']}", ""]
+    out = [f"{REPORT_TITLE.decode()}{manifest['name']}", ""]
     if manifest.get("description"):
         out += [manifest["description"].strip(), ""]
     out += [
