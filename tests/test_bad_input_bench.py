@@ -637,6 +637,9 @@ def huge32(x):
 
 def huge64(x):
     return np.random.default_rng(0).random((len(x), 3)) * 1e300
+
+def cplx(x):
+    return x.reshape(len(x), -1)[:, :4].astype(np.complex128) * (1 + 1j)
 """
 
 
@@ -650,6 +653,7 @@ def huge64(x):
         ("quits", ["raised SystemExit: 5"]),
         ("huge32", ["values as large as 1e+38", "|z| <= 1e+30", "latent dims [0, 1]"]),
         ("huge64", ["values as large as 1e+300", "|z| <= 1e+30"]),
+        ("cplx", ["returned complex numbers (dtype complex128)", "latents must be real"]),
         ("missing", ["has no attribute 'missing'"]),
     ],
 )

@@ -62,6 +62,11 @@ def to_latents(out: object, n: int, name: str = "represent") -> np.ndarray:
         raise RepresentationError(
             f"{name} must return numbers of shape (n, D), got dtype {arr.dtype}"
         )
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise RepresentationError(
+            f"{name} returned complex numbers (dtype {arr.dtype}); latents must be real: "
+            "return an (n, D) float array (e.g. its .real or abs(), as the model means)"
+        )
     if arr.ndim != 2:
         raise RepresentationError(
             f"{name} must return shape (n, D) = ({n}, D) for a batch of {n} images, got shape "
