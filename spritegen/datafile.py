@@ -53,8 +53,8 @@ def open_dataset(
         if _text(fmt) != FORMAT_NAME:
             raise DatasetError(
                 f"{path}: not a spritegen dataset (attribute 'format' is {quote(_plain(fmt))}, "
-                f"expected {FORMAT_NAME!r}); for dSprites or 3dshapes use --data dsprites:PATH or "
-                f"3dshapes:PATH"
+                f"expected {FORMAT_NAME!r}); bench reads dSprites and 3dshapes given as "
+                f"dsprites:PATH or 3dshapes:PATH"
             )
         version = f.attrs.get("format_version", None)
         if not _is_int(version) or int(version) not in SUPPORTED_VERSIONS:

@@ -698,6 +698,40 @@ def test_large_constant_latents_still_score(made, work, capsys):
     assert result["mig"] == 0.0 and result["sap"] == 0.0 and result["modularity"] == 0.0
 
 
+@pytest.mark.parametrize(
+    "data, fragments",
+    [
+        ("mnist:x.npz", ["DATA 'mnist:x.npz': unknown dataset kind 'mnist'"]),
+        ("dsprites:", ["DATA 'dsprites:': missing the path"]),
+        ("plain.h5", ["not a spritegen dataset", "given as dsprites:PATH or 3dshapes:PATH"]),
+    ],
+    ids=["unknown-kind", "no-path", "not-spritegen"],
+)
+def test_score_names_its_data_argument_as_it_is_given(work, capsys, data, fragments):
+    """bench score takes DATA as an argument: its messages once said '--data', a flag it lacks."""
+    with h5py.File(work / "plain.h5", "w") as f:
+        f["x"] = np.zeros(3)
+    (work / "reps_d.py").write_text("def f(x):\n    return x.reshape(len(x), -1)[:, :2]\n")
+    line = assert_one_clear_line(
+        capsys, work, ["score", data, "--represent", "reps_d:f"], *fragments
+    )
+    assert "--data" not in line
+
+
+def test_score_of_a_file_without_evaluation_sets(work, capsys):
+    """It suggested scoring "against a live oracle", which bench score cannot do for a file."""
+    path = make_tiny_dataset(work / "none.h5", n=64, seed=4, eval_preset="none")
+    (work / "reps_n.py").write_text("def f(x):\n    return x.reshape(len(x), -1)[:, :2]\n")
+    line = assert_one_clear_line(
+        capsys,
+        work,
+        ["score", str(path), "--represent", "reps_n:f"],
+        "no evaluation sets (/eval)",
+        "an evaluation preset other than none",
+    )
+    assert "oracle" not in line
+
+
 def test_running_out_of_memory_is_one_line(made, work, capsys):
     """Scoring that needs more memory than there is: one line, exit status 1, no traceback.
     The representation returns 2**40 latents per image as a broadcast view (no memory); checking

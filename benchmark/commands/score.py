@@ -187,7 +187,7 @@ def score(
                 f"{','.join(METRIC_KEYS)}"
             )
     represent = load_represent(target)
-    with open_data(file, in_memory=True) as data:
+    with open_data(file, in_memory=True, flag="DATA") as data:
         if preset is None:
             preset = "full" if data.is_grid else "stored"
         if preset == "stored" and data.is_grid:

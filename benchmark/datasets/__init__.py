@@ -64,17 +64,18 @@ class DataSpec:
     path: Path
 
 
-def parse_data_spec(spec: str | Path) -> DataSpec:
+def parse_data_spec(spec: str | Path, flag: str = "--data") -> DataSpec:
     """``KIND:PATH`` with KIND in spritegen, dsprites, 3dshapes (alias shapes3d), or a plain path.
 
-    A string that names an existing file is always a path, even with a colon in it.
+    A string that names an existing file is always a path, even with a colon in it. ``flag``
+    names the value in messages as the command takes it (``bench score``'s positional DATA).
     """
     if isinstance(spec, Path):
         return DataSpec(None, spec)
     text = str(spec).strip()
     if not text:
         raise SpecError(
-            "--data is empty; give a spritegen dataset path, dsprites:PATH or 3dshapes:PATH"
+            f"{flag} is empty; give a spritegen dataset path, dsprites:PATH or 3dshapes:PATH"
         )
     head, sep, rest = text.partition(":")
     if not sep or Path(text).exists() or "/" in head or "\\" in head or len(head) == 1:
@@ -82,11 +83,11 @@ def parse_data_spec(spec: str | Path) -> DataSpec:
     kind = _ALIASES.get(head.lower(), head.lower())
     if kind not in DATASET_KINDS:
         raise SpecError(
-            f"--data {text!r}: unknown dataset kind {head!r}; allowed: "
+            f"{flag} {text!r}: unknown dataset kind {head!r}; allowed: "
             f"{', '.join(DATASET_KINDS)} (as KIND:PATH), or a plain spritegen path"
         )
     if not rest:
-        raise SpecError(f"--data {text!r}: missing the path after '{head}:'")
+        raise SpecError(f"{flag} {text!r}: missing the path after '{head}:'")
     return DataSpec(kind, Path(rest))
 
 
@@ -208,14 +209,18 @@ class DataHandle:
 
 
 def open_data(
-    spec: str | Path | DataSpec, *, in_memory: bool = False, verify: bool = False
+    spec: str | Path | DataSpec,
+    *,
+    in_memory: bool = False,
+    verify: bool = False,
+    flag: str = "--data",
 ) -> DataHandle:
     """Open a ``--data`` value (see ``parse_data_spec``); errors are one-line ``DatasetError``s.
 
     ``in_memory`` reads a grid dataset's images into memory on first use (fast sampling, costs
     the images' size); ``verify`` hashes a published file against its known digest.
     """
-    parsed = spec if isinstance(spec, DataSpec) else parse_data_spec(spec)
+    parsed = spec if isinstance(spec, DataSpec) else parse_data_spec(spec, flag)
     path = parsed.path.expanduser()
     kind = parsed.kind or _detect_kind(path)
     if kind == "dsprites":

@@ -130,7 +130,7 @@ class StoredSource:
             self.close()
             raise DatasetError(
                 f"{self.path}: no evaluation sets (/eval) in this file; rebuild it with "
-                "'spritegen build' (which writes them) or score against a live oracle"
+                "'spritegen build' and an evaluation preset other than none (which writes them)"
             )
         try:
             self._check_sets()
@@ -335,8 +335,8 @@ class StoredSource:
         if stored_l != batch_size:
             raise DatasetError(
                 f"{self.path}: {group.name} stores batches of L={stored_l} images but "
-                f"batch_size={batch_size} was asked for; use batch_size={stored_l} or a live "
-                "oracle"
+                f"batch_size={batch_size} was asked for; use preset 'stored', which takes L "
+                "from the file"
             )
         fi = group["factor_index"]
         if fi.shape[0] < n:
