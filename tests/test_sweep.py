@@ -295,3 +295,124 @@ def test_a_sweep_runs_in_parts_with_only(tmp_path: Path) -> None:
     assert second.exit_code == 0, second.output
     assert "2 trained, 2 already finished, 0 failed (" in second.output
     assert len(_finished(out)) == 4
+
+
+# --- Ctrl-C ------------------------------------------------------------------------------------
+
+#: A sweep long enough to be interrupted mid-run: 2 runs of 40 epochs x 8 steps on 128 images.
+LONG_EPOCHS, STEPS_PER_EPOCH = 40, 8
+LONG_SPEC = f"""
+name: long
+datasets:
+  k1: {{factors: 1, n: 128, eval_preset: tiny, image_size: 32}}
+set:
+  model: betavae
+  data: k1
+  latent_dim: 3
+  epochs: {LONG_EPOCHS}
+  batch_size: 16
+  checkpoint_every: 3
+  score_preset: none
+  final_preset: none
+grid: {{beta: [1, 4]}}
+report: {{x: beta}}
+"""
+
+
+def _steps(sweep: Path) -> dict[str, int]:
+    """The optimiser step each run's last checkpoint holds, by run id."""
+    import torch
+
+    return {
+        p.parent.parent.name: int(torch.load(p, weights_only=True)["step"])
+        for p in sorted((sweep / "runs").glob("*/checkpoints/last.pt"))
+    }
+
+
+def _numbers(run: Path) -> list[dict]:
+    """metrics.jsonl without wall-clock timings."""
+    return [
+        {k: v for k, v in json.loads(line).items() if not k.endswith("_s")}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+
+
+def _interrupted_sweep(tmp: Path, extra: list[str], whole_group: bool) -> tuple[Path, str]:
+    """Start `bench sweep` of LONG_SPEC, send SIGINT once its first checkpoint is written (to the
+    bench process, or to its whole process group as a terminal's Ctrl-C does); return the sweep
+    folder and stderr after the process ended (exit status checked by the caller)."""
+    spec = tmp / "long.yaml"
+    spec.write_text(LONG_SPEC)
+    sweep = tmp / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", "sweep", str(spec), "--out", str(sweep)]
+        + ["--quiet", "--workers", "1", *extra],
+        cwd=tmp,
+        env=subprocess_env(tmp),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # a shell's background job ignores SIGINT, and Python keeps an ignored SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while not list(sweep.glob("runs/*/checkpoints/last.pt")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the sweep never wrote a checkpoint"
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()[1]
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        stderr = proc.communicate(timeout=600)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines() == [
+        "bench: interrupted; run the same command again to resume"
+    ], stderr
+    return sweep, str(spec)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_run_and_the_sweep_resumes_to_the_same_numbers(
+    tmp_path: Path,
+) -> None:
+    """SIGINT to the bench process alone (as `kill -INT PID`): the ensemble's runs stop at a
+    checkpoint short of the end, none is marked finished, and starting again finishes them with
+    the numbers and weights of an uninterrupted sweep."""
+    import torch
+
+    sweep, spec = _interrupted_sweep(tmp_path, [], whole_group=False)
+    total = LONG_EPOCHS * STEPS_PER_EPOCH
+    steps = _steps(sweep)
+    assert len(steps) == 2 and all(s < total for s in steps.values()), steps
+    assert _finished(sweep) == []
+    assert not list(sweep.glob("runs/*/summary.json"))
+
+    again = run_sweep(load_sweep(spec), out=sweep, workers=1, progress=False)
+    assert again.ok and len(again.finished) == 2, [o.error for o in again.failed]
+    whole = tmp_path / "whole"
+    reference = run_sweep(load_sweep(spec), out=whole, workers=1, progress=False)
+    assert reference.ok and len(reference.finished) == 2
+    for run in _finished(whole):
+        resumed = sweep / "runs" / run.name
+        assert _numbers(resumed) == _numbers(run), run.name
+        a = torch.load(run / "checkpoints" / "model.pt", weights_only=True)["model"]
+        b = torch.load(resumed / "checkpoints" / "model.pt", weights_only=True)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a), run.name
+    assert not list(sweep.rglob("*.partial"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_process_group_starts_no_new_run(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the bench process and its worker: with one run at a time the
+    run in flight stops short of its end and the second run never starts."""
+    sweep, _ = _interrupted_sweep(tmp_path, ["--ensemble", "off"], whole_group=True)
+    steps = _steps(sweep)
+    assert len(steps) == 1 and all(s < LONG_EPOCHS * STEPS_PER_EPOCH for s in steps.values())
+    assert [p.name for p in (sweep / "runs").iterdir() if p.is_dir()] == list(steps)
+    assert _finished(sweep) == []

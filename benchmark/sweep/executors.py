@@ -5,12 +5,22 @@ Both yield ``Outcome`` objects as runs finish (not in submission order), so the 
 and the bookkeeping advance as soon as any run is done. What is sweep-specific lives here: one
 worker per GPU (pinned in its initializer), torch threads shared fairly, failures as Outcomes, and
 run folders trained on Ray nodes unpacked into the sweep folder.
+
+Ctrl-C stops every local run within about one optimiser step. Workers ignore the terminal's
+SIGINT while they start (as a build's do, ``spritegen.executors.worker_init``); then each installs
+its own SIGINT handler, which interrupts the run in progress exactly as Ctrl-C interrupts `bench
+run` (a ``KeyboardInterrupt``; the run folder keeps its last checkpoint and resumes from it). The
+parent does not rely on the terminal reaching its workers: on an interrupt it sets a shared
+``stop`` event, which a thread of each worker turns into that SIGINT, and a task a worker takes
+after the event is refused unstarted, so no new run begins.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -46,14 +56,54 @@ def count_gpus() -> int:
     return torch.cuda.device_count()
 
 
-def _init_worker(slots: Any, threads: int, gpu: bool) -> None:
-    """Pin a worker to one GPU (or share the CPU cores fairly) before torch is imported."""
+class _WorkerState:
+    """What a sweep worker knows about stopping: the parent's event, and its own run."""
+
+    stop: Any = None  # the parent's multiprocessing Event: set on Ctrl-C
+    running = False  # a run is training in this process now
+    interrupted = False  # this process has interrupted a run: it takes no more
+
+
+def _interrupt_run(signum: int, frame: Any) -> None:
+    """SIGINT in a worker: stop the run in progress as Ctrl-C stops `bench run`. Once only, and
+    never between runs, where a KeyboardInterrupt would kill the pool's worker loop instead."""
+    if _WorkerState.running and not _WorkerState.interrupted:
+        _WorkerState.interrupted = True
+        raise KeyboardInterrupt
+
+
+def _relay_stop(stop: Any) -> None:
+    """Turn the parent's stop event into a SIGINT for this worker's main thread."""
+    stop.wait()
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _init_worker(slots: Any, threads: int, gpu: bool, stop: Any = None) -> None:
+    """Pin a worker to one GPU (or share the CPU cores fairly) before torch is imported, and
+    make it stop its run when the parent sets ``stop`` (or the terminal's Ctrl-C reaches it)."""
     slot = slots.get()
     if gpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
     os.environ["TQDM_DISABLE"] = "1"  # one progress display: the sweep's
+    if stop is not None:
+        _WorkerState.stop = stop
+        signal.signal(signal.SIGINT, _interrupt_run)
+        threading.Thread(target=_relay_stop, args=(stop,), name="sweep-stop", daemon=True).start()
+
+
+def run_unless_stopped(task: Task) -> list[Outcome]:
+    """``run_any`` in a local worker, unless the sweep was interrupted: a task taken from the
+    queue after Ctrl-C is refused (KeyboardInterrupt) before it writes anything."""
+    stop = _WorkerState.stop
+    if _WorkerState.interrupted or (stop is not None and stop.is_set()):
+        raise KeyboardInterrupt
+    _WorkerState.running = True
+    try:
+        return run_any(task)
+    finally:
+        _WorkerState.running = False
 
 
 def _failed(task: Task, error: str) -> Iterator[Outcome]:
@@ -93,21 +143,26 @@ class LocalRunPool:
     def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
         if not tasks:
             return
-        slots = multiprocessing.get_context("spawn").Queue()
+        context = multiprocessing.get_context("spawn")
+        slots, stop = context.Queue(), context.Event()
         for i in range(self.workers):
             slots.put(i)
-        # a Ctrl-C reaches the runs too (they stop and resume later), as it always did
         with LocalExecutor(
             self.workers,
             initializer=_init_worker,
-            initargs=(slots, self.threads, self.gpus > 0),
-            ignore_sigint=False,
+            initargs=(slots, self.threads, self.gpus > 0, stop),
         ) as executor:
-            for task, result in executor.map_completed(run_any, tasks):
-                if isinstance(result, Exception):
-                    yield from _failed(task, _why(result))
-                else:
-                    yield from result
+            try:
+                for task, result in executor.map_completed(run_unless_stopped, tasks):
+                    if isinstance(result, Exception):
+                        yield from _failed(task, _why(result))
+                    else:
+                        yield from result
+            except BaseException:
+                # Ctrl-C (or the caller gave up): stop every run before the pool is shut down,
+                # which waits for them; each leaves its folder resumable
+                stop.set()
+                raise
 
 
 class RayRunPool:
