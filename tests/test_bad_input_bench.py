@@ -1045,8 +1045,25 @@ def _alias_bomb() -> str:
         (b"name: [unclosed\n", "not valid YAML"),
         (b"name: s\nmodels: betavae\n", "models: unknown field"),
         (b"", "spec"),
+        (
+            b"name: s\nset: {model: betavae, factors: 1}\npoints: 0\nreport: {x: beta}\n",
+            "points: must be a list of mappings of run parameters, got 0",
+        ),
+        (
+            b"name: s\nset: {model: betavae, factors: 1}\npoints: ''\nreport: {x: beta}\n",
+            "points: must be a list of mappings of run parameters, got ''",
+        ),
     ],
-    ids=["alias-bomb", "duplicate-key", "binary", "bad-yaml", "unknown-field", "empty"],
+    ids=[
+        "alias-bomb",
+        "duplicate-key",
+        "binary",
+        "bad-yaml",
+        "unknown-field",
+        "empty",
+        "points-zero",
+        "points-empty-string",
+    ],
 )
 def test_bad_sweep_spec(work, capsys, content, fragment):
     spec = work / "s.yaml"

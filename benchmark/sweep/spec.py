@@ -294,9 +294,14 @@ def _experiment(where: str, raw: dict[str, Any], name: str, shared: dict[str, An
             f"{where}zip.{sorted(both)[0]}: also in grid; vary a parameter in one of them"
         )
     base = {**shared, **_params(f"{where}set" if where else "set", raw.get("set"))}
-    points_raw = raw.get("points") or []
+    # only an absent or empty (null) points means none: 0, "" or false is a mistake, not a list
+    points_raw = raw.get("points")
+    if points_raw is None:
+        points_raw = []
     if not isinstance(points_raw, list):
-        raise SpecError(f"{where}points: must be a list of mappings of run parameters")
+        raise SpecError(
+            f"{where}points: must be a list of mappings of run parameters, got {quote(points_raw)}"
+        )
     points = [_params(f"{where}points[{i}]", p) for i, p in enumerate(points_raw)]
     if not grid and not zipped and not points and not base:
         raise SpecError(f"{where or 'spec'}: defines no runs; give grid, zip, points or set")
