@@ -1080,8 +1080,18 @@ def test_bad_sweep_spec(work, capsys, content, fragment):
         (["--ensemble", "0"], "--ensemble must be auto, off or a positive integer, got '0'"),
         (["--ensemble", "many"], "--ensemble must be auto, off or a positive integer"),
         (["--only", "*_k9_*"], "--only '*_k9_*' matches none of the sweep's 4 run ids"),
+        (["--workers", "0"], "'--workers': 0 is not in the range x>=1"),
+        (["--build-workers", "0"], "'--build-workers': 0 is not in the range x>=1"),
+        (["--cpus-per-run", "-1"], "'--cpus-per-run': -1.0 is not in the range x>0"),
     ],
-    ids=["ensemble-zero", "ensemble-word", "only-nothing"],
+    ids=[
+        "ensemble-zero",
+        "ensemble-word",
+        "only-nothing",
+        "workers-zero",
+        "build-workers-zero",
+        "cpus-per-run-negative",
+    ],
 )
 def test_dry_run_checks_the_options_a_sweep_checks(work, capsys, args, fragment):
     spec = Path(__file__).parents[1] / "specs" / "sweep-tiny.yaml"

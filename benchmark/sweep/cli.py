@@ -38,14 +38,23 @@ from spritegen.errors import SpecError
 )
 @click.option(
     "--workers",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Local runs at once (default: one per GPU, or 1 without GPUs).",
 )
 @click.option(
-    "--cpus-per-run", type=float, default=1.0, show_default=True, help="Ray: CPUs reserved per run."
+    "--cpus-per-run",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Ray: CPUs reserved per run.",
 )
-@click.option("--build-workers", type=int, default=None, help="Processes rendering each dataset.")
+@click.option(
+    "--build-workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes rendering each dataset.",
+)
 @click.option(
     "--ensemble",
     default="auto",
