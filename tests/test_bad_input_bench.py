@@ -1121,3 +1121,35 @@ def test_bench_without_a_command_prints_the_whole_help(capsys):
     assert text.startswith("Usage: bench [OPTIONS] COMMAND [ARGS]..."), text
     assert "bench: error" not in text and len(text.splitlines()) > 8
     assert "\nCommands:\n" in text and "\n  run " in text
+
+
+@pytest.mark.parametrize(
+    "files, fragment",
+    [
+        (
+            {"spec.yaml": "name: good\n", "sweep.json": '{"name": "good", "points": []}'},
+            "holds sweep 'good', not 'tiny'; give each sweep its own --out",
+        ),
+        (
+            {"spec.yaml": "my own notes\n", "sweep.json": '{"mine": 1}'},
+            "sweep.json is not a bench sweep manifest",
+        ),
+        ({"spec.yaml": "my own notes\n"}, "holds a spec.yaml but no sweep.json"),
+        ({"config.json": "{}"}, "is a bench run folder (it holds config.json)"),
+        (
+            {"sweep.json": '{"name": "tiny", "points": [{"id": "dropped_point"}]}'},
+            "that this spec no longer has (such as 'dropped_point')",
+        ),
+    ],
+    ids=["other-sweep", "users-files", "users-spec", "run-folder", "points-dropped"],
+)
+def test_sweep_refuses_a_folder_it_did_not_make(work, capsys, files, fragment):
+    spec = Path(__file__).parents[1] / "specs" / "sweep-tiny.yaml"
+    out = work / "folder"
+    out.mkdir()
+    for name, text in files.items():
+        (out / name).write_text(text)
+    for extra in ([], ["--dry-run"]):
+        assert_one_clear_line(
+            capsys, work, ["sweep", str(spec), "--out", str(out), "--quiet", *extra], fragment
+        )

@@ -292,7 +292,60 @@ def _check_only(points: Sequence[Any], only: Sequence[str]) -> None:
 
 
 def _sweep_dir(plan: SweepPlan, out: Path | str | None) -> Path:
-    return Path(out) if out is not None else Path("results") / plan.spec.name
+    """The sweep folder, checked to be one this sweep may write into (``check_sweep_dir``)."""
+    sweep_dir = Path(out) if out is not None else Path("results") / plan.spec.name
+    check_sweep_dir(sweep_dir, plan)
+    return sweep_dir
+
+
+def check_sweep_dir(sweep_dir: Path, plan: SweepPlan) -> None:
+    """Refuse a folder this sweep did not make, before anything is written into it.
+
+    A sweep folder is reused only by the same sweep: its ``sweep.json`` names the same sweep and
+    every run it records is still a point of the plan (a spec grown by new points resumes; one
+    that renamed the sweep or dropped points would orphan runs). A folder without ``sweep.json``
+    is taken only if it holds no ``spec.yaml`` of another text and is not a `bench run` folder.
+    """
+    if not sweep_dir.is_dir():
+        return
+    where = f"--out {quote(str(sweep_dir))}"
+    for name in ("config.json", "summary.json"):
+        if (sweep_dir / name).exists():
+            raise SpecError(
+                f"{where} is a bench run folder (it holds {name}), not a sweep folder; "
+                "give another --out"
+            )
+    path = sweep_dir / MANIFEST
+    if not path.exists():
+        spec = sweep_dir / "spec.yaml"
+        if spec.exists() and not spec.read_text(errors="replace").endswith(plan.spec.text):
+            raise SpecError(
+                f"{where} holds a spec.yaml but no {MANIFEST}: not a folder bench sweep made; "
+                "give another --out"
+            )
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    if not isinstance(old, dict) or not isinstance(old.get("points"), list):
+        raise SpecError(
+            f"{where}: {path} is not a bench sweep manifest; give another --out "
+            "(a sweep folder is reused only by the sweep that made it)"
+        )
+    if old.get("name") != plan.spec.name:
+        raise SpecError(
+            f"{where} holds sweep {quote(old.get('name'))}, not {quote(plan.spec.name)}; "
+            "give each sweep its own --out"
+        )
+    ids = {p.id for p in plan.points}
+    gone = [p.get("id") for p in old["points"] if not isinstance(p, dict) or p.get("id") not in ids]
+    if gone:
+        raise SpecError(
+            f"{where} holds {counted(len(gone), 'run')} of sweep {quote(plan.spec.name)} that "
+            f"this spec no longer has (such as {quote(gone[0])}); a sweep folder is resumed by "
+            "the same spec or one with points added: give another --out"
+        )
 
 
 def _configs(tasks: Sequence[RunTask]) -> tuple[list[int], list[Any]]:
