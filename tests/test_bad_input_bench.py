@@ -1153,3 +1153,38 @@ def test_sweep_refuses_a_folder_it_did_not_make(work, capsys, files, fragment):
         assert_one_clear_line(
             capsys, work, ["sweep", str(spec), "--out", str(out), "--quiet", *extra], fragment
         )
+
+
+@pytest.mark.parametrize(
+    "data, extra, fragment",
+    [
+        ("foreign", "", "data: {path}: not a spritegen dataset"),
+        ("small", "", "needs square images whose side is a multiple of 16"),
+        ("tiny", ", device: tpu", "--device 'tpu' is not a torch device"),
+        ("tiny", ", amp: true", "--amp (mixed precision) needs a CUDA device"),
+    ],
+    ids=["foreign-hdf5", "24-px-images", "device-tpu", "amp-on-cpu"],
+)
+def test_sweep_planning_checks_each_run_as_bench_run_does(
+    work, made, capsys, tmp_path_factory, data, extra, fragment
+):
+    """What `bench run` refuses is refused when the sweep is planned, with or without
+    --dry-run: exit 2, one line, nothing written (it was a failed run per point, exit 1)."""
+    files = tmp_path_factory.mktemp("planning")
+    paths = {"tiny": made["tiny"], "foreign": files / "foreign.h5", "small": files / "s.h5"}
+    with h5py.File(paths["foreign"], "w") as fh:
+        fh["x"] = [1, 2]
+    make_tiny_dataset(paths["small"], n=16, seed=1, image_size=24)
+    path = paths[data]
+    spec = work / "s.yaml"
+    spec.write_text(
+        f"name: s\nset: {{model: betavae, data: '{path}', epochs: 1{extra}}}\n"
+        "grid: {beta: [1, 4]}\nreport: {x: beta}\n"
+    )
+    for more in ([], ["--dry-run"]):
+        assert_one_clear_line(
+            capsys,
+            work,
+            ["sweep", str(spec), "--out", str(work / "sw"), "--quiet", *more],
+            fragment.format(path=path),
+        )

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from train_fixtures import make_tiny_dataset
 
+from benchmark.datasets.testing import write_dsprites_npz
 from benchmark.sweep import SweepPlan, load_sweep
 from spritegen.errors import SpecError
 from spritegen.executors import LocalExecutor, make_executor
@@ -253,8 +255,9 @@ def test_cli_reports_a_bad_spec_with_exit_2_and_no_traceback(tmp_path: Path) -> 
 
 
 def test_data_files_and_published_datasets_are_accepted(tmp_path: Path) -> None:
-    (tmp_path / "mine.h5").write_bytes(b"")
-    (tmp_path / "dsprites.npz").write_bytes(b"")
+    # real files: planning opens each as bench run would (an empty file is refused there)
+    make_tiny_dataset(tmp_path / "mine.h5", n=16, seed=1)
+    write_dsprites_npz(tmp_path / "dsprites.npz")
     text = GOOD.replace("zip: {data: [a, b]}", "zip: {data: [mine.h5, 'dsprites:dsprites.npz']}")
     text = text.replace("report: {x: factors}", "report: {x: data}")
     (tmp_path / "s.yaml").write_text(text)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.datasets import parse_data_spec
+from benchmark.datasets import open_data, parse_data_spec
 from benchmark.params import BY_KEY
 from benchmark.sweep.spec import Experiment, SweepSpec, load_sweep_spec
-from spritegen.errors import SpecError
+from spritegen.errors import DatasetError, SpecError
 from spritegen.spec import default_spec
 
 if TYPE_CHECKING:
@@ -247,12 +247,43 @@ def load_sweep(path_or_text: str | Path) -> SweepPlan:
         raise SpecError(f"{spec.source}: {exc}") from None
 
 
+def _file_shape(
+    spec: SweepSpec, value: str, cache: dict[Any, tuple[int, int, int]]
+) -> tuple[int, int, int]:
+    """(C, H, W) of a data file named in the spec, opened as `bench run` opens it, so that a file
+    bench run would refuse (not a spritegen file, incomplete) is refused when the sweep is
+    planned; a file that does not exist is left to ``_resolve_data``, which names it."""
+    arg = data_argument(value, spec.base_dir)
+    if arg is None:
+        return DRY_SHAPE
+    if arg not in cache:
+        try:
+            with open_data(arg) as handle:
+                h, w, c = handle.observation_shape
+        except (SpecError, DatasetError) as exc:
+            raise SpecError(f"data: {exc}") from None
+        cache[arg] = (c, h, w)
+    return cache[arg]
+
+
+def _check_device(params: dict[str, Any]) -> None:
+    """The device (and --amp) checks `bench run` makes before loading data."""
+    from benchmark.train import resolve_device
+
+    device = resolve_device(str(params.get("device", "auto")))
+    if params.get("amp") and device.type != "cuda":
+        raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")
+
+
 def _image_shape(
     spec: SweepSpec, params: dict[str, Any], cache: dict[Any, tuple[int, int, int]]
 ) -> tuple[int, int, int]:
     """(C, H, W) of a point's images: its sweep dataset's or the default dataset's for K;
     the thesis' 64 x 64 x 1 for a file named directly (checked for real when the run starts)."""
-    key = params.get("data") if params.get("data") in spec.datasets else params.get("factors")
+    data = params.get("data")
+    if data is not None and data not in spec.datasets:
+        return _file_shape(spec, str(data), cache)
+    key = data if data in spec.datasets else params.get("factors")
     if key is None:
         return DRY_SHAPE
     if key not in cache:
@@ -290,7 +321,12 @@ def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint
                 )
             if "data" in params and "factors" in params:
                 raise SpecError(f"{where}: give data or factors, not both (the dataset fixes K)")
-            params = check_model.point(where, params, _image_shape(spec, params, shapes))
+            try:
+                _check_device(params)
+                shape = _image_shape(spec, params, shapes)
+            except SpecError as exc:
+                raise SpecError(f"{where}: {exc}") from None
+            params = check_model.point(where, params, shape)
             identity = {k: v for k, v in params.items() if is_hparam(k) or BY_KEY[k].identity}
             dataset = None
             if "data" in params:
