@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import h5py
 import pytest
 from click.testing import CliRunner
 from sweep_helpers import ROOT, subprocess_env, tiny_spec
@@ -145,10 +146,18 @@ def test_local_sweep_report_has_every_figure_and_table(local_sweep: tuple[Path, 
 def test_failed_run_is_summarised_and_others_still_run(
     local_sweep: tuple[Path, dict], tmp_path: Path
 ) -> None:
+    """A data file that passes planning (a dataset of the right kind) but fails when its training
+    images are read: that run fails, the other trains, and the sweep says which."""
     sweep, _ = local_sweep
-    broken = tmp_path / "broken.h5"
-    broken.write_bytes(b"not a dataset")
     good = sorted((sweep / "datasets").glob("*.h5"))[0]
+    broken = tmp_path / "broken.h5"
+    shutil.copy(good, broken)
+    with h5py.File(broken, "r+") as f:  # a corrupt compressed training chunk
+        dset = f["images"]
+        mask, stored = dset.id.read_direct_chunk((0, 0, 0, 0))
+        middle = len(stored) // 2
+        garbled = stored[:middle] + b"\xff" * 16 + stored[middle + 16 :]
+        dset.id.write_direct_chunk((0, 0, 0, 0), garbled, filter_mask=mask)
     spec = tmp_path / "mixed.yaml"
     spec.write_text(
         "name: mixed\nset: "
