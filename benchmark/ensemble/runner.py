@@ -48,7 +48,7 @@ from benchmark.run import (
     write_diverged,
     write_outputs,
 )
-from benchmark.train import TrainingDiverged, resolve_device
+from benchmark.train import TrainingDiverged, TrainingStopped, resolve_device
 from spritegen.errors import SpecError
 
 #: RunConfig fields every member of one ensemble must share (one loop, one dataset, one scorer).
@@ -260,8 +260,8 @@ def _alone(cfg: RunConfig) -> dict:
         if exc.summary is None:
             raise
         return exc.summary
-    except TrainingDiverged as exc:
-        return {"status": "diverged", "error": str(exc)}
+    except TrainingStopped as exc:  # diverged, or the model's code failed
+        return {"status": exc.status, "error": str(exc)}
 
 
 def describe(results: Sequence[dict]) -> str:

@@ -29,6 +29,9 @@ from benchmark.params import BY_KEY
 SUMMARY = "summary.json"
 UNPACK_SUFFIX = ".unpacking"
 LOG_NAME = "sweep.log"
+#: How an ensemble member's stopped run is labelled in failures.json, by its summary's status:
+#: the exception a single run would have raised (benchmark.train).
+STOPPED_LABELS = {"diverged": "TrainingDiverged", "failed": "ModelFailed"}
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,10 @@ def _train_ensemble_into(task: EnsembleTask, folders: list[Path]) -> list[Outcom
         if summary.get("status") == "finished":
             outcomes.append(Outcome(m.id, True, seconds, summary=summary))
         else:
-            error = f"TrainingDiverged: {summary.get('error', 'diverged')}"
+            status = summary.get("status", "diverged")
+            error = (
+                f"{STOPPED_LABELS.get(status, 'TrainingStopped')}: {summary.get('error', status)}"
+            )
             (folder.parent / f"{m.id}.log").write_text(text + error + "\n")
             outcomes.append(Outcome(m.id, False, seconds, error=error, traceback=error))
     log.unlink(missing_ok=True)
