@@ -55,6 +55,19 @@ def non_negative_int(v: Any) -> int:
     return v
 
 
+#: The largest seed: ``torch.Generator.manual_seed`` takes an unsigned 64-bit integer, and a run
+#: seeds its weights, shuffles and noise with it (numpy's generators take any size).
+MAX_SEED = 2**64 - 1
+
+
+def seed_int(v: Any) -> int:
+    """A run seed: checked here so that a seed torch cannot take is one line before any work,
+    not an ``Overflow when unpacking long long`` once the model is built."""
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED:
+        raise BadValue(f"must be an integer in 0..{MAX_SEED} (2**64 - 1), {_got(v)}")
+    return v
+
+
 def positive_number(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
         raise BadValue(f"must be a positive finite number, {_got(v)}")
@@ -214,9 +227,7 @@ class RunConfig:
         key="steps",
         label="steps",
     )
-    seed: int = param(
-        0, check=non_negative_int, help="Seed of weights, shuffle and noise.", id_prefix="s"
-    )
+    seed: int = param(0, check=seed_int, help="Seed of weights, shuffle and noise.", id_prefix="s")
     device: str = param("auto", check=_device, help="auto, cpu, cuda or cuda:N.", identity=False)
     out: str | None = param(
         None,

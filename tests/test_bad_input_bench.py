@@ -155,6 +155,9 @@ def run_args(data: Path | str, out: Path, model: str = "betavae") -> list[str]:
         (["--param", "x=" + "[" * 1000], ["--param x", "nested more than 50 deep"]),
         (["--beta", "&a 1"], ["--beta", "anchors and aliases"]),
         (["--param", "beta={a: 1, a: 2}"], ["--param beta", "duplicate key 'a'"]),
+        # torch.Generator.manual_seed takes an unsigned 64-bit seed: 2**64 was an overflow, exit 1
+        (["--seed", str(2**64)], ["--seed", "0..18446744073709551615", str(2**64)]),
+        (["--seed", "-1"], ["--seed", "0..18446744073709551615", "got -1"]),
     ],
 )
 def test_bad_run_flags(made, work, capsys, extra, fragments):
@@ -1053,6 +1056,11 @@ def _alias_bomb() -> str:
             b"name: s\nset: {model: betavae, factors: 1}\npoints: ''\nreport: {x: beta}\n",
             "points: must be a list of mappings of run parameters, got ''",
         ),
+        (
+            b"name: s\nset: {model: betavae, data: tiny.h5}\ngrid: {seed: [18446744073709551616]}\n"
+            b"report: {x: latent_dim}\n",
+            "grid.seed[0]: must be an integer in 0..18446744073709551615",
+        ),
     ],
     ids=[
         "alias-bomb",
@@ -1063,6 +1071,7 @@ def _alias_bomb() -> str:
         "empty",
         "points-zero",
         "points-empty-string",
+        "seed-2**64",
     ],
 )
 def test_bad_sweep_spec(work, capsys, content, fragment):

@@ -196,6 +196,11 @@ BAD = [
     ),
     (GOOD.replace("epochs: 1}", "epochs: 1, out: x}"), "set.out: set by the sweep"),
     (
+        GOOD.replace("seed: [0]", f"seed: [0, {2**64}]"),
+        f"grid.seed[1]: must be an integer in 0..{2**64 - 1} (2**64 - 1), got {2**64}",
+    ),
+    (GOOD.replace("seed: [0]", f"seed: [{2**64 - 1}]"), None),
+    (
         GOOD.replace("set: {model: betavae,", "set: {model: betavae, score_preset: slow,"),
         "set.score_preset: must be one of quick, full, stored, none",
     ),
