@@ -6,18 +6,25 @@ leave a stale ``.partial``; the next start of the run removes it (``remove_parti
 disk (ENOSPC, EDQUOT) removes the partial file at once and becomes ``DiskFull``: one line naming
 the file, the folder and the free space, exit status 1 (the input was fine; the machine ran out
 of room).
+
+A run folder is written by one process at a time: ``run_folder_lock`` holds ``OUT.lock`` beside it
+(spritegen's ``exclusive_lock``) while a run or an ensemble trains into it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import shutil
+import threading
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from spritegen import atomic
-from spritegen.errors import SpritegenError
+from spritegen.errors import SpecError, SpritegenError, quote
 
 PARTIAL = atomic.PARTIAL_SUFFIX
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -87,3 +94,97 @@ def remove_partials(folder: Path) -> list[Path]:
         if p.is_file() or p.is_symlink():
             p.unlink(missing_ok=True)
     return found
+
+
+class RunFolderBusy(SpritegenError):
+    """Another process is training into the same run folder (exit 2: choose another --out)."""
+
+
+#: Run folders this process holds the lock of: resolved path -> (thread id, depth). An ensemble
+#: holds its members' folders and may train one of them as a single run meanwhile.
+_HELD: dict[Path, tuple[int, int]] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def lock_path(out: Path) -> Path:
+    """``OUT.lock``, beside the run folder: inside it, ``--force`` would delete it while held."""
+    out = Path(out).resolve()
+    return out.with_name(out.name + ".lock")
+
+
+@contextlib.contextmanager
+def run_folder_lock(out: Path) -> Iterator[None]:
+    """Hold the run folder ``out`` for this process (re-entrant within one thread).
+
+    Two ``bench run`` of one ``--out`` used to train into the same files (with ``--force`` one
+    deleted the other's checkpoint mid-write); the second now stops at once naming the holder's
+    pid. Folders above ``out`` that had to be created for the lock file are removed again on
+    release when still empty, so a run refused later for bad input leaves nothing behind.
+    """
+    key = Path(out).resolve()
+    me = threading.get_ident()
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is not None and held[0] == me:
+            _HELD[key] = (me, held[1] + 1)
+            nested = True
+        else:
+            nested = False
+    if nested:
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                _HELD[key] = (me, _HELD[key][1] - 1)
+        return
+    created = _make_parents(key)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(atomic.exclusive_lock(lock_path(key), partial(_busy, out)))
+            except OSError as exc:  # only taking the lock: the run's own OSErrors pass through
+                if is_disk_full(exc):
+                    raise disk_full_error(lock_path(key)) from None
+                raise _cannot_create(out, exc) from None
+            with _HELD_GUARD:
+                _HELD[key] = (me, 1)
+            try:
+                yield
+            finally:
+                with _HELD_GUARD:
+                    _HELD.pop(key, None)
+    finally:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: the run may have filled it
+
+
+def _busy(out: Path, holder: str) -> RunFolderBusy:
+    return RunFolderBusy(
+        f"--out {quote(str(out))} is being written by another bench run (pid {holder}); wait "
+        f"for it to finish, or use another --out"
+    )
+
+
+def _cannot_create(out: Path, exc: OSError) -> SpecError:
+    return SpecError(
+        f"--out {out}: cannot create the run folder ({exc.strerror or exc}); "
+        f"choose a writable folder"
+    )
+
+
+def _make_parents(out: Path) -> list[Path]:
+    """Create the missing folders above ``out``; return them, outermost first."""
+    missing = [p for p in reversed(out.parents) if not p.exists()]
+    created = []
+    for folder in missing:
+        try:
+            folder.mkdir()
+        except FileExistsError:  # made meanwhile by another process
+            continue
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(folder) from None
+            raise _cannot_create(out, exc) from None
+        created.append(folder)
+    return created

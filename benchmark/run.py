@@ -31,6 +31,7 @@ from benchmark.files import (
     disk_full_error,
     is_disk_full,
     remove_partials,
+    run_folder_lock,
     write_text_atomic,
 )
 from benchmark.metrics import evaluate
@@ -153,6 +154,11 @@ def default_out(cfg: RunConfig, data: Path) -> Path:
     return Path("results") / data.stem / name
 
 
+def run_folder(cfg: RunConfig, data: Path) -> Path:
+    """The folder a run writes: ``--out``, or the default under results/ for its dataset."""
+    return Path(cfg.out) if cfg.out else default_out(cfg, data)
+
+
 def _write_json(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
@@ -270,7 +276,9 @@ def run(
     cfg = dataclasses.replace(cfg, hparams=validate_hparams(get_entry(cfg.model), cfg.hparams))
     src = open_data(resolve_data(cfg))
     try:
-        return _run(cfg, src, device, scorer, final_scorer, score_keys)
+        # held from before the data are loaded: a second run of this folder stops at once
+        with run_folder_lock(run_folder(cfg, src.path)):
+            return _run(cfg, src, device, scorer, final_scorer, score_keys)
     finally:
         src.close()
 
@@ -348,7 +356,7 @@ def plan_run(
     num_factors = factors.shape[1]
     epochs = cfg.epochs if cfg.epochs is not None else default_epochs(num_factors)
     image_shape = (images.shape[3], images.shape[1], images.shape[2])
-    out = Path(cfg.out) if cfg.out else default_out(cfg, data_path)
+    out = run_folder(cfg, data_path)
     injected = scorer is not None  # an injected scorer also gives the final scores
     scoring = {
         "during": "custom" if injected else "none",

@@ -11,8 +11,9 @@ write of the same path simply overwrites it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".partial"
@@ -66,3 +67,39 @@ def write_text_atomic(
         with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
             fh.write(text)
     return path
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock: str | Path, busy: Callable[[str], BaseException]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``lock`` (which names the holder's pid) meanwhile.
+
+    When another process holds it, ``busy(pid)`` is raised at once: two writers of one output
+    never wait on or interleave with each other. The kernel drops the lock when its holder dies,
+    even by SIGKILL, so a killed writer never blocks the next one (its file, naming a dead pid, is
+    simply taken over); the file is removed on release (the inode check makes that safe against
+    a process that opened the old file just before).
+    """
+    lock = Path(lock)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise busy(holder) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file after we opened it: try again
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)

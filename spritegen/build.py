@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import spritegen
-from spritegen.atomic import atomic_path, partial_path, write_bytes_atomic
+from spritegen.atomic import atomic_path, exclusive_lock, partial_path, write_bytes_atomic
 from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
 from spritegen.errors import BuildError, SpecError, SpritegenError, quote
 from spritegen.evalsets import BuildPlan, plan_build
@@ -362,40 +361,18 @@ def _lock_path(out: Path) -> Path:
 
 @contextlib.contextmanager
 def build_lock(out: Path) -> Iterator[None]:
-    """Hold ``OUT.lock`` (an exclusive ``flock``) for a whole build of ``out``.
+    """Hold ``OUT.lock`` (``spritegen.atomic.exclusive_lock``) for a whole build of ``out``: a
+    second build of the same file fails at once with a line naming the process that holds it,
+    and a killed build never blocks the next one."""
 
-    A second build of the same file fails at once with a line naming the process that holds it.
-    The kernel drops the lock when its holder dies, even by SIGKILL, so a killed build never
-    blocks the next one; the file is removed on release (the inode check makes that safe against
-    a process that opened the old file just before).
-    """
-    lock = _lock_path(out)
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise SpritegenError(
-                f"{out} is being built by another process (pid {holder}); wait for it to "
-                "finish, or build to another --out"
-            ) from None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)  # the previous holder removed the file after we opened it: try again
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+    def busy(holder: str) -> SpritegenError:
+        return SpritegenError(
+            f"{out} is being built by another process (pid {holder}); wait for it to "
+            "finish, or build to another --out"
+        )
+
+    with exclusive_lock(_lock_path(out), busy):
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
-        os.close(fd)
 
 
 def _check_saved_chunks(spec: DatasetSpec, tasks: list[ChunkTask], parts: Path) -> list[str]:

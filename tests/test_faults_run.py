@@ -163,3 +163,96 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, small_disk, 
     assert "last.pt" in err and "free some disk space" in err, err
     assert partials(small_disk) == []
     assert not (out / "summary.json").exists()
+
+
+def stop_once_started(proc: subprocess.Popen, out: Path) -> None:
+    """SIGSTOP ``proc`` once it has written ``out/config.json`` (it holds ``out``'s lock by
+    then): the holder stays alive, and holding, for as long as the test needs."""
+    deadline = time.monotonic() + 240
+    while not (out / "config.json").exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGSTOP)
+
+
+def bench_line(capsys, args: list[str]) -> tuple[int, str]:
+    """(exit status, stderr) of `bench ARGS` run in this process."""
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err.strip()
+
+
+def folder_bytes(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_a_second_run_of_one_folder_stops_at_once_and_a_killed_holder_blocks_nothing(
+    tmp_path, capsys
+):
+    """Two `bench run` of one --out trained into the same files (with --force, one deleted the
+    other's checkpoint mid-write: a FileNotFoundError traceback); the second now stops at once,
+    naming the holder, and leaves the holder's folder untouched."""
+    data = make_tiny_dataset(tmp_path / "d.h5", n=64, seed=2)
+    out = tmp_path / "run"
+    first = start(data, out)
+    try:
+        stop_once_started(first, out)
+        before = folder_bytes(out)
+        for extra in ([], ["--force"]):
+            t0 = time.monotonic()
+            code, err = bench_line(
+                capsys, ["run", "--data", str(data), *ARGS, *extra, "--out", str(out)]
+            )
+            assert code == 2, err
+            assert err.splitlines() == [
+                f"bench: error: --out {str(out)!r} is being written by another bench run "
+                f"(pid {first.pid}); wait for it to finish, or use another --out"
+            ]
+            assert time.monotonic() - t0 < 30  # at once: before loading or training anything
+            assert folder_bytes(out) == before
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the kernel released the dead holder's lock: the same command resumes and finishes
+    code, err = bench_line(capsys, ["run", "--data", str(data), *ARGS, "--out", str(out)])
+    assert code == 0, err
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_an_ensemble_holds_every_member_folder(tmp_path, capsys):
+    data = make_tiny_dataset(tmp_path / "d.h5", n=64, seed=2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    config = {
+        "model": "betavae",
+        "data": str(data),
+        "hparams": {"beta": 2.0},
+        "epochs": 50,
+        "batch_size": 16,
+        "latent_dim": 3,
+        "device": "cpu",
+        "score_preset": "none",
+        "final_preset": "none",
+        "progress": False,
+    }
+    members = [{**config, "seed": 4, "out": str(a)}, {**config, "seed": 5, "out": str(b)}]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO)] + sys.path[1:2])}
+    code = f"from benchmark.ensemble import run_ensemble; run_ensemble({members!r}, engine='loop')"
+    ensemble = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        stop_once_started(ensemble, b)
+        before = folder_bytes(b)
+        code_b, err = bench_line(capsys, ["run", "--data", str(data), *ARGS, "--out", str(b)])
+        assert code_b == 2, err
+        assert f"is being written by another bench run (pid {ensemble.pid})" in err
+        assert len(err.splitlines()) == 1 and folder_bytes(b) == before
+    finally:
+        ensemble.send_signal(signal.SIGKILL)
+        ensemble.wait()

@@ -13,6 +13,7 @@ auxiliary optimiser) run one after the other through ``benchmark.run.run``, with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -33,6 +34,7 @@ from benchmark.ensemble.trainer import (
     reconcile_checkpoints,
     train_ensemble,
 )
+from benchmark.files import run_folder_lock
 from benchmark.models.base import has_auxiliary_objective
 from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
 from benchmark.params import RunConfig, validate_config
@@ -45,6 +47,7 @@ from benchmark.run import (
     prepare_folder,
     resolve_data,
     run,
+    run_folder,
     write_diverged,
     write_outputs,
 )
@@ -130,7 +133,12 @@ def run_ensemble(
     get_entry(first.model)
     src = open_data(resolve_data(first))
     try:
-        return _run_ensemble(cfgs, src, device, engine, progress)
+        with contextlib.ExitStack() as held:
+            # every member folder is held while the ensemble trains (in a fixed order), as a
+            # single run holds its own: another run of one of them stops at once
+            for out in sorted({run_folder(c, src.path).resolve() for c in cfgs}):
+                held.enter_context(run_folder_lock(out))
+            return _run_ensemble(cfgs, src, device, engine, progress)
     finally:
         src.close()
 
