@@ -43,21 +43,31 @@ from benchmark.models.registry import build_model, get_entry, model_hparams, val
 from benchmark.params import PARAMS, RunConfig, validate_config
 from benchmark.plots import save_reconstructions, save_traversal
 from benchmark.train import (
+    STAGED,
+    CheckpointError,
     ModelFailed,
     Scorer,
+    StepPlan,
     TrainConfig,
     TrainingStopped,
+    load_checkpoint,
     make_represent,
     resolve_device,
     save_atomic,
     train,
+    unreadable_checkpoint,
 )
-from spritegen.errors import DatasetError, SpecError
+from spritegen.errors import DatasetError, SpecError, quote
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
 #: "ensemble" names the ensemble a run was trained in: a member folder resumes as a single run.
 NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + ("torch", "ensemble")
+#: Identity fields recorded only since a later version: a run folder or checkpoint written before
+#: lacks them, and a resume treats them as unknown (not as a difference).
+RECORDED_SINCE = ("data_identity",)
+#: The checkpoint entry holding the identity of the run that wrote it (JSON text).
+CHECKPOINT_RUN_KEY = "run"
 
 
 class RunExists(SpecError):
@@ -189,9 +199,107 @@ def _read_record(out: Path, name: str) -> dict:
     return record
 
 
+def _normalised(record: dict) -> dict:
+    """``_identity(record)`` as JSON reads it back (tuples as lists), for comparing records."""
+    return json.loads(json.dumps(_identity(record), sort_keys=True))
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """The identity fields in which two resolved configs differ; a field that ``old`` predates
+    (``RECORDED_SINCE``) is unknown there, not different."""
+    a, b = _normalised(old), _normalised(new)
+    return sorted(
+        k
+        for k in set(a) | set(b)
+        if a.get(k) != b.get(k) and not (k in RECORDED_SINCE and k not in a)
+    )
+
+
+def _changes(keys: Sequence[str], old: dict, new: dict, most: int = 3) -> str:
+    """``batch_size 32 recorded, 16 now; ...`` for the first ``most`` differing values (a
+    mapping such as data_identity by its differing entries), each value quoted and cut."""
+    found: list[str] = []
+    for k in keys:
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            subs = sorted(j for j in set(a) | set(b) if a.get(j) != b.get(j))
+            found += [
+                f"{k}.{j} {quote(a.get(j), 40)} recorded, {quote(b.get(j), 40)} now" for j in subs
+            ]
+        else:
+            found.append(f"{k} {quote(a, 40)} recorded, {quote(b, 40)} now")
+    more = f"; and {len(found) - most} more" if len(found) > most else ""
+    return "; ".join(found[:most]) + more
+
+
+def checkpoint_stamp(resolved: dict) -> dict[str, Any]:
+    """The entry every checkpoint of this run carries: the identity of the run (everything but
+    the fields a resume may change, ``NOT_IDENTITY``), dataset identity included, so that a
+    checkpoint copied from another run, or one whose config.json was edited, is refused."""
+    return {CHECKPOINT_RUN_KEY: json.dumps(_identity(resolved), sort_keys=True)}
+
+
+def check_checkpoint(path: Path, resolved: dict) -> None:
+    """Refuse a resume point that does not belong to the run ``resolved`` describes.
+
+    Checkpoints written before they carried the run's identity are checked for what can be:
+    that their step and epoch fit the run's schedule (batch size, images, epochs, steps)."""
+    if not path.exists():
+        return
+    ck = load_checkpoint(path)
+    recorded = ck.get(CHECKPOINT_RUN_KEY)
+    if recorded is not None:
+        try:
+            old = json.loads(recorded)
+        except (TypeError, ValueError):
+            old = None
+        if not isinstance(old, dict):
+            raise unreadable_checkpoint(
+                path, f"its {CHECKPOINT_RUN_KEY!r} entry is not a run record"
+            )
+        diff = _differences(old, resolved)
+        if diff:
+            raise CheckpointError(
+                f"checkpoint {path} was written by another run ({_changes(diff, old, resolved)}); "
+                f"start the run over with --force, or use another --out"
+            )
+    _check_position(path, ck, resolved)
+
+
+def _check_position(path: Path, ck: dict[str, Any], resolved: dict) -> None:
+    """A checkpoint's step, epoch and history must be a point of this run's schedule."""
+    plan = StepPlan.for_config(
+        int(resolved["num_images"]),
+        TrainConfig(
+            epochs=int(resolved["epochs"]),
+            max_steps=resolved.get("max_steps"),
+            batch_size=int(resolved["batch_size"]),
+        ),
+    )
+    spe = plan.steps_per_epoch
+    try:
+        epoch, batch, step = (int(ck[k]) for k in ("epoch", "batch_in_epoch", "step"))
+        epochs_done = len(ck["history"])
+    except (TypeError, ValueError):
+        raise unreadable_checkpoint(path, "its epoch, step or history is not a number") from None
+    if batch:  # inside an epoch
+        fits = 0 < batch < spe and step == epoch * spe + batch and epochs_done == epoch
+    else:  # at the end of an epoch (the last one may be cut short by --steps)
+        full = step == epoch * spe
+        cut = step == plan.total_steps and (epoch - 1) * spe < step < epoch * spe
+        fits = (full or cut) and epochs_done == epoch
+    if not fits or step > plan.total_steps:
+        raise CheckpointError(
+            f"checkpoint {path} was written by another run: its step {step} (epoch {epoch}, "
+            f"batch {batch}) is not a point of this run's schedule ({spe} steps per epoch, "
+            f"{plan.total_steps} in all); start the run over with --force, or use another --out"
+        )
+
+
 def check_folder(out: Path, resolved: dict, force: bool) -> None:
-    """Refuse a folder that is not a run folder, holds a different run, or (without force) a
-    finished one. Writes nothing, so several runs can be checked before any is started."""
+    """Refuse a folder that is not a run folder, holds a different run, (without force) a
+    finished one, or a checkpoint of another run. Writes nothing, so several runs can be
+    checked before any is started."""
     config_path, summary_path = out / "config.json", out / "summary.json"
     if out.is_dir() and any(out.iterdir()):
         if not config_path.exists():
@@ -201,15 +309,12 @@ def check_folder(out: Path, resolved: dict, force: bool) -> None:
             )
         if not force:
             old = _read_record(out, "config.json")
-            if _identity(old) != _identity(resolved):
-                diff = sorted(
-                    k
-                    for k in set(_identity(old)) | set(_identity(resolved))
-                    if old.get(k) != resolved.get(k)
-                )
+            diff = _differences(old, resolved)
+            if diff:
                 raise RunExists(
-                    f"{out} holds a different run (differs in {', '.join(diff)}); "
-                    f"use another --out, or --force to replace it"
+                    f"{out} holds a different run (differs in {', '.join(diff)}; "
+                    f"{_changes(diff, old, resolved)}); use another --out, or --force to "
+                    f"replace it"
                 )
             if summary_path.exists():
                 summary = _read_record(out, "summary.json")
@@ -217,6 +322,9 @@ def check_folder(out: Path, resolved: dict, force: bool) -> None:
                     raise RunExists(
                         f"{out} holds a finished run; use --force to run it again", summary
                     )
+            last = out / "checkpoints" / "last.pt"
+            for ck in (last, last.with_name(last.name + STAGED)):
+                check_checkpoint(ck, resolved)
 
 
 def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
@@ -375,6 +483,7 @@ def plan_run(
     resolved = {
         **dataclasses.asdict(cfg),
         "data": data_str,
+        "data_identity": src.identity(),
         "epochs": epochs,
         "out": str(out),
         "num_factors": num_factors,
@@ -406,6 +515,7 @@ def _train_and_finish(
             scorer=plan.scorer,
             checkpoint=out / "checkpoints" / "last.pt",
             on_epoch=lambda h: _write_jsonl(metrics_path, h),
+            stamp=checkpoint_stamp(plan.resolved),
         )
     except TrainingStopped as exc:  # diverged, or the model's code failed
         if isinstance(exc, ModelFailed):

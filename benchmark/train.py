@@ -37,6 +37,8 @@ from spritegen.errors import SpecError, SpritegenError
 
 Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
 CHECKPOINT_FORMAT = 1
+#: Suffix of the ensemble's staged checkpoints (``last.pt.next``), renamed once all are written.
+STAGED = ".next"
 
 
 CHECKPOINT_KEYS = (
@@ -137,7 +139,7 @@ def save_atomic(obj: Any, path: Path) -> None:
     save_torch_atomic(obj, path)
 
 
-def _unreadable(path: Path, why: str) -> CheckpointError:
+def unreadable_checkpoint(path: Path, why: str) -> CheckpointError:
     return CheckpointError(
         f"checkpoint {path} is unreadable: {why}; start the run over with --force, or delete "
         f"{path.name} to restart its training from step 0"
@@ -155,18 +157,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise _unreadable(
+        raise unreadable_checkpoint(
             path,
             "it holds Python objects other than tensors and plain data, so it was not "
             "written by bench run and is not loaded (loading it could run code)",
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError):
-        raise _unreadable(path, "it is truncated or not a torch checkpoint") from None
+        raise unreadable_checkpoint(path, "it is truncated or not a torch checkpoint") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise _unreadable(path, f"it is not a bench run checkpoint of format {CHECKPOINT_FORMAT}")
+        raise unreadable_checkpoint(
+            path, f"it is not a bench run checkpoint of format {CHECKPOINT_FORMAT}"
+        )
     missing = [k for k in CHECKPOINT_KEYS if k not in ck]
     if missing:
-        raise _unreadable(path, f"it lacks {', '.join(missing)}")
+        raise unreadable_checkpoint(path, f"it lacks {', '.join(missing)}")
     return ck
 
 
@@ -293,6 +297,7 @@ def train(
     scorer: Scorer | None = None,
     checkpoint: Path | None = None,
     on_epoch: Callable[[list[dict]], None] | None = None,
+    stamp: dict[str, Any] | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``images`` (uint8, (N, C, H, W)); return one dict per epoch.
 
@@ -300,6 +305,8 @@ def train(
     last; its results join that epoch's row. ``checkpoint`` (a file) is written at the end of each
     epoch and every ``cfg.checkpoint_every`` steps; when it exists at the start, training resumes
     from it. ``on_epoch(history)`` is called after each epoch's checkpoint is written.
+    ``stamp`` (plain data) is stored in every checkpoint: the run's identity, which
+    ``benchmark.run`` checks before a resume.
     """
     device, n = check_training_inputs(images, cfg)
     keep_freed_memory()
@@ -341,7 +348,7 @@ def train(
             sums = {k: v.to(device) for k, v in ck["sums"].items()}
             history = list(ck["history"])
         except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise _unreadable(
+            raise unreadable_checkpoint(
                 Path(checkpoint), f"it does not fit this model ({type(exc).__name__})"
             ) from None
 
@@ -363,6 +370,7 @@ def train(
                 "step": step,
                 "sums": {k: v.detach().cpu() for k, v in sums.items()},
                 "history": history,
+                **(stamp or {}),
             },
             checkpoint,
         )

@@ -344,6 +344,102 @@ def test_checkpoint_of_another_model(made, work, capsys):
     )
 
 
+def _interrupted_run(made, work: Path, name: str, *extra: str) -> Path:
+    """A real run of ``made["tiny"]`` into ``work/name`` (TINY_RUN, then ``extra``), left as a
+    kill after its last checkpoint leaves it."""
+    out = work / name
+    assert main_status([*run_args(made["tiny"], out), *extra]) == 0
+    (out / "summary.json").unlink()
+    return out
+
+
+def _strip_identity(out: Path) -> None:
+    """Make ``out`` look written before runs recorded their identity: no dataset identity in
+    config.json, no run record in the checkpoint."""
+    config = json.loads((out / "config.json").read_text())
+    del config["data_identity"]
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    ck = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    del ck["run"]
+    torch.save(ck, out / "checkpoints" / "last.pt")
+
+
+def test_checkpoint_copied_from_another_run(made, work, capsys):
+    out = copy_run(made, work)
+    other = _interrupted_run(made, work, "other", "--batch-size", "32")
+    shutil.copy(other / "checkpoints" / "last.pt", out / "checkpoints" / "last.pt")
+    assert_one_clear_line(
+        capsys,
+        work,
+        run_args(made["tiny"], out),
+        f"checkpoint {out / 'checkpoints' / 'last.pt'} was written by another run",
+        "batch_size 32 recorded, 16 now",
+        "--force",
+        "another --out",
+    )
+
+
+def test_old_checkpoint_of_another_schedule(made, work, capsys):
+    """Without a run record (an older checkpoint) the step is still checked against the run's
+    schedule: 2 steps of 32 images are no point of a run of 4 steps of 16 per epoch."""
+    out = copy_run(made, work)
+    other = _interrupted_run(made, work, "other", "--batch-size", "32")
+    _strip_identity(other)
+    shutil.copy(other / "checkpoints" / "last.pt", out / "checkpoints" / "last.pt")
+    assert_one_clear_line(
+        capsys,
+        work,
+        run_args(made["tiny"], out),
+        "was written by another run: its step 2 (epoch 1, batch 0)",
+        "4 steps per epoch",
+        "--force",
+    )
+
+
+def test_config_edited_to_fit_other_flags(made, work, capsys):
+    """beta changed in config.json and passed as --beta: the checkpoint still says beta 4."""
+    out = copy_run(made, work)
+    config = json.loads((out / "config.json").read_text())
+    config["hparams"] = {"beta": 8.0}
+    config["model_hparams"]["beta"] = 8.0
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    assert_one_clear_line(
+        capsys,
+        work,
+        [*run_args(made["tiny"], out), "--beta", "8"],
+        "was written by another run",
+        "model_hparams.beta 4.0 recorded, 8.0 now",
+    )
+
+
+def test_dataset_rebuilt_at_the_same_path(work, capsys):
+    data = make_tiny_dataset(work / "d.h5", n=64, seed=2)
+    out = work / "run"
+    assert main_status(run_args(data, out)) == 0
+    (out / "summary.json").unlink()
+    recorded = json.loads((out / "config.json").read_text())["data_identity"]
+    make_tiny_dataset(work / "other.h5", n=64, seed=3)
+    shutil.copy(work / "other.h5", data)  # same path, same size and shape, other images
+    assert_one_clear_line(
+        capsys,
+        work,
+        run_args(data, out),
+        f"{out} holds a different run (differs in data_identity",
+        f"data_identity.dataset_id {recorded['dataset_id']!r} recorded",
+        "--force",
+    )
+
+
+def test_run_folder_from_before_identities_still_resumes(made, work, capsys):
+    out = copy_run(made, work)
+    _strip_identity(out)
+    status, err, _ = invoke(capsys, *run_args(made["tiny"], out))
+    assert status == 0, err
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+    identity = json.loads((out / "config.json").read_text())["data_identity"]
+    assert identity["kind"] == "spritegen" and len(identity["content_sha256"]) == 64
+
+
 # --- plugins ------------------------------------------------------------------------------
 
 

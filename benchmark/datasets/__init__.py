@@ -193,6 +193,29 @@ class DataHandle:
             info["num_images"] = self._grid.num_images
         return info
 
+    def identity(self) -> dict[str, Any]:
+        """What the data a run trains on are, beyond their path: recorded in config.json and
+        in every checkpoint, so a resume on a file rebuilt or replaced at the same path is
+        refused. A spritegen file has its build's content digest (``content_sha256``, checked
+        against the chunks when the training set is read) and ``dataset_id``; dSprites and
+        3dshapes have no digest of their own, so their grid and file size stand for them (hashing
+        hundreds of MB on every start is what ``open_data(verify=True)`` does on request)."""
+        if self._grid is not None:
+            return {
+                "kind": self.kind,
+                "factors_num_classes": list(self._grid.factors_num_classes),
+                "num_images": int(self._grid.num_images),
+                "file_bytes": self.path.stat().st_size,
+            }
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            found = {k: f.attrs.get(k) for k in ("dataset_id", "content_sha256")}
+        return {
+            "kind": self.kind,
+            **{k: v.decode() if isinstance(v, bytes) else str(v) for k, v in found.items()},
+        }
+
     def close(self) -> None:
         for obj in (self._grid, self._live):
             if obj is not None and hasattr(obj, "close"):

@@ -43,6 +43,7 @@ from benchmark.run import (
     RunExists,
     _write_jsonl,
     check_folder,
+    checkpoint_stamp,
     plan_run,
     prepare_folder,
     resolve_data,
@@ -193,7 +194,10 @@ def _run_ensemble(cfgs, src, device, engine: str, progress: bool | None) -> list
         for i in todo:
             results[i] = _alone(cfgs[i])
         return results  # type: ignore[return-value]
-    members = [Member(models[i], cfgs[i].seed, ck) for i, ck in zip(todo, checkpoints)]
+    members = [
+        Member(models[i], cfgs[i].seed, ck, stamp=checkpoint_stamp(plans[i].resolved))
+        for i, ck in zip(todo, checkpoints)
+    ]
     during = [plans[i].scorer for i in todo]
     scorer = batched_scorer(
         during, [share_key(s, cfgs[i].seed) for s, i in zip(during, todo)], device

@@ -37,6 +37,7 @@ from benchmark.ensemble.stacked import StackedMembers
 from benchmark.models.base import Model
 from benchmark.train import (
     CHECKPOINT_FORMAT,
+    STAGED,
     StepPlan,
     TrainConfig,
     TrainingDiverged,
@@ -53,7 +54,6 @@ from spritegen.errors import SpecError
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "loop", "vmap")
-STAGED = ".next"
 
 #: ``score(indices, models) -> one score dict per listed member`` (benchmark.ensemble.scoring).
 EnsembleScorer = Callable[[list[int], list[Model]], list[dict]]
@@ -66,6 +66,8 @@ class Member:
     model: Model
     seed: int
     checkpoint: Path | None = None
+    #: stored in each of its checkpoints: the run identity a single run's would carry
+    stamp: dict[str, Any] = field(default_factory=dict)
     # state carried by the checkpoint
     noise: torch.Generator | None = None
     optimizer: torch.optim.Optimizer | None = None
@@ -192,6 +194,7 @@ def train_ensemble(
                     "step": step,
                     "sums": {k: v.detach().cpu() for k, v in m.sums.items()},
                     "history": m.history,
+                    **m.stamp,
                 },
                 _staged(m.checkpoint),
             )
