@@ -312,8 +312,8 @@ def check_folder(out: Path, resolved: dict, force: bool) -> None:
             diff = _differences(old, resolved)
             if diff:
                 raise RunExists(
-                    f"{out} holds a different run (differs in {', '.join(diff)}; "
-                    f"{_changes(diff, old, resolved)}); use another --out, or --force to "
+                    f"{out} holds a different run (differs in {', '.join(diff)}): "
+                    f"{_changes(diff, old, resolved)}; use another --out, or --force to "
                     f"replace it"
                 )
             if summary_path.exists():

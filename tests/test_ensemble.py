@@ -21,6 +21,7 @@ import pytest
 import torch
 from ensemble_helpers import Recording
 
+from benchmark import train as train_module
 from benchmark.data import load_training_set, to_channels_first
 from benchmark.ensemble import Member, run_ensemble, score_shared, train_ensemble
 from benchmark.ensemble.trainer import reconcile_checkpoints
@@ -28,7 +29,7 @@ from benchmark.metrics import evaluate
 from benchmark.models import registry
 from benchmark.models.registry import build_model
 from benchmark.run import RunConfig, RunExists, run
-from benchmark.train import TrainConfig, make_represent, train
+from benchmark.train import TrainConfig, make_represent, save_atomic, train
 from spritegen.errors import SpecError
 
 pytestmark = pytest.mark.slow  # trains models 200+ steps: make test runs it, test-fast not
@@ -460,9 +461,20 @@ def test_runs_that_cannot_share_a_loop_go_one_at_a_time(small_k2, tmp_path, monk
         (tmp_path / f"m{i}" / "summary.json").unlink()  # both unfinished again, at step 3
     model = build_model("betavae", SHAPE, 10, {}, seed=0)
     images = to_channels_first(load_training_set(small_k2)[0])
-    one_step = TrainConfig(epochs=3, max_steps=1, batch_size=8, device="cpu", progress=False)
-    (tmp_path / "m0" / "checkpoints" / "last.pt").unlink()  # m0 re-trained alone to step 1
-    train(model, images, one_step, checkpoint=tmp_path / "m0" / "checkpoints" / "last.pt")
+    # m0 re-trained alone and stopped at its first checkpoint (step 1 of its own schedule:
+    # a resume refuses a checkpoint at no step of the run's schedule)
+    schedule = TrainConfig(
+        epochs=3, max_steps=3, batch_size=8, checkpoint_every=1, device="cpu", progress=False
+    )
+    (tmp_path / "m0" / "checkpoints" / "last.pt").unlink()
+
+    def save_then_stop(obj, path):
+        save_atomic(obj, path)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(train_module, "save_atomic", save_then_stop)
+        train(model, images, schedule, checkpoint=tmp_path / "m0" / "checkpoints" / "last.pt")
     results = run_ensemble(plain)
     assert "different steps; they resume one at a time" in capsys.readouterr().out
     assert [r["steps"] for r in results] == [3, 3]
