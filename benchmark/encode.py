@@ -16,6 +16,8 @@ import torch
 
 from benchmark.allocator import keep_freed_memory
 from benchmark.models.base import Model
+from spritegen.clitools import _out_of_memory as out_of_memory
+from spritegen.errors import SpritegenError
 
 #: Images per model call (the fully connected layers' rows, so the latents' rounding: unchanged
 #: since round 1, whatever the device).
@@ -51,7 +53,7 @@ def encode_all(
                 part = torch.as_tensor(np.ascontiguousarray(images[i : i + chunk]))
                 x = to_input(part.to(device).permute(0, 3, 1, 2))
                 for out, m in zip(outs, models):
-                    out.append(m.encode(x)[0].float())
+                    out.append(_latent_means(m, x))
     finally:
         for m, mode in zip(models, modes):
             m.train(mode)
@@ -59,6 +61,32 @@ def encode_all(
         torch.cat(o).cpu().numpy() if o else np.zeros((0, m.latent_dim), np.float32)
         for o, m in zip(outs, models)
     ]
+
+
+def _latent_means(model: Model, x: torch.Tensor) -> torch.Tensor:
+    """``model.encode(x)``'s means, or one ``ModelFailed`` line when the model's code raises or
+    breaks the contract (mu and logvar (B, D)) while being scored: checked on every chunk, as
+    training checks every step, by shapes alone (no device sync)."""
+    from benchmark.models.registry import encode_fault
+    from benchmark.train import ModelFailed, first_line, model_label
+
+    try:
+        out = model.encode(x)
+    except (SpritegenError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # a plugin's sys.exit() included
+        if out_of_memory(exc):
+            raise
+        raise ModelFailed(
+            model_label(model), f"failed while scoring, in encode(): {first_line(exc)}"
+        ) from None
+    fault = encode_fault(out, x.shape[0], getattr(model, "latent_dim", None))
+    if fault is not None:
+        raise ModelFailed(
+            model_label(model),
+            f"broke its contract while scoring: {fault} (docs/models.md, 'The interface')",
+        )
+    return out[0].float()
 
 
 def make_represent(

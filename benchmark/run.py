@@ -518,17 +518,26 @@ def _train_and_finish(
             stamp=checkpoint_stamp(plan.resolved),
         )
     except TrainingStopped as exc:  # diverged, or the model's code failed
-        if isinstance(exc, ModelFailed):
-            exc.model = f"{plan.cfg.model!r} ({exc.model})"
-        write_diverged(out, exc)
+        _record_stop(plan, exc)
         raise
     _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
 
     final = dict(history[-1])
     final_scores: dict[str, Any] = {k: final[k] for k in score_keys if k in final}
     if plan.final_scorer is not None:
-        final_scores = plan.final_scorer(make_represent(model, device))
+        try:
+            final_scores = plan.final_scorer(make_represent(model, device))
+        except ModelFailed as exc:  # its encode failed on the final evaluation's images
+            _record_stop(plan, exc)
+            raise
     return write_outputs(plan, model, images, history, final_scores, device, t0, score_keys)
+
+
+def _record_stop(plan: RunPlan, exc: TrainingStopped) -> None:
+    """Name the registered model in a model's failure, and write the stopped run's summary."""
+    if isinstance(exc, ModelFailed):
+        exc.model = f"{plan.cfg.model!r} ({exc.model})"
+    write_diverged(plan.out, exc)
 
 
 def write_diverged(out: Path, exc: TrainingStopped) -> None:

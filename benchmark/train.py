@@ -184,7 +184,7 @@ def stop_if_non_finite(what: str, value: torch.Tensor, step: int, epoch: int) ->
         )
 
 
-def _first_line(exc: BaseException, limit: int = 200) -> str:
+def first_line(exc: BaseException, limit: int = 200) -> str:
     """``Type: first line of the message``, cut to ``limit`` characters for one error line."""
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
@@ -205,14 +205,14 @@ def model_call(model: Model, method: str, step: int, epoch: int, x: torch.Tensor
     except BaseException as exc:  # a plugin's sys.exit() included
         if out_of_memory(exc):
             raise
-        where = f"failed at step {step + 1} (epoch {epoch + 1}) in {method}: {_first_line(exc)}"
+        where = f"failed at step {step + 1} (epoch {epoch + 1}) in {method}: {first_line(exc)}"
         fault = batch_fault(model, x, getattr(model, "latent_dim", None))
         if fault is not None:
             where += f", because {fault} (docs/models.md: mu, logvar (B, D); logits (B, C, H, W))"
-        raise ModelFailed(_model_label(model), where) from None
+        raise ModelFailed(model_label(model), where) from None
 
 
-def _model_label(model: Model) -> str:
+def model_label(model: Model) -> str:
     cls = type(model)
     return f"{cls.__module__}:{cls.__qualname__}"
 
@@ -231,7 +231,7 @@ def check_step_terms(
     if fault is not None:
         fault = batch_fault(model, x, getattr(model, "latent_dim", None)) or fault
         raise ModelFailed(
-            _model_label(model),
+            model_label(model),
             f"broke its contract at step {step + 1} (epoch {epoch + 1}): {fault} "
             f"(docs/models.md, 'The interface')",
         )

@@ -707,6 +707,55 @@ def test_model_failing_while_training(made, work, capsys, source, fragments):
     assert status == 1 and again == err
 
 
+ENCODE_RAISES_IN_EVAL = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def encode(self, x):
+        if not self.training:
+            raise ValueError("no scoring for me\\nsecond line")
+        return super().encode(x)
+"""
+ENCODE_SHAPE_IN_EVAL = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def encode(self, x):
+        mu, logvar = super().encode(x)
+        return (mu, logvar) if self.training else (mu[:, :2], logvar[:, :2])
+"""
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        (
+            ENCODE_RAISES_IN_EVAL,
+            "failed while scoring, in encode(): ValueError: no scoring for me;",
+        ),
+        (ENCODE_SHAPE_IN_EVAL, "broke its contract while scoring: encode returned mu of shape"),
+    ],
+    ids=["raises", "shape"],
+)
+@pytest.mark.parametrize("when", ["epoch", "final"])
+def test_model_failing_while_scored(made, work, capsys, source, fragment, when):
+    """A model that trains but fails when scored (in eval mode) is the same one line, exit 1,
+    and a 'failed' summary as a failure during a training step, whether the per-epoch or the
+    final evaluation meets it."""
+    model = plugin_model(work, source)
+    out = work / "o"
+    presets = {"epoch": ["--score-preset", "stored"], "final": ["--final-preset", "stored"]}[when]
+    status, err, _ = invoke(capsys, *run_args(made["scored"], out, model=model), *presets)
+    assert status == 1, f"exit {status}: {err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    mod = model.removesuffix("_model")
+    assert lines[0].startswith(f"bench: error: model '{model}' ({mod}:Model) "), lines[0]
+    assert fragment in lines[0] and "second line" not in lines[0], lines[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == {"status": "failed", "error": lines[0].removeprefix("bench: error: ")}
+
+
 # --- bench score: representation modules and evaluation data -----------------------------
 
 REPRESENT = """
