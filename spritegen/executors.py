@@ -303,12 +303,15 @@ class RayExecutor:
         )(_apply)
         fn_ref = self.ray.put(fn)  # shipped once, not with every item
         pending: deque = deque()
-        for item in items:
-            pending.append(remote.remote(fn_ref, item))
-            if len(pending) >= self.window:
+        try:
+            for item in items:
+                pending.append(remote.remote(fn_ref, item))
+                if len(pending) >= self.window:
+                    yield self.ray.get(pending.popleft())
+            while pending:
                 yield self.ray.get(pending.popleft())
-        while pending:
-            yield self.ray.get(pending.popleft())
+        finally:
+            self._cancel(pending)
 
     def map_completed(
         self, fn: Callable[[T], R], items: Iterable[T]
@@ -321,13 +324,24 @@ class RayExecutor:
         fn_ref = self.ray.put(fn)
         refs = {remote.remote(fn_ref, item): item for item in items}
         pending = list(refs)
-        while pending:
-            done, pending = self.ray.wait(pending, num_returns=1)
-            for ref in done:
-                try:
-                    yield refs[ref], self.ray.get(ref)
-                except Exception as exc:
-                    yield refs[ref], exc
+        try:
+            while pending:
+                done, pending = self.ray.wait(pending, num_returns=1)
+                for ref in done:
+                    try:
+                        yield refs[ref], self.ray.get(ref)
+                    except Exception as exc:
+                        yield refs[ref], exc
+        finally:
+            self._cancel(pending)
+
+    def _cancel(self, refs: Iterable[Any]) -> None:
+        """Stop the tasks not collected when a map ends early (Ctrl-C, an error, a caller that
+        stopped reading): they would otherwise go on using the cluster for results nobody
+        reads. Their workers are killed (``force``); nothing of theirs is kept."""
+        for ref in refs:
+            with contextlib.suppress(Exception):
+                self.ray.cancel(ref, force=True)
 
     def close(self) -> None:
         """Leave Ray running: the caller that started it decides when to shut it down."""

@@ -239,6 +239,27 @@ def test_ray_tasks_get_the_drivers_benchmark_settings(monkeypatch: pytest.Monkey
     assert unset == [None]
 
 
+@pytest.mark.ray
+def test_tasks_not_collected_are_cancelled_when_a_map_ends_early() -> None:
+    """Ctrl-C (or any early end) of a Ray sweep stops the tasks it had sent: the CPU a
+    ten-minute task held is free for the next task at once."""
+    ray = pytest.importorskip("ray")
+    from spritegen.executors import RayExecutor, _apply
+
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    try:
+        ray.init(num_cpus=2, _temp_dir=str(temp / "r"), include_dashboard=False)
+        results = RayExecutor(num_cpus=1).map_completed(time.sleep, [0, 600])
+        assert next(results) == (0, None)
+        results.close()  # as a KeyboardInterrupt raised while waiting would end it
+        both_cpus = ray.remote(num_cpus=2)(_apply).remote(os.getenv, "HOME")
+        ready, _ = ray.wait([both_cpus], timeout=120)  # far less than the 600 s sleep
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert ready == [both_cpus]
+
+
 def _closed_port() -> int:
     import socket
 
