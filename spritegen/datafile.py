@@ -15,7 +15,7 @@ import re
 import stat
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -379,19 +379,25 @@ def read_rows(path: str | os.PathLike[str], dset, rows: np.ndarray) -> np.ndarra
     try:
         return dset[rows]
     except OSError:
-        pass
+        raise corrupt_chunk_error(path, dset, rows) from None
+
+
+def corrupt_chunk_error(path: str | os.PathLike[str], dset, rows: Iterable[int]) -> DatasetError:
+    """The error for a read of ``rows`` that HDF5 refused: each chunk holding them is read alone,
+    and the first that cannot be inflated is named by its rows, the same words wherever a
+    dataset is read (training, scoring, ``show``)."""
     chunk_rows = dset.chunks[0] if dset.chunks else dset.shape[0]
     for lo in sorted({int(r) - int(r) % chunk_rows for r in rows}):
         hi = min(lo + chunk_rows, dset.shape[0])
         try:
             dset[lo:hi]
         except OSError:
-            raise DatasetError(
+            return DatasetError(
                 f"{path}: {dset.name} rows {lo}..{hi - 1} (chunk {lo // chunk_rows}) cannot be "
                 f"read (corrupt compressed data); run `spritegen verify {path}` to list every "
                 "damaged chunk, and rebuild the file"
-            ) from None
-    raise DatasetError(f"{path}: {dset.name} cannot be read; run `spritegen verify {path}`")
+            )
+    return DatasetError(f"{path}: {dset.name} cannot be read; run `spritegen verify {path}`")
 
 
 def read_images(dset, start: int = 0, stop: int | None = None) -> np.ndarray:

@@ -41,7 +41,7 @@ import numpy as np
 
 from benchmark.metrics.presets import Preset
 from benchmark.metrics.setcache import EVAL_SETS, file_identity
-from spritegen.datafile import open_dataset, read_images, stored_spec
+from spritegen.datafile import corrupt_chunk_error, open_dataset, read_images, stored_spec
 from spritegen.errors import DatasetError, SpecError
 from spritegen.evalsets import higgins_factors, kim_mnih_factors
 from spritegen.groundtruth import check_ground_truth, draw_factors
@@ -316,19 +316,7 @@ class StoredSource:
         try:
             return ds[start:stop]
         except OSError:
-            pass
-        rows = ds.chunks[0] if ds.chunks else stop - start
-        for lo in range(start - start % rows, stop, rows):  # find the chunk that fails
-            hi = min(lo + rows, ds.shape[0])
-            try:
-                ds[lo:hi]
-            except OSError:
-                raise DatasetError(
-                    f"{self.path}: {ds.name} rows {lo}..{hi - 1} (chunk {lo // rows}) cannot be "
-                    f"read (corrupt compressed data); run `spritegen verify {self.path}` to list "
-                    f"every damaged chunk, and rebuild the file"
-                ) from None
-        raise DatasetError(f"{self.path}: {ds.name} rows {start}..{stop - 1} cannot be read")
+            raise corrupt_chunk_error(self.path, ds, range(start, stop)) from None
 
     def _take(self, group, n: int, batch_size: int, what: str, keys: tuple[str, ...]):
         stored_l = int(group.attrs.get("batch_size", 0))
