@@ -52,14 +52,14 @@ def open_dataset(
         fmt = f.attrs.get("format")
         if _text(fmt) != FORMAT_NAME:
             raise DatasetError(
-                f"{path}: not a spritegen dataset (attribute 'format' is {quote(_plain(fmt))}, "
-                f"expected {FORMAT_NAME!r}); bench reads dSprites and 3dshapes given as "
-                f"dsprites:PATH or 3dshapes:PATH"
+                f"{path}: not a spritegen dataset (attribute 'format' is "
+                f"{quote(plain_value(fmt))}, expected {FORMAT_NAME!r}); bench reads dSprites and "
+                f"3dshapes given as dsprites:PATH or 3dshapes:PATH"
             )
         version = f.attrs.get("format_version", None)
         if not _is_int(version) or int(version) not in SUPPORTED_VERSIONS:
             raise DatasetError(
-                f"{path}: format version {quote(_plain(version))} is not supported by this "
+                f"{path}: format version {quote(plain_value(version))} is not supported by this "
                 f"spritegen (reads {', '.join(map(str, SUPPORTED_VERSIONS))})"
             )
         if require_complete:
@@ -171,7 +171,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A value as Python shows it best in an error line: text decoded, numpy values unwrapped."""
     if isinstance(value, bytes):
         return value.decode(errors="replace")
@@ -186,7 +186,7 @@ def _check_complete(path: Path, f) -> None:
     done = f.attrs.get("complete", False)
     if not isinstance(done, (bool, np.bool_)):
         raise DatasetError(
-            f"{path}: attribute 'complete' is {quote(_plain(done))}; expected a boolean (True "
+            f"{path}: attribute 'complete' is {quote(plain_value(done))}; expected a boolean (True "
             "once the build finished); not a file written by 'spritegen build' (rebuild it)"
         )
     if not done:
@@ -237,7 +237,7 @@ def _check_structure(path: Path, f, check_arrays: bool = True) -> None:
         if not valid(f.attrs[key]):
             raise DatasetError(
                 f"{path}: attribute '{key}' is not {allowed} (found "
-                f"{quote(_plain(f.attrs[key]))}); rebuild the file"
+                f"{quote(plain_value(f.attrs[key]))}); rebuild the file"
             )
     from spritegen.evalsets import IMAGE_SET_PATHS
 
@@ -275,7 +275,7 @@ def stored_spec(path: str | os.PathLike[str], f) -> DatasetSpec:
     if text is None:
         raise DatasetError(
             f"{path}: attribute 'spec' is not YAML text (found "
-            f"{quote(_plain(f.attrs.get('spec')))}); rebuild the file"
+            f"{quote(plain_value(f.attrs.get('spec')))}); rebuild the file"
         )
     try:
         with warnings.catch_warnings():

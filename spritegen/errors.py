@@ -30,6 +30,11 @@ class BuildError(SpritegenError):
     exit_code = 1
 
 
+def counted(number: int, noun: str) -> str:
+    """``"1 run"``, ``"1,024 rows"``: counts in messages read as English."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def quote(value: object, limit: int = 80) -> str:
     """``repr(value)`` cut to ``limit`` characters, for quoting user input in an error line.
 

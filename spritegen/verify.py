@@ -31,8 +31,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from spritegen.datafile import open_dataset, read_attrs, stored_spec
-from spritegen.errors import quote
+from spritegen.datafile import open_dataset, plain_value, read_attrs, stored_spec
+from spritegen.errors import counted, quote
 from spritegen.evalsets import IMAGE_SET_PATHS, INDEX_PATHS, plan_build
 from spritegen.oracle import Oracle
 from spritegen.spec import DatasetSpec
@@ -347,7 +347,7 @@ def _check_planned_indices(
     for group, expected in group_attrs.items():
         obj = f.get(group)
         for key, value in expected.items():
-            found = _plain(obj.attrs.get(key)) if isinstance(obj, h5py.Group) else None
+            found = plain_value(obj.attrs.get(key)) if isinstance(obj, h5py.Group) else None
             if found != value:
                 report.problems.append(
                     f"/{group} attribute '{key}' is {quote(found)}; the stored spec gives {value}"
@@ -360,14 +360,6 @@ def _numpy_note(attrs: dict[str, Any]) -> str:
     if built and built != np.__version__:
         return f" (built with numpy {built}, this is numpy {np.__version__})"
     return ""
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _rows_text(rows: np.ndarray) -> str:
@@ -399,7 +391,7 @@ def _layout_line(found: list[str], spec: DatasetSpec) -> str:
     built = f"gzip level {spec.compression_level}" if spec.compression == "gzip" else "no filter"
     more = [f"and {len(found) - 3} more"] if len(found) > 3 else []
     return (
-        f"{_count(len(found), 'image set')} not stored as the build stores them (chunks of "
+        f"{counted(len(found), 'image set')} not stored as the build stores them (chunks of "
         f"{spec.chunk_images} whole images, or one chunk for a smaller set, with {built}): "
         f"{', '.join(found[:3] + more)}; rewritten since the build, or the spec's storage "
         "section changed"
@@ -485,7 +477,7 @@ def _check_rerender(
     if bad.any():
         rows = np.flatnonzero(bad)
         report.problems.append(
-            f"/{s.factors_path}: {_count(len(rows), 'row')} with {why}, which no image is "
+            f"/{s.factors_path}: {counted(len(rows), 'row')} with {why}, which no image is "
             f"rendered from ({_rows_text(rows)})"
         )
     good = np.flatnonzero(~bad)

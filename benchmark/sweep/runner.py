@@ -31,7 +31,7 @@ from benchmark.sweep.executors import make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import SweepSpec
 from spritegen.atomic import write_text_atomic
-from spritegen.errors import SpecError, quote
+from spritegen.errors import SpecError, counted, quote
 from spritegen.executors import check_reachable
 
 MANIFEST = "sweep.json"
@@ -398,11 +398,6 @@ def _grouped(
             f"{counted(len(out) - len(sizes), 'run')} alone"
         )
     return out
-
-
-def counted(number: int, noun: str) -> str:
-    """``"1 run"``, ``"2 runs"``: counts in messages read as English."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _matches(run_id: str, patterns: Sequence[str]) -> bool:
