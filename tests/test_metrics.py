@@ -311,6 +311,20 @@ def test_stored_source_accepts_open_file(data_file, file_lookup):
         assert f.id.valid  # not closed by the metric: the caller opened it
 
 
+def test_stored_sets_are_the_groups_a_build_writes(data_file):
+    """StoredSource's table comes from spritegen.evalsets: every evaluation group of a full
+    build, each with the spec size that makes the build write it."""
+    import h5py
+
+    from benchmark.metrics.sources import STORED_SETS
+
+    sizes = [name for name in EVAL_SIZES if name != "batch_size"]
+    assert [group.removeprefix("eval/").replace("/", "_") for group in STORED_SETS] == sizes
+    with h5py.File(data_file, "r") as f:
+        for group, names in STORED_SETS.items():
+            assert all(isinstance(f[group].get(n), h5py.Dataset) for n in names), group
+
+
 # ---------------------------------------------------------------------------------------------
 # The classifier
 

@@ -43,22 +43,27 @@ from benchmark.metrics.presets import Preset
 from benchmark.metrics.setcache import EVAL_SETS, file_identity
 from spritegen.datafile import corrupt_chunk_error, open_dataset, read_images, stored_spec
 from spritegen.errors import DatasetError, SpecError
-from spritegen.evalsets import higgins_factors, kim_mnih_factors
+from spritegen.evalsets import IMAGE_SET_PATHS, INDEX_PATHS, higgins_factors, kim_mnih_factors
 from spritegen.groundtruth import check_ground_truth, draw_factors
 
 SPLITS = ("train", "eval")
 
-#: Each stored evaluation set a StoredSource reads: its group, the spec size that makes the build
-#: write it (``spritegen.spec.EVAL_PRESETS``' keys), its image datasets and its other datasets.
-STORED_SETS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("eval/variance", "variance", ("images",), ()),
-    ("eval/kim_mnih/train", "kim_mnih_train", ("images",), ("factor_index",)),
-    ("eval/kim_mnih/eval", "kim_mnih_eval", ("images",), ("factor_index",)),
-    ("eval/higgins/train", "higgins_train", ("images_a", "images_b"), ("factor_index",)),
-    ("eval/higgins/eval", "higgins_eval", ("images_a", "images_b"), ("factor_index",)),
-    ("eval/random/train", "random_train", ("images",), ("factors",)),
-    ("eval/random/eval", "random_eval", ("images",), ("factors",)),
-)
+
+def _stored_sets() -> dict[str, tuple[str, ...]]:
+    """Each evaluation set a StoredSource reads, by group, and the datasets it reads there: the
+    images and factor indices ``spritegen.evalsets`` lays out, and the factors of the i.i.d.
+    sample sets (the only stored factors the metrics read). The spec size that makes a build
+    write a group is its name below /eval (``eval/kim_mnih/train``: ``kim_mnih_train``)."""
+    images = [p for p in IMAGE_SET_PATHS if p.startswith("eval/")]
+    sample_factors = [p.replace("images", "factors") for p in images if "/random/" in p]
+    sets: dict[str, tuple[str, ...]] = {}
+    for path in images + [*INDEX_PATHS] + sample_factors:
+        group, name = path.rsplit("/", 1)
+        sets[group] = sets.get(group, ()) + (name,)
+    return sets
+
+
+STORED_SETS = _stored_sets()
 
 
 @dataclass
@@ -226,7 +231,8 @@ class StoredSource:
         f = self._file
         expected = self._expected_sets()
         image_shape = f["images"].shape[1:] if isinstance(f.get("images"), h5py.Dataset) else None
-        for group, size_key, image_keys, other_keys in STORED_SETS:
+        for group, names in STORED_SETS.items():
+            size_key = group.removeprefix("eval/").replace("/", "_")
             if group not in f:
                 if size_key in expected:
                     raise DatasetError(
@@ -235,14 +241,14 @@ class StoredSource:
                         f"`spritegen verify {self.path}` and rebuild it"
                     )
                 continue
-            for key in image_keys + other_keys:
+            for key in names:
                 ds = f[group].get(key) if isinstance(f[group], h5py.Group) else None
                 if not isinstance(ds, h5py.Dataset):
                     raise DatasetError(
                         f"{self.path}: evaluation set /{group} has no dataset '{key}'; the file "
                         f"is damaged: run `spritegen verify {self.path}` and rebuild it"
                     )
-                if key in image_keys and (
+                if key.startswith("images") and (
                     ds.ndim != 4
                     or ds.dtype != np.uint8
                     or (image_shape is not None and ds.shape[1:] != image_shape)
