@@ -325,6 +325,44 @@ def test_stored_sets_are_the_groups_a_build_writes(data_file):
             assert all(isinstance(f[group].get(n), h5py.Dataset) for n in names), group
 
 
+@pytest.mark.parametrize("handed_in", [False, True], ids=["by-path", "open-file"])
+@pytest.mark.parametrize(
+    "dtype, size, by_path",
+    [
+        (np.float32, 64, "evaluation set /eval/variance/images has shape (500, 64, 64, 1) float32"),
+        (np.uint8, 32, "dataset '/eval/variance/images' has shape (500, 32, 32, 1); the stored"),
+    ],
+    ids=["float32", "32px"],
+)
+def test_stored_source_refuses_eval_images_unlike_images(
+    data_file, tmp_path, handed_in, dtype, size, by_path
+):
+    """Checked before anything is scored, whether the file is opened by path (open_dataset
+    checks the shapes, StoredSource the type) or handed in open (StoredSource checks both)."""
+    import shutil
+
+    import h5py
+
+    from benchmark.metrics import StoredSource
+
+    path = tmp_path / "data.h5"
+    shutil.copy(data_file, path)
+    with h5py.File(path, "r+") as f:
+        del f["eval/variance/images"]
+        f["eval/variance/images"] = np.zeros((500, size, size, 1), dtype)
+    expected = (
+        f"evaluation set /eval/variance/images has shape (500, {size}, {size}, 1) "
+        f"{np.dtype(dtype)}; expected (N, 64, 64, 1) uint8 like /images"
+    )
+    with pytest.raises(DatasetError) as err:
+        if handed_in:
+            with h5py.File(path, "r") as f:
+                StoredSource(f)
+        else:
+            StoredSource.open(path)
+    assert (expected if handed_in else by_path) in str(err.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # The classifier
 

@@ -225,12 +225,17 @@ class StoredSource:
         """Every evaluation set the build wrote is whole: its datasets present, its images shaped
         like /images. Checked when the source is made, before a run trains or a score encodes
         anything: a set deleted or replaced with h5py was a KeyError or a shape error at scoring
-        time, after the first epoch. Rows and values are checked where they are read."""
+        time, after the first epoch. Rows and values are checked where they are read.
+
+        A file opened here by path has had every image set's (H, W, C) compared with its stored
+        spec by open_dataset, which does not check their type: only a file handed in open has its
+        sets' shapes compared with /images here."""
         import h5py
 
         f = self._file
         expected = self._expected_sets()
         image_shape = f["images"].shape[1:] if isinstance(f.get("images"), h5py.Dataset) else None
+        like = None if self._owned else image_shape  # owned: opened by open_dataset
         for group, names in STORED_SETS.items():
             size_key = group.removeprefix("eval/").replace("/", "_")
             if group not in f:
@@ -251,7 +256,7 @@ class StoredSource:
                 if key.startswith("images") and (
                     ds.ndim != 4
                     or ds.dtype != np.uint8
-                    or (image_shape is not None and ds.shape[1:] != image_shape)
+                    or (like is not None and ds.shape[1:] != like)
                 ):
                     dims = "H, W, C" if image_shape is None else ", ".join(map(str, image_shape))
                     raise DatasetError(
