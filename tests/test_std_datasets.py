@@ -232,6 +232,9 @@ def test_spritegen_file_as_a_source(tmp_path: Path) -> None:
             assert images.shape == (8, 64, 64, 1) and factors.shape == (8, 3)
             assert source.factor_names == ("pos_x", "pos_y", "scale")
             assert source.observation_shape == (64, 64, 1)
+            with h5py.File(path, "r") as fh:
+                digests = {k: fh.attrs[k] for k in ("dataset_id", "content_sha256")}
+            assert source.identity() == {"kind": "spritegen", **digests}
     with pytest.raises(DatasetError, match="looks like a spritegen dataset"):
         open_data(f"dsprites:{path}")
 

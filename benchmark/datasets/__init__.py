@@ -131,10 +131,17 @@ class DataHandle:
     metrics use the evaluation sets stored in the file.
     """
 
-    def __init__(self, kind: str, path: Path, grid: GridOracle | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        path: Path,
+        grid: GridOracle | None = None,
+        digests: dict[str, str] | None = None,
+    ) -> None:
         self.kind = kind
         self.path = path
         self._grid = grid
+        self._digests = digests or {}  # a spritegen file's, read by open_data (identity)
         self._live: Oracle | None = None
 
     @property
@@ -199,7 +206,8 @@ class DataHandle:
         refused. A spritegen file has its build's content digest (``content_sha256``, checked
         against the chunks when the training set is read) and ``dataset_id``; dSprites and
         3dshapes have no digest of their own, so their grid and file size stand for them (hashing
-        hundreds of MB on every start is what ``open_data(verify=True)`` does on request)."""
+        hundreds of MB on every start is what ``open_data(verify=True)`` does on request).
+        A spritegen file's are read when ``open_data`` checks the file, not by opening it again."""
         if self._grid is not None:
             return {
                 "kind": self.kind,
@@ -207,14 +215,7 @@ class DataHandle:
                 "num_images": int(self._grid.num_images),
                 "file_bytes": self.path.stat().st_size,
             }
-        import h5py
-
-        with h5py.File(self.path, "r") as f:
-            found = {k: f.attrs.get(k) for k in ("dataset_id", "content_sha256")}
-        return {
-            "kind": self.kind,
-            **{k: v.decode() if isinstance(v, bytes) else str(v) for k, v in found.items()},
-        }
+        return {"kind": self.kind, **self._digests}
 
     def close(self) -> None:
         for obj in (self._grid, self._live):
@@ -259,13 +260,11 @@ def open_data(
             f"{path}: no such spritegen dataset; make one with `spritegen build`, "
             "or pass dsprites:PATH / 3dshapes:PATH for the published datasets"
         )
-    from spritegen.datafile import open_dataset
+    from spritegen.datafile import open_dataset, plain_value
 
-    handle = open_dataset(path)  # validates: complete spritegen file of a supported version
-    close = getattr(handle, "close", None)
-    if close is not None:
-        close()
-    return DataHandle("spritegen", path)
+    with open_dataset(path) as f:  # validates: complete spritegen file of a supported version
+        digests = {k: str(plain_value(f.attrs[k])) for k in ("dataset_id", "content_sha256")}
+    return DataHandle("spritegen", path, digests=digests)
 
 
 # Former names (before "source" was kept for the metrics' input alone).
