@@ -9,6 +9,7 @@ training loop or the metrics as if it were data.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -277,6 +278,14 @@ def stored_spec(path: str | os.PathLike[str], f) -> DatasetSpec:
             f"{path}: attribute 'spec' is not YAML text (found "
             f"{quote(plain_value(f.attrs.get('spec')))}); rebuild the file"
         )
+    return _parse_stored_spec(text, str(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_stored_spec(text: str, path: str) -> DatasetSpec:
+    """Kept for the next reader of the same text: open_dataset parses a file's spec to check its
+    arrays, and whoever opened the file (``Oracle.from_file``, ``show``, a metrics source) asks
+    for it again. A spec is frozen; an unreadable one is not kept (its error is raised anew)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SpritegenWarning)

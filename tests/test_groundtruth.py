@@ -46,6 +46,22 @@ def test_every_oracle_implements_the_contract(dataset_k5: Path, grid_files: list
         h.close()
 
 
+def test_oracle_from_file_parses_the_stored_spec_once(
+    dataset_k5: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open_dataset parses the stored spec to check the arrays; from_file takes that parse."""
+    import spritegen.datafile as datafile
+
+    texts: list[str] = []
+    parse = datafile.parse_spec_text
+    monkeypatch.setattr(
+        datafile, "parse_spec_text", lambda t, **kw: texts.append(t) or parse(t, **kw)
+    )
+    datafile._parse_stored_spec.cache_clear()
+    Oracle.from_file(dataset_k5).close()
+    assert len(texts) == 1
+
+
 class _NoRender:
     num_factors = 2
     factor_names = ("a", "b")
