@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spritegen.errors import DatasetBusyError, DatasetError, SpecError, SpritegenWarning, quote
+from spritegen.evalsets import stored_image_sets
 from spritegen.render import RENDERER_KINDS
 from spritegen.spec import DatasetSpec, parse_spec_text
 
@@ -240,9 +241,7 @@ def _check_structure(path: Path, f, check_arrays: bool = True) -> None:
                 f"{path}: attribute '{key}' is not {allowed} (found "
                 f"{quote(plain_value(f.attrs[key]))}); rebuild the file"
             )
-    from spritegen.evalsets import IMAGE_SET_PATHS
-
-    present = [f"checksums/{p}" for p in IMAGE_SET_PATHS if p in f]
+    present = [f"checksums/{images_path}" for images_path, _ in stored_image_sets(f)]
     for name in REQUIRED_DATASETS + tuple(present):
         if not isinstance(f.get(name), h5py.Dataset):
             raise DatasetError(
@@ -304,16 +303,13 @@ def _check_image_sets(path: Path, f, spec: DatasetSpec) -> None:
     """
     import h5py
 
-    from spritegen.evalsets import IMAGE_SET_PATHS
-
     images = f["images"]
     if images.ndim != 4 or images.dtype != np.uint8:
         raise DatasetError(
             f"{path}: dataset '/images' has shape {images.shape} and type {images.dtype}; "
             "expected (N, H, W, C) uint8 (rebuild the file)"
         )
-    for images_path in (p for p in IMAGE_SET_PATHS if p in f):
-        factors_path = images_path.replace("images", "factors")
+    for images_path, factors_path in stored_image_sets(f):
         imgs, facs = f[images_path], f.get(factors_path)
         if not isinstance(facs, h5py.Dataset) or facs.ndim != 2:
             found = "missing" if facs is None else f"of shape {getattr(facs, 'shape', 'none')}"

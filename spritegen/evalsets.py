@@ -55,6 +55,18 @@ INDEX_PATHS = (
 )
 
 
+def factors_path(images_path: str) -> str:
+    """Where the factor vectors an image set is rendered from are stored (``images``:
+    ``factors``; ``eval/higgins/train/images_a``: ``eval/higgins/train/factors_a``)."""
+    return images_path.replace("images", "factors")
+
+
+def stored_image_sets(f) -> list[tuple[str, str]]:
+    """(images, factors) paths of the image sets an open file holds, in the order the build
+    writes them."""
+    return [(p, factors_path(p)) for p in IMAGE_SET_PATHS if p in f]
+
+
 @dataclass
 class ImageSet:
     """One images dataset in the file and the factor vectors it is rendered from."""

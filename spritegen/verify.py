@@ -33,7 +33,7 @@ import numpy as np
 
 from spritegen.datafile import open_dataset, plain_value, read_attrs, stored_spec
 from spritegen.errors import counted, quote
-from spritegen.evalsets import IMAGE_SET_PATHS, INDEX_PATHS, plan_build
+from spritegen.evalsets import INDEX_PATHS, plan_build, stored_image_sets
 from spritegen.oracle import Oracle
 from spritegen.spec import DatasetSpec
 
@@ -107,7 +107,7 @@ def content_checksum(f) -> str:
     indices, in build order: the file's ``content_sha256``. The build and ``verify`` both call
     this, so the definition exists once."""
     h = hashlib.sha256()
-    for images_path, factors_path in _image_sets(f):
+    for images_path, factors_path in stored_image_sets(f):
         h.update(images_path.encode())
         h.update(f[f"checksums/{images_path}"][()].tobytes())
         h.update(f[factors_path][()].astype(np.float32).tobytes())
@@ -115,11 +115,6 @@ def content_checksum(f) -> str:
         h.update(path.encode())
         h.update(f[path][()].tobytes())
     return h.hexdigest()
-
-
-def _image_sets(f) -> list[tuple[str, str]]:
-    """(images, factors) paths of the image sets present, in the order the build wrote them."""
-    return [(p, p.replace("images", "factors")) for p in IMAGE_SET_PATHS if p in f]
 
 
 # --- the stored spec and the attributes derived from it ---------------------------------------
@@ -177,7 +172,7 @@ def _usable_sets(f, report: VerifyReport) -> list[_ImageSet]:
     train_images = f["images"] if isinstance(f["images"], h5py.Dataset) else None
     train_factors = f["factors"] if isinstance(f["factors"], h5py.Dataset) else None
     sets = []
-    for images_path, factors_path in _image_sets(f):
+    for images_path, factors_path in stored_image_sets(f):
         images = _dataset(f, images_path, "", report)
         if images is not None:
             like = train_images.shape[1:] if train_images is not None else images.shape[1:]
@@ -511,7 +506,7 @@ def _check_rerender(
 def _check_content(f, attrs: dict[str, Any], report: VerifyReport) -> None:
     """``content_sha256`` recomputed from the file; it covers the chunk checksums, so a chunk
     changed on disk together with its checksum still shows up here."""
-    needed = [p for pair in _image_sets(f) for p in (f"checksums/{pair[0]}", pair[1])]
+    needed = [p for pair in stored_image_sets(f) for p in (f"checksums/{pair[0]}", pair[1])]
     lost = [p for p in needed if not isinstance(f.get(p), h5py.Dataset)]
     if lost:
         report.problems.append(

@@ -43,7 +43,13 @@ from benchmark.metrics.presets import Preset
 from benchmark.metrics.setcache import EVAL_SETS, file_identity
 from spritegen.datafile import corrupt_chunk_error, open_dataset, read_images, stored_spec
 from spritegen.errors import DatasetError, SpecError
-from spritegen.evalsets import IMAGE_SET_PATHS, INDEX_PATHS, higgins_factors, kim_mnih_factors
+from spritegen.evalsets import (
+    IMAGE_SET_PATHS,
+    INDEX_PATHS,
+    factors_path,
+    higgins_factors,
+    kim_mnih_factors,
+)
 from spritegen.groundtruth import check_ground_truth, draw_factors
 
 SPLITS = ("train", "eval")
@@ -55,7 +61,7 @@ def _stored_sets() -> dict[str, tuple[str, ...]]:
     sample sets (the only stored factors the metrics read). The spec size that makes a build
     write a group is its name below /eval (``eval/kim_mnih/train``: ``kim_mnih_train``)."""
     images = [p for p in IMAGE_SET_PATHS if p.startswith("eval/")]
-    sample_factors = [p.replace("images", "factors") for p in images if "/random/" in p]
+    sample_factors = [factors_path(p) for p in images if "/random/" in p]
     sets: dict[str, tuple[str, ...]] = {}
     for path in images + [*INDEX_PATHS] + sample_factors:
         group, name = path.rsplit("/", 1)
