@@ -21,6 +21,7 @@ import h5py
 import pytest
 from click.testing import CliRunner
 from sweep_helpers import ROOT, subprocess_env, tiny_spec
+from train_fixtures import make_tiny_dataset
 
 from benchmark.report import write_report
 from benchmark.sweep import load_sweep, run_sweep
@@ -325,6 +326,100 @@ def test_a_sweep_runs_in_parts_with_only(tmp_path: Path) -> None:
     assert second.exit_code == 0, second.output
     assert "2 trained, 2 already finished, 0 failed (" in second.output
     assert len(_finished(out)) == 4
+
+
+# --- the sweep folder's copy of its spec --------------------------------------------------------
+
+#: A sweep naming a dataset spec file and a data file relative to itself; two tiny runs.
+RELATIVE_K1 = "factors: 1\nn: 64\nimage_size: 32\nevaluation: {preset: tiny}\n"
+RELATIVE_SPEC = """
+name: relative
+datasets:
+  k1: {spec: k1.yaml}
+set: {model: betavae, latent_dim: 3, epochs: 1, batch_size: 16, score_preset: stored,
+      final_preset: none}
+zip: {data: [k1, mine.h5]}
+report: {x: data}
+"""
+
+
+@pytest.fixture(scope="module")
+def relative_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the spec, its finished sweep folder, made with --out far from the spec)."""
+    tmp = tmp_path_factory.mktemp("relative")
+    specs = tmp / "specs"
+    specs.mkdir()
+    (specs / "k1.yaml").write_text(RELATIVE_K1)
+    make_tiny_dataset(specs / "mine.h5", n=64, seed=1, factors=1, eval_preset="tiny", image_size=32)
+    spec = specs / "relative.yaml"
+    spec.write_text(RELATIVE_SPEC)
+    sweep = tmp / "elsewhere" / "sweep"
+    res = CliRunner().invoke(
+        sweep_command, [str(spec), "--out", str(sweep), "--workers", "1", "--quiet"]
+    )
+    assert res.exit_code == 0, res.output
+    assert len(_finished(sweep)) == 2
+    return spec, sweep
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.slow
+def test_the_sweep_folders_copy_of_its_spec_resumes_the_sweep(
+    relative_sweep: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bench sweep <sweep>/spec.yaml`, from any folder and without --out, plans the same runs
+    as the original (its relative paths resolved from the original's folder, not from files of
+    the same names in the sweep folder) and resumes its own folder, leaving its copy as it was."""
+    spec, sweep = relative_sweep
+    copy = sweep / "spec.yaml"
+    text = copy.read_text()
+    assert text.startswith(
+        f'# The sweep spec as read from "{spec}"; bench sweep resolves its relative paths from '
+        f'"{spec.parent}".\n'
+    )
+    assert text.endswith(RELATIVE_SPEC)
+    ids = sorted(p.name for p in _finished(sweep))
+    (sweep / "k1.yaml").write_text(RELATIVE_K1.replace("n: 64", "n: 96"))  # not the spec's
+    shutil.copy(spec.parent / "mine.h5", sweep / "mine.h5")
+    for cwd, given in ((tmp_path, copy), (sweep, Path("spec.yaml"))):
+        monkeypatch.chdir(cwd)
+        dry = CliRunner().invoke(sweep_command, [str(given), "--dry-run"])
+        assert dry.exit_code == 0, dry.output
+        assert sorted(x.split()[0] for x in dry.output.splitlines() if " model=" in x) == ids
+        res = CliRunner().invoke(sweep_command, [str(given), "--quiet"])
+        assert res.exit_code == 0, res.output
+        assert "2 runs: 0 trained, 2 already finished, 0 failed" in res.output
+        assert not (cwd / "results").exists()  # not a new sweep in results/<name> here
+        assert copy.read_text() == text
+        assert json.loads((sweep / "sweep.json").read_text())["spec_source"] == str(spec)
+
+
+@pytest.mark.slow
+def test_an_edited_copy_of_the_spec_cannot_take_over_its_folder(
+    relative_sweep: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Run in place, the copy is held to the rule every spec is: an edit that renames the sweep
+    or drops a point is refused in one line, and nothing in the folder changes."""
+    _, made = relative_sweep
+    sweep = tmp_path / "sweep"
+    shutil.copytree(made, sweep)
+    copy = sweep / "spec.yaml"
+    text = copy.read_text()
+    for edited, fragment in (
+        (text.replace("name: relative", "name: other"), "holds sweep 'relative', not 'other'"),
+        (
+            text.replace("data: [k1, mine.h5]", "data: [k1]"),
+            "holds 1 run of sweep 'relative' that this spec no longer has",
+        ),
+    ):
+        copy.write_text(edited)
+        before = _listing(sweep)
+        res = CliRunner().invoke(sweep_command, [str(copy), "--quiet"])
+        assert res.exit_code == 2 and fragment in res.output, res.output
+        assert _listing(sweep) == before
 
 
 # --- Ctrl-C ------------------------------------------------------------------------------------

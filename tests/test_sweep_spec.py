@@ -12,6 +12,7 @@ from train_fixtures import make_tiny_dataset
 
 from benchmark.datasets.testing import write_dsprites_npz
 from benchmark.sweep import SweepPlan, load_sweep
+from benchmark.sweep.spec import copy_text
 from spritegen.errors import SpecError
 from spritegen.executors import LocalExecutor, make_executor
 
@@ -274,6 +275,38 @@ def test_data_files_and_published_datasets_are_accepted(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="'dsprites:nowhere.npz' is neither a dataset of datasets"):
         (tmp_path / "t.yaml").write_text(text.replace("dsprites.npz", "nowhere.npz"))
         load_sweep(tmp_path / "t.yaml")
+
+
+K1_SPEC = "factors: 1\nn: 64\nimage_size: 32\nevaluation: {preset: tiny}\n"
+
+
+def test_a_sweep_folders_copy_from_older_versions_resolves_from_the_original(
+    tmp_path: Path,
+) -> None:
+    """Sweep folders made before the copy's first line named the folder to resolve from: the
+    older line (one per start, the innermost naming the original) still sends the copy's
+    relative paths to the original's folder, not to a file of the same name in the sweep."""
+    specs, sweep = tmp_path / "specs", tmp_path / "sweep"
+    specs.mkdir()
+    sweep.mkdir()
+    (specs / "k1.yaml").write_text(K1_SPEC)
+    (sweep / "k1.yaml").write_text(K1_SPEC.replace("n: 64", "n: 96"))  # not the spec's
+    text = GOOD.replace("a: {factors: 2, n: 100}", "a: {spec: k1.yaml}")
+    (specs / "s.yaml").write_text(text)
+    original = load_sweep(specs / "s.yaml")
+    older = "# The sweep spec as read from {} (relative paths are relative to its folder).\n"
+    (sweep / "spec.yaml").write_text(
+        older.format(sweep / "spec.yaml") + older.format(specs / "s.yaml") + text
+    )
+    copy = load_sweep(sweep / "spec.yaml")
+    assert [p.id for p in copy.points] == [p.id for p in original.points]
+    assert copy.spec.text == text and copy.spec.origin == specs / "s.yaml"
+    # the copy it writes now is the one the original writes, and reads back as itself
+    assert copy_text(copy.spec) == copy_text(original.spec)
+    (sweep / "spec.yaml").write_text(copy_text(copy.spec))
+    again = load_sweep(sweep / "spec.yaml")
+    assert [p.id for p in again.points] == [p.id for p in original.points]
+    assert copy_text(again.spec) == copy_text(original.spec)
 
 
 def test_dry_run_lists_every_run() -> None:

@@ -21,7 +21,8 @@ from spritegen.errors import SpecError
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Sweep folder (default: results/<name>). Starting again in it resumes.",
+    help="Sweep folder (default: results/<name>; for SPEC a sweep folder's spec.yaml, that "
+    "folder). Starting again in it resumes.",
 )
 @click.option(
     "--executor",

@@ -2,7 +2,8 @@
 
 The sweep folder is the single record of a study::
 
-    <sweep>/spec.yaml          the spec as given
+    <sweep>/spec.yaml          the spec as given, below a line naming the folder its relative
+                               paths resolve from (``spec.copy_text``): running it resumes the sweep
     <sweep>/sweep.json         manifest: every point (id, parameters, K) and each experiment's
                                layout (x, line, seed of each point), read by `bench report`
     <sweep>/datasets/<name>.h5 datasets built once and shared by the runs
@@ -29,7 +30,7 @@ from benchmark.sweep.datasets import build_datasets, dataset_path
 from benchmark.sweep.execute import EnsembleTask, Outcome, RunTask, is_finished, run_config
 from benchmark.sweep.executors import make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
-from benchmark.sweep.spec import SweepSpec
+from benchmark.sweep.spec import SweepSpec, copy_text
 from spritegen.atomic import write_text_atomic
 from spritegen.errors import SpecError, counted, quote
 from spritegen.executors import check_reachable
@@ -68,7 +69,7 @@ def manifest(plan: SweepPlan) -> dict[str, Any]:
         "format": MANIFEST_FORMAT,
         "name": spec.name,
         "description": spec.description,
-        "spec_source": str(spec.source) if spec.source else None,
+        "spec_source": str(spec.origin) if spec.origin else None,
         "datasets": {
             name: {
                 "path": f"datasets/{name}.h5",
@@ -153,13 +154,7 @@ def run_sweep(
         check_reachable(address)  # ray.init would retry an unreachable address for minutes
     sweep_dir = _sweep_dir(plan, out)
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
-    header = (
-        f"# The sweep spec as read from {spec.source} (relative paths are relative to its "
-        "folder).\n"
-        if spec.source
-        else ""
-    )
-    (sweep_dir / "spec.yaml").write_text(header + spec.text)
+    (sweep_dir / "spec.yaml").write_text(copy_text(spec))
     _write_json(sweep_dir / MANIFEST, manifest(plan))
 
     result = SweepResult(sweep_dir=sweep_dir, total=len(points))
@@ -293,9 +288,19 @@ def _check_only(points: Sequence[Any], only: Sequence[str]) -> None:
 
 def _sweep_dir(plan: SweepPlan, out: Path | str | None) -> Path:
     """The sweep folder, checked to be one this sweep may write into (``check_sweep_dir``)."""
-    sweep_dir = Path(out) if out is not None else Path("results") / plan.spec.name
+    sweep_dir = Path(out) if out is not None else default_sweep_dir(plan.spec)
     check_sweep_dir(sweep_dir, plan)
     return sweep_dir
+
+
+def default_sweep_dir(spec: SweepSpec) -> Path:
+    """The sweep folder without ``--out``: ``results/<name>`` in the current folder, but for a
+    sweep folder's own ``spec.yaml`` (next to its manifest), that folder: running the copy
+    resumes the sweep it belongs to, from any folder, instead of starting a new one."""
+    source = spec.source
+    if source is not None and source.name == "spec.yaml" and (source.parent / MANIFEST).is_file():
+        return source.parent
+    return Path("results") / spec.name
 
 
 def check_sweep_dir(sweep_dir: Path, plan: SweepPlan) -> None:

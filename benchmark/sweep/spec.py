@@ -9,7 +9,7 @@ Layout (see docs/sweeps.md)::
     name: experiment1               # names the sweep folder; letters, digits, - _ .
     description: free text
     datasets:                       # built once into <sweep>/datasets/<name>.h5, shared by runs
-      k5: {spec: factors5.yaml}     # a dataset spec file (relative to this file), or
+      k5: {spec: factors5.yaml}     # a dataset spec file (relative to this file*), or
       k2: {factors: 2, n: 20000}    # the default spec for K factors; other keys override fields
     set: {model: betavae, epochs: 30}   # run parameters common to every point
     grid:                           # cartesian product
@@ -24,12 +24,17 @@ Layout (see docs/sweeps.md)::
 
 A spec may instead hold several ``experiments:`` (a list of mappings with ``name``, ``set``,
 ``grid``, ``zip``, ``points``, ``report``); the top-level ``set`` then applies to all of them.
+
+(*) Relative paths (``spec:`` files, ``data:`` files) are relative to the spec file's folder, the
+symlink resolved. The copy a sweep folder keeps (``copy_text``) says in its first line which
+folder that was, and resolves its relative paths from there, not from the sweep folder.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +135,11 @@ class SweepSpec:
     datasets: dict[str, DatasetEntry]
     experiments: tuple[Experiment, ...]
     text: str
-    base_dir: Path = field(default=Path("."))
+    base_dir: Path = field(default=Path("."))  # the folder its relative paths are relative to
     source: Path | None = None  # the file it was read from, if any
+    # the file the sweep was first given: ``source``, or for a sweep folder's copy the file its
+    # first line names (None for YAML text)
+    origin: Path | None = None
 
 
 def _mapping(where: str, v: Any) -> dict[str, Any]:
@@ -376,6 +384,7 @@ def parse_sweep_spec(
         text=text,
         base_dir=base_dir,
         source=source,
+        origin=source,
     )
     return spec
 
@@ -386,10 +395,69 @@ def parse_sweep_spec(
 MAX_SPEC_BYTES = SPEC_MAX_BYTES
 
 
+#: The first line of the ``spec.yaml`` a sweep folder keeps, above the spec as given: it names the
+#: folder the spec's relative paths were resolved from, so that running the copy (``bench sweep
+#: <sweep>/spec.yaml``, to resume or grow the sweep) resolves them from there too and plans the
+#: same runs. Paths are JSON strings, so that any file name reads back as written.
+COPY_HEADER = "# The sweep spec as {given}; bench sweep resolves its relative paths from {base}.\n"
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+_COPY_RE = re.compile(
+    rf"# The sweep spec as (?:read from ({_JSON_STRING})|given as YAML text); "
+    rf"bench sweep resolves its relative paths from ({_JSON_STRING})\.\n"
+)
+# The first line sweep folders made before COPY_HEADER have: relative to the named file's folder.
+_OLD_COPY_RE = re.compile(
+    r"# The sweep spec as read from (.+) \(relative paths are relative to its folder\)\.\n"
+)
+
+
+def _json(path: Path) -> str:
+    return json.dumps(str(path), ensure_ascii=False)
+
+
+def copy_text(spec: SweepSpec) -> str:
+    """The text a sweep folder keeps as ``spec.yaml``: ``COPY_HEADER``, then the spec as given.
+
+    Loading it gives back the same spec, relative paths resolved from the same folder, and
+    writing the copy of that gives the same text: a sweep resumed from its copy keeps its copy.
+    """
+    given = f"read from {_json(spec.origin)}" if spec.origin else "given as YAML text"
+    return COPY_HEADER.format(given=given, base=_json(spec.base_dir.resolve())) + spec.text
+
+
+def _unwrap_copy(text: str, folder: Path) -> tuple[str, Path | None, Path | None]:
+    """(the spec as given, the file it was first read from, the folder its relative paths
+    resolve from) for the text of a sweep folder's copy, ``folder`` being the copy's own;
+    (text, None, None) for any other spec. Copies made by older versions, which added a line on
+    every start, name the original file in their innermost line."""
+    origin = base = None
+    while True:
+        m = _COPY_RE.match(text)
+        if m:
+            try:
+                origin = Path(json.loads(m[1])) if m[1] else None
+                base = Path(json.loads(m[2]))
+            except ValueError:
+                raise SpecError(
+                    "line 1: a bench sweep header naming a malformed path; correct it, or remove "
+                    "the line to resolve relative paths from this file's folder"
+                ) from None
+        elif old := _OLD_COPY_RE.match(text):
+            m = old
+            origin = Path(m[1])
+            base = origin.parent
+        else:
+            return text, origin, None if base is None else folder / base
+        text = text[m.end() :]
+
+
 def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
     """Read a sweep spec from a file path, or from YAML text (containing a newline), and check
     its structure and values; the rules across fields and the models are checked by
-    ``benchmark.sweep.plan.plan_sweep``."""
+    ``benchmark.sweep.plan.plan_sweep``.
+
+    Relative paths in it are resolved from the file's folder (the current folder for text), or,
+    for a sweep folder's copy (``copy_text``), from the folder its first line names."""
     if isinstance(path_or_text, Path) or "\n" not in str(path_or_text):
         path = Path(path_or_text)
         if not path.is_file():
@@ -413,16 +481,22 @@ def load_sweep_spec(path_or_text: str | Path) -> SweepSpec:
         source = None
         if len(text.encode()) > MAX_SPEC_BYTES:
             raise SpecError(f"spec: a sweep spec is YAML text of at most {MAX_SPEC_BYTES} bytes")
+    where = str(source or "spec")
     try:
-        data = load_yaml_strict(text, str(source or "spec"))
+        given, origin, copied_from = _unwrap_copy(text, base_dir)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    try:
+        data = load_yaml_strict(text, where)  # the whole text: lines are numbered as in the file
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise SpecError(f"{source or 'spec'}: not valid YAML{where}: {problem}") from None
+        raise SpecError(f"{where}: not valid YAML{at}: {problem}") from None
     try:
-        return parse_sweep_spec(data, text=text, base_dir=base_dir, source=source)
+        spec = parse_sweep_spec(data, text=given, base_dir=copied_from or base_dir, source=source)
     except SpecError as exc:
         if source is None:
             raise
         raise SpecError(f"{source}: {exc}") from None
+    return replace(spec, origin=origin) if copied_from else spec
