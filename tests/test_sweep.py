@@ -422,6 +422,27 @@ def test_an_edited_copy_of_the_spec_cannot_take_over_its_folder(
         assert _listing(sweep) == before
 
 
+@pytest.mark.slow
+def test_a_spec_yaml_linked_to_the_users_spec_is_replaced_not_written_through(
+    relative_sweep: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A sweep folder whose spec.yaml is a symlink to the user's spec: starting the sweep
+    replaces the link with the copy and leaves the user's file as they wrote it."""
+    spec, made = relative_sweep
+    sweep = tmp_path / "sweep"
+    shutil.copytree(made, sweep)
+    mine = spec.parent / "linked.yaml"  # next to the original: the same relative paths
+    mine.write_text(RELATIVE_SPEC)
+    (sweep / "spec.yaml").unlink()
+    (sweep / "spec.yaml").symlink_to(mine)
+    res = CliRunner().invoke(sweep_command, [str(mine), "--out", str(sweep), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "2 already finished" in res.output
+    assert mine.read_text() == RELATIVE_SPEC
+    assert not (sweep / "spec.yaml").is_symlink()
+    assert (sweep / "spec.yaml").read_text().endswith(RELATIVE_SPEC)
+
+
 # --- Ctrl-C ------------------------------------------------------------------------------------
 
 #: A sweep long enough to be interrupted mid-run: 2 runs of 40 epochs x 8 steps on 128 images.

@@ -154,7 +154,8 @@ def run_sweep(
         check_reachable(address)  # ray.init would retry an unreachable address for minutes
     sweep_dir = _sweep_dir(plan, out)
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "spec.yaml").write_text(copy_text(spec))
+    # replaced, not written through: a spec.yaml linked to the user's own spec stays theirs
+    write_text_atomic(sweep_dir / "spec.yaml", copy_text(spec), fsync=False)
     _write_json(sweep_dir / MANIFEST, manifest(plan))
 
     result = SweepResult(sweep_dir=sweep_dir, total=len(points))
