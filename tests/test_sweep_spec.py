@@ -277,6 +277,24 @@ def test_data_files_and_published_datasets_are_accepted(tmp_path: Path) -> None:
         load_sweep(tmp_path / "t.yaml")
 
 
+def test_a_missing_data_file_names_the_folder_it_was_looked_for_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative data path is relative to the spec's folder, not to the current folder: the
+    message says which folder, so that a file placed next to the user is not a mystery."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "s.yaml").write_text(GOOD.replace("zip: {data: [a, b]}", "zip: {data: [a, c.h5]}"))
+    make_tiny_dataset(tmp_path / "c.h5", n=16, seed=1)  # where the user is, not where the spec is
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError) as exc:
+        load_sweep(Path("specs/s.yaml"))
+    assert str(exc.value).endswith(
+        "data: 'c.h5' is neither a dataset of datasets: (a, b) nor an existing file (a spritegen "
+        f"file, dsprites:PATH or 3dshapes:PATH); relative paths are resolved from {specs}"
+    )
+
+
 K1_SPEC = "factors: 1\nn: 64\nimage_size: 32\nevaluation: {preset: tiny}\n"
 
 

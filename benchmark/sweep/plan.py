@@ -127,9 +127,11 @@ def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, 
         raise SpecError(f"{where}: data: {exc}") from None
     if arg is None:
         names = ", ".join(spec.datasets) or "none defined"
+        relative = not parse_data_spec(value).path.is_absolute()
         raise SpecError(
             f"{where}: data: {value!r} is neither a dataset of datasets: ({names}) nor an "
             "existing file (a spritegen file, dsprites:PATH or 3dshapes:PATH)"
+            + (f"; relative paths are resolved from {spec.base_dir}" if relative else "")
         )
     return None, {"file": arg}
 
