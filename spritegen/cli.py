@@ -306,10 +306,11 @@ def info(path, as_json):
     type=click.Path(),
     default=DEFAULT_OUT,
     show_default=True,
-    help="PNG of random samples; the factor sweeps go to OUT-sweep.png. A folder (existing, or "
-    "any path ending in '/') gets grid.png and grid-sweep.png inside it. An existing PNG is "
-    "replaced (it is show's own output); any other existing file, and the dataset itself, is "
-    "refused.",
+    help="PNG of random samples, a name ending in .png; the factor sweeps go to OUT-sweep.png. A "
+    "folder (existing, or any path ending in '/') gets grid.png and grid-sweep.png inside it. "
+    "Any other name (x.h5, x.jpg, a bare x that is not a folder) is refused. An existing PNG "
+    "is replaced (it is show's own output); any other existing file, and the dataset itself, "
+    "is refused.",
 )
 @click.option("--samples", type=click.IntRange(1, 1024), default=64, show_default=True)
 @click.option(

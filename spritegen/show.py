@@ -26,6 +26,8 @@ LABEL_WIDTH = 90
 PAD = 2
 #: The grid's file name when --out is not given, or names a folder; the sweep gets NAME-sweep.png.
 DEFAULT_OUT = "grid.png"
+#: The suffix (in any case) a file named by --out must have: show writes PNG files only.
+PNG_SUFFIX = ".png"
 #: The first bytes of every PNG file (RFC 2083): an existing --out must start with them.
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -83,7 +85,8 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
     """The grid and sweep pictures ``--out`` asks for: ``OUT`` and ``OUT``-sweep (same suffix).
 
     A folder (one that exists, or any path ending in '/') means the default names inside it,
-    as ``cp FILE DIR/`` keeps the name: ``DIR/grid.png`` and ``DIR/grid-sweep.png``.
+    as ``cp FILE DIR/`` keeps the name: ``DIR/grid.png`` and ``DIR/grid-sweep.png``. Any other
+    path names the grid's file, which ``check_outputs`` wants named ``*.png``.
     """
     text = os.fspath(out)
     if not text:
@@ -97,13 +100,31 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
     return path, path.with_name(path.stem + "-sweep" + path.suffix)
 
 
+def _check_png_name(path: Path) -> None:
+    """A file ``show`` writes is named ``*.png``: a PNG named ``x.h5`` or ``x.jpg`` misleads
+    whoever opens it, and a bare ``x`` may have meant a new folder, which show does not guess."""
+    if path.suffix.lower() == PNG_SUFFIX:
+        return
+    name = str(path)
+    if path.suffix:
+        raise SpecError(
+            f"--out {quote(name)}: show writes PNG files only, not {path.suffix}; give a name "
+            f"ending in {PNG_SUFFIX} ({quote(str(path.with_suffix(PNG_SUFFIX)))}), or a folder "
+            "(an existing one, or a path ending in '/')"
+        )
+    raise SpecError(
+        f"--out {quote(name)}: neither a {PNG_SUFFIX} file name nor an existing folder; give "
+        f"{quote(name + PNG_SUFFIX)} for a file, or {quote(name + '/')} for a new folder"
+    )
+
+
 def check_outputs(source: str | Path, outputs: tuple[Path, ...]) -> None:
     """Refuse, before anything is read or written, an output that would destroy a file.
 
     ``show`` replaces only what it may have written itself: a missing file or an existing
     PNG. Never the dataset it reads (under any name: a symlink, a hard link, another path),
     and never any other file, which a mistyped ``--out data.h5`` would otherwise turn into a
-    picture.
+    picture. What it writes is named ``*.png``.
     """
     for path in outputs:
         for target in (path, partial_path(path)):  # the picture is written to PATH.partial first
@@ -115,6 +136,7 @@ def check_outputs(source: str | Path, outputs: tuple[Path, ...]) -> None:
         try:
             mode = path.stat().st_mode
         except FileNotFoundError:
+            _check_png_name(path)
             continue
         except NotADirectoryError:
             raise SpecError(
@@ -146,6 +168,7 @@ def check_outputs(source: str | Path, outputs: tuple[Path, ...]) -> None:
                 f"{quote(head)}); show replaces only PNG files: choose another --out, or "
                 "remove the file"
             )
+        _check_png_name(path)  # show's own PNG, from before it named them all *.png
 
 
 def _is_dir(path: Path) -> bool:

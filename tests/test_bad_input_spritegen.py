@@ -678,6 +678,28 @@ CASES = [
         "--out 'v.h5': exists and is not a PNG image (it starts with b'\\x89HDF\\r\\n\\x1a\\n')",
         lambda folder, data: (dataset()(folder, data), shutil.copy(data, folder / "v.h5")),
     ),
+    # --- show names what it writes *.png: a new x.h5, x.jpg or bare x is refused, not a PNG
+    Case(
+        "show-out-new-h5",
+        ["show", "data.h5", "--out", "x.h5"],
+        "--out 'x.h5': show writes PNG files only, not .h5; give a name ending in .png "
+        "('x.png'), or a folder (an existing one, or a path ending in '/')",
+        dataset(),
+    ),
+    Case(
+        "show-out-new-jpg-in-a-folder",
+        ["show", "data.h5", "--out", "pics/x.jpg"],
+        "--out 'pics/x.jpg': show writes PNG files only, not .jpg; give a name ending in .png "
+        "('pics/x.png')",
+        lambda folder, data: (dataset()(folder, data), (folder / "pics").mkdir()),
+    ),
+    Case(
+        "show-out-bare-name",
+        ["show", "data.h5", "--out", "x"],
+        "--out 'x': neither a .png file name nor an existing folder; give 'x.png' for a file, "
+        "or 'x/' for a new folder",
+        dataset(),
+    ),
     Case(
         "show-out-precious",
         ["show", "data.h5", "--out", "precious.png"],
@@ -831,6 +853,11 @@ def test_show_writes_into_a_folder_and_replaces_only_its_own_pngs(
     assert code == 0, err
     assert {p: (tmp_path / p).read_bytes() for p in made[2:]} == first
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == made
+    # a file name ends in .png, in any case; the sweep keeps its suffix
+    code, out, err = run_in(tmp_path, ["show", str(dataset_k2), "--out", "o/Big.PNG"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "o/Big.PNG").read_bytes() == first["o/new/grid.png"]
+    assert (tmp_path / "o/Big-sweep.PNG").read_bytes() == first["o/new/grid-sweep.png"]
 
 
 def test_info_json_prints_attributes_of_any_type(tmp_path, monkeypatch, capsys, dataset_k2):
