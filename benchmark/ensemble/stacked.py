@@ -228,7 +228,7 @@ class StackedMembers:
 
     def keep(self, keep: Sequence[int]) -> None:
         """Drop every member not in ``keep`` (a stopped member): weights and Adam state sliced."""
-        idx = torch.as_tensor(list(keep), device=self.mask.device)
+        idx = torch.as_tensor(list(keep), dtype=torch.long, device=self.mask.device)
         old_state = {name: self.optimizer.state.get(p) for name, p in self.params.items()}
         self.params = {
             name: p.detach()[idx].clone().requires_grad_() for name, p in self.params.items()
