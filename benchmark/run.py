@@ -518,7 +518,7 @@ def _train_and_finish(
             stamp=checkpoint_stamp(plan.resolved),
         )
     except TrainingStopped as exc:  # diverged, or the model's code failed
-        _record_stop(plan, exc)
+        record_stop(plan, exc)
         raise
     _write_jsonl(metrics_path, history)  # also when resuming a run whose training had ended
 
@@ -528,12 +528,12 @@ def _train_and_finish(
         try:
             final_scores = plan.final_scorer(make_represent(model, device))
         except ModelFailed as exc:  # its encode failed on the final evaluation's images
-            _record_stop(plan, exc)
+            record_stop(plan, exc)
             raise
     return write_outputs(plan, model, images, history, final_scores, device, t0, score_keys)
 
 
-def _record_stop(plan: RunPlan, exc: TrainingStopped) -> None:
+def record_stop(plan: RunPlan, exc: TrainingStopped) -> None:
     """Name the registered model in a model's failure, and write the stopped run's summary."""
     if isinstance(exc, ModelFailed):
         exc.model = f"{plan.cfg.model!r} ({exc.model})"

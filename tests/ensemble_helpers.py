@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from benchmark.models.vae import BetaVAE
@@ -46,3 +48,48 @@ class WithAuxiliary(BetaVAE):
     def auxiliary_loss(self, x, *, step, generator):
         mu = self.encode(x)[0].detach()
         return {"auxiliary_loss": (mu[:, 0].mean() - self.offset) ** 2}
+
+
+#: Set (to anything) to "fix" every ``Faulty`` model: a run its fault stopped then resumes.
+FIXED_ENV = "ENSEMBLE_FAULT_FIXED"
+
+
+class Faulty(BetaVAE):
+    """A beta-VAE whose own code breaks as ``fault`` says, until $ENSEMBLE_FAULT_FIXED is set:
+
+    - ``raise``: from step ``at`` on, its objective raises (so ``loss()`` does);
+    - ``shape``: from step ``at`` on, its loss is one value per image, not a scalar (the
+      contract of docs/models.md broken);
+    - ``encode``: ``encode`` raises in eval mode, i.e. whenever it is scored;
+    - ``stacked``: while training, ``encode`` checks its input with data-dependent control flow,
+      which runs in a model's own step but not under vmap (the vmap engine's dry run, under
+      no_grad, does not meet it).
+
+    Every kind keeps ``GaussianVAE.loss``, so that the vmap engine can train it.
+    """
+
+    def __init__(self, image_shape, latent_dim=10, beta=None, fault: str = "", at: int = 0):
+        super().__init__(image_shape, latent_dim, beta=beta)
+        self.fault, self.at = fault, int(at)
+
+    @property
+    def hparams(self):
+        return {**super().hparams, "fault": self.fault, "at": self.at}
+
+    def _broken(self, kind: str) -> bool:
+        return self.fault == kind and not os.environ.get(FIXED_ENV)
+
+    def encode(self, x):
+        if self._broken("encode") and not self.training:
+            raise ValueError("no latents in eval mode\nsecond line")
+        if self._broken("stacked") and torch.is_grad_enabled() and bool(x.isnan().any()):
+            raise ValueError("NaN in the input")
+        return super().encode(x)
+
+    def objective(self, reconstruction, kl, step):
+        out = super().objective(reconstruction, kl, step)
+        if self._broken("raise") and step >= self.at:
+            raise RuntimeError(f"objective broke at step {step}\nsecond line")
+        if self._broken("shape") and step >= self.at:
+            out["loss"] = out["loss"].expand(4)
+        return out

@@ -41,18 +41,19 @@ from benchmark.params import RunConfig, validate_config
 from benchmark.run import (
     SCORE_KEYS,
     RunExists,
+    RunPlan,
     _write_jsonl,
     check_folder,
     checkpoint_stamp,
     plan_run,
     prepare_folder,
+    record_stop,
     resolve_data,
     run,
     run_folder,
-    write_diverged,
     write_outputs,
 )
-from benchmark.train import TrainingDiverged, TrainingStopped, resolve_device
+from benchmark.train import TrainingStopped, resolve_device
 from spritegen.errors import SpecError
 
 #: RunConfig fields every member of one ensemble must share (one loop, one dataset, one scorer).
@@ -120,9 +121,11 @@ def run_ensemble(
     """Train the configs as one ensemble; return each member's summary, in order.
 
     A member whose folder already holds its finished run is not trained again (its summary is
-    returned); a diverged member's summary is ``{"status": "diverged", "error": ...}``, as its
-    summary.json says. Errors that concern a member's input (a folder holding another run, an
-    unknown model) are raised before any folder is written.
+    returned). A member that stopped alone (its loss diverged, or its model's code failed in a
+    training step) gets what its single run's summary.json would say, ``{"status":
+    "diverged" | "failed", "error": ...}``, and resumes when run again. Errors that concern a
+    member's input (a folder holding another run, an unknown model) are raised before any
+    folder is written.
     """
     cfgs = as_configs(configs)
     check_compatible(cfgs)
@@ -222,9 +225,8 @@ def _run_ensemble(cfgs, src, device, engine: str, progress: bool | None) -> list
     finished = []
     for j, i in enumerate(todo):
         got = outcome[j]
-        if isinstance(got, TrainingDiverged):
-            write_diverged(plans[i].out, got)
-            results[i] = {"status": "diverged", "error": str(got), "out": str(plans[i].out)}
+        if isinstance(got, TrainingStopped):
+            results[i] = _stopped(plans[i], got)
         else:
             _write_jsonl(plans[i].out / "metrics.jsonl", got)
             finished.append((j, i, got))
@@ -234,6 +236,13 @@ def _run_ensemble(cfgs, src, device, engine: str, progress: bool | None) -> list
             plans[i], models[i], images, history, scores, device, t0, SCORE_KEYS
         )
     return results  # type: ignore[return-value]
+
+
+def _stopped(plan: RunPlan, exc: TrainingStopped) -> dict:
+    """A stopped member's folder and summary, as its single run leaves them (its last good
+    checkpoint kept, summary.json saying diverged or failed)."""
+    record_stop(plan, exc)
+    return {"status": exc.status, "error": str(exc), "out": str(plan.out)}
 
 
 def _final_scores(finished, plans, models, cfgs, device) -> list[dict[str, Any]]:

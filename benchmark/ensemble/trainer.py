@@ -15,8 +15,15 @@ Two engines do the step:
 
 Each member's checkpoint is its single-run ``checkpoints/last.pt`` (a member folder resumes as a
 single run). All members are written to ``last.pt.next`` first and renamed after, so a kill in
-between is rolled forward (all staged) or back (not all staged) on resume. A member whose loss
-becomes non-finite is stopped alone, before its bad update; the others go on.
+between is rolled forward (all staged) or back (not all staged) on resume.
+
+A member stops alone, before a bad update, for what would stop its single run: its loss becomes
+non-finite (``TrainingDiverged``) or its model's code fails in a step (``ModelFailed``: it
+raised, or broke the contract of docs/models.md). Its checkpoint stays its
+last good one; the others go on with the numbers they have without it (the step is taken again
+for them on the noise already drawn). The vmapped call cannot say whose code failed: the vmap
+engine then steps each member alone to find out (``_blame``), and stops them all only when none
+fails alone.
 """
 
 from __future__ import annotations
@@ -38,13 +45,18 @@ from benchmark.models.base import Model
 from benchmark.train import (
     CHECKPOINT_FORMAT,
     STAGED,
+    ModelFailed,
     StepPlan,
     TrainConfig,
     TrainingDiverged,
+    TrainingStopped,
     accumulate,
+    check_step_terms,
     check_training_inputs,
     epoch_row,
     epoch_seed,
+    model_call,
+    model_label,
     save_atomic,
     stop_if_non_finite,
     to_input,
@@ -73,7 +85,8 @@ class Member:
     optimizer: torch.optim.Optimizer | None = None
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
-    error: TrainingDiverged | None = None
+    #: why it stopped before the end (its loss diverged, or its model's code failed)
+    error: TrainingStopped | None = None
 
 
 def pick_engine(engine: str, device: torch.device) -> str:
@@ -124,8 +137,8 @@ def train_ensemble(
     engine: str = "auto",
     score: EnsembleScorer | None = None,
     on_epoch: Callable[[int, list[dict]], None] | None = None,
-) -> list[list[dict] | TrainingDiverged]:
-    """Train every member; return each one's history (one dict per epoch) or its divergence.
+) -> list[list[dict] | TrainingStopped]:
+    """Train every member; return each one's history (one dict per epoch) or why it stopped.
 
     ``cfg`` is the members' shared TrainConfig (its ``seed`` is unused: each member has its own).
     ``score(indices, models)`` scores the listed members after the epochs a single run scores;
@@ -202,7 +215,7 @@ def train_ensemble(
         for path in staged:
             os.replace(_staged(path), path)
 
-    def stop(stopped: dict[int, TrainingDiverged]) -> None:
+    def stop(stopped: dict[int, TrainingStopped]) -> None:
         nonlocal active
         for i, exc in stopped.items():
             members[i].error = exc
@@ -228,54 +241,38 @@ def train_ensemble(
             lo, hi = batch_in_epoch * cfg.batch_size, (batch_in_epoch + 1) * cfg.batch_size
             xs = {i: to_input(data[perms[i][lo:hi]].to(device, non_blocking=True)) for i in active}
             check = step % check_every == 0
+            stopped: dict[int, TrainingStopped] = {}
             if stack is None:
-                stopped = {}
                 for i in active:
                     m = members[i]
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                        terms = m.model.loss(xs[i], step=step, generator=m.noise)
-                    loss = terms["loss"]
-                    if check and (exc := _non_finite(loss, step, epoch)):
+                    assert m.optimizer is not None  # the loop engine gave every member its Adam
+                    try:
+                        terms = _own_step(
+                            m.model, xs[i], step, epoch, m.noise, cfg.amp, check, m.optimizer
+                        )
+                    except TrainingStopped as exc:  # diverged, or its code failed: it alone
                         stopped[i] = exc
                         continue
-                    assert m.optimizer is not None  # the loop engine gave every member its Adam
-                    m.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    m.optimizer.step()
                     accumulate(m.sums, terms)
-                all_terms = None
             else:
-                eps = [
-                    torch.randn(
+                eps = {
+                    i: torch.randn(
                         (len(xs[i]), members[i].model.latent_dim),
                         generator=members[i].noise,
                         device=device,
                     )
                     for i in active
-                ]
-                all_terms = _stacked_terms(stack, xs, active, eps, step, cfg.amp, device)
-                stopped = {}
-                if check:
-                    losses = torch.stack([t["loss"].detach().float() for t in all_terms])
-                    bad = (~torch.isfinite(losses)).nonzero().flatten().tolist()
-                    stopped = {
-                        active[j]: exc
-                        for j in bad
-                        if (exc := _non_finite(losses[j], step, epoch)) is not None
-                    }
-                if stopped:  # recompute without them, on the noise already drawn
-                    keep = [j for j, i in enumerate(active) if i not in stopped]
+                }
+                # members that must stop are dropped and the step is taken again for the
+                # others, on the noise already drawn
+                while active:
+                    stopped = _stacked_step(
+                        stack, members, active, xs, eps, step, epoch, cfg.amp, check
+                    )
+                    if not stopped:
+                        break
                     stop(stopped)
-                    eps = [eps[j] for j in keep]
-                    stopped = {}
-                    if active:
-                        all_terms = _stacked_terms(stack, xs, active, eps, step, cfg.amp, device)
-                if active:
-                    stack.optimizer.zero_grad(set_to_none=True)
-                    torch.stack([t["loss"] for t in all_terms]).sum().backward()
-                    stack.optimizer.step()
-                    for i, terms in zip(active, all_terms):
-                        accumulate(members[i].sums, terms)
+                stopped = {}
             if stopped:
                 stop(stopped)
             step += 1
@@ -350,18 +347,116 @@ def _non_finite(loss: torch.Tensor, step: int, epoch: int) -> TrainingDiverged |
     return None
 
 
-def _stacked_terms(
-    stack: StackedMembers,
-    xs: dict[int, torch.Tensor],
-    active: list[int],
-    eps: list[torch.Tensor],
+def _own_step(
+    model: Model,
+    x: torch.Tensor,
     step: int,
+    epoch: int,
+    noise: torch.Generator | None,
     amp: bool,
-    device: torch.device,
-) -> list[dict[str, torch.Tensor]]:
-    x = torch.stack([xs[i] for i in active])
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        return stack.loss_terms(x, eps, step)
+    check: bool,
+    optimizer: torch.optim.Optimizer | None,
+) -> dict[str, torch.Tensor]:
+    """One member's step as a single run takes it (``benchmark.train.train``), with its checks:
+    a ``TrainingStopped`` (its loss diverged, or its model's code failed) comes before any
+    update. Without an optimizer the gradients are computed and left for the caller to drop."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        with model_call(model, "loss()", step, epoch, x):
+            terms = model.loss(x, step=step, generator=noise)
+        check_step_terms(model, terms, step, epoch, x)
+    if check:
+        stop_if_non_finite("loss", terms["loss"], step, epoch)
+    with model_call(model, "the backward pass of loss()['loss']", step, epoch, x):
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if optimizer is not None:
+            optimizer.step()
+    return terms
+
+
+#: Where a fault of the vmapped call is said to be, and what is said when no member has it alone.
+STACKED = "the ensemble's stacked (vmap) step"
+STACKED_ONLY = (
+    "; every member's own step runs, so only stepping them stacked fails: train these members "
+    "with the loop engine or one at a time (bench sweep --ensemble off, or bench run)"
+)
+
+
+def _stacked_step(
+    stack: StackedMembers,
+    members: Sequence[Member],
+    active: list[int],
+    xs: dict[int, torch.Tensor],
+    eps: dict[int, torch.Tensor],
+    step: int,
+    epoch: int,
+    amp: bool,
+    check: bool,
+) -> dict[int, TrainingStopped]:
+    """One step of the active members on the stack; or, with nothing updated, the members that
+    must stop: those whose loss is non-finite, or (``_blame``) whose model's code fails."""
+    lead, x0 = members[active[0]].model, xs[active[0]]
+    try:
+        with model_call(lead, STACKED, step, epoch, x0):
+            x = torch.stack([xs[i] for i in active])
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+                all_terms = stack.loss_terms(x, [eps[i] for i in active], step)
+        for i, terms in zip(active, all_terms):
+            check_step_terms(members[i].model, terms, step, epoch, xs[i])
+            if not terms["loss"].requires_grad:  # a single run's backward raises; the sum's not
+                raise ModelFailed(model_label(members[i].model), "gave a loss without gradient")
+        if check:
+            losses = torch.stack([t["loss"].detach().float() for t in all_terms])
+            bad = (~torch.isfinite(losses)).nonzero().flatten().tolist()
+            if bad:
+                return {
+                    active[j]: exc
+                    for j in bad
+                    if (exc := _non_finite(losses[j], step, epoch)) is not None
+                }
+        with model_call(lead, f"the backward pass of {STACKED}", step, epoch, x0):
+            stack.optimizer.zero_grad(set_to_none=True)
+            torch.stack([t["loss"] for t in all_terms]).sum().backward()
+            stack.optimizer.step()
+    except ModelFailed as exc:
+        return _blame(stack, members, active, xs, step, epoch, amp, exc)
+    for i, terms in zip(active, all_terms):
+        accumulate(members[i].sums, terms)
+    return {}
+
+
+def _blame(
+    stack: StackedMembers,
+    members: Sequence[Member],
+    active: list[int],
+    xs: dict[int, torch.Tensor],
+    step: int,
+    epoch: int,
+    amp: bool,
+    exc: ModelFailed,
+) -> dict[int, TrainingStopped]:
+    """The members to stop after a model fault in a stacked step. The vmapped call runs every
+    member's network at once, so its error names none; each member's own step (its own module's
+    ``loss()`` and backward, as the loop engine takes it, on its batch, with a copy of its noise
+    generator; no update) tells who fails, and those stop with the error a single run would
+    give. When none fails alone, only the stacked call does: every member stops, saying so."""
+    stack.sync_to_models()  # the members' own modules hold the stack's current weights
+    found: dict[int, TrainingStopped] = {}
+    for i in active:
+        m = members[i]
+        assert m.noise is not None  # seeded for every member before training
+        noise = torch.Generator(device=m.noise.device)
+        noise.set_state(m.noise.get_state())
+        try:
+            _own_step(m.model, xs[i], step, epoch, noise, amp, False, None)
+        except ModelFailed as fault:
+            found[i] = fault
+        finally:
+            m.model.zero_grad(set_to_none=True)
+    if found:
+        return found
+    return {i: ModelFailed(exc.model, exc.detail + STACKED_ONLY) for i in active}
 
 
 def _load(m: Member, device: torch.device) -> tuple[int, int, int] | None:

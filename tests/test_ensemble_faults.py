@@ -1,0 +1,186 @@
+"""A model whose own code fails stops its ensemble member alone, as it stops a single run.
+
+Three members of one plugin model (``ensemble_helpers.Faulty``), one of them broken: its loss
+raises or breaks the contract at a step. Its folder must be what
+its single run leaves (summary "failed" with the single run's message, the last good checkpoint),
+the other two exactly what the same ensemble without it leaves, and once the model is fixed the
+same call resumes it. Real data (small spritegen builds), real training on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from ensemble_helpers import FIXED_ENV
+
+from benchmark.ensemble import run_ensemble
+from benchmark.models import registry
+from benchmark.run import run
+from benchmark.train import ModelFailed
+
+SIDE = 32  # image side: the code of 64 x 64 runs at a quarter of its FLOPs
+#: (hyperparameters, latent size, seed) of the two healthy members; the broken one goes between
+HEALTHY = [({"beta": 1.0}, 3, 0), ({"beta": 4.0}, 5, 2)]
+BROKEN_DIM, BROKEN_SEED = 4, 1
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """32 training images (4 batches of 8 an epoch) and tiny stored evaluation sets."""
+    from conftest import build_small
+
+    return build_small(tmp_path_factory.mktemp("faults-data"), 2, n=32, image_size=SIDE)
+
+
+@pytest.fixture(autouse=True)
+def faulty(monkeypatch):
+    """``faulty`` is a model as a plugin's would be, broken until $ENSEMBLE_FAULT_FIXED is set."""
+    monkeypatch.setitem(registry.BUNDLED, "faulty", "ensemble_helpers:Faulty")
+    monkeypatch.delenv(FIXED_ENV, raising=False)
+
+
+def config(data: Path, out: Path, hparams: dict, dim: int, seed: int, **kw) -> dict:
+    base = dict(
+        model="faulty",
+        data=str(data),
+        hparams=hparams,
+        latent_dim=dim,
+        seed=seed,
+        epochs=2,
+        batch_size=8,
+        device="cpu",
+        checkpoint_every=1,
+        score_preset="none",
+        final_preset="none",
+        progress=False,
+        out=str(out),
+    )
+    return {**base, **kw}
+
+
+def members(data: Path, root: Path, broken: dict | None, at: int = 1, **kw) -> list[dict]:
+    """The healthy members' configs, with the broken member's (``broken``: its hparams) at
+    position ``at``; folders root/A, root/B and root/F (the broken one)."""
+    configs = [config(data, root / name, *spec, **kw) for name, spec in zip("AB", HEALTHY)]
+    if broken is not None:
+        configs.insert(at, config(data, root / "F", broken, BROKEN_DIM, BROKEN_SEED, **kw))
+    return configs
+
+
+def untimed(obj):
+    """``obj`` without wall-clock timings (keys ending in _s, "times") at any depth."""
+    if isinstance(obj, dict):
+        return {k: untimed(v) for k, v in obj.items() if not (k.endswith("_s") or k == "times")}
+    if isinstance(obj, list):
+        return [untimed(v) for v in obj]
+    return obj
+
+
+def rows(out: Path) -> list[dict]:
+    return untimed([json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()])
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = weights(a), weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def assert_same_runs(got: Path, want: Path) -> None:
+    """Two finished run folders with the same numbers, scores and final weights."""
+    assert rows(got) == rows(want)
+    strip = {"out", "wall_time_s"}
+    assert {k: v for k, v in untimed(summary(got)).items() if k not in strip} == {
+        k: v for k, v in untimed(summary(want)).items() if k not in strip
+    }
+    assert same_weights(got / "checkpoints" / "model.pt", want / "checkpoints" / "model.pt")
+
+
+def single_failure(cfg: dict) -> ModelFailed:
+    """The broken member's config run alone: the ModelFailed its single run raises."""
+    with pytest.raises(ModelFailed) as info:
+        run(cfg)
+    return info.value
+
+
+# -- a fault in a training step ---------------------------------------------------------------
+
+
+RAISED = "failed at step 6 (epoch 2) in loss(): RuntimeError: objective broke at step 5;"
+BROKE = "broke its contract at step 6 (epoch 2): loss term 'loss' must be a scalar tensor"
+
+
+@pytest.mark.parametrize(
+    "engine, fault, fragment",
+    [
+        ("loop", "raise", RAISED),
+        ("loop", "shape", BROKE),
+        ("vmap", "raise", RAISED),
+        ("vmap", "shape", BROKE),
+    ],
+    ids=["loop-raise", "loop-shape", "vmap-raise", "vmap-shape"],
+)
+def test_a_member_whose_model_fails_in_a_step_stops_alone(
+    data, tmp_path, monkeypatch, engine, fault, fragment
+):
+    """Step 6 of 8 (at=5): the broken member stops there, its folder its single run's; the others
+    finish with the numbers and weights of the ensemble without it (bit for bit: the vmap engine
+    takes the step again for the others on the noise already drawn), and the fixed model
+    resumes from its last good checkpoint (step 5)."""
+    broken = {"beta": 2.0, "fault": fault, "at": 5}
+    ens, without, alone = tmp_path / "ens", tmp_path / "without", tmp_path / "alone"
+    results = run_ensemble(members(data, ens, broken), engine=engine)
+    run_ensemble(members(data, without, None), engine=engine)
+
+    assert [r["status"] for r in results] == ["finished", "failed", "finished"]
+    for name in "AB":
+        assert_same_runs(ens / name, without / name)
+    expected = single_failure(members(data, alone, broken)[1])
+    assert (
+        summary(ens / "F") == summary(alone / "F") == {"status": "failed", "error": str(expected)}
+    )
+    assert results[1]["error"] == str(expected)
+    assert str(expected).startswith("model 'faulty' (ensemble_helpers:Faulty) " + fragment)
+    last = [ens / "F" / "checkpoints" / "last.pt", alone / "F" / "checkpoints" / "last.pt"]
+    assert [torch.load(p, weights_only=True)["step"] for p in last] == [5, 5]
+    if engine == "loop":  # the single run's last good checkpoint, bit for bit
+        assert same_weights(*last)
+    assert not (ens / "F" / "checkpoints" / "model.pt").exists()
+
+    monkeypatch.setenv(FIXED_ENV, "1")
+    again = run_ensemble(members(data, ens, broken), engine=engine)
+    assert [r["status"] for r in again] == ["finished"] * 3
+    assert again[1]["steps"] == 8 and len(rows(ens / "F")) == 2
+    if engine == "loop":  # resumed: the numbers of the fixed model trained without a stop
+        run(members(data, tmp_path / "fixed", broken)[1])
+        assert_same_runs(ens / "F", tmp_path / "fixed" / "F")
+
+
+def test_a_fault_only_the_stacked_step_meets_stops_every_member_saying_so(data, tmp_path):
+    """Data-dependent control flow in encode: each model's own step runs, the vmapped call
+    cannot. No member can be blamed, so all stop with one message that says so and names the
+    way out; the loop engine then trains them from where they stopped."""
+    specs = [({"beta": 1.0, "fault": "stacked"}, 3, 0), ({"beta": 4.0, "fault": "stacked"}, 5, 2)]
+    configs = [config(data, tmp_path / f"m{i}", *spec) for i, spec in enumerate(specs)]
+    results = run_ensemble(configs, engine="vmap")
+    assert [r["status"] for r in results] == ["failed", "failed"]
+    for r, cfg in zip(results, configs):
+        error = r["error"]
+        assert summary(Path(cfg["out"])) == {"status": "failed", "error": error}
+        assert error.startswith(
+            "model 'faulty' (ensemble_helpers:Faulty) failed at step 1 (epoch 1) in the "
+            "ensemble's stacked (vmap) step: RuntimeError: vmap: "
+        ), error
+        assert "every member's own step runs, so only stepping them stacked fails" in error
+    again = run_ensemble(configs, engine="loop")
+    assert [(r["status"], r["steps"]) for r in again] == [("finished", 8), ("finished", 8)]
