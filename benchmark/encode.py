@@ -10,6 +10,7 @@ the encoder's business (``benchmark.models.thesis``: it convolves in slices that
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from benchmark.allocator import keep_freed_memory
 from benchmark.models.base import Model
 from spritegen.clitools import _out_of_memory as out_of_memory
 from spritegen.errors import SpritegenError
+
+if TYPE_CHECKING:
+    from benchmark.train import ModelFailed
 
 #: Images per model call (the fully connected layers' rows, so the latents' rounding: unchanged
 #: since round 1, whatever the device).
@@ -34,13 +38,21 @@ def encode_all(
     images: np.ndarray,
     device: torch.device,
     chunk: int = CHUNK,
+    *,
+    failed: dict[int, ModelFailed] | None = None,
 ) -> list[np.ndarray]:
     """Latent means of uint8 images (n, H, W, C) under every model: one float32 (n, D_i) each.
 
     Each chunk is moved and converted to floats once and encoded by every model, so many
     models scored on the same images share the reading and the conversion. Latents stay on the
     device until every chunk is encoded: copying each to the host would make the host wait for
-    every model's every chunk, leaving a GPU idle between calls."""
+    every model's every chunk, leaving a GPU idle between calls.
+
+    A model whose encode fails raises ``ModelFailed``; with ``failed`` (the ensemble's scorer)
+    it is recorded there under its position instead, and the other models go on. A model
+    recorded there is not called again; its latents are incomplete and not to be used."""
+    from benchmark.train import ModelFailed  # here: benchmark.train imports this module
+
     keep_freed_memory()
     outs: list[list[torch.Tensor]] = [[] for _ in models]
     modes = [m.training for m in models]
@@ -52,8 +64,15 @@ def encode_all(
             for i in range(0, len(images), chunk):
                 part = torch.as_tensor(np.ascontiguousarray(images[i : i + chunk]))
                 x = to_input(part.to(device).permute(0, 3, 1, 2))
-                for out, m in zip(outs, models):
-                    out.append(_latent_means(m, x))
+                for k, (out, m) in enumerate(zip(outs, models)):
+                    if failed is not None and k in failed:
+                        continue
+                    try:
+                        out.append(_latent_means(m, x))
+                    except ModelFailed as exc:
+                        if failed is None:
+                            raise
+                        failed[k] = exc
     finally:
         for m, mode in zip(models, modes):
             m.train(mode)

@@ -1,7 +1,7 @@
 """A model whose own code fails stops its ensemble member alone, as it stops a single run.
 
 Three members of one plugin model (``ensemble_helpers.Faulty``), one of them broken: its loss
-raises or breaks the contract at a step. Its folder must be what
+raises or breaks the contract at a step, or its encode fails while scored. Its folder must be what
 its single run leaves (summary "failed" with the single run's message, the last good checkpoint),
 the other two exactly what the same ensemble without it leaves, and once the model is fixed the
 same call resumes it. Real data (small spritegen builds), real training on the CPU.
@@ -10,16 +10,19 @@ same call resumes it. Real data (small spritegen builds), real training on the C
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 from ensemble_helpers import FIXED_ENV
 
-from benchmark.ensemble import run_ensemble
+from benchmark.ensemble import run_ensemble, score_shared
+from benchmark.metrics import evaluate
 from benchmark.models import registry
+from benchmark.models.registry import build_model
 from benchmark.run import run
-from benchmark.train import ModelFailed
+from benchmark.train import ModelFailed, make_represent
 
 SIDE = 32  # image side: the code of 64 x 64 runs at a quarter of its FLOPs
 #: (hyperparameters, latent size, seed) of the two healthy members; the broken one goes between
@@ -184,3 +187,79 @@ def test_a_fault_only_the_stacked_step_meets_stops_every_member_saying_so(data, 
         assert "every member's own step runs, so only stepping them stacked fails" in error
     again = run_ensemble(configs, engine="loop")
     assert [(r["status"], r["steps"]) for r in again] == [("finished", 8), ("finished", 8)]
+
+
+# -- a fault while scored ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "when, at",
+    [("epoch", 0), ("epoch", 1), ("final", 2)],
+    ids=["epoch-first", "epoch-middle", "final-last"],
+)
+def test_a_member_whose_encode_fails_while_scored_stops_alone(
+    data, tmp_path, monkeypatch, when, at
+):
+    """encode raises in eval mode: the member stops at its first scoring (after epoch 1, or at
+    the end), with its single run's summary and checkpoint; the others get exactly the scores
+    they get without it, whether it leads the shared scoring (first) or follows."""
+    presets = {
+        "epoch": dict(score_preset="stored"),
+        "final": dict(final_preset="stored"),
+    }[when]
+    broken = {"beta": 2.0, "fault": "encode"}
+    ens, without, alone = tmp_path / "ens", tmp_path / "without", tmp_path / "alone"
+    results = run_ensemble(members(data, ens, broken, at, **presets))
+    run_ensemble(members(data, without, None, **presets))
+
+    statuses = ["finished", "finished"]
+    statuses.insert(at, "failed")
+    assert [r["status"] for r in results] == statuses
+    for name in "AB":
+        assert_same_runs(ens / name, without / name)
+        scores = rows(ens / name)[-1] if when == "epoch" else summary(ens / name)["final_scores"]
+        assert "kim_mnih" in scores  # scored
+    expected = single_failure(members(data, alone, broken, at, **presets)[at])
+    assert (
+        summary(ens / "F") == summary(alone / "F") == {"status": "failed", "error": str(expected)}
+    )
+    assert "failed while scoring, in encode(): ValueError: no latents in eval mode;" in str(
+        expected
+    )
+    # its single run's last good checkpoint: epoch 1's last step checkpoint (the epoch's end is
+    # not saved when its scoring fails), or the end's
+    last = [ens / "F" / "checkpoints" / "last.pt", alone / "F" / "checkpoints" / "last.pt"]
+    step = 3 if when == "epoch" else 8
+    assert [torch.load(p, weights_only=True)["step"] for p in last] == [step, step]
+    assert same_weights(*last)
+
+    monkeypatch.setenv(FIXED_ENV, "1")
+    again = run_ensemble(members(data, ens, broken, at, **presets))
+    assert [r["status"] for r in again] == ["finished"] * 3
+
+
+def test_shared_scoring_leaves_out_a_failing_member_and_scores_the_others_as_alone(data):
+    """Untrained models, one whose encode fails in eval mode, first or among the others: its
+    entry is the ModelFailed its single scoring raises, every other the scores it gets alone."""
+    cpu = torch.device("cpu")
+
+    def model(dim: int, seed: int, fault: str = ""):
+        hp = {"beta": 1.0, "fault": fault}
+        return build_model("faulty", (1, SIDE, SIDE), dim, hp, seed=seed)
+
+    def scorer(seed: int):  # two metrics: the images of the variance set and of the samples
+        metrics = ("kim_mnih", "mig")
+        return partial(evaluate, str(data), random_state=seed, preset="stored", metrics=metrics)
+
+    healthy = [(3, 0), (5, 2), (4, 3)]
+    alone = [untimed(scorer(s)(make_represent(model(d, s), cpu))) for d, s in healthy]
+    with pytest.raises(ModelFailed) as single:
+        scorer(1)(make_represent(model(4, 1, "encode"), cpu))
+    for at in (0, 2):
+        specs = [(d, s, "") for d, s in healthy]
+        specs.insert(at, (4, 1, "encode"))
+        got = score_shared([scorer(s) for _, s, _ in specs], [model(*m) for m in specs], cpu)
+        failed = got.pop(at)
+        assert isinstance(failed, ModelFailed) and str(failed) == str(single.value)
+        assert [untimed(g) for g in got] == alone

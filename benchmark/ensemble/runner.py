@@ -121,8 +121,8 @@ def run_ensemble(
     """Train the configs as one ensemble; return each member's summary, in order.
 
     A member whose folder already holds its finished run is not trained again (its summary is
-    returned). A member that stopped alone (its loss diverged, or its model's code failed in a
-    training step) gets what its single run's summary.json would say, ``{"status":
+    returned). A member that stopped alone (its loss diverged, or its model's code failed while
+    trained or scored) gets what its single run's summary.json would say, ``{"status":
     "diverged" | "failed", "error": ...}``, and resumes when run again. Errors that concern a
     member's input (a folder holding another run, an unknown model) are raised before any
     folder is written.
@@ -232,6 +232,9 @@ def _run_ensemble(cfgs, src, device, engine: str, progress: bool | None) -> list
             finished.append((j, i, got))
     final_scores = _final_scores(finished, plans, models, cfgs, device)
     for (_j, i, history), scores in zip(finished, final_scores):
+        if isinstance(scores, TrainingStopped):  # its encode failed on the final evaluation
+            results[i] = _stopped(plans[i], scores)
+            continue
         results[i] = write_outputs(
             plans[i], models[i], images, history, scores, device, t0, SCORE_KEYS
         )
@@ -245,9 +248,10 @@ def _stopped(plan: RunPlan, exc: TrainingStopped) -> dict:
     return {"status": exc.status, "error": str(exc), "out": str(plan.out)}
 
 
-def _final_scores(finished, plans, models, cfgs, device) -> list[dict[str, Any]]:
-    """The end-of-run scores of every finished member, the shared-images groups batched."""
-    out: list[dict[str, Any]] = []
+def _final_scores(finished, plans, models, cfgs, device) -> list[dict[str, Any] | TrainingStopped]:
+    """The end-of-run scores of every finished member, the shared-images groups batched; a
+    member whose encode failed gets its ``ModelFailed``."""
+    out: list[dict[str, Any] | TrainingStopped] = []
     groups: dict[Any, list[int]] = {}
     for pos, (_j, i, history) in enumerate(finished):
         final = history[-1]

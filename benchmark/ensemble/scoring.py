@@ -30,7 +30,7 @@ import torch
 from benchmark.encode import encode_all, make_represent
 from benchmark.metrics.sources import ImageStream, OracleSource, StoredSource, open_source
 from benchmark.models.base import Model
-from benchmark.train import Scorer
+from benchmark.train import ModelFailed, Scorer
 
 
 class _Unshared(Exception):
@@ -110,8 +110,12 @@ def _parts(scorer: Scorer) -> tuple[Callable, object, tuple, dict] | None:
     return None
 
 
-def score_shared(scorers: Sequence[Scorer], models: Sequence[Model], device) -> list[dict]:
-    """Scores of each model by its scorer; all scorers must show the same images (see module).
+def score_shared(
+    scorers: Sequence[Scorer], models: Sequence[Model], device
+) -> list[dict | ModelFailed]:
+    """Scores of each model by its scorer, or the ``ModelFailed`` its encode raised (it fails as
+    scored alone, and the others are scored as without it); all scorers must show the same
+    images (see module).
 
     The first member's metric call reads the images and encodes them by every member; each
     other member's call gets its latents by the identity of the images it asks for (set, role,
@@ -119,11 +123,13 @@ def score_shared(scorers: Sequence[Scorer], models: Sequence[Model], device) -> 
     votes when every dimension of the first member is pruned) can make a member ask for images
     the first one never encoded: that member's call is then run again from the source itself,
     encoding for the members after it as the first did, so every score always equals scoring
-    the member alone."""
+    the member alone. So is the call of a member whose encode failed on images another member's
+    metric asked for: it fails (or not) on the images its own metric asks for."""
     parts = [p for p in map(_parts, scorers) if p is not None]
     if len(models) == 1 or len(parts) < len(scorers):
-        return [s(make_represent(m, device)) for s, m in zip(scorers, models)]
+        return [_scored_alone(s, m, device) for s, m in zip(scorers, models)]
     kept: list[dict[Hashable, np.ndarray]] = [{} for _ in models]
+    failed: dict[int, ModelFailed] = {}  # members whose encode failed while another led
     at = _Position()
 
     def record(first: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -132,10 +138,18 @@ def score_shared(scorers: Sequence[Scorer], models: Sequence[Model], device) -> 
         def represent(images: np.ndarray) -> np.ndarray:
             key = at.take(len(images))
             # a member that leads after a first one took another path skips what is kept
-            others = [k for k in range(first + 1, len(models)) if key not in kept[k]]
-            outs = encode_all([models[k] for k in [first, *others]], images, device)
+            others = [
+                k for k in range(first + 1, len(models)) if key not in kept[k] and k not in failed
+            ]
+            order = [first, *others]
+            lost: dict[int, ModelFailed] = {}
+            outs = encode_all([models[k] for k in order], images, device, failed=lost)
+            failed.update((order[pos], exc) for pos, exc in lost.items())
+            if first in failed:  # its own metric cannot go on
+                raise failed.pop(first)
             for k, z in zip(others, outs[1:]):
-                kept[k][key] = z
+                if k not in failed:
+                    kept[k][key] = z
             return outs[0]
 
         return represent
@@ -152,30 +166,44 @@ def score_shared(scorers: Sequence[Scorer], models: Sequence[Model], device) -> 
     with open_source(parts[0][1]) as src:
         reading = _tagged_source(src, at, blank=False)
         replayed = _tagged_source(src, at, blank=True)
-        results = []
+        results: list[dict | ModelFailed] = []
         for j, (func, _source, args, keywords) in enumerate(parts):
-            if j > 0:
+            if j > 0 and j not in failed:
                 try:
                     results.append(func(replayed, replay(kept[j]), *args, **keywords))
                     kept[j].clear()  # latents of images this member's metric did not ask for
                     continue
                 except _Unshared:
-                    kept[j].clear()
-            # the first member, or one that took another path: it reads and leads the rest
-            results.append(func(reading, record(j), *args, **keywords))
+                    pass
+            # the first member, one that took another path or one whose encode failed while
+            # another led: it reads and leads the rest
+            kept[j].clear()
+            failed.pop(j, None)
+            try:
+                results.append(func(reading, record(j), *args, **keywords))
+            except ModelFailed as exc:
+                results.append(exc)
     return results
+
+
+def _scored_alone(scorer: Scorer, model: Model, device) -> dict | ModelFailed:
+    try:
+        return scorer(make_represent(model, device))
+    except ModelFailed as exc:
+        return exc
 
 
 def batched_scorer(
     scorers: Sequence[Scorer | None],
     share_keys: Sequence[Hashable | None],
     device: torch.device,
-) -> Callable[[list[int], list[Model]], list[dict]]:
+) -> Callable[[list[int], list[Model]], list[dict | ModelFailed]]:
     """``score(indices, models)`` for the trainer: members with equal share keys are scored
-    together (shared images), a None key or scorer alone; members without a scorer get {}."""
+    together (shared images), a None key or scorer alone; members without a scorer get {}, a
+    member whose encode failed its ``ModelFailed``."""
 
-    def score(indices: list[int], models: list[Model]) -> list[dict]:
-        results: dict[int, dict] = {}
+    def score(indices: list[int], models: list[Model]) -> list[dict | ModelFailed]:
+        results: dict[int, dict | ModelFailed] = {}
         groups: dict[Hashable, list[tuple[int, Scorer]]] = {}  # key -> (position, its scorer)
         for pos, i in enumerate(indices):
             scorer = scorers[i]

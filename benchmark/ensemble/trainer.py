@@ -18,8 +18,8 @@ single run). All members are written to ``last.pt.next`` first and renamed after
 between is rolled forward (all staged) or back (not all staged) on resume.
 
 A member stops alone, before a bad update, for what would stop its single run: its loss becomes
-non-finite (``TrainingDiverged``) or its model's code fails in a step (``ModelFailed``: it
-raised, or broke the contract of docs/models.md). Its checkpoint stays its
+non-finite (``TrainingDiverged``) or its model's code fails, in a step or while scored
+(``ModelFailed``: it raised, or broke the contract of docs/models.md). Its checkpoint stays its
 last good one; the others go on with the numbers they have without it (the step is taken again
 for them on the noise already drawn). The vmapped call cannot say whose code failed: the vmap
 engine then steps each member alone to find out (``_blame``), and stops them all only when none
@@ -67,8 +67,9 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "loop", "vmap")
 
-#: ``score(indices, models) -> one score dict per listed member`` (benchmark.ensemble.scoring).
-EnsembleScorer = Callable[[list[int], list[Model]], list[dict]]
+#: ``score(indices, models) -> one score dict per listed member``, or the ``ModelFailed`` its
+#: encode raised while scored (benchmark.ensemble.scoring).
+EnsembleScorer = Callable[[list[int], list[Model]], list[dict | ModelFailed]]
 
 
 @dataclass
@@ -298,9 +299,17 @@ def train_ensemble(
             t0 = time.perf_counter()
             scores = score(list(active), [members[i].model for i in active])
             share = round((time.perf_counter() - t0) / len(active), 3)
+            failed: dict[int, TrainingStopped] = {}
             for i, s in zip(active, scores):
+                if isinstance(s, TrainingStopped):
+                    failed[i] = s
+                    continue
                 rows[i].update(s)
                 rows[i]["score_time_s"] = share
+            if failed:  # its encode failed while scored: as a single run, this epoch unsaved
+                stop(failed)
+                if not active:
+                    break
         for i in active:
             members[i].history.append(rows[i])
             members[i].sums = {}
