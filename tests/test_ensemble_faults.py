@@ -263,3 +263,61 @@ def test_shared_scoring_leaves_out_a_failing_member_and_scores_the_others_as_alo
         failed = got.pop(at)
         assert isinstance(failed, ModelFailed) and str(failed) == str(single.value)
         assert [untimed(g) for g in got] == alone
+
+
+# -- in a sweep -------------------------------------------------------------------------------
+
+SWEEP = """
+name: faults
+datasets:
+  k2: {factors: 2, n: 32, eval_preset: tiny, image_size: 32}
+set:
+  model: faulty
+  data: k2
+  latent_dim: 3
+  epochs: 2
+  batch_size: 8
+  at: 5
+  device: cpu
+  score_preset: none
+  final_preset: none
+grid: {fault: ["", raise], seed: [0]}
+report: {x: factors, lines: fault, metrics: [kim_mnih]}
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_labels_the_failed_member_model_failed_and_resumes_it(tmp_path, monkeypatch):
+    """The two points train as one ensemble in a spawned worker (so ``faulty`` is registered as
+    a plugin's entry point, on the path the worker inherits): the broken one fails alone,
+    labelled ModelFailed with its single run's message, the other finishes; fixed, the same
+    sweep resumes the broken one."""
+    from benchmark.sweep import load_sweep, run_sweep
+    from benchmark.sweep.runner import FAILURES
+
+    site = tmp_path / "site"
+    info = site / "faulty_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty_plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[benchmark.models]\nfaulty = ensemble_helpers:Faulty\n")
+    monkeypatch.syspath_prepend(str(site))
+    plan = load_sweep(SWEEP)
+    out = tmp_path / "sweep"
+
+    first = run_sweep(plan, out=out, workers=1, progress=False, ensemble="auto")
+    assert len(first.finished) == 1 and len(first.failed) == 1
+    failed = first.failed[0]
+    folder = out / "runs" / failed.id
+    assert json.loads((folder / "config.json").read_text())["model_hparams"]["fault"] == "raise"
+    assert len(json.loads((folder / "config.json").read_text())["ensemble"]["members"]) == 2
+    error = summary(folder)["error"]
+    assert summary(folder)["status"] == "failed"
+    assert error.startswith("model 'faulty' (ensemble_helpers:Faulty) " + RAISED), error
+    assert failed.error == f"ModelFailed: {error}"
+    recorded = json.loads((out / FAILURES).read_text())
+    assert [(r["id"], r["error"]) for r in recorded] == [(failed.id, failed.error)]
+
+    monkeypatch.setenv(FIXED_ENV, "1")
+    again = run_sweep(plan, out=out, workers=1, progress=False, ensemble="auto")
+    assert again.ok and [o.id for o in again.finished] == [failed.id]
+    assert summary(folder)["status"] == "finished" and summary(folder)["steps"] == 8
