@@ -69,18 +69,51 @@ class Oracle:
 
     def render(self, factors: np.ndarray) -> np.ndarray:
         """(n, K) factor values -> (n, H, W, C) uint8 images."""
+        return self.renderer.render(self.space.expand(self.check_factors(factors)))
+
+    def check_factors(self, factors: np.ndarray) -> np.ndarray:
+        """``factors`` as an (n, K) array the renderer can draw, or a ValueError naming the
+        factor, the row and what is allowed.
+
+        Checked on the float32 values the renderer is given: a finite float64 beyond float32's
+        range becomes inf there, and cairo, given one non-invertible matrix, refuses every later
+        drawing on its context (the oracle was then broken for good). A continuous factor must
+        lie in its range, ends included; a value outside it drew an empty canvas or a shape
+        the dataset never holds (a negative scale), silently. Rotations take any finite angle
+        (they are periodic); categorical factors take their class indices.
+        """
         factors = np.asarray(factors)
+        if factors.dtype.kind not in "iuf":
+            raise ValueError(f"factors must be real numbers, got an array of dtype {factors.dtype}")
         if factors.ndim != 2 or factors.shape[1] != self.num_factors:
             raise ValueError(
                 f"factors must have shape (n, {self.num_factors}) "
                 f"({', '.join(self.factor_names)}), got {factors.shape}"
             )
-        if not np.isfinite(factors).all():
-            raise ValueError("factors contain NaN or infinite values")
+        with np.errstate(over="ignore"):
+            rendered = factors.astype(np.float32)
         for k, f in enumerate(self.space.factors):
+            col = rendered[:, k]
+            bad = ~np.isfinite(col)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                value = float(factors[row, k])
+                raise ValueError(
+                    f"factors contain NaN or infinite values: factor {f.name!r} is {value!r} "
+                    f"in row {row}"
+                    + (", beyond float32 (what the renderer takes)" if np.isfinite(value) else "")
+                )
             if f.kind == "categorical":
                 check_class_indices(factors[:, k], f.num_classes, f.name)
-        return self.renderer.render(self.space.expand(factors))
+            elif f.period is None:
+                out = (col < np.float32(f.low)) | (col > np.float32(f.high))
+                if out.any():
+                    row = int(np.flatnonzero(out)[0])
+                    raise ValueError(
+                        f"factor {f.name!r} must be in [{f.low:g}, {f.high:g}], got "
+                        f"{float(factors[row, k])!r} in row {row}"
+                    )
+        return factors
 
     @property
     def renderer(self):

@@ -1,0 +1,66 @@
+"""The documented Python API under bad input: one clear exception naming what is wrong and what
+is allowed, never a deep numpy/cairo/torch traceback, a silent wrong answer or a broken object.
+
+The command-line tools have their own probes (``test_bad_input_spritegen.py``,
+``test_bad_input_bench.py``); these call the library as a researcher's script or notebook does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spritegen.oracle import Oracle
+
+# --- the oracle ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def oracle(dataset_k5: Path) -> Oracle:
+    return Oracle.from_file(dataset_k5)
+
+
+def _vector(**values: float) -> np.ndarray:
+    """One K=5 factor vector, mid-range unless given."""
+    row = {"pos_x": 0.5, "pos_y": 0.5, "scale": 0.5, "shape": 1.0, "rotation": 0.3, **values}
+    return np.array([[row[n] for n in ("pos_x", "pos_y", "scale", "shape", "rotation")]])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"pos_x": 5.0}, r"factor 'pos_x' must be in \[0, 1\], got 5.0 in row 0"),
+        ({"pos_y": -0.25}, r"factor 'pos_y' must be in \[0, 1\], got -0.25"),
+        ({"scale": -1.0}, r"factor 'scale' must be in \[0, 1\], got -1.0"),
+        ({"scale": 1e30}, r"factor 'scale' must be in \[0, 1\]"),
+        ({"rotation": 1e300}, r"'rotation' is 1e\+300 in row 0, beyond float32"),
+        ({"pos_x": float("nan")}, r"NaN or infinite values: factor 'pos_x' is nan"),
+    ],
+)
+def test_render_refuses_values_outside_a_factors_range(oracle, values, message):
+    """Out-of-range values drew an empty canvas or a mirrored shape without a word; a float64
+    beyond float32 reached cairo as inf, and the oracle then failed on every later call."""
+    good = _vector()
+    expected = oracle.render(good)
+    with pytest.raises(ValueError, match=message):
+        oracle.render(np.concatenate([_vector(**values), good]))
+    np.testing.assert_array_equal(oracle.render(good), expected)  # still usable
+
+
+def test_render_takes_the_ends_of_a_range_and_any_angle(oracle):
+    ends = np.concatenate([_vector(pos_x=0.0, pos_y=1.0, scale=1.0), _vector(rotation=-20.0)])
+    assert oracle.render(ends).shape == (2, 64, 64, 1)
+    # a nested list of float64 values renders as its float32 values do
+    vec = _vector(pos_x=0.25)
+    expected = oracle.render(vec.astype(np.float32))
+    np.testing.assert_array_equal(oracle.render(vec.tolist()), expected)
+
+
+@pytest.mark.parametrize(
+    "factors", [np.array([["a"] * 5]), np.array([[0.5, 0.5, 0.5, 0, None]], dtype=object)]
+)
+def test_render_refuses_arrays_that_are_not_numbers(oracle, factors):
+    with pytest.raises(ValueError, match="factors must be real numbers, got an array of dtype"):
+        oracle.render(factors)
