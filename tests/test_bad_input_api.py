@@ -64,3 +64,53 @@ def test_render_takes_the_ends_of_a_range_and_any_angle(oracle):
 def test_render_refuses_arrays_that_are_not_numbers(oracle, factors):
     with pytest.raises(ValueError, match="factors must be real numbers, got an array of dtype"):
         oracle.render(factors)
+
+
+# --- representations handed to the metrics ---------------------------------------------------
+
+
+def _pixel_means(images: np.ndarray) -> np.ndarray:
+    """A crude but informative representation: mean brightness of four image quadrants."""
+    x = images.astype(np.float32) / 255
+    h = x.shape[1] // 2
+    quads = [x[:, :h, :h], x[:, :h, h:], x[:, h:, :h], x[:, h:, h:]]
+    return np.stack([q.mean(axis=(1, 2, 3)) for q in quads], axis=1)
+
+
+def test_a_bfloat16_tensor_is_scored_as_its_float32_values(dataset_k5):
+    """An encoder run under torch.autocast returns bfloat16, which numpy has no type for:
+    ``.numpy()`` raised "Got unsupported ScalarType BFloat16" from inside the metric."""
+    import torch
+
+    from benchmark.metrics import evaluate
+
+    def bf16(images):
+        return torch.from_numpy(_pixel_means(images)).bfloat16()
+
+    def widened(images):
+        return bf16(images).float()
+
+    scores = [
+        evaluate(dataset_k5, fn, 0, "stored", metrics=["kim_mnih", "mig"]) for fn in (bf16, widened)
+    ]
+    for key in ("kim_mnih", "kim_mnih_weighted", "mig"):
+        assert scores[0][key] == scores[1][key]
+    assert scores[0]["details"]["kim_mnih"]["votes"] == scores[1]["details"]["kim_mnih"]["votes"]
+
+
+@pytest.mark.parametrize(
+    ("represent", "message"),
+    [
+        (
+            lambda images: None,
+            r"represent returned None for a batch of \d+ images, not numbers; expected an",
+        ),
+        (lambda images: {"mu": _pixel_means(images)}, "represent returned a dict for a batch"),
+        ("mymodule:encode", "represent must be a function of a uint8 image batch .* got a str"),
+    ],
+)
+def test_a_representation_that_is_not_one_is_named(dataset_k5, represent, message):
+    from benchmark.metrics import RepresentationError, kim_mnih
+
+    with pytest.raises(RepresentationError, match=message):
+        kim_mnih(dataset_k5, represent, 0, batch_size=16, num_train=10, num_eval=5, num_variance=50)

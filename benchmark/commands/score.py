@@ -19,28 +19,20 @@ from benchmark.metrics.presets import PRESET_NAMES
 from spritegen.errors import SpecError
 
 
-def _describe(value: object) -> str:
-    """What a representation function returned, for an error message."""
-    if value is None:
-        return "None"
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    if shape is not None and dtype is not None:
-        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
-    if isinstance(value, (list, tuple)):
-        return f"a {type(value).__name__} of {len(value)} items"
-    return f"a {type(value).__name__}"
-
-
 def checked_represent(fn: Callable[[np.ndarray], object], target: str) -> Callable:
     """``fn`` with its failures and bad outputs turned into one line naming ``target``.
 
     Expected: an (n, D) float array (numpy or torch) for a batch of n images. Anything the
     function raises, SystemExit included (never KeyboardInterrupt), becomes a RepresentationError.
     """
-    from benchmark.metrics.encode import RepresentationError, to_latents
+    from benchmark.metrics.encode import (
+        EXPECTED_OUTPUT,
+        RepresentationError,
+        describe_output,
+        to_latents,
+    )
 
-    expected = "an (n, D) float array (numpy or torch), one row per image"
+    expected = EXPECTED_OUTPUT
 
     def represent(images: np.ndarray) -> np.ndarray:
         n = len(images)
@@ -61,7 +53,7 @@ def checked_represent(fn: Callable[[np.ndarray], object], target: str) -> Callab
                 shape = None
         if shape is None or len(shape) != 2:
             raise RepresentationError(
-                f"--represent {target} returned {_describe(out)} for a batch of {n} images; "
+                f"--represent {target} returned {describe_output(out)} for a batch of {n} images; "
                 f"expected {expected}: shape ({n}, D)"
             )
         if shape[0] != n:

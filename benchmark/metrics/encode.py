@@ -43,6 +43,34 @@ class Timings:
         return {"read_s": self.read, "encode_s": self.encode, "metric_s": self.metric}
 
 
+#: What ``represent`` must return, as messages say it.
+EXPECTED_OUTPUT = "an (n, D) float array (numpy or torch), one row per image"
+
+
+def describe_output(value: object) -> str:
+    """What a representation function returned, for an error message."""
+    if value is None:
+        return "None"
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def _tensor_to_numpy(tensor) -> np.ndarray:
+    """A torch tensor's values as numpy, detached and on the CPU. numpy has no bfloat16 (nor
+    float8): such a tensor, what an encoder under ``torch.autocast`` returns, is widened to
+    float32 first, which holds its values exactly (``.numpy()`` raised a TypeError)."""
+    tensor = tensor.detach().cpu()
+    try:
+        return tensor.numpy()
+    except TypeError:
+        return tensor.float().numpy()
+
+
 def to_latents(out: object, n: int, name: str = "represent") -> np.ndarray:
     """Turn one output of ``represent`` into an ``(n, D)`` float64 array, or say what is wrong.
 
@@ -50,17 +78,21 @@ def to_latents(out: object, n: int, name: str = "represent") -> np.ndarray:
     here, tensors are recognised by their methods).
     """
     if hasattr(out, "detach") and hasattr(out, "cpu"):
-        out = out.detach().cpu().numpy()
+        out = _tensor_to_numpy(out)
     try:
         arr = np.asarray(out)
     except Exception as exc:
         raise RepresentationError(
-            f"{name} must return a numpy array or torch tensor of shape (n, D), got "
-            f"{type(out).__name__}: {exc}"
+            f"{name} returned {describe_output(out)} for a batch of {n} images ({exc}); expected "
+            f"{EXPECTED_OUTPUT}"
         ) from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        what = describe_output(out)
+        if arr.dtype != object and "dtype" not in what:
+            what += f" of {arr.dtype} values"
         raise RepresentationError(
-            f"{name} must return numbers of shape (n, D), got dtype {arr.dtype}"
+            f"{name} returned {what} for a batch of {n} images, not numbers; expected "
+            f"{EXPECTED_OUTPUT}"
         )
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise RepresentationError(
@@ -135,6 +167,11 @@ def encode(
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise RepresentationError(f"encode batch size must be an integer >= 1, got {batch_size!r}")
+    if not callable(represent):
+        raise RepresentationError(
+            f"represent must be a function of a uint8 image batch (n, H, W, C) returning "
+            f"{EXPECTED_OUTPUT}; got {describe_output(represent)}"
+        )
     timings = timings if timings is not None else Timings()
     out: np.ndarray | None = None
     filled = 0
