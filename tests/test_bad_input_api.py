@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spritegen.errors import SpecError
 from spritegen.oracle import Oracle
 
 # --- the oracle ------------------------------------------------------------------------------
@@ -114,3 +115,58 @@ def test_a_representation_that_is_not_one_is_named(dataset_k5, represent, messag
 
     with pytest.raises(RepresentationError, match=message):
         kim_mnih(dataset_k5, represent, 0, batch_size=16, num_train=10, num_eval=5, num_variance=50)
+
+
+# --- the metrics on i.i.d. samples -----------------------------------------------------------
+
+
+def _hand_made(rows_y_train: int = 400, d_eval: int = 2, k_eval: int = 2, nan: bool = False):
+    from benchmark.metrics import EncodedSamples
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(size=(400, 2))
+    z = np.column_stack([y[:, 0], rng.normal(size=400)])
+    if nan:
+        z[7, 1] = np.nan
+    return EncodedSamples(z, y[:rows_y_train], z[:100, :d_eval], y[:100, :k_eval], None, {})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rows_y_train": 350}, r"samples.y_train has shape \(350, 2\); expected \(400, K\)"),
+        ({"d_eval": 1}, r"samples.z_eval has shape \(100, 1\) and samples.z_train \(400, 2\)"),
+        ({"k_eval": 1}, "samples.y_eval has 1 factor columns and samples.y_train 2"),
+        ({"nan": True}, r"samples.z_train returned NaN in 1 values \(first bad row 7"),
+    ],
+)
+def test_hand_made_samples_must_pair_latents_with_factors(kwargs, message):
+    """Latents encoded elsewhere and handed in as ``samples=``: rows that do not pair up were
+    a silent score (MIG cut both parts to the first rows), an IndexError or a scikit-learn
+    error; NaN latents gave MIG 0.0 without a word."""
+    from benchmark.metrics import RepresentationError
+
+    with pytest.raises((SpecError, RepresentationError), match=message):
+        _hand_made(**kwargs)
+
+
+def test_hand_made_samples_that_pair_up_are_scored_as_before():
+    from benchmark.metrics import mig
+
+    gaps = mig(None, None, 0, samples=_hand_made(), num_train=400).gaps
+    assert gaps[0] > gaps[1] + 0.5  # factor 0 is latent 0; factor 1 is in no latent
+
+
+@pytest.mark.parametrize(("name", "low"), [("sap", 1), ("dci", 1), ("modularity", 1), ("r2", 2)])
+def test_metrics_that_score_on_an_eval_part_refuse_an_empty_one(dataset_k5, name, low):
+    """num_eval=0 reached scikit-learn ("Found array with 0 sample(s) ... required by
+    LinearSVC"), after every image had been encoded."""
+    from benchmark.metrics import dci, linear_r2, modularity_explicitness, sap
+
+    fn = {"sap": sap, "dci": dci, "modularity": modularity_explicitness, "r2": linear_r2}[name]
+
+    def never(images):
+        raise AssertionError("nothing should be encoded")
+
+    with pytest.raises(SpecError, match=f"num_eval must be an integer >= {low}, got 0"):
+        fn(dataset_k5, never, 0, num_train=100, num_eval=0)

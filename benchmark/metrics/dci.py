@@ -153,6 +153,7 @@ def dci(
         num_eval=num_eval,
         encode_batch_size=encode_batch_size,
         progress=progress,
+        metric="dci",
     )
     t0 = time.perf_counter()
     y_tr, y_ev, bins = discretize_factors(s.y_train, s.y_eval, num_bins)

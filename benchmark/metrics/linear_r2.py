@@ -32,7 +32,6 @@ from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
 from benchmark.metrics.presets import PRESETS
 from benchmark.metrics.samples import EncodedSamples, SampleMetricResult, prepare
 from benchmark.metrics.sources import Source
-from spritegen.errors import SpecError
 
 
 @dataclass(kw_only=True)
@@ -89,9 +88,9 @@ def linear_r2(
         num_eval=num_eval,
         encode_batch_size=encode_batch_size,
         progress=progress,
+        metric="linear_r2",
+        min_eval=2,
     )
-    if s.num_train < 2 or s.num_eval < 2:
-        raise SpecError(f"linear_r2 needs >= 2 train and eval samples, got {num_train}/{num_eval}")
     t0 = time.perf_counter()
     all_dims, best, best_index = [], [], []
     for k in range(s.num_factors):

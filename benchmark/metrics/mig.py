@@ -75,6 +75,8 @@ def mig(
         num_eval=0,
         encode_batch_size=encode_batch_size,
         progress=progress,
+        metric="mig",
+        min_eval=0,
     )
     t0 = time.perf_counter()
     labels, _, bins = discretize_factors(s.y_train, None, num_bins)

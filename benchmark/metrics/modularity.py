@@ -122,6 +122,7 @@ def modularity_explicitness(
         num_eval=num_eval,
         encode_batch_size=encode_batch_size,
         progress=progress,
+        metric="modularity",
     )
     t0 = time.perf_counter()
     y_tr, y_ev, bins = discretize_factors(s.y_train, s.y_eval, num_bins)

@@ -25,7 +25,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timings, encode
+from benchmark.metrics.encode import (
+    DEFAULT_ENCODE_BATCH_SIZE,
+    Represent,
+    Timings,
+    encode,
+    to_latents,
+)
 from benchmark.metrics.seeding import as_generator, seed_of
 from benchmark.metrics.sources import Source, open_source
 from spritegen.errors import SpecError
@@ -46,6 +52,41 @@ class EncodedSamples:
     source: dict
     timings: Timings = field(default_factory=Timings)
 
+    def __post_init__(self) -> None:
+        """Samples made by hand (latents encoded elsewhere, passed as ``samples=``) are held to
+        what ``encode_samples`` gives: finite (n, D) latents as ``represent``'s output is, one
+        factor row per latent row, the same D and K in both parts. A mismatch was a silent
+        wrong score (MIG cut both parts to the first rows) or an IndexError inside a metric."""
+        parts = {}
+        for split in ("train", "eval"):
+            z, y = getattr(self, f"z_{split}"), getattr(self, f"y_{split}")
+            shape = tuple(np.shape(z))
+            if len(shape) != 2:
+                raise SpecError(f"samples.z_{split} has shape {shape}; expected (n, D) latents")
+            name = f"samples.z_{split}"
+            z = to_latents(z, shape[0], name=name) if shape[0] else np.asarray(z, np.float64)
+            y = np.asarray(y, dtype=np.float64)
+            if y.ndim != 2 or y.shape[0] != len(z):
+                raise SpecError(
+                    f"samples.y_{split} has shape {y.shape}; expected ({len(z)}, K): one factor "
+                    f"row for each of the {len(z)} rows of samples.z_{split}"
+                )
+            if not np.isfinite(y).all():
+                raise SpecError(f"samples.y_{split} holds NaN or infinite factor values")
+            parts[split] = (z, y)
+        (z_tr, y_tr), (z_ev, y_ev) = parts["train"], parts["eval"]
+        if len(z_ev) and z_ev.shape[1] != z_tr.shape[1]:
+            raise SpecError(
+                f"samples.z_eval has shape {z_ev.shape} and samples.z_train {z_tr.shape}; both "
+                "parts need the same latent dimensions D"
+            )
+        if y_ev.shape[1] != y_tr.shape[1]:
+            raise SpecError(
+                f"samples.y_eval has {y_ev.shape[1]} factor columns and samples.y_train "
+                f"{y_tr.shape[1]}; both parts need the same factors K"
+            )
+        self.z_train, self.y_train, self.z_eval, self.y_eval = z_tr, y_tr, z_ev, y_ev
+
     @property
     def num_train(self) -> int:
         return int(self.z_train.shape[0])
@@ -63,9 +104,10 @@ class EncodedSamples:
         return int(self.y_train.shape[1])
 
 
-def _check_count(name: str, value: int, low: int) -> None:
+def _check_count(name: str, value: int, low: int, metric: str = "") -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise SpecError(f"{name} must be an integer >= {low}, got {value!r}")
+        where = f"{metric}: " if metric else ""
+        raise SpecError(f"{where}{name} must be an integer >= {low}, got {value!r}")
 
 
 def encode_samples(
@@ -231,11 +273,18 @@ def prepare(
     num_eval: int,
     encode_batch_size: int,
     progress: bool,
+    metric: str,
+    min_eval: int = 1,
 ) -> EncodedSamples:
     """``samples`` if given (checked to be large enough), else freshly encoded ones.
 
     Given samples larger than asked are cut to the first ``num_train`` / ``num_eval`` rows.
+    ``min_eval`` is the fewest eval rows ``metric`` can score on (MIG needs none; the
+    classifiers of DCI, SAP and explicitness at least one): checked before anything is encoded,
+    where scikit-learn otherwise refused an empty eval part from deep inside the metric.
     """
+    _check_count("num_train", num_train, 2, metric)
+    _check_count("num_eval", num_eval, min_eval, metric)
     if samples is None:
         return encode_samples(
             source,
@@ -245,6 +294,11 @@ def prepare(
             num_eval=num_eval,
             encode_batch_size=encode_batch_size,
             progress=progress,
+        )
+    if not isinstance(samples, EncodedSamples):
+        raise SpecError(
+            f"{metric}: samples must be an EncodedSamples (from encode_samples), got "
+            f"{type(samples).__name__}"
         )
     if samples.num_train < num_train or samples.num_eval < num_eval:
         raise SpecError(

@@ -104,6 +104,8 @@ def sap(
         num_eval=0 if continuous_factors else num_eval,
         encode_batch_size=encode_batch_size,
         progress=progress,
+        metric="sap",
+        min_eval=0 if continuous_factors else 1,
     )
     t0 = time.perf_counter()
     if continuous_factors:
