@@ -17,11 +17,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import os
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from benchmark.metrics.presets import RUN_PRESET_NAMES
 from spritegen.errors import SpecError, quote
@@ -41,6 +44,16 @@ class BadValue(ValueError):
 
 def _got(v: Any) -> str:
     return f"got {quote(v)}"
+
+
+def plain(v: Any) -> Any:
+    """A numpy scalar as the Python number it holds, anything else as it is.
+
+    A script's values are often numpy's (``for d in np.arange(5, 25, 5)`` gives ``np.int64``,
+    an array's element ``np.float32``): the checks below take Python numbers, and so do
+    config.json and torch's seeding, so values are unwrapped once where they enter.
+    """
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def positive_int(v: Any) -> int:
@@ -276,14 +289,35 @@ class RunConfig:
         flag_kind="inverted",
     )
 
+    def __post_init__(self) -> None:
+        """Take what a script naturally passes as what the checks and config.json expect:
+        numpy scalars as Python numbers, a ``pathlib.Path`` for ``data`` or ``out`` and a
+        ``torch.device`` as their text. Each was refused before with a message that seemed to
+        contradict itself (``--latent-dim: must be a positive integer, got np.int64(5)``)."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, plain(getattr(self, f.name)))
+        for name in ("data", "out"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                setattr(self, name, os.fspath(value))
+        if type(self.device).__module__ == "torch" and hasattr(self.device, "type"):
+            self.device = str(self.device)
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
+        if not isinstance(d, Mapping):
+            raise SpecError(
+                f"a run config must be a RunConfig or a mapping of its settings "
+                f"(e.g. {{'model': 'betavae', 'data': 'data.h5'}}), got {quote(d)}"
+            )
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(d) - set(names))
         if unknown:
             raise SpecError(
                 f"unknown run setting(s) {', '.join(unknown)}; allowed: {', '.join(names)}"
             )
+        if "model" not in d:
+            raise SpecError("run setting 'model' is missing: name the model (see `bench models`)")
         return cls(**d)
 
 
@@ -360,7 +394,9 @@ def _type_name(annotation: Any) -> str:
 
 def check_hparam(annotation: Any, value: Any) -> Any:
     """One hyperparameter value checked against its constructor annotation: of that type,
-    finite if a number, and an integer made a float where the annotation admits floats only."""
+    finite if a number, and an integer made a float where the annotation admits floats only.
+    numpy scalars are taken as the Python numbers they hold (``plain``)."""
+    value = plain(value)
     if not _accepts(annotation, value):
         raise BadValue(f"must be {_type_name(annotation)}, {_got(value)}")
     if isinstance(value, float) and not math.isfinite(value):

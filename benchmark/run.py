@@ -375,7 +375,7 @@ def run(
     injected ``scorer`` without ``final_scorer`` gives the final scores too (its last epoch's).
     ``score_keys`` are the scorer outputs summarised as final and best-over-epochs scores.
     """
-    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
+    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     validate_config(cfg)
     device = resolve_device(cfg.device)
     if cfg.amp and device.type != "cuda":

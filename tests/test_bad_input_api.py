@@ -170,3 +170,116 @@ def test_metrics_that_score_on_an_eval_part_refuse_an_empty_one(dataset_k5, name
 
     with pytest.raises(SpecError, match=f"num_eval must be an integer >= {low}, got 0"):
         fn(dataset_k5, never, 0, num_train=100, num_eval=0)
+
+
+# --- models and runs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"latent_dim": "10"}, "latent_dim must be a positive integer, got '10'"),
+        ({"latent_dim": 2.5}, "latent_dim must be a positive integer, got 2.5"),
+        ({"latent_dim": True}, "latent_dim must be a positive integer, got True"),
+        ({"latent_dim": None}, "latent_dim must be a positive integer, got None"),
+        (
+            {"seed": 1.5},
+            r"seed must be an integer in 0..18446744073709551615 \(2\*\*64 - 1\), got 1.5",
+        ),
+        ({"seed": -1}, "seed must be an integer in 0..18446744073709551615"),
+        ({"seed": 2**64}, "seed must be an integer in 0..18446744073709551615"),
+        ({"image_shape": (1.0, 64, 64)}, r"image_shape must be \(C, H, W\): three positive"),
+        ({"image_shape": None}, r"image_shape must be \(C, H, W\): three positive .* got None"),
+        ({"hparams": "beta=4"}, "hparams must be a dict of hyperparameters by name, got 'beta=4'"),
+    ],
+)
+def test_build_model_names_a_bad_argument(args, message):
+    """These were a self-contradicting ModelError ("encode returned mu of shape (2, 10),
+    expected (2, 10)"), a model with one latent (True), another seed taken silently (1.5, -1),
+    or a traceback from torch or dict()."""
+    from benchmark.models.registry import build_model
+
+    kwargs = {"image_shape": (1, 64, 64), "latent_dim": 4, "seed": 0, **args}
+    with pytest.raises(SpecError, match=message):
+        build_model("betavae", kwargs.pop("image_shape"), kwargs.pop("latent_dim"), **kwargs)
+
+
+def test_build_model_takes_numpy_integers_as_the_integers_they_hold():
+    import torch
+
+    from benchmark.models.registry import build_model
+
+    plain = build_model("betavae", (1, 64, 64), 4, {"beta": 2.0}, seed=3)
+    numpy = build_model(
+        "betavae",
+        (np.int64(1), 64, 64),
+        np.int64(4),
+        {"beta": np.float32(2.0)},
+        seed=np.uint32(3),
+    )
+    assert numpy.hparams == plain.hparams and type(numpy.hparams["beta"]) is float
+    for (name, a), (_, b) in zip(plain.state_dict().items(), numpy.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (None, "a run config must be a RunConfig or a mapping of its settings"),
+        ("betavae", "a run config must be a RunConfig or a mapping .* got 'betavae'"),
+        ({"data": "x.h5"}, "run setting 'model' is missing"),
+    ],
+)
+def test_run_names_a_config_that_is_not_one(config, message):
+    from benchmark.run import run
+
+    with pytest.raises(SpecError, match=message):
+        run(config)
+
+
+def test_a_run_takes_paths_numpy_numbers_and_a_torch_device(dataset_k5, tmp_path):
+    """A researcher's script passes pathlib.Path, np.int64 from np.arange and torch.device:
+    each was refused ("--data: must be a non-empty string, got PosixPath(...)",
+    "--latent-dim: must be a positive integer, got np.int64(3)")."""
+    import json
+
+    import torch
+
+    from benchmark.params import RunConfig
+    from benchmark.run import run
+
+    common = dict(model="betavae", max_steps=2, score_preset="none", final_preset="none")
+    script = RunConfig(
+        data=dataset_k5,
+        out=tmp_path / "script",
+        latent_dim=np.arange(3, 4)[0],
+        seed=np.int64(1),
+        lr=np.float32(0.5) * 1e-3,
+        hparams={"beta": np.float64(2.0)},
+        device=torch.device("cpu"),
+        progress=False,
+        **common,
+    )
+    plain = RunConfig(
+        data=str(dataset_k5),
+        out=str(tmp_path / "plain"),
+        latent_dim=3,
+        seed=1,
+        lr=float(np.float32(0.5) * 1e-3),
+        hparams={"beta": 2.0},
+        device="cpu",
+        progress=False,
+        **common,
+    )
+    assert run(script)["status"] == run(plain)["status"] == "finished"
+    recorded = json.loads((tmp_path / "script" / "config.json").read_text())
+    assert recorded["data"] == str(dataset_k5.resolve()) and recorded["latent_dim"] == 3
+    saved = [
+        torch.load(tmp_path / name / "checkpoints" / "model.pt", weights_only=True)
+        for name in ("script", "plain")
+    ]
+    assert saved[0]["hparams"] == saved[1]["hparams"] and saved[0]["latent_dim"] == 3
+    weights = [s["model"] for s in saved]
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key

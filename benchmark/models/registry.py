@@ -24,7 +24,7 @@ from benchmark.models.base import AUXILIARY_LOSS, REQUIRED_TERMS, Model, has_aux
 
 if TYPE_CHECKING:
     from benchmark.models.base import AuxiliaryModel
-from benchmark.params import PARAMS, BadValue, check_hparam
+from benchmark.params import PARAMS, BadValue, check_hparam, plain, positive_int, seed_int
 from spritegen.errors import SpecError, SpritegenError, quote
 
 GROUP = "benchmark.models"
@@ -225,6 +225,34 @@ def dry_build(
         pass  # a model that cannot be built on the meta device is checked when it runs
 
 
+def check_build_args(
+    image_shape: Any, latent_dim: Any, seed: Any = 0
+) -> tuple[tuple[int, int, int], int, int]:
+    """``build_model``'s own arguments as Python ints, or a SpecError naming the bad one.
+
+    Unchecked, ``latent_dim="10"`` failed the dry pass with "encode returned mu of shape (2, 10),
+    expected (2, 10)", ``True`` built a model with one latent, a seed of 1.5 or -1 was taken
+    as another seed without a word and 2**64 overflowed inside torch."""
+    checked = {}
+    for name, value, check in (("latent_dim", latent_dim, positive_int), ("seed", seed, seed_int)):
+        try:
+            checked[name] = check(plain(value))
+        except BadValue as exc:
+            raise SpecError(f"{name} {exc}") from None
+    shape = tuple(image_shape) if isinstance(image_shape, (tuple, list, torch.Size)) else None
+    dims = None if shape is None else tuple(plain(v) for v in shape)
+    if dims is None or len(dims) != 3 or not all(_is_size(v) for v in dims):
+        raise SpecError(
+            f"image_shape must be (C, H, W): three positive integers, channels first, got "
+            f"{quote(image_shape)}"
+        )
+    return dims, checked["latent_dim"], checked["seed"]
+
+
+def _is_size(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
 def build_model(
     name: str,
     image_shape: tuple[int, int, int],
@@ -239,6 +267,9 @@ def build_model(
     initial weights depend on ``seed`` alone and the caller's global state is left untouched.
     """
     entry = get_entry(name)
+    image_shape, latent_dim, seed = check_build_args(image_shape, latent_dim, seed)
+    if hparams is not None and not isinstance(hparams, Mapping):
+        raise SpecError(f"hparams must be a dict of hyperparameters by name, got {quote(hparams)}")
     hparams = validate_hparams(entry, dict(hparams or {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
