@@ -16,6 +16,7 @@ lazily in each DataLoader worker.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from spritegen.datafile import open_dataset, read_training_set
-from spritegen.errors import DatasetError
+from spritegen.errors import quote
 
 if TYPE_CHECKING:
     import h5py
@@ -47,8 +48,12 @@ class SpritegenDataset(Dataset):
         in_memory: bool = True,
     ) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DatasetError(f"dataset file {str(self.path)!r} does not exist")
+        for name, fn in (("transform", transform), ("target_transform", target_transform)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be a callable or None, got {quote(fn)}")
+        if not isinstance(in_memory, (bool, np.bool_)):
+            raise TypeError(f"in_memory must be True or False, got {quote(in_memory)}")
+        in_memory = bool(in_memory)
         self.transform = transform
         self.target_transform = target_transform
         self.in_memory = in_memory
@@ -77,9 +82,20 @@ class SpritegenDataset(Dataset):
         )
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
+        """Item ``index`` (negative counts from the end), as torchvision's datasets index.
+
+        One integer only: a float was truncated to an item without a word, and a slice or a
+        list failed comparing it with an int."""
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(
+                f"SpritegenDataset takes one integer index, got {quote(index)}; for several "
+                "items use torch.utils.data.Subset or a DataLoader"
+            ) from None
         if not -self._len <= index < self._len:
             raise IndexError(f"index {index} out of range for {self._len} images")
-        image, factors = self._raw(int(index) % self._len)
+        image, factors = self._raw(index % self._len)
         image = image.permute(2, 0, 1).float().div(255.0)
         if self.transform is not None:
             image = self.transform(image)

@@ -63,9 +63,32 @@ def test_transforms_and_dataloader(path):
     assert torch.equal(clone[5][0], plain[5][0])
 
 
-def test_missing_file_is_a_dataset_error(tmp_path):
-    with pytest.raises(DatasetError, match="does not exist"):
-        SpritegenDataset(tmp_path / "none.h5")
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_a_missing_file_or_a_folder_is_a_dataset_error(tmp_path, in_memory):
+    with pytest.raises(DatasetError, match="none.h5: no such file"):
+        SpritegenDataset(tmp_path / "none.h5", in_memory=in_memory)
+    with pytest.raises(DatasetError, match="a folder, not a dataset file"):  # was "does not exist"
+        SpritegenDataset(tmp_path, in_memory=in_memory)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+@pytest.mark.parametrize("index", [1.5, "3", None, slice(0, 4), [0, 1], np.array([1, 2])])
+def test_an_index_that_is_not_one_integer_is_a_type_error(path, in_memory, index):
+    """A float was truncated to an item without a word (ds[1.5] was ds[1]); a slice or a list
+    failed comparing itself with an int."""
+    ds = SpritegenDataset(path, in_memory=in_memory)
+    with pytest.raises(TypeError, match="takes one integer index, got .*; for several items"):
+        ds[index]
+    assert torch.equal(ds[np.int64(3)][0], ds[3][0]) and torch.equal(
+        ds[torch.tensor(3)][1], ds[3][1]
+    )
+
+
+def test_a_transform_or_flag_of_the_wrong_kind_is_refused_when_made(path):
+    with pytest.raises(TypeError, match="transform must be a callable or None, got 3"):
+        SpritegenDataset(path, transform=3)
+    with pytest.raises(TypeError, match="in_memory must be True or False, got 'no'"):
+        SpritegenDataset(path, in_memory="no")  # was taken as True
 
 
 def test_spritegen_and_the_bench_cli_do_not_import_torch():
