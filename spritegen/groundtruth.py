@@ -86,6 +86,25 @@ def check_ground_truth(obj: object, what: str = "oracle") -> GroundTruth:
     return gt
 
 
+def check_draw_args(n: object, rng: object, what: str = "sample_factors") -> int:
+    """``n`` as an int >= 0, after checking that ``rng`` is a numpy ``Generator``: what every
+    oracle's sampling takes. An int seed, a ``RandomState`` or None failed deep inside numpy
+    (``'int' object has no attribute 'uniform'``), a negative or fractional n likewise."""
+    if not isinstance(rng, np.random.Generator):
+        hint = (
+            "; disentanglement_lib's RandomState is taken by spritegen.adapters.GroundTruthAdapter"
+            if isinstance(rng, np.random.RandomState)
+            else ""
+        )
+        raise TypeError(
+            f"{what}: rng must be a numpy.random.Generator (np.random.default_rng(seed)), got "
+            f"{type(rng).__name__}{hint}"
+        )
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"{what}: n must be an integer >= 0, got {n!r}")
+    return int(n)
+
+
 def draw_factors(sampler: FactorSampler, n: int, rng: np.random.Generator) -> np.ndarray:
     """``sampler.sample_factors(n, rng)`` as a fresh (n, K) array, its shape checked."""
     factors = np.array(sampler.sample_factors(n, rng), copy=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from spritegen.factors import FactorSpace, check_class_indices
+from spritegen.groundtruth import check_draw_args
 from spritegen.spec import DatasetSpec
 
 
@@ -23,6 +24,11 @@ class Oracle:
     """
 
     def __init__(self, spec: DatasetSpec) -> None:
+        if not isinstance(spec, DatasetSpec):
+            raise TypeError(
+                f"Oracle takes a DatasetSpec, got {type(spec).__name__}; for a dataset file use "
+                "Oracle.from_file(path)"
+            )
         self.spec = spec
         self.space: FactorSpace = spec.space
         self._renderer = None
@@ -62,10 +68,18 @@ class Oracle:
 
     # --- sampling and rendering -------------------------------------------------------------
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.space.sample(n, rng)
+        return self.space.sample(check_draw_args(n, rng), rng)
 
     def sample_column(self, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.space.sample_column(k, n, rng)
+        n = check_draw_args(n, rng, "sample_column")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"sample_column: k must be a factor index, got {k!r}")
+        if not 0 <= k < self.num_factors:  # -1 silently drew the last factor
+            raise ValueError(
+                f"sample_column: k must be in 0..{self.num_factors - 1} "
+                f"({', '.join(self.factor_names)}), got {k}"
+            )
+        return self.space.sample_column(int(k), n, rng)
 
     def render(self, factors: np.ndarray) -> np.ndarray:
         """(n, K) factor values -> (n, H, W, C) uint8 images."""
@@ -129,6 +143,14 @@ class Oracle:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+    def __getstate__(self) -> dict:
+        """Pickled without its renderer (a cairo surface or a GL context cannot be), which the
+        copy makes again on first use: an oracle can go to DataLoader workers or a process
+        pool. The pixels are the same, the renderer being a pure function of the spec."""
+        state = self.__dict__.copy()
+        state["_renderer"] = None
+        return state
 
     def __repr__(self) -> str:
         return (

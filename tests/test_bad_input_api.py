@@ -283,3 +283,59 @@ def test_a_run_takes_paths_numpy_numbers_and_a_torch_device(dataset_k5, tmp_path
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+# --- the oracle: sampling, construction, pickling -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "rng", "error", "message"),
+    [
+        (3, 0, TypeError, r"rng must be a numpy.random.Generator \(np.random.default_rng\(seed"),
+        (3, None, TypeError, "rng must be a numpy.random.Generator .* got NoneType"),
+        (
+            3,
+            np.random.RandomState(0),
+            TypeError,
+            "rng must be .* got RandomState; .*GroundTruthAdapter",
+        ),
+        (-1, np.random.default_rng(0), ValueError, "n must be an integer >= 0, got -1"),
+        (2.5, np.random.default_rng(0), ValueError, "n must be an integer >= 0, got 2.5"),
+    ],
+)
+def test_sampling_names_a_bad_argument(oracle, grid_oracle, n, rng, error, message):
+    """An int seed, a RandomState or None failed deep in numpy ("'int' object has no attribute
+    'uniform'"), as did a negative or fractional n; the dSprites/3dshapes oracles likewise."""
+    for source in (oracle, grid_oracle):
+        with pytest.raises(error, match=f"sample_factors: {message}"):
+            source.sample_factors(n, rng)
+        with pytest.raises(error, match=f"sample_column: {message}"):
+            source.sample_column(0, n, rng)
+
+
+@pytest.mark.parametrize("k", [-1, 5])
+def test_sample_column_names_a_factor_that_is_not_one(oracle, k):
+    """-1 drew the last factor without a word; 5 was an IndexError from a tuple."""
+    with pytest.raises(ValueError, match=f"k must be in 0..4 \\(pos_x, .*\\), got {k}"):
+        oracle.sample_column(k, 3, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def grid_oracle(tmp_path_factory):
+    from benchmark.datasets import open_dsprites
+    from benchmark.datasets.testing import write_dsprites_npz
+
+    path = write_dsprites_npz(tmp_path_factory.mktemp("grid") / "dsprites.npz")
+    with open_dsprites(path) as grid:
+        yield grid
+
+
+def test_an_oracle_is_made_from_a_spec_and_pickles_without_its_renderer(oracle):
+    import pickle
+
+    with pytest.raises(TypeError, match=r"Oracle takes a DatasetSpec, got str; .*from_file"):
+        Oracle("factors5.h5")
+    factors = oracle.sample_factors(4, np.random.default_rng(1))
+    expected = oracle.render(factors)  # the renderer (a cairo surface) exists now
+    clone = pickle.loads(pickle.dumps(oracle))  # what a DataLoader worker or a pool receives
+    np.testing.assert_array_equal(clone.render(factors), expected)

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from spritegen.factors import as_class_indices
+from spritegen.groundtruth import check_draw_args
 
 
 class ImageStore(Protocol):
@@ -107,6 +108,7 @@ class GridOracle:
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` grid-index vectors drawn uniformly from the grid, (n, K) float32."""
+        n = check_draw_args(n, rng)
         out = np.empty((n, self.num_factors), dtype=np.float32)
         for k in range(self.num_factors):
             out[:, k] = self.sample_column(k, n, rng)
@@ -114,6 +116,7 @@ class GridOracle:
 
     def sample_column(self, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` grid indices of factor ``k`` alone, (n,) float32, as ``sample_factors`` draws."""
+        n = check_draw_args(n, rng, "sample_column")
         if not 0 <= k < self.num_factors:
             raise ValueError(f"factor index must be in 0..{self.num_factors - 1}, got {k}")
         return rng.integers(0, self._sizes[k], size=n).astype(np.float32)
