@@ -339,3 +339,37 @@ def test_an_oracle_is_made_from_a_spec_and_pickles_without_its_renderer(oracle):
     expected = oracle.render(factors)  # the renderer (a cairo surface) exists now
     clone = pickle.loads(pickle.dumps(oracle))  # what a DataLoader worker or a pool receives
     np.testing.assert_array_equal(clone.render(factors), expected)
+
+
+# --- what evaluate() is given ----------------------------------------------------------------
+
+
+def test_evaluate_takes_one_metric_name_as_a_string_and_refuses_none(dataset_k5):
+    """metrics="mig" was read letter by letter ("metrics: got 'm'"); metrics=[] returned a
+    dict without a single score."""
+    from benchmark.metrics import evaluate
+
+    one = evaluate(dataset_k5, _pixel_means, 0, "stored", metrics="mig")
+    listed = evaluate(dataset_k5, _pixel_means, 0, "stored", metrics=["mig"])
+    assert one["mig"] == listed["mig"] and "kim_mnih" not in one
+    with pytest.raises(SpecError, match="metrics is empty; name at least one of kim_mnih"):
+        evaluate(dataset_k5, _pixel_means, 0, "stored", metrics=[])
+
+
+def test_evaluate_takes_a_data_handle_and_names_a_closed_file(dataset_k5):
+    """open_data(...)'s handle was "live oracle DataHandle does not implement the ground-truth
+    contract"; a closed h5py file was h5py's "Not a file or file object"."""
+    import h5py
+
+    from benchmark.datasets import open_data
+    from benchmark.metrics import evaluate
+    from spritegen.errors import DatasetError
+
+    by_path = evaluate(dataset_k5, _pixel_means, 0, "stored", metrics=["kim_mnih"])
+    with open_data(dataset_k5) as handle:
+        by_handle = evaluate(handle, _pixel_means, 0, "stored", metrics=["kim_mnih"])
+    assert by_handle["details"]["kim_mnih"]["votes"] == by_path["details"]["kim_mnih"]["votes"]
+    with h5py.File(dataset_k5, "r") as f:
+        pass
+    with pytest.raises(DatasetError, match="the h5py file given as source is closed"):
+        evaluate(f, _pixel_means, 0, "stored", metrics=["kim_mnih"])

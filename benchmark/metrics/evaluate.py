@@ -22,7 +22,7 @@ from benchmark.metrics.samples import encode_samples
 from benchmark.metrics.sap import sap
 from benchmark.metrics.seeding import seed_of, spawn
 from benchmark.metrics.sources import Source, StoredSource, open_source
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, quote
 
 #: Metric names ``evaluate(metrics=...)`` accepts and the score keys each one produces.
 METRIC_KEYS = {
@@ -60,6 +60,21 @@ def _load_sklearn() -> None:
         importlib.import_module(name)
 
 
+def _chosen_metrics(metrics: Sequence[str] | str | None) -> tuple[str, ...]:
+    """The metric names asked for: all by default; one name alone may be given as a string
+    (``metrics="mig"`` was read letter by letter: "metrics: got 'm'"). An empty selection,
+    which returned a dict without a single score, is refused as ``bench score --metrics`` is."""
+    if metrics is None:
+        return tuple(METRIC_KEYS)
+    chosen = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    for name in chosen:
+        if name not in METRIC_KEYS:
+            raise SpecError(f"metrics: got {quote(name)}; allowed: {', '.join(METRIC_KEYS)}")
+    if not chosen:
+        raise SpecError(f"metrics is empty; name at least one of {', '.join(METRIC_KEYS)}")
+    return chosen
+
+
 def evaluate(
     source: Source | object,
     represent: Represent,
@@ -69,7 +84,7 @@ def evaluate(
     encode_batch_size: int = DEFAULT_ENCODE_BATCH_SIZE,
     progress: bool = False,
     dci_model: str = "gbt",
-    metrics: Sequence[str] | None = None,
+    metrics: Sequence[str] | str | None = None,
 ) -> dict:
     """Every metric's score of ``represent`` as one JSON-ready dict.
 
@@ -85,13 +100,11 @@ def evaluate(
     ``random_state`` (children 0, 1, 2: adding the third left the first two, and so the existing
     scores, unchanged). MIG, DCI, SAP and modularity/explicitness reuse one encoded sample set.
     ``dci_model="forest"`` swaps DCI's gradient-boosted trees for the cheaper documented model.
-    ``metrics`` (default: all of ``METRIC_KEYS``) computes only the named ones; the keys of the
+    ``metrics`` (default: all of ``METRIC_KEYS``; one name may be a string) computes only the
+    named ones; the keys of the
     others are left out (the random streams do not move, so the scores computed are the same).
     """
-    chosen = tuple(METRIC_KEYS) if metrics is None else tuple(metrics)
-    for name in chosen:
-        if name not in METRIC_KEYS:
-            raise SpecError(f"metrics: got {name!r}; allowed: {', '.join(METRIC_KEYS)}")
+    chosen = _chosen_metrics(metrics)
     if preset != "stored":
         p = get_preset(preset)
     rng_km, rng_hg, rng_samples = spawn(random_state, 3)

@@ -474,11 +474,15 @@ def open_source(obj) -> Iterator[Source]:
     """Turn what a user passed as ``source`` into a Source, closing it afterwards if we opened it.
 
     Accepted: a StoredSource/OracleSource; a dataset path (str or os.PathLike); an open
-    ``h5py.File``; any live oracle (``spritegen.groundtruth.GroundTruth``).
+    ``h5py.File``; a ``benchmark.datasets.DataHandle`` (its ``metric_source()``); any live
+    oracle (``spritegen.groundtruth.GroundTruth``).
     """
     if isinstance(obj, (StoredSource, OracleSource)):
         yield obj
         return
+    metric_source = getattr(obj, "metric_source", None)
+    if callable(metric_source):  # a benchmark.datasets.DataHandle: its stored sets or its oracle
+        obj = metric_source()
     if isinstance(obj, (str, os.PathLike)):
         source = StoredSource.open(obj)
         try:
@@ -487,6 +491,11 @@ def open_source(obj) -> Iterator[Source]:
             source.close()
         return
     if _is_h5py(obj):
+        if not obj:  # h5py's own error was "Not a file or file object", from deep inside
+            raise DatasetError(
+                "the h5py file given as source is closed; pass the dataset's path, or a file "
+                "that is still open"
+            )
         yield StoredSource(obj)
         return
     yield OracleSource(obj)
