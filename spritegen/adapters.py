@@ -81,6 +81,23 @@ def _factor_ranges(oracle: GroundTruth) -> list[tuple[float, float] | None]:
     return ranges
 
 
+def _bin_count(name: str, b: object) -> int:
+    """A continuous factor's bin count: a whole number >= 1 (8 or 8.0). ``bins=2.5`` was a
+    TypeError ('float' object is not iterable), None one from int(), True one bin."""
+    whole = (
+        isinstance(b, (int, float, np.integer, np.floating))
+        and not isinstance(b, (bool, np.bool_))
+        and np.isfinite(b)
+        and int(b) == b
+        and b >= 1
+    )
+    if not whole:
+        raise ValueError(
+            f"bins for continuous factor {name!r} must be a positive integer, got {quote(b)}"
+        )
+    return int(b)  # type: ignore[call-overload]
+
+
 class GroundTruthAdapter:
     """disentanglement_lib's ``GroundTruthData`` over a spritegen oracle or dataset file."""
 
@@ -100,7 +117,10 @@ class GroundTruthAdapter:
             )
         self.within_bin = within_bin
         k = int(self.oracle.num_factors)
-        per_factor = [bins] * k if isinstance(bins, (int, np.integer)) else list(bins)
+        if isinstance(bins, (str, bytes)) or not isinstance(bins, Sequence | np.ndarray):
+            per_factor = [bins] * k  # one count for every continuous factor
+        else:
+            per_factor = list(bins)
         if len(per_factor) != k:
             raise ValueError(
                 f"bins must be one int or {k} ints (one per factor), got {len(per_factor)}"
@@ -109,12 +129,7 @@ class GroundTruthAdapter:
         self._ranges = _factor_ranges(self.oracle)
         self._num_values = []
         for name, n, b in zip(self.oracle.factor_names, self._classes, per_factor):
-            if n == 0 and (int(b) != b or b < 1):
-                raise ValueError(
-                    f"bins for continuous factor {name!r} must be a positive integer, "
-                    f"got {quote(b)}"
-                )
-            self._num_values.append(n if n > 0 else int(b))
+            self._num_values.append(n if n > 0 else _bin_count(name, b))
 
     # -- disentanglement_lib's GroundTruthData ------------------------------------------------
 
@@ -208,6 +223,13 @@ class GroundTruthAdapter:
         if v.ndim != 2 or v.shape[1] != self.num_factors:
             raise ValueError(
                 f"factor values must have shape (n, {self.num_factors}), got {v.shape}"
+            )
+        bad = ~np.isfinite(v)
+        if bad.any():  # NaN fell in bin 0 without a word
+            row, k = (int(i[0]) for i in np.nonzero(bad))
+            raise ValueError(
+                f"factor values must be finite; factor {self.factor_names[k]!r} is "
+                f"{float(v[row, k])} in row {row}"
             )
         out = np.empty(v.shape, dtype=np.int64)
         for k, rng_k in enumerate(self._ranges):

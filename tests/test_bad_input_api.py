@@ -373,3 +373,36 @@ def test_evaluate_takes_a_data_handle_and_names_a_closed_file(dataset_k5):
         pass
     with pytest.raises(DatasetError, match="the h5py file given as source is closed"):
         evaluate(f, _pixel_means, 0, "stored", metrics=["kim_mnih"])
+
+
+# --- the disentanglement_lib adapter ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bins", "message"),
+    [
+        (2.5, "bins for continuous factor 'pos_x' must be a positive integer, got 2.5"),
+        (True, "bins for continuous factor 'pos_x' must be a positive integer, got True"),
+        ([8, 8, 8, 8, None], "bins for continuous factor 'rotation' must be .* got None"),
+    ],
+)
+def test_the_adapter_names_a_bad_bin_count(oracle, bins, message):
+    """2.5 was "'float' object is not iterable", None a TypeError from int(), True one bin."""
+    from spritegen.adapters import GroundTruthAdapter
+
+    with pytest.raises(ValueError, match=message):
+        GroundTruthAdapter(oracle, bins=bins)
+    assert GroundTruthAdapter(oracle, bins=np.int64(4)).factors_num_values == [4, 4, 4, 3, 4]
+
+
+def test_the_adapter_refuses_nan_factor_values(oracle):
+    """factor_indices put NaN in bin 0 without a word."""
+    from spritegen.adapters import GroundTruthAdapter
+
+    data = GroundTruthAdapter(oracle, bins=8)
+    values = oracle.sample_factors(3, np.random.default_rng(0)).astype(np.float64)
+    indices = data.factor_indices(values)
+    values[2, 4] = np.nan
+    with pytest.raises(ValueError, match="factor 'rotation' is nan in row 2"):
+        data.factor_indices(values)
+    assert indices.shape == (3, 5) and indices.dtype == np.int64
