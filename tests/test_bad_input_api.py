@@ -406,3 +406,32 @@ def test_the_adapter_refuses_nan_factor_values(oracle):
     with pytest.raises(ValueError, match="factor 'rotation' is nan in row 2"):
         data.factor_indices(values)
     assert indices.shape == (3, 5) and indices.dtype == np.int64
+
+
+# --- sample sizes computed with numpy ----------------------------------------------------------
+
+
+def test_numpy_integer_sizes_are_the_integers_they_hold(dataset_k5):
+    """np.int64 sizes were refused as "num_train must be an integer >= 1, got np.int64(20)"
+    (the seed, an np.int64 too, was taken); results hold Python ints that JSON can write."""
+    import json
+
+    from benchmark.metrics import higgins, kim_mnih, mig
+
+    sizes = dict(batch_size=16, num_train=20, num_eval=10)
+    as_numpy = {k: np.int64(v) for k, v in sizes.items()}
+    enc = np.int64(64)
+    for fn, extra in ((kim_mnih, {"num_variance": 100}), (higgins, {})):
+        plain = fn(dataset_k5, _pixel_means, 0, **sizes, **extra)
+        numpy = fn(
+            dataset_k5,
+            _pixel_means,
+            np.int64(0),
+            encode_batch_size=enc,
+            **as_numpy,
+            **{k: np.int64(v) for k, v in extra.items()},
+        )
+        numpy.timings = plain.timings
+        assert json.dumps(numpy.as_dict()) == json.dumps(plain.as_dict())
+    result = mig(dataset_k5, _pixel_means, 0, num_train=np.int64(100), encode_batch_size=enc)
+    assert json.loads(json.dumps(result.as_dict()))["num_train"] == 100

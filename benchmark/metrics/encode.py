@@ -165,7 +165,9 @@ def encode(
     ``timings.read`` and the time inside ``represent`` to ``timings.encode``. ``expected_dim``
     makes a representation that changes its width between calls an error.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, np.integer):
+        batch_size = int(batch_size)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise RepresentationError(f"encode batch size must be an integer >= 1, got {batch_size!r}")
     if not callable(represent):
         raise RepresentationError(

@@ -90,7 +90,9 @@ def higgins(
     ``random_state`` (int seed or numpy Generator) drives the live-oracle sampling; stored
     evaluation sets are fixed and ignore it, and the classifier uses no randomness.
     """
-    check_sizes(batch_size=batch_size, num_train=num_train, num_eval=num_eval)
+    batch_size, num_train, num_eval = check_sizes(
+        batch_size=batch_size, num_train=num_train, num_eval=num_eval
+    )
     if features not in HIGGINS_FEATURES:
         raise SpecError(
             f"higgins features: got {features!r}; allowed: {', '.join(HIGGINS_FEATURES)}"

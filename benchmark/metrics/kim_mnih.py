@@ -178,7 +178,7 @@ def kim_mnih(
     the global variance). ``random_state`` (int seed or numpy Generator) drives the live-oracle
     sampling; stored evaluation sets are fixed and ignore it.
     """
-    check_sizes(
+    batch_size, num_train, num_eval, num_variance = check_sizes(
         batch_size=batch_size, num_train=num_train, num_eval=num_eval, num_variance=num_variance
     )
     rng = as_generator(random_state)

@@ -91,7 +91,7 @@ def mig(
         factor_entropy=h.tolist(),
         factor_bins=bins.as_dict(),
         num_bins=num_bins,
-        num_train=num_train,
+        num_train=s.num_train,
         num_factors=s.num_factors,
         num_latents=s.num_latents,
         seed=s.seed,

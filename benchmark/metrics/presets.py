@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from spritegen.errors import SpecError
 from spritegen.spec import EVAL_PRESETS
 
@@ -85,10 +87,26 @@ def get_preset(preset: str | Preset) -> Preset:
         ) from None
 
 
+def count(name: str, value: object, low: int, metric: str = "") -> int:
+    """``value`` as an int >= ``low``, or a SpecError naming it (and ``metric``, when given).
+
+    numpy integers are the ints they hold: a size computed from an array (``len(z) // 2`` of a
+    shape is an int, ``n.sum()`` an ``np.int64``) was refused as "must be an integer >= 1, got
+    np.int64(500)", and kept as numpy it would end in results that ``json.dumps`` refuses.
+    """
+    if isinstance(value, np.integer):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        where = f"{metric}: " if metric else ""
+        raise SpecError(f"{where}{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
 def check_sizes(
     *, batch_size: int, num_train: int, num_eval: int, num_variance: int | None = None
-) -> None:
-    """Reject sample sizes the metrics cannot work with, naming the field and the allowed range.
+) -> tuple[int, ...]:
+    """The sample sizes as ints, in this order (``num_variance`` only when given), or a
+    SpecError naming the field and the allowed range.
 
     L must be at least 2 because Kim–Mnih's within-batch variance uses ddof=1; the global
     variance needs at least 2 images for the same reason.
@@ -96,6 +114,4 @@ def check_sizes(
     checks = [("batch_size", batch_size, 2), ("num_train", num_train, 1), ("num_eval", num_eval, 1)]
     if num_variance is not None:
         checks.append(("num_variance", num_variance, 2))
-    for name, value, low in checks:
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise SpecError(f"{name} must be an integer >= {low}, got {value!r}")
+    return tuple(count(name, value, low) for name, value, low in checks)

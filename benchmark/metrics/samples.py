@@ -32,6 +32,7 @@ from benchmark.metrics.encode import (
     encode,
     to_latents,
 )
+from benchmark.metrics.presets import count
 from benchmark.metrics.seeding import as_generator, seed_of
 from benchmark.metrics.sources import Source, open_source
 from spritegen.errors import SpecError
@@ -104,12 +105,6 @@ class EncodedSamples:
         return int(self.y_train.shape[1])
 
 
-def _check_count(name: str, value: int, low: int, metric: str = "") -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        where = f"{metric}: " if metric else ""
-        raise SpecError(f"{where}{name} must be an integer >= {low}, got {value!r}")
-
-
 def encode_samples(
     source: Source | object,
     represent: Represent,
@@ -125,8 +120,7 @@ def encode_samples(
     The train part is drawn before the eval part from the one Generator, so the same seed gives
     the same samples. ``num_eval`` may be 0 for a metric that needs no eval part (MIG).
     """
-    _check_count("num_train", num_train, 2)
-    _check_count("num_eval", num_eval, 0)
+    num_train, num_eval = count("num_train", num_train, 2), count("num_eval", num_eval, 0)
     rng = as_generator(random_state)
     timings = Timings()
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -175,7 +169,7 @@ def histogram_discretize(x: np.ndarray, num_bins: int = NUM_BINS) -> np.ndarray:
     The edges are ``np.histogram``'s over the column's own range (as disentanglement_lib's
     ``_histogram_discretize``; its labels are these plus one). A constant column lands in one bin.
     """
-    _check_count("num_bins", num_bins, 2)
+    num_bins = count("num_bins", num_bins, 2)
     x = np.asarray(x, dtype=np.float64)
     out = np.empty(x.shape, dtype=np.int64)
     for d in range(x.shape[1]):
@@ -221,7 +215,7 @@ def discretize_factors(
     A factor with at most ``num_bins`` distinct train values keeps them as classes (an eval value
     maps to the nearest one); otherwise ``num_bins`` equal-width bins over its train range.
     """
-    _check_count("num_bins", num_bins, 2)
+    num_bins = count("num_bins", num_bins, 2)
     y_train = np.asarray(y_train, dtype=np.float64)
     tr = np.empty(y_train.shape, dtype=np.int64)
     ev = None if y_eval is None else np.empty(np.shape(y_eval), dtype=np.int64)
@@ -283,8 +277,8 @@ def prepare(
     classifiers of DCI, SAP and explicitness at least one): checked before anything is encoded,
     where scikit-learn otherwise refused an empty eval part from deep inside the metric.
     """
-    _check_count("num_train", num_train, 2, metric)
-    _check_count("num_eval", num_eval, min_eval, metric)
+    num_train = count("num_train", num_train, 2, metric)
+    num_eval = count("num_eval", num_eval, min_eval, metric)
     if samples is None:
         return encode_samples(
             source,
