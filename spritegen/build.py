@@ -407,6 +407,27 @@ def _check_saved_chunks(spec: DatasetSpec, tasks: list[ChunkTask], parts: Path) 
     return names
 
 
+def _check_build_args(spec: object, workers: object) -> int | None:
+    """Refuse what ``build`` cannot use before anything is written: a spec that is not a
+    ``DatasetSpec`` (a YAML path or a dict was an AttributeError from the estimate), and
+    ``workers`` that is not a whole number >= 1 (1.5 failed inside multiprocessing and left
+    ``OUT.parts`` behind; 0 and -2 were quietly taken as 1). ``workers`` comes back an int."""
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(
+            f"build takes a DatasetSpec (spritegen.spec.load_spec(path) or default_spec(K)), "
+            f"got {type(spec).__name__}"
+        )
+    if workers is None:
+        return None
+    if isinstance(workers, np.integer):
+        workers = int(workers)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise SpecError(
+            f"workers must be an integer >= 1 (or None: one per core), got {quote(workers)}"
+        )
+    return workers
+
+
 def build(
     spec: DatasetSpec,
     out: str | Path,
@@ -426,6 +447,7 @@ def build(
     Before any work the free disk space is checked against the estimate; while it runs the build
     holds ``OUT.lock`` so that two builds of one file cannot interleave.
     """
+    workers = _check_build_args(spec, workers)
     out = out_path(out)
     parts = out.with_name(out.name + ".parts")
     with _io_errors(out, parts):

@@ -435,3 +435,35 @@ def test_numpy_integer_sizes_are_the_integers_they_hold(dataset_k5):
         assert json.dumps(numpy.as_dict()) == json.dumps(plain.as_dict())
     result = mig(dataset_k5, _pixel_means, 0, num_train=np.int64(100), encode_batch_size=enc)
     assert json.loads(json.dumps(result.as_dict()))["num_train"] == 100
+
+
+# --- builds from Python ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "workers", "error", "message"),
+    [
+        ("specs/factors3.yaml", 1, TypeError, "build takes a DatasetSpec .*, got str"),
+        ({"factors": 2}, 1, TypeError, "build takes a DatasetSpec .*, got dict"),
+        (
+            None,
+            1.5,
+            SpecError,
+            r"workers must be an integer >= 1 \(or None: one per core\), got 1.5",
+        ),
+        (None, 0, SpecError, "workers must be an integer >= 1 .* got 0"),
+        (None, -2, SpecError, "workers must be an integer >= 1 .* got -2"),
+    ],
+)
+def test_build_refuses_what_it_cannot_use_before_writing(tmp_path, spec, workers, error, message):
+    """A YAML path or a dict as spec was an AttributeError ('str' object has no attribute
+    'evaluation'); workers=1.5 failed inside multiprocessing and left OUT.parts behind, and 0 or
+    -2 were quietly taken as 1."""
+    from spritegen.build import build
+    from spritegen.spec import default_spec, with_overrides
+
+    if spec is None:
+        spec = with_overrides(default_spec(2), {"n": 300, "eval_preset": "none"})
+    with pytest.raises(error, match=message):
+        build(spec, tmp_path / "k2.h5", workers=workers, progress=False)
+    assert list(tmp_path.iterdir()) == []
