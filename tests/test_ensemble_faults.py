@@ -202,8 +202,9 @@ def test_a_member_whose_encode_fails_while_scored_stops_alone(
     data, tmp_path, monkeypatch, when, at
 ):
     """encode raises in eval mode: the member stops at its first scoring (after epoch 1, or at
-    the end), with its single run's summary and checkpoint; the others get exactly the scores
-    they get without it, whether it leads the shared scoring (first) or follows."""
+    the end), with its single run's summary and checkpoint; the others finish scored, after
+    epoch 1 with exactly the numbers they get without it, whether it leads the shared scoring
+    (first) or follows."""
     presets = {
         "epoch": dict(score_preset="stored"),
         "final": dict(final_preset="stored"),
@@ -211,13 +212,17 @@ def test_a_member_whose_encode_fails_while_scored_stops_alone(
     broken = {"beta": 2.0, "fault": "encode"}
     ens, without, alone = tmp_path / "ens", tmp_path / "without", tmp_path / "alone"
     results = run_ensemble(members(data, ens, broken, at, **presets))
-    run_ensemble(members(data, without, None, **presets))
 
     statuses = ["finished", "finished"]
     statuses.insert(at, "failed")
     assert [r["status"] for r in results] == statuses
+    if when == "epoch":  # training goes on without it; the final case's training never differs,
+        # and its shared scoring is test_shared_scoring_leaves_out_... (one full scoring costs
+        # seconds here: the DCI's trees)
+        run_ensemble(members(data, without, None, **presets))
     for name in "AB":
-        assert_same_runs(ens / name, without / name)
+        if when == "epoch":
+            assert_same_runs(ens / name, without / name)
         scores = rows(ens / name)[-1] if when == "epoch" else summary(ens / name)["final_scores"]
         assert "kim_mnih" in scores  # scored
     expected = single_failure(members(data, alone, broken, at, **presets)[at])
