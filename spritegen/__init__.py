@@ -2,6 +2,11 @@
 
 Importing spritegen is cheap: the renderers (pycairo, pyrender) and h5py load only when used, and
 torch never loads here (``spritegen.torchdata`` is the only module that needs it).
+
+Building is ``from spritegen.build import build``: the package does not re-export the function,
+because its module has the same name, and once that module is imported (by the CLI, or by any
+``import spritegen.build``) Python makes ``spritegen.build`` the module: the re-exported name
+meant the function or the module depending on what had run before.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ __all__ = [
     "DatasetSpec",
     "load_spec",
     "default_spec",
-    "build",
     "__version__",
 ]
 
@@ -43,8 +47,4 @@ def __getattr__(name: str):
         from spritegen import spec
 
         return getattr(spec, name)
-    if name == "build":
-        from spritegen.build import build
-
-        return build
     raise AttributeError(f"module 'spritegen' has no attribute {name!r}")

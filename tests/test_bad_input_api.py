@@ -467,3 +467,29 @@ def test_build_refuses_what_it_cannot_use_before_writing(tmp_path, spec, workers
     with pytest.raises(error, match=message):
         build(spec, tmp_path / "k2.h5", workers=workers, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the package's own names ------------------------------------------------------------------
+
+
+def test_every_public_name_of_the_package_means_one_thing_whatever_was_imported_before():
+    """``spritegen.__all__`` names the same objects in a fresh interpreter and after every
+    submodule is imported (``spritegen.build`` used to be the function first, the module once
+    the CLI or anything else had imported it)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import importlib, pkgutil, spritegen\n"
+        "def names():\n"
+        "    return {n: getattr(spritegen, n) for n in spritegen.__all__}\n"
+        "before = names()\n"
+        "for m in pkgutil.iter_modules(spritegen.__path__):\n"
+        "    if m.name not in ('__main__', 'torchdata'):\n"
+        "        importlib.import_module('spritegen.' + m.name)\n"
+        "after = names()\n"
+        "print(sorted(n for n in before if before[n] is not after[n]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
