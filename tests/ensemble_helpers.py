@@ -93,3 +93,13 @@ class Faulty(BetaVAE):
         if self._broken("shape") and step >= self.at:
             out["loss"] = out["loss"].expand(4)
         return out
+
+
+def untimed(obj):
+    """``obj`` without wall-clock timings (keys ending in _s, "times") at any depth: what two
+    runs with the same numbers can still differ in."""
+    if isinstance(obj, dict):
+        return {k: untimed(v) for k, v in obj.items() if not (k.endswith("_s") or k == "times")}
+    if isinstance(obj, list):
+        return [untimed(v) for v in obj]
+    return obj

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ensemble_helpers import Recording
+from ensemble_helpers import Recording, untimed
 
 from benchmark import train as train_module
 from benchmark.data import load_training_set, to_channels_first
@@ -132,21 +132,12 @@ def _config(data: Path, out: Path, **kw) -> dict:
     return {**base, **kw}
 
 
-def _untimed(obj):
-    """``obj`` without wall-clock timings (keys ending in _s, "times") at any depth."""
-    if isinstance(obj, dict):
-        return {k: _untimed(v) for k, v in obj.items() if not (k.endswith("_s") or k == "times")}
-    if isinstance(obj, list):
-        return [_untimed(v) for v in obj]
-    return obj
-
-
 def _numbers(rows: list[dict]) -> list[dict]:
-    return _untimed(rows)
+    return untimed(rows)
 
 
 def _strip(d: dict) -> dict:
-    return {k: v for k, v in _untimed(d).items() if k != "out"}
+    return {k: v for k, v in untimed(d).items() if k != "out"}
 
 
 @pytest.fixture(scope="module")

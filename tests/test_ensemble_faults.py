@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ensemble_helpers import FIXED_ENV
+from ensemble_helpers import FIXED_ENV, untimed
 
 from benchmark.ensemble import run_ensemble, score_shared
 from benchmark.metrics import evaluate
@@ -71,15 +71,6 @@ def members(data: Path, root: Path, broken: dict | None, at: int = 1, **kw) -> l
     if broken is not None:
         configs.insert(at, config(data, root / "F", broken, BROKEN_DIM, BROKEN_SEED, **kw))
     return configs
-
-
-def untimed(obj):
-    """``obj`` without wall-clock timings (keys ending in _s, "times") at any depth."""
-    if isinstance(obj, dict):
-        return {k: untimed(v) for k, v in obj.items() if not (k.endswith("_s") or k == "times")}
-    if isinstance(obj, list):
-        return [untimed(v) for v in obj]
-    return obj
 
 
 def rows(out: Path) -> list[dict]:
