@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from spritegen.errors import SpecError, SpritegenWarning, quote
@@ -183,6 +184,26 @@ class DatasetSpec:
         return hashlib.sha256(self.to_yaml().encode()).hexdigest()
 
 
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, anything else as it is.
+
+    A script's values are often numpy's (``for k in np.arange(1, 6)`` gives ``np.int64``, an
+    array's element ``np.float32``): the checks here take Python numbers, and a spec's YAML and
+    digest are made of them, so values are unwrapped once where they enter. ``np.bool_`` becomes
+    ``bool``, which the integer checks still refuse.
+    """
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _plain_tree(value: Any) -> Any:
+    """``plain`` through nested mappings, lists and tuples (a user-built spec's sections)."""
+    if isinstance(value, Mapping):
+        return {plain(k): _plain_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_tree(v) for v in value]
+    return plain(value)
+
+
 def _fail(field_name: str, value: Any, allowed: str) -> SpecError:
     return SpecError(f"spec field '{field_name}': got {quote(value)}; allowed: {allowed}")
 
@@ -261,6 +282,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     """Validate a parsed YAML mapping (or flags gathered into one) into a DatasetSpec."""
     if not isinstance(raw, Mapping):
         raise SpecError(f"a spec must be a YAML mapping of fields, got {type(raw).__name__}")
+    raw = _plain_tree(raw)
     allowed = (
         "format",
         "name",
@@ -472,15 +494,25 @@ def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> D
 
 def default_spec(num_factors: int, renderer: str | None = None) -> DatasetSpec:
     """The study's dataset with ``num_factors`` factors: 1,000,000 images, 64×64, seed 0."""
+    num_factors, renderer = plain(num_factors), plain(renderer)
     raw: dict[str, Any] = {"factors": num_factors, "name": f"factors{num_factors}"}
     if renderer is not None:
         raw["renderer"] = renderer
     return spec_from_mapping(raw)
 
 
+#: The flat keys ``with_overrides`` (and the ``build`` flags) may set.
+OVERRIDE_KEYS = ("n", "seed", "renderer", "image_size", "factors", "name", "eval_preset")
+
+
 def with_overrides(spec: DatasetSpec, overrides: Mapping[str, Any]) -> DatasetSpec:
     """Apply command-line overrides (n, seed, renderer, image_size, eval_preset), revalidated."""
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not isinstance(overrides, Mapping):
+        raise SpecError(
+            f"overrides must be a mapping of override names ({', '.join(OVERRIDE_KEYS)}) to "
+            f"values, got {type(overrides).__name__}"
+        )
+    overrides = {k: plain(v) for k, v in overrides.items() if v is not None}
     if not overrides:
         return spec
     raw = spec.to_dict()
@@ -489,16 +521,19 @@ def with_overrides(spec: DatasetSpec, overrides: Mapping[str, Any]) -> DatasetSp
             if not _is_choice(value, EVAL_PRESETS):
                 raise _fail("eval_preset", value, ", ".join(EVAL_PRESETS))
             raw["evaluation"] = {"preset": value}
-        elif key in ("n", "seed", "renderer", "image_size", "factors", "name"):
+        elif key in OVERRIDE_KEYS:
             raw[key] = value
         else:
-            raise SpecError(f"unknown override {quote(key)}")
+            raise SpecError(f"unknown override {quote(key)}; allowed: {', '.join(OVERRIDE_KEYS)}")
     if "factors" in overrides:  # factors that become active lose their fixed values
-        active = (
-            FACTOR_NAMES[: int(overrides["factors"])]
-            if isinstance(overrides["factors"], int)
-            else ()
+        factors = overrides["factors"]
+        # only a valid count activates factors: anything else (True, -1) is refused below
+        valid = (
+            isinstance(factors, int)
+            and not isinstance(factors, bool)
+            and MIN_FACTORS <= factors <= MAX_FACTORS
         )
+        active = FACTOR_NAMES[:factors] if valid else ()
         raw["fixed"] = {k: v for k, v in raw["fixed"].items() if k not in active}
         if "renderer" not in overrides:
             raw.pop("renderer")

@@ -493,3 +493,56 @@ def test_every_public_name_of_the_package_means_one_thing_whatever_was_imported_
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# --- specs built from numpy values -------------------------------------------------------------
+
+
+def test_a_spec_built_from_numpy_values_is_the_one_built_from_python_values():
+    """``default_spec(np.int64(5))`` and ``with_overrides(spec, {"n": np.int64(300)})`` were
+    refused ("allowed: an integer in 2..7"), and an np.float32 fixed value was not "a number":
+    a script's loop over ``np.arange`` could not build its specs. np.bool_ stays refused."""
+    from spritegen.spec import default_spec, spec_from_mapping, with_overrides
+
+    for k in np.arange(2, 7):
+        assert default_spec(k).digest() == default_spec(int(k)).digest()
+    assert default_spec(np.int64(5), np.str_("2d")) == default_spec(5, "2d")
+
+    base = default_spec(3)
+    numpy = {"n": np.int64(300), "seed": np.uint32(7), "image_size": np.int16(32)}
+    python = {"n": 300, "seed": 7, "image_size": 32}
+    assert with_overrides(base, numpy).digest() == with_overrides(base, python).digest()
+    # factors that become active lose their fixed values for a numpy count too
+    assert with_overrides(base, {"factors": np.int64(5)}) == with_overrides(base, {"factors": 5})
+
+    raw = {
+        "factors": 3,
+        "n": 500,
+        "fixed": {"rotation": 0.25},
+        "storage": {"chunk_images": 64},
+        "evaluation": {"preset": "tiny", "batch_size": 8},
+    }
+    numpy_raw = {
+        "factors": np.int64(3),
+        "n": np.int32(500),
+        "fixed": {"rotation": np.float32(0.25)},
+        "storage": {"chunk_images": np.uint16(64)},
+        "evaluation": {"preset": np.str_("tiny"), "batch_size": np.int64(8)},
+    }
+    assert spec_from_mapping(numpy_raw).to_yaml() == spec_from_mapping(raw).to_yaml()
+
+    with pytest.raises(SpecError, match=r"'factors': got True; allowed: an integer"):
+        default_spec(np.bool_(True))
+    with pytest.raises(SpecError, match=r"'n': got True; allowed: an integer"):
+        with_overrides(base, {"n": np.bool_(True)})
+    with pytest.raises(SpecError, match=r"'fixed.rotation': got False; allowed: a number"):
+        spec_from_mapping({**raw, "fixed": {"rotation": np.bool_(False)}})
+
+
+@pytest.mark.parametrize("overrides", [[("n", 300)], "n=300", 300])
+def test_overrides_that_are_no_mapping_are_named(overrides):
+    """A list of pairs was an AttributeError ('list' object has no attribute 'items')."""
+    from spritegen.spec import default_spec, with_overrides
+
+    with pytest.raises(SpecError, match=r"overrides must be a mapping of override names \(n, "):
+        with_overrides(default_spec(2), overrides)
