@@ -24,11 +24,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from benchmark.metrics.presets import RUN_PRESET_NAMES
 from spritegen.errors import SpecError, quote
 from spritegen.factors import MAX_FACTORS, MIN_FACTORS
+from spritegen.spec import plain
 
 #: Metric sizes a run may score with: the metrics' presets (quick, full, stored: all the file's
 #: evaluation sets) and "none" (no scoring).
@@ -44,16 +43,6 @@ class BadValue(ValueError):
 
 def _got(v: Any) -> str:
     return f"got {quote(v)}"
-
-
-def plain(v: Any) -> Any:
-    """A numpy scalar as the Python number it holds, anything else as it is.
-
-    A script's values are often numpy's (``for d in np.arange(5, 25, 5)`` gives ``np.int64``,
-    an array's element ``np.float32``): the checks below take Python numbers, and so do
-    config.json and torch's seeding, so values are unwrapped once where they enter.
-    """
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def positive_int(v: Any) -> int:
