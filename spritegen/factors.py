@@ -195,6 +195,28 @@ class FactorSpace:
         return full
 
 
+def class_index_faults(
+    column: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(indices, not_whole, out_of_range)`` of one factor's class (or grid) index column: the
+    int64 indices (0 where not whole) and (n,) bool masks of the values that are no whole number
+    (NaN included) and of the whole numbers outside 0..num_classes-1.
+
+    The one definition of a valid index: ``check_class_indices`` raises on it, and the oracle
+    uses the masks to say which rows of a stored file no image is rendered from.
+    """
+    col = np.asarray(column)
+    if col.dtype.kind == "f":
+        finite = np.isfinite(col)
+        idx = np.where(finite, np.rint(np.where(finite, col, 0)), 0).astype(np.int64)
+        not_whole = ~finite | (idx != col)
+    else:
+        idx = col.astype(np.int64)
+        not_whole = np.zeros(col.shape, dtype=bool)
+    out = ~not_whole & ((idx < 0) | (idx >= num_classes))
+    return idx, not_whole, out
+
+
 def check_class_indices(
     column: np.ndarray, num_classes: int, name: str, class_names: Sequence[str] = ()
 ) -> np.ndarray:
@@ -206,18 +228,12 @@ def check_class_indices(
     given, are listed in the message.
     """
     col = np.asarray(column)
-    if col.dtype.kind == "f":
-        finite = np.isfinite(col)
-        idx = np.where(finite, np.rint(np.where(finite, col, 0)), 0).astype(np.int64)
-        bad = ~finite | (idx != col)
-        if bad.any():
-            raise ValueError(
-                f"factors are indices and must be whole numbers; factor {name!r} got "
-                f"{float(col[bad][0])}"
-            )
-    else:
-        idx = col.astype(np.int64)
-    out = (idx < 0) | (idx >= num_classes)
+    idx, not_whole, out = class_index_faults(col, num_classes)
+    if not_whole.any():
+        raise ValueError(
+            f"factors are indices and must be whole numbers; factor {name!r} got "
+            f"{float(col[not_whole][0])}"
+        )
     if out.any():
         named = ", ".join(f"{i} {c}" for i, c in enumerate(class_names))
         raise ValueError(
