@@ -34,7 +34,7 @@ import numpy as np
 from spritegen.datafile import open_dataset, plain_value, read_attrs, stored_spec
 from spritegen.errors import counted, quote
 from spritegen.evalsets import INDEX_PATHS, plan_build, stored_image_sets
-from spritegen.oracle import Oracle
+from spritegen.oracle import Oracle, factor_faults
 from spritegen.spec import DatasetSpec
 
 #: Image sets added by format version 2; a version-1 file was built without them.
@@ -439,18 +439,15 @@ def _check_chunks(
 
 def _unrenderable(oracle: Oracle, values: np.ndarray) -> tuple[np.ndarray, str]:
     """Rows no image can be rendered from (a NaN or infinity, a class index that is not one of
-    the factor's classes) and what is wrong with them: the renderer refuses such values."""
-    bad = ~np.isfinite(values).all(axis=1)
-    why = ["NaN or infinite values"] if bad.any() else []
-    for k, fac in enumerate(oracle.space.factors):
-        if fac.kind == "categorical":
-            col = values[:, k]
-            wrong = np.isfinite(col) & (
-                (col != np.rint(col)) | (col < 0) | (col >= fac.num_classes)
-            )
-            if wrong.any():
-                why.append(f"a '{fac.name}' class index outside 0..{fac.num_classes - 1}")
-                bad |= wrong
+    the factor's classes, a value outside its factor's range) and what is wrong with them: the
+    oracle refuses such values, so they are named here and left out of the re-rendered sample."""
+    bad = np.zeros(len(values), dtype=bool)
+    faults = factor_faults(oracle.space, values)
+    for fault in faults:
+        bad |= fault.rows
+    # non-finite values first, each reason once
+    faults.sort(key=lambda fault: fault.kind != "non-finite")
+    why = dict.fromkeys(fault.reason(oracle.space) for fault in faults)
     return bad, " or ".join(why)
 
 

@@ -325,3 +325,23 @@ def test_a_version_1_file_verifies_ok(tmp_path, dataset_k2):
         f.attrs["dataset_id"] = digest[:12]
     report = verify(path, sample=8)
     assert report.problems == [] and report.chunks_checked > 0
+
+
+def test_out_of_range_factor_values_are_named_and_the_other_rows_compared(tmp_path, dataset_k5):
+    """A pos_x of 1.5 made the oracle refuse the whole sample ("sampled rows cannot be rendered
+    (factor 'pos_x' must be in [0, 1], got 1.5 in row 3)"), so no stored image was compared."""
+    path = tmp_path / "data.h5"
+    shutil.copy(dataset_k5, path)
+    with h5py.File(path, "r+") as f:
+        n = len(f["factors"])
+        f["factors"][3, 0] = 1.5  # pos_x
+        f["factors"][9, 2] = -0.25  # scale
+    report = verify(path, sample=n)  # every row of /factors is drawn
+    factor_lines = [p for p in report.problems if p.startswith("/factors:")]
+    assert factor_lines == [
+        "/factors: 2 rows with a 'pos_x' value outside [0, 1] or a 'scale' value outside "
+        "[0, 1], which no image is rendered from (rows 3, 9)"
+    ], report.problems
+    assert not any("cannot be rendered" in p or "images differ" in p for p in report.problems)
+    # every other row was re-rendered, and matches its stored image
+    assert report.images_rerendered == verify(dataset_k5, sample=n).images_rerendered - 2
