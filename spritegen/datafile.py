@@ -25,7 +25,7 @@ import numpy as np
 from spritegen.errors import DatasetBusyError, DatasetError, SpecError, SpritegenWarning, quote
 from spritegen.evalsets import stored_image_sets
 from spritegen.render import RENDERER_KINDS
-from spritegen.spec import DatasetSpec, parse_spec_text
+from spritegen.spec import DatasetSpec, parse_spec_text, plain
 
 if TYPE_CHECKING:
     import h5py
@@ -179,7 +179,7 @@ def plain_value(value: Any) -> Any:
         return value.decode(errors="replace")
     if isinstance(value, np.ndarray):
         return value.tolist()
-    return value.item() if isinstance(value, np.generic) else value
+    return plain(value)
 
 
 def _check_complete(path: Path, f) -> None:
