@@ -34,7 +34,14 @@ from pathlib import Path
 import numpy as np
 
 import spritegen
-from spritegen.atomic import atomic_path, exclusive_lock, partial_path, write_bytes_atomic
+from spritegen import diskspace
+from spritegen.atomic import (
+    PARTIAL_SUFFIX,
+    atomic_path,
+    exclusive_lock,
+    partial_path,
+    write_bytes_atomic,
+)
 from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
 from spritegen.errors import BuildError, SpecError, SpritegenError, quote
 from spritegen.evalsets import BuildPlan, plan_build
@@ -323,6 +330,15 @@ def _is_disk_full(exc: OSError) -> bool:
     )
 
 
+def _out_of_space(out: Path, parts: Path, need: str = "") -> BuildError:
+    kept = len(list(parts.glob("*.chunk"))) if parts.is_dir() else 0
+    return BuildError(
+        f"out of disk space in {out.parent.absolute()} while building {out.name}"
+        f"{': ' + need if need else ''}; free some space and run the same command again to "
+        f"resume ({kept} finished chunks are kept in {parts.name}), or build to another --out"
+    )
+
+
 @contextlib.contextmanager
 def _io_errors(out: Path, parts: Path) -> Iterator[None]:
     """Turn the build's file-system failures into one line naming the folder and the cause."""
@@ -331,12 +347,7 @@ def _io_errors(out: Path, parts: Path) -> Iterator[None]:
     except OSError as exc:
         folder = out.parent.absolute()
         if _is_disk_full(exc):
-            kept = len(list(parts.glob("*.chunk"))) if parts.is_dir() else 0
-            raise BuildError(
-                f"out of disk space in {folder} while building {out.name}; free some space and "
-                f"run the same command again to resume ({kept} finished chunks are kept in "
-                f"{parts.name}), or build to another --out"
-            ) from None
+            raise _out_of_space(out, parts) from None
         if exc.errno is None:
             raise
         where = quote(str(exc.filename)) if exc.filename else str(folder)
@@ -525,7 +536,33 @@ def _build_locked(
     renderer_info = _renderer_for(tasks[0]).info() if tasks else {}
     with atomic_path(out) as partial:  # fsynced, then renamed; removed on any failure
         _assemble(spec, plan, tasks, parts, partial, renderer_info, progress)
+        diskspace.release_unused(partial)
     shutil.rmtree(parts)
+
+
+def _assembly_bytes(plan: BuildPlan, tasks: list[ChunkTask], parts: Path) -> int:
+    """A little more than the assembled file will take: its saved chunks' payload, its factor
+    tables and arrays raw (gzip can only shrink them by much), and room for HDF5's own
+    structures (chunk indexes, grown with the payload; object headers, with the image sets)."""
+    payload = sum((parts / t.name).stat().st_size for t in tasks)
+    tables = sum(s.factors.size * 4 for s in plan.image_sets)
+    arrays = sum(a.nbytes for a in plan.arrays.values())
+    structures = payload // 100 + (64 << 10) + (16 << 10) * len(plan.image_sets)
+    return payload + tables + arrays + structures
+
+
+def _claim_space(partial: Path, nbytes: int, parts: Path) -> None:
+    """Claim the file's disk before HDF5 writes a chunk: a full disk met inside HDF5 can crash
+    the process (``spritegen.diskspace``), met here it is the usual one-line error."""
+    try:
+        diskspace.reserve(partial, nbytes)
+    except OSError as exc:
+        if not _is_disk_full(exc):
+            raise
+        free = shutil.disk_usage(partial.parent).free
+        out = partial.with_name(partial.name.removesuffix(PARTIAL_SUFFIX))
+        need = f"assembling it needs about {_size(nbytes)}, {_size(free)} free"
+        raise _out_of_space(out, parts, need) from None
 
 
 def _string_array(values: Iterable[str]):
@@ -554,6 +591,7 @@ def _assemble(
     for t in tasks:
         by_set.setdefault(t.set_index, []).append(t)
     with h5py.File(partial, "w", libver="earliest", track_order=False) as f:
+        _claim_space(partial, _assembly_bytes(plan, tasks, parts), parts)
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["complete"] = False

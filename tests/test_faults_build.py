@@ -7,8 +7,10 @@ worker outlives its parent, and nothing but the saved chunks (kept for resume) i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +23,10 @@ import numpy as np
 import pytest
 from conftest import build_small
 
+from spritegen import diskspace
+from spritegen.build import estimate
 from spritegen.clitools import CliGroup, run_cli
+from spritegen.spec import default_spec, with_overrides
 from spritegen.verify import verify
 
 SPRITEGEN = [sys.executable, "-m", "spritegen"]
@@ -334,6 +339,11 @@ def test_disk_full_leaves_one_line_and_resumes(small_disk, reference, moment):
         except OSError:
             pass
     _, err = proc.communicate(timeout=120)
+    if moment == "assembly" and proc.returncode == 0:
+        # the file's blocks were claimed before the disk filled: the build is whole
+        assert sorted(p.name for p in small_disk.iterdir()) == ["d.h5", "filler"]
+        assert sha(out) == reference
+        return
     assert proc.returncode == 1, err
     assert err.startswith(f"spritegen: error: out of disk space in {small_disk} ") and (
         err.count("\n") == 1
@@ -345,6 +355,58 @@ def test_disk_full_leaves_one_line_and_resumes(small_disk, reference, moment):
     # the chunks saved before the disk filled are reused; the file is the same as ever
     result = run(out, "--workers", "1")
     assert result.returncode == 0, result.stderr
+    assert sha(out) == reference
+    assert leftovers(small_disk, "d.h5") == []
+
+
+def test_claimed_space_keeps_the_file_length_and_is_given_back(small_disk):
+    path = small_disk / "f"
+    path.write_bytes(b"x" * 1000)
+    free = shutil.disk_usage(small_disk).free
+    assert diskspace.reserve(path, 4 << 20)
+    assert path.read_bytes() == b"x" * 1000
+    assert shutil.disk_usage(small_disk).used >= 4 << 20  # the file holds 1,000 bytes
+    with pytest.raises(OSError) as raised:  # more than the disk holds: nothing stays claimed
+        diskspace.reserve(small_disk / "f", 64 << 20)
+    assert raised.value.errno == errno.ENOSPC
+    diskspace.release_unused(path)
+    assert shutil.disk_usage(small_disk).free == free
+    assert path.read_bytes() == b"x" * 1000
+
+
+def test_a_disk_too_full_to_assemble_stops_before_hdf5_writes_a_chunk(small_disk, reference):
+    """The disk fills between the up-front check and assembly (someone else wrote meanwhile).
+
+    The file's blocks are claimed before HDF5 writes: a write that fails for lack of space
+    inside HDF5 can crash the process with SIGSEGV instead of giving the one-line error (it did,
+    at most free sizes between a fifth and the whole of the file). The up-front check is
+    switched off in the child, which is the only way to reach assembly with too little space
+    without racing a filler against the build.
+    """
+    out = small_disk / "d.h5"
+    spec = with_overrides(default_spec(5), {"n": 12000, "eval_preset": "tiny"})
+    file_bytes = estimate(spec).file_bytes
+    with open(small_disk / "filler", "wb") as fh:  # leaves room for the chunks, half the file
+        fh.truncate(shutil.disk_usage(small_disk).free - int(1.5 * file_bytes))
+        os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+    child = (
+        "import sys, spritegen.build as b; b._check_free_space = lambda *a: None; "
+        "from spritegen.cli import main; main(sys.argv[1:])"
+    )
+    cmd = [sys.executable, "-c", child, *ARGS, "--out", str(out), "--workers", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 1, result.stderr
+    assert (
+        result.stderr.startswith(
+            f"spritegen: error: out of disk space in {small_disk} while building d.h5: assembling "
+            "it needs about "
+        )
+        and result.stderr.count("\n") == 1
+    ), result.stderr
+    assert sorted(p.name for p in small_disk.iterdir()) == ["d.h5.parts", "filler"]
+    (small_disk / "filler").unlink()
+    resumed = run(out, "--workers", "1")
+    assert resumed.returncode == 0, resumed.stderr
     assert sha(out) == reference
     assert leftovers(small_disk, "d.h5") == []
 
