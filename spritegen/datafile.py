@@ -45,41 +45,53 @@ def open_dataset(
     ``check_arrays=False`` leaves the image sets' shapes, row counts and agreement with the
     stored spec unchecked: ``spritegen verify`` reports each of those as a FAIL line among the
     file's other problems, where every other reader refuses the file at the first one."""
-    import h5py
-
     path = Path(path)
     _check_regular_file(path)
     f = _open_hdf5(path)
     try:
-        fmt = f.attrs.get("format")
-        if _text(fmt) != FORMAT_NAME:
-            raise DatasetError(
-                f"{path}: not a spritegen dataset (attribute 'format' is "
-                f"{quote(plain_value(fmt))}, expected {FORMAT_NAME!r}); bench reads dSprites and "
-                f"3dshapes given as dsprites:PATH or 3dshapes:PATH"
-            )
-        version = f.attrs.get("format_version", None)
-        if not _is_int(version) or int(version) not in SUPPORTED_VERSIONS:
-            raise DatasetError(
-                f"{path}: format version {quote(plain_value(version))} is not supported by this "
-                f"spritegen (reads {', '.join(map(str, SUPPORTED_VERSIONS))})"
-            )
-        if require_complete:
-            _check_complete(path, f)
-        for name in ("images", "factors"):
-            if name not in f:
-                raise DatasetError(f"{path}: dataset '/{name}' is missing")
-            if not isinstance(f[name], h5py.Dataset):
-                raise DatasetError(
-                    f"{path}: '/{name}' is a group, not a dataset; not a file written by "
-                    "'spritegen build' (rebuild it)"
-                )
-        if require_complete:
-            _check_structure(path, f, check_arrays)
+        check_dataset(f, path, require_complete, check_arrays)
     except BaseException:
         f.close()
         raise
     return f
+
+
+def check_dataset(
+    f: h5py.File,
+    path: str | os.PathLike[str] | None = None,
+    require_complete: bool = True,
+    check_arrays: bool = True,
+) -> None:
+    """The checks ``open_dataset`` makes, for a file the caller opened with h5py itself, so that
+    a file handed over open is refused for the same reasons, in the same words, as its path."""
+    import h5py
+
+    path = Path(path) if path is not None else Path(f.filename)
+    fmt = f.attrs.get("format")
+    if _text(fmt) != FORMAT_NAME:
+        raise DatasetError(
+            f"{path}: not a spritegen dataset (attribute 'format' is "
+            f"{quote(plain_value(fmt))}, expected {FORMAT_NAME!r}); bench reads dSprites and "
+            f"3dshapes given as dsprites:PATH or 3dshapes:PATH"
+        )
+    version = f.attrs.get("format_version", None)
+    if not _is_int(version) or int(version) not in SUPPORTED_VERSIONS:
+        raise DatasetError(
+            f"{path}: format version {quote(plain_value(version))} is not supported by this "
+            f"spritegen (reads {', '.join(map(str, SUPPORTED_VERSIONS))})"
+        )
+    if require_complete:
+        _check_complete(path, f)
+    for name in ("images", "factors"):
+        if name not in f:
+            raise DatasetError(f"{path}: dataset '/{name}' is missing")
+        if not isinstance(f[name], h5py.Dataset):
+            raise DatasetError(
+                f"{path}: '/{name}' is a group, not a dataset; not a file written by "
+                "'spritegen build' (rebuild it)"
+            )
+    if require_complete:
+        _check_structure(path, f, check_arrays)
 
 
 def _check_regular_file(path: Path) -> None:

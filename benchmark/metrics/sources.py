@@ -41,7 +41,13 @@ import numpy as np
 
 from benchmark.metrics.presets import Preset
 from benchmark.metrics.setcache import EVAL_SETS, file_identity
-from spritegen.datafile import corrupt_chunk_error, open_dataset, read_images, stored_spec
+from spritegen.datafile import (
+    check_dataset,
+    corrupt_chunk_error,
+    open_dataset,
+    read_images,
+    stored_spec,
+)
 from spritegen.errors import DatasetError, SpecError
 from spritegen.evalsets import (
     IMAGE_SET_PATHS,
@@ -137,6 +143,8 @@ class StoredSource:
         self._owned = owned
         self._live: object | None = None  # an Oracle, made only if a set must be rendered live
         self.path = path if path is not None else getattr(file, "filename", "<h5py file>")
+        if not owned:  # opened by the caller: the checks open_dataset makes on a path
+            check_dataset(file, self.path)
         if "eval" not in file:
             self.close()
             raise DatasetError(
@@ -233,15 +241,13 @@ class StoredSource:
         anything: a set deleted or replaced with h5py was a KeyError or a shape error at scoring
         time, after the first epoch. Rows and values are checked where they are read.
 
-        A file opened here by path has had every image set's (H, W, C) compared with its stored
-        spec by open_dataset, which does not check their type: only a file handed in open has its
-        sets' shapes compared with /images here."""
+        Every image set's (H, W, C) has been compared with the stored spec by ``check_dataset``,
+        which does not check their type."""
         import h5py
 
         f = self._file
         expected = self._expected_sets()
-        image_shape = f["images"].shape[1:] if isinstance(f.get("images"), h5py.Dataset) else None
-        like = None if self._owned else image_shape  # owned: opened by open_dataset
+        image_shape = f["images"].shape[1:]
         for group, names in STORED_SETS.items():
             size_key = group.removeprefix("eval/").replace("/", "_")
             if group not in f:
@@ -259,12 +265,8 @@ class StoredSource:
                         f"{self.path}: evaluation set /{group} has no dataset '{key}'; the file "
                         f"is damaged: run `spritegen verify {self.path}` and rebuild it"
                     )
-                if key.startswith("images") and (
-                    ds.ndim != 4
-                    or ds.dtype != np.uint8
-                    or (like is not None and ds.shape[1:] != like)
-                ):
-                    dims = "H, W, C" if image_shape is None else ", ".join(map(str, image_shape))
+                if key.startswith("images") and (ds.ndim != 4 or ds.dtype != np.uint8):
+                    dims = ", ".join(map(str, image_shape))
                     raise DatasetError(
                         f"{self.path}: evaluation set /{group}/{key} has shape {ds.shape} "
                         f"{ds.dtype}; expected (N, {dims}) "
@@ -272,10 +274,8 @@ class StoredSource:
                     )
 
     def _expected_sets(self) -> dict[str, int]:
-        """The evaluation sizes the stored spec made the build write ({} for a file without a
-        spec, handed over as an open h5py file). Version-1 files have no i.i.d. sample sets."""
-        if "spec" not in self._file.attrs:
-            return {}
+        """The evaluation sizes the stored spec made the build write. Version-1 files have no
+        i.i.d. sample sets."""
         sizes = dataclasses.asdict(stored_spec(self.path, self._file).evaluation)
         version = self._file.attrs.get("format_version", 1)
         return {
