@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -241,6 +242,87 @@ def check_class_indices(
             f"{f' ({named})' if named else ''}, got {int(idx[out][0])}"
         )
     return idx
+
+
+@dataclass(frozen=True)
+class FactorFault:
+    """Rows of one factor's column that no image is rendered from, and why: ``non-finite``
+    (NaN, infinite, or a finite float64 beyond float32, which the renderer is given), ``class``
+    (no class index of a categorical factor) or ``range`` (a continuous, non-periodic value
+    outside [low, high], ends included, compared in float32)."""
+
+    k: int  # the factor's column
+    kind: Literal["non-finite", "class", "range"]
+    rows: np.ndarray  # (n,) bool
+
+    def reason(self, space: FactorSpace) -> str:
+        """The fault in a few words, for a line naming the rows that have it."""
+        f = space.factors[self.k]
+        if self.kind == "non-finite":
+            return "NaN or infinite values"
+        if self.kind == "class":
+            return f"a '{f.name}' class index outside 0..{f.num_classes - 1}"
+        return f"a '{f.name}' value outside [{f.low:g}, {f.high:g}]"
+
+
+def factor_faults(space: FactorSpace, factors: np.ndarray) -> list[FactorFault]:
+    """Every fault of an (n, K) array of real numbers, in column order and, within a column,
+    non-finite rows first (a class or range fault is only looked for in finite rows).
+
+    The one definition of "which rows can be rendered": ``check_renderable`` (the oracle, the
+    renderers) raises on the first fault, ``verify`` names them all and re-renders the other
+    rows.
+    """
+    with np.errstate(over="ignore"):
+        rendered = factors.astype(np.float32)
+    faults = []
+    for k, f in enumerate(space.factors):
+        finite = np.isfinite(rendered[:, k])
+        if not finite.all():
+            faults.append(FactorFault(k, "non-finite", ~finite))
+        if f.kind == "categorical":
+            _, not_whole, out = class_index_faults(factors[:, k], f.num_classes)
+            wrong = finite & (not_whole | out)
+            if wrong.any():
+                faults.append(FactorFault(k, "class", wrong))
+        elif f.period is None:
+            col = rendered[:, k]
+            out = finite & ((col < np.float32(f.low)) | (col > np.float32(f.high)))
+            if out.any():
+                faults.append(FactorFault(k, "range", out))
+    return faults
+
+
+def check_renderable(
+    space: FactorSpace, factors: np.ndarray, class_names: Sequence[str] = ()
+) -> None:
+    """A ValueError naming the factor, the row and what is allowed, for the first row of an
+    (n, K) array of real numbers that no image can be drawn from (``factor_faults``).
+
+    Checked on the float32 values renderers draw: a finite float64 beyond float32's range is inf
+    there, and cairo, given one non-invertible matrix, refuses every later drawing on its
+    context. A continuous factor must lie in its range, ends included (outside it cairo drew an
+    empty canvas or a shape no dataset holds, silently); rotations take any finite angle; a
+    categorical factor takes its class indices (``class_names`` listed in the message).
+    """
+    faults = factor_faults(space, factors)
+    if not faults:
+        return
+    fault = faults[0]
+    f = space.factors[fault.k]
+    row = int(np.flatnonzero(fault.rows)[0])
+    value = float(factors[row, fault.k])
+    if fault.kind == "non-finite":
+        raise ValueError(
+            f"factors contain NaN or infinite values: factor {f.name!r} is {value!r} "
+            f"in row {row}"
+            + (", beyond float32 (what the renderer takes)" if np.isfinite(value) else "")
+        )
+    if fault.kind == "class":
+        check_class_indices(factors[:, fault.k], f.num_classes, f.name, class_names)
+    raise ValueError(
+        f"factor {f.name!r} must be in [{f.low:g}, {f.high:g}], got {value!r} in row {row}"
+    )
 
 
 def as_class_indices(

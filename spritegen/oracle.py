@@ -8,63 +8,13 @@ build wrote for the same factor values (on the same renderer and library version
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from spritegen.factors import FactorSpace, check_class_indices, class_index_faults
+from spritegen.factors import FactorSpace, check_renderable
 from spritegen.groundtruth import check_draw_args
 from spritegen.spec import DatasetSpec
-
-
-@dataclass(frozen=True)
-class FactorFault:
-    """Rows of one factor's column that no image is rendered from, and why: ``non-finite``
-    (NaN, infinite, or a finite float64 beyond float32, which the renderer is given), ``class``
-    (no class index of a categorical factor) or ``range`` (a continuous, non-periodic value
-    outside [low, high], ends included, compared in float32)."""
-
-    k: int  # the factor's column
-    kind: Literal["non-finite", "class", "range"]
-    rows: np.ndarray  # (n,) bool
-
-    def reason(self, space: FactorSpace) -> str:
-        """The fault in a few words, for a line naming the rows that have it."""
-        f = space.factors[self.k]
-        if self.kind == "non-finite":
-            return "NaN or infinite values"
-        if self.kind == "class":
-            return f"a '{f.name}' class index outside 0..{f.num_classes - 1}"
-        return f"a '{f.name}' value outside [{f.low:g}, {f.high:g}]"
-
-
-def factor_faults(space: FactorSpace, factors: np.ndarray) -> list[FactorFault]:
-    """Every fault of an (n, K) array of real numbers, in column order and, within a column,
-    non-finite rows first (a class or range fault is only looked for in finite rows).
-
-    The one definition of "which rows can be rendered": ``Oracle.check_factors`` raises on the
-    first fault, ``verify`` names them all and re-renders the other rows.
-    """
-    with np.errstate(over="ignore"):
-        rendered = factors.astype(np.float32)
-    faults = []
-    for k, f in enumerate(space.factors):
-        finite = np.isfinite(rendered[:, k])
-        if not finite.all():
-            faults.append(FactorFault(k, "non-finite", ~finite))
-        if f.kind == "categorical":
-            _, not_whole, out = class_index_faults(factors[:, k], f.num_classes)
-            wrong = finite & (not_whole | out)
-            if wrong.any():
-                faults.append(FactorFault(k, "class", wrong))
-        elif f.period is None:
-            col = rendered[:, k]
-            out = finite & ((col < np.float32(f.low)) | (col > np.float32(f.high)))
-            if out.any():
-                faults.append(FactorFault(k, "range", out))
-    return faults
 
 
 class Oracle:
@@ -137,15 +87,8 @@ class Oracle:
 
     def check_factors(self, factors: np.ndarray) -> np.ndarray:
         """``factors`` as an (n, K) array the renderer can draw, or a ValueError naming the
-        factor, the row and what is allowed.
-
-        Checked on the float32 values the renderer is given: a finite float64 beyond float32's
-        range becomes inf there, and cairo, given one non-invertible matrix, refuses every later
-        drawing on its context (the oracle was then broken for good). A continuous factor must
-        lie in its range, ends included; a value outside it drew an empty canvas or a shape
-        the dataset never holds (a negative scale), silently. Rotations take any finite angle
-        (they are periodic); categorical factors take their class indices.
-        """
+        factor, the row and what is allowed (``spritegen.factors.check_renderable``), in the
+        oracle's K columns rather than the renderer's seven."""
         factors = np.asarray(factors)
         if factors.dtype.kind not in "iuf":
             raise ValueError(f"factors must be real numbers, got an array of dtype {factors.dtype}")
@@ -154,24 +97,7 @@ class Oracle:
                 f"factors must have shape (n, {self.num_factors}) "
                 f"({', '.join(self.factor_names)}), got {factors.shape}"
             )
-        faults = factor_faults(self.space, factors)
-        if not faults:
-            return factors
-        fault = faults[0]
-        f = self.space.factors[fault.k]
-        row = int(np.flatnonzero(fault.rows)[0])
-        value = float(factors[row, fault.k])
-        if fault.kind == "non-finite":
-            raise ValueError(
-                f"factors contain NaN or infinite values: factor {f.name!r} is {value!r} "
-                f"in row {row}"
-                + (", beyond float32 (what the renderer takes)" if np.isfinite(value) else "")
-            )
-        if fault.kind == "class":
-            check_class_indices(factors[:, fault.k], f.num_classes, f.name)  # raises its line
-        raise ValueError(
-            f"factor {f.name!r} must be in [{f.low:g}, {f.high:g}], got {value!r} in row {row}"
-        )
+        check_renderable(self.space, factors)
         return factors
 
     @property

@@ -34,7 +34,8 @@ import numpy as np
 from spritegen.datafile import open_dataset, plain_value, read_attrs, stored_spec
 from spritegen.errors import counted, quote
 from spritegen.evalsets import INDEX_PATHS, plan_build, stored_image_sets
-from spritegen.oracle import Oracle, factor_faults
+from spritegen.factors import factor_faults
+from spritegen.oracle import Oracle
 from spritegen.spec import DatasetSpec
 
 #: Image sets added by format version 2; a version-1 file was built without them.

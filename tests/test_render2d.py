@@ -122,3 +122,26 @@ def test_same_factors_same_pixels_in_another_renderer(grey):
     space = FactorSpace(5)
     vectors = space.expand(space.sample(64, rng))
     assert np.array_equal(grey.render(vectors), CairoRenderer(SIZE).render(vectors))
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        (2, -1.0, "factor 'scale' must be in [0, 1], got -1.0 in row 1"),
+        (0, np.nan, "factor 'pos_x' is nan in row 1"),
+        (4, 1e300, "factor 'rotation' is 1e+300 in row 1, beyond float32"),
+        (3, 7.0, "index of factor 'shape' must be in 0..2, got 7"),
+        (5, 2.0, "factor 'hue' must be in [0, 1], got 2.0 in row 1"),
+    ],
+)
+def test_a_vector_it_cannot_draw_is_refused_and_the_renderer_still_draws(column, value, message):
+    """One non-invertible matrix used to leave cairo's context in error: every later render of
+    that renderer, good vectors included, raised 'invalid matrix (not invertible)'."""
+    renderer = CairoRenderer(SIZE)
+    vectors = full([{}, {}])
+    vectors[1, column] = value
+    with pytest.raises(ValueError) as refused:
+        renderer.render(vectors)
+    assert message in str(refused.value)
+    good = full([{"scale": 0.7, "rotation": 0.3}])
+    assert np.array_equal(renderer.render(good), CairoRenderer(SIZE).render(good))

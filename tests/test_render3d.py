@@ -345,3 +345,14 @@ def test_forked_worker_gets_a_clear_error_not_a_hang(r3d) -> None:
     with multiprocessing.get_context("fork").Pool(1) as pool:
         message = pool.apply_async(_make_renderer_in_child).get(timeout=60)
     assert "spawn" in message and "forked" in message
+
+
+def test_a_vector_it_cannot_draw_is_refused(r3d) -> None:
+    """pyrender drew NaN positions and negative scales without a word."""
+    vectors = np.array([[0.5, 0.5, 0.5, 0, 0.0, 0.0, 0.0]] * 2)
+    vectors[1, 2] = -0.5
+    with pytest.raises(ValueError, match=r"factor 'scale' must be in \[0, 1\], got -0.5 in row 1"):
+        r3d.render(vectors)
+    vectors[1, 2], vectors[1, 0] = 0.5, np.nan
+    with pytest.raises(ValueError, match="factor 'pos_x' is nan in row 1"):
+        r3d.render(vectors)

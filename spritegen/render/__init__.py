@@ -7,11 +7,16 @@ and be verified by re-rendering.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
+from spritegen.factors import NUM_ALL_FACTORS, FactorSpace, check_renderable
+
 RENDERER_KINDS = ("2d", "3d")
+#: The seven factors of a full vector, each checked against its own range.
+FULL_SPACE = FactorSpace(NUM_ALL_FACTORS)
 
 
 class Renderer(Protocol):
@@ -32,6 +37,20 @@ class Renderer(Protocol):
     def close(self) -> None:
         """Release native resources (GL contexts)."""
         ...
+
+
+def check_full_factors(full: np.ndarray, class_names: Sequence[str] = ()) -> np.ndarray:
+    """``full`` as the (N, 7) float64 array a renderer draws, or a ValueError naming the row and
+    factor: a renderer handed a value it cannot draw must refuse it, not break (cairo keeps a
+    non-invertible matrix's error on its context and refuses every later drawing)."""
+    full = np.asarray(full)
+    if full.dtype.kind not in "iuf":
+        raise ValueError(f"factors must be real numbers, got an array of dtype {full.dtype}")
+    if full.ndim != 2 or full.shape[1] != NUM_ALL_FACTORS:
+        raise ValueError(f"expected full factor vectors of shape (N, 7), got {full.shape}")
+    full = full.astype(np.float64, copy=False)
+    check_renderable(FULL_SPACE, full, class_names)
+    return full
 
 
 def channels_for(kind: str, coloured: bool) -> int:

@@ -20,6 +20,7 @@ import cairo
 import numpy as np
 
 from spritegen.factors import SYMMETRY_2D
+from spritegen.render import check_full_factors
 from spritegen.render.colour import hue_to_rgb
 
 RENDERER_NAME = "cairo2d"
@@ -70,9 +71,7 @@ class CairoRenderer:
             self._pixels = buf[:, : self.image_size, None]
 
     def render(self, full: np.ndarray) -> np.ndarray:
-        full = np.asarray(full, dtype=np.float64)
-        if full.ndim != 2 or full.shape[1] != 7:
-            raise ValueError(f"expected full factor vectors of shape (N, 7), got {full.shape}")
+        full = check_full_factors(full)
         n, w = full.shape[0], self.image_size
         out = np.empty((n, w, w, self.channels), dtype=np.uint8)
         rgb = hue_to_rgb(full[:, 5]) if self.coloured else None

@@ -34,7 +34,8 @@ from importlib import metadata
 import numpy as np
 import trimesh
 
-from spritegen.factors import FACTORS, SHAPE_INDEX, check_class_indices
+from spritegen.factors import FACTORS, SHAPE_INDEX
+from spritegen.render import check_full_factors
 from spritegen.render._pyrender_compat import close_offscreen, import_pyrender, open_offscreen
 from spritegen.render.colour import hue_to_rgb
 
@@ -214,12 +215,8 @@ class PyrenderRenderer:
 
     def render(self, full: np.ndarray) -> np.ndarray:
         """(N, 7) float64 full factor vectors -> (N, W, W, 3) uint8 RGB images."""
-        full = np.asarray(full, dtype=np.float64)
-        if full.ndim != 2 or full.shape[1] != 7:
-            raise ValueError(f"expected full factor vectors of shape (N, 7), got {full.shape}")
+        full = check_full_factors(full, FACTORS[SHAPE_INDEX].classes_3d)
         shapes = full[:, SHAPE_INDEX]
-        shape = FACTORS[SHAPE_INDEX]
-        check_class_indices(shapes, shape.num_classes, "shape", shape.classes_3d)
         if self._renderer is None:
             raise RuntimeError("this renderer has been closed")
         n, w = full.shape[0], self.image_size
