@@ -507,6 +507,11 @@ OVERRIDE_KEYS = ("n", "seed", "renderer", "image_size", "factors", "name", "eval
 
 def with_overrides(spec: DatasetSpec, overrides: Mapping[str, Any]) -> DatasetSpec:
     """Apply command-line overrides (n, seed, renderer, image_size, eval_preset), revalidated."""
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(
+            f"with_overrides takes a DatasetSpec, got {type(spec).__name__}; make one with "
+            "default_spec(K), load_spec(path) or spec_from_mapping(mapping)"
+        )
     if not isinstance(overrides, Mapping):
         raise SpecError(
             f"overrides must be a mapping of override names ({', '.join(OVERRIDE_KEYS)}) to "

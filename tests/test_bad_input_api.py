@@ -546,3 +546,13 @@ def test_overrides_that_are_no_mapping_are_named(overrides):
 
     with pytest.raises(SpecError, match=r"overrides must be a mapping of override names \(n, "):
         with_overrides(default_spec(2), overrides)
+
+
+@pytest.mark.parametrize("spec", [{"factors": 5}, "specs/factors5.yaml", None])
+def test_overrides_of_something_that_is_no_spec_are_named(spec):
+    """A mapping, a path or None was an AttributeError ('dict' object has no attribute
+    'to_dict')."""
+    from spritegen.spec import with_overrides
+
+    with pytest.raises(TypeError, match="with_overrides takes a DatasetSpec, got .*; make one"):
+        with_overrides(spec, {"n": 300})
