@@ -17,7 +17,9 @@ def dataset_path(sweep_dir: Path, name: str) -> Path:
     return sweep_dir / "datasets" / f"{name}.h5"
 
 
-def _complete(path: Path) -> bool:
+def is_built(path: Path) -> bool:
+    """Whether the dataset file is there (a build writes it only once complete); a file there
+    that is not a complete dataset is a DatasetError saying how to rebuild it."""
     from spritegen.datafile import open_dataset
     from spritegen.errors import DatasetError
 
@@ -47,7 +49,7 @@ def build_datasets(
     for entry in entries:
         path = dataset_path(sweep_dir, entry.name)
         spec = entry.resolve()
-        if not _complete(path):
+        if not is_built(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             build(spec, path, workers=workers, executor=executor, progress=progress)
         paths[entry.name] = path

@@ -67,6 +67,17 @@ def is_finished(run_dir: Path) -> bool:
         return False
 
 
+def is_resumable(run_dir: Path) -> bool:
+    """Whether bench run can resume the folder: it holds the run's config.json. Anything else
+    found at a run's place (a run killed before it wrote its config) is replaced by a fresh run."""
+    return (run_dir / "config.json").is_file()
+
+
+def stopped_label(status: Any) -> str:
+    """The label failures.json gives a run stopped with this summary status (``STOPPED_LABELS``)."""
+    return STOPPED_LABELS.get(status, "TrainingStopped")
+
+
 def run_config(params: dict[str, Any], out: Path) -> dict[str, Any]:
     """Translate a sweep point (flat, as written in the spec) into ``benchmark.run.run``'s config:
     run parameters under their RunConfig names, anything else nested under "hparams"."""
@@ -96,7 +107,7 @@ def execute_point(params: dict[str, Any], out: Path) -> dict[str, Any]:
 
 def _train_into(task: RunTask, folder: Path) -> Outcome:
     start = time.perf_counter()
-    if folder.exists() and not (folder / "config.json").is_file():
+    if folder.exists() and not is_resumable(folder):
         shutil.rmtree(folder)  # not a run folder bench run could resume: start afresh
     folder.parent.mkdir(parents=True, exist_ok=True)
     log = folder.parent / f"{task.id}.log"
@@ -162,7 +173,7 @@ def _train_ensemble_into(task: EnsembleTask, folders: list[Path]) -> list[Outcom
 
     start = time.perf_counter()
     for folder in folders:
-        if folder.exists() and not (folder / "config.json").is_file():
+        if folder.exists() and not is_resumable(folder):
             shutil.rmtree(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
     log = folders[0].parent / f"{task.members[0].id}.ensemble.log"
@@ -196,9 +207,7 @@ def _train_ensemble_into(task: EnsembleTask, folders: list[Path]) -> list[Outcom
             outcomes.append(Outcome(m.id, True, seconds, summary=summary))
         else:
             status = summary.get("status", "diverged")
-            error = (
-                f"{STOPPED_LABELS.get(status, 'TrainingStopped')}: {summary.get('error', status)}"
-            )
+            error = f"{stopped_label(status)}: {summary.get('error', status)}"
             (folder.parent / f"{m.id}.log").write_text(text + error + "\n")
             outcomes.append(Outcome(m.id, False, seconds, error=error, traceback=error))
     log.unlink(missing_ok=True)

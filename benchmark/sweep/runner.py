@@ -30,7 +30,7 @@ from benchmark.sweep.datasets import build_datasets, dataset_path
 from benchmark.sweep.execute import EnsembleTask, Outcome, RunTask, is_finished, run_config
 from benchmark.sweep.executors import make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
-from benchmark.sweep.spec import SweepSpec, copy_text
+from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
 from spritegen.atomic import write_text_atomic
 from spritegen.errors import SpecError, counted, quote
 from spritegen.executors import check_reachable
@@ -159,14 +159,7 @@ def run_sweep(
     _write_json(sweep_dir / MANIFEST, manifest(plan))
 
     result = SweepResult(sweep_dir=sweep_dir, total=len(points))
-    pending = []
-    for p in points:
-        if is_finished(sweep_dir / "runs" / p.id):
-            result.skipped.append(p.id)
-        elif only and not _matches(p.id, only):
-            result.left.append(p.id)
-        else:
-            pending.append(p)
+    result.skipped, result.left, pending = _sort_points(points, sweep_dir, only)
     say = tqdm.write if progress else (lambda *_: None)
     say(
         f"sweep {spec.name}: {counted(len(points), 'run')}, "
@@ -180,7 +173,7 @@ def run_sweep(
         _write_json(sweep_dir / FAILURES, [])
         return result
 
-    needed = [spec.datasets[n] for n in dict.fromkeys(p.dataset for p in pending if p.dataset)]
+    needed = _needed_datasets(spec, pending)
     if needed:
         say(f"datasets: {', '.join(e.name for e in needed)}")
         render_on = None
@@ -225,6 +218,28 @@ def run_sweep(
         )
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _sort_points(
+    points: Sequence[Point], sweep_dir: Path, only: Sequence[str]
+) -> tuple[list[str], list[str], list[Point]]:
+    """(ids of the finished points, ids left for other parts, the points to train): how a start
+    sorts the sweep's points. A finished point counts as finished whatever part is trained."""
+    skipped, left, pending = [], [], []
+    for p in points:
+        if is_finished(sweep_dir / "runs" / p.id):
+            skipped.append(p.id)
+        elif only and not _matches(p.id, only):
+            left.append(p.id)
+        else:
+            pending.append(p)
+    return skipped, left, pending
+
+
+def _needed_datasets(spec: SweepSpec, pending: Sequence[Point]) -> list[DatasetEntry]:
+    """The sweep datasets the points to train use, in the order the points first use them: the
+    ones a start builds (``build_datasets`` skips those already built)."""
+    return [spec.datasets[n] for n in dict.fromkeys(p.dataset for p in pending if p.dataset)]
 
 
 def dry_run(
