@@ -327,43 +327,42 @@ def test_a_sweep_folders_copy_from_older_versions_resolves_from_the_original(
     assert copy_text(again.spec) == copy_text(original.spec)
 
 
-def test_dry_run_lists_every_run() -> None:
+def test_dry_run_lists_every_run(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from benchmark.sweep.cli import sweep_command
 
-    res = CliRunner().invoke(sweep_command, [str(SPECS / "experiment2.yaml"), "--dry-run"])
+    out = tmp_path / "sweep"
+    args = [str(SPECS / "experiment2.yaml"), "--out", str(out), "--dry-run"]
+    res = CliRunner().invoke(sweep_command, args)
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
-    assert lines[-1] == "84 runs (experiment2: 84); 7 datasets"
-    assert len(lines) == 86 and all(" model=betavae " in line for line in lines[:-2])
+    assert lines[0] == f"sweep folder: {out} (not there yet; the sweep creates it)"
+    assert lines[-1] == "84 runs (experiment2: 84); 7 datasets (all to build first); 84 new"
+    assert len(lines) == 87 and all(" new  model=betavae " in line for line in lines[1:-2])
     # one compatible set per dataset (K = 1..7): 12 runs each, sized by memory at the start
     assert lines[-2].startswith("ensembles: compatible sets of sizes [12, 12, 12, 12, 12, 12, 12]")
 
 
-def test_dry_run_shows_the_part_and_the_ensembles_a_sweep_would_train() -> None:
+def test_dry_run_shows_the_part_and_the_ensembles_a_sweep_would_train(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from benchmark.sweep.cli import sweep_command
 
-    args = [str(SPECS / "sweep-tiny.yaml"), "--dry-run", "--only", "*_k3_*", "--ensemble", "1"]
-    res = CliRunner().invoke(sweep_command, args)
+    tiny = [str(SPECS / "sweep-tiny.yaml"), "--out", str(tmp_path / "sweep"), "--dry-run"]
+    res = CliRunner().invoke(sweep_command, [*tiny, "--only", "*_k3_*", "--ensemble", "1"])
     assert res.exit_code == 0, res.output
-    lines = res.output.strip().splitlines()
+    lines = res.output.strip().splitlines()[1:]
     assert [line.split()[0][:8] for line in lines[:2]] == ["betavae_"] * 2
     assert all("data=k3" in line for line in lines[:2])
     assert lines[2] == "ensembles: none; 2 runs alone"
     assert lines[3] == (
-        "4 runs (tiny: 4); 2 datasets; "
-        "this part: 2 runs, 1 dataset, 2 left for other parts (--only)"
+        "4 runs (tiny: 4); 2 datasets (k3 to build first); "
+        "this part: 2 runs, 1 dataset, 2 left for other parts (--only); 2 new"
     )
-    res = CliRunner().invoke(
-        sweep_command, [str(SPECS / "sweep-tiny.yaml"), "--dry-run", "--ensemble", "2"]
-    )
+    res = CliRunner().invoke(sweep_command, [*tiny, "--ensemble", "2"])
     assert res.output.strip().splitlines()[-2] == "ensembles: 2 of sizes [2, 2]; 0 runs alone"
-    res = CliRunner().invoke(
-        sweep_command, [str(SPECS / "sweep-tiny.yaml"), "--dry-run", "--ensemble", "off"]
-    )
+    res = CliRunner().invoke(sweep_command, [*tiny, "--ensemble", "off"])
     assert not any(line.startswith("ensembles:") for line in res.output.splitlines())
 
 

@@ -73,7 +73,10 @@ from spritegen.errors import SpecError
 )
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option(
-    "--dry-run", is_flag=True, help="Validate SPEC and list its runs; build and train nothing."
+    "--dry-run",
+    is_flag=True,
+    help="Validate SPEC; name the sweep folder and list each run with its state there (finished, "
+    "stopped, resumes at epoch N, new). Builds, trains and writes nothing.",
 )
 def sweep_command(
     spec: Path,
@@ -95,7 +98,7 @@ def sweep_command(
     with user_errors("bench"):
         plan = load_sweep(spec)
         if dry_run:
-            for line in plan_lines(plan, out=out, ensemble=ensemble, only=only):
+            for line in plan_lines(plan, out=out, ensemble=ensemble, only=only, executor=executor):
                 click.echo(line)
             return
         kwargs = {"cpus_per_run": cpus_per_run} if executor == "ray" else {}

@@ -78,6 +78,67 @@ def stopped_label(status: Any) -> str:
     return STOPPED_LABELS.get(status, "TrainingStopped")
 
 
+@dataclass(frozen=True)
+class RunState:
+    """What the next start of a sweep does with a point, read from its run folder: ``kind`` is
+    finished, stopped, resume, restart, fail or new; ``text`` says it for a person."""
+
+    kind: str
+    text: str
+
+
+def run_state(run_dir: Path, in_place: bool = True) -> RunState:
+    """The point's state, decided as a start decides it (``is_finished``, then
+    ``is_resumable``, then bench run's reading of the folder), without loading anything but the
+    folder's small JSON files. ``in_place``: the executor trains in the sweep folder, so that an
+    unfinished run resumes there (local); Ray trains in a node's scratch folder and starts over."""
+    if is_finished(run_dir):
+        return RunState("finished", "finished")
+    if not run_dir.exists() or not is_resumable(run_dir):
+        return RunState("new", "new")
+    stopped = ""
+    if (run_dir / SUMMARY).exists():  # not finished: a stopped run's summary, or unreadable
+        try:
+            status = json.loads((run_dir / SUMMARY).read_text())["status"]
+        except (OSError, ValueError, KeyError, TypeError):
+            if in_place:  # bench run refuses to resume such a folder: every start fails
+                return RunState("fail", f"fails: its {SUMMARY} is unreadable (delete the folder)")
+        else:
+            stopped = f"stopped: {stopped_label(str(status))}"
+    if not in_place:
+        text = f"{stopped or 'unfinished'}, starts over on Ray"
+        return RunState("stopped" if stopped else "restart", text)
+    resume = _resume_text(run_dir)
+    return RunState("stopped", f"{stopped}, {resume}") if stopped else RunState("resume", resume)
+
+
+def _resume_text(run_dir: Path) -> str:
+    """Where bench run resumes the folder, as cheaply as the folder says it: after the epochs its
+    metrics.jsonl records (rewritten after each epoch's checkpoint; none without a checkpoint),
+    of the epochs its config.json's schedule trains. The checkpoint itself is not opened."""
+    from benchmark.train import StepPlan, TrainConfig
+
+    done = 0
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        with contextlib.suppress(OSError):
+            lines = (run_dir / "metrics.jsonl").read_bytes().splitlines()
+            done = sum(1 for line in lines if line.strip())
+    total = None
+    with contextlib.suppress(Exception):  # a config.json without a readable schedule
+        config = json.loads((run_dir / "config.json").read_text())
+        schedule = TrainConfig(
+            epochs=int(config["epochs"]),
+            max_steps=config.get("max_steps"),
+            batch_size=int(config["batch_size"]),
+        )
+        total = StepPlan.for_config(int(config["num_images"]), schedule).num_epochs
+    if total is None:
+        return f"resumes at epoch {done + 1}"
+    if done >= total:
+        return f"resumes at its final scores ({total} of {total} epochs trained)"
+    return f"resumes at epoch {done + 1} of {total}"
+
+
 def run_config(params: dict[str, Any], out: Path) -> dict[str, Any]:
     """Translate a sweep point (flat, as written in the spec) into ``benchmark.run.run``'s config:
     run parameters under their RunConfig names, anything else nested under "hparams"."""

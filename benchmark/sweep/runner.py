@@ -19,16 +19,23 @@ from __future__ import annotations
 import fnmatch
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from benchmark.sweep.datasets import build_datasets, dataset_path
-from benchmark.sweep.execute import EnsembleTask, Outcome, RunTask, is_finished, run_config
-from benchmark.sweep.executors import make_run_pool
+from benchmark.sweep.datasets import build_datasets, dataset_path, is_built
+from benchmark.sweep.execute import (
+    EnsembleTask,
+    Outcome,
+    RunTask,
+    is_finished,
+    run_config,
+    run_state,
+)
+from benchmark.sweep.executors import TRAINS_IN_PLACE, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
 from spritegen.atomic import write_text_atomic
@@ -242,23 +249,54 @@ def _needed_datasets(spec: SweepSpec, pending: Sequence[Point]) -> list[DatasetE
     return [spec.datasets[n] for n in dict.fromkeys(p.dataset for p in pending if p.dataset)]
 
 
+#: How the closing line of a dry run counts the runs of each ``RunState.kind``, in this order.
+STATE_COUNTS = {
+    "finished": "finished",
+    "stopped": "stopped (to try again)",
+    "resume": "to resume",
+    "restart": "to start over",
+    "fail": "to fail",
+    "new": "new",
+}
+
+
 def dry_run(
     plan: SweepPlan,
     out: Path | str | None = None,
     ensemble: str | int = "auto",
     only: Sequence[str] = (),
+    executor: str = "local",
 ) -> list[str]:
-    """What ``run_sweep`` with the same arguments would train, as lines to print, having
-    checked the same options: each run of the part ``only`` selects (id and parameters), the
-    ensembles they would form, and the counts. Nothing is built, trained or written."""
+    """What ``run_sweep`` with the same arguments would do, as lines to print, having checked the
+    same options: the sweep folder it would use and whether it exists; each run of the part
+    ``only`` selects (id, state in that folder, parameters); the ensembles the runs to train would
+    form; the counts, per state, and the datasets that would be built first.
+
+    Each state is read from the run folder as a start reads it (``run_state``), the datasets as a
+    start checks them (``is_built``): a few small files opened, nothing built, trained, loaded
+    or written."""
     from benchmark.ensemble.grouping import parse_ensemble, plan_groups
 
     size = parse_ensemble(ensemble)
+    if executor not in TRAINS_IN_PLACE:
+        raise SpecError(
+            f"--executor: must be one of {', '.join(TRAINS_IN_PLACE)}, got {executor!r}"
+        )
     _check_only(plan.points, only)
     sweep_dir = _sweep_dir(plan, out)
+    exists = "exists" if sweep_dir.is_dir() else "not there yet; the sweep creates it"
+    lines = [f"sweep folder: {sweep_dir.absolute()} ({exists})"]
     selected = [p for p in plan.points if not only or _matches(p.id, only)]
-    lines = [f"{p.id}  {' '.join(f'{k}={v}' for k, v in p.params.items())}" for p in selected]
-    tasks = [_task(p, plan.spec, sweep_dir) for p in selected]
+    states = [run_state(sweep_dir / "runs" / p.id, TRAINS_IN_PLACE[executor]) for p in selected]
+    id_width = max(len(p.id) for p in selected)
+    state_width = max(len(s.text) for s in states)
+    lines += [
+        f"{p.id:<{id_width}}  {s.text:<{state_width}}  "
+        + " ".join(f"{k}={v}" for k, v in p.params.items())
+        for p, s in zip(selected, states)
+    ]
+    _, _, pending = _sort_points(plan.points, sweep_dir, only)
+    tasks = [_task(p, plan.spec, sweep_dir) for p in pending]
     if size != "off" and len(tasks) > 1:
         _, configs = _configs(tasks)
         # what fits in memory is measured when the sweep starts (its datasets exist then)
@@ -278,18 +316,32 @@ def dry_run(
                 else f"ensembles: none; {counted(alone, 'run')} alone"
             )
     per_exp = ", ".join(f"{name}: {len(eps)}" for name, eps in plan.layout.items())
+    unbuilt = [
+        e.name
+        for e in _needed_datasets(plan.spec, pending)
+        if not is_built(dataset_path(sweep_dir, e.name))
+    ]
     datasets = {p.dataset for p in selected if p.dataset}
+    kinds = [s.kind for s in states]
     lines.append(
         f"{counted(len(plan.points), 'run')} ({per_exp}); "
         f"{counted(len(plan.spec.datasets), 'dataset')}"
+        + (f" ({_names(unbuilt, plan.spec.datasets)} to build first)" if unbuilt else "")
         + (
             f"; this part: {counted(len(selected), 'run')}, {counted(len(datasets), 'dataset')}, "
             f"{len(plan.points) - len(selected)} left for other parts (--only)"
             if only
             else ""
         )
+        + "; "
+        + ", ".join(f"{kinds.count(k)} {word}" for k, word in STATE_COUNTS.items() if k in kinds)
     )
     return lines
+
+
+def _names(names: Collection[str], of: Collection[str]) -> str:
+    """``names`` as a list, or "all" when they are all of ``of`` (and more than one)."""
+    return "all" if len(of) > 1 and set(names) == set(of) else ", ".join(names)
 
 
 def _check_only(points: Sequence[Any], only: Sequence[str]) -> None:
