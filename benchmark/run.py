@@ -208,6 +208,8 @@ def _differences(old: dict, new: dict) -> list[str]:
     """The identity fields in which two resolved configs differ; a field that ``old`` predates
     (``RECORDED_SINCE``) is unknown there, not different."""
     a, b = _normalised(old), _normalised(new)
+    if "data_identity" in a and "data_identity" in b:  # the data are their content: a file
+        del a["data"], b["data"]  # moved with its runs (a sweep folder moved) is the same run
     return sorted(
         k
         for k in set(a) | set(b)

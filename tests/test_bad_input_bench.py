@@ -430,6 +430,30 @@ def test_dataset_rebuilt_at_the_same_path(work, capsys):
     )
 
 
+def test_a_run_moved_with_its_data_resumes_and_other_data_there_is_refused(made, work, capsys):
+    """A run folder and its dataset moved together (a sweep folder moved or copied to another
+    disk) used to be refused as "a different run (differs in data)": the path was part of the
+    run's identity although the data's content digest is recorded too."""
+    moved = work / "elsewhere"
+    moved.mkdir()
+    data = moved / "tiny.h5"
+    shutil.copy(made["tiny"], data)
+    out = moved / "run"
+    shutil.copytree(made["run"], out)
+    status, err, _ = invoke(capsys, *run_args(data, out))
+    assert status == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["data"] == str(data.resolve())
+    assert json.loads((out / "config.json").read_text())["data"] == str(data.resolve())
+    # other images at the new path are still another run
+    (out / "summary.json").unlink()
+    make_tiny_dataset(work / "other.h5", n=64, seed=3)
+    shutil.copy(work / "other.h5", data)
+    assert_one_clear_line(
+        capsys, work, run_args(data, out), f"{out} holds a different run (differs in data_identity"
+    )
+
+
 def test_run_folder_from_before_identities_still_resumes(made, work, capsys):
     out = copy_run(made, work)
     _strip_identity(out)
