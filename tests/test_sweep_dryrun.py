@@ -235,3 +235,5 @@ def test_run_states_follow_what_a_start_does_with_the_folder(
     summary.write_text("{")
     assert run_state(summary.parent).kind == "fail"
     assert run_state(summary.parent, in_place=False).kind == "restart"
+    summary.write_text("[]")  # JSON, but no record: is_finished raised AttributeError
+    assert run_state(summary.parent).kind == "fail"

@@ -62,9 +62,10 @@ def is_finished(run_dir: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        return json.loads(path.read_text()).get("status", "finished") == "finished"
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
+    return isinstance(record, dict) and record.get("status", "finished") == "finished"
 
 
 def is_resumable(run_dir: Path) -> bool:
