@@ -1261,6 +1261,8 @@ def test_bad_sweep_spec(work, capsys, content, fragment):
         (["--workers", "0"], "'--workers': 0 is not in the range x>=1"),
         (["--build-workers", "0"], "'--build-workers': 0 is not in the range x>=1"),
         (["--cpus-per-run", "-1"], "'--cpus-per-run': -1.0 is not in the range x>0"),
+        # refused once the datasets were built, after the sweep folder was written
+        (["--address", "auto"], "--address: only used with --executor ray"),
     ],
     ids=[
         "ensemble-zero",
@@ -1269,6 +1271,7 @@ def test_bad_sweep_spec(work, capsys, content, fragment):
         "workers-zero",
         "build-workers-zero",
         "cpus-per-run-negative",
+        "address-without-ray",
     ],
 )
 def test_dry_run_checks_the_options_a_sweep_checks(work, capsys, args, fragment):

@@ -98,7 +98,9 @@ def sweep_command(
     with user_errors("bench"):
         plan = load_sweep(spec)
         if dry_run:
-            for line in plan_lines(plan, out=out, ensemble=ensemble, only=only, executor=executor):
+            for line in plan_lines(
+                plan, out=out, ensemble=ensemble, only=only, executor=executor, address=address
+            ):
                 click.echo(line)
             return
         kwargs = {"cpus_per_run": cpus_per_run} if executor == "ray" else {}

@@ -221,10 +221,16 @@ def make_run_pool(
     kind: str, workers: int | None = None, address: str | None = None, **kwargs: Any
 ) -> LocalRunPool | RayRunPool:
     """The pool named by ``bench sweep --executor``."""
+    check_executor(kind, address)
     if kind == "local":
-        if address:
-            raise SpecError("--address: only used with --executor ray")
         return LocalRunPool(workers=workers, **kwargs)
-    if kind == "ray":
-        return RayRunPool(address=address, **kwargs)
-    raise SpecError(f"--executor: must be one of {', '.join(SWEEP_EXECUTORS)}, got {kind!r}")
+    return RayRunPool(address=address, **kwargs)
+
+
+def check_executor(kind: str, address: str | None = None) -> None:
+    """Refuse an executor name, or an address given to the local one, before a sweep writes or
+    builds anything (the pool is made only once the datasets are built)."""
+    if kind not in SWEEP_EXECUTORS:
+        raise SpecError(f"--executor: must be one of {', '.join(SWEEP_EXECUTORS)}, got {kind!r}")
+    if kind == "local" and address:
+        raise SpecError("--address: only used with --executor ray")

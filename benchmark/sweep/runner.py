@@ -35,7 +35,7 @@ from benchmark.sweep.execute import (
     run_config,
     run_state,
 )
-from benchmark.sweep.executors import TRAINS_IN_PLACE, make_run_pool
+from benchmark.sweep.executors import TRAINS_IN_PLACE, check_executor, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
 from spritegen.atomic import write_text_atomic
@@ -156,7 +156,8 @@ def run_sweep(
     size = parse_ensemble(ensemble)
     start = time.perf_counter()
     spec, points = plan.spec, plan.points
-    _check_only(points, only)  # before anything is written
+    check_executor(executor, address)  # before anything is written
+    _check_only(points, only)
     if executor == "ray" and address:
         check_reachable(address)  # ray.init would retry an unreachable address for minutes
     sweep_dir = _sweep_dir(plan, out)
@@ -266,6 +267,7 @@ def dry_run(
     ensemble: str | int = "auto",
     only: Sequence[str] = (),
     executor: str = "local",
+    address: str | None = None,
 ) -> list[str]:
     """What ``run_sweep`` with the same arguments would do, as lines to print, having checked the
     same options: the sweep folder it would use and whether it exists; each run of the part
@@ -278,10 +280,7 @@ def dry_run(
     from benchmark.ensemble.grouping import parse_ensemble, plan_groups
 
     size = parse_ensemble(ensemble)
-    if executor not in TRAINS_IN_PLACE:
-        raise SpecError(
-            f"--executor: must be one of {', '.join(TRAINS_IN_PLACE)}, got {executor!r}"
-        )
+    check_executor(executor, address)
     _check_only(plan.points, only)
     sweep_dir = _sweep_dir(plan, out)
     exists = "exists" if sweep_dir.is_dir() else "not there yet; the sweep creates it"
