@@ -250,30 +250,44 @@ def _train_ensemble_into(task: EnsembleTask, folders: list[Path]) -> list[Outcom
                 [run_config(m.config, f) for m, f in zip(task.members, folders)]
             )
     except Exception as exc:
+        # every point failed: each gets the ensemble's output and the traceback as its log, as a
+        # run of its own would, and the ensemble's log (of a training no longer going) is dropped
         tb = traceback.format_exc()
-        with contextlib.suppress(OSError), open(log, "a") as fh:
-            fh.write(tb)
+        text = _read_text(log)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         seconds = time.perf_counter() - start
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                (folder.parent / f"{folder.name}.log").write_text(text + tb)
+        log.unlink(missing_ok=True)
         return [
             Outcome(m.id, False, seconds, error=f"{type(exc).__name__}: {msg}", traceback=tb)
             for m in task.members
         ]
     seconds = time.perf_counter() - start
     outcomes = []
-    text = log.read_text() if log.exists() else ""
+    text = _read_text(log)
     for m, folder, summary in zip(task.members, folders, summaries):
         if folder.exists():
             (folder / LOG_NAME).write_text(text)
         if summary.get("status") == "finished":
+            # a finished run has no failure log: not even one an earlier start left
+            (folder.parent / f"{folder.name}.log").unlink(missing_ok=True)
             outcomes.append(Outcome(m.id, True, seconds, summary=summary))
         else:
             status = summary.get("status", "diverged")
             error = f"{stopped_label(status)}: {summary.get('error', status)}"
-            (folder.parent / f"{m.id}.log").write_text(text + error + "\n")
+            (folder.parent / f"{folder.name}.log").write_text(text + error + "\n")
             outcomes.append(Outcome(m.id, False, seconds, error=error, traceback=error))
     log.unlink(missing_ok=True)
     return outcomes
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def run_any(task: RunTask | EnsembleTask) -> list[Outcome]:
