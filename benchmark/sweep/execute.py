@@ -5,6 +5,13 @@ says ``"status": "finished"``, which bench run writes last. A sweep killed mid-r
 folder with its checkpoint, and the next start resumes the run from there (bench run resumes an
 unfinished folder with the same config). Errors are caught here and returned as data, so one
 failing run never stops the others.
+
+What a run leaves for the sweep is its folder ``runs/<id>`` and, when it did not finish, its
+output ``runs/<id>.log`` (with the traceback, or a stopped ensemble member's error). A run that
+stopped (its loss diverged, its model's code failed: ``STOPPED_LABELS``) keeps its folder: config,
+metrics, the summary saying why, the last good checkpoint. On Ray a run trains in a scratch folder
+of its node, and those same entries come back as tar bytes whatever the outcome, so that the
+driver leaves in the sweep folder what a local run would have (``unpack_outcome``).
 """
 
 from __future__ import annotations
@@ -53,7 +60,9 @@ class Outcome:
     summary: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     traceback: str = ""
-    packed: bytes | None = None  # the run folder as a tar, when it was trained on another node
+    #: when it was trained in a scratch folder (on Ray): the run folder and its ``<id>.log``,
+    #: whichever the run left there, as a tar
+    packed: bytes | None = None
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -298,18 +307,15 @@ def run_any(task: RunTask | EnsembleTask) -> list[Outcome]:
 
 
 def run_any_packed(task: RunTask | EnsembleTask) -> list[Outcome]:
-    """``run_any`` in a scratch folder of this node, each member's folder returned as tar bytes."""
+    """``run_any`` in a scratch folder of this node; what each point left there (its folder, its
+    ``<id>.log``: ``pack``) returned as tar bytes with its outcome, finished or not."""
     if not isinstance(task, EnsembleTask):
         return [run_task_packed(task)]
     with tempfile.TemporaryDirectory(prefix="sweep-ensemble-") as tmp:
         folders = [Path(tmp) / m.id for m in task.members]
         outcomes = _train_ensemble_into(task, folders)
-        for outcome, folder in zip(outcomes, folders):
-            if outcome.ok:
-                buf = io.BytesIO()
-                with tarfile.open(fileobj=buf, mode="w") as tar:
-                    tar.add(folder, arcname=outcome.id)
-                outcome.packed = buf.getvalue()
+        for outcome in outcomes:
+            outcome.packed = pack(Path(tmp), outcome.id)
         return outcomes
 
 
@@ -319,26 +325,42 @@ def run_task(task: RunTask) -> Outcome:
 
 
 def run_task_packed(task: RunTask) -> Outcome:
-    """Train a point in a scratch folder of this node and return the folder as tar bytes.
+    """Train a point in a scratch folder of this node and return what it left there as tar bytes.
 
     Used on Ray, where the node need not see the sweep folder: the driver unpacks the bytes into
-    the sweep folder, so results from every node are gathered in one place.
+    the sweep folder, so results from every node are gathered in one place. A run that stopped or
+    failed comes back too (its folder, if it made one, and its log), as a local run leaves them.
     """
     with tempfile.TemporaryDirectory(prefix="sweep-run-") as tmp:
-        folder = Path(tmp) / task.id
-        outcome = _train_into(task, folder)
-        if outcome.ok:
-            buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w") as tar:
-                tar.add(folder, arcname=task.id)
-            outcome.packed = buf.getvalue()
+        outcome = _train_into(task, Path(tmp) / task.id)
+        outcome.packed = pack(Path(tmp), task.id)
         return outcome
 
 
+def pack(runs_dir: Path, run_id: str) -> bytes:
+    """What a run left in ``runs_dir``, as a local run leaves it in the sweep's ``runs/``: its
+    folder ``<id>`` and its output ``<id>.log``, whichever exist, as an uncompressed tar."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in (run_id, f"{run_id}.log"):
+            if (runs_dir / name).exists():
+                tar.add(runs_dir / name, arcname=name)
+    return buf.getvalue()
+
+
 def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
-    """Write a packed run folder into ``runs_dir/<id>`` atomically (unpacked aside, then renamed),
-    and point the ``out`` recorded in its config.json and summary.json at where it now lies."""
-    if not outcome.ok or outcome.packed is None:
+    """Leave in ``runs_dir`` what the run left in its scratch folder (``pack``), as a local run
+    would leave it there, finished, stopped or failed alike.
+
+    The folder replaces ``runs_dir/<id>`` atomically (unpacked aside, then renamed), with the
+    ``out`` recorded in its config.json and summary.json (and an ensemble's member folders) pointed
+    at where it now lies; a run that made no folder leaves the one there untouched (unless it is
+    no run folder, which a local run would have removed), as a local run that fails before
+    training does. ``<id>.log`` replaces the sweep's, and one that the run did
+    not leave (a finished run moves its output into the folder) is removed, so that no log of an
+    earlier start's failure outlives a finished run. Outcomes with nothing packed are left alone.
+    """
+    if outcome.packed is None:
         return
     staging = runs_dir / f"{outcome.id}{UNPACK_SUFFIX}"
     if staging.exists():
@@ -347,15 +369,48 @@ def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(outcome.packed), mode="r") as tar:
         tar.extractall(staging, filter="data")
     final = runs_dir / outcome.id
-    for name in ("config.json", SUMMARY):
-        path = staging / outcome.id / name
-        if path.is_file():
-            record = json.loads(path.read_text())
-            if "out" in record:
-                record["out"] = str(final.resolve())
-                path.write_text(json.dumps(record, indent=2) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(staging / outcome.id, final)
+    if (staging / outcome.id).is_dir():
+        _point_at(staging / outcome.id, final.resolve())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging / outcome.id, final)
+    elif final.exists() and not (final / "config.json").is_file():
+        shutil.rmtree(final)  # not a run folder: a local run removes it before training
+    if "out" in outcome.summary:
+        outcome.summary["out"] = str(final.resolve())
+    log = runs_dir / f"{outcome.id}.log"
+    if (staging / log.name).is_file():
+        os.replace(staging / log.name, log)
+    else:
+        log.unlink(missing_ok=True)
     shutil.rmtree(staging)
     outcome.packed = None
+
+
+def _point_at(folder: Path, final: Path) -> None:
+    """Rewrite the paths a run folder records (``out``; an ensemble member's fellow members and
+    the ensemble's id, a hash of their folders) as they would read had it trained at ``final``."""
+    for name in ("config.json", SUMMARY):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:  # as the run left it: the sweep reads it as unfinished, as locally
+            continue
+        if not isinstance(record, dict):
+            continue
+        changed = False
+        if "out" in record:
+            record["out"] = str(final)
+            changed = True
+        ensemble = record.get("ensemble")
+        if isinstance(ensemble, dict) and isinstance(ensemble.get("members"), list):
+            from benchmark.ensemble.runner import ensemble_id
+
+            members = [final.parent / Path(str(m)).name for m in ensemble["members"]]
+            ensemble["members"] = [str(m) for m in members]
+            ensemble["id"] = ensemble_id(members)
+            changed = True
+        if changed:
+            path.write_text(json.dumps(record, indent=2) + "\n")

@@ -4,7 +4,7 @@ spawned processes, or Ray tasks), adapted to runs.
 Both yield ``Outcome`` objects as runs finish (not in submission order), so the progress display
 and the bookkeeping advance as soon as any run is done. What is sweep-specific lives here: one
 worker per GPU (pinned in its initializer), torch threads shared fairly, failures as Outcomes, and
-run folders trained on Ray nodes unpacked into the sweep folder.
+run folders trained on Ray nodes (finished or stopped) unpacked into the sweep folder.
 
 Ctrl-C stops every local run within about one optimiser step. Workers ignore the terminal's
 SIGINT while they start (as a build's do, ``spritegen.executors.worker_init``); then each installs
@@ -171,12 +171,13 @@ class LocalRunPool:
 class RayRunPool:
     """Each run is a Ray task reserving ``cpus_per_run`` CPUs and one GPU when the cluster has any.
 
-    The task trains in a scratch folder of its node and sends the run folder back, which is
-    unpacked into the sweep folder here: the driver's sweep folder gathers every result whether
-    or not the nodes share a file system. Dataset files must be readable at the same path on the
-    nodes (a shared file system, see docs/sweeps.md). The benchmark's own settings in the
-    driver's environment (``FORWARDED_ENV``) travel with each task, since a node's workers do
-    not inherit them.
+    The task trains in a scratch folder of its node and sends the run folder back (with its log
+    when it did not finish), which is unpacked into the sweep folder here: the driver's sweep
+    folder gathers every result whether or not the nodes share a file system, and holds what a
+    local pool would leave there, a stopped run's folder included. Dataset files must be readable
+    at the same path on the nodes (a shared file system, see docs/sweeps.md). The benchmark's own
+    settings in the driver's environment (``FORWARDED_ENV``) travel with each task, since a
+    node's workers do not inherit them.
     """
 
     def __init__(
@@ -209,11 +210,17 @@ class RayRunPool:
 
     def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
         for task, result in self.executor.map_completed(run_any_packed, tasks):
-            outcomes = (
-                list(_failed(task, _why(result))) if isinstance(result, Exception) else result
-            )
-            for outcome in outcomes:
-                unpack_outcome(outcome, Path(task.runs_dir))
+            runs_dir = Path(task.runs_dir)
+            if isinstance(result, Exception):
+                # the task itself failed (its worker died, ...): nothing came back but the
+                # error, which is the run's log now (a log of an earlier start would mislead)
+                for outcome in _failed(task, _why(result)):
+                    (runs_dir / f"{outcome.id}.log").write_text(outcome.error + "\n")
+                    yield outcome
+                continue
+            for outcome in result:
+                # finished, stopped or failed: the folder and log it left, as a local run leaves
+                unpack_outcome(outcome, runs_dir)
                 yield outcome
 
 

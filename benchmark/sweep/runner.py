@@ -7,11 +7,14 @@ The sweep folder is the single record of a study::
     <sweep>/sweep.json         manifest: every point (id, parameters, K) and each experiment's
                                layout (x, line, seed of each point), read by `bench report`
     <sweep>/datasets/<name>.h5 datasets built once and shared by the runs
-    <sweep>/runs/<id>/         one finished `bench run` folder per point (+ sweep.log)
+    <sweep>/runs/<id>/         one `bench run` folder per point (+ sweep.log): finished, or as
+                               the run stopped (diverged, failed: summary.json says why)
+    <sweep>/runs/<id>.log      the output of a run that did not finish, with its error
     <sweep>/failures.json      the runs that failed at the last start, with their errors
 
-Finished means ``runs/<id>/summary.json`` exists; anything else is (re)trained when the sweep is
-started again.
+Finished means ``runs/<id>/summary.json`` says ``"status": "finished"``; anything else is
+(re)trained when the sweep is started again. Both executors leave the same entries (on Ray they
+come back from the node, ``execute.unpack_outcome``).
 """
 
 from __future__ import annotations
