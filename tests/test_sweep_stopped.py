@@ -1,22 +1,203 @@
-"""What a sweep leaves of a run that did not finish: its folder and its ``<id>.log``, on Ray as
-on the local pool."""
+"""A run that stops (its loss diverged) leaves the same record in the sweep folder on Ray as on
+the local pool: its folder (config, metrics, summary saying why, last good checkpoint) and its
+log, as an ensemble's member and as a lone run; the next start retries it, from that checkpoint,
+on both."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from sweep_helpers import ROOT
+from train_fixtures import make_tiny_dataset
 
 from benchmark.ensemble.runner import ensemble_id
+from benchmark.report.records import load_sweep as load_report
+from benchmark.sweep import load_sweep, run_sweep, runner
 from benchmark.sweep.execute import (
     EnsembleTask,
     Outcome,
     RunTask,
     _train_ensemble_into,
+    run_any,
     unpack_outcome,
 )
+
+TESTS = Path(__file__).resolve().parent
+
+# Explodes (tests/ensemble_helpers.py): a beta-VAE whose loss is infinite at step explode_at.
+# The two points train as an ensemble, one member diverging in its second epoch (2 steps each);
+# the next start retries that one alone, resuming from its checkpoint.
+SPEC = """name: stops
+set:
+  model: explodes
+  data: {data}
+  latent_dim: 2
+  epochs: 2
+  batch_size: 32
+  checkpoint_every: 1
+  score_preset: none
+  final_preset: none
+grid: {{explode_at: [-1, 2]}}
+report: {{x: explode_at}}
+"""
+STOPPED = "the loss became non-finite (inf) at step 3 (epoch 2)"
+
+
+def _plugin_site(tmp: Path) -> Path:
+    """A folder that registers ``explodes`` through an entry point, as an installed plugin
+    would: seen by this process (on sys.path) and by Ray's workers (on their PYTHONPATH)."""
+    site = tmp / "site"
+    info = site / "explodes_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: explodes-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[benchmark.models]\nexplodes = ensemble_helpers:Explodes\n"
+    )
+    return site
+
+
+class _LocalInProcess:
+    """The local pool of one worker on the CPU, its worker's work (``run_any``: train into the
+    sweep folder) done in this process: the same folders, without spawning a process per start."""
+
+    workers, gpus = 1, 0
+
+    def describe(self) -> str:
+        return "local pool, in process"
+
+    def run(self, tasks: list[Any]) -> Iterator[Outcome]:
+        for task in tasks:
+            yield from run_any(task)
+
+
+def _record(sweep: Path) -> dict[str, Any]:
+    """What a sweep left in its runs/ folder: every path, the JSON records with the sweep's own
+    folder named <sweep> (and an ensemble's id checked, then dropped: it hashes that folder),
+    the summaries of stopped runs whole, the logs' last line, the checkpoints' step."""
+    runs = sweep / "runs"
+    out: dict[str, Any] = {}
+    for path in sorted(runs.rglob("*")):
+        rel = path.relative_to(runs).as_posix()
+        if path.is_dir():
+            out[rel + "/"] = None
+        elif path.name in ("config.json", "summary.json"):
+            record = json.loads(path.read_text().replace(str(sweep.resolve()), "<sweep>"))
+            if path.name == "summary.json" and record["status"] == "finished":
+                record = {"status": "finished", "out": record["out"], "steps": record["steps"]}
+            ensemble = record.get("ensemble")
+            if ensemble:
+                members = [
+                    Path(m.replace("<sweep>", str(sweep.resolve()))) for m in ensemble["members"]
+                ]
+                assert ensemble.pop("id") == ensemble_id(members), path
+            record.pop("torch", None)
+            out[rel] = record
+        elif path.suffix == ".log":
+            lines = path.read_text().splitlines()
+            out[rel] = lines[-1] if path.name != "sweep.log" and lines else "..."
+        elif path.name == "last.pt":
+            out[rel] = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+        elif path.name == "metrics.jsonl":
+            out[rel] = len(path.read_text().splitlines())
+        else:
+            out[rel] = "file"
+    return out
+
+
+def _failures(sweep: Path) -> list[tuple[str, str, str]]:
+    return sorted(
+        (f["id"], f["error"], f["log"]) for f in json.loads((sweep / "failures.json").read_text())
+    )
+
+
+def _missing(sweep: Path) -> list[str]:
+    _, experiments = load_report(sweep)
+    return sorted(experiments[0].missing)
+
+
+def _start(spec: Path, out: Path, **kwargs: Any) -> dict[str, Any]:
+    """Start the sweep; what the start decided and what the folder holds after it."""
+    result = run_sweep(load_sweep(spec), out=out, progress=False, **kwargs)
+    return {
+        "skipped": sorted(result.skipped),
+        "finished": sorted(o.id for o in result.finished),
+        "failed": sorted((o.id, o.error) for o in result.failed),
+        "failures": _failures(out),
+        "record": _record(out),
+        "missing": _missing(out),
+    }
+
+
+@pytest.mark.ray
+def test_a_stopped_run_leaves_the_same_folder_on_ray_as_on_the_local_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ray = pytest.importorskip("ray")
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths are limited
+    try:
+        data = make_tiny_dataset(temp / "k1.h5", n=64, factors=1, image_size=32)
+        site = _plugin_site(temp)
+        monkeypatch.syspath_prepend(str(site))
+        spec = temp / "stops.yaml"
+        spec.write_text(SPEC.format(data=data))
+
+        with monkeypatch.context() as m:
+            m.setattr(runner, "make_run_pool", lambda *a, **k: _LocalInProcess())
+            local = [_start(spec, temp / "local") for _ in range(2)]
+        ray.init(
+            num_cpus=2,
+            _temp_dir=str(temp / "r"),
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={
+                "env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), str(site)])}
+            },
+        )
+        try:
+            on_ray = [_start(spec, temp / "ray", executor="ray") for _ in range(2)]
+        finally:
+            ray.shutdown()
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+    first, again = local
+    # what the local pool leaves: the stopped member's folder and log
+    assert len(first["finished"]) == 1 and len(first["failed"]) == 1
+    [(stopped, error)] = first["failed"]
+    assert error == (
+        f"TrainingDiverged: {STOPPED}; the last good checkpoint is kept. "
+        "Lower the learning rate or check the model and its hyperparameters."
+    )
+    assert first["failures"] == [(stopped, error, f"runs/{stopped}.log")]
+    for start in (first, again):
+        record = start["record"]
+        assert record[f"{stopped}/summary.json"] == {
+            "status": "diverged",
+            "error": error.removeprefix("TrainingDiverged: "),
+        }
+        assert record[f"{stopped}/checkpoints/last.pt"] == 2  # the last good checkpoint
+        assert record[f"{stopped}/metrics.jsonl"] == 1  # its first epoch
+        assert record[f"{stopped}/config.json"]["out"] == f"<sweep>/runs/{stopped}"
+        assert STOPPED in record[f"{stopped}.log"]
+        assert f"{stopped}/sweep.log" in record  # the ensemble's, kept: resumed in place
+        assert start["missing"] == [stopped]
+    # the next start retries it (and only it), alone now, and it stops the same way
+    assert again["skipped"] == first["finished"] and again["failed"] == first["failed"]
+    assert "ensemble" in first["record"][f"{stopped}/config.json"]
+    assert "ensemble" not in again["record"][f"{stopped}/config.json"]
+
+    # Ray: the same decisions, records and report, at the first start and the next
+    assert on_ray == local
 
 
 def test_unpack_leaves_what_the_run_left(tmp_path: Path) -> None:

@@ -11,12 +11,15 @@ output ``runs/<id>.log`` (with the traceback, or a stopped ensemble member's err
 stopped (its loss diverged, its model's code failed: ``STOPPED_LABELS``) keeps its folder: config,
 metrics, the summary saying why, the last good checkpoint. On Ray a run trains in a scratch folder
 of its node, and those same entries come back as tar bytes whatever the outcome, so that the
-driver leaves in the sweep folder what a local run would have (``unpack_outcome``).
+driver leaves in the sweep folder what a local run would have (``unpack_outcome``); an unfinished
+folder the sweep holds goes to the node with the task (``with_folders``), so that the run resumes
+from its last checkpoint there as it would locally.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -48,6 +51,9 @@ class RunTask:
     id: str
     config: dict[str, Any]  # bench run config without "out"; "data" is an absolute path
     runs_dir: str
+    #: the unfinished folder ``runs_dir/<id>`` as a tar, for a node that does not see it (Ray):
+    #: trained in a scratch folder, the run resumes from it as it would in place
+    folder: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -312,7 +318,7 @@ def run_any_packed(task: RunTask | EnsembleTask) -> list[Outcome]:
     if not isinstance(task, EnsembleTask):
         return [run_task_packed(task)]
     with tempfile.TemporaryDirectory(prefix="sweep-ensemble-") as tmp:
-        folders = [Path(tmp) / m.id for m in task.members]
+        folders = [_place(m, Path(tmp)) for m in task.members]
         outcomes = _train_ensemble_into(task, folders)
         for outcome in outcomes:
             outcome.packed = pack(Path(tmp), outcome.id)
@@ -332,20 +338,45 @@ def run_task_packed(task: RunTask) -> Outcome:
     failed comes back too (its folder, if it made one, and its log), as a local run leaves them.
     """
     with tempfile.TemporaryDirectory(prefix="sweep-run-") as tmp:
-        outcome = _train_into(task, Path(tmp) / task.id)
+        outcome = _train_into(task, _place(task, Path(tmp)))
         outcome.packed = pack(Path(tmp), task.id)
         return outcome
 
 
-def pack(runs_dir: Path, run_id: str) -> bytes:
+def pack(runs_dir: Path, run_id: str, log: bool = True) -> bytes:
     """What a run left in ``runs_dir``, as a local run leaves it in the sweep's ``runs/``: its
-    folder ``<id>`` and its output ``<id>.log``, whichever exist, as an uncompressed tar."""
+    folder ``<id>`` and (``log``) its output ``<id>.log``, whichever exist, as an uncompressed
+    tar."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in (run_id, f"{run_id}.log"):
+        for name in (run_id, f"{run_id}.log") if log else (run_id,):
             if (runs_dir / name).exists():
                 tar.add(runs_dir / name, arcname=name)
     return buf.getvalue()
+
+
+def with_folders(task: RunTask | EnsembleTask) -> RunTask | EnsembleTask:
+    """The task with each point's unfinished folder in the sweep (one a local run would resume:
+    it holds a config.json) packed into it, for a node that does not see the sweep folder."""
+    if isinstance(task, EnsembleTask):
+        return EnsembleTask(tuple(_with_folder(m) for m in task.members))
+    return _with_folder(task)
+
+
+def _with_folder(task: RunTask) -> RunTask:
+    folder = Path(task.runs_dir) / task.id
+    if not (folder / "config.json").is_file():
+        return task
+    return dataclasses.replace(task, folder=pack(folder.parent, task.id, log=False))
+
+
+def _place(task: RunTask, scratch: Path) -> Path:
+    """Where the point trains in ``scratch``: its folder, unpacked there from the sweep's when
+    the task carries one (``with_folders``)."""
+    if task.folder is not None:
+        with tarfile.open(fileobj=io.BytesIO(task.folder), mode="r") as tar:
+            tar.extractall(scratch, filter="data")
+    return scratch / task.id
 
 
 def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:

@@ -34,6 +34,7 @@ from benchmark.sweep.execute import (
     run_any,
     run_any_packed,
     unpack_outcome,
+    with_folders,
 )
 from spritegen.errors import SpecError
 from spritegen.executors import LocalExecutor, RayExecutor
@@ -174,10 +175,11 @@ class RayRunPool:
     The task trains in a scratch folder of its node and sends the run folder back (with its log
     when it did not finish), which is unpacked into the sweep folder here: the driver's sweep
     folder gathers every result whether or not the nodes share a file system, and holds what a
-    local pool would leave there, a stopped run's folder included. Dataset files must be readable
-    at the same path on the nodes (a shared file system, see docs/sweeps.md). The benchmark's own
-    settings in the driver's environment (``FORWARDED_ENV``) travel with each task, since a
-    node's workers do not inherit them.
+    local pool would leave there, a stopped run's folder included; such an unfinished folder
+    goes to the node with the next start's task, where the run resumes from its last checkpoint
+    as it would locally. Dataset files must be readable at the same path on the nodes (a shared
+    file system, see docs/sweeps.md). The benchmark's own settings in the driver's environment
+    (``FORWARDED_ENV``) travel with each task, since a node's workers do not inherit them.
     """
 
     def __init__(
@@ -209,7 +211,9 @@ class RayRunPool:
         )
 
     def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
-        for task, result in self.executor.map_completed(run_any_packed, tasks):
+        # an unfinished folder the sweep holds goes with its task: the run resumes from it
+        shipped = [with_folders(task) for task in tasks]
+        for task, result in self.executor.map_completed(run_any_packed, shipped):
             runs_dir = Path(task.runs_dir)
             if isinstance(result, Exception):
                 # the task itself failed (its worker died, ...): nothing came back but the
