@@ -97,17 +97,17 @@ def stopped_label(status: Any) -> str:
 @dataclass(frozen=True)
 class RunState:
     """What the next start of a sweep does with a point, read from its run folder: ``kind`` is
-    finished, stopped, resume, restart, fail or new; ``text`` says it for a person."""
+    finished, stopped, resume, fail or new; ``text`` says it for a person."""
 
     kind: str
     text: str
 
 
-def run_state(run_dir: Path, in_place: bool = True) -> RunState:
+def run_state(run_dir: Path) -> RunState:
     """The point's state, decided as a start decides it (``is_finished``, then
     ``is_resumable``, then bench run's reading of the folder), without loading anything but the
-    folder's small JSON files. ``in_place``: the executor trains in the sweep folder, so that an
-    unfinished run resumes there (local); Ray trains in a node's scratch folder and starts over."""
+    folder's small JSON files. Both executors resume an unfinished folder: the local pool in
+    place, Ray on the node its task is sent to with the folder (``with_folders``)."""
     if is_finished(run_dir):
         return RunState("finished", "finished")
     if not run_dir.exists() or not is_resumable(run_dir):
@@ -117,13 +117,9 @@ def run_state(run_dir: Path, in_place: bool = True) -> RunState:
         try:
             status = json.loads((run_dir / SUMMARY).read_text())["status"]
         except (OSError, ValueError, KeyError, TypeError):
-            if in_place:  # bench run refuses to resume such a folder: every start fails
-                return RunState("fail", f"fails: its {SUMMARY} is unreadable (delete the folder)")
-        else:
-            stopped = f"stopped: {stopped_label(str(status))}"
-    if not in_place:
-        text = f"{stopped or 'unfinished'}, starts over on Ray"
-        return RunState("stopped" if stopped else "restart", text)
+            # bench run refuses to resume such a folder: every start fails
+            return RunState("fail", f"fails: its {SUMMARY} is unreadable (delete the folder)")
+        stopped = f"stopped: {stopped_label(str(status))}"
     resume = _resume_text(run_dir)
     return RunState("stopped", f"{stopped}, {resume}") if stopped else RunState("resume", resume)
 

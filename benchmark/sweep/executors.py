@@ -40,9 +40,6 @@ from spritegen.errors import SpecError
 from spritegen.executors import LocalExecutor, RayExecutor
 
 SWEEP_EXECUTORS = ("local", "ray")
-#: Whether an executor trains in the sweep folder itself, so that an unfinished run resumes there
-#: from its last checkpoint; a Ray task trains in its node's scratch folder, and starts it over.
-TRAINS_IN_PLACE = {"local": True, "ray": False}
 Task = RunTask | EnsembleTask
 #: Variables of the driver's environment that change how a run behaves, set in every Ray task.
 FORWARDED_ENV = (BUDGET_ENV,)

@@ -38,7 +38,7 @@ from benchmark.sweep.execute import (
     run_config,
     run_state,
 )
-from benchmark.sweep.executors import TRAINS_IN_PLACE, check_executor, make_run_pool
+from benchmark.sweep.executors import check_executor, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
 from spritegen.atomic import write_text_atomic
@@ -258,7 +258,6 @@ STATE_COUNTS = {
     "finished": "finished",
     "stopped": "stopped (to try again)",
     "resume": "to resume",
-    "restart": "to start over",
     "fail": "to fail",
     "new": "new",
 }
@@ -289,7 +288,7 @@ def dry_run(
     exists = "exists" if sweep_dir.is_dir() else "not there yet; the sweep creates it"
     lines = [f"sweep folder: {sweep_dir.absolute()} ({exists})"]
     selected = [p for p in plan.points if not only or _matches(p.id, only)]
-    states = [run_state(sweep_dir / "runs" / p.id, TRAINS_IN_PLACE[executor]) for p in selected]
+    states = [run_state(sweep_dir / "runs" / p.id) for p in selected]
     id_width = max(len(p.id) for p in selected)
     state_width = max(len(s.text) for s in states)
     lines += [
