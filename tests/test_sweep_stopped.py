@@ -256,7 +256,8 @@ def test_unpack_leaves_what_the_run_left(tmp_path: Path) -> None:
 
 def test_an_ensemble_that_fails_as_a_whole_leaves_each_point_its_log(tmp_path: Path) -> None:
     """As a lone run leaves ``<id>.log`` with its output and traceback, so does each point of an
-    ensemble that fails as a whole; the ensemble's own log is gone with the training."""
+    ensemble that fails as a whole (then alone, each: the ensemble's traceback comes first, the
+    point's own last); the ensemble's own log is gone with the training."""
     runs = tmp_path / "runs"
     config = {"model": "no_such_model", "data": str(tmp_path / "none.h5"), "epochs": 1}
     task = EnsembleTask(tuple(RunTask(i, config, str(runs)) for i in ("p", "q")))
@@ -267,3 +268,36 @@ def test_an_ensemble_that_fails_as_a_whole_leaves_each_point_its_log(tmp_path: P
         log = (runs / f"{o.id}.log").read_text()
         assert log.startswith("Traceback") and log.endswith(o.traceback)
         assert o.error.splitlines()[0] in log
+
+
+def test_a_point_that_breaks_its_ensemble_fails_alone_and_the_others_train(tmp_path: Path) -> None:
+    """beta 1e300 passes the sweep's plan but makes its model's dry forward pass non-finite, so
+    run_ensemble refused the whole ensemble: the good point failed with it. Now each point of an
+    ensemble that fails as a whole trains alone, as with --ensemble off."""
+    data = make_tiny_dataset(tmp_path / "d.h5", n=64, seed=2)
+    runs = tmp_path / "runs"
+    base = {
+        "model": "betavae",
+        "data": str(data),
+        "latent_dim": 2,
+        "epochs": 1,
+        "batch_size": 32,
+        "score_preset": "none",
+        "final_preset": "none",
+    }
+    task = EnsembleTask(
+        (
+            RunTask("good", {**base, "beta": 4.0}, str(runs)),
+            RunTask("huge", {**base, "beta": 1e300}, str(runs)),
+        )
+    )
+    good, huge = _train_ensemble_into(task, [runs / "good", runs / "huge"])
+    assert good.ok, good.error
+    assert json.loads((runs / "good" / "summary.json").read_text())["status"] == "finished"
+    assert not huge.ok and huge.error.startswith("ModelError: ")
+    assert "non-finite loss terms on a dry forward pass" in huge.error
+    log = (runs / "huge.log").read_text()
+    assert "note: the ensemble of 2 points stopped (ModelError: " in log
+    assert log.endswith(huge.traceback)
+    assert "note: the ensemble of 2 points stopped" in (runs / "good" / "sweep.log").read_text()
+    assert sorted(p.name for p in runs.iterdir()) == ["good", "huge.log"]

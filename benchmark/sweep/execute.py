@@ -178,7 +178,9 @@ def execute_point(params: dict[str, Any], out: Path) -> dict[str, Any]:
     return run(run_config(params, out))
 
 
-def _train_into(task: RunTask, folder: Path) -> Outcome:
+def _train_into(task: RunTask, folder: Path, preamble: str = "") -> Outcome:
+    """Train one point into ``folder``; its output goes to ``<id>.log`` (``preamble`` first),
+    which becomes the folder's sweep.log when it finishes."""
     start = time.perf_counter()
     if folder.exists() and not is_resumable(folder):
         shutil.rmtree(folder)  # not a run folder bench run could resume: start afresh
@@ -186,6 +188,7 @@ def _train_into(task: RunTask, folder: Path) -> Outcome:
     log = folder.parent / f"{task.id}.log"
     try:
         with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+            fh.write(preamble)
             summary = execute_point(task.config, folder)
         if not (folder / SUMMARY).exists():
             # bench run always writes summary.json; keep the promise of is_finished regardless.
@@ -261,16 +264,25 @@ def _train_ensemble_into(task: EnsembleTask, folders: list[Path]) -> list[Outcom
                 [run_config(m.config, f) for m, f in zip(task.members, folders)]
             )
     except Exception as exc:
-        # every point failed: each gets the ensemble's output and the traceback as its log, as a
-        # run of its own would, and the ensemble's log (of a training no longer going) is dropped
         tb = traceback.format_exc()
         text = _read_text(log)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        log.unlink(missing_ok=True)
+        if len(task.members) > 1:
+            # the ensemble as a whole failed, and which point's input or model broke it is not
+            # known (a model that fails its dry forward pass with its hyperparameters, say): each
+            # point trains alone, as with --ensemble off, so that a bad one fails alone
+            note = (
+                f"note: the ensemble of {len(task.members)} points stopped "
+                f"({type(exc).__name__}: {msg}); each trains alone\n"
+            )
+            return [_train_into(m, f, text + tb + note) for m, f in zip(task.members, folders)]
+        # its one point failed: it gets the ensemble's output and the traceback as its log, as a
+        # run of its own would, and the ensemble's log (of a training no longer going) is dropped
         seconds = time.perf_counter() - start
         for folder in folders:
             with contextlib.suppress(OSError):
                 (folder.parent / f"{folder.name}.log").write_text(text + tb)
-        log.unlink(missing_ok=True)
         return [
             Outcome(m.id, False, seconds, error=f"{type(exc).__name__}: {msg}", traceback=tb)
             for m in task.members
