@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -124,11 +125,23 @@ def test_report_of_a_partial_sweep_lists_missing_runs(sweep: Path, tmp_path: Pat
     (partial / "runs").mkdir(parents=True)
     (partial / "sweep.json").write_text((sweep / "sweep.json").read_text())
     manifest = json.loads((sweep / "sweep.json").read_text())
-    kept = manifest["points"][0]["id"]
+    ids = [p["id"] for p in manifest["points"]]
+    kept, diverged, unfinished = ids[:3]
     (partial / "runs" / kept).symlink_to(sweep / "runs" / kept)
+    # a run that diverged (its summary says so) and one killed before its summary
+    for run_id in (diverged, unfinished):
+        shutil.copytree(sweep / "runs" / run_id, partial / "runs" / run_id)
+    (partial / "runs" / diverged / "summary.json").write_text(
+        json.dumps({"status": "diverged", "error": "the loss became non-finite (nan)"})
+    )
+    (partial / "runs" / unfinished / "summary.json").unlink()
     write_report(partial)
     text = (partial / "report" / "report.md").read_text()
     assert "1 of 8 runs finished." in text
+    not_run = ", ".join(sorted(ids[3:]))
+    assert (
+        f"Missing: diverged (1): {diverged}; not run (5): {not_run}; unfinished (1): {unfinished}."
+    ) in text
     assert "n/a" in text
     with open(partial / "report" / "report.csv") as fh:
         filled = [r for r in csv.DictReader(fh) if r["quantity"] == "cell" and r["n"] != "0"]

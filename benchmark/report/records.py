@@ -234,6 +234,7 @@ class ExperimentData:
     scores: dict[str, dict[str, tuple[float, float]]]  # run id -> metric -> (final, best)
     missing: list[str]  # run ids without a finished run folder
     run_dirs: dict[str, Path]
+    why_missing: dict[str, str] = field(default_factory=dict)  # run id -> ``missing_reason``
 
     def x_values(self) -> list[Any]:
         return sorted({p["x"] for p in self.points}, key=sort_key)
@@ -273,6 +274,23 @@ def finished_summary(run_dir: Path) -> dict[str, Any] | None:
     if not isinstance(summary, dict) or not (run_dir / "metrics.jsonl").is_file():
         return None
     return summary if summary.get("status", "finished") == "finished" else None
+
+
+def missing_reason(run_dir: Path) -> str:
+    """Why a run has no scores, in a word or two, from what its folder holds: a diverged or
+    failed run is a result of the study (a beta too large), not a run still to come."""
+    if not run_dir.is_dir():
+        return "not run"
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except FileNotFoundError:
+        return "unfinished"
+    except (OSError, ValueError):
+        return "unreadable summary.json"
+    status = summary.get("status") if isinstance(summary, dict) else None
+    if isinstance(status, str) and status != "finished":
+        return status  # diverged, failed
+    return "unfinished"
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -333,11 +351,12 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
             {"id": p["id"], "x": p["x"], "line": tuple(p["line"]), "seed": p["seed"]}
             for p in e["points"]
         ]
-        scores, missing = {}, []
+        scores, missing, why_missing = {}, [], {}
         for p in points:
             got = scores_of(p["id"], tuple(e["metrics"]))
             if got is None:
                 missing.append(p["id"])
+                why_missing[p["id"]] = missing_reason(run_folder(sweep_dir, p["id"]))
             else:
                 scores[p["id"]] = got
         experiments.append(
@@ -351,6 +370,7 @@ def load_sweep(sweep_dir: Path | str) -> tuple[dict[str, Any], list[ExperimentDa
                 scores=scores,
                 missing=missing,
                 run_dirs={p["id"]: run_dirs[p["id"]] for p in points if p["id"] in run_dirs},
+                why_missing=why_missing,
             )
         )
     return manifest, experiments

@@ -131,7 +131,13 @@ def write_markdown(
         done = len({p["id"] for p in exp.points}) - len(set(exp.missing))
         out.append(f"{done} of {len({p['id'] for p in exp.points})} runs finished.")
         if exp.missing:
-            out.append(f"Missing: {', '.join(sorted(set(exp.missing)))}.")
+            by_reason: dict[str, list[str]] = {}
+            for run_id in sorted(set(exp.missing)):
+                by_reason.setdefault(exp.why_missing.get(run_id, "unfinished"), []).append(run_id)
+            groups = [
+                f"{why} ({len(ids)}): {', '.join(ids)}" for why, ids in sorted(by_reason.items())
+            ]
+            out.append(f"Missing: {'; '.join(groups)}.")
         out.append("")
         xs, lines = exp.x_values(), exp.line_values()
         for metric in exp.metrics:
