@@ -542,8 +542,9 @@ def _build_locked(
 
 def _assembly_bytes(plan: BuildPlan, tasks: list[ChunkTask], parts: Path) -> int:
     """A little more than the assembled file will take: its saved chunks' payload, its factor
-    tables and arrays raw (gzip can only shrink them by much), and room for HDF5's own
-    structures (chunk indexes, grown with the payload; object headers, with the image sets)."""
+    tables and arrays at their raw size (gzip shrinks them, or grows them by a few bytes), and
+    room for HDF5's own structures (chunk indexes, grown with the payload; object headers, with
+    the image sets)."""
     payload = sum((parts / t.name).stat().st_size for t in tasks)
     tables = sum(s.factors.size * 4 for s in plan.image_sets)
     arrays = sum(a.nbytes for a in plan.arrays.values())
