@@ -373,7 +373,7 @@ def with_folders(task: RunTask | EnsembleTask) -> RunTask | EnsembleTask:
 
 def _with_folder(task: RunTask) -> RunTask:
     folder = Path(task.runs_dir) / task.id
-    if not (folder / "config.json").is_file():
+    if not is_resumable(folder):
         return task
     return dataclasses.replace(task, folder=pack(folder.parent, task.id, log=False))
 
@@ -413,7 +413,7 @@ def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging / outcome.id, final)
-    elif final.exists() and not (final / "config.json").is_file():
+    elif final.exists() and not is_resumable(final):
         shutil.rmtree(final)  # not a run folder: a local run removes it before training
     if "out" in outcome.summary:
         outcome.summary["out"] = str(final.resolve())
