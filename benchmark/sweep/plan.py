@@ -5,10 +5,17 @@ hyperparameters, one point per x/line/seed) and returns a ``SweepPlan``; `bench 
 in the sweep folder (sweep.json) and executes it; `bench report` reads it back.
 
 A run id is a readable prefix (model, data, K, D, the model's hyperparameters, seed) plus a hash
-of every parameter that changes what the run computes, including the dataset's definition. The
-same point always gets the same id, so a sweep that is started again finds the runs it already
-finished, and two experiments of one sweep that ask for the same run share it instead of training
-it twice.
+of every parameter that changes what the run computes, including the data: a dataset of the
+spec's ``datasets:`` by its definition, a data file by its content (``DataHandle.identity``: a
+spritegen file's stored digests, a dSprites/3dshapes file's grid and size, with the kind the spec
+gives) and never by its path. The same point always gets the same id, wherever the project lies,
+so a sweep that is started again finds the runs it already finished, and two experiments of one
+sweep that ask for the same run share it instead of training it twice.
+
+Earlier versions named a data file by its absolute path. Each point keeps the id(s) they gave
+it (``Point.legacy_ids``, from ``legacy_run_id``); ``benchmark.sweep.runner.adopt_legacy_ids``
+gives a point its legacy id where the sweep folder's manifest records that id and not the new
+one, so an upgrade never orphans a sweep folder.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class Point:
     dataset: str | None  # name in the spec's datasets section, if the run uses one
     factors: int | None  # K, from the dataset or the factors parameter
     experiments: list[str] = field(default_factory=list)
+    # the ids earlier versions gave this point (``legacy_run_id``), where they differ from ``id``
+    legacy_ids: list[str] = field(default_factory=list)
 
     def axis_value(self, name: str) -> Any:
         """The value of a report axis: a run parameter, or the derived number of factors."""
@@ -92,6 +101,12 @@ def run_id(params: dict[str, Any], identity: dict[str, Any]) -> str:
     return "_".join(parts + [digest])
 
 
+def legacy_run_id(params: dict[str, Any], legacy_identity: dict[str, Any]) -> str:
+    """The id versions before content ids gave a point: ``legacy_identity`` naming a data file
+    by its absolute path (``_resolve_data``)."""
+    return run_id(params, legacy_identity)
+
+
 def _combinations(grid: dict[str, list[Any]], zipped: dict[str, list[Any]]) -> list[dict[str, Any]]:
     keys = list(grid)
     combos = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
@@ -102,25 +117,49 @@ def _combinations(grid: dict[str, list[Any]], zipped: dict[str, list[Any]]) -> l
     return combos
 
 
-def data_argument(value: str, base_dir: Path) -> str | None:
-    """The ``--data`` value bench run gets for a file given in a spec: ``[KIND:]ABSOLUTE_PATH``
-    (KIND as ``benchmark.datasets.parse_data_spec`` reads it: dsprites, 3dshapes, ...), or None
-    if the file does not exist."""
+def _data_file_kind(value: str, base_dir: Path) -> tuple[str | None, Path] | None:
+    """(KIND or None, absolute path) of a file given in a spec, or None if it does not exist."""
     plain = base_dir / value
     if plain.is_file():  # a file name, even one with a colon in it
-        return str(plain.resolve())
+        return None, plain.resolve()
     parsed = parse_data_spec(value)
     path = parsed.path if parsed.path.is_absolute() else base_dir / parsed.path
     if not path.is_file():
         return None
-    path = path.resolve()
-    return f"{parsed.kind}:{path}" if parsed.kind else str(path)
+    return parsed.kind, path.resolve()
 
 
-def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, dict[str, Any]]:
-    """(dataset name or None, identity of the data) for a ``data`` value."""
+def data_argument(value: str, base_dir: Path) -> str | None:
+    """The ``--data`` value bench run gets for a file given in a spec: ``[KIND:]ABSOLUTE_PATH``
+    (KIND as ``benchmark.datasets.parse_data_spec`` reads it: dsprites, 3dshapes, ...), or None
+    if the file does not exist."""
+    found = _data_file_kind(value, base_dir)
+    if found is None:
+        return None
+    kind, path = found
+    return f"{kind}:{path}" if kind else str(path)
+
+
+@dataclass(frozen=True)
+class _DataFile:
+    """What planning reads from a data file named in a spec, opened once: its image shape and
+    its content identity (``DataHandle.identity``)."""
+
+    shape: tuple[int, int, int]  # (C, H, W)
+    identity: dict[str, Any]
+
+
+def _resolve_data(
+    spec: SweepSpec, where: str, value: str, files: dict[str, _DataFile]
+) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+    """(dataset name or None, identity of the data, its legacy identity) for a ``data`` value.
+
+    A dataset of ``datasets:`` is its definition (both identities). A file is its kind as the
+    spec gives it (``dsprites:``; None for a plain path) and its content, read when
+    ``_data_file`` opened it; its legacy identity is its ``data_argument`` (absolute path)."""
     if value in spec.datasets:
-        return value, {"dataset": value, "definition": spec.datasets[value].digest}
+        ident = {"dataset": value, "definition": spec.datasets[value].digest}
+        return value, ident, ident
     try:
         arg = data_argument(value, spec.base_dir)
     except SpecError as exc:
@@ -133,7 +172,9 @@ def _resolve_data(spec: SweepSpec, where: str, value: str) -> tuple[str | None, 
             "existing file (a spritegen file, dsprites:PATH or 3dshapes:PATH)"
             + (f"; relative paths are resolved from {spec.base_dir}" if relative else "")
         )
-    return None, {"file": arg}
+    data_file = _data_file(spec, value, files)
+    assert data_file is not None  # the file exists, as arg says
+    return None, {"file": data_file.identity}, {"file": arg}
 
 
 # The image shape and latent size a hyperparameter value is tried with where it is written.
@@ -249,23 +290,26 @@ def load_sweep(path_or_text: str | Path) -> SweepPlan:
         raise SpecError(f"{spec.source}: {exc}") from None
 
 
-def _file_shape(
-    spec: SweepSpec, value: str, cache: dict[Any, tuple[int, int, int]]
-) -> tuple[int, int, int]:
-    """(C, H, W) of a data file named in the spec, opened as `bench run` opens it, so that a file
-    bench run would refuse (not a spritegen file, incomplete) is refused when the sweep is
-    planned; a file that does not exist is left to ``_resolve_data``, which names it."""
-    arg = data_argument(value, spec.base_dir)
-    if arg is None:
-        return DRY_SHAPE
-    if arg not in cache:
+def _data_file(spec: SweepSpec, value: str, files: dict[str, _DataFile]) -> _DataFile | None:
+    """A data file named in the spec, opened once (``files`` keeps it by its ``data_argument``)
+    as `bench run` opens it, so that a file bench run would refuse (not a spritegen file,
+    incomplete) is refused when the sweep is planned: its shape, and its identity for the run id
+    (the kind the spec gives, None for a plain path, and the content). None for a file that does
+    not exist, left to ``_resolve_data``, which names it."""
+    found = _data_file_kind(value, spec.base_dir)
+    if found is None:
+        return None
+    kind, path = found
+    arg = f"{kind}:{path}" if kind else str(path)
+    if arg not in files:
         try:
             with open_data(arg) as handle:
                 h, w, c = handle.observation_shape
+                content = handle.identity()
         except (SpecError, DatasetError) as exc:
             raise SpecError(f"data: {exc}") from None
-        cache[arg] = (c, h, w)
-    return cache[arg]
+        files[arg] = _DataFile((c, h, w), {"given_kind": kind, "content": content})
+    return files[arg]
 
 
 def _check_device(params: dict[str, Any]) -> None:
@@ -278,13 +322,17 @@ def _check_device(params: dict[str, Any]) -> None:
 
 
 def _image_shape(
-    spec: SweepSpec, params: dict[str, Any], cache: dict[Any, tuple[int, int, int]]
+    spec: SweepSpec,
+    params: dict[str, Any],
+    cache: dict[Any, tuple[int, int, int]],
+    files: dict[str, _DataFile],
 ) -> tuple[int, int, int]:
-    """(C, H, W) of a point's images: its sweep dataset's or the default dataset's for K;
-    the thesis' 64 x 64 x 1 for a file named directly (checked for real when the run starts)."""
+    """(C, H, W) of a point's images: its sweep dataset's or the default dataset's for K; a
+    data file's own (``_data_file``), or the thesis' 64 x 64 x 1 for one that does not exist."""
     data = params.get("data")
     if data is not None and data not in spec.datasets:
-        return _file_shape(spec, str(data), cache)
+        found = _data_file(spec, str(data), files)
+        return found.shape if found is not None else DRY_SHAPE
     key = data if data in spec.datasets else params.get("factors")
     if key is None:
         return DRY_SHAPE
@@ -301,6 +349,7 @@ def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint
     layout: dict[str, list[ExperimentPoint]] = {}
     check_model = _ModelCheck()
     shapes: dict[Any, tuple[int, int, int]] = {}
+    files: dict[str, _DataFile] = {}
     for exp in spec.experiments:
         where = f"experiment {exp.name}"
         rows = (
@@ -325,19 +374,25 @@ def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint
                 raise SpecError(f"{where}: give data or factors, not both (the dataset fixes K)")
             try:
                 _check_device(params)
-                shape = _image_shape(spec, params, shapes)
+                shape = _image_shape(spec, params, shapes, files)
             except SpecError as exc:
                 raise SpecError(f"{where}: {exc}") from None
             params = check_model.point(where, params, shape)
             identity = {k: v for k, v in params.items() if is_hparam(k) or BY_KEY[k].identity}
+            legacy = dict(identity)
             dataset = None
             if "data" in params:
-                dataset, identity["data"] = _resolve_data(spec, where, params["data"])
+                dataset, identity["data"], legacy["data"] = _resolve_data(
+                    spec, where, params["data"], files
+                )
                 factors = spec.datasets[dataset].factors if dataset else None
             else:
                 factors = params["factors"]
             pid = run_id(params, identity)
             point = points.setdefault(pid, Point(pid, dict(params), dataset, factors))
+            old = legacy_run_id(params, legacy)
+            if old != pid and old not in point.legacy_ids:
+                point.legacy_ids.append(old)
             if exp.name not in point.experiments:
                 point.experiments.append(exp.name)
             x = point.axis_value(exp.report.x)

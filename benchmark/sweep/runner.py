@@ -12,6 +12,11 @@ The sweep folder is the single record of a study::
     <sweep>/runs/<id>.log      the output of a run that did not finish, with its error
     <sweep>/failures.json      the runs that failed at the last start, with their errors
 
+A point's ``<id>`` is the one the folder's ``sweep.json`` already records for it: the id
+earlier versions gave it, if that is what the folder holds (``adopt_legacy_ids``, where a plan
+meets its folder, for a start and a dry run alike), so `bench report` and every executor see the
+ids of the folder's runs.
+
 Finished means ``runs/<id>/summary.json`` says ``"status": "finished"``; anything else is
 (re)trained when the sweep is started again. Both executors leave the same entries (on Ray they
 come back from the node, ``execute.unpack_outcome``).
@@ -19,6 +24,7 @@ come back from the node, ``execute.unpack_outcome``).
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import time
@@ -158,12 +164,11 @@ def run_sweep(
 
     size = parse_ensemble(ensemble)
     start = time.perf_counter()
-    spec, points = plan.spec, plan.points
     check_executor(executor, address)  # before anything is written
-    _check_only(points, only)
+    plan, sweep_dir = _sweep_dir(plan, out, only)
+    spec, points = plan.spec, plan.points
     if executor == "ray" and address:
         check_reachable(address)  # ray.init would retry an unreachable address for minutes
-    sweep_dir = _sweep_dir(plan, out)
     (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
     # replaced, not written through: a spec.yaml linked to the user's own spec stays theirs
     write_text_atomic(sweep_dir / "spec.yaml", copy_text(spec), fsync=False)
@@ -283,8 +288,7 @@ def dry_run(
 
     size = parse_ensemble(ensemble)
     check_executor(executor, address)
-    _check_only(plan.points, only)
-    sweep_dir = _sweep_dir(plan, out)
+    plan, sweep_dir = _sweep_dir(plan, out, only)
     exists = "exists" if sweep_dir.is_dir() else "not there yet; the sweep creates it"
     lines = [f"sweep folder: {sweep_dir.absolute()} ({exists})"]
     selected = [p for p in plan.points if not only or _matches(p.id, only)]
@@ -355,11 +359,66 @@ def _check_only(points: Sequence[Any], only: Sequence[str]) -> None:
             )
 
 
-def _sweep_dir(plan: SweepPlan, out: Path | str | None) -> Path:
-    """The sweep folder, checked to be one this sweep may write into (``check_sweep_dir``)."""
+def _sweep_dir(
+    plan: SweepPlan, out: Path | str | None, only: Sequence[str] = ()
+) -> tuple[SweepPlan, Path]:
+    """(the plan as this folder knows its points, the sweep folder): where a plan meets the
+    folder, for a start and a dry run alike. The points take the ids the folder's manifest
+    records for them (``adopt_legacy_ids``), the ``--only`` patterns are checked against those
+    ids, and the folder is checked to be one this sweep may write into (``check_sweep_dir``).
+    What the start writes (``sweep.json``, the run folders) and what `bench report` reads then
+    follow the same ids."""
     sweep_dir = Path(out) if out is not None else default_sweep_dir(plan.spec)
+    plan = adopt_legacy_ids(plan, sweep_dir)
+    _check_only(plan.points, only)
     check_sweep_dir(sweep_dir, plan)
-    return sweep_dir
+    return plan, sweep_dir
+
+
+def _recorded_ids(sweep_dir: Path) -> set[str]:
+    """The run ids the folder's ``sweep.json`` records; none for a folder without a readable
+    manifest (``check_sweep_dir`` says what is wrong with it)."""
+    try:
+        old = json.loads((sweep_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return set()
+    points = old.get("points") if isinstance(old, dict) else None
+    if not isinstance(points, list):
+        return set()
+    return {p["id"] for p in points if isinstance(p, dict) and isinstance(p.get("id"), str)}
+
+
+def adopt_legacy_ids(plan: SweepPlan, sweep_dir: Path) -> SweepPlan:
+    """``plan`` with each point whose id the folder's manifest does not record, but one of whose
+    legacy ids (``Point.legacy_ids``: the ids earlier versions gave it) it does, keeping that
+    legacy id: its run folder, summary and report entries are found as before, and nothing is
+    trained again. The plan itself for a new folder, or where every id is recorded or new.
+
+    Legacy ids are computed from the project where it lies now: a folder made by an earlier
+    version and then moved cannot be recognised for points whose ``data`` is a file (their
+    legacy id hashed the file's old absolute path)."""
+    recorded = _recorded_ids(sweep_dir)
+    renamed: dict[str, str] = {}
+    for p in plan.points:
+        if p.id not in recorded:
+            old = next((i for i in p.legacy_ids if i in recorded), None)
+            if old is not None:
+                renamed[p.id] = old
+    if not renamed:
+        return plan
+    points = [
+        dataclasses.replace(
+            p, id=renamed[p.id], legacy_ids=[p.id, *(i for i in p.legacy_ids if i != renamed[p.id])]
+        )
+        if p.id in renamed
+        else p
+        for p in plan.points
+    ]
+    layout = {
+        name: [dataclasses.replace(ep, id=renamed.get(ep.id, ep.id)) for ep in eps]
+        for name, eps in plan.layout.items()
+    }
+    return SweepPlan(plan.spec, points, layout)
 
 
 def default_sweep_dir(spec: SweepSpec) -> Path:
@@ -376,9 +435,11 @@ def check_sweep_dir(sweep_dir: Path, plan: SweepPlan) -> None:
     """Refuse a folder this sweep did not make, before anything is written into it.
 
     A sweep folder is reused only by the same sweep: its ``sweep.json`` names the same sweep and
-    every run it records is still a point of the plan (a spec grown by new points resumes; one
-    that renamed the sweep or dropped points would orphan runs). A folder without ``sweep.json``
-    is taken only if it holds no ``spec.yaml`` of another text and is not a `bench run` folder.
+    every run it records is still a point of the plan, by its id or one of its legacy ids (a
+    spec grown by new points resumes; one that renamed the sweep or dropped points would orphan
+    runs). ``plan`` is the plan as the folder knows it (``adopt_legacy_ids``). A folder without
+    ``sweep.json`` is taken only if it holds no ``spec.yaml`` of another text and is not a
+    `bench run` folder.
     """
     if not sweep_dir.is_dir():
         return
@@ -412,7 +473,9 @@ def check_sweep_dir(sweep_dir: Path, plan: SweepPlan) -> None:
             f"{where} holds sweep {quote(old.get('name'))}, not {quote(plan.spec.name)}; "
             "give each sweep its own --out"
         )
-    ids = {p.id for p in plan.points}
+    # a legacy id of a point that kept another id is a run of that point too (two files of one
+    # content, named by their paths before, are one point now): not orphaned by the spec
+    ids = {p.id for p in plan.points} | {i for p in plan.points for i in p.legacy_ids}
     gone = [p.get("id") for p in old["points"] if not isinstance(p, dict) or p.get("id") not in ids]
     if gone:
         raise SpecError(
