@@ -1,9 +1,10 @@
 """Run ids that survive moving a project and upgrading the code.
 
 A point whose ``data`` is a file is named by the file's content, not its path: a project (spec,
-data, sweep folder) moved to another folder finds its finished runs. A sweep folder made by
-earlier versions (path ids) keeps its ids: nothing is trained again, nothing refused. Ids of
-points on ``datasets:`` entries are the ones earlier versions gave.
+data, sweep folder) moved to another folder finds its finished runs. A ``+`` in a value is
+dropped from the readable prefix (1e+38 reads 1e38, not 1e-38). A sweep folder made by earlier
+versions (path ids, ``+`` written ``-``) keeps its ids: nothing is trained again, nothing refused.
+Ids of points on ``datasets:`` entries, without a ``+``, are the ones earlier versions gave.
 
 The sweep is real: a data file built with the project's builder, a dataset of ``datasets:``, two
 tiny unscored runs trained in this process.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +32,8 @@ from benchmark.sweep.runner import dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: One point on a data file, one on a dataset of ``datasets:``.
+#: One point on a data file (beta 1), one on a dataset of ``datasets:`` with a value written
+#: with a ``+`` (beta 1e+06): each of the two changes of the ids, on a point of its own.
 SPEC = """name: ids
 datasets:
   k1: {factors: 1, n: 64, image_size: 32, eval_preset: tiny}
@@ -38,7 +41,7 @@ set: {model: betavae, latent_dim: 3, epochs: 1, batch_size: 32, score_preset: no
       final_preset: none}
 points:
   - {data: data/mine.h5, beta: 1.0}
-  - {data: k1, beta: 2.0}
+  - {data: k1, beta: 1.0e+6}
 report: {x: data, lines: beta}
 """
 
@@ -128,7 +131,7 @@ def test_a_moved_project_finds_its_finished_runs(project: Path, tmp_path: Path) 
 
 
 def _old_safe(s: str) -> str:
-    """``_safe`` of earlier versions."""
+    """``_safe`` of earlier versions: a ``+`` written ``-``."""
     return "".join(c if c.isalnum() or c in "-." else "-" for c in s)
 
 
@@ -181,14 +184,16 @@ def _make_legacy(project: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_sweep_folder_of_earlier_versions_keeps_its_ids(project: Path, tmp_path: Path) -> None:
-    """A folder whose runs carry the ids earlier versions gave (the data file by its path): the
-    points take those ids, the dry run says finished, a start trains nothing
+    """A folder whose runs carry the ids earlier versions gave (the data file by its path, 1e+06
+    written 1e-06): the points take those ids, the dry run says finished, a start trains nothing
     and refuses nothing, the report finds every run; a point added later gets a new id."""
     root = _copy(project, tmp_path / "project")
     sweep = root / "sweep"
     old = _make_legacy(root)
-    # the file point's id changed (its hash: the path), the other's did not
-    assert sum(new_id != old_id for new_id, old_id in old.items()) == 1
+    # each point's id changed: the file point's hash (its path), the other's prefix (its +)
+    assert all(new_id != old_id for new_id, old_id in old.items())
+    assert sum("_beta1e-06_" in i for i in old.values()) == 1
+    assert sum("_beta1e06_" in i for i in old) == 1
     before = _summaries(sweep)
     assert set(before) == set(old.values())
 
@@ -219,6 +224,17 @@ datasets:
   a: {factors: 2, n: 100}
 set: {model: betavae, latent_dim: 4, epochs: 1}
 """
+
+
+def test_a_plus_in_a_value_does_not_read_as_a_negative_exponent() -> None:
+    points = load_sweep(
+        GOOD + "grid: {data: [a], beta: [1.0e+38, 1.0e-38, 1.0e+6]}\nreport: {x: beta}\n"
+    ).points
+    ids = {p.params["beta"]: p.id for p in points}
+    assert ids[1e38].startswith("betavae_a_D4_beta1e38_")
+    assert ids[1e-38].startswith("betavae_a_D4_beta1e-38_")
+    assert ids[1e6].startswith("betavae_a_D4_beta1e06_")
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", i) for i in ids.values())
 
 
 def test_a_data_file_is_named_by_its_content_not_its_path(
@@ -287,7 +303,7 @@ PINNED_IDS = [
 ]
 
 
-def test_ids_of_points_on_datasets_are_unchanged() -> None:
+def test_ids_of_datasets_and_values_without_a_plus_are_unchanged() -> None:
     """Every point of the bundled specs (all on datasets: entries) and a few of each kind
     (a dataset name, K, small and large floats, ints) keep the ids earlier versions gave."""
     for name, digest in SPEC_IDS.items():

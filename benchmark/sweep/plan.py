@@ -12,10 +12,11 @@ gives) and never by its path. The same point always gets the same id, wherever t
 so a sweep that is started again finds the runs it already finished, and two experiments of one
 sweep that ask for the same run share it instead of training it twice.
 
-Earlier versions named a data file by its absolute path. Each point keeps the id(s) they gave
-it (``Point.legacy_ids``, from ``legacy_run_id``); ``benchmark.sweep.runner.adopt_legacy_ids``
-gives a point its legacy id where the sweep folder's manifest records that id and not the new
-one, so an upgrade never orphans a sweep folder.
+Earlier versions named a data file by its absolute path and wrote a ``+`` as ``-`` in the prefix
+(``beta1e-06`` for 1e+06). Each point keeps the id(s) they gave it (``Point.legacy_ids``, from
+``legacy_run_id``); ``benchmark.sweep.runner.adopt_legacy_ids`` gives a point its legacy id where
+the sweep folder's manifest records that id and not the new one, so an upgrade never orphans a
+sweep folder.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +79,13 @@ def _fmt(v: Any) -> str:
 
 
 def _safe(s: str) -> str:
+    """``s`` for a file name: a ``+`` dropped (1e+38 reads 1e38, not 1e-38), any other character
+    but letters, digits, ``-`` and ``.`` written ``-``."""
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in s.replace("+", ""))
+
+
+def _legacy_safe(s: str) -> str:
+    """``_safe`` before it dropped ``+``: 1e+38 read 1e-38 (for ``legacy_run_id``)."""
     return "".join(c if c.isalnum() or c in "-." else "-" for c in s)
 
 
@@ -85,7 +94,9 @@ def is_hparam(key: str) -> bool:
     return key not in BY_KEY
 
 
-def run_id(params: dict[str, Any], identity: dict[str, Any]) -> str:
+def run_id(
+    params: dict[str, Any], identity: dict[str, Any], safe: Callable[[str], str] = _safe
+) -> str:
     """Readable prefix from ``params`` plus a hash of ``identity`` (everything that matters):
     model, data, K, D, every model hyperparameter by its own name (beta4), then the seed."""
     keys = [*_ID_HEAD, *sorted(k for k in params if is_hparam(k)), *_ID_TAIL]
@@ -96,15 +107,15 @@ def run_id(params: dict[str, Any], identity: dict[str, Any]) -> str:
             if key == "data":
                 v = Path(str(v)).stem
             prefix = BY_KEY[key].id_prefix if key in BY_KEY else key
-            parts.append(prefix + _safe(_fmt(v)))
+            parts.append(prefix + safe(_fmt(v)))
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     return "_".join(parts + [digest])
 
 
 def legacy_run_id(params: dict[str, Any], legacy_identity: dict[str, Any]) -> str:
-    """The id versions before content ids gave a point: ``legacy_identity`` naming a data file
-    by its absolute path (``_resolve_data``)."""
-    return run_id(params, legacy_identity)
+    """The id versions before content ids gave a point: ``+`` written ``-`` in the prefix, and
+    ``legacy_identity`` naming a data file by its absolute path (``_resolve_data``)."""
+    return run_id(params, legacy_identity, safe=_legacy_safe)
 
 
 def _combinations(grid: dict[str, list[Any]], zipped: dict[str, list[Any]]) -> list[dict[str, Any]]:
