@@ -383,17 +383,28 @@ def _type_name(annotation: Any) -> str:
 
 def check_hparam(annotation: Any, value: Any) -> Any:
     """One hyperparameter value checked against its constructor annotation: of that type,
-    finite if a number, and an integer made a float where the annotation admits floats only.
-    numpy scalars are taken as the Python numbers they hold (``plain``)."""
+    finite if a number, and an integer made a float where the annotation declares float but
+    not int (``_names_float``), so that ``--beta 8`` and ``beta: 8.0`` are one run. numpy
+    scalars are taken as the Python numbers they hold (``plain``)."""
     value = plain(value)
     if not _accepts(annotation, value):
         raise BadValue(f"must be {_type_name(annotation)}, {_got(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise BadValue(f"must be finite, {_got(value)}")
     if isinstance(value, int) and not isinstance(value, bool):
-        if _accepts(annotation, 0.5) and not _admits_int(annotation):
+        if _names_float(annotation) and not _admits_int(annotation):
             return float(value)
     return value
+
+
+def _names_float(annotation: Any) -> bool:
+    """Does the annotation declare ``float`` itself (alone or in a union)? Only then is an
+    integer made a float. A richer annotation is the model's own business, like any value it
+    takes: ``--depth 2`` for ``depth: Literal[1, 2, 3]`` (or a ``NewType`` of int) reached the
+    constructor as 2.0, and ``range(depth)`` failed there."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_names_float(a) for a in typing.get_args(annotation))
+    return annotation is float
 
 
 def _admits_int(annotation: Any) -> bool:

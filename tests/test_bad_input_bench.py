@@ -635,6 +635,41 @@ def test_finite_hyperparameter_makes_the_same_model_usable(made, work, capsys):
         assert record["model_hparams"] == {"alpha": 2.0}
 
 
+RICHLY_ANNOTATED = """
+from typing import Literal, NewType
+
+import torch
+from benchmark.models.vae import VAE
+
+Width = NewType("Width", int)
+
+
+class Model(VAE):
+    def __init__(self, image_shape, latent_dim, depth: Literal[1, 2, 3] = 1, width: Width = 4):
+        super().__init__(image_shape, latent_dim)
+        self.extra = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(depth)])
+        self.depth, self.width = depth, width
+
+    @property
+    def hparams(self):
+        return {"depth": self.depth, "width": self.width}
+"""
+
+
+def test_an_integer_for_a_richer_annotation_reaches_the_model_as_given(made, work, capsys):
+    """Only an annotation that declares float makes an integer a float (``--beta 8`` is 8.0):
+    ``--depth 2`` for ``Literal[1, 2, 3]`` and ``--width 8`` for a NewType of int reached the
+    constructor as 2.0 and 8.0, and the run stopped at ``range(depth)`` with "model ...:
+    'float' object cannot be interpreted as an integer"."""
+    model = plugin_model(work, RICHLY_ANNOTATED)
+    args = [*run_args(made["tiny"], work / "o", model=model), "--depth", "2", "--width", "8"]
+    status, err, _ = invoke(capsys, *args)
+    assert status == 0, err
+    record = json.loads((work / "o" / "config.json").read_text())["model_hparams"]
+    assert record == {"depth": 2, "width": 8}
+    assert all(type(v) is int for v in record.values())
+
+
 ENCODE_SHAPE_LATE = """
 from benchmark.models.vae import VAE
 
