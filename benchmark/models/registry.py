@@ -189,16 +189,34 @@ def get_entry(name: str) -> ModelEntry:
     return entry
 
 
-def validate_hparams(entry: ModelEntry, hparams: dict[str, Any], where: str = "") -> dict[str, Any]:
+def required_hparams(entry: ModelEntry) -> list[str]:
+    """The hyperparameters the model's constructor gives no default: every run must set them."""
+    return [n for n, default in entry.hparams.items() if default is inspect.Parameter.empty]
+
+
+def validate_hparams(
+    entry: ModelEntry, hparams: dict[str, Any], where: str = "", complete: bool = True
+) -> dict[str, Any]:
     """The hyperparameters checked against the model's constructor: names it takes, values of
     its declared types (an integer where a float is declared becomes a float, so ``--beta 8`` and
-    ``beta: 8.0`` are the same run), numbers finite. SpecError names the parameter."""
+    ``beta: 8.0`` are the same run), numbers finite and, when ``complete`` (a run's whole set,
+    not one value of a sweep's grid), every hyperparameter without a default given: a missing
+    one was Python's "__init__() missing 1 required positional argument". SpecError names the
+    parameter."""
     unknown = sorted(set(hparams) - set(entry.hparams))
     if unknown and not entry.accepts_any:
         allowed = ", ".join(entry.hparams) or "none"
         raise SpecError(
             f"model {entry.name!r} has no parameter {', '.join(map(repr, unknown))}; "
             f"it accepts: {allowed}"
+        )
+    missing = [n for n in required_hparams(entry) if n not in hparams] if complete else []
+    if missing:
+        flags = " ".join(f"--{n.replace('_', '-')} VALUE" for n in missing)
+        keys = ", ".join(f"{n}: VALUE" for n in missing)
+        raise SpecError(
+            f"model {entry.name!r} needs a value for {', '.join(map(repr, missing))} (its "
+            f"constructor gives no default): {flags} on the command line, {keys} in a sweep spec"
         )
     checked = {}
     for name, value in hparams.items():
@@ -214,8 +232,12 @@ def dry_build(
 ) -> None:
     """Construct the model on torch's meta device (no memory, no weights drawn) so that its own
     checks of hyperparameter values (beta >= 0, ...) run when a sweep is planned, not hours later
-    when the run starts. SpecError with the model's message."""
+    when the run starts. SpecError with the model's message. Without a value for each
+    hyperparameter that has no default (one value of a sweep's grid, checked alone) there is
+    nothing to build: the check of the whole point names what is missing."""
     assert entry.factory is not None
+    if any(n not in hparams for n in required_hparams(entry)):
+        return
     try:
         with torch.device("meta"):
             entry.factory(image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams)

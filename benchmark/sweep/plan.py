@@ -253,7 +253,8 @@ class _ModelCheck:
             where = f"{prefix}{key}[{index}]" if prefix.endswith(("grid.", "zip.")) else ""
             for e in takers:
                 try:
-                    self.dry_build(e, DRY_SHAPE, DRY_LATENT, self.validate(e, {key: value}))
+                    checked = self.validate(e, {key: value}, complete=False)
+                    self.dry_build(e, DRY_SHAPE, DRY_LATENT, checked)
                 except SpecError as exc:
                     raise SpecError(f"{where or prefix + key}: {_rule(exc, e.name, key)}") from None
 
