@@ -117,6 +117,36 @@ def test_a_representation_that_is_not_one_is_named(dataset_k5, represent, messag
         kim_mnih(dataset_k5, represent, 0, batch_size=16, num_train=10, num_eval=5, num_variance=50)
 
 
+@pytest.mark.parametrize("threshold", [0, -1.0, float("nan"), float("inf"), None, "0.05", True])
+def test_kim_mnih_names_a_prune_threshold_it_cannot_use(dataset_k5, threshold):
+    """0 or below made a collapsed dimension active, its 0/0 ratio voting (another score, a NaN
+    weighted one); NaN or inf pruned every dimension and scored 0.0 without a word; None or
+    text were a TypeError or ValueError from float() that did not name the argument."""
+    from benchmark.metrics import kim_mnih
+
+    def never(images):
+        raise AssertionError("nothing should be encoded")
+
+    sizes = dict(batch_size=16, num_train=10, num_eval=5, num_variance=50)
+    with pytest.raises(SpecError, match=r"kim_mnih: prune_threshold must be a finite number > 0"):
+        kim_mnih(dataset_k5, never, 0, prune_threshold=threshold, **sizes)
+
+
+def test_kim_mnih_takes_a_numpy_threshold_as_the_number_it_holds(dataset_k5):
+    from benchmark.metrics import kim_mnih
+
+    def with_a_collapsed_dim(images):
+        return np.column_stack([_pixel_means(images), np.zeros(len(images))])
+
+    sizes = dict(batch_size=16, num_train=10, num_eval=5, num_variance=50)
+    plain, numpy = (
+        kim_mnih(dataset_k5, with_a_collapsed_dim, 0, prune_threshold=t, **sizes)
+        for t in (0.05, np.float64(0.05))
+    )
+    assert numpy.score == plain.score and numpy.active_dims == plain.active_dims
+    assert 4 not in plain.active_dims and numpy.prune_threshold == 0.05
+
+
 # --- the metrics on i.i.d. samples -----------------------------------------------------------
 
 

@@ -34,6 +34,8 @@ and is reported beside the standard score, never instead of it.
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -44,6 +46,7 @@ from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timin
 from benchmark.metrics.presets import PRESETS, check_sizes
 from benchmark.metrics.seeding import as_generator, seed_of
 from benchmark.metrics.sources import Source, open_source
+from spritegen.errors import SpecError
 
 PRUNE_THRESHOLD = 0.05
 _FULL = PRESETS["full"]
@@ -101,6 +104,21 @@ class KimMnihResult:
         d["timings"] = self.timings.as_dict()
         d["weighted"] = self.weighted.as_dict()
         return d
+
+
+def check_prune_threshold(value: Any) -> float:
+    """``prune_threshold`` as a float, or a SpecError naming it and its range (finite, > 0).
+
+    At 0 or below a collapsed dimension (global variance 0) counted as active and its 0/0
+    ratio took part in every vote (another score, a NaN weighted score); NaN or inf pruned every
+    dimension, so any representation scored 0 without a word."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if not number or not 0 < float(value) < math.inf:
+        raise SpecError(
+            "kim_mnih: prune_threshold must be a finite number > 0 (the standard deviation below "
+            f"which a latent dimension is inactive; default {PRUNE_THRESHOLD}), got {value!r}"
+        )
+    return float(value)
 
 
 def _votes(
@@ -181,6 +199,7 @@ def kim_mnih(
     batch_size, num_train, num_eval, num_variance = check_sizes(
         batch_size=batch_size, num_train=num_train, num_eval=num_eval, num_variance=num_variance
     )
+    prune_threshold = check_prune_threshold(prune_threshold)
     rng = as_generator(random_state)
     timings = Timings()
     sizes: dict[str, Any] = dict(
@@ -188,7 +207,7 @@ def kim_mnih(
         num_train=num_train,
         num_eval=num_eval,
         num_variance=num_variance,
-        prune_threshold=float(prune_threshold),
+        prune_threshold=prune_threshold,
     )
     enc: dict[str, Any] = dict(
         represent=represent, batch_size=encode_batch_size, timings=timings, progress=progress
