@@ -980,6 +980,32 @@ def test_score_names_its_data_argument_as_it_is_given(work, capsys, data, fragme
     assert "--data" not in line
 
 
+@pytest.mark.parametrize(
+    "data, fragments",
+    [
+        ("afolder", ["afolder: a folder, not a dataset file"]),
+        ("/dev/null", ["/dev/null: not a regular file (a device, pipe or socket)"]),
+        ("dsprites:/dev/null", ["/dev/null: not a regular file", "give it as dsprites:PATH"]),
+        ("3dshapes:afolder", ["afolder: is a folder, not a file", "give it as 3dshapes:PATH"]),
+        ("dsprites:none.npz", ["none.npz: no such file", "give it as dsprites:PATH"]),
+    ],
+    ids=["folder", "device", "dsprites-device", "3dshapes-folder", "dsprites-missing"],
+)
+@pytest.mark.parametrize("command", ["score", "run"])
+def test_data_that_is_no_file_is_named_for_what_it_is(work, capsys, data, fragments, command):
+    """A folder given as a spritegen DATA was "no such spritegen dataset", /dev/null given as
+    dsprites "is a folder"; and the published datasets' hint said "pass --data dsprites:PATH"
+    to bench score, which has no --data."""
+    (work / "afolder").mkdir()
+    (work / "reps_f.py").write_text("def f(x):\n    return x.reshape(len(x), -1)[:, :2]\n")
+    args = {
+        "score": ["score", data, "--represent", "reps_f:f"],
+        "run": run_args(data, work / "out"),
+    }[command]
+    line = assert_one_clear_line(capsys, work, args, *fragments)
+    assert "no such spritegen" not in line and "--data" not in line
+
+
 def test_score_of_a_file_without_evaluation_sets(work, capsys):
     """It suggested scoring "against a live oracle", which bench score cannot do for a file."""
     path = make_tiny_dataset(work / "none.h5", n=64, seed=4, eval_preset="none")

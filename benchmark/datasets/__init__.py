@@ -255,7 +255,7 @@ def open_data(
         from benchmark.datasets.shapes3d import open_shapes3d
 
         return DataHandle(kind, path, open_shapes3d(path, in_memory=in_memory, verify=verify))
-    if not path.is_file():
+    if not path.exists():  # a folder or a device is named as such by open_dataset
         raise DatasetError(
             f"{path}: no such spritegen dataset; make one with `spritegen build`, "
             "or pass dsprites:PATH / 3dshapes:PATH for the published datasets"

@@ -22,11 +22,14 @@ EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 
 
 def require_file(path: Path, origin: str) -> None:
-    """A missing path or a folder gets the message saying where the dataset comes from."""
+    """A missing path, a folder or a device gets the message saying where the dataset comes
+    from, and what the path is (``/dev/null`` was called a folder)."""
     if not path.exists():
         raise DatasetError(f"{path}: no such file. {origin}")
-    if not path.is_file():
+    if path.is_dir():
         raise DatasetError(f"{path}: is a folder, not a file. {origin}")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a regular file (a device, pipe or socket). {origin}")
 
 
 def open_hdf5(path: Path, origin: str):

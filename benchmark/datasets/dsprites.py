@@ -39,8 +39,8 @@ HDF5_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"
 HOMEPAGE = "https://github.com/deepmind/dsprites-dataset"
 ORIGIN = (
     f"dSprites comes from {HOMEPAGE} (Apache 2.0): download {NPZ_NAME} or its HDF5 twin "
-    f"{HDF5_NAME} ({HOMEPAGE}/raw/master/{NPZ_NAME}) and pass --data dsprites:PATH."
-)
+    f"{HDF5_NAME} ({HOMEPAGE}/raw/master/{NPZ_NAME}) and give it as dsprites:PATH."
+)  # no flag: bench run takes it as --data, bench score as its DATA argument
 
 COLUMN_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 PUBLISHED_SIZES = (1, 3, 6, 40, 32, 32)

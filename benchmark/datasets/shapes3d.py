@@ -26,9 +26,9 @@ FILE_NAME = "3dshapes.h5"
 HOMEPAGE = "https://github.com/deepmind/3d-shapes"
 URL = "https://storage.googleapis.com/3d-shapes/3dshapes.h5"
 ORIGIN = (
-    f"3dshapes comes from {HOMEPAGE}: download {FILE_NAME} from {URL} and pass "
-    "--data 3dshapes:PATH."
-)
+    f"3dshapes comes from {HOMEPAGE}: download {FILE_NAME} from {URL} and give it as "
+    "3dshapes:PATH."
+)  # no flag: bench run takes it as --data, bench score as its DATA argument
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 PUBLISHED_SIZES = (10, 10, 10, 8, 4, 15)
