@@ -5,7 +5,8 @@ Drawn with matplotlib's object API (a Figure on an Agg canvas, no pyplot global 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,10 @@ from matplotlib.figure import Figure
 
 from benchmark.encode import to_input
 from benchmark.models.base import Model
+from benchmark.models.registry import decode_fault, encode_fault
 from spritegen.atomic import atomic_path
+from spritegen.clitools import _out_of_memory as out_of_memory
+from spritegen.errors import SpritegenError
 
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 7)
 PAD = 2
@@ -64,14 +68,64 @@ def _images(logits: torch.Tensor) -> np.ndarray:
     return torch.sigmoid(logits.float()).permute(0, 2, 3, 1).cpu().numpy()
 
 
+@contextlib.contextmanager
+def _model_code(model: Model, picture: str, method: str) -> Iterator[None]:
+    """A call into the model's code while drawing ``picture`` (eval mode, after training and
+    scoring): what it raises becomes one ``ModelFailed`` line, as while it is scored. It was a
+    traceback once the scores were computed, and the run folder got no summary.json."""
+    from benchmark.train import ModelFailed, first_line, model_label  # train imports encode
+
+    try:
+        yield
+    except (SpritegenError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # a plugin's sys.exit() included
+        if out_of_memory(exc):
+            raise
+        raise ModelFailed(
+            model_label(model), f"failed while drawing {picture}, in {method}: {first_line(exc)}"
+        ) from None
+
+
+def _broke_contract(model: Model, picture: str, fault: str | None) -> None:
+    """A wrong shape from encode or decode, named before matplotlib meets it."""
+    from benchmark.train import ModelFailed, model_label
+
+    if fault is not None:
+        raise ModelFailed(
+            model_label(model),
+            f"broke its contract while drawing {picture}: {fault} (docs/models.md, 'The "
+            "interface')",
+        )
+
+
+def _means(model: Model, x: torch.Tensor, picture: str) -> torch.Tensor:
+    """``model.encode(x)``'s means, the model's failures named (``_model_code``)."""
+    with _model_code(model, picture, "encode()"):
+        out = model.encode(x)
+    _broke_contract(model, picture, encode_fault(out, len(x), getattr(model, "latent_dim", None)))
+    return out[0]
+
+
+def _decoded(
+    model: Model, z: torch.Tensor, image_shape: tuple[int, ...], picture: str
+) -> np.ndarray:
+    """``model.decode(z)`` as (n, H, W, C) images in [0, 1], the model's failures named."""
+    with _model_code(model, picture, "decode()"):
+        logits = model.decode(z)
+    c, h, w = image_shape
+    _broke_contract(model, picture, decode_fault(logits, len(z), (c, h, w)))
+    return _images(logits)
+
+
 @torch.no_grad()
 def save_reconstructions(model: Model, images: torch.Tensor, path: Path) -> None:
     """Top row: inputs (uint8 (n, C, H, W)); bottom row: decode(mean of encode(input))."""
     model.eval()
     device = next(model.parameters()).device
     x = to_input(images.to(device))
-    mu, _ = model.encode(x)
-    rows = [x.permute(0, 2, 3, 1).cpu().numpy(), _images(model.decode(mu))]
+    mu = _means(model, x, Path(path).name)
+    rows = [x.permute(0, 2, 3, 1).cpu().numpy(), _decoded(model, mu, x.shape[1:], Path(path).name)]
     _save(
         _mosaic(rows),
         Path(path),
@@ -90,14 +144,14 @@ def save_traversal(
     dimension to -3 .. +3 around the encoding of ``image`` (uint8 (C, H, W)) and decodes."""
     model.eval()
     device = next(model.parameters()).device
-    mu, _ = model.encode(to_input(image[None].to(device)))
+    mu = _means(model, to_input(image[None].to(device)), Path(path).name)
     order = np.argsort(-np.asarray(kl_per_dim, dtype=float), kind="stable")
     values = torch.as_tensor(TRAVERSAL_VALUES, dtype=mu.dtype, device=device)
     rows = []
     for d in order:
         z = mu.repeat(len(values), 1)
         z[:, d] = values
-        rows.append(_images(model.decode(z)))
+        rows.append(_decoded(model, z, tuple(image.shape), Path(path).name))
     labels = [f"z{d}  KL {kl_per_dim[d]:.2f}" for d in order]
     _save(
         _mosaic(rows),

@@ -532,7 +532,11 @@ def _train_and_finish(
         except ModelFailed as exc:  # its encode failed on the final evaluation's images
             record_stop(plan, exc)
             raise
-    return write_outputs(plan, model, images, history, final_scores, device, t0, score_keys)
+    try:
+        return write_outputs(plan, model, images, history, final_scores, device, t0, score_keys)
+    except ModelFailed as exc:  # its encode or decode failed drawing the pictures
+        record_stop(plan, exc)
+        raise
 
 
 def record_stop(plan: RunPlan, exc: TrainingStopped) -> None:
@@ -558,7 +562,8 @@ def write_outputs(
     t0: float,
     score_keys: Sequence[str] = SCORE_KEYS,
 ) -> dict:
-    """Pictures, final weights and summary.json (last) of a trained run; returns the summary."""
+    """Pictures, final weights and summary.json (last) of a trained run; returns the summary.
+    ``ModelFailed`` when the model's code fails drawing the pictures, before the rest is written."""
     cfg, out, resolved = plan.cfg, plan.out, plan.resolved
     final = dict(history[-1])
     # pictures: fixed images chosen by the seed

@@ -61,6 +61,7 @@ class Faulty(BetaVAE):
     - ``shape``: from step ``at`` on, its loss is one value per image, not a scalar (the
       contract of docs/models.md broken);
     - ``encode``: ``encode`` raises in eval mode, i.e. whenever it is scored;
+    - ``decode``: ``decode`` raises in eval mode, i.e. when the run's pictures are drawn;
     - ``stacked``: while training, ``encode`` checks its input with data-dependent control flow,
       which runs in a model's own step but not under vmap (the vmap engine's dry run, under
       no_grad, does not meet it).
@@ -85,6 +86,11 @@ class Faulty(BetaVAE):
         if self._broken("stacked") and torch.is_grad_enabled() and bool(x.isnan().any()):
             raise ValueError("NaN in the input")
         return super().encode(x)
+
+    def decode(self, z):
+        if self._broken("decode") and not self.training:
+            raise ValueError("no pictures in eval mode\nsecond line")
+        return super().decode(z)
 
     def objective(self, reconstruction, kl, step):
         out = super().objective(reconstruction, kl, step)

@@ -870,6 +870,58 @@ def test_model_failing_while_scored(made, work, capsys, source, fragment, when):
     assert summary == {"status": "failed", "error": lines[0].removeprefix("bench: error: ")}
 
 
+DECODE_RAISES_IN_EVAL = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def decode(self, z):
+        if not self.training:
+            raise ValueError("no pictures for me\\nsecond line")
+        return super().decode(z)
+"""
+DECODE_SHAPE_IN_EVAL = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def decode(self, z):
+        logits = super().decode(z)
+        return logits if self.training else logits[:, :, :8]
+"""
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        (
+            DECODE_RAISES_IN_EVAL,
+            "failed while drawing reconstructions.png, in decode(): ValueError: no pictures for "
+            "me;",
+        ),
+        (
+            DECODE_SHAPE_IN_EVAL,
+            "broke its contract while drawing reconstructions.png: decode returned shape (8, 1, 8, "
+            "64), expected (8, 1, 64, 64)",
+        ),
+    ],
+    ids=["raises", "shape"],
+)
+def test_model_failing_while_its_pictures_are_drawn(made, work, capsys, source, fragment):
+    """The pictures drawn after training call encode and decode in eval mode, unguarded: a
+    model failing there (no scoring to meet it first) was a traceback, exit 1, and a folder
+    without summary.json. Now it is the one line of a model failing while scored."""
+    model = plugin_model(work, source)
+    out = work / "o"
+    status, err, _ = invoke(capsys, *run_args(made["tiny"], out, model=model))
+    assert status == 1, f"exit {status}: {err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"bench: error: model '{model}' "), lines[0]
+    assert fragment in lines[0] and "second line" not in lines[0], lines[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == {"status": "failed", "error": lines[0].removeprefix("bench: error: ")}
+    assert not (out / "checkpoints" / "model.pt").exists() and not list(out.rglob("*.partial"))
+
+
 # --- bench score: representation modules and evaluation data -----------------------------
 
 REPRESENT = """

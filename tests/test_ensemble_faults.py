@@ -180,6 +180,29 @@ def test_a_fault_only_the_stacked_step_meets_stops_every_member_saying_so(data, 
     assert [(r["status"], r["steps"]) for r in again] == [("finished", 8), ("finished", 8)]
 
 
+def test_a_member_whose_decode_fails_drawing_its_pictures_stops_alone(data, tmp_path, monkeypatch):
+    """decode raises in eval mode, met only by the pictures drawn after training: that was a
+    traceback out of the whole ensemble (and out of a single run), with no summary.json. Now
+    the member stops with its single run's "failed" summary and no model.pt; the others finish,
+    and once fixed the same call finishes it from its last checkpoint."""
+    broken = {"beta": 2.0, "fault": "decode"}
+    ens = tmp_path / "ens"
+    results = run_ensemble(members(data, ens, broken))
+    assert [r["status"] for r in results] == ["finished", "failed", "finished"]
+    expected = single_failure(members(data, tmp_path / "alone", broken)[1])
+    assert str(expected).startswith(
+        "model 'faulty' (ensemble_helpers:Faulty) failed while drawing reconstructions.png, in "
+        "decode(): ValueError: no pictures in eval mode;"
+    )
+    assert summary(ens / "F") == {"status": "failed", "error": str(expected)}
+    assert not (ens / "F" / "checkpoints" / "model.pt").exists()
+    assert all((ens / n / "checkpoints" / "model.pt").exists() for n in "AB")
+
+    monkeypatch.setenv(FIXED_ENV, "1")
+    again = run_ensemble(members(data, ens, broken))
+    assert [(r["status"], r["steps"]) for r in again] == [("finished", 8)] * 3
+
+
 # -- a fault while scored ---------------------------------------------------------------------
 
 

@@ -235,9 +235,12 @@ def _run_ensemble(cfgs, src, device, engine: str, progress: bool | None) -> list
         if isinstance(scores, TrainingStopped):  # its encode failed on the final evaluation
             results[i] = _stopped(plans[i], scores)
             continue
-        results[i] = write_outputs(
-            plans[i], models[i], images, history, scores, device, t0, SCORE_KEYS
-        )
+        try:
+            results[i] = write_outputs(
+                plans[i], models[i], images, history, scores, device, t0, SCORE_KEYS
+            )
+        except TrainingStopped as exc:  # its encode or decode failed drawing the pictures
+            results[i] = _stopped(plans[i], exc)
     return results  # type: ignore[return-value]
 
 
