@@ -17,8 +17,6 @@ import torch
 
 from benchmark.allocator import keep_freed_memory
 from benchmark.models.base import Model
-from spritegen.clitools import _out_of_memory as out_of_memory
-from spritegen.errors import SpritegenError
 
 if TYPE_CHECKING:
     from benchmark.train import ModelFailed
@@ -87,24 +85,13 @@ def _latent_means(model: Model, x: torch.Tensor) -> torch.Tensor:
     breaks the contract (mu and logvar (B, D)) while being scored: checked on every chunk, as
     training checks every step, by shapes alone (no device sync)."""
     from benchmark.models.registry import encode_fault
-    from benchmark.train import ModelFailed, first_line, model_label
+    from benchmark.train import broke_contract, model_code
 
-    try:
+    with model_code(model, "while scoring, in encode()"):
         out = model.encode(x)
-    except (SpritegenError, KeyboardInterrupt):
-        raise
-    except BaseException as exc:  # a plugin's sys.exit() included
-        if out_of_memory(exc):
-            raise
-        raise ModelFailed(
-            model_label(model), f"failed while scoring, in encode(): {first_line(exc)}"
-        ) from None
-    fault = encode_fault(out, x.shape[0], getattr(model, "latent_dim", None))
-    if fault is not None:
-        raise ModelFailed(
-            model_label(model),
-            f"broke its contract while scoring: {fault} (docs/models.md, 'The interface')",
-        )
+    broke_contract(
+        model, "while scoring", encode_fault(out, x.shape[0], getattr(model, "latent_dim", None))
+    )
     return out[0].float()
 
 

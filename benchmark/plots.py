@@ -5,8 +5,7 @@ Drawn with matplotlib's object API (a Figure on an Agg canvas, no pyplot global 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,8 @@ from matplotlib.figure import Figure
 from benchmark.encode import to_input
 from benchmark.models.base import Model
 from benchmark.models.registry import decode_fault, encode_fault
+from benchmark.train import broke_contract, model_code
 from spritegen.atomic import atomic_path
-from spritegen.clitools import _out_of_memory as out_of_memory
-from spritegen.errors import SpritegenError
 
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 7)
 PAD = 2
@@ -68,42 +66,13 @@ def _images(logits: torch.Tensor) -> np.ndarray:
     return torch.sigmoid(logits.float()).permute(0, 2, 3, 1).cpu().numpy()
 
 
-@contextlib.contextmanager
-def _model_code(model: Model, picture: str, method: str) -> Iterator[None]:
-    """A call into the model's code while drawing ``picture`` (eval mode, after training and
-    scoring): what it raises becomes one ``ModelFailed`` line, as while it is scored. It was a
-    traceback once the scores were computed, and the run folder got no summary.json."""
-    from benchmark.train import ModelFailed, first_line, model_label  # train imports encode
-
-    try:
-        yield
-    except (SpritegenError, KeyboardInterrupt):
-        raise
-    except BaseException as exc:  # a plugin's sys.exit() included
-        if out_of_memory(exc):
-            raise
-        raise ModelFailed(
-            model_label(model), f"failed while drawing {picture}, in {method}: {first_line(exc)}"
-        ) from None
-
-
-def _broke_contract(model: Model, picture: str, fault: str | None) -> None:
-    """A wrong shape from encode or decode, named before matplotlib meets it."""
-    from benchmark.train import ModelFailed, model_label
-
-    if fault is not None:
-        raise ModelFailed(
-            model_label(model),
-            f"broke its contract while drawing {picture}: {fault} (docs/models.md, 'The "
-            "interface')",
-        )
-
-
 def _means(model: Model, x: torch.Tensor, picture: str) -> torch.Tensor:
-    """``model.encode(x)``'s means, the model's failures named (``_model_code``)."""
-    with _model_code(model, picture, "encode()"):
+    """``model.encode(x)``'s means; the model's failures are one ``ModelFailed`` line, as while
+    it is scored (they were a traceback, and the run folder got no summary.json)."""
+    with model_code(model, f"while drawing {picture}, in encode()"):
         out = model.encode(x)
-    _broke_contract(model, picture, encode_fault(out, len(x), getattr(model, "latent_dim", None)))
+    fault = encode_fault(out, len(x), getattr(model, "latent_dim", None))
+    broke_contract(model, f"while drawing {picture}", fault)
     return out[0]
 
 
@@ -111,10 +80,10 @@ def _decoded(
     model: Model, z: torch.Tensor, image_shape: tuple[int, ...], picture: str
 ) -> np.ndarray:
     """``model.decode(z)`` as (n, H, W, C) images in [0, 1], the model's failures named."""
-    with _model_code(model, picture, "decode()"):
+    with model_code(model, f"while drawing {picture}, in decode()"):
         logits = model.decode(z)
     c, h, w = image_shape
-    _broke_contract(model, picture, decode_fault(logits, len(z), (c, h, w)))
+    broke_contract(model, f"while drawing {picture}", decode_fault(logits, len(z), (c, h, w)))
     return _images(logits)
 
 

@@ -32,7 +32,7 @@ from benchmark.encode import make_represent, to_input
 from benchmark.files import save_torch_atomic
 from benchmark.models.base import AUXILIARY_LOSS, Model, has_auxiliary_objective
 from benchmark.models.registry import batch_fault, terms_fault
-from spritegen.clitools import _out_of_memory as out_of_memory
+from spritegen.clitools import is_out_of_memory
 from spritegen.errors import SpecError, SpritegenError
 
 Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
@@ -192,24 +192,48 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
 
 
 @contextlib.contextmanager
-def model_call(model: Model, method: str, step: int, epoch: int, x: torch.Tensor) -> Iterator[None]:
-    """Run a step's calls into the model's code; what it raises becomes one ``ModelFailed``
-    naming the model, the step, the method and the exception, and, when ``encode`` or ``decode``
-    breaks the shape contract on this very batch, that fault rather than its symptom (a wrong
-    latent size surfaces inside ``loss`` as a matrix product that cannot be taken).
-    Our own errors, out-of-memory and Ctrl-C pass through unchanged."""
+def model_code(
+    model: Model, where: str, explain: Callable[[], str | None] | None = None
+) -> Iterator[None]:
+    """Run a call into the model's code (a training step, scoring, drawing the pictures); what it
+    raises becomes one ``ModelFailed`` line, ``failed WHERE: Type: message``, followed by the
+    contract fault ``explain`` finds behind it, if any. Our own errors, out-of-memory and Ctrl-C
+    pass through unchanged: they are not the model's fault."""
     try:
         yield
     except (SpritegenError, KeyboardInterrupt):
         raise
     except BaseException as exc:  # a plugin's sys.exit() included
-        if out_of_memory(exc):
+        if is_out_of_memory(exc):
             raise
-        where = f"failed at step {step + 1} (epoch {epoch + 1}) in {method}: {first_line(exc)}"
-        fault = batch_fault(model, x, getattr(model, "latent_dim", None))
+        detail = f"failed {where}: {first_line(exc)}"
+        fault = explain() if explain is not None else None
         if fault is not None:
-            where += f", because {fault} (docs/models.md: mu, logvar (B, D); logits (B, C, H, W))"
-        raise ModelFailed(model_label(model), where) from None
+            detail += f", because {fault} (docs/models.md: mu, logvar (B, D); logits (B, C, H, W))"
+        raise ModelFailed(model_label(model), detail) from None
+
+
+def model_call(
+    model: Model, method: str, step: int, epoch: int, x: torch.Tensor
+) -> contextlib.AbstractContextManager[None]:
+    """``model_code`` for a step's call: the step, epoch and method named, and, when ``encode``
+    or ``decode`` breaks the shape contract on this very batch, that fault rather than its symptom
+    (a wrong latent size surfaces inside ``loss`` as a matrix product that cannot be taken)."""
+    return model_code(
+        model,
+        f"at step {step + 1} (epoch {epoch + 1}) in {method}",
+        lambda: batch_fault(model, x, getattr(model, "latent_dim", None)),
+    )
+
+
+def broke_contract(model: Model, where: str, fault: str | None) -> None:
+    """A contract fault found in what the model returned (``encode_fault``, ``decode_fault``),
+    as one ``ModelFailed`` line naming where; nothing when ``fault`` is None."""
+    if fault is not None:
+        raise ModelFailed(
+            model_label(model),
+            f"broke its contract {where}: {fault} (docs/models.md, 'The interface')",
+        )
 
 
 def model_label(model: Model) -> str:
@@ -230,11 +254,7 @@ def check_step_terms(
         fault = terms_fault(terms, getattr(model, "latent_dim", None))
     if fault is not None:
         fault = batch_fault(model, x, getattr(model, "latent_dim", None)) or fault
-        raise ModelFailed(
-            model_label(model),
-            f"broke its contract at step {step + 1} (epoch {epoch + 1}): {fault} "
-            f"(docs/models.md, 'The interface')",
-        )
+    broke_contract(model, f"at step {step + 1} (epoch {epoch + 1})", fault)
 
 
 def accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) -> None:

@@ -136,7 +136,7 @@ def one_line_warnings(prog: str) -> Iterator[None]:
         yield
 
 
-def _out_of_memory(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
     """numpy's and Python's MemoryError, torch's OutOfMemoryError (CUDA) and its CPU allocator's
     RuntimeError: the machine ran out, which deserves one line, not a traceback."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
@@ -178,7 +178,7 @@ def run_cli(
         exc.show()
         sys.exit(exc.exit_code)
     except Exception as exc:  # after click's own exceptions, which are Exceptions too
-        if not _out_of_memory(exc):
+        if not is_out_of_memory(exc):
             raise
         click.echo(
             f"{prog_name}: error: out of memory: {' '.join(str(exc).split())}; the work done so "
