@@ -19,7 +19,7 @@ from benchmark.allocator import keep_freed_memory
 from benchmark.models.base import Model
 
 if TYPE_CHECKING:
-    from benchmark.train import ModelFailed
+    from benchmark.train import TrainingStopped
 
 #: Images per model call (the fully connected layers' rows, so the latents' rounding: unchanged
 #: since round 1, whatever the device).
@@ -37,7 +37,7 @@ def encode_all(
     device: torch.device,
     chunk: int = CHUNK,
     *,
-    failed: dict[int, ModelFailed] | None = None,
+    failed: dict[int, TrainingStopped] | None = None,
 ) -> list[np.ndarray]:
     """Latent means of uint8 images (n, H, W, C) under every model: one float32 (n, D_i) each.
 
@@ -46,8 +46,9 @@ def encode_all(
     device until every chunk is encoded: copying each to the host would make the host wait for
     every model's every chunk, leaving a GPU idle between calls.
 
-    A model whose encode fails raises ``ModelFailed``; with ``failed`` (the ensemble's scorer)
-    it is recorded there under its position instead, and the other models go on. A model
+    A model whose encode fails raises ``ModelFailed``, one whose latents are not finite or too
+    large for the metrics ``TrainingDiverged`` (``_diverged``); with ``failed`` (the ensemble's
+    scorer) it is recorded there under its position instead, and the other models go on. A model
     recorded there is not called again; its latents are incomplete and not to be used."""
     from benchmark.train import ModelFailed  # here: benchmark.train imports this module
 
@@ -74,10 +75,39 @@ def encode_all(
     finally:
         for m, mode in zip(models, modes):
             m.train(mode)
-    return [
-        torch.cat(o).cpu().numpy() if o else np.zeros((0, m.latent_dim), np.float32)
-        for o, m in zip(outs, models)
-    ]
+    latents = []
+    for k, (o, m) in enumerate(zip(outs, models)):
+        z = torch.cat(o) if o else torch.zeros((0, m.latent_dim))
+        diverged = None if failed is not None and k in failed else _diverged(m, z)
+        if diverged is not None:
+            if failed is None:
+                raise diverged
+            failed[k] = diverged
+        latents.append(z.cpu().numpy())
+    return latents
+
+
+def _diverged(model: Model, z: torch.Tensor) -> TrainingStopped | None:
+    """``TrainingDiverged`` when a trained model's latent means are NaN, infinite or beyond
+    ``MAX_LATENT_ABS`` (which the metrics refuse): its weights diverged where the loss was not
+    looked at (on a GPU every 50th step; an update that overflowed them), or its encode returns
+    such values. It was the metrics' bad-input line (exit 2, the model unnamed) and no
+    summary.json; now the run stops as diverged at its last good checkpoint. One reduction and
+    one sync per model and call, on latents that go to the host anyway."""
+    from benchmark.metrics.encode import MAX_LATENT_ABS
+    from benchmark.train import TrainingDiverged, model_label
+
+    bad = ~(z.abs() <= MAX_LATENT_ABS)  # NaN compares False
+    count = int(bad.sum())
+    if count == 0:
+        return None
+    kind = "NaN or infinite" if not bool(torch.isfinite(z[bad]).all()) else "beyond 1e30"
+    return TrainingDiverged(
+        f"the latent means of model {model_label(model)} were {kind} in {count} of {z.numel()} "
+        "values when scored: its weights diverged (or its encode() returns such values); the "
+        "last good checkpoint is kept. Lower the learning rate or check the model and its "
+        "hyperparameters."
+    )
 
 
 def _latent_means(model: Model, x: torch.Tensor) -> torch.Tensor:

@@ -70,9 +70,16 @@ def seed_int(v: Any) -> int:
     return v
 
 
-def positive_number(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
-        raise BadValue(f"must be a positive finite number, {_got(v)}")
+#: The largest learning rate. Adam's first update moves a weight by up to lr / (1 - 0.9) = 10 lr,
+#: a step size torch computes in float32 (at most 3.4e38): above that it raises an overflow error
+#: inside the optimiser step, which was reported as a fault of the model. Rates up to this one
+#: train, and a rate that large diverges as any other (the run stops as "diverged").
+MAX_LR = 1e30
+
+
+def learning_rate(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= MAX_LR):
+        raise BadValue(f"must be a positive finite number, at most {MAX_LR:.0e}, {_got(v)}")
     return v
 
 
@@ -239,9 +246,7 @@ class RunConfig:
         identity=False,
     )
     batch_size: int = param(64, check=positive_int, help="Mini-batch size.", label="batch size")
-    lr: float = param(
-        5e-4, check=positive_number, help="Adam learning rate.", label="learning rate"
-    )
+    lr: float = param(5e-4, check=learning_rate, help="Adam learning rate.", label="learning rate")
     amp: bool = param(
         False, check=boolean, help="bfloat16 mixed precision (CUDA only).", flag_kind="switch"
     )

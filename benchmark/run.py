@@ -529,7 +529,7 @@ def _train_and_finish(
     if plan.final_scorer is not None:
         try:
             final_scores = plan.final_scorer(make_represent(model, device))
-        except ModelFailed as exc:  # its encode failed on the final evaluation's images
+        except TrainingStopped as exc:  # its encode failed, or its latents were unusable
             record_stop(plan, exc)
             raise
     try:

@@ -174,6 +174,19 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ck
 
 
+#: Steps between two looks at the loss, by device type (others: ``LOSS_CHECK_EVERY_ELSEWHERE``).
+#: Looking at the loss before each update keeps NaN out of the weights; on a GPU a look is a
+#: sync, so it is taken every 50th step there (a NaN by then has spread to every later loss), and
+#: ``unseen_divergence`` checks the weights before they are scored or saved.
+LOSS_CHECK_EVERY = {"cpu": 1}
+LOSS_CHECK_EVERY_ELSEWHERE = 50
+
+
+def loss_check_every(device: torch.device) -> int:
+    """Steps between two looks at the loss on ``device`` (``LOSS_CHECK_EVERY``)."""
+    return LOSS_CHECK_EVERY.get(device.type, LOSS_CHECK_EVERY_ELSEWHERE)
+
+
 def stop_if_non_finite(what: str, value: torch.Tensor, step: int, epoch: int) -> None:
     """Raise TrainingDiverged before a NaN or infinite loss can reach the weights."""
     if not bool(torch.isfinite(value)):
@@ -182,6 +195,28 @@ def stop_if_non_finite(what: str, value: torch.Tensor, step: int, epoch: int) ->
             f"(epoch {epoch + 1}); the last good checkpoint is kept. Lower the "
             f"learning rate or check the model and its hyperparameters."
         )
+
+
+def unseen_divergence(
+    model: Model, sums: dict[str, torch.Tensor], step: int, epoch: int
+) -> TrainingDiverged | None:
+    """``TrainingDiverged`` when the loss summed since the epoch began, or a weight, is not
+    finite; checked before the weights are scored or saved. On a GPU the loss is looked at every
+    50th step only, so a NaN can reach the weights in between, and an update can overflow them
+    with every loss finite (a huge learning rate): a checkpoint saved then held NaN weights, and
+    resuming from the "last good checkpoint" diverged again at once. One sync per checkpoint."""
+    loss_sum = sums.get("loss")
+    if loss_sum is not None and not bool(torch.isfinite(loss_sum)):
+        what = "the loss"
+    else:
+        finite = [torch.isfinite(p.detach()).all() for p in model.parameters()]
+        if not finite or bool(torch.stack(finite).all()):
+            return None
+        what = "the weights"
+    return TrainingDiverged(
+        f"{what} became non-finite by step {step} (epoch {epoch + 1}); the last good checkpoint "
+        "is kept. Lower the learning rate or check the model and its hyperparameters."
+    )
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
@@ -395,9 +430,7 @@ def train(
             checkpoint,
         )
 
-    # Checking the loss before each update keeps NaN out of the weights; on a GPU the check is a
-    # sync, so it runs every 50 steps there (a NaN by then has spread to every later loss).
-    check_every = 1 if device.type == "cpu" else 50
+    check_every = loss_check_every(device)
     bar = tqdm(
         total=total_steps, initial=step, disable=not cfg.progress, unit="step", dynamic_ncols=True
     )
@@ -449,9 +482,13 @@ def train(
                 and batch_in_epoch < steps_per_epoch
                 and step < total_steps
             ):
+                if (diverged := unseen_divergence(model, sums, step, epoch)) is not None:
+                    raise diverged
                 save()
 
         # end of epoch: mean of each term over its batches, then the scores
+        if (diverged := unseen_divergence(model, sums, step, epoch)) is not None:
+            raise diverged
         row = epoch_row(sums, epoch, step, epoch_start)
         last = step >= total_steps
         if scorer is not None and (

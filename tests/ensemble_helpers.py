@@ -62,6 +62,8 @@ class Faulty(BetaVAE):
       contract of docs/models.md broken);
     - ``encode``: ``encode`` raises in eval mode, i.e. whenever it is scored;
     - ``decode``: ``decode`` raises in eval mode, i.e. when the run's pictures are drawn;
+    - ``nangrad``: at step ``at``, its loss is what it was (finite) but its gradient is NaN, so
+      the update makes every weight NaN, which no look at that loss can see;
     - ``stacked``: while training, ``encode`` checks its input with data-dependent control flow,
       which runs in a model's own step but not under vmap (the vmap engine's dry run, under
       no_grad, does not meet it).
@@ -98,6 +100,8 @@ class Faulty(BetaVAE):
             raise RuntimeError(f"objective broke at step {step}\nsecond line")
         if self._broken("shape") and step >= self.at:
             out["loss"] = out["loss"].expand(4)
+        if self._broken("nangrad") and step == self.at:
+            out["loss"] = out["loss"] + torch.sqrt(reconstruction * 0.0)  # + 0, d/dx NaN
         return out
 
 

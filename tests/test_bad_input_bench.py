@@ -149,6 +149,8 @@ def run_args(data: Path | str, out: Path, model: str = "betavae") -> list[str]:
         (["--latent-dim", "0"], ["--latent-dim", "positive integer"]),
         (["--batch-size", "-4"], ["--batch-size", "positive integer"]),
         (["--lr", "0"], ["--lr", "positive"]),
+        # Adam's float32 step size overflowed inside the update, reported as the model's fault
+        (["--lr", "1e38"], ["--lr", "at most 1e+30", "got 1e+38"]),
         (["--device", "tpu"], ["--device", "cpu"]),
         (["--amp"], ["--amp", "CUDA"]),
         (["--score-preset", "huge"], ["--score-preset", "quick"]),

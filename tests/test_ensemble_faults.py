@@ -17,12 +17,14 @@ import pytest
 import torch
 from ensemble_helpers import FIXED_ENV, untimed
 
+import benchmark.train
 from benchmark.ensemble import run_ensemble, score_shared
 from benchmark.metrics import evaluate
 from benchmark.models import registry
 from benchmark.models.registry import build_model
+from benchmark.params import MAX_LR
 from benchmark.run import run
-from benchmark.train import ModelFailed, make_represent
+from benchmark.train import ModelFailed, TrainingDiverged, make_represent
 
 SIDE = 32  # image side: the code of 64 x 64 runs at a quarter of its FLOPs
 #: (hyperparameters, latent size, seed) of the two healthy members; the broken one goes between
@@ -201,6 +203,78 @@ def test_a_member_whose_decode_fails_drawing_its_pictures_stops_alone(data, tmp_
     monkeypatch.setenv(FIXED_ENV, "1")
     again = run_ensemble(members(data, ens, broken))
     assert [(r["status"], r["steps"]) for r in again] == [("finished", 8)] * 3
+
+
+# -- a divergence the loss checks do not see ------------------------------------------------
+
+
+def finite_weights(path: Path) -> bool:
+    floats = [w for w in weights(path).values() if w.is_floating_point()]
+    return all(bool(torch.isfinite(w).all()) for w in floats)
+
+
+@pytest.mark.parametrize(
+    "cadence, at, stopped_at",
+    [("cpu", 3, 4), ("gpu", 1, 2)],
+    ids=["cpu-epoch-end", "gpu-cadence-mid-epoch"],
+)
+def test_weights_made_nan_by_an_update_are_never_saved_or_scored(
+    data, tmp_path, monkeypatch, cadence, at, stopped_at
+):
+    """A finite loss whose gradient is NaN makes every weight NaN in one update, which no look at
+    a loss sees until the next step's. At an epoch's end (cpu: the update at step 4 of 8 is the
+    epoch's last) and, at a GPU's cadence of one look every 50 steps, at any checkpoint, the
+    weights were saved as the "last good checkpoint" (or the run even finished with them); now
+    the run stops as diverged there, keeping the checkpoint before."""
+    if cadence == "gpu":  # the device type's cadence, on the CPU
+        monkeypatch.setitem(benchmark.train.LOSS_CHECK_EVERY, "cpu", 50)
+    cfg = members(data, tmp_path, {"beta": 2.0, "fault": "nangrad", "at": at})[1]
+    with pytest.raises(TrainingDiverged) as info:
+        run(cfg)
+    assert str(info.value).startswith(
+        f"the weights became non-finite by step {stopped_at} (epoch 1); the last good "
+        "checkpoint is kept."
+    )
+    out = Path(cfg["out"])
+    assert summary(out) == {"status": "diverged", "error": str(info.value)}
+    last = out / "checkpoints" / "last.pt"
+    assert torch.load(last, weights_only=True)["step"] == stopped_at - 1
+    assert finite_weights(last)
+
+
+@pytest.mark.parametrize("engine", ["loop", "vmap"])
+def test_a_member_whose_weights_turn_nan_unseen_stops_alone(data, tmp_path, monkeypatch, engine):
+    """At a GPU's cadence (one look at the loss every 50 steps), a member whose update made its
+    weights NaN stops as diverged at the next checkpoint, as its single run; the others finish
+    with the numbers of the ensemble without it."""
+    monkeypatch.setitem(benchmark.train.LOSS_CHECK_EVERY, "cpu", 50)
+    broken = {"beta": 2.0, "fault": "nangrad", "at": 1}
+    ens, without = tmp_path / "ens", tmp_path / "without"
+    results = run_ensemble(members(data, ens, broken), engine=engine)
+    run_ensemble(members(data, without, None), engine=engine)
+    assert [r["status"] for r in results] == ["finished", "diverged", "finished"]
+    for name in "AB":
+        assert_same_runs(ens / name, without / name)
+    assert summary(ens / "F")["error"].startswith("the weights became non-finite by step 2")
+    last = ens / "F" / "checkpoints" / "last.pt"
+    assert torch.load(last, weights_only=True)["step"] == 1 and finite_weights(last)
+
+
+PRESETS = {"epoch": {"score_preset": "stored"}, "final": {"final_preset": "stored"}}
+
+
+def test_latents_a_diverged_model_gives_stop_its_run_as_diverged(data, tmp_path):
+    """One Adam step at the largest learning rate allowed leaves finite weights near 1e30, whose
+    latents are not finite: scoring them was the metrics' bad-input line (exit 2, no summary);
+    now the run stops as diverged, naming the latents, per epoch and at the end alike."""
+    for name, presets in PRESETS.items():
+        cfg = config(data, tmp_path / name, {"beta": 1.0}, 3, 0, lr=MAX_LR, max_steps=1, **presets)
+        with pytest.raises(TrainingDiverged) as info:
+            run(cfg)
+        assert "the latent means of model ensemble_helpers:Faulty were NaN or infinite in " in str(
+            info.value
+        )
+        assert summary(tmp_path / name) == {"status": "diverged", "error": str(info.value)}
 
 
 # -- a fault while scored ---------------------------------------------------------------------

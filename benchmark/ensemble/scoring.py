@@ -30,7 +30,7 @@ import torch
 from benchmark.encode import encode_all, make_represent
 from benchmark.metrics.sources import ImageStream, OracleSource, StoredSource, open_source
 from benchmark.models.base import Model
-from benchmark.train import ModelFailed, Scorer
+from benchmark.train import Scorer, TrainingStopped
 
 
 class _Unshared(Exception):
@@ -112,8 +112,9 @@ def _parts(scorer: Scorer) -> tuple[Callable, object, tuple, dict] | None:
 
 def score_shared(
     scorers: Sequence[Scorer], models: Sequence[Model], device
-) -> list[dict | ModelFailed]:
-    """Scores of each model by its scorer, or the ``ModelFailed`` its encode raised (it fails as
+) -> list[dict | TrainingStopped]:
+    """Scores of each model by its scorer, or the ``TrainingStopped`` its encode raised (a
+    ``ModelFailed``, or ``TrainingDiverged`` for unusable latents: it fails as
     scored alone, and the others are scored as without it); all scorers must show the same
     images (see module).
 
@@ -129,7 +130,7 @@ def score_shared(
     if len(models) == 1 or len(parts) < len(scorers):
         return [_scored_alone(s, m, device) for s, m in zip(scorers, models)]
     kept: list[dict[Hashable, np.ndarray]] = [{} for _ in models]
-    failed: dict[int, ModelFailed] = {}  # members whose encode failed while another led
+    failed: dict[int, TrainingStopped] = {}  # members whose encode failed while another led
     at = _Position()
 
     def record(first: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -142,7 +143,7 @@ def score_shared(
                 k for k in range(first + 1, len(models)) if key not in kept[k] and k not in failed
             ]
             order = [first, *others]
-            lost: dict[int, ModelFailed] = {}
+            lost: dict[int, TrainingStopped] = {}
             outs = encode_all([models[k] for k in order], images, device, failed=lost)
             failed.update((order[pos], exc) for pos, exc in lost.items())
             if first in failed:  # its own metric cannot go on
@@ -166,7 +167,7 @@ def score_shared(
     with open_source(parts[0][1]) as src:
         reading = _tagged_source(src, at, blank=False)
         replayed = _tagged_source(src, at, blank=True)
-        results: list[dict | ModelFailed] = []
+        results: list[dict | TrainingStopped] = []
         for j, (func, _source, args, keywords) in enumerate(parts):
             if j > 0 and j not in failed:
                 try:
@@ -181,15 +182,15 @@ def score_shared(
             failed.pop(j, None)
             try:
                 results.append(func(reading, record(j), *args, **keywords))
-            except ModelFailed as exc:
+            except TrainingStopped as exc:
                 results.append(exc)
     return results
 
 
-def _scored_alone(scorer: Scorer, model: Model, device) -> dict | ModelFailed:
+def _scored_alone(scorer: Scorer, model: Model, device) -> dict | TrainingStopped:
     try:
         return scorer(make_represent(model, device))
-    except ModelFailed as exc:
+    except TrainingStopped as exc:
         return exc
 
 
@@ -197,13 +198,13 @@ def batched_scorer(
     scorers: Sequence[Scorer | None],
     share_keys: Sequence[Hashable | None],
     device: torch.device,
-) -> Callable[[list[int], list[Model]], list[dict | ModelFailed]]:
+) -> Callable[[list[int], list[Model]], list[dict | TrainingStopped]]:
     """``score(indices, models)`` for the trainer: members with equal share keys are scored
     together (shared images), a None key or scorer alone; members without a scorer get {}, a
-    member whose encode failed its ``ModelFailed``."""
+    member whose encode failed its ``ModelFailed`` (or ``TrainingDiverged``)."""
 
-    def score(indices: list[int], models: list[Model]) -> list[dict | ModelFailed]:
-        results: dict[int, dict | ModelFailed] = {}
+    def score(indices: list[int], models: list[Model]) -> list[dict | TrainingStopped]:
+        results: dict[int, dict | TrainingStopped] = {}
         groups: dict[Hashable, list[tuple[int, Scorer]]] = {}  # key -> (position, its scorer)
         for pos, i in enumerate(indices):
             scorer = scorers[i]

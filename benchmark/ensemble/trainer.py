@@ -55,11 +55,13 @@ from benchmark.train import (
     check_training_inputs,
     epoch_row,
     epoch_seed,
+    loss_check_every,
     model_call,
     model_label,
     save_atomic,
     stop_if_non_finite,
     to_input,
+    unseen_divergence,
 )
 from spritegen.errors import SpecError
 
@@ -67,9 +69,9 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "loop", "vmap")
 
-#: ``score(indices, models) -> one score dict per listed member``, or the ``ModelFailed`` its
+#: ``score(indices, models) -> one score dict per listed member``, or the ``TrainingStopped`` its
 #: encode raised while scored (benchmark.ensemble.scoring).
-EnsembleScorer = Callable[[list[int], list[Model]], list[dict | ModelFailed]]
+EnsembleScorer = Callable[[list[int], list[Model]], list[dict | TrainingStopped]]
 
 
 @dataclass
@@ -225,7 +227,20 @@ def train_ensemble(
             stack.keep(keep)
         active = [active[j] for j in keep]
 
-    check_every = 1 if device.type == "cpu" else 50
+    def stop_unseen_divergence() -> None:
+        """Members whose loss since the epoch began, or weights, are not finite stop before
+        they are scored or saved, as a single run does (``unseen_divergence``)."""
+        if stack is not None:
+            stack.sync_to_models()
+        diverged: dict[int, TrainingStopped] = {
+            i: exc
+            for i in active
+            if (exc := unseen_divergence(members[i].model, members[i].sums, step, epoch))
+        }
+        if diverged:
+            stop(diverged)
+
+    check_every = loss_check_every(device)
     bar = tqdm(
         total=total_steps, initial=step, disable=not cfg.progress, unit="step", dynamic_ncols=True
     )
@@ -286,7 +301,10 @@ def train_ensemble(
                 and step < total_steps
                 and active
             ):
+                stop_unseen_divergence()
                 save()
+        if active:
+            stop_unseen_divergence()
         if not active:
             break
 
