@@ -410,8 +410,8 @@ def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
     final = runs_dir / outcome.id
     if (staging / outcome.id).is_dir():
         _point_at(staging / outcome.id, final.resolve())
-        if final.exists():
-            shutil.rmtree(final)
+        if final.exists():  # set aside into the staging folder, removed with it below
+            os.replace(final, staging / f"{outcome.id}.replaced")
         os.replace(staging / outcome.id, final)
     elif final.exists() and not is_resumable(final):
         shutil.rmtree(final)  # not a run folder: a local run removes it before training
