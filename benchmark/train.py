@@ -41,6 +41,32 @@ CHECKPOINT_FORMAT = 1
 STAGED = ".next"
 
 
+#: Told of each checkpoint once it is complete on disk (at an epoch's end, once that epoch's
+#: metrics.jsonl is written too): ``listener(path, step)``. Empty but in a sweep's Ray task, which
+#: sends the run folder to its driver from there (``benchmark.sweep.execute``), so that the
+#: progress of a task that never returns (its worker or node lost, the sweep interrupted) is kept.
+_CHECKPOINT_LISTENERS: list[Callable[[Path, int], None]] = []
+
+
+@contextlib.contextmanager
+def checkpoint_listener(listener: Callable[[Path, int], None]) -> Iterator[None]:
+    """Call ``listener(path, step)`` after every checkpoint written meanwhile (``train`` and the
+    ensemble trainer alike), in the training thread: it may block training while it runs."""
+    _CHECKPOINT_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _CHECKPOINT_LISTENERS.remove(listener)
+
+
+def checkpoint_written(path: Path | None, step: int) -> None:
+    """Tell the listeners that ``path`` holds a complete checkpoint at ``step``."""
+    if path is None:
+        return
+    for listener in tuple(_CHECKPOINT_LISTENERS):
+        listener(Path(path), step)
+
+
 CHECKPOINT_KEYS = (
     "model",
     "optimizer",
@@ -485,6 +511,7 @@ def train(
                 if (diverged := unseen_divergence(model, sums, step, epoch)) is not None:
                     raise diverged
                 save()
+                checkpoint_written(checkpoint, step)
 
         # end of epoch: mean of each term over its batches, then the scores
         if (diverged := unseen_divergence(model, sums, step, epoch)) is not None:
@@ -502,5 +529,6 @@ def train(
         save()
         if on_epoch is not None:
             on_epoch(history)
+        checkpoint_written(checkpoint, step)
     bar.close()
     return history

@@ -53,6 +53,7 @@ from benchmark.train import (
     accumulate,
     check_step_terms,
     check_training_inputs,
+    checkpoint_written,
     epoch_row,
     epoch_seed,
     loss_check_every,
@@ -218,6 +219,11 @@ def train_ensemble(
         for path in staged:
             os.replace(_staged(path), path)
 
+    def saved() -> None:
+        """Tell the checkpoint listeners of every running member's checkpoint, complete now."""
+        for i in active:
+            checkpoint_written(members[i].checkpoint, step)
+
     def stop(stopped: dict[int, TrainingStopped]) -> None:
         nonlocal active
         for i, exc in stopped.items():
@@ -303,6 +309,7 @@ def train_ensemble(
             ):
                 stop_unseen_divergence()
                 save()
+                saved()
         if active:
             stop_unseen_divergence()
         if not active:
@@ -343,6 +350,7 @@ def train_ensemble(
             bar.write(line)
         else:
             log.info(line)
+        saved()
     bar.close()
     if stack is not None:
         stack.sync_to_models()
