@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
 
@@ -314,10 +314,23 @@ class RayExecutor:
             self._cancel(pending)
 
     def map_completed(
-        self, fn: Callable[[T], R], items: Iterable[T]
-    ) -> Iterator[tuple[T, R | Exception]]:
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        on_stop: Callable[[T, R | Exception], None] | None = None,
+        stop_wait_s: float = 0.0,
+    ) -> Generator[tuple[T, R | Exception], None, None]:
         """``(item, fn(item))`` as each task finishes; a task's exception comes back as its
-        result. Tasks are not retried: a failed run is reported, not run twice."""
+        result. Tasks are not retried: a failed run is reported, not run twice.
+
+        When the map ends early (Ctrl-C, a caller that stops reading) the tasks not collected are
+        killed, unless ``on_stop`` is given: then each is asked to stop (``ray.cancel`` without
+        force raises KeyboardInterrupt in it, as Ctrl-C would), they get up to ``stop_wait_s``
+        seconds in all to end, those still running are killed, and ``on_stop(item, result)`` is
+        called for each: what it returned, the exception it ended with, or a ``TimeoutError`` for
+        one killed. A second Ctrl-C cuts the wait short and is raised once ``on_stop`` is done.
+        """
         remote = self.ray.remote(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0, **self.task_options
         )(_apply)
@@ -333,7 +346,44 @@ class RayExecutor:
                     except Exception as exc:
                         yield refs[ref], exc
         finally:
-            self._cancel(pending)
+            if on_stop is None:
+                self._cancel(pending)
+            elif pending:
+                self._stop(pending, refs, on_stop, stop_wait_s)
+
+    def _stop(
+        self,
+        pending: list[Any],
+        refs: dict[Any, T],
+        on_stop: Callable[[T, R | Exception], None],
+        wait_s: float,
+    ) -> None:
+        """Ask the ``pending`` tasks to stop, wait up to ``wait_s`` for them, kill the rest, and
+        hand each one's end to ``on_stop`` (see ``map_completed``)."""
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                self.ray.cancel(ref, force=False)
+        again: BaseException | None = None
+        ended: set[Any] = set()
+        try:
+            ended = set(self.ray.wait(pending, num_returns=len(pending), timeout=wait_s)[0])
+        except KeyboardInterrupt as exc:  # a second Ctrl-C: wait no longer
+            again = exc
+        finally:
+            self._cancel([ref for ref in pending if ref not in ended])
+        for ref in pending:
+            result: Any
+            if ref in ended:
+                try:
+                    result = self.ray.get(ref)
+                except Exception as exc:
+                    result = exc
+            else:
+                result = TimeoutError("killed before it stopped")
+            with contextlib.suppress(Exception):
+                on_stop(refs[ref], result)
+        if again is not None:
+            raise again
 
     def _cancel(self, refs: Iterable[Any]) -> None:
         """Stop the tasks not collected when a map ends early (Ctrl-C, an error, a caller that
