@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ class LocalRunPool:
             return f"local pool, {self.workers} worker(s), one GPU each"
         return f"local pool, {self.workers} worker(s), {self.threads} thread(s) each"
 
-    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+    def run(self, tasks: Sequence[Task]) -> Generator[Outcome, None, None]:
         if not tasks:
             return
         context = multiprocessing.get_context("spawn")
@@ -207,7 +207,7 @@ class RayRunPool:
             f"{self.cpus_per_run:g} CPU(s) and {self.gpus_per_run:g} GPU(s) per run"
         )
 
-    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+    def run(self, tasks: Sequence[Task]) -> Generator[Outcome, None, None]:
         # an unfinished folder the sweep holds goes with its task: the run resumes from it
         shipped = [with_folders(task) for task in tasks]
         for task, result in self.executor.map_completed(run_any_packed, shipped):

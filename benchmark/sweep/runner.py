@@ -24,6 +24,7 @@ come back from the node, ``execute.unpack_outcome``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import json
@@ -208,21 +209,24 @@ def run_sweep(
         total=len(pending), unit="run", desc=spec.name, disable=not progress, dynamic_ncols=True
     )
     try:
-        for outcome in pool.run(tasks):
-            if outcome.ok:
-                result.finished.append(outcome)
-                say(
-                    f"  done   {outcome.id} ({outcome.seconds:.1f} s) "
-                    f"{_score_text(outcome.summary)}"
-                )
-            else:
-                result.failed.append(outcome)
-                log = sweep_dir / "runs" / f"{outcome.id}.log"
-                if not log.exists():  # trained on another node: keep at least the traceback
-                    log.write_text(outcome.traceback or outcome.error)
-                say(f"  FAILED {outcome.id}: {outcome.error}")
-            bar.update(1)
-            bar.set_postfix(done=len(result.finished), failed=len(result.failed))
+        # closed here, not when collected: a pool stops its runs (and a second Ctrl-C then
+        # reaches this frame) before the sweep's records are written
+        with contextlib.closing(pool.run(tasks)) as outcomes:
+            for outcome in outcomes:
+                if outcome.ok:
+                    result.finished.append(outcome)
+                    say(
+                        f"  done   {outcome.id} ({outcome.seconds:.1f} s) "
+                        f"{_score_text(outcome.summary)}"
+                    )
+                else:
+                    result.failed.append(outcome)
+                    log = sweep_dir / "runs" / f"{outcome.id}.log"
+                    if not log.exists():  # trained on another node: keep at least the traceback
+                        log.write_text(outcome.traceback or outcome.error)
+                    say(f"  FAILED {outcome.id}: {outcome.error}")
+                bar.update(1)
+                bar.set_postfix(done=len(result.finished), failed=len(result.failed))
     finally:
         bar.close()
         _write_json(
