@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import torch
 
@@ -113,3 +114,32 @@ def untimed(obj):
     if isinstance(obj, list):
         return [untimed(v) for v in obj]
     return obj
+
+
+#: A file whose existence makes the next ``Dies`` model at its step kill its own process.
+DIE_MARKER_ENV = "ENSEMBLE_DIE_MARKER"
+
+
+class Dies(BetaVAE):
+    """A beta-VAE that kills its own process with SIGKILL (as the kernel's OOM killer does, or as
+    a lost node ends its work) at step ``die_at``, once: only while the file named by
+    $ENSEMBLE_DIE_MARKER exists, which it removes first. Otherwise the bundled beta-VAE."""
+
+    def __init__(self, image_shape, latent_dim=10, beta=None, die_at: int = -1):
+        super().__init__(image_shape, latent_dim, beta=beta)
+        self.die_at = int(die_at)
+
+    @property
+    def hparams(self):
+        return {**super().hparams, "die_at": self.die_at}
+
+    def objective(self, reconstruction, kl, step):
+        marker = os.environ.get(DIE_MARKER_ENV)
+        if step == self.die_at and marker:
+            try:
+                os.unlink(marker)
+            except FileNotFoundError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().objective(reconstruction, kl, step)

@@ -13,7 +13,9 @@ metrics, the summary saying why, the last good checkpoint. On Ray a run trains i
 of its node, and those same entries come back as tar bytes whatever the outcome, so that the
 driver leaves in the sweep folder what a local run would have (``unpack_outcome``); an unfinished
 folder the sweep holds goes to the node with the task (``with_folders``), so that the run resumes
-from its last checkpoint there as it would locally.
+from its last checkpoint there as it would locally. A run on Ray also sends its folder to the
+driver at every checkpoint (``Courier``), so that a task that never returns (its worker lost, the
+sweep interrupted) leaves its runs' folders as of their last checkpoint (``unpack_delivery``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
@@ -320,14 +323,18 @@ def run_any(task: RunTask | EnsembleTask) -> list[Outcome]:
     return [run_task(task)]
 
 
-def run_any_packed(task: RunTask | EnsembleTask) -> list[Outcome]:
+def run_any_packed(task: RunTask | EnsembleTask, mailbox: Any = None) -> list[Outcome]:
     """``run_any`` in a scratch folder of this node; what each point left there (its folder, its
-    ``<id>.log``: ``pack``) returned as tar bytes with its outcome, finished or not."""
+    ``<id>.log``: ``pack``) returned as tar bytes with its outcome, finished or not. With a
+    ``mailbox`` (the driver's Ray actor), each point's folder is also sent there at every
+    checkpoint, and once more on Ctrl-C (``Courier``)."""
     if not isinstance(task, EnsembleTask):
-        return [run_task_packed(task)]
+        return [run_task_packed(task, mailbox)]
     with tempfile.TemporaryDirectory(prefix="sweep-ensemble-") as tmp:
         folders = [_place(m, Path(tmp)) for m in task.members]
-        outcomes = _train_ensemble_into(task, folders)
+        ensemble_log = Path(tmp) / f"{task.members[0].id}.ensemble.log"
+        with _delivering(mailbox, Path(tmp), [m.id for m in task.members], ensemble_log):
+            outcomes = _train_ensemble_into(task, folders)
         for outcome in outcomes:
             outcome.packed = pack(Path(tmp), outcome.id)
         return outcomes
@@ -338,29 +345,139 @@ def run_task(task: RunTask) -> Outcome:
     return _train_into(task, Path(task.runs_dir) / task.id)
 
 
-def run_task_packed(task: RunTask) -> Outcome:
+def run_task_packed(task: RunTask, mailbox: Any = None) -> Outcome:
     """Train a point in a scratch folder of this node and return what it left there as tar bytes.
 
     Used on Ray, where the node need not see the sweep folder: the driver unpacks the bytes into
     the sweep folder, so results from every node are gathered in one place. A run that stopped or
     failed comes back too (its folder, if it made one, and its log), as a local run leaves them.
+    With a ``mailbox``, its folder is sent there at every checkpoint too (``run_any_packed``).
     """
     with tempfile.TemporaryDirectory(prefix="sweep-run-") as tmp:
-        outcome = _train_into(task, _place(task, Path(tmp)))
+        with _delivering(mailbox, Path(tmp), [task.id]):
+            outcome = _train_into(task, _place(task, Path(tmp)))
         outcome.packed = pack(Path(tmp), task.id)
         return outcome
 
 
-def pack(runs_dir: Path, run_id: str, log: bool = True) -> bytes:
+#: Seconds a run waits for the driver's mailbox to take one delivery before it stops sending.
+DELIVERY_TIMEOUT_S = 300.0
+
+
+class Courier:
+    """Sends the folder of each run a Ray task trains to the driver's mailbox
+    (``benchmark.sweep.executors.Mailbox``): at each checkpoint (a listener of
+    ``benchmark.train.checkpoint_listener``, so its folder then holds a complete checkpoint and
+    the metrics.jsonl of its epochs), and once more when the task is interrupted (``final``). What
+    is sent is ``pack``'s tar, the run's log so far included (an ensemble member's: the ensemble's
+    log, its only output while it trains), so the driver can leave in the sweep folder what a
+    local run would leave there, should the task never return.
+
+    A run waits for its mailbox to hold each delivery before it trains on: a delivery cut short
+    by a lost worker is never mistaken for one made. A delivery that fails (the mailbox is gone,
+    or does not answer within ``DELIVERY_TIMEOUT_S``) is noted in the run's log, and the run
+    trains on without sending more; it never fails the run.
+    """
+
+    def __init__(
+        self, mailbox: Any, scratch: Path, run_ids: list[str], ensemble_log: Path | None = None
+    ) -> None:
+        self.mailbox, self.scratch, self.run_ids = mailbox, scratch, run_ids
+        self.ensemble_log = ensemble_log
+        self.broken = False
+        self._scratch = scratch.resolve()
+
+    def __call__(self, checkpoint: Path, step: int) -> None:
+        folder = checkpoint.resolve().parent.parent  # <scratch>/<id>/checkpoints/last.pt
+        if folder.parent == self._scratch and folder.name in self.run_ids:
+            self.send(folder.name, step)
+
+    def send(self, run_id: str, step: int) -> None:
+        import ray
+
+        if self.broken:
+            return
+        for stream in (sys.stdout, sys.stderr):  # the run's log, written so far
+            with contextlib.suppress(Exception):
+                stream.flush()
+        own_log = self.scratch / f"{run_id}.log"
+        log = own_log if own_log.exists() or self.ensemble_log is None else self.ensemble_log
+        try:
+            packed = pack(self.scratch, run_id, log=log)
+            ray.get(self.mailbox.put.remote(run_id, step, packed), timeout=DELIVERY_TIMEOUT_S)
+        except Exception as exc:
+            self.broken = True
+            print(f"note: the run's progress no longer reaches the sweep's driver ({exc!r})")
+
+    def final(self) -> None:
+        """Each run's folder as an interrupt leaves it, with its whole log: the checkpoint its
+        folder holds (``send`` at its step), for each run that has one."""
+        for run_id in self.run_ids:
+            step = checkpoint_step(self.scratch / run_id)
+            if step is not None:
+                self.send(run_id, step)
+
+
+@contextlib.contextmanager
+def _delivering(
+    mailbox: Any, scratch: Path, run_ids: list[str], ensemble_log: Path | None = None
+) -> Iterator[None]:
+    """Meanwhile, the runs of ``scratch`` send their folders to ``mailbox`` (``Courier``), and
+    once more on Ctrl-C (Ray's ``cancel``); nothing without a mailbox (a local run)."""
+    if mailbox is None:
+        yield
+        return
+    from benchmark.train import checkpoint_listener
+
+    courier = Courier(mailbox, scratch, run_ids, ensemble_log)
+    with checkpoint_listener(courier):
+        try:
+            yield
+        except KeyboardInterrupt:
+            courier.final()
+            raise
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The optimiser step of the run folder's ``checkpoints/last.pt``; None without a readable
+    one."""
+    path = run_dir / "checkpoints" / "last.pt"
+    if not path.is_file():
+        return None
+    try:
+        import torch
+
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+    except Exception:
+        return None
+
+
+def pack(runs_dir: Path, run_id: str, log: bool | Path = True) -> bytes:
     """What a run left in ``runs_dir``, as a local run leaves it in the sweep's ``runs/``: its
     folder ``<id>`` and (``log``) its output ``<id>.log``, whichever exist, as an uncompressed
-    tar."""
+    tar. ``log`` may name another file to pack as ``<id>.log`` (an ensemble member's output)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in (run_id, f"{run_id}.log") if log else (run_id,):
-            if (runs_dir / name).exists():
-                tar.add(runs_dir / name, arcname=name)
+        if (runs_dir / run_id).exists():
+            tar.add(runs_dir / run_id, arcname=run_id)
+        source = log if isinstance(log, Path) else runs_dir / f"{run_id}.log"
+        if log is not False and source.exists():
+            tar.add(source, arcname=f"{run_id}.log")
     return buf.getvalue()
+
+
+def unpack_delivery(run_id: str, step: int, packed: bytes, runs_dir: Path) -> bool:
+    """Leave in ``runs_dir`` a run's folder as its Ray task last sent it (``Courier``), as
+    ``unpack_outcome`` leaves a stopped run's, unless the sweep folder holds a better state of
+    the run: its finished folder, or a checkpoint at ``step`` or later. Whether it did."""
+    folder = runs_dir / run_id
+    if is_finished(folder):
+        return False
+    held = checkpoint_step(folder)
+    if held is not None and held >= step:
+        return False
+    unpack_outcome(Outcome(run_id, False, 0.0, packed=packed), runs_dir)
+    return True
 
 
 def with_folders(task: RunTask | EnsembleTask) -> RunTask | EnsembleTask:

@@ -13,10 +13,15 @@ run` (a ``KeyboardInterrupt``; the run folder keeps its last checkpoint and resu
 parent does not rely on the terminal reaching its workers: on an interrupt it sets a shared
 ``stop`` event, which a thread of each worker turns into that SIGINT, and a task a worker takes
 after the event is refused unstarted, so no new run begins.
+
+On Ray the tasks are asked to stop too (a KeyboardInterrupt in each, ``ray.cancel`` without
+force), and each run keeps the last checkpoint that reached the driver (``RayRunPool``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import multiprocessing
 import os
 import signal
@@ -33,6 +38,7 @@ from benchmark.sweep.execute import (
     RunTask,
     run_any,
     run_any_packed,
+    unpack_delivery,
     unpack_outcome,
     with_folders,
 )
@@ -166,6 +172,39 @@ class LocalRunPool:
                 raise
 
 
+class Mailbox:
+    """The driver's Ray actor that keeps, per run id, the latest folder its task sent
+    (``benchmark.sweep.execute.Courier``: the run folder and log as ``pack`` packs them, at the
+    optimiser step of its checkpoint). A later delivery replaces an earlier one unless it is at
+    an earlier step."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, tuple[int, bytes]] = {}
+
+    def put(self, run_id: str, step: int, packed: bytes) -> None:
+        held = self.latest.get(run_id)
+        if held is None or step >= held[0]:
+            self.latest[run_id] = (step, packed)
+
+    def take(self, run_ids: list[str]) -> dict[str, tuple[int, bytes]]:
+        """The latest delivery of each of ``run_ids`` that sent one, forgotten here."""
+        return {i: self.latest.pop(i) for i in run_ids if i in self.latest}
+
+    def drop(self, run_ids: list[str]) -> None:
+        for i in run_ids:
+            self.latest.pop(i, None)
+
+
+#: Seconds the driver gives the tasks it asks to stop on Ctrl-C to send their last state.
+STOP_WAIT_S = 20.0
+#: Seconds to wait for the mailbox to hand over what the runs that did not return sent.
+TAKE_TIMEOUT_S = 120.0
+
+
+def _ids(task: Task) -> list[str]:
+    return [m.id for m in task.members] if isinstance(task, EnsembleTask) else [task.id]
+
+
 class RayRunPool:
     """Each run is a Ray task reserving ``cpus_per_run`` CPUs and one GPU when the cluster has any.
 
@@ -177,6 +216,14 @@ class RayRunPool:
     as it would locally. Dataset files must be readable at the same path on the nodes (a shared
     file system, see docs/sweeps.md). The benchmark's own settings in the driver's environment
     (``FORWARDED_ENV``) travel with each task, since a node's workers do not inherit them.
+
+    A task that never returns keeps its progress too: each run sends its folder to the driver's
+    ``Mailbox`` at every checkpoint, and when the task is lost (its worker or node died) or the
+    sweep is interrupted, the latest one is unpacked into the sweep folder as a stopped run's
+    (never over a finished folder or a later checkpoint, ``unpack_delivery``), so that the next
+    start resumes the run from that checkpoint, as a local run resumes. Ctrl-C asks the running
+    tasks to stop (a KeyboardInterrupt in each, as a local worker gets) and waits up to
+    ``STOP_WAIT_S`` for them to send their last state.
     """
 
     def __init__(
@@ -207,22 +254,80 @@ class RayRunPool:
             f"{self.cpus_per_run:g} CPU(s) and {self.gpus_per_run:g} GPU(s) per run"
         )
 
+    def _mailbox(self) -> Any:
+        """A ``Mailbox`` actor on the driver's node (it lives as long as the driver does)."""
+        ray = self.executor.ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        return ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy=here)(Mailbox).remote()
+
     def run(self, tasks: Sequence[Task]) -> Generator[Outcome, None, None]:
+        if not tasks:
+            return
+        ray = self.executor.ray
+        mailbox = self._mailbox()
         # an unfinished folder the sweep holds goes with its task: the run resumes from it
         shipped = [with_folders(task) for task in tasks]
-        for task, result in self.executor.map_completed(run_any_packed, shipped):
-            runs_dir = Path(task.runs_dir)
+
+        def stopped(task: Task, result: list[Outcome] | Exception) -> None:
+            """A task that the sweep's Ctrl-C stopped: what it returned (it ended meanwhile),
+            else the folders its runs last sent, as a local run leaves them when interrupted."""
             if isinstance(result, Exception):
-                # the task itself failed (its worker died, ...): nothing came back but the
-                # error, which is the run's log now (a log of an earlier start would mislead)
-                for outcome in _failed(task, _why(result)):
-                    (runs_dir / f"{outcome.id}.log").write_text(outcome.error + "\n")
-                    yield outcome
-                continue
+                self._keep(task, mailbox)
+                return
             for outcome in result:
-                # finished, stopped or failed: the folder and log it left, as a local run leaves
-                unpack_outcome(outcome, runs_dir)
-                yield outcome
+                unpack_outcome(outcome, Path(task.runs_dir))
+
+        results = self.executor.map_completed(
+            functools.partial(run_any_packed, mailbox=mailbox),
+            shipped,
+            on_stop=stopped,
+            stop_wait_s=STOP_WAIT_S,
+        )
+        try:
+            with contextlib.closing(results):
+                for task, result in results:
+                    runs_dir = Path(task.runs_dir)
+                    if isinstance(result, Exception):
+                        # the task itself failed (its worker died, ...): what came back is the
+                        # error, and the folders its runs sent at their checkpoints
+                        kept = self._keep(task, mailbox)
+                        for outcome in _failed(task, _why(result)):
+                            log = runs_dir / f"{outcome.id}.log"
+                            if outcome.id in kept:
+                                with open(log, "a") as fh:
+                                    fh.write(f"{outcome.error}\n{kept[outcome.id]}\n")
+                            else:  # a log of an earlier start would mislead
+                                log.write_text(outcome.error + "\n")
+                            yield outcome
+                        continue
+                    mailbox.drop.remote(_ids(task))
+                    for outcome in result:
+                        # finished, stopped or failed: the folder and log it left, as a local
+                        # run leaves them
+                        unpack_outcome(outcome, runs_dir)
+                        yield outcome
+        finally:
+            with contextlib.suppress(Exception):
+                ray.kill(mailbox)
+
+    def _keep(self, task: Task, mailbox: Any) -> dict[str, str]:
+        """Unpack the latest folder each run of ``task`` sent (``unpack_delivery``); for each run
+        whose folder was so kept, a line saying where it resumes."""
+        ray = self.executor.ray
+        try:
+            sent = ray.get(mailbox.take.remote(_ids(task)), timeout=TAKE_TIMEOUT_S)
+        except Exception:  # the mailbox is gone: nothing was kept
+            return {}
+        kept = {}
+        for run_id, (step, packed) in sent.items():
+            if unpack_delivery(run_id, step, packed, Path(task.runs_dir)):
+                kept[run_id] = (
+                    f"note: its folder as of its checkpoint at step {step} is kept; "
+                    "the next start resumes it from there"
+                )
+        return kept
 
 
 def make_run_pool(

@@ -1,0 +1,360 @@
+"""A Ray task that never returns keeps its runs' progress, as a local worker does: each run sends
+its folder to the driver at every checkpoint, and when the task's worker dies or the sweep is
+interrupted the driver leaves the latest one in the sweep folder, so that the next start resumes
+each run from that checkpoint (to the numbers of an uninterrupted sweep) instead of from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from ensemble_helpers import DIE_MARKER_ENV
+from sweep_helpers import ROOT, subprocess_env
+from train_fixtures import make_tiny_dataset
+
+from benchmark.sweep import load_sweep, run_sweep, runner
+from benchmark.sweep.execute import Outcome, pack, run_any, run_state
+
+TESTS = Path(__file__).resolve().parent
+
+# Dies (tests/ensemble_helpers.py): a beta-VAE that SIGKILLs its own process at step die_at
+# while a marker file exists. Two points train as one ensemble (one Ray task) of 4 epochs x 4
+# steps, a checkpoint at each epoch's end (steps 4, 8, 12); the worker dies at step 9, in the
+# third epoch, after the second checkpoint.
+DIES_SPEC = """name: dies
+set:
+  model: dies
+  data: {data}
+  latent_dim: 2
+  epochs: 4
+  batch_size: 16
+  die_at: 9
+  score_preset: stored
+  final_preset: none
+grid: {{beta: [1, 4]}}
+report: {{x: beta}}
+"""
+
+
+def _plugin_site(tmp: Path) -> Path:
+    """A folder that registers ``dies`` through an entry point, as an installed plugin would:
+    seen by this process (on sys.path) and by Ray's workers (on their PYTHONPATH)."""
+    site = tmp / "site"
+    info = site / "dies_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dies-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[benchmark.models]\ndies = ensemble_helpers:Dies\n")
+    return site
+
+
+def _step(run: Path) -> int:
+    return int(torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"])
+
+
+def _untimed(value: Any) -> Any:
+    """A metrics record without its wall-clock timings (``*_s``, ``times``, ``timings``)."""
+    if isinstance(value, dict):
+        return {
+            k: _untimed(v)
+            for k, v in value.items()
+            if not k.endswith("_s") and k not in ("times", "timings")
+        }
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def _numbers(run: Path) -> list[dict]:
+    """metrics.jsonl without wall-clock timings."""
+    return [_untimed(json.loads(line)) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "model.pt", weights_only=True)["model"]
+
+
+@pytest.mark.ray
+def test_a_ray_task_whose_worker_dies_leaves_its_runs_resumable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker of an ensemble's task is killed mid-epoch: each member's folder comes back as
+    of its last checkpoint (step 8), with the ensemble's output and why the task ended as its
+    log, and the next start resumes both from there to the metrics and weights of a sweep that
+    was never interrupted (before, nothing came back and they started over)."""
+    ray = pytest.importorskip("ray")
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths are limited
+    try:
+        data = make_tiny_dataset(temp / "k1.h5", n=64, factors=1, eval_preset="tiny", image_size=32)
+        site = _plugin_site(temp)
+        monkeypatch.syspath_prepend(str(site))
+        spec = temp / "dies.yaml"
+        spec.write_text(DIES_SPEC.format(data=data))
+        marker = temp / "die-once"
+        marker.touch()
+        ray.init(
+            num_cpus=2,
+            _temp_dir=str(temp / "r"),
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={
+                "env_vars": {
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), str(site)]),
+                    DIE_MARKER_ENV: str(marker),
+                }
+            },
+        )
+        try:
+            sweep = temp / "killed"
+            first = run_sweep(load_sweep(spec), out=sweep, executor="ray", progress=False)
+            assert not marker.exists(), "the worker was not killed"
+            runs = sweep / "runs"
+            ids = sorted(o.id for o in first.failed)
+            assert len(ids) == 2 and not first.finished
+            left = {}
+            for run_id in ids:
+                run = runs / run_id
+                log = (runs / f"{run_id}.log").read_text()
+                left[run_id] = {
+                    "step": _step(run),
+                    "epochs": len(_numbers(run)),
+                    "summary": (run / "summary.json").exists(),
+                    "state": run_state(run).text,
+                    "log": log.splitlines()[-1],
+                    "output": "epoch 2/4 (step 8/16), 2 models" in log,
+                }
+            note = (
+                "note: its folder as of its checkpoint at step 8 is kept; "
+                "the next start resumes it from there"
+            )
+            want = {
+                "step": 8,
+                "epochs": 2,
+                "summary": False,
+                "state": "resumes at epoch 3 of 4",
+                "log": note,
+                "output": True,
+            }
+            assert left == {run_id: want for run_id in ids}
+            failures = json.loads((sweep / "failures.json").read_text())
+            assert [f["id"] for f in failures] == ids
+            assert all(f["error"].startswith("WorkerCrashedError") for f in failures), failures
+
+            again = run_sweep(load_sweep(spec), out=sweep, executor="ray", progress=False)
+            assert sorted(o.id for o in again.finished) == ids, [o.error for o in again.failed]
+            whole = temp / "whole"
+            reference = run_sweep(load_sweep(spec), out=whole, executor="ray", progress=False)
+            assert sorted(o.id for o in reference.finished) == ids
+        finally:
+            ray.shutdown()
+        for run_id in ids:
+            resumed, uninterrupted = runs / run_id, whole / "runs" / run_id
+            # resumed at its third epoch: the second start's output begins there
+            output = (resumed / "sweep.log").read_text()
+            assert "epoch 3/4" in output and "epoch 2/4" not in output, output
+            assert _numbers(resumed) == _numbers(uninterrupted), run_id
+            a, b = _weights(resumed), _weights(uninterrupted)
+            assert all(torch.equal(a[k], b[k]) for k in a), run_id
+        assert sorted(p.name for p in runs.iterdir()) == ids
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+#: One run long enough to be interrupted mid-run: 15 epochs x 8 steps, a checkpoint every 3 steps.
+LONG_SPEC = """
+name: long
+datasets:
+  k1: {factors: 1, n: 128, eval_preset: tiny, image_size: 32}
+set:
+  model: betavae
+  data: k1
+  latent_dim: 3
+  epochs: 15
+  batch_size: 16
+  checkpoint_every: 3
+  score_preset: none
+  final_preset: none
+grid: {beta: [4]}
+report: {x: beta}
+"""
+
+
+def _ray_log_line(line: str) -> bool:
+    """One of Ray's own log lines ("2026-01-01 12:00:00,000 INFO worker.py:1 -- Started ...")."""
+    parts = line.split()
+    return len(parts) > 3 and parts[0][:2] == "20" and parts[2] in ("INFO", "WARNING")
+
+
+class _LocalInProcess:
+    """The local pool's work (``run_any``: train into the sweep folder) in this process."""
+
+    workers, gpus = 1, 0
+
+    def describe(self) -> str:
+        return "local pool, in process"
+
+    def run(self, tasks: list[Any]) -> Iterator[Outcome]:
+        for task in tasks:
+            yield from run_any(task)
+
+
+@pytest.mark.ray
+def test_ctrl_c_of_a_ray_sweep_leaves_its_run_resumable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGINT to `bench sweep --executor ray` once its run (training in a scratch folder of the
+    node) is past its second checkpoint: the run is asked to stop, its folder comes back as of
+    its last checkpoint, with its output, and the sweep exits 130 with its one line; the next
+    start resumes the run (before, the sweep folder held nothing of it)."""
+    pytest.importorskip("ray")
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    try:
+        spec = temp / "long.yaml"
+        spec.write_text(LONG_SPEC)
+        sweep, scratch = temp / "sweep", temp / "scratch"
+        scratch.mkdir()
+        env = subprocess_env(temp)
+        env["TMPDIR"] = str(scratch)  # where the Ray task's scratch folder is made
+        env["RAY_TMPDIR"] = str(temp / "r")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmark.cli", "sweep", str(spec), "--out", str(sweep)]
+            + ["--quiet", "--executor", "ray"],
+            cwd=temp,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            deadline = time.monotonic() + 600
+            seen = 0
+            while seen < 6:  # the second checkpoint (step 6) is written: the first was sent
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "the run never wrote its second checkpoint"
+                for ck in scratch.glob("sweep-run-*/*/checkpoints/last.pt"):
+                    try:
+                        seen = max(seen, int(torch.load(ck, weights_only=True)["step"]))
+                    except Exception:  # gone, or not complete yet
+                        pass
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            stderr = proc.communicate(timeout=300)[1]
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.returncode == 130, stderr
+        ours = [line for line in stderr.strip().splitlines() if not _ray_log_line(line)]
+        assert ours == ["bench: interrupted; run the same command again to resume"], stderr
+        [run] = [p for p in (sweep / "runs").iterdir() if p.is_dir()]
+        step = _step(run)
+        assert 6 <= step < 15 * 8, step
+        assert not (run / "summary.json").exists()
+        assert run_state(run).kind == "resume"
+        assert json.loads((run / "config.json").read_text())["out"] == str(run.resolve())
+        assert (sweep / "runs" / f"{run.name}.log").exists()  # its output so far, as locally
+        # the task stopped as asked (a KeyboardInterrupt), cleaning its scratch folder up: it
+        # was not killed
+        assert not list(scratch.glob("sweep-*"))
+
+        monkeypatch.setattr(runner, "make_run_pool", lambda *a, **k: _LocalInProcess())
+        again = run_sweep(load_sweep(spec), out=sweep, progress=False)
+        assert [o.id for o in again.finished] == [run.name], [o.error for o in again.failed]
+        assert _step(run) == 15 * 8
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_delivered_folder_never_replaces_a_better_one(tmp_path: Path) -> None:
+    """The driver's side, without Ray: a run's folder as its task last sent it replaces the
+    sweep's (no folder, or a checkpoint at an earlier step), but never a finished folder nor a
+    checkpoint at the same or a later step."""
+    from benchmark.sweep.execute import unpack_delivery
+
+    scratch, runs = tmp_path / "scratch", tmp_path / "runs"
+
+    def folder_at(root: Path, step: int, status: str | None = None) -> None:
+        run = root / "a"
+        shutil.rmtree(run, ignore_errors=True)
+        (run / "checkpoints").mkdir(parents=True)
+        torch.save({"step": step}, run / "checkpoints" / "last.pt")
+        (run / "config.json").write_text(json.dumps({"out": str(run)}))
+        if status:
+            (run / "summary.json").write_text(json.dumps({"status": status}))
+
+    folder_at(scratch, 8)
+    sent = pack(scratch, "a")
+    assert unpack_delivery("a", 8, sent, runs)  # no folder yet
+    assert _step(runs / "a") == 8
+    assert json.loads((runs / "a" / "config.json").read_text())["out"] == str(
+        (runs / "a").resolve()
+    )
+    for step, status, placed in [(12, None, False), (8, None, False), (4, None, True)]:
+        folder_at(runs, step, status)
+        assert unpack_delivery("a", 8, sent, runs) is placed, (step, status)
+        assert _step(runs / "a") == (8 if placed else step)
+    folder_at(runs, 4, "finished")
+    assert not unpack_delivery("a", 8, sent, runs)
+    assert json.loads((runs / "a" / "summary.json").read_text())["status"] == "finished"
+    folder_at(runs, 4, "diverged")  # a stopped run's folder: the later checkpoint replaces it
+    assert unpack_delivery("a", 8, sent, runs)
+    assert not (runs / "a" / "summary.json").exists()
+    assert sorted(p.name for p in runs.iterdir()) == ["a"]
+
+
+class _FakeRay:
+    """What ``RayExecutor`` asks of Ray when a map is stopped, with tasks "a" (ends when asked to
+    stop) and "b" (does not); ``wait`` raises a second Ctrl-C when ``again`` is set."""
+
+    def __init__(self, again: bool) -> None:
+        self.again = again
+        self.cancelled: list[tuple[str, bool]] = []
+
+    def cancel(self, ref: str, force: bool = False) -> None:
+        self.cancelled.append((ref, force))
+
+    def wait(self, refs: list[str], num_returns: int, timeout: float) -> tuple[list, list]:
+        if self.again:
+            raise KeyboardInterrupt
+        return ["a"], ["b"]
+
+    def get(self, ref: str) -> str:
+        return f"{ref} stopped"
+
+
+@pytest.mark.parametrize("again", [False, True])
+def test_a_stopped_ray_map_hands_every_task_to_on_stop(again: bool) -> None:
+    """Without Ray: Ctrl-C asks each pending task to stop (no force), kills those that did not
+    end in time, hands each one's end to ``on_stop``; a second Ctrl-C during the wait cuts it
+    short (every task killed, each still handed over) and is raised, not swallowed."""
+    from spritegen.executors import RayExecutor
+
+    executor = object.__new__(RayExecutor)
+    executor.ray = fake = _FakeRay(again)
+    seen: list[tuple[str, Any]] = []
+    refs = {"a": "task a", "b": "task b"}
+
+    def on_stop(item: str, result: Any) -> None:
+        seen.append((item, result if isinstance(result, str) else type(result).__name__))
+
+    if again:
+        with pytest.raises(KeyboardInterrupt):
+            executor._stop(["a", "b"], refs, on_stop, 20.0)
+        assert seen == [("task a", "TimeoutError"), ("task b", "TimeoutError")]
+        assert fake.cancelled == [("a", False), ("b", False), ("a", True), ("b", True)]
+    else:
+        executor._stop(["a", "b"], refs, on_stop, 20.0)
+        assert seen == [("task a", "a stopped"), ("task b", "TimeoutError")]
+        assert fake.cancelled == [("a", False), ("b", False), ("b", True)]
