@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,3 +50,38 @@ def subprocess_env(tmp: Path) -> dict[str, str]:
     env["MESA_SHADER_CACHE_DIR"] = str(tmp / "mesa-cache")
     env["XDG_CACHE_HOME"] = str(tmp / "cache")
     return env
+
+
+class InProcessPool:
+    """The local pool's interface and work (``run_any``: train into the sweep folder), in this
+    process rather than spawned workers, so that a test can patch what a run does."""
+
+    workers, gpus = 1, 0
+
+    def describe(self) -> str:
+        return "local pool, in process"
+
+    def run(self, tasks: list[Any]) -> Iterator[Any]:
+        from benchmark.sweep.execute import run_any
+
+        for task in tasks:
+            yield from run_any(task)
+
+
+def start_sweep(
+    spec: Path, sweep: Path, cwd: Path, env: dict[str, str], *extra: str
+) -> subprocess.Popen[str]:
+    """`bench sweep SPEC --out SWEEP --quiet EXTRA...` as a process of its own session that
+    Ctrl-C (SIGINT) stops, its stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", "sweep", str(spec), "--out", str(sweep)]
+        + ["--quiet", *extra],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # a shell's background job ignores SIGINT, and Python keeps an ignored SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )

@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import pytest
 from click.testing import CliRunner
-from sweep_helpers import ROOT, subprocess_env, tiny_spec
+from sweep_helpers import ROOT, start_sweep, subprocess_env, tiny_spec
 from train_fixtures import make_tiny_dataset
 
 from benchmark.report import write_report
@@ -492,18 +492,7 @@ def _interrupted_sweep(tmp: Path, extra: list[str], whole_group: bool) -> tuple[
     spec = tmp / "long.yaml"
     spec.write_text(LONG_SPEC)
     sweep = tmp / "sweep"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmark.cli", "sweep", str(spec), "--out", str(sweep)]
-        + ["--quiet", "--workers", "1", *extra],
-        cwd=tmp,
-        env=subprocess_env(tmp),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        # a shell's background job ignores SIGINT, and Python keeps an ignored SIGINT ignored
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = start_sweep(spec, sweep, tmp, subprocess_env(tmp), "--workers", "1", *extra)
     try:
         deadline = time.monotonic() + 600
         while not list(sweep.glob("runs/*/checkpoints/last.pt")) and proc.poll() is None:

@@ -13,36 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from click.testing import CliRunner
-from sweep_helpers import tiny_spec
+from sweep_helpers import InProcessPool, tiny_spec
 
 import benchmark.run
 from benchmark.sweep import load_sweep, run_sweep
 from benchmark.sweep.cli import sweep_command
-from benchmark.sweep.execute import run_any
 from benchmark.sweep.runner import dry_run
 
 #: The tiny points train 128 images in batches of 64: two steps per epoch, two epochs.
 STEPS_PER_EPOCH = 2
-
-
-class _InProcessPool:
-    """The local pool's interface, training each task here, so that the test can stop runs."""
-
-    workers, gpus = 1, 0
-
-    def describe(self) -> str:
-        return "this process"
-
-    def run(self, tasks: list[Any]) -> Iterator[Any]:
-        for task in tasks:
-            yield from run_any(task)
 
 
 def _stopping(diverge: str, interrupt: str) -> Any:
@@ -90,7 +75,7 @@ def half_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     sweep = tmp / "sweep"
     args: dict[str, Any] = dict(out=sweep, build_workers=1, progress=False, ensemble="off")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("benchmark.sweep.runner.make_run_pool", lambda *a, **k: _InProcessPool())
+        mp.setattr("benchmark.sweep.runner.make_run_pool", lambda *a, **k: InProcessPool())
         mp.setattr(benchmark.run, "train", _stopping(stopped, interrupted))
         first = run_sweep(plan, only=[done, stopped], **args)
         with pytest.raises(KeyboardInterrupt):

@@ -16,18 +16,17 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sweep_helpers import InProcessPool
 from train_fixtures import make_tiny_dataset
 
 import benchmark.sweep.plan
 from benchmark.params import BY_KEY
 from benchmark.report.records import load_sweep as load_report
 from benchmark.sweep import load_sweep, run_sweep
-from benchmark.sweep.execute import run_any
 from benchmark.sweep.runner import dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,23 +45,10 @@ report: {x: data, lines: beta}
 """
 
 
-class _InProcessPool:
-    """The local pool's interface, training each task in this process (no spawned worker)."""
-
-    workers, gpus = 1, 0
-
-    def describe(self) -> str:
-        return "this process"
-
-    def run(self, tasks: list[Any]) -> Iterator[Any]:
-        for task in tasks:
-            yield from run_any(task)
-
-
 def _start(spec: Path, sweep: Path) -> Any:
     """``bench sweep SPEC --out SWEEP --ensemble off``, trained in this process."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("benchmark.sweep.runner.make_run_pool", lambda *a, **k: _InProcessPool())
+        mp.setattr("benchmark.sweep.runner.make_run_pool", lambda *a, **k: InProcessPool())
         return run_sweep(
             load_sweep(spec), out=sweep, build_workers=1, progress=False, ensemble="off"
         )

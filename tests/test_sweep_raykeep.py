@@ -10,22 +10,19 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from ensemble_helpers import DIE_MARKER_ENV
-from sweep_helpers import ROOT, subprocess_env
+from sweep_helpers import ROOT, InProcessPool, start_sweep, subprocess_env
 from train_fixtures import make_tiny_dataset
 
 from benchmark.sweep import load_sweep, run_sweep, runner
-from benchmark.sweep.execute import Outcome, pack, run_any, run_state
+from benchmark.sweep.execute import pack, run_state
 
 TESTS = Path(__file__).resolve().parent
 
@@ -196,19 +193,6 @@ def _ray_log_line(line: str) -> bool:
     return len(parts) > 3 and parts[0][:2] == "20" and parts[2] in ("INFO", "WARNING")
 
 
-class _LocalInProcess:
-    """The local pool's work (``run_any``: train into the sweep folder) in this process."""
-
-    workers, gpus = 1, 0
-
-    def describe(self) -> str:
-        return "local pool, in process"
-
-    def run(self, tasks: list[Any]) -> Iterator[Outcome]:
-        for task in tasks:
-            yield from run_any(task)
-
-
 @pytest.mark.ray
 def test_ctrl_c_of_a_ray_sweep_leaves_its_run_resumable(
     monkeypatch: pytest.MonkeyPatch,
@@ -227,17 +211,7 @@ def test_ctrl_c_of_a_ray_sweep_leaves_its_run_resumable(
         env = subprocess_env(temp)
         env["TMPDIR"] = str(scratch)  # where the Ray task's scratch folder is made
         env["RAY_TMPDIR"] = str(temp / "r")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmark.cli", "sweep", str(spec), "--out", str(sweep)]
-            + ["--quiet", "--executor", "ray"],
-            cwd=temp,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        proc = start_sweep(spec, sweep, temp, env, "--executor", "ray")
         try:
             deadline = time.monotonic() + 600
             seen = 0
@@ -269,7 +243,7 @@ def test_ctrl_c_of_a_ray_sweep_leaves_its_run_resumable(
         # was not killed
         assert not list(scratch.glob("sweep-*"))
 
-        monkeypatch.setattr(runner, "make_run_pool", lambda *a, **k: _LocalInProcess())
+        monkeypatch.setattr(runner, "make_run_pool", lambda *a, **k: InProcessPool())
         again = run_sweep(load_sweep(spec), out=sweep, progress=False)
         assert [o.id for o in again.finished] == [run.name], [o.error for o in again.failed]
         assert _step(run) == 15 * 8
