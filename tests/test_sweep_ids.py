@@ -28,6 +28,7 @@ from benchmark.params import BY_KEY
 from benchmark.report.records import load_sweep as load_report
 from benchmark.sweep import load_sweep, run_sweep
 from benchmark.sweep.runner import dry_run
+from spritegen.errors import SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,6 +249,34 @@ def test_a_data_file_is_named_by_its_content_not_its_path(
     assert all(i.startswith("betavae_mine_D4_") for i in ids["one"])
     assert not set(ids["one"]) & set(ids["other"])
     assert sorted(opened) == sorted(str((tmp_path / f / "mine.h5").resolve()) for f in ids)
+
+
+def test_two_files_of_one_content_in_one_experiment_are_named_as_such(tmp_path: Path) -> None:
+    """Two copies of one file are one run, so one experiment cannot place them apart: the line
+    says so (it said "points differing only in data share data=one/mine.h5" and advised adding
+    data to report.lines, which was already the x axis). Another content under the same name
+    still plans as two points; across experiments the copies share their run."""
+    make_tiny_dataset(tmp_path / "one" / "mine.h5", n=16, seed=1)
+    shutil.copytree(tmp_path / "one", tmp_path / "two")
+    make_tiny_dataset(tmp_path / "other" / "mine.h5", n=16, seed=2)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(GOOD + "grid: {data: [one/mine.h5, two/mine.h5]}\nreport: {x: data}\n")
+    with pytest.raises(SpecError) as info:
+        load_sweep(spec)
+    assert str(info.value).endswith(
+        "data 'one/mine.h5' and 'two/mine.h5' hold the same dataset (equal content), so their "
+        "points are one run; name only one of them"
+    )
+    spec.write_text(GOOD + "grid: {data: [one/mine.h5, other/mine.h5]}\nreport: {x: data}\n")
+    assert len(load_sweep(spec).points) == 2
+    spec.write_text(
+        GOOD
+        + "experiments:\n"
+        + "  - {name: a, set: {data: one/mine.h5}, report: {x: data}}\n"
+        + "  - {name: b, set: {data: two/mine.h5}, report: {x: data}}\n"
+    )
+    plan = load_sweep(spec)
+    assert len(plan.points) == 1 and plan.points[0].experiments == ["a", "b"]
 
 
 #: Ids of the bundled specs as earlier versions gave them: sha256 of the ids, one a line, in plan

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from benchmark.datasets import open_data, parse_data_spec
 from benchmark.params import BY_KEY
 from benchmark.sweep.spec import Experiment, SweepSpec, load_sweep_spec
-from spritegen.errors import DatasetError, SpecError
+from spritegen.errors import DatasetError, SpecError, quote
 from spritegen.spec import default_spec
 
 if TYPE_CHECKING:
@@ -420,6 +420,13 @@ def expand(spec: SweepSpec) -> tuple[list[Point], dict[str, list[ExperimentPoint
                 diff = sorted(
                     k for k in set(params) | set(seen[key]) if params.get(k) != seen[key].get(k)
                 )
+                if diff == ["data"] and point.params.get("data") != params.get("data"):
+                    # two files of one content: one run, named by the first (so one x)
+                    raise SpecError(
+                        f"{where}: data {quote(point.params['data'])} and "
+                        f"{quote(params['data'])} hold the same dataset (equal content), so "
+                        "their points are one run; name only one of them"
+                    )
                 raise SpecError(
                     f"{where}: points differing only in {', '.join(diff)} share "
                     f"{exp.report.x}={x}, "
