@@ -194,6 +194,17 @@ def _device(v: Any) -> str:
     return text(v)
 
 
+def _plain_setting(name: str, value: Any) -> Any:
+    """A run setting as a script naturally holds it, taken as what it means: numpy scalars as
+    Python numbers, a ``pathlib.Path`` for ``data`` or ``out`` and a ``torch.device`` as text."""
+    value = plain(value)
+    if name in ("data", "out") and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if name == "device" and type(value).__module__ == "torch" and hasattr(value, "type"):
+        return str(value)
+    return value
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run: the single table of run parameters (see module doc)."""
@@ -283,19 +294,12 @@ class RunConfig:
         flag_kind="inverted",
     )
 
-    def __post_init__(self) -> None:
-        """Take what a script naturally passes as what the checks and config.json expect:
-        numpy scalars as Python numbers, a ``pathlib.Path`` for ``data`` or ``out`` and a
-        ``torch.device`` as their text. Each was refused before with a message that seemed to
-        contradict itself (``--latent-dim: must be a positive integer, got np.int64(5)``)."""
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, plain(getattr(self, f.name)))
-        for name in ("data", "out"):
-            value = getattr(self, name)
-            if isinstance(value, os.PathLike):
-                setattr(self, name, os.fspath(value))
-        if type(self.device).__module__ == "torch" and hasattr(self.device, "type"):
-            self.device = str(self.device)
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Every setting is kept as what the checks and config.json expect, whether given to the
+        constructor or assigned later (``cfg.seed = s`` in a loop over ``np.arange``): see
+        ``_plain_setting``. Assigned values were refused before with a message that seemed to
+        contradict itself (``--seed: must be an integer in 0..., got np.int64(1)``)."""
+        super().__setattr__(name, _plain_setting(name, value))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
