@@ -18,7 +18,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ from benchmark.run import (
     write_outputs,
 )
 from benchmark.train import TrainingStopped, resolve_device
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, quote
 
 #: RunConfig fields every member of one ensemble must share (one loop, one dataset, one scorer).
 SHARED = (
@@ -74,8 +74,16 @@ SHARED = (
 )
 
 
-def as_configs(configs: Sequence[RunConfig | dict]) -> list[RunConfig]:
-    cfgs = [c if isinstance(c, RunConfig) else RunConfig.from_dict(dict(c)) for c in configs]
+def as_configs(configs: Iterable[RunConfig | Mapping[str, Any]]) -> list[RunConfig]:
+    """The members as checked RunConfigs. One config given alone is refused, pointing to
+    ``benchmark.run.run``: a mapping was read key by key ("dictionary update sequence element
+    #0 has length 1"), a RunConfig was "not iterable"."""
+    if isinstance(configs, (RunConfig, Mapping, str)) or not isinstance(configs, Iterable):
+        raise SpecError(
+            "run_ensemble takes a list of run configs (RunConfigs or mappings of their "
+            f"settings), got {quote(configs)}; for one run use benchmark.run.run"
+        )
+    cfgs = [_member(i, c) for i, c in enumerate(configs)]
     if not cfgs:
         raise SpecError("an ensemble needs at least one run config")
     for c in cfgs:
@@ -85,6 +93,17 @@ def as_configs(configs: Sequence[RunConfig | dict]) -> list[RunConfig]:
         dataclasses.replace(c, hparams=validate_hparams(get_entry(c.model), c.hparams))
         for c in cfgs
     ]
+
+
+def _member(i: int, config: RunConfig | Mapping[str, Any]) -> RunConfig:
+    """Member ``i`` as a RunConfig; one that is none is named by its place (``dict(None)``
+    failed as "'NoneType' object is not iterable")."""
+    if isinstance(config, RunConfig):
+        return config
+    try:
+        return RunConfig.from_dict(config)
+    except SpecError as exc:
+        raise SpecError(f"configs[{i}]: {exc}") from None
 
 
 def incompatibility(a: RunConfig, b: RunConfig) -> str | None:
@@ -113,7 +132,7 @@ def ensemble_id(outs: Sequence[Path]) -> str:
 
 
 def run_ensemble(
-    configs: Sequence[RunConfig | dict],
+    configs: Iterable[RunConfig | Mapping[str, Any]],
     *,
     engine: str = "auto",
     progress: bool | None = None,
