@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from spritegen.datafile import open_dataset, read_training_set
-from spritegen.errors import quote
+from spritegen.datafile import open_dataset, plain_value, read_training_set
+from spritegen.errors import DatasetError, quote
 
 if TYPE_CHECKING:
     import h5py
@@ -58,6 +58,7 @@ class SpritegenDataset(Dataset):
         self.target_transform = target_transform
         self.in_memory = in_memory
         self._file: h5py.File | None = None
+        self._content = ""  # the file's content digest, for in_memory=False
         if in_memory:
             images, factors = read_training_set(self.path)
             self.images = torch.from_numpy(np.ascontiguousarray(images))
@@ -66,6 +67,7 @@ class SpritegenDataset(Dataset):
         else:
             with open_dataset(self.path) as f:  # a complete dataset of a supported version
                 self._len = f["images"].shape[0]
+                self._content = plain_value(f.attrs["content_sha256"])
 
     def __len__(self) -> int:
         return self._len
@@ -74,12 +76,27 @@ class SpritegenDataset(Dataset):
         if self.in_memory:
             return self.images[index], self.factors[index]
         if self._file is None:  # opened here so each DataLoader worker has its own handle
-            self._file = open_dataset(self.path)
+            self._file = self._open()
         f = self._file
         return (
             torch.from_numpy(f["images"][index]),
             torch.from_numpy(np.asarray(f["factors"][index], dtype=np.float32)),
         )
+
+    def _open(self) -> h5py.File:
+        """The file, if it is still the one the dataset was made from. A rebuild renames a new
+        file over the path: opened at the first item, or in each DataLoader worker, it was read
+        under the old length without a word (another K, other images, h5py's IndexError)."""
+        f = open_dataset(self.path)
+        found = plain_value(f.attrs["content_sha256"])
+        if found != self._content:
+            f.close()
+            raise DatasetError(
+                f"{self.path} was replaced since this SpritegenDataset was made (content "
+                f"digest {self._content[:12]}... then, {str(found)[:12]}... now); make a new "
+                "SpritegenDataset to read the new file"
+            )
+        return f
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         """Item ``index`` (negative counts from the end), as torchvision's datasets index.
