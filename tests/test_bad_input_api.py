@@ -315,6 +315,58 @@ def test_a_run_takes_paths_numpy_numbers_and_a_torch_device(dataset_k5, tmp_path
         assert torch.equal(weights[0][key], weights[1][key]), key
 
 
+def test_settings_assigned_to_a_run_config_are_the_values_they_mean(dataset_k5, tmp_path):
+    """The constructor took numpy numbers, a Path and a torch.device, but the same values
+    assigned afterwards (``cfg.seed = s`` in a loop over ``np.arange``) were refused with a
+    message that contradicted itself: "--seed: must be an integer in 0..., got np.int64(1)"."""
+    import json
+
+    import torch
+
+    from benchmark.params import RunConfig
+    from benchmark.run import run
+
+    cfg = RunConfig(
+        model="betavae", max_steps=1, score_preset="none", final_preset="none", progress=False
+    )
+    cfg.data = dataset_k5
+    cfg.out = tmp_path / "assigned"
+    cfg.latent_dim = np.arange(3, 4)[0]
+    cfg.seed = np.int64(1)
+    cfg.lr = np.float32(0.5) * 1e-3
+    cfg.device = torch.device("cpu")
+    assert run(cfg)["status"] == "finished"
+    assert (type(cfg.seed), type(cfg.lr), cfg.out) == (int, float, str(tmp_path / "assigned"))
+    recorded = json.loads((tmp_path / "assigned" / "config.json").read_text())
+    assert (recorded["seed"], recorded["latent_dim"], recorded["device"]) == (1, 3, "cpu")
+
+
+@pytest.mark.parametrize(
+    ("configs", "message"),
+    [
+        (None, "run_ensemble takes a list of run configs .*, got None"),
+        (
+            {"model": "betavae", "data": "x.h5"},
+            r"run_ensemble takes a list .*, got \{'model': .*; for one run use benchmark.run.run",
+        ),
+        ("betavae", "run_ensemble takes a list of run configs .*, got 'betavae'"),
+        ([None], r"configs\[0\]: a run config must be a RunConfig or a mapping .* got None"),
+        ([{"model": "betavae", "data": "x.h5"}, "vae"], r"configs\[1\]: .* got 'vae'"),
+    ],
+)
+def test_run_ensemble_names_configs_that_are_no_list_of_configs(configs, message):
+    """One config given alone was read key by key ("dictionary update sequence element #0 has
+    length 1; 2 is required"), a RunConfig was "not iterable", and a member that is no config
+    was Python's TypeError from dict(None), naming neither the argument nor the member."""
+    from benchmark.ensemble import run_ensemble
+    from benchmark.params import RunConfig
+
+    with pytest.raises(SpecError, match=message):
+        run_ensemble(configs)
+    with pytest.raises(SpecError, match="run_ensemble takes a list .* got RunConfig"):
+        run_ensemble(RunConfig(model="betavae", data="x.h5"))
+
+
 # --- the oracle: sampling, construction, pickling -------------------------------------------
 
 

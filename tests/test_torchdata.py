@@ -91,6 +91,30 @@ def test_a_transform_or_flag_of_the_wrong_kind_is_refused_when_made(path):
         SpritegenDataset(path, in_memory="no")  # was taken as True
 
 
+def test_a_file_replaced_since_the_dataset_was_made_is_refused_not_read(path, tmp_path):
+    """A rebuild writes a new file and renames it over the old one (``spritegen build --force``
+    does): a lazy dataset made before opens the path at its first item, in the main process or
+    in each DataLoader worker, and read the new file's items under the old length without a
+    word: another K, other images, an IndexError from h5py past the new end."""
+    import os
+    import shutil
+
+    target = tmp_path / "data.h5"
+    shutil.copy(path, target)
+    lazy = SpritegenDataset(target, in_memory=False)
+    early = SpritegenDataset(target, in_memory=False)
+    first = early[0]  # opened before the replacement: keeps reading the file it was made from
+    os.replace(make_tiny_dataset(tmp_path / "k3.h5", n=30, seed=5, factors=3), target)
+    replaced = "data.h5 was replaced since this SpritegenDataset was made"
+    with pytest.raises(DatasetError, match=replaced):
+        lazy[0]
+    with pytest.raises(DatasetError, match=replaced):
+        next(iter(DataLoader(lazy, batch_size=4, num_workers=2)))
+    assert torch.equal(early[0][0], first[0]) and early[0][1].shape == (2,)
+    shutil.copy(path, target)  # the same content again: read as before
+    assert torch.equal(lazy[0][0], first[0])
+
+
 def test_spritegen_and_the_bench_cli_do_not_import_torch():
     code = (
         "import sys, spritegen, spritegen.factors, spritegen.errors, benchmark.cli; "
