@@ -89,7 +89,13 @@ class Oracle:
         """``factors`` as an (n, K) array the renderer can draw, or a ValueError naming the
         factor, the row and what is allowed (``spritegen.factors.check_renderable``), in the
         oracle's K columns rather than the renderer's seven."""
-        factors = np.asarray(factors)
+        try:
+            factors = np.asarray(factors)
+        except ValueError:  # numpy's "inhomogeneous shape" named neither factors nor the rule
+            raise ValueError(
+                f"factors must have shape (n, {self.num_factors}) "
+                f"({', '.join(self.factor_names)}), got rows of different lengths"
+            ) from None
         if factors.dtype.kind not in "iuf":
             raise ValueError(f"factors must be real numbers, got an array of dtype {factors.dtype}")
         if factors.ndim != 2 or factors.shape[1] != self.num_factors:

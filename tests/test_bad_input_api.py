@@ -60,6 +60,17 @@ def test_render_takes_the_ends_of_a_range_and_any_angle(oracle):
 
 
 @pytest.mark.parametrize(
+    "factors", [[[0.5] * 5, [0.5] * 4], [np.full(5, 0.5), np.full(4, 0.5)], [[0.5] * 5, None]]
+)
+def test_render_names_rows_of_different_lengths(oracle, factors):
+    """numpy's "setting an array element with a sequence. The requested array has an
+    inhomogeneous shape" named neither the factors nor the shape they must have."""
+    message = r"factors must have shape \(n, 5\) \(pos_x, .*\), got rows of different lengths"
+    with pytest.raises(ValueError, match=message):
+        oracle.render(factors)
+
+
+@pytest.mark.parametrize(
     "factors", [np.array([["a"] * 5]), np.array([[0.5, 0.5, 0.5, 0, None]], dtype=object)]
 )
 def test_render_refuses_arrays_that_are_not_numbers(oracle, factors):
