@@ -447,6 +447,8 @@ def test_evaluate_takes_one_metric_name_as_a_string_and_refuses_none(dataset_k5)
     assert one["mig"] == listed["mig"] and "kim_mnih" not in one
     with pytest.raises(SpecError, match="metrics is empty; name at least one of kim_mnih"):
         evaluate(dataset_k5, _pixel_means, 0, "stored", metrics=[])
+    with pytest.raises(SpecError, match="metrics must be a metric name or a list .* got 5"):
+        evaluate(dataset_k5, _pixel_means, 0, "stored", metrics=5)  # was "'int' object is not"
 
 
 def test_evaluate_takes_a_data_handle_and_names_a_closed_file(dataset_k5):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,11 @@ def _chosen_metrics(metrics: Sequence[str] | str | None) -> tuple[str, ...]:
     which returned a dict without a single score, is refused as ``bench score --metrics`` is."""
     if metrics is None:
         return tuple(METRIC_KEYS)
+    if not isinstance(metrics, (str, Iterable)):  # tuple(5) was "'int' object is not iterable"
+        raise SpecError(
+            f"metrics must be a metric name or a list of them ({', '.join(METRIC_KEYS)}), "
+            f"got {quote(metrics)}"
+        )
     chosen = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     for name in chosen:
         if name not in METRIC_KEYS:
