@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -363,12 +363,36 @@ def best_scores(history: list[dict], keys: Sequence[str] = SCORE_KEYS) -> dict[s
     return best
 
 
+def check_scoring(
+    scorer: Scorer | None, final_scorer: Scorer | None, score_keys: Sequence[str] | str
+) -> tuple[str, ...]:
+    """``run``'s scoring arguments checked before any work, ``score_keys`` as a tuple (one key may
+    be a string). A scorer that is no function failed at the end of the first epoch, a
+    final_scorer at the end of training; ``score_keys="mig"`` was read letter by letter and
+    summarised no score at all."""
+    for name, fn in (("scorer", scorer), ("final_scorer", final_scorer)):
+        if fn is not None and not callable(fn):
+            raise SpecError(
+                f"{name} must be a function of represent returning a dict of scores, or None; "
+                f"got {quote(fn)}"
+            )
+    if isinstance(score_keys, str):
+        return (score_keys,)
+    keys = tuple(score_keys) if isinstance(score_keys, Iterable) else (None,)
+    if not all(isinstance(k, str) for k in keys):
+        raise SpecError(
+            f"score_keys must be a score name or a list of them (e.g. {', '.join(SCORE_KEYS[:3])})"
+            f", got {quote(score_keys)}"
+        )
+    return keys
+
+
 def run(
     config: RunConfig | dict,
     *,
     scorer: Scorer | None = None,
     final_scorer: Scorer | None = None,
-    score_keys: Sequence[str] = SCORE_KEYS,
+    score_keys: Sequence[str] | str = SCORE_KEYS,
 ) -> dict:
     """Train and score one model; return the summary (also written to summary.json).
 
@@ -379,6 +403,7 @@ def run(
     """
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     validate_config(cfg)
+    score_keys = check_scoring(scorer, final_scorer, score_keys)
     device = resolve_device(cfg.device)
     if cfg.amp and device.type != "cuda":
         raise SpecError("--amp (mixed precision) needs a CUDA device; drop it on the CPU")

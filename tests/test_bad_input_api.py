@@ -326,6 +326,46 @@ def test_a_run_takes_paths_numpy_numbers_and_a_torch_device(dataset_k5, tmp_path
         assert torch.equal(weights[0][key], weights[1][key]), key
 
 
+#: Runs that score only with what a test injects (the presets would score on a live oracle).
+NO_SCORES = {"score_preset": "none", "final_preset": "none"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scorer": "quick"}, "scorer must be a function of represent .* got 'quick'"),
+        ({"final_scorer": 5}, "final_scorer must be a function of represent .* got 5"),
+        ({"score_keys": 5}, r"score_keys must be a score name or a list of them .* got 5"),
+        ({"score_keys": ["mig", None]}, r"score_keys must be .* got \['mig', None\]"),
+    ],
+)
+def test_run_names_scoring_arguments_it_cannot_use_before_training(
+    dataset_k5, tmp_path, kwargs, message
+):
+    """A scorer that is no function was "'str' object is not callable" at the end of the first
+    epoch, a final_scorer at the end of training: the time spent training was lost."""
+    from benchmark.run import run
+
+    config = dict(data=dataset_k5, model="betavae", out=tmp_path / "run", max_steps=1, **NO_SCORES)
+    with pytest.raises(SpecError, match=message):
+        run({**config, "progress": False}, **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_takes_one_score_key_as_a_string(dataset_k5, tmp_path):
+    """``score_keys="mig"`` was read letter by letter: the summary held no final or best score,
+    without a word (as ``evaluate(metrics="mig")`` once did)."""
+    from benchmark.run import run
+
+    def scorer(represent):
+        return {"mig": 0.5, "sap": 0.25}
+
+    config = dict(data=dataset_k5, model="betavae", max_steps=1, progress=False, **NO_SCORES)
+    summary = run({**config, "out": tmp_path / "run"}, scorer=scorer, score_keys="mig")
+    assert summary["final_scores"] == {"mig": 0.5}
+    assert summary["best_scores"] == {"mig": {"value": 0.5, "epoch": 1}}
+
+
 def test_settings_assigned_to_a_run_config_are_the_values_they_mean(dataset_k5, tmp_path):
     """The constructor took numpy numbers, a Path and a torch.device, but the same values
     assigned afterwards (``cfg.seed = s`` in a loop over ``np.arange``) were refused with a
