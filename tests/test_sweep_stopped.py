@@ -11,13 +11,12 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from sweep_helpers import ROOT
+from sweep_helpers import ROOT, InProcessPool
 from train_fixtures import make_tiny_dataset
 
 from benchmark.ensemble.runner import ensemble_id
@@ -28,7 +27,6 @@ from benchmark.sweep.execute import (
     Outcome,
     RunTask,
     _train_ensemble_into,
-    run_any,
     unpack_outcome,
 )
 
@@ -64,20 +62,6 @@ def _plugin_site(tmp: Path) -> Path:
         "[benchmark.models]\nexplodes = ensemble_helpers:Explodes\n"
     )
     return site
-
-
-class _LocalInProcess:
-    """The local pool of one worker on the CPU, its worker's work (``run_any``: train into the
-    sweep folder) done in this process: the same folders, without spawning a process per start."""
-
-    workers, gpus = 1, 0
-
-    def describe(self) -> str:
-        return "local pool, in process"
-
-    def run(self, tasks: list[Any]) -> Iterator[Outcome]:
-        for task in tasks:
-            yield from run_any(task)
 
 
 def _record(sweep: Path) -> dict[str, Any]:
@@ -152,7 +136,7 @@ def test_a_stopped_run_leaves_the_same_folder_on_ray_as_on_the_local_pool(
         spec.write_text(SPEC.format(data=data))
 
         with monkeypatch.context() as m:
-            m.setattr(runner, "make_run_pool", lambda *a, **k: _LocalInProcess())
+            m.setattr(runner, "make_run_pool", lambda *a, **k: InProcessPool())
             local = [_start(spec, temp / "local") for _ in range(2)]
         ray.init(
             num_cpus=2,
