@@ -3,13 +3,14 @@
     PYTHONPATH=. python benchmarks/bench_sweep.py [--skip-ray] [--skip-tiny] [--gpu-step-ms 2.5]
 
 Prints: the wall time of specs/sweep-tiny.yaml locally (1 and 2 workers) and on a local Ray
-instance (2 CPUs), datasets built beforehand; the time per training step (1- and 3-channel
-images) and per quick evaluation as a 40-step run records them in its metrics.jsonl, the full
-evaluation scaled from the quick one by the images it encodes; and from those, the estimated time
-of Experiments 1 and 2 (1,000,000 images per dataset, batch 64, one quick evaluation per epoch
-and one full one at the end, runs one after another). The GPU estimate assumes --gpu-step-ms per
-training step and scales the evaluations by the same ratio: no GPU is measured here, so say so
-when quoting it.
+instance (2 CPUs), datasets built beforehand; what a Ray task's run sends its driver at each
+checkpoint (the packed folder of a thesis-sized run: size and pack time); the time per training
+step (1- and 3-channel images) and per quick evaluation as a 40-step run records them in its
+metrics.jsonl, the full evaluation scaled from the quick one by the images it encodes; and from
+those, the estimated time of Experiments 1 and 2 (1,000,000 images per dataset, batch 64, one
+quick evaluation per epoch and one full one at the end, runs one after another). The GPU estimate
+assumes --gpu-step-ms per training step and scales the evaluations by the same ratio: no GPU is
+measured here, so say so when quoting it.
 """
 
 from __future__ import annotations
@@ -119,6 +120,20 @@ def measure(tmp: Path, k: int, n: int, steps: int) -> dict[str, float]:
     }
 
 
+def delivery_cost(run_dir: Path, trials: int = 5) -> tuple[float, float]:
+    """(MB, median ms) of packing a run folder as a Ray task sends it to the driver at every
+    checkpoint (``benchmark.sweep.execute.pack``); the send itself adds one object-store copy of
+    those bytes (a network transfer across nodes)."""
+    from benchmark.sweep.execute import pack
+
+    times, size = [], 0
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        size = len(pack(run_dir.parent, run_dir.name))
+        times.append(time.perf_counter() - t0)
+    return size / 1e6, sorted(times)[len(times) // 2] * 1000
+
+
 def estimate(
     spec_name: str, times: dict[int, dict[str, float]], suffix: str = ""
 ) -> tuple[float, float]:
@@ -157,7 +172,10 @@ def main() -> None:
             print(
                 f"tiny sweep (4 runs), local Ray instance, 2 CPUs: {tiny_sweep(tmp, 'ray'):.1f} s"
             )
-        times = {1: measure(tmp, 5, 4096, 40), 3: measure(tmp, 6, 4096, 40)}
+        times = {1: measure(tmp, 5, 4096, 40)}
+        mb, ms = delivery_cost(tmp / "a")  # the K = 5 run just measured: the thesis' model
+        print(f"Ray checkpoint delivery of a thesis run folder: {mb:.1f} MB packed in {ms:.0f} ms")
+        times[3] = measure(tmp, 6, 4096, 40)
         cores = os.cpu_count() or 1
         print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {cores} cores")
         for ch, t in times.items():
