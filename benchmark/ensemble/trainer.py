@@ -185,8 +185,8 @@ def train_ensemble(
     active = list(range(len(members)))  # members still training; the stack holds exactly these
 
     def save() -> None:
-        if stack is not None:
-            stack.sync_to_models()
+        """Every running member's checkpoint. Each save follows ``stop_unseen_divergence``,
+        which copied the stack's weights into the members' modules (nothing trains between)."""
         staged = []
         for j, i in enumerate(active):
             m = members[i]
@@ -235,7 +235,9 @@ def train_ensemble(
 
     def stop_unseen_divergence() -> None:
         """Members whose loss since the epoch began, or weights, are not finite stop before
-        they are scored or saved, as a single run does (``unseen_divergence``)."""
+        they are scored or saved, as a single run does (``unseen_divergence``). It copies the
+        stack's weights into the members' modules once, for the check and for the scoring and
+        saving that follow it."""
         if stack is not None:
             stack.sync_to_models()
         diverged: dict[int, TrainingStopped] = {
@@ -319,8 +321,7 @@ def train_ensemble(
         rows = {i: epoch_row(members[i].sums, epoch, step, epoch_start) for i in active}
         last = step >= total_steps
         if score is not None and (last or (cfg.score_every and (epoch + 1) % cfg.score_every == 0)):
-            if stack is not None:
-                stack.sync_to_models()
+            # the members' modules hold the stack's weights: stop_unseen_divergence copied them
             t0 = time.perf_counter()
             scores = score(list(active), [members[i].model for i in active])
             share = round((time.perf_counter() - t0) / len(active), 3)
