@@ -418,6 +418,27 @@ def test_run_ensemble_names_configs_that_are_no_list_of_configs(configs, message
         run_ensemble(RunConfig(model="betavae", data="x.h5"))
 
 
+def test_run_ensemble_names_two_members_of_one_folder_before_loading_data(
+    dataset_k5, tmp_path, monkeypatch
+):
+    """Two members given one --out were named only after the whole training set had been
+    read into memory (minutes for a large file); the folders are known from the configs."""
+    import benchmark.ensemble.runner as runner
+    from benchmark.ensemble import run_ensemble
+
+    def loading(*args, **kwargs):
+        raise AssertionError("the training set was loaded before the folders were checked")
+
+    monkeypatch.setattr(runner, "load_training_set", loading)
+    same = str(tmp_path / "one")
+    members = [
+        {"model": "betavae", "data": str(dataset_k5), "out": same, "seed": seed} for seed in (0, 1)
+    ]
+    with pytest.raises(SpecError, match="two ensemble members would write the same run folder"):
+        run_ensemble(members)
+    assert not (tmp_path / "one").exists()
+
+
 # --- the oracle: sampling, construction, pickling -------------------------------------------
 
 

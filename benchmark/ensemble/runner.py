@@ -156,10 +156,16 @@ def run_ensemble(
     get_entry(first.model)
     src = open_data(resolve_data(first))
     try:
+        outs = [run_folder(c, src.path).resolve() for c in cfgs]
+        if len(set(outs)) != len(outs):  # checked before the training set is loaded
+            dup = next(str(o) for o in outs if outs.count(o) > 1)
+            raise SpecError(
+                f"two ensemble members would write the same run folder {dup}; give --out"
+            )
         with contextlib.ExitStack() as held:
             # every member folder is held while the ensemble trains (in a fixed order), as a
             # single run holds its own: another run of one of them stops at once
-            for out in sorted({run_folder(c, src.path).resolve() for c in cfgs}):
+            for out in sorted(outs):
                 held.enter_context(run_folder_lock(out))
             return _run_ensemble(cfgs, src, device, engine, progress)
     finally:
@@ -172,9 +178,6 @@ def _run_ensemble(cfgs, src, device, engine: str, progress: bool | None) -> list
     models = [build_model(c.model, image_shape, c.latent_dim, c.hparams, seed=c.seed) for c in cfgs]
     plans = [plan_run(c, src, images, factors, model_hparams(m)) for c, m in zip(cfgs, models)]
     outs = [p.out.resolve() for p in plans]
-    if len(set(outs)) != len(outs):
-        dup = next(str(o) for o in outs if outs.count(o) > 1)
-        raise SpecError(f"two ensemble members would write the same run folder {dup}; give --out")
     results: list[dict | None] = [None] * len(cfgs)
     for i, plan in enumerate(plans):  # check every folder before writing any
         try:
