@@ -439,6 +439,30 @@ def test_run_ensemble_names_two_members_of_one_folder_before_loading_data(
     assert not (tmp_path / "one").exists()
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s, g: s.random_samples("train", -1, g), r"n must be a whole number >= 0, got -1"),
+        (lambda s, g: s.variance_images(-5, g), r"n must be a whole number >= 0, got -5"),
+        (lambda s, g: s.kim_mnih_votes("eval", 2.0, 4, g), r"n must be .*, got 2.0"),
+        (lambda s, g: s.higgins_pairs("train", 2, 0, g), r"batch_size must be .* >= 1, got 0"),
+        (lambda s, g: s.kim_mnih_votes("train", True, 4, g), r"n must be .*, got True"),
+    ],
+)
+def test_metric_sources_name_sizes_they_cannot_take(dataset_k5, oracle, call, message):
+    """A negative n sliced a stored set as ``[:n]``: all but its last rows, scored as if asked
+    for. Stored and live sources refuse the same sizes."""
+    from benchmark.metrics.sources import OracleSource, StoredSource
+
+    stored = StoredSource.open(dataset_k5)
+    try:
+        for source in (stored, OracleSource(oracle)):
+            with pytest.raises(SpecError, match=message):
+                call(source, np.random.default_rng(0))
+    finally:
+        stored.close()
+
+
 # --- the oracle: sampling, construction, pickling -------------------------------------------
 
 

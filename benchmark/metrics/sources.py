@@ -125,6 +125,14 @@ def _check_split(split: str) -> None:
         raise SpecError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
 
 
+def _check_sizes(n: object, batch_size: object = 1) -> None:
+    """A source's sizes are whole numbers, n >= 0 and batch_size >= 1: a negative n sliced
+    ``[:n]`` and gave all but the last rows of a stored set, and L = 0 votes of nothing."""
+    for name, value, low in (("n", n, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise SpecError(f"{name} must be a whole number >= {low}, got {value!r}")
+
+
 # --------------------------------------------------------------------------------------------
 # Stored evaluation sets
 
@@ -211,6 +219,7 @@ class StoredSource:
     def random_samples(self, split: str, n: int, rng: np.random.Generator) -> SampleSet:
         """The first n rows of ``/eval/random/<split>``; rendered live when the file lacks it."""
         _check_split(split)
+        _check_sizes(n)
         name = f"eval/random/{split}"
         if name not in self._file:
             if self._live is None:
@@ -368,6 +377,7 @@ class StoredSource:
         return factor_index, streams
 
     def variance_images(self, n: int, rng: np.random.Generator | None = None) -> ImageStream:
+        _check_sizes(n)
         ds = self._group("eval/variance")["images"]
         if ds.shape[0] < n:
             raise DatasetError(
@@ -381,6 +391,7 @@ class StoredSource:
         self, split: str, n: int, batch_size: int, rng: np.random.Generator | None = None
     ) -> VoteSet:
         _check_split(split)
+        _check_sizes(n, batch_size)
         group = self._group(f"eval/kim_mnih/{split}")
         factor_index, (images,) = self._take(group, n, batch_size, "votes", ("images",))
         return VoteSet(factor_index, batch_size, images)
@@ -389,6 +400,7 @@ class StoredSource:
         self, split: str, n: int, batch_size: int, rng: np.random.Generator | None = None
     ) -> PairSet:
         _check_split(split)
+        _check_sizes(n, batch_size)
         group = self._group(f"eval/higgins/{split}")
         factor_index, (a, b) = self._take(group, n, batch_size, "points", ("images_a", "images_b"))
         return PairSet(factor_index, batch_size, a, b)
@@ -434,12 +446,14 @@ class OracleSource:
         return ImageStream(total=len(factors), read=read)
 
     def variance_images(self, n: int, rng: np.random.Generator) -> ImageStream:
+        _check_sizes(n)
         return self._stream(draw_factors(self.oracle, n, rng))
 
     def kim_mnih_votes(
         self, split: str, n: int, batch_size: int, rng: np.random.Generator
     ) -> VoteSet:
         _check_split(split)
+        _check_sizes(n, batch_size)
         factors, factor_index = kim_mnih_factors(self.oracle, n, batch_size, rng)
         return VoteSet(factor_index, batch_size, self._stream(factors), {"factors": factors})
 
@@ -447,6 +461,7 @@ class OracleSource:
         self, split: str, n: int, batch_size: int, rng: np.random.Generator
     ) -> PairSet:
         _check_split(split)
+        _check_sizes(n, batch_size)
         fa, fb, factor_index = higgins_factors(self.oracle, n, batch_size, rng)
         return PairSet(
             factor_index,
@@ -458,6 +473,7 @@ class OracleSource:
 
     def random_samples(self, split: str, n: int, rng: np.random.Generator) -> SampleSet:
         _check_split(split)
+        _check_sizes(n)
         factors = draw_factors(self.oracle, n, rng)
         return SampleSet(factors, self._stream(factors))
 
