@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import math
 import os
 import re
 import stat
@@ -24,6 +25,7 @@ import numpy as np
 
 from spritegen.errors import DatasetBusyError, DatasetError, SpecError, SpritegenWarning, quote
 from spritegen.evalsets import stored_image_sets
+from spritegen.memory import check_fits
 from spritegen.render import RENDERER_KINDS
 from spritegen.spec import DatasetSpec, parse_spec_text, plain
 
@@ -455,6 +457,7 @@ def read_training_set(path: str | Path, limit: int | None = None) -> tuple[np.nd
     """
     with open_dataset(path) as f:
         n = f["images"].shape[0] if limit is None else min(limit, f["images"].shape[0])
+        check_fits(n * math.prod(f["images"].shape[1:]), f"{path}: the training set ({n:,} images)")
         images = read_images(f["images"], 0, n)
         factors = f["factors"][:n].astype(np.float32)
     return images, factors

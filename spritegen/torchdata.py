@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from spritegen.datafile import open_dataset, plain_value, read_training_set
 from spritegen.errors import DatasetError, quote
+from spritegen.memory import NotEnoughMemory
 
 if TYPE_CHECKING:
     import h5py
@@ -60,7 +61,13 @@ class SpritegenDataset(Dataset):
         self._file: h5py.File | None = None
         self._content = ""  # the file's content digest, for in_memory=False
         if in_memory:
-            images, factors = read_training_set(self.path)
+            try:
+                images, factors = read_training_set(self.path)
+            except NotEnoughMemory as exc:
+                raise NotEnoughMemory(
+                    f"{exc}; SpritegenDataset({str(self.path)!r}, in_memory=False) reads each "
+                    "item from the file instead"
+                ) from None
             self.images = torch.from_numpy(np.ascontiguousarray(images))
             self.factors = torch.from_numpy(np.asarray(factors, dtype=np.float32))
             self._len = len(self.images)

@@ -1094,6 +1094,25 @@ def test_running_out_of_memory_is_one_line(made, work, capsys):
     )
 
 
+def test_a_training_set_the_container_cannot_hold_is_one_line(made, work, capsys, monkeypatch):
+    """In a container whose memory limit the training set exceeds, the set was allocated lazily
+    and the OOM killer ended `bench run` while filling it, with no message at all."""
+    from test_memory import make_cgroup
+
+    import spritegen.memory as memory
+
+    make_cgroup(work.parent / "cgroup", 2, limit="1100000", usage=1_000_000)
+    monkeypatch.setattr(memory, "_CGROUP", work.parent / "cgroup")
+    assert_one_clear_line(
+        capsys,
+        work,
+        ["run", "--model", "betavae", "--data", str(made["tiny"]), *TINY_RUN, *QUIET],
+        "out of memory: ",
+        "the training set (64 images) needs 0.2 MiB in memory, but only 0.1 MiB is available",
+        code=1,
+    )
+
+
 def test_represent_without_a_function(made, work, capsys):
     assert_one_clear_line(
         capsys, work, ["score", str(made["scored"]), "--represent", "nocolon"], "module:function"

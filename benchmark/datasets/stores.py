@@ -8,10 +8,13 @@ store converts in place, the HDF5 store reads only the rows asked for.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from spritegen.memory import check_fits
 
 #: Rows read per h5py call: bounds the temporary buffer (4096 x 64 x 64 x 3 = 48 MiB).
 READ_BATCH = 4096
@@ -132,7 +135,9 @@ class H5Store:
             return self._images
         from tqdm import tqdm
 
-        out = np.empty((self.num_images,) + self.observation_shape, dtype=np.uint8)
+        shape = (self.num_images,) + self.observation_shape
+        check_fits(math.prod(shape), f"{self._file.filename}: the images ({self.num_images:,})")
+        out = np.empty(shape, dtype=np.uint8)
         starts = range(0, self.num_images, READ_BATCH)
         # a bar on terminals only (disable=None): the full read of 3dshapes takes tens of seconds
         for start in tqdm(

@@ -15,6 +15,7 @@ checked; ``spritegen.datafile.open_dataset`` refuses it before anything is read.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ import numpy as np
 
 from spritegen.datafile import open_dataset
 from spritegen.errors import DatasetError
+from spritegen.memory import check_fits
 
 IMAGES = "images"
 CHECKSUMS = f"checksums/{IMAGES}"
@@ -71,6 +73,10 @@ def read_verified_images(f: Any, path: Path, limit: int | None = None) -> np.nda
             f"{path}: /{CHECKSUMS} has shape {expected.shape}, expected ({num_chunks}, 32) "
             f"(one SHA-256 per chunk of {rows} rows); run `spritegen verify {path}`"
         )
+    check_fits(
+        n * math.prod(dset.shape[1:]) * dset.dtype.itemsize,
+        f"{path}: the training set ({n:,} images)",
+    )
     out = np.empty((n,) + dset.shape[1:], dtype=dset.dtype)
     flat = out.reshape(n, -1)
     row_bytes = flat.shape[1] * dset.dtype.itemsize

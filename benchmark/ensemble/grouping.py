@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from benchmark.ensemble.runner import SHARED
-from benchmark.metrics.setcache import available_memory
 from benchmark.models.base import Model
 from benchmark.params import RunConfig
 from spritegen.errors import SpecError
+from spritegen.memory import available_memory
 
 #: Fraction of the free memory an ensemble may plan to use (the rest: data, scoring, others).
 MEMORY_SHARE = 0.5

@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable
 import numpy as np
 
 from spritegen.errors import SpecError
+from spritegen.memory import available_memory
 
 #: Environment variable: the cache's budget in megabytes (0: no cache).
 BUDGET_ENV = "BENCH_EVAL_CACHE_MB"
@@ -42,18 +43,6 @@ def file_identity(path: str | os.PathLike) -> Hashable | None:
     except (OSError, TypeError, ValueError):
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def available_memory() -> int:
-    """Bytes of host memory available to new allocations (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 def budget_from_environment() -> int | None:
