@@ -1155,6 +1155,67 @@ def test_corrupt_evaluation_chunk_is_named(made, work, capsys):
     )
 
 
+def _alter_evaluation_pixel(f: h5py.File) -> None:
+    """One byte of the first Kim-Mnih evaluation chunk changed, stored validly compressed."""
+    dset = f["eval/kim_mnih/eval/images"]
+    mask, stored = dset.id.read_direct_chunk((0, 0, 0, 0))
+    raw = bytearray(zlib.decompress(stored))
+    raw[4096 * 5 + 7] ^= 0x10
+    dset.id.write_direct_chunk((0, 0, 0, 0), zlib.compress(bytes(raw), 1), filter_mask=mask)
+
+
+def _alter_evaluation_checksums(f: h5py.File) -> None:
+    """The chunk above altered and its checksum rewritten to match: only the content digest,
+    which covers every checksum table, can tell."""
+    import hashlib
+
+    _alter_evaluation_pixel(f)
+    dset = f["eval/kim_mnih/eval/images"]
+    _, stored = dset.id.read_direct_chunk((0, 0, 0, 0))
+    table = f["checksums/eval/kim_mnih/eval/images"]
+    table[0] = np.frombuffer(hashlib.sha256(zlib.decompress(stored)).digest(), np.uint8)
+
+
+@pytest.mark.parametrize("cache_mb", ["0", "100"], ids=["streamed", "kept"])
+@pytest.mark.parametrize(
+    ("how", "fragment"),
+    [
+        (
+            _alter_evaluation_pixel,
+            "/eval/kim_mnih/eval/images rows 0..255 (chunk 0) does not match its stored checksum",
+        ),
+        (_alter_evaluation_checksums, "changed since the build (content_sha256 does not match)"),
+    ],
+    ids=["pixel", "pixel-and-checksum"],
+)
+def test_evaluation_images_altered_since_the_build_are_not_scored(
+    made, work, capsys, monkeypatch, how, fragment, cache_mb
+):
+    """An evaluation chunk rewritten with other (validly compressed) bytes was scored as if it
+    were the build's: only `spritegen verify` found it. Scoring now checks every chunk it reads
+    against its checksum, and the checksum tables against the content digest, whether the set
+    is kept in memory or streamed."""
+    monkeypatch.setenv("BENCH_EVAL_CACHE_MB", cache_mb)
+    path = work / "scored.h5"
+    shutil.copy(made["scored"], path)
+    with h5py.File(path, "r+") as f:
+        how(f)
+    (work / "reps_a.py").write_text(  # quadrant means: every dimension varies
+        "import numpy as np\n"
+        "def f(x):\n"
+        "    x = x.astype(float)[..., 0]\n"
+        "    return np.stack([x[:, :32].mean((1, 2)), x[:, 32:].mean((1, 2)),\n"
+        "                     x[:, :, :32].mean((1, 2)), x[:, :, 32:].mean((1, 2))], 1)\n"
+    )
+    assert_one_clear_line(
+        capsys,
+        work,
+        ["score", str(path), "--represent", "reps_a:f", "--metrics", "kim_mnih"],
+        fragment,
+        "spritegen verify",
+    )
+
+
 def _drop(name: str) -> Callable[[h5py.File], None]:
     def how(f: h5py.File) -> None:
         del f[name]

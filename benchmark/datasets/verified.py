@@ -18,6 +18,7 @@ import hashlib
 import math
 import os
 import zlib
+from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,22 @@ IMAGES = "images"
 CHECKSUMS = f"checksums/{IMAGES}"
 
 
+#: Files whose content digest this process has recomputed and found matching, by identity
+#: (device, inode, size, modification time): a run checks its file when it loads the training
+#: set and again each time it scores, and the digest reads every factor array of the file.
+_CONTENT_CHECKED: set[Hashable] = set()
+
+
 def check_content(f: Any, path: Path) -> None:
-    """The build's whole-content digest must match the stored checksums, factors and indices."""
+    """The build's whole-content digest must match the stored checksums, factors and indices.
+
+    Checked once per file identity in a process; a file changed since has another identity."""
+    from benchmark.metrics.setcache import file_identity
     from spritegen.verify import content_checksum
 
+    identity = file_identity(path)
+    if identity is not None and identity in _CONTENT_CHECKED:
+        return
     try:
         digest = content_checksum(f)
     except (KeyError, OSError, ValueError) as exc:
@@ -50,68 +63,88 @@ def check_content(f: Any, path: Path) -> None:
             f"{path}: the chunk checksums, factors or evaluation indices changed since the build "
             f"(content_sha256 does not match); run `spritegen verify {path}` for details"
         )
-
-
-def _where(path: Path, chunk: int, start: int, stop: int) -> str:
-    return f"{path}: /{IMAGES} rows {start}..{stop - 1} (chunk {chunk})"
+    if identity is not None:
+        _CONTENT_CHECKED.add(identity)
 
 
 def read_verified_images(f: Any, path: Path, limit: int | None = None) -> np.ndarray:
     """Rows ``[0, limit)`` of ``/images``, every chunk they touch checked against its checksum."""
-    dset = f[IMAGES]
-    expected = np.asarray(f[CHECKSUMS][()], dtype=np.uint8)
-    n = dset.shape[0] if limit is None else min(limit, dset.shape[0])
+    n = f[IMAGES].shape[0] if limit is None else min(limit, f[IMAGES].shape[0])
+    check_fits(
+        n * math.prod(f[IMAGES].shape[1:]) * f[IMAGES].dtype.itemsize,
+        f"{path}: the training set ({n:,} images)",
+    )
+    return read_verified_rows(f, path, IMAGES, 0, n)
+
+
+def read_verified_rows(f: Any, path: Path, name: str, start: int, stop: int) -> np.ndarray:
+    """Rows ``[start, stop)`` of the image set ``name`` (``images``, ``eval/variance/images``,
+    ...), every chunk they touch inflated in a thread pool and checked against its checksum in
+    ``/checksums/<name>`` before any of its rows is used.
+
+    The set must be stored as the build stores it, in chunks of whole images: the checksums
+    are of those chunks' raw rows."""
+    name = name.lstrip("/")
+    dset = f[name]
+    if f"checksums/{name}" not in f:
+        raise DatasetError(
+            f"{path}: /checksums/{name} is missing, so /{name} cannot be checked; run "
+            f"`spritegen verify {path}` and rebuild the file"
+        )
+    expected = np.asarray(f[f"checksums/{name}"][()], dtype=np.uint8)
+    stop = min(stop, dset.shape[0])
     rows = dset.chunks[0] if dset.chunks else 0
     if not rows or tuple(dset.chunks[1:]) != tuple(dset.shape[1:]):
         raise DatasetError(
-            f"{path}: /{IMAGES} is not stored in chunks of whole images, so it cannot be checked "
+            f"{path}: /{name} is not stored in chunks of whole images, so it cannot be checked "
             f"against its checksums; build it again with `spritegen build`"
         )
     num_chunks = -(-dset.shape[0] // rows)
     if expected.shape != (num_chunks, 32):
         raise DatasetError(
-            f"{path}: /{CHECKSUMS} has shape {expected.shape}, expected ({num_chunks}, 32) "
+            f"{path}: /checksums/{name} has shape {expected.shape}, expected ({num_chunks}, 32) "
             f"(one SHA-256 per chunk of {rows} rows); run `spritegen verify {path}`"
         )
-    check_fits(
-        n * math.prod(dset.shape[1:]) * dset.dtype.itemsize,
-        f"{path}: the training set ({n:,} images)",
-    )
-    out = np.empty((n,) + dset.shape[1:], dtype=dset.dtype)
-    flat = out.reshape(n, -1)
+    out = np.empty((max(0, stop - start),) + dset.shape[1:], dtype=dset.dtype)
+    flat = out.reshape(len(out), -1)
     row_bytes = flat.shape[1] * dset.dtype.itemsize
     fast = dset.compression in ("gzip", None) and not dset.shuffle and not dset.fletcher32
 
     def load(chunk: int) -> None:
-        start = chunk * rows
-        stop = min(start + rows, dset.shape[0])
+        lo = chunk * rows
+        hi = min(lo + rows, dset.shape[0])
+        where = f"{path}: /{name} rows {lo}..{hi - 1} (chunk {chunk})"
         try:
             if fast:
-                _, stored = dset.id.read_direct_chunk((start,) + (0,) * (dset.ndim - 1))
+                _, stored = dset.id.read_direct_chunk((lo,) + (0,) * (dset.ndim - 1))
                 raw = zlib.decompress(stored) if dset.compression == "gzip" else stored
             else:
-                raw = dset[start:stop].tobytes()
+                raw = dset[lo:hi].tobytes()
         except (zlib.error, OSError, KeyError, ValueError) as exc:
             why = "corrupt compressed data" if isinstance(exc, zlib.error) else "chunk unreadable"
             raise DatasetError(
-                f"{_where(path, chunk, start, stop)} cannot be read ({why}); run "
-                f"`spritegen verify {path}` to list every damaged chunk, and rebuild the file"
+                f"{where} cannot be read ({why}); run `spritegen verify {path}` to list every "
+                f"damaged chunk, and rebuild the file"
             ) from None
-        raw = memoryview(raw)[: (stop - start) * row_bytes]
-        if len(raw) != (stop - start) * row_bytes or (
+        raw = memoryview(raw)[: (hi - lo) * row_bytes]
+        if len(raw) != (hi - lo) * row_bytes or (
             hashlib.sha256(raw).digest() != expected[chunk].tobytes()
         ):
             raise DatasetError(
-                f"{_where(path, chunk, start, stop)} does not match its stored checksum (the data "
-                f"changed since the build); run `spritegen verify {path}` to list every damaged "
-                f"chunk, and rebuild the file"
+                f"{where} does not match its stored checksum (the data changed since the "
+                f"build); run `spritegen verify {path}` to list every damaged chunk, and "
+                f"rebuild the file"
             )
-        hi = min(stop, n)
-        block = np.frombuffer(raw, dtype=dset.dtype).reshape(stop - start, -1)
-        flat[start:hi] = block[: hi - start]
+        block = np.frombuffer(raw, dtype=dset.dtype).reshape(hi - lo, -1)
+        a, b = max(lo, start), min(hi, stop)
+        flat[a - start : b - start] = block[a - lo : b - lo]
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(load, range(-(-n // rows))))
+    chunks = range(start // rows, -(-stop // rows)) if stop > start else range(0)
+    if len(chunks) == 1:  # a streamed slice: no pool to start
+        load(chunks[0])
+    else:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(load, chunks))
     return out
 
 

@@ -4,8 +4,8 @@ A run scores its model on the same stored sets after every epoch, and a sweep's 
 theirs on the same file one after another. Inflating a set's gzip chunks again each time costs
 about 4–7 µs per image on the 2-core CPU (0.6–0.9 s of a 13-second ``quick`` evaluation of the
 thesis encoder) and would be most of an evaluation on a GPU, where encoding is cheap. So a set is
-read once, whole, by ``spritegen.datafile.read_images`` (chunks inflated in a thread pool), and
-kept.
+read once, whole, by ``benchmark.datasets.verified.read_verified_rows`` (chunks inflated in a
+thread pool and checked against the build's checksums), and kept.
 
 The key is the file's identity on disk (device, inode, size, modification time) and the dataset's
 name, so a rebuilt or edited file is read afresh; a set kept with more rows than asked for

@@ -36,16 +36,16 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from benchmark.datasets.verified import check_content, read_verified_rows
 from benchmark.metrics.presets import Preset
 from benchmark.metrics.setcache import EVAL_SETS, file_identity
 from spritegen.datafile import (
     check_dataset,
-    corrupt_chunk_error,
     open_dataset,
-    read_images,
     stored_spec,
 )
 from spritegen.errors import DatasetError, SpecError
@@ -161,6 +161,7 @@ class StoredSource:
             )
         try:
             self._check_sets()
+            check_content(file, Path(self.path))
             self.num_factors = self._num_factors()
         except BaseException:
             self.close()
@@ -330,19 +331,13 @@ class StoredSource:
         return ImageStream(total=rows, read=read)
 
     def _read_whole(self, ds, rows: int) -> np.ndarray:
-        """Rows [0, rows) of ``ds``, chunks inflated in parallel; on any failure of the raw path
-        (a corrupt chunk among them), h5py's own reading, which names the bad chunk."""
-        try:
-            return read_images(ds, 0, rows)
-        except Exception:
-            return self._read(ds, 0, rows)
+        """Rows [0, rows) of ``ds``, chunks inflated in parallel and checked."""
+        return self._read(ds, 0, rows)
 
     def _read(self, ds, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) of ``ds``; a corrupt chunk is a DatasetError naming its rows."""
-        try:
-            return ds[start:stop]
-        except OSError:
-            raise corrupt_chunk_error(self.path, ds, range(start, stop)) from None
+        """Rows [start, stop) of ``ds``, each chunk checked against the build's checksum; a
+        corrupt or altered chunk is a DatasetError naming its rows."""
+        return read_verified_rows(self._file, Path(self.path), ds.name, start, stop)
 
     def _take(self, group, n: int, batch_size: int, what: str, keys: tuple[str, ...]):
         stored_l = int(group.attrs.get("batch_size", 0))
