@@ -219,9 +219,9 @@ def build(
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def info(path, as_json):
     """Describe a dataset file: factors, sizes, provenance."""
-    from spritegen.datafile import open_dataset, read_attrs, read_strings
+    from spritegen.datafile import damaged_structure, open_dataset, read_attrs, read_strings
 
-    with open_dataset(path) as f:
+    with open_dataset(path) as f, damaged_structure(path):
         attrs = read_attrs(f)
         names = read_strings(f["metadata/factor_names"])
         kinds = read_strings(f["metadata/factor_kinds"])

@@ -8,6 +8,7 @@ training loop or the metrics as if it were data.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -17,7 +18,7 @@ import re
 import stat
 import warnings
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,9 +67,14 @@ def check_dataset(
 ) -> None:
     """The checks ``open_dataset`` makes, for a file the caller opened with h5py itself, so that
     a file handed over open is refused for the same reasons, in the same words, as its path."""
+    path = Path(path) if path is not None else Path(f.filename)
+    with damaged_structure(path):
+        _check_dataset(f, path, require_complete, check_arrays)
+
+
+def _check_dataset(f: h5py.File, path: Path, require_complete: bool, check_arrays: bool) -> None:
     import h5py
 
-    path = Path(path) if path is not None else Path(f.filename)
     fmt = f.attrs.get("format")
     if _text(fmt) != FORMAT_NAME:
         raise DatasetError(
@@ -94,6 +100,49 @@ def check_dataset(
             )
     if require_complete:
         _check_structure(path, f, check_arrays)
+
+
+def raised_by_hdf5(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from HDF5 itself: h5py turns HDF5's error stack into a plain
+    RuntimeError, KeyError, OSError or ValueError, told from a bug of ours only by being raised
+    inside h5py's own code (its Cython ``.pyx`` frames or its Python package)."""
+    tb = exc.__traceback__
+    if tb is None or not isinstance(exc, (RuntimeError, KeyError, OSError, ValueError)):
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return "h5py" in Path(tb.tb_frame.f_code.co_filename).parts
+
+
+def hdf5_message(exc: BaseException) -> str:
+    """HDF5's words for an error ``raised_by_hdf5``, as one short line (a KeyError's text without
+    the quotes its ``str`` adds)."""
+    detail = " ".join(str(exc.args[0] if exc.args else exc).split())
+    return detail if len(detail) <= 120 else detail[:117] + "..."
+
+
+def damaged_file_error(path: str | os.PathLike[str], exc: BaseException) -> DatasetError:
+    """The one line for a file HDF5 opened but cannot walk (a flipped bit in a B-tree, a heap or
+    an object header): HDF5's own words and what repairs it."""
+    return DatasetError(
+        f"{path}: the file is damaged: HDF5 cannot read its structure ({hdf5_message(exc)}); "
+        "rebuild it with 'spritegen build'"
+    )
+
+
+@contextlib.contextmanager
+def damaged_structure(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an error HDF5 raises while the file's objects are looked up or read into
+    ``damaged_file_error``: one bit flipped in a file's metadata made ``info``, ``verify`` and
+    ``show`` end in an h5py traceback (``RuntimeError: B-tree iteration failed``, ``KeyError:
+    Unable to synchronously open object (message not aligned)``). Errors handled closer to the
+    read (a corrupt chunk, ``read_rows``) are named there first."""
+    try:
+        yield
+    except (RuntimeError, KeyError, OSError, ValueError) as exc:
+        if not raised_by_hdf5(exc):
+            raise
+        raise damaged_file_error(path, exc) from None
 
 
 def _check_regular_file(path: Path) -> None:

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from spritegen.atomic import atomic_path, partial_path
-from spritegen.datafile import open_dataset, read_rows, read_strings, stored_spec
+from spritegen.datafile import (
+    damaged_structure,
+    open_dataset,
+    read_rows,
+    read_strings,
+    stored_spec,
+)
 from spritegen.errors import SpecError, quote
 from spritegen.oracle import Oracle
 
@@ -230,7 +236,7 @@ def show(
     grid_path, sweep_path = output_paths(out)
     check_outputs(path, (grid_path, sweep_path))
     rng = np.random.default_rng(seed)
-    with open_dataset(path) as f:
+    with open_dataset(path) as f, damaged_structure(path):
         n = f["images"].shape[0]
         rows = np.sort(rng.choice(n, size=min(samples, n), replace=False))
         images = read_rows(path, f["images"], rows)

@@ -31,7 +31,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from spritegen.datafile import open_dataset, plain_value, read_attrs, stored_spec
+from spritegen.datafile import (
+    hdf5_message,
+    open_dataset,
+    plain_value,
+    raised_by_hdf5,
+    read_attrs,
+    stored_spec,
+)
 from spritegen.errors import counted, quote
 from spritegen.evalsets import INDEX_PATHS, plan_build, stored_image_sets
 from spritegen.factors import factor_faults
@@ -81,26 +88,46 @@ def verify(
         spec = stored_spec(path, f)
         oracle = Oracle.from_spec(spec)
         try:
-            attrs = read_attrs(f)
-            _check_attributes(f, attrs, spec, report)
-            sets = _usable_sets(f, report)
-            fits = _check_spec_fits(f, attrs, spec, sets, report)
-            layouts = []
-            for s in sets:
-                if s.images is not None:
-                    found = _stored_layout(s.images, spec)
-                    layouts += [f"/{s.images_path} {found}"] if found else []
-                    _check_chunks(f, s.images_path, s.images, spec, report)
-            if layouts:
-                report.problems.append(_layout_line(layouts, spec))
-            if fits:
-                _check_plan(f, attrs, spec, sets, report)
-            for s in sets:
-                _check_rerender(oracle, s, attrs, sample, rng, report)
-            _check_content(f, attrs, report)
+            _run_checks(f, spec, oracle, sample, rng, report)
+        except (RuntimeError, KeyError, OSError, ValueError) as exc:
+            if not raised_by_hdf5(exc):
+                raise
+            report.problems.append(
+                f"HDF5 cannot read the file's structure ({hdf5_message(exc)}): the file is "
+                "damaged; the checks after this point did not run"
+            )
         finally:
             oracle.close()
     return report
+
+
+def _run_checks(
+    f: h5py.File,
+    spec: DatasetSpec,
+    oracle: Oracle,
+    sample: int,
+    rng: np.random.Generator,
+    report: VerifyReport,
+) -> None:
+    """Every check, in the order of the chain a build derives the file from; each reports what
+    it finds and leaves out what an earlier one found unusable."""
+    attrs = read_attrs(f)
+    _check_attributes(f, attrs, spec, report)
+    sets = _usable_sets(f, report)
+    fits = _check_spec_fits(f, attrs, spec, sets, report)
+    layouts = []
+    for s in sets:
+        if s.images is not None:
+            found = _stored_layout(s.images, spec)
+            layouts += [f"/{s.images_path} {found}"] if found else []
+            _check_chunks(f, s.images_path, s.images, spec, report)
+    if layouts:
+        report.problems.append(_layout_line(layouts, spec))
+    if fits:
+        _check_plan(f, attrs, spec, sets, report)
+    for s in sets:
+        _check_rerender(oracle, s, attrs, sample, rng, report)
+    _check_content(f, attrs, report)
 
 
 def content_checksum(f) -> str:

@@ -736,3 +736,24 @@ def test_overrides_of_something_that_is_no_spec_are_named(spec):
 
     with pytest.raises(TypeError, match="with_overrides takes a DatasetSpec, got .*; make one"):
         with_overrides(spec, {"n": 300})
+
+
+def test_a_file_with_damaged_hdf5_structure_is_a_dataset_error_to_every_reader(
+    dataset_k2, tmp_path
+):
+    """One byte inverted in a local heap of the file (its free-list offset): HDF5 still opens
+    it, then fails looking members up. ``open_dataset``, ``Oracle.from_file`` and
+    ``SpritegenDataset`` raised h5py's ``RuntimeError: ... (bad heap free list)``; a
+    ``DatasetError`` naming the file says what it is, before any work."""
+    from spritegen.datafile import open_dataset
+    from spritegen.errors import DatasetError
+    from spritegen.torchdata import SpritegenDataset
+
+    blob = bytearray(dataset_k2.read_bytes())
+    blob[blob.index(b"HEAP") + 16] ^= 0xFF
+    path = tmp_path / "data.h5"
+    path.write_bytes(bytes(blob))
+    message = r"data.h5: the file is damaged: HDF5 cannot read its structure \(.*bad heap"
+    for reader in (open_dataset, Oracle.from_file, SpritegenDataset):
+        with pytest.raises(DatasetError, match=message):
+            reader(path)

@@ -139,6 +139,23 @@ def edit_spec(old: str, new: str) -> Callable[[h5py.File], None]:
     return edit
 
 
+def flip_structure(signature: bytes, offset: int, nth: int = 0):
+    """A copy of a good dataset as data.h5 with one byte of its HDF5 metadata inverted: the byte
+    ``offset`` bytes into the ``nth`` structure that starts with ``signature`` (``HEAP`` a local
+    heap, ``TREE`` a B-tree node, ``GCOL`` the global heap of the variable-length strings), as
+    a bit rot or a bad copy leaves it; the pixels and checksums are untouched."""
+
+    def make(folder: Path, data: Path) -> None:
+        blob = bytearray(data.read_bytes())
+        at = -1
+        for _ in range(nth + 1):
+            at = blob.index(signature, at + 1)
+        blob[at + offset] ^= 0xFF
+        (folder / "data.h5").write_bytes(bytes(blob))
+
+    return make
+
+
 def fifo(folder: Path, _data: Path) -> None:
     os.mkfifo(folder / "fifo")
 
@@ -727,6 +744,31 @@ CASES = [
         ["show", "data.h5", "--out", "fifo"],
         "--out 'fifo': exists and is not a regular file",
         lambda folder, data: (dataset()(folder, data), fifo(folder, data)),
+    ),
+    # --- damaged HDF5 metadata: HDF5 opens the file, then cannot walk its objects
+    Case(
+        "info-bad-heap-free-list",
+        ["info", "data.h5"],
+        "data.h5: the file is damaged: HDF5 cannot read its structure (",
+        flip_structure(b"HEAP", 16),
+    ),
+    Case(
+        "verify-bad-btree-signature",
+        ["verify", "data.h5"],
+        "(wrong B-tree signature)); rebuild it with 'spritegen build'",
+        flip_structure(b"TREE", 0),
+    ),
+    Case(
+        "show-bad-global-heap",
+        ["show", "data.h5"],
+        "data.h5: the file is damaged: HDF5 cannot read its structure (",
+        flip_structure(b"GCOL", 8),
+    ),
+    Case(
+        "info-bad-group-btree",
+        ["info", "data.h5"],
+        "data.h5: the file is damaged: HDF5 cannot read its structure (",
+        flip_structure(b"TREE", 0, nth=1),
     ),
     # --- paths that are not regular files: not "missing", and HDF5 never sees them
     Case("info-dev-null", ["info", "/dev/null"], "/dev/null: not a regular file"),

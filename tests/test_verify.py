@@ -186,6 +186,29 @@ def test_damaged_file_gets_a_fail_line_per_problem_and_exit_1(
     assert _snapshot(tmp_path) == before
 
 
+def test_hdf5_structure_damaged_past_the_open_checks_is_a_fail_line(tmp_path, dataset_k2, capsys):
+    """One byte of a group's symbol-table node inverted (the 8th ``SNOD`` node: the group of
+    /eval/kim_mnih/train): ``open_dataset`` passes, and HDF5 fails later, when ``verify`` looks
+    the group's members up. That was a RuntimeError traceback; it is a FAIL line, exit 1."""
+    blob = bytearray(dataset_k2.read_bytes())
+    at = -1
+    for _ in range(8):
+        at = blob.index(b"SNOD", at + 1)
+    blob[at + 8] ^= 0xFF
+    path = tmp_path / "data.h5"
+    path.write_bytes(bytes(blob))
+    before = _snapshot(tmp_path)
+    code, out, err = _run(["verify", str(path), "--sample", "16"], capsys)
+    assert code == 1, err
+    assert "Traceback" not in err and "error:" not in err
+    lines = err.strip().splitlines()
+    assert all(line.startswith("FAIL ") for line in lines), err
+    assert "HDF5 cannot read the file's structure (" in lines[-1], err
+    assert lines[-1].endswith("the file is damaged; the checks after this point did not run")
+    assert f"{len(lines)} problem(s)" in out
+    assert _snapshot(tmp_path) == before
+
+
 def test_nan_factors_are_reported_with_the_default_sample(tmp_path, dataset_k2, capsys):
     """The tester's case: the default --sample 256 draws the NaN rows, which once crashed."""
     path = tmp_path / "data.h5"
