@@ -287,6 +287,23 @@ def _check_nothing_in_the_way(out: Path, parts: Path) -> None:
             )
 
 
+def _check_replaceable(out: Path) -> None:
+    """An existing ``OUT`` may only be a dataset (any HDF5 file: an older build, a damaged one)
+    or empty; anything else is the user's and is never replaced, not even with ``--force``:
+    ``spritegen build spec.yaml --out spec.yaml --force`` replaced the spec with the dataset
+    built from it, and ``--out notes.txt --force`` the notes."""
+    import h5py
+
+    if not out.is_file() or out.stat().st_size == 0 or h5py.is_hdf5(out):
+        return
+    with open(out, "rb") as fh:
+        head = fh.read(8)
+    raise SpecError(
+        f"--out {quote(str(out))} exists and is not an HDF5 file (it starts with {quote(head)}); "
+        "--force replaces only a dataset: choose another --out, or remove the file"
+    )
+
+
 def _check_writable(out: Path) -> None:
     """Refuse an output folder that cannot take files, before the free-space check reads its
     (zero) free space as a full disk: one on a virtual file system (/proc, /sys: no blocks),
@@ -463,6 +480,7 @@ def build(
     parts = out.with_name(out.name + ".parts")
     with _io_errors(out, parts):
         _check_nothing_in_the_way(out, parts)
+        _check_replaceable(out)
         if out.exists() and not force:
             raise SpecError(f"{out} already exists; pass --force to replace it")
         _check_writable(out)

@@ -159,7 +159,9 @@ def default_out(spec_name: str, spec_path: str | None) -> Path:
     default=None,
     help="Ray cluster address (with --executor ray; default: start a local Ray).",
 )
-@click.option("--force", is_flag=True, help="Replace an existing finished file.")
+@click.option(
+    "--force", is_flag=True, help="Replace an existing dataset (an HDF5 file, never another file)."
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build(
     spec_path,

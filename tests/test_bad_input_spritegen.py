@@ -430,6 +430,19 @@ CASES = [
         "already exists; pass --force",
         dataset(),
     ),
+    Case(
+        "out-is-the-spec-force",
+        BUILD + ["spec.yaml", "--out", "spec.yaml", "--force"],
+        "--out 'spec.yaml' exists and is not an HDF5 file (it starts with b'factors:'); --force "
+        "replaces only a dataset",
+        spec(GOOD_SPEC),
+    ),
+    Case(
+        "out-text-file-force",
+        BUILD + ["--factors", "2", "--out", "notes.txt", "--force"],
+        "--out 'notes.txt' exists and is not an HDF5 file",
+        spec("my notes", "notes.txt"),
+    ),
     Case("out-is-dir", BUILD + ["--factors", "2", "--out", "."], "'--out'"),
     Case(
         "out-empty",
