@@ -9,6 +9,7 @@ dataset's recipe, and together with the package version it determines every byte
 from __future__ import annotations
 
 import hashlib
+import stat
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
@@ -468,11 +469,19 @@ def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> D
     """Read a YAML spec file and apply flag overrides (flat keys as in ``with_overrides``).
 
     The file must be UTF-8 text of at most ``MAX_SPEC_BYTES``: a dataset file or other binary
-    given by mistake is named as such instead of failing somewhere inside the YAML parser.
+    given by mistake is named as such instead of failing somewhere inside the YAML parser. It
+    must be a regular file: reading a FIFO waits for a writer forever, and ``/dev/null`` read
+    as an empty spec was "a spec must be a YAML mapping of fields, got NoneType".
     """
     path = Path(path)
     name = quote(str(path))
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # open() names a folder
+            raise SpecError(
+                f"spec file {name} is not a regular file (a device, pipe or socket); a spec is "
+                "a YAML text file"
+            )
         with open(path, "rb") as fh:
             data = fh.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:

@@ -784,6 +784,17 @@ CASES = [
         flip_structure(b"TREE", 0, nth=1),
     ),
     # --- paths that are not regular files: not "missing", and HDF5 never sees them
+    Case(
+        "spec-fifo",
+        ["build", "fifo"],
+        "spec file 'fifo' is not a regular file (a device, pipe or socket)",
+        fifo,
+    ),  # reading it waited for a writer forever
+    Case(
+        "spec-dev-null",
+        ["build", "/dev/null"],
+        "spec file '/dev/null' is not a regular file",
+    ),  # read as an empty spec: "a spec must be a YAML mapping of fields, got NoneType"
     Case("info-dev-null", ["info", "/dev/null"], "/dev/null: not a regular file"),
     Case("verify-dev-zero", ["verify", "/dev/zero"], "/dev/zero: not a regular file"),
     Case(
