@@ -46,7 +46,7 @@ from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
 from spritegen.errors import BuildError, SpecError, SpritegenError, quote
 from spritegen.evalsets import BuildPlan, plan_build
 from spritegen.factors import FACTOR_NAMES, FACTORS, SYMMETRY_2D
-from spritegen.spec import DatasetSpec
+from spritegen.spec import EVAL_PRESETS, DatasetSpec, EvalSizes
 
 PARTS_MANIFEST = "manifest.json"
 
@@ -188,6 +188,8 @@ class Estimate:
     training_images: int
     evaluation_images: int
     file_bytes: int
+    #: The evaluation presets that render fewer images than this build's, largest first.
+    fewer_presets: tuple[str, ...] = ()
 
     @property
     def total_images(self) -> int:
@@ -198,10 +200,10 @@ class Estimate:
             f"{out}: will render {self.total_images:,} images ({self.training_images:,} training"
             f" + {self.evaluation_images:,} evaluation), file about {_size(self.file_bytes)}"
         )
-        if self.evaluation_images > 10 * self.training_images:
-            text += (
-                "; the evaluation sets dominate: --eval-preset quick, tiny or none renders fewer"
-            )
+        if self.evaluation_images > 10 * self.training_images and self.fewer_presets:
+            *rest, last = self.fewer_presets
+            names = f"{', '.join(rest)} or {last}" if rest else last
+            text += f"; the evaluation sets dominate: --eval-preset {names} renders fewer"
         return text
 
 
@@ -212,7 +214,10 @@ def estimate(spec: DatasetSpec) -> Estimate:
     raw = spec.image_size * spec.image_size * spec.channels
     ratio = _gzip_ratio(spec.renderer, spec.factors) if spec.compression == "gzip" else 1.0
     per_image = raw * ratio * ESTIMATE_MARGIN + 4 * spec.factors  # pixels, float32 factors
-    return Estimate(spec.n, evaluation, int(total * per_image) + 100_000)
+    # Only presets that render fewer: with tiny, "quick, tiny or none" advised more, or the same.
+    fewer = [name for name in EVAL_PRESETS if EvalSizes.preset(name).total_images < evaluation]
+    fewer.sort(key=lambda name: -EvalSizes.preset(name).total_images)
+    return Estimate(spec.n, evaluation, int(total * per_image) + 100_000, tuple(fewer))
 
 
 def _size(nbytes: float) -> str:

@@ -440,6 +440,23 @@ def test_seven_factors_with_few_images_shows_the_evaluation_sets(small_disk):
     assert list(small_disk.iterdir()) == []
 
 
+def test_the_estimate_line_advises_only_presets_that_render_fewer(tmp_path):
+    """With --eval-preset tiny the line advised "quick, tiny or none": quick renders 27 times
+    more evaluation images and tiny is what was asked for; only none renders fewer."""
+    out = tmp_path / "k2.h5"
+    result = subprocess.run(
+        SPRITEGEN
+        + ["build", "--factors", "2", "--n", "300", "--eval-preset", "tiny", "--quiet"]
+        + ["--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.splitlines()[0]
+    assert line.startswith(f"{out}: will render 5,900 images (300 training + 5,600 evaluation)")
+    assert line.endswith("; the evaluation sets dominate: --eval-preset none renders fewer")
+
+
 def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_leaves_no_partial(small_disk):
     from spritegen.atomic import write_bytes_atomic, write_text_atomic
 
