@@ -30,6 +30,13 @@ class BuildError(SpritegenError):
     exit_code = 1
 
 
+class RendererUnavailable(SpritegenError):
+    """A renderer that cannot start here (the 3D renderer without a usable OpenGL platform):
+    the input is good, and the same command works once the environment is fixed."""
+
+    exit_code = 1
+
+
 def counted(number: int, noun: str) -> str:
     """``"1 run"``, ``"1,024 rows"``: counts in messages read as English."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"

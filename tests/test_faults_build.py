@@ -457,6 +457,44 @@ def test_the_estimate_line_advises_only_presets_that_render_fewer(tmp_path):
     assert line.endswith("; the evaluation sets dominate: --eval-preset none renders fewer")
 
 
+@pytest.mark.parametrize("platform", ["bogus", "osmesa"])
+def test_a_gl_platform_that_cannot_start_is_one_line_exit_1(tmp_path, platform):
+    """PYOPENGL_PLATFORM naming a platform pyrender lacks (pyrender's "Unsupported PyOpenGL
+    platform") or one whose library is missing (osmesa without libOSMesa here; where it is
+    installed the build simply works) ended a 3D build, verify and show in a worker's traceback.
+    The input is good and the environment is not: one line, exit 1, and nothing published."""
+    spec = tmp_path / "s3.yaml"
+    spec.write_text("factors: 5\nrenderer: 3d\nn: 20\nimage_size: 16\nevaluation: none\n")
+    good = tmp_path / "good.h5"
+    made = subprocess.run(
+        SPRITEGEN + ["build", str(spec), "--out", str(good), "--quiet", "--workers", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    env = {**os.environ, "PYOPENGL_PLATFORM": platform}
+    out = tmp_path / "x.h5"
+    for argv in (
+        ["build", str(spec), "--out", str(out), "--quiet", "--workers", "2"],
+        ["verify", str(good)],
+        ["show", str(good), "--out", str(tmp_path / "pics") + "/"],
+    ):
+        result = subprocess.run(SPRITEGEN + argv, capture_output=True, text=True, env=env)
+        if result.returncode == 0 and platform == "osmesa":
+            pytest.skip("OSMesa is installed here: the osmesa platform works")
+        assert result.returncode == 1, (argv, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert lines[0].startswith(
+            f"spritegen: error: the 3D renderer cannot start with PYOPENGL_PLATFORM='{platform}': "
+        )
+        assert lines[0].endswith(
+            "unset it for headless EGL (the default), or install what "
+            "that platform needs (docs/render3d.md)"
+        )
+    assert not out.exists() and not (tmp_path / "pics").exists()
+
+
 def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_leaves_no_partial(small_disk):
     from spritegen.atomic import write_bytes_atomic, write_text_atomic
 

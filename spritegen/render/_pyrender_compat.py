@@ -29,6 +29,8 @@ from types import ModuleType
 
 import numpy as np
 
+from spritegen.errors import RendererUnavailable, quote
+
 
 def redirect_shader_cache(directory: str | os.PathLike[str]) -> None:
     """Point Mesa's shader cache at ``directory`` unless the user chose one already.
@@ -45,9 +47,24 @@ def import_pyrender() -> ModuleType:
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     if not hasattr(np, "infty"):
         np.infty = np.inf  # type: ignore[attr-defined]  # removed in numpy 2; pyrender uses it
-    import pyrender
-
+    try:
+        import pyrender
+    except ImportError as exc:  # PyOpenGL loads the platform's library when imported
+        raise _unavailable(exc) from None
     return pyrender
+
+
+def _unavailable(exc: BaseException) -> RendererUnavailable:
+    """One line for a GL platform that cannot start: ``PYOPENGL_PLATFORM=bogus`` (pyrender's
+    ``ValueError: Unsupported PyOpenGL platform``) or ``osmesa`` without libOSMesa (PyOpenGL's
+    ``ImportError``) ended ``spritegen build`` in a traceback from a worker process."""
+    platform = os.environ.get("PYOPENGL_PLATFORM", "")
+    detail = " ".join(str(exc).split())
+    return RendererUnavailable(
+        f"the 3D renderer cannot start with PYOPENGL_PLATFORM={quote(platform)}: "
+        f"{type(exc).__name__}: {detail[:200]}; unset it for headless EGL (the default), or "
+        "install what that platform needs (docs/render3d.md)"
+    )
 
 
 _live_egl_renderers = 0
@@ -64,7 +81,10 @@ def open_offscreen(width: int, height: int):  # -> pyrender.OffscreenRenderer
             "method, or create no renderer in the parent before forking"
         )
     pyrender = import_pyrender()
-    renderer = pyrender.OffscreenRenderer(width, height)
+    try:
+        renderer = pyrender.OffscreenRenderer(width, height)
+    except Exception as exc:  # the platform's library is missing or cannot make a context
+        raise _unavailable(exc) from None
     _gl_pid = os.getpid()
     if _is_egl(renderer):
         _live_egl_renderers += 1
