@@ -141,6 +141,9 @@ def _tasks(spec: DatasetSpec, plan: BuildPlan) -> list[ChunkTask]:
 def _prepare_parts(parts: Path, manifest: dict, force: bool) -> None:
     """Create the parts folder, or check that an existing one belongs to this very build."""
     path = parts / PARTS_MANIFEST
+    if parts.exists() and not path.exists():  # empty: a build killed before its manifest
+        write_bytes_atomic(path, json.dumps(manifest, sort_keys=True).encode(), fsync=False)
+        return
     if parts.exists():
         try:
             found = json.loads(path.read_text())
@@ -284,6 +287,11 @@ def _check_nothing_in_the_way(out: Path, parts: Path) -> None:
             f"{parts} is not a parts folder of a build (it is a file); move or delete it, or "
             "build to another --out"
         )
+    if _foreign_parts(parts):
+        raise SpecError(
+            f"{parts} is in the way: it holds files but no {PARTS_MANIFEST}, so it is not the "
+            "parts folder of a build; move or delete it, or build to another --out"
+        )
     for path in (partial_path(out), _lock_path(out)):
         if path.exists() and not path.is_file():
             raise SpecError(
@@ -307,6 +315,17 @@ def _check_replaceable(out: Path) -> None:
         f"--out {quote(str(out))} exists and is not an HDF5 file (it starts with {quote(head)}); "
         "--force replaces only a dataset: choose another --out, or remove the file"
     )
+
+
+def _foreign_parts(parts: Path) -> bool:
+    """Whether ``OUT.parts`` is a folder that no build made: a build writes its manifest before
+    any chunk, so files without one are the user's (``--force`` deleted them whole, and without
+    it they were called "an unfinished build of a different spec"). An empty folder, or one with
+    only the manifest's ``.partial``, is a build killed between the two, and is taken over."""
+    manifest = parts / PARTS_MANIFEST
+    if not parts.is_dir() or manifest.exists():
+        return False
+    return any(p.name != partial_path(manifest).name for p in parts.iterdir())
 
 
 def _check_writable(out: Path) -> None:

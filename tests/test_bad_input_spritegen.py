@@ -472,6 +472,13 @@ CASES = [
         spec("my notes", "d.h5.parts"),
     ),
     Case(
+        "parts-without-manifest-force",
+        BUILD + ["--factors", "2", "--out", "d.h5", "--force"],
+        "d.h5.parts is in the way: it holds files but no manifest.json, so it is not the parts "
+        "folder of a build; move or delete it",
+        spec("my notes", "d.h5.parts/notes.txt"),
+    ),  # --force deleted the folder and the user's files in it
+    Case(
         "partial-is-a-folder",
         BUILD + ["--factors", "2", "--out", "d.h5"],
         "d.h5.partial is in the way: the build writes a file there, but it is a folder",

@@ -309,6 +309,19 @@ def test_a_corrupted_saved_chunk_is_rendered_again_on_resume(tmp_path, reference
     assert verify(out, sample=32).ok
 
 
+def test_a_parts_folder_killed_before_its_manifest_is_taken_over(tmp_path, reference):
+    """A build killed between making OUT.parts and writing its manifest leaves an empty folder
+    (at most the manifest's .partial): the same command was refused as "an unfinished build of
+    a different spec" and needed --force. It builds, to the bytes of an uninterrupted build."""
+    out = tmp_path / "d.h5"
+    parts = tmp_path / "d.h5.parts"
+    parts.mkdir()
+    (parts / "manifest.json.partial").write_bytes(b'{"spec": "fac')
+    result = run(out, "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert sha(out) == reference and not parts.exists()
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 10 MB file system (root only), so that writes fail with ENOSPC."""
