@@ -15,7 +15,8 @@ import pytest
 from conftest import build_small
 from metrics_helpers import lookup_from_file
 
-from benchmark.metrics import evaluate, kim_mnih, linear_r2
+from benchmark.metrics import dci, evaluate, kim_mnih, linear_r2
+from benchmark.metrics.dci import completeness, disentanglement
 
 SIZES = dict(batch_size=16, num_train=60, num_eval=40, num_variance=300)
 
@@ -53,6 +54,20 @@ def test_weighted_is_defined_when_other_factors_move_the_batch(k2_file):
     km = kim_mnih(k2_file, _pixels, 0, **SIZES)
     assert km.weighted.undefined_eval == 0
     assert 0.0 < km.weighted.score <= km.weighted.eval_accuracy
+
+
+def test_k1_dci_disentanglement_is_one_as_completeness_is_with_one_latent(k1_file):
+    """With one factor every latent's importance can only go to it: an entropy in base K = 1 is
+    0/0, and the score was NaN: every K = 1 run's summary.json held NaN as its final DCI."""
+    for represent in (_pixels, lambda im: np.zeros((len(im), 3))):
+        result = dci(k1_file, represent, 0, num_train=300, num_eval=200, model="forest")
+        assert result.num_factors == 1
+        assert result.disentanglement == 1.0
+        assert 0.0 <= result.completeness <= 1.0
+    scores = evaluate(k1_file, _pixels, 0, preset="stored", metrics="dci", dci_model="forest")
+    assert scores["dci_disentanglement"] == 1.0
+    # the mirror case the formula already had: one latent is complete for every factor
+    assert disentanglement(np.array([[0.3], [0.7]])) == completeness(np.array([[0.3, 0.7]])) == 1.0
 
 
 @pytest.mark.parametrize("fixture", ["k1_file", "k2_file"])

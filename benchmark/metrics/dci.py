@@ -8,6 +8,9 @@ column k of the importance matrix ``R`` (D, K).
   base K, weights ``rho_d = sum_k R_dk / sum R`` (1e-11 added to R inside the entropies, as the
   reference does);
 - **completeness** = ``sum_k rho_k (1 - H_D(P_.k))``, ``P_dk = R_dk / sum_d R_dk``, base D;
+- with one factor (K = 1) each latent's term of disentanglement is 1, and with one latent (D = 1)
+  each factor's term of completeness is 1: the importance has only one place to go, and an
+  entropy in base 1 is 0/0 (disentanglement_lib returns NaN there);
 - **informativeness** = the classifiers' mean accuracy on the eval part (the reference's
   ``informativeness_test``); train accuracy is reported too.
 
@@ -73,7 +76,10 @@ def _entropy_rows(p: np.ndarray, base: int) -> np.ndarray:
 def disentanglement(importance: np.ndarray) -> float:
     """Importance-weighted mean over latents of 1 - (entropy of the latent's row, base K)."""
     r = np.asarray(importance, dtype=np.float64)
-    per_code = 1.0 - _entropy_rows(r + 1e-11, r.shape[1])
+    if r.shape[1] == 1:  # one factor: every latent's importance is on it alone
+        per_code = np.ones(r.shape[0])  # (an entropy in base 1 is 0/0: the score was NaN)
+    else:
+        per_code = 1.0 - _entropy_rows(r + 1e-11, r.shape[1])
     if r.sum() == 0:
         r = np.ones_like(r)
     return float(np.sum(per_code * r.sum(axis=1) / r.sum()))
