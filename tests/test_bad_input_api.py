@@ -536,6 +536,23 @@ def test_evaluate_takes_one_metric_name_as_a_string_and_refuses_none(dataset_k5)
         evaluate(dataset_k5, _pixel_means, 0, "stored", metrics=5)  # was "'int' object is not"
 
 
+@pytest.mark.parametrize("dci_model", ["xgb", None, 5])
+def test_evaluate_names_a_dci_model_it_cannot_use_before_encoding(dataset_k5, dci_model):
+    """It was refused by dci() itself, after Kim–Mnih, Higgins and the shared samples had been
+    read and encoded (2.9 million images at the full preset)."""
+    from benchmark.metrics import evaluate
+
+    encoded: list[int] = []
+
+    def counting(images: np.ndarray) -> np.ndarray:
+        encoded.append(len(images))
+        return _pixel_means(images)
+
+    with pytest.raises(SpecError, match="dci_model: got .*; allowed: gbt, forest"):
+        evaluate(dataset_k5, counting, 0, "stored", dci_model=dci_model)
+    assert encoded == []
+
+
 def test_evaluate_takes_a_data_handle_and_names_a_closed_file(dataset_k5):
     """open_data(...)'s handle was "live oracle DataHandle does not implement the ground-truth
     contract"; a closed h5py file was h5py's "Not a file or file object"."""

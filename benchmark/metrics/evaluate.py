@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.metrics.dci import dci
+from benchmark.metrics.dci import DCI_MODELS, dci
 from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
 from benchmark.metrics.higgins import higgins
 from benchmark.metrics.kim_mnih import kim_mnih
@@ -110,6 +110,8 @@ def evaluate(
     others are left out (the random streams do not move, so the scores computed are the same).
     """
     chosen = _chosen_metrics(metrics)
+    if dci_model not in DCI_MODELS:  # dci() checks it too, but only after everything is encoded
+        raise SpecError(f"dci_model: got {quote(dci_model)}; allowed: {', '.join(DCI_MODELS)}")
     if preset != "stored":
         p = get_preset(preset)
     rng_km, rng_hg, rng_samples = spawn(random_state, 3)
