@@ -471,6 +471,18 @@ def test_bench_score_cli(data_file, capsys):
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_bench_score_help_names_every_metric_it_takes(capsys):
+    """The --metrics help listed six names; linear_r2, which the option takes, was missing."""
+    from benchmark.cli import main
+    from benchmark.metrics import METRIC_KEYS
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"subset of {', '.join(METRIC_KEYS)} (default: all)" in text
+
+
 def test_importing_metrics_does_not_import_torch():
     import subprocess
     import sys

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import click
 import numpy as np
 
+from benchmark.metrics.evaluate import METRIC_KEYS
 from benchmark.metrics.presets import PRESET_NAMES
 from spritegen.errors import SpecError
 
@@ -145,7 +146,7 @@ def load_represent(target: str) -> Callable[[np.ndarray], np.ndarray]:
     "metric_list",
     default=None,
     metavar="NAMES",
-    help="Comma-separated subset of kim_mnih,higgins,mig,dci,sap,modularity (default: all).",
+    help=f"Comma-separated subset of {', '.join(METRIC_KEYS)} (default: all).",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print every score and diagnostic as one JSON object."
@@ -167,7 +168,7 @@ def score(
     dsprites:PATH / 3dshapes:PATH (scored live on the published grid).
     """
     from benchmark.datasets import open_data
-    from benchmark.metrics import METRIC_KEYS, evaluate
+    from benchmark.metrics import evaluate
 
     metrics = None
     if metric_list is not None:
