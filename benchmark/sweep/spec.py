@@ -40,15 +40,18 @@ from typing import Any
 
 import yaml
 
-from benchmark.metrics.evaluate import SCORE_KEYS
+from benchmark.metrics.evaluate import EPOCH_METRICS, METRIC_KEYS, SCORE_KEYS
 from benchmark.params import BY_KEY, MAX_FACTORS, MIN_FACTORS, SWEEP_KEYS
 from spritegen.errors import SpecError, quote
 from spritegen.spec import MAX_SPEC_BYTES as SPEC_MAX_BYTES
 from spritegen.spec import default_spec, load_spec, load_yaml_strict, with_overrides
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-#: Scores a report may draw: every score key ``benchmark.metrics.evaluate`` returns.
+#: Scores a run record may hold: every score key ``benchmark.metrics.evaluate`` returns.
 METRICS = SCORE_KEYS
+#: Scores a report may draw: those scored after each epoch into metrics.jsonl, which the report
+#: reads. DCI is scored only with a run's final scores (summary.json): its figures were empty.
+REPORT_METRICS = tuple(key for name in EPOCH_METRICS for key in METRIC_KEYS[name])
 DEFAULT_METRICS = ("kim_mnih", "higgins")
 # Fields of a datasets: entry besides `spec`: the overrides spritegen.spec.with_overrides takes.
 DATASET_KEYS = ("factors", "n", "seed", "renderer", "image_size", "eval_preset", "name")
@@ -279,13 +282,20 @@ def _report(
     metrics_raw = d.get("metrics", list(DEFAULT_METRICS))
     if isinstance(metrics_raw, str):
         metrics_raw = [metrics_raw]
+    allowed = ", ".join(REPORT_METRICS)
     if not isinstance(metrics_raw, list) or not metrics_raw:
         raise SpecError(
-            f"{where}.metrics: must be a list drawn from {', '.join(METRICS)}, got {metrics_raw!r}"
+            f"{where}.metrics: must be a list drawn from {allowed}, got {metrics_raw!r}"
         )
     for m in metrics_raw:
-        if m not in METRICS:
-            raise SpecError(f"{where}.metrics: must be drawn from {', '.join(METRICS)}, got {m!r}")
+        if m in METRICS and m not in REPORT_METRICS:
+            raise SpecError(
+                f"{where}.metrics: {m!r} is scored only with a run's final scores (summary.json), "
+                f"not after each epoch, and the report draws the per-epoch scores; allowed: "
+                f"{allowed}"
+            )
+        if m not in REPORT_METRICS:
+            raise SpecError(f"{where}.metrics: must be drawn from {allowed}, got {m!r}")
     return ReportSettings(x=x, lines=tuple(lines), metrics=tuple(dict.fromkeys(metrics_raw)))
 
 
