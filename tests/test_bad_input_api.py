@@ -463,6 +463,17 @@ def test_metric_sources_name_sizes_they_cannot_take(dataset_k5, oracle, call, me
         stored.close()
 
 
+def test_run_ensemble_names_its_engine_argument(dataset_k5, tmp_path):
+    """The line named an --ensemble-engine option that no command has; the argument is
+    run_ensemble's (and train_ensemble's) engine."""
+    from benchmark.ensemble import run_ensemble
+
+    config = {"model": "betavae", "data": dataset_k5, "out": str(tmp_path / "c"), "max_steps": 1}
+    with pytest.raises(SpecError, match=r"^engine must be one of auto, loop, vmap, got 'gpu'"):
+        run_ensemble([config], engine="gpu")
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- the oracle: sampling, construction, pickling -------------------------------------------
 
 

@@ -96,7 +96,7 @@ class Member:
 def pick_engine(engine: str, device: torch.device) -> str:
     """``auto``: the per-member loop on the CPU (measured fastest there), vmap on a GPU."""
     if engine not in ENGINES:
-        raise SpecError(f"--ensemble-engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        raise SpecError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "auto":
         return "loop" if device.type == "cpu" else "vmap"
     return engine
