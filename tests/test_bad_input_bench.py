@@ -1298,6 +1298,16 @@ def test_damaged_evaluation_set_stops_a_run_before_training(made, work, capsys, 
             ' "points": [{"id": 3}]}]}',
             "experiments[0].points[0] lacks a valid id",
         ),
+        (  # a null x was a TypeError in the beta_norm figure, a list one in the cells
+            '{"experiments": [{"name": "e", "x": "b", "lines": [], "metrics": [],'
+            ' "points": [{"id": "p", "x": null, "line": [], "seed": 0}]}]}',
+            "experiments[0].points[0] has x None and line []; expected a number, text",
+        ),
+        (
+            '{"experiments": [{"name": "e", "x": "b", "lines": ["c"], "metrics": [],'
+            ' "points": [{"id": "p", "x": 1, "line": [[1, 2]], "seed": 0}]}]}',
+            "experiments[0].points[0] has x 1 and line [[1, 2]]; expected",
+        ),
     ],
 )
 def test_damaged_sweep_folder(work, capsys, manifest, fragment):

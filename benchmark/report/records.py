@@ -154,10 +154,26 @@ def read_manifest(path: Path) -> dict[str, Any]:
                 raise _fail(
                     path, f"experiments[{i}].points[{j}] lacks a valid {', '.join(bad or ['x'])}"
                 )
+            # the axes' values are table keys and plot coordinates: a null x or a list value
+            # was a TypeError deep in the figures, after some of them were written
+            if not _is_axis_value(p["x"]) or not all(
+                v is None or _is_axis_value(v) for v in p["line"]
+            ):
+                raise _fail(
+                    path,
+                    f"experiments[{i}].points[{j}] has x {quote(p['x'])} and line "
+                    f"{quote(p['line'])}; expected a number, text or true/false each (null also "
+                    "in line)",
+                )
     if not isinstance(manifest.get("name", ""), str):
         raise _fail(path, "'name' must be a string")
     manifest.setdefault("name", path.parent.name)
     return manifest
+
+
+def _is_axis_value(value: Any) -> bool:
+    """A value a run parameter takes on a report axis: a number, text or a boolean."""
+    return isinstance(value, (str, int, float))
 
 
 def upgrade_row(row: dict[str, Any]) -> dict[str, Any]:
