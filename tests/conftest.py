@@ -15,6 +15,13 @@ os.environ["MESA_SHADER_CACHE_DIR"] = str(_CACHE / "mesa")
 os.environ["XDG_CACHE_HOME"] = str(_CACHE / "xdg")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_CACHE / "inductor")
 os.environ.setdefault("RAY_TMPDIR", str(_CACHE / "ray"))
+# Every `python -m spritegen` / `bench` the tests start imports this checkout's code, whatever
+# its working folder: a relative PYTHONPATH (or an installed copy elsewhere) let tests that
+# start a command in another folder check other code than the one under test.
+_ROOT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != ".")]
+)
 # A shell without job control starts background jobs with Ctrl-C ignored, and every process the
 # tests start would inherit that: the Ctrl-C tests would then see builds and runs ignore it.
 # Give the suite (and so its children) the terminal's default, however it was launched.
