@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,17 +41,19 @@ CHECKPOINT_FORMAT = 1
 STAGED = ".next"
 
 
-#: Told of each checkpoint once it is complete on disk (at an epoch's end, once that epoch's
-#: metrics.jsonl is written too): ``listener(path, step)``. Empty but in a sweep's Ray task, which
-#: sends the run folder to its driver from there (``benchmark.sweep.execute``), so that the
-#: progress of a task that never returns (its worker or node lost, the sweep interrupted) is kept.
-_CHECKPOINT_LISTENERS: list[Callable[[Path, int], None]] = []
+#: Told of the checkpoints written at one step once they are complete on disk (at an epoch's end,
+#: once that epoch's metrics.jsonl is written too): ``listener(paths, step)``, every running member
+#: of an ensemble in one call. Empty but in a sweep's Ray task, which sends the run folders to its
+#: driver from there (``benchmark.sweep.execute``), so that the progress of a task that never
+#: returns (its worker or node lost, the sweep interrupted) is kept: an ensemble's at one step.
+_CHECKPOINT_LISTENERS: list[Callable[[list[Path], int], None]] = []
 
 
 @contextlib.contextmanager
-def checkpoint_listener(listener: Callable[[Path, int], None]) -> Iterator[None]:
-    """Call ``listener(path, step)`` after every checkpoint written meanwhile (``train`` and the
-    ensemble trainer alike), in the training thread: it may block training while it runs."""
+def checkpoint_listener(listener: Callable[[list[Path], int], None]) -> Iterator[None]:
+    """Call ``listener(paths, step)`` after the checkpoints written at each step meanwhile
+    (``train``'s one, the ensemble trainer's of all its running members), in the training
+    thread: it may block training while it runs."""
     _CHECKPOINT_LISTENERS.append(listener)
     try:
         yield
@@ -59,12 +61,14 @@ def checkpoint_listener(listener: Callable[[Path, int], None]) -> Iterator[None]
         _CHECKPOINT_LISTENERS.remove(listener)
 
 
-def checkpoint_written(path: Path | None, step: int) -> None:
-    """Tell the listeners that ``path`` holds a complete checkpoint at ``step``."""
-    if path is None:
+def checkpoint_written(paths: Sequence[Path | None], step: int) -> None:
+    """Tell the listeners that ``paths`` hold complete checkpoints at ``step`` (None: a run
+    without a checkpoint file, skipped)."""
+    written = [Path(p) for p in paths if p is not None]
+    if not written:
         return
     for listener in tuple(_CHECKPOINT_LISTENERS):
-        listener(Path(path), step)
+        listener(written, step)
 
 
 CHECKPOINT_KEYS = (
@@ -511,7 +515,7 @@ def train(
                 if (diverged := unseen_divergence(model, sums, step, epoch)) is not None:
                     raise diverged
                 save()
-                checkpoint_written(checkpoint, step)
+                checkpoint_written([checkpoint], step)
 
         # end of epoch: mean of each term over its batches, then the scores
         if (diverged := unseen_divergence(model, sums, step, epoch)) is not None:
@@ -529,6 +533,6 @@ def train(
         save()
         if on_epoch is not None:
             on_epoch(history)
-        checkpoint_written(checkpoint, step)
+        checkpoint_written([checkpoint], step)
     bar.close()
     return history

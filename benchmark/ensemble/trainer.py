@@ -220,9 +220,9 @@ def train_ensemble(
             os.replace(_staged(path), path)
 
     def saved() -> None:
-        """Tell the checkpoint listeners of every running member's checkpoint, complete now."""
-        for i in active:
-            checkpoint_written(members[i].checkpoint, step)
+        """Tell the checkpoint listeners of every running member's checkpoint, complete now: in
+        one call, so that a sweep's Ray task sends them as one delivery, kept at one step."""
+        checkpoint_written([members[i].checkpoint for i in active], step)
 
     def stop(stopped: dict[int, TrainingStopped]) -> None:
         nonlocal active

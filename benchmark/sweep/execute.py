@@ -365,13 +365,15 @@ DELIVERY_TIMEOUT_S = 300.0
 
 
 class Courier:
-    """Sends the folder of each run a Ray task trains to the driver's mailbox
+    """Sends the folders of the runs a Ray task trains to the driver's mailbox
     (``benchmark.sweep.executors.Mailbox``): at each checkpoint (a listener of
-    ``benchmark.train.checkpoint_listener``, so its folder then holds a complete checkpoint and
+    ``benchmark.train.checkpoint_listener``, so each folder then holds a complete checkpoint and
     the metrics.jsonl of its epochs), and once more when the task is interrupted (``final``). What
     is sent is ``pack``'s tar, the run's log so far included (an ensemble member's: the ensemble's
     log, its only output while it trains), so the driver can leave in the sweep folder what a
-    local run would leave there, should the task never return.
+    local run would leave there, should the task never return. The members of an ensemble that
+    checkpoint together are sent together, in one delivery: the driver keeps them at one step,
+    and a next start resumes them as one ensemble.
 
     A run waits for its mailbox to hold each delivery before it trains on: a delivery cut short
     by a lost worker is never mistaken for one made. A delivery that fails (the mailbox is gone,
@@ -387,12 +389,17 @@ class Courier:
         self.broken = False
         self._scratch = scratch.resolve()
 
-    def __call__(self, checkpoint: Path, step: int) -> None:
-        folder = checkpoint.resolve().parent.parent  # <scratch>/<id>/checkpoints/last.pt
-        if folder.parent == self._scratch and folder.name in self.run_ids:
-            self.send(folder.name, step)
+    def __call__(self, checkpoints: list[Path], step: int) -> None:
+        steps = {}
+        for checkpoint in checkpoints:
+            folder = checkpoint.resolve().parent.parent  # <scratch>/<id>/checkpoints/last.pt
+            if folder.parent == self._scratch and folder.name in self.run_ids:
+                steps[folder.name] = step
+        if steps:
+            self.send(steps)
 
-    def send(self, run_id: str, step: int) -> None:
+    def send(self, steps: dict[str, int]) -> None:
+        """Each run of ``steps`` with its checkpoint's step, in one delivery."""
         import ray
 
         if self.broken:
@@ -400,22 +407,29 @@ class Courier:
         for stream in (sys.stdout, sys.stderr):  # the run's log, written so far
             with contextlib.suppress(Exception):
                 stream.flush()
-        own_log = self.scratch / f"{run_id}.log"
-        log = own_log if own_log.exists() or self.ensemble_log is None else self.ensemble_log
         try:
-            packed = pack(self.scratch, run_id, log=log)
-            ray.get(self.mailbox.put.remote(run_id, step, packed), timeout=DELIVERY_TIMEOUT_S)
+            sent = {run_id: (step, self._pack(run_id)) for run_id, step in steps.items()}
+            put = self.mailbox.put.remote(self.run_ids[0], sent)
+            ray.get(put, timeout=DELIVERY_TIMEOUT_S)
         except Exception as exc:
             self.broken = True
             print(f"note: the run's progress no longer reaches the sweep's driver ({exc!r})")
 
+    def _pack(self, run_id: str) -> bytes:
+        own_log = self.scratch / f"{run_id}.log"
+        log = own_log if own_log.exists() or self.ensemble_log is None else self.ensemble_log
+        return pack(self.scratch, run_id, log=log)
+
     def final(self) -> None:
         """Each run's folder as an interrupt leaves it, with its whole log: the checkpoint its
-        folder holds (``send`` at its step), for each run that has one."""
+        folder holds (at its step), for each run that has one."""
+        steps = {}
         for run_id in self.run_ids:
             step = checkpoint_step(self.scratch / run_id)
             if step is not None:
-                self.send(run_id, step)
+                steps[run_id] = step
+        if steps:
+            self.send(steps)
 
 
 @contextlib.contextmanager

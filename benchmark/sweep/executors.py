@@ -32,6 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.metrics.setcache import BUDGET_ENV
+from benchmark.sweep.deliveries import (
+    Held,
+    adopt_kept,
+    deliveries_dir,
+    place,
+    remove_kept,
+    write_kept,
+)
 from benchmark.sweep.execute import (
     EnsembleTask,
     Outcome,
@@ -176,23 +184,74 @@ class Mailbox:
     """The driver's Ray actor that keeps, per run id, the latest folder its task sent
     (``benchmark.sweep.execute.Courier``: the run folder and log as ``pack`` packs them, at the
     optimiser step of its checkpoint). A later delivery replaces an earlier one unless it is at
-    an earlier step."""
+    an earlier step.
 
-    def __init__(self) -> None:
-        self.latest: dict[str, tuple[int, bytes]] = {}
+    With ``keep`` (the sweep folder's ``.deliveries``) it also writes each task's latest
+    deliveries there (``deliveries.write_kept``: one fsynced file per task, an ensemble's runs
+    together) before a delivery counts as made, so that a driver killed with its actor leaves
+    them for the next start (``deliveries.adopt_kept``). Only where ``place`` (the driver's
+    ``deliveries.place`` of the sweep folder) is this actor's own: the folder it would write is
+    the driver's. Writing never fails a delivery: on an error (a full disk) the mailbox keeps
+    them in memory only, as before, and says why in ``disk_error``."""
 
-    def put(self, run_id: str, step: int, packed: bytes) -> None:
-        held = self.latest.get(run_id)
-        if held is None or step >= held[0]:
-            self.latest[run_id] = (step, packed)
+    def __init__(self, keep: str | None = None, where: tuple[str, int, int] | None = None) -> None:
+        #: task key (its first run's id) -> run id -> (step, packed)
+        self.latest: dict[str, Held] = {}
+        self.key_of: dict[str, str] = {}
+        self.keep: Path | None = None
+        self.disk_error = ""
+        if keep is not None and where is not None:
+            with contextlib.suppress(OSError):
+                if place(Path(keep).parent) == tuple(where):
+                    self.keep = Path(keep)
 
-    def take(self, run_ids: list[str]) -> dict[str, tuple[int, bytes]]:
-        """The latest delivery of each of ``run_ids`` that sent one, forgotten here."""
-        return {i: self.latest.pop(i) for i in run_ids if i in self.latest}
+    def put(self, key: str, sent: Held) -> None:
+        """The runs of one task (``key``: its first run's id), each at its checkpoint's step."""
+        held = self.latest.setdefault(key, {})
+        changed = False
+        for run_id, (step, packed) in sent.items():
+            if run_id not in held or step >= held[run_id][0]:
+                held[run_id] = (step, packed)
+                self.key_of[run_id] = key
+                changed = True
+        if changed:
+            self._write(key)
+
+    def _write(self, key: str) -> None:
+        if self.keep is None:
+            return
+        try:
+            if self.latest.get(key):
+                write_kept(self.keep, key, self.latest[key])
+            else:
+                remove_kept(self.keep, key)
+        except Exception as exc:  # kept in memory all the same
+            self.disk_error = f"{type(exc).__name__}: {exc}"
+
+    def take(self, run_ids: list[str]) -> Held:
+        """The latest delivery of each of ``run_ids`` that sent one, forgotten here (its file is
+        removed by ``drop``, once the driver has unpacked it)."""
+        out: Held = {}
+        for i in run_ids:
+            held = self.latest.get(self.key_of.get(i, ""), {})
+            if i in held:
+                out[i] = held.pop(i)
+        return out
 
     def drop(self, run_ids: list[str]) -> None:
-        for i in run_ids:
-            self.latest.pop(i, None)
+        """Forget ``run_ids``, on disk too: their folders are in the sweep folder now."""
+        for key in {self.key_of.pop(i) for i in run_ids if i in self.key_of}:
+            held = self.latest.get(key, {})
+            for i in run_ids:
+                held.pop(i, None)
+            if not held:
+                self.latest.pop(key, None)
+            self._write(key)
+
+    def close(self) -> str:
+        """Write nothing more (the driver settles what is on disk now); why writing failed."""
+        self.keep = None
+        return self.disk_error
 
 
 #: Seconds the driver gives the tasks it asks to stop on Ctrl-C to send their last state.
@@ -254,19 +313,21 @@ class RayRunPool:
             f"{self.cpus_per_run:g} CPU(s) and {self.gpus_per_run:g} GPU(s) per run"
         )
 
-    def _mailbox(self) -> Any:
-        """A ``Mailbox`` actor on the driver's node (it lives as long as the driver does)."""
+    def _mailbox(self, sweep_dir: Path) -> Any:
+        """A ``Mailbox`` actor on the driver's node (it lives as long as the driver does), which
+        keeps the deliveries in ``sweep_dir`` too where it can (``Mailbox``)."""
         ray = self.executor.ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-        return ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy=here)(Mailbox).remote()
+        actor = ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy=here)(Mailbox)
+        return actor.remote(str(deliveries_dir(sweep_dir)), place(sweep_dir))
 
     def run(self, tasks: Sequence[Task]) -> Generator[Outcome, None, None]:
         if not tasks:
             return
-        ray = self.executor.ray
-        mailbox = self._mailbox()
+        sweep_dir = Path(tasks[0].runs_dir).parent
+        mailbox = self._mailbox(sweep_dir)
         # an unfinished folder the sweep holds goes with its task: the run resumes from it
         shipped = [with_folders(task) for task in tasks]
 
@@ -278,6 +339,7 @@ class RayRunPool:
                 return
             for outcome in result:
                 unpack_outcome(outcome, Path(task.runs_dir))
+            mailbox.drop.remote(_ids(task))
 
         results = self.executor.map_completed(
             functools.partial(run_any_packed, mailbox=mailbox),
@@ -302,19 +364,33 @@ class RayRunPool:
                                 log.write_text(outcome.error + "\n")
                             yield outcome
                         continue
-                    mailbox.drop.remote(_ids(task))
                     for outcome in result:
                         # finished, stopped or failed: the folder and log it left, as a local
                         # run leaves them
                         unpack_outcome(outcome, runs_dir)
-                        yield outcome
+                    # only now: a driver killed before this point finds them kept on disk
+                    mailbox.drop.remote(_ids(task))
+                    yield from result
         finally:
-            with contextlib.suppress(Exception):
-                ray.kill(mailbox)
+            self._close(mailbox, sweep_dir, [i for task in tasks for i in _ids(task)])
+
+    def _close(self, mailbox: Any, sweep_dir: Path, run_ids: list[str]) -> None:
+        """End the mailbox, once it has dealt with every ``drop`` sent to it (its calls run in
+        order), and settle what it left on disk: a delivery it still keeps (a drop that did not
+        arrive, a task stopped while a Ctrl-C was cut short) is unpacked as a next start would
+        (``adopt_kept``), so that a start that ends leaves no ``.deliveries`` behind."""
+        ray = self.executor.ray
+        with contextlib.suppress(Exception):
+            ray.get(mailbox.close.remote(), timeout=TAKE_TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            ray.kill(mailbox)
+        with contextlib.suppress(Exception):  # else the next start settles them
+            adopt_kept(sweep_dir, run_ids)
 
     def _keep(self, task: Task, mailbox: Any) -> dict[str, str]:
         """Unpack the latest folder each run of ``task`` sent (``unpack_delivery``); for each run
-        whose folder was so kept, a line saying where it resumes."""
+        whose folder was so kept, a line saying where it resumes. The mailbox then forgets them,
+        on disk too (not before: a driver killed meanwhile leaves them for the next start)."""
         ray = self.executor.ray
         try:
             sent = ray.get(mailbox.take.remote(_ids(task)), timeout=TAKE_TIMEOUT_S)
@@ -327,6 +403,7 @@ class RayRunPool:
                     f"note: its folder as of its checkpoint at step {step} is kept; "
                     "the next start resumes it from there"
                 )
+        mailbox.drop.remote(_ids(task))
         return kept
 
 

@@ -11,6 +11,9 @@ The sweep folder is the single record of a study::
                                the run stopped (diverged, failed: summary.json says why)
     <sweep>/runs/<id>.log      the output of a run that did not finish, with its error
     <sweep>/failures.json      the runs that failed at the last start, with their errors
+    <sweep>/.deliveries/       Ray only, while a start runs (or after its driver was killed):
+                               its tasks' latest checkpoint deliveries (``deliveries``); a
+                               start unpacks what a killed driver left there into runs/
 
 A point's ``<id>`` is the one the folder's ``sweep.json`` already records for it: the id
 earlier versions gave it, if that is what the folder holds (``adopt_legacy_ids``, where a plan
@@ -37,6 +40,7 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmark.sweep.datasets import build_datasets, dataset_path, is_built
+from benchmark.sweep.deliveries import DELIVERIES, adopt_kept, describe_adopted, kept_runs
 from benchmark.sweep.execute import (
     EnsembleTask,
     Outcome,
@@ -174,10 +178,14 @@ def run_sweep(
     # replaced, not written through: a spec.yaml linked to the user's own spec stays theirs
     write_text_atomic(sweep_dir / "spec.yaml", copy_text(spec), fsync=False)
     _write_json(sweep_dir / MANIFEST, manifest(plan))
+    # what a Ray start whose driver was killed kept of its runs, before their states are read
+    adopted = adopt_kept(sweep_dir, [p.id for p in points if not only or _matches(p.id, only)])
 
     result = SweepResult(sweep_dir=sweep_dir, total=len(points))
     result.skipped, result.left, pending = _sort_points(points, sweep_dir, only)
     say = tqdm.write if progress else (lambda *_: None)
+    if adopted:
+        say(describe_adopted(adopted))
     say(
         f"sweep {spec.name}: {counted(len(points), 'run')}, "
         f"{len(result.skipped)} already finished, "
@@ -332,6 +340,13 @@ def dry_run(
     ]
     datasets = {p.dataset for p in selected if p.dataset}
     kinds = [s.kind for s in states]
+    kept = kept_runs(sweep_dir, [p.id for p in selected])
+    if kept:
+        lines.append(
+            f"{counted(len(kept), 'run')} with a folder kept by a Ray start whose driver stopped "
+            f"({DELIVERIES}/): unpacked when the sweep starts, unless runs/ holds the run "
+            "finished or as far along (their states above do not count it yet)"
+        )
     lines.append(
         f"{counted(len(plan.points), 'run')} ({per_exp}); "
         f"{counted(len(plan.spec.datasets), 'dataset')}"
