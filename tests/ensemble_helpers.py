@@ -123,7 +123,8 @@ DIE_MARKER_ENV = "ENSEMBLE_DIE_MARKER"
 class Dies(BetaVAE):
     """A beta-VAE that kills its own process with SIGKILL (as the kernel's OOM killer does, or as
     a lost node ends its work) at step ``die_at``, once: only while the file named by
-    $ENSEMBLE_DIE_MARKER exists, which it removes first. Otherwise the bundled beta-VAE."""
+    $ENSEMBLE_DIE_MARKER exists, which it removes first. When the file holds a pid, that process
+    (a sweep's driver) is killed first. Otherwise the bundled beta-VAE."""
 
     def __init__(self, image_shape, latent_dim=10, beta=None, die_at: int = -1):
         super().__init__(image_shape, latent_dim, beta=beta)
@@ -137,9 +138,12 @@ class Dies(BetaVAE):
         marker = os.environ.get(DIE_MARKER_ENV)
         if step == self.die_at and marker:
             try:
+                driver = open(marker).read().strip()
                 os.unlink(marker)
             except FileNotFoundError:
                 pass
             else:
+                if driver:  # the machine lost: the sweep's driver (its pid) killed first
+                    os.kill(int(driver), signal.SIGKILL)
                 os.kill(os.getpid(), signal.SIGKILL)
         return super().objective(reconstruction, kl, step)

@@ -6,10 +6,12 @@ each run from that checkpoint (to the numbers of an uninterrupted sweep) instead
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -332,3 +334,271 @@ def test_a_stopped_ray_map_hands_every_task_to_on_stop(again: bool) -> None:
         executor._stop(["a", "b"], refs, on_stop, 20.0)
         assert seen == [("task a", "a stopped"), ("task b", "TimeoutError")]
         assert fake.cancelled == [("a", False), ("b", False), ("b", True)]
+
+
+# --- kept on the driver's disk too: a killed driver loses nothing that reached its mailbox ---
+
+
+def _folder_at(root: Path, run_id: str, step: int, status: str | None = None) -> Path:
+    """A run folder whose checkpoint is at ``step`` (finished, or stopped, with ``status``)."""
+    run = root / run_id
+    shutil.rmtree(run, ignore_errors=True)
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"step": step}, run / "checkpoints" / "last.pt")
+    (run / "config.json").write_text(json.dumps({"out": str(run)}))
+    if status:
+        (run / "summary.json").write_text(json.dumps({"status": status}))
+    return run
+
+
+def _sent(tmp: Path, run_id: str, step: int) -> tuple[int, bytes]:
+    """What a run's task sends at its checkpoint at ``step``: (step, its packed folder), the
+    same bytes each time."""
+    if not (tmp / f"scratch{step}" / run_id).exists():
+        _folder_at(tmp / f"scratch{step}", run_id, step)
+    return step, pack(tmp / f"scratch{step}", run_id)
+
+
+def _tree(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every entry under ``root`` with its modification time and bytes: what a dry run must keep."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else b"")
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_the_mailbox_keeps_each_tasks_latest_delivery_on_the_drivers_disk(tmp_path: Path) -> None:
+    """Without Ray: the mailbox writes a task's latest delivery (an ensemble's runs in one file)
+    into the sweep folder, never replacing it by an earlier step, and removes it once the driver
+    has the runs' folders; it writes nothing where the sweep folder is not its own (Ray Client)."""
+    from benchmark.sweep.deliveries import decode, deliveries_dir, place
+    from benchmark.sweep.executors import Mailbox
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    keep = deliveries_dir(sweep)
+    box = Mailbox(str(keep), place(sweep))
+    assert not keep.exists()  # nothing until a delivery arrives
+
+    def on_disk() -> dict[str, int]:
+        return {i: s for i, (s, _) in decode((keep / "a.tar").read_bytes()).items()}
+
+    box.put("a", {"a": _sent(tmp_path, "a", 8), "b": _sent(tmp_path, "b", 8)})
+    assert sorted(p.name for p in keep.iterdir()) == ["a.tar"]
+    assert on_disk() == {"a": 8, "b": 8}
+    assert decode((keep / "a.tar").read_bytes())["a"] == _sent(tmp_path, "a", 8)
+    box.put("a", {"a": _sent(tmp_path, "a", 4), "b": _sent(tmp_path, "b", 4)})  # late: ignored
+    assert on_disk() == {"a": 8, "b": 8}
+    box.put("a", {"a": _sent(tmp_path, "a", 12), "b": _sent(tmp_path, "b", 12)})
+    assert on_disk() == {"a": 12, "b": 12}
+    assert box.take(["a", "b"]) == {"a": _sent(tmp_path, "a", 12), "b": _sent(tmp_path, "b", 12)}
+    assert on_disk() == {"a": 12, "b": 12}  # until the driver has unpacked them
+    box.drop(["a", "b"])
+    assert list(keep.iterdir()) == []
+    box.put("c", {"c": _sent(tmp_path, "c", 4)})
+    assert box.close() == ""
+    box.put("c", {"c": _sent(tmp_path, "c", 8)})  # closed: the driver settles the disk now
+    assert decode((keep / "c.tar").read_bytes())["c"][0] == 4
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for box in (Mailbox(str(deliveries_dir(elsewhere)), place(sweep)), Mailbox()):
+        box.put("a", {"a": _sent(tmp_path, "a", 8)})
+        assert box.take(["a"]) == {"a": _sent(tmp_path, "a", 8)}
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_start_unpacks_what_a_killed_driver_kept_under_the_delivery_rules(
+    tmp_path: Path,
+) -> None:
+    """Without Ray: what a killed driver's mailbox left is unpacked as ``unpack_delivery`` would
+    (never over a finished folder, never over a checkpoint as far along or further), then
+    deleted; an unreadable file is deleted with a warning, not a crash; a file of runs outside
+    this start's part (--only) is left for the start that trains them."""
+    from benchmark.sweep.deliveries import adopt_kept, deliveries_dir, write_kept
+    from spritegen.errors import SpritegenWarning
+
+    sweep = tmp_path / "sweep"
+    runs = sweep / "runs"
+    runs.mkdir(parents=True)
+    keep = deliveries_dir(sweep)
+    _folder_at(runs, "fin", 4, "finished")
+    _folder_at(runs, "ahead", 12)
+    same = _folder_at(runs, "same", 8)
+    (same / "mine").touch()
+    _folder_at(runs, "behind", 4, "diverged")
+    for run_id in ("fin", "ahead", "same"):
+        write_kept(keep, run_id, {run_id: _sent(tmp_path, run_id, 8)})
+    # an ensemble's members, in one file: one behind, one never unpacked
+    write_kept(
+        keep, "behind", {"behind": _sent(tmp_path, "behind", 8), "new": _sent(tmp_path, "new", 8)}
+    )
+    data = write_kept(keep, "bad", {"bad": _sent(tmp_path, "bad", 8)}).read_bytes()
+    (keep / "bad.tar").write_bytes(data[: len(data) // 2])  # cut short
+    (keep / "behind.tar.partial").write_bytes(b"a write the killed driver did not finish")
+    write_kept(keep, "other", {"other": _sent(tmp_path, "other", 8)})
+
+    with pytest.warns(SpritegenWarning, match=r"bad\.tar: a Ray delivery kept .* cannot be read"):
+        resumed = adopt_kept(sweep, ["fin", "ahead", "same", "behind", "new", "bad"])
+    assert sorted(resumed) == [("behind", 8), ("new", 8)]
+    assert json.loads((runs / "fin" / "summary.json").read_text())["status"] == "finished"
+    assert {r: _step(runs / r) for r in ("fin", "ahead", "same", "behind", "new")} == {
+        "fin": 4,
+        "ahead": 12,
+        "same": 8,
+        "behind": 8,
+        "new": 8,
+    }
+    assert (same / "mine").exists()  # not replaced
+    assert not (runs / "behind" / "summary.json").exists()
+    assert not (runs / "bad").exists()
+    assert sorted(p.name for p in keep.iterdir()) == ["other.tar"]  # another part's
+    assert adopt_kept(sweep) == [("other", 8)]
+    assert not keep.exists()
+
+
+#: Two points, one ensemble of 4 epochs x 4 steps (a checkpoint at each epoch's end), on a file.
+KEPT_SPEC = """name: kept
+set:
+  model: betavae
+  data: {data}
+  latent_dim: 2
+  epochs: 4
+  batch_size: 16
+  score_preset: none
+  final_preset: none
+grid: {{beta: [1, 4]}}
+report: {{x: beta}}
+"""
+
+
+def test_a_start_resumes_an_ensemble_from_what_a_killed_driver_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without Ray, on the local executor: a sweep folder holding nothing of its two points but
+    the delivery a killed Ray driver kept of their ensemble (at step 8, sent as an ensemble's
+    checkpoints are: both members in one call of the checkpoint listeners) says so in a dry run,
+    which changes nothing; the next start resumes both from step 8, as one ensemble, to the
+    numbers and weights of an uninterrupted sweep, and leaves no kept delivery behind."""
+    from benchmark.sweep.deliveries import DELIVERIES, deliveries_dir, write_kept
+    from benchmark.train import checkpoint_listener
+
+    data = make_tiny_dataset(tmp_path / "k1.h5", n=64, factors=1, eval_preset="tiny", image_size=32)
+    spec = tmp_path / "kept.yaml"
+    spec.write_text(KEPT_SPEC.format(data=data))
+    monkeypatch.setattr(runner, "make_run_pool", lambda *a, **k: InProcessPool())
+    ids = sorted(p.id for p in load_sweep(spec).points)
+
+    calls: list[tuple[list[str], int]] = []
+    sent: dict[int, dict[str, tuple[int, bytes]]] = {}
+
+    def courier(checkpoints: list[Path], step: int) -> None:
+        """What a Ray task's courier sends: every member's folder at this step, in one call."""
+        calls.append((sorted(p.parent.parent.name for p in checkpoints), step))
+        sent[step] = {
+            p.parent.parent.name: (step, pack(p.parent.parent.parent, p.parent.parent.name))
+            for p in checkpoints
+        }
+
+    whole = tmp_path / "whole"
+    with checkpoint_listener(courier):
+        reference = run_sweep(load_sweep(spec), out=whole, progress=False, ensemble=2)
+    assert sorted(o.id for o in reference.finished) == ids
+    assert calls == [(ids, 4), (ids, 8), (ids, 12), (ids, 16)]
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    write_kept(deliveries_dir(sweep), ids[0], sent[8])
+    before = _tree(sweep)
+    lines = runner.dry_run(load_sweep(spec), out=sweep, ensemble=2)
+    assert any(line.startswith("2 runs with a folder kept by a Ray start") for line in lines), lines
+    assert _tree(sweep) == before
+
+    calls.clear()
+    with checkpoint_listener(courier):
+        again = run_sweep(load_sweep(spec), out=sweep, progress=False, ensemble=2)
+    assert sorted(o.id for o in again.finished) == ids, [o.error for o in again.failed]
+    assert calls == [(ids, 12), (ids, 16)]  # resumed at step 8, not from scratch
+    assert not (sweep / DELIVERIES).exists()
+    for run_id in ids:
+        resumed, uninterrupted = sweep / "runs" / run_id, whole / "runs" / run_id
+        assert _numbers(resumed) == _numbers(uninterrupted), run_id
+        a, b = _weights(resumed), _weights(uninterrupted)
+        assert all(torch.equal(a[k], b[k]) for k in a), run_id
+    assert not (whole / DELIVERIES).exists()  # a local sweep keeps nothing there
+
+
+@pytest.mark.ray
+def test_a_killed_ray_driver_leaves_what_its_runs_delivered(tmp_path: Path) -> None:
+    """`bench sweep --executor ray` SIGKILLed (with its tasks, as a lost machine ends them) at
+    step 9 of a two-point ensemble, after its checkpoint at step 8 reached the driver: the sweep
+    folder keeps that delivery, both members in one file at one step (before, it held nothing of
+    them); a dry run counts them, changing nothing; the next start resumes both from step 8 to
+    the numbers and weights of an uninterrupted sweep, and no kept delivery is left."""
+    ray = pytest.importorskip("ray")
+    from benchmark.sweep.deliveries import DELIVERIES, decode
+
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths are limited
+    try:
+        data = make_tiny_dataset(temp / "k1.h5", n=64, factors=1, eval_preset="tiny", image_size=32)
+        site = _plugin_site(temp)
+        spec = temp / "dies.yaml"
+        spec.write_text(DIES_SPEC.format(data=data))
+        marker = temp / "die-once"
+        marker.touch()
+        path = os.pathsep.join([str(ROOT), str(TESTS), str(site)])
+        env = subprocess_env(temp)
+        env.update({"PYTHONPATH": path, DIE_MARKER_ENV: str(marker), "RAY_TMPDIR": str(temp / "d")})
+        sweep = temp / "sweep"
+        proc = start_sweep(spec, sweep, temp, env, "--executor", "ray")
+        try:
+            marker.write_text(str(proc.pid))  # the worker kills the driver at step 9
+            stderr = proc.communicate(timeout=600)[1]
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # what is left of its Ray instance
+        assert proc.returncode == -signal.SIGKILL, stderr
+        assert not marker.exists()
+        kept = sorted((sweep / DELIVERIES).iterdir())
+        assert len(kept) == 1, kept
+        held = decode(kept[0].read_bytes())
+        ids = sorted(held)
+        assert len(ids) == 2 and {s for s, _ in held.values()} == {8}
+        assert not [p for p in (sweep / "runs").iterdir() if p.is_dir()]  # nothing unpacked
+        before = _tree(sweep)
+        sys.path.insert(0, str(site))
+        try:
+            lines = runner.dry_run(load_sweep(spec), out=sweep, executor="ray")
+        finally:
+            sys.path.remove(str(site))
+        assert any(line.startswith("2 runs with a folder kept") for line in lines), lines
+        assert _tree(sweep) == before
+
+        sys.path.insert(0, str(site))
+        ray.init(
+            num_cpus=2,
+            _temp_dir=str(temp / "r"),
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": path}},
+        )
+        try:
+            again = run_sweep(load_sweep(spec), out=sweep, executor="ray", progress=False)
+            assert sorted(o.id for o in again.finished) == ids, [o.error for o in again.failed]
+            whole = temp / "whole"
+            reference = run_sweep(load_sweep(spec), out=whole, executor="ray", progress=False)
+            assert sorted(o.id for o in reference.finished) == ids
+        finally:
+            ray.shutdown()
+            sys.path.remove(str(site))
+        for run_id in ids:
+            resumed, uninterrupted = sweep / "runs" / run_id, whole / "runs" / run_id
+            output = (resumed / "sweep.log").read_text()
+            assert "epoch 3/4" in output and "epoch 2/4" not in output, output
+            assert _numbers(resumed) == _numbers(uninterrupted), run_id
+            a, b = _weights(resumed), _weights(uninterrupted)
+            assert all(torch.equal(a[k], b[k]) for k in a), run_id
+        assert not (sweep / DELIVERIES).exists() and not (whole / DELIVERIES).exists()
+        assert sorted(p.name for p in (sweep / "runs").iterdir()) == ids
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
