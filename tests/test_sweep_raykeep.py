@@ -406,6 +406,11 @@ def test_the_mailbox_keeps_each_tasks_latest_delivery_on_the_drivers_disk(tmp_pa
         box.put("a", {"a": _sent(tmp_path, "a", 8)})
         assert box.take(["a"]) == {"a": _sent(tmp_path, "a", 8)}
     assert list(elsewhere.iterdir()) == []
+    deliveries_dir(elsewhere).write_text("not a folder")  # writing fails: kept in memory
+    box = Mailbox(str(deliveries_dir(elsewhere)), place(elsewhere))
+    box.put("a", {"a": _sent(tmp_path, "a", 8)})
+    assert box.take(["a"]) == {"a": _sent(tmp_path, "a", 8)}
+    assert box.close().startswith("FileExistsError")
 
 
 def test_a_start_unpacks_what_a_killed_driver_kept_under_the_delivery_rules(

@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 from benchmark.metrics.setcache import BUDGET_ENV
 from benchmark.sweep.deliveries import (
+    DELIVERIES,
     Held,
     adopt_kept,
     deliveries_dir,
@@ -50,7 +52,7 @@ from benchmark.sweep.execute import (
     unpack_outcome,
     with_folders,
 )
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, SpritegenWarning
 from spritegen.executors import LocalExecutor, RayExecutor
 
 SWEEP_EXECUTORS = ("local", "ray")
@@ -380,8 +382,16 @@ class RayRunPool:
         arrive, a task stopped while a Ctrl-C was cut short) is unpacked as a next start would
         (``adopt_kept``), so that a start that ends leaves no ``.deliveries`` behind."""
         ray = self.executor.ray
+        disk_error = ""
         with contextlib.suppress(Exception):
-            ray.get(mailbox.close.remote(), timeout=TAKE_TIMEOUT_S)
+            disk_error = ray.get(mailbox.close.remote(), timeout=TAKE_TIMEOUT_S)
+        if disk_error:  # the runs' progress was kept in the driver's memory only
+            warnings.warn(
+                f"the Ray runs' checkpoint deliveries could not be kept in {DELIVERIES}/ "
+                f"({disk_error}); a killed driver would have lost them",
+                SpritegenWarning,
+                stacklevel=2,
+            )
         with contextlib.suppress(Exception):
             ray.kill(mailbox)
         with contextlib.suppress(Exception):  # else the next start settles them
