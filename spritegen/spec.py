@@ -9,6 +9,7 @@ dataset's recipe, and together with the package version it determines every byte
 from __future__ import annotations
 
 import hashlib
+import re
 import stat
 import warnings
 from collections.abc import Collection, Mapping
@@ -435,6 +436,31 @@ class _SpecLoader(yaml.SafeLoader):
                     f"at line {first}); give each field once"
                 )
         return super().construct_mapping(node, deep=deep)
+
+
+_EXPONENT_TAG = "tag:spritegen,2026:exponent-number"
+
+
+def _construct_exponent_number(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | float:
+    """``1e6`` (no dot, exponent >= 0) is the integer it denotes, exactly, so that ``n: 1e6`` is
+    a count; anything else (``1e-3``, ``2.5e2``) is a float."""
+    text = loader.construct_scalar(node).replace("_", "")
+    mantissa, _, exponent = text.lower().partition("e")
+    if "." not in mantissa and int(exponent) >= 0:
+        return int(mantissa) * 10 ** int(exponent)
+    return float(text)
+
+
+# PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent: ``1e-3``, ``1e6`` and
+# ``1.0e5`` were read as text, so ``lr: 1e-3`` in a sweep spec was refused as "got '1e-3'" and
+# ``n: 1e6`` in a dataset spec likewise. YAML 1.2 and JSON read them as numbers; so do our specs.
+# Quoted, they stay text.
+_SpecLoader.add_implicit_resolver(
+    _EXPONENT_TAG,
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+_SpecLoader.add_constructor(_EXPONENT_TAG, _construct_exponent_number)
 
 
 def load_yaml_strict(text: str, source: str = "spec") -> Any:

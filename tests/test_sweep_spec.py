@@ -237,6 +237,35 @@ def test_bad_specs_are_rejected_with_one_clear_line(text: str, message: str | No
     assert "\n" not in str(info.value)
 
 
+def test_numbers_in_exponent_notation_are_numbers() -> None:
+    """PyYAML reads YAML 1.1, where ``1e-3`` (no dot, no exponent sign) is text: ``lr: 1e-3``
+    was refused as "got '1e-3'" and ``beta: 1e-3`` likewise. Specs read them as YAML 1.2 and
+    JSON do; quoted, they stay text and are refused as before."""
+    text = GOOD.replace("epochs: 1}", "epochs: 1, lr: 1e-3}").replace(
+        "beta: [1, 4]", "beta: [1e-3, 2.5E+2, 1.0e1]"
+    )
+    points = load_sweep(text).points
+    assert {p.params["lr"] for p in points} == {0.001}
+    assert {p.params["beta"] for p in points} == {0.001, 250.0, 10.0}
+    with pytest.raises(SpecError, match="got '1e-3'"):
+        load_sweep(GOOD.replace("epochs: 1}", "epochs: 1, lr: '1e-3'}"))
+
+
+def test_a_dataset_spec_takes_exponent_notation_as_numbers() -> None:
+    from spritegen.spec import parse_spec_text
+
+    plain = parse_spec_text("factors: 3\nn: 100\nfixed: {rotation: 0.75}\n")
+    exponent = parse_spec_text("factors: 3\nn: 1e2\nfixed: {rotation: 7.5e-1}\n")
+    assert exponent == plain
+
+
+def test_one_number_written_two_ways_is_one_value_not_two_points() -> None:
+    """``beta: [1, 1.0]`` passed the distinct check (it compared reprs) and then both values
+    named one run, so the sweep silently had one point fewer than its grid."""
+    with pytest.raises(SpecError, match=r"grid.beta: values must be distinct, got \[1, 1.0\]"):
+        load_sweep(GOOD.replace("beta: [1, 4]", "beta: [1, 1.0]"))
+
+
 def test_models_and_their_hyperparameters_are_checked_before_running() -> None:
     with pytest.raises(
         SpecError, match="experiment t: model: unknown model 'betavea'; installed: .*betavae"

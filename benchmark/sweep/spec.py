@@ -163,6 +163,14 @@ def _check_keys(where: str, d: dict[str, Any], allowed: tuple[str, ...]) -> None
             raise SpecError(f"{prefix}{k}: unknown field; allowed: {', '.join(allowed)}")
 
 
+def _distinct_key(value: Any) -> Any:
+    """What makes two values of one parameter the same point: ``1`` and ``1.0`` are one beta
+    (one run id), so a list holding both is refused like ``[1, 1]``, not merged."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ("number", float(value))
+    return ("value", repr(value))
+
+
 def _check_key(where: str, key: str) -> None:
     """Run parameters a sweep must not set; any other key that is not a run parameter is taken
     for a model hyperparameter and checked against the point's model when the sweep is planned."""
@@ -206,7 +214,7 @@ def _lists(where: str, raw: Any, distinct: bool) -> dict[str, list[Any]]:
                 raise SpecError(
                     str(exc).replace(f"{where}.{k}:", f"{where}.{k}[{i}]:", 1)
                 ) from None
-        if distinct and len(set(map(repr, checked))) != len(checked):
+        if distinct and len(set(map(_distinct_key, checked))) != len(checked):
             raise SpecError(f"{where}.{k}: values must be distinct, got {values!r}")
         out[k] = checked
     return out
