@@ -43,7 +43,7 @@ from spritegen.atomic import (
     write_bytes_atomic,
 )
 from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
-from spritegen.errors import BuildError, SpecError, SpritegenError, quote
+from spritegen.errors import BuildError, SpecError, SpritegenError, counted, quote
 from spritegen.evalsets import BuildPlan, plan_build
 from spritegen.factors import FACTOR_NAMES, FACTORS, SYMMETRY_2D
 from spritegen.spec import EVAL_PRESETS, DatasetSpec, EvalSizes
@@ -200,7 +200,8 @@ class Estimate:
 
     def line(self, out: Path) -> str:
         text = (
-            f"{out}: will render {self.total_images:,} images ({self.training_images:,} training"
+            f"{out}: will render {counted(self.total_images, 'image')} "
+            f"({self.training_images:,} training"
             f" + {self.evaluation_images:,} evaluation), file about {_size(self.file_bytes)}"
         )
         if self.evaluation_images > 10 * self.training_images and self.fewer_presets:

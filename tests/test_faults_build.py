@@ -470,6 +470,16 @@ def test_the_estimate_line_advises_only_presets_that_render_fewer(tmp_path):
     assert line.endswith("; the evaluation sets dominate: --eval-preset none renders fewer")
 
 
+def test_the_estimate_line_counts_one_image_in_the_singular(tmp_path):
+    """``--n 1 --eval-preset none`` printed "will render 1 images"."""
+    from spritegen.build import estimate
+    from spritegen.spec import default_spec, with_overrides
+
+    spec = with_overrides(default_spec(2), {"n": 1, "eval_preset": "none"})
+    line = estimate(spec).line(tmp_path / "one.h5")
+    assert f"{tmp_path / 'one.h5'}: will render 1 image (1 training + 0 evaluation)" in line
+
+
 @pytest.mark.parametrize("platform", ["bogus", "osmesa"])
 def test_a_gl_platform_that_cannot_start_is_one_line_exit_1(tmp_path, platform):
     """PYOPENGL_PLATFORM naming a platform pyrender lacks (pyrender's "Unsupported PyOpenGL
