@@ -274,8 +274,9 @@ def prepare(
 
     Given samples larger than asked are cut to the first ``num_train`` / ``num_eval`` rows.
     ``min_eval`` is the fewest eval rows ``metric`` can score on (MIG needs none; the
-    classifiers of DCI, SAP and explicitness at least one): checked before anything is encoded,
-    where scikit-learn otherwise refused an empty eval part from deep inside the metric.
+    classifiers of DCI and SAP at least one, explicitness's ROC-AUC two): checked before
+    anything is encoded, where scikit-learn otherwise refused an empty eval part from deep
+    inside the metric.
     """
     num_train = count("num_train", num_train, 2, metric)
     num_eval = count("num_eval", num_eval, min_eval, metric)
