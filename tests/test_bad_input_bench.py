@@ -1130,6 +1130,17 @@ def test_bad_evaluation_cache_budget(made, work, capsys, monkeypatch, value):
     assert not out.exists()
 
 
+#: A --represent module whose four latents are the quadrant means of a 64x64 image: every
+#: dimension varies, so every evaluation set is encoded (an all-constant one is pruned first).
+QUADRANT_MEANS = (
+    "import numpy as np\n"
+    "def f(x):\n"
+    "    x = x.astype(float)[..., 0]\n"
+    "    return np.stack([x[:, :32].mean((1, 2)), x[:, 32:].mean((1, 2)),\n"
+    "                     x[:, :, :32].mean((1, 2)), x[:, :, 32:].mean((1, 2))], 1)\n"
+)
+
+
 def test_corrupt_evaluation_chunk_is_named(made, work, capsys):
     path = work / "scored.h5"
     shutil.copy(made["scored"], path)
@@ -1139,13 +1150,7 @@ def test_corrupt_evaluation_chunk_is_named(made, work, capsys):
         stored = bytearray(stored)
         stored[len(stored) // 2 : len(stored) // 2 + 16] = b"\xff" * 16
         dset.id.write_direct_chunk((0, 0, 0, 0), bytes(stored), filter_mask=mask)
-    (work / "reps_q.py").write_text(
-        "import numpy as np\n"
-        "def f(x):\n"
-        "    x = x.astype(float)[..., 0]\n"
-        "    return np.stack([x[:, :32].mean((1, 2)), x[:, 32:].mean((1, 2)),\n"
-        "                     x[:, :, :32].mean((1, 2)), x[:, :, 32:].mean((1, 2))], 1)\n"
-    )
+    (work / "reps_q.py").write_text(QUADRANT_MEANS)
     assert_one_clear_line(
         capsys,
         work,
@@ -1200,13 +1205,7 @@ def test_evaluation_images_altered_since_the_build_are_not_scored(
     shutil.copy(made["scored"], path)
     with h5py.File(path, "r+") as f:
         how(f)
-    (work / "reps_a.py").write_text(  # quadrant means: every dimension varies
-        "import numpy as np\n"
-        "def f(x):\n"
-        "    x = x.astype(float)[..., 0]\n"
-        "    return np.stack([x[:, :32].mean((1, 2)), x[:, 32:].mean((1, 2)),\n"
-        "                     x[:, :, :32].mean((1, 2)), x[:, :, 32:].mean((1, 2))], 1)\n"
-    )
+    (work / "reps_a.py").write_text(QUADRANT_MEANS)
     assert_one_clear_line(
         capsys,
         work,

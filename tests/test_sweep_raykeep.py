@@ -150,24 +150,34 @@ def test_a_ray_task_whose_worker_dies_leaves_its_runs_resumable(
             assert [f["id"] for f in failures] == ids
             assert all(f["error"].startswith("WorkerCrashedError") for f in failures), failures
 
-            again = run_sweep(load_sweep(spec), out=sweep, executor="ray", progress=False)
-            assert sorted(o.id for o in again.finished) == ids, [o.error for o in again.failed]
-            whole = temp / "whole"
-            reference = run_sweep(load_sweep(spec), out=whole, executor="ray", progress=False)
-            assert sorted(o.id for o in reference.finished) == ids
+            whole = _restart_and_reference(spec, sweep, temp / "whole", ids)
         finally:
             ray.shutdown()
-        for run_id in ids:
-            resumed, uninterrupted = runs / run_id, whole / "runs" / run_id
-            # resumed at its third epoch: the second start's output begins there
-            output = (resumed / "sweep.log").read_text()
-            assert "epoch 3/4" in output and "epoch 2/4" not in output, output
-            assert _numbers(resumed) == _numbers(uninterrupted), run_id
-            a, b = _weights(resumed), _weights(uninterrupted)
-            assert all(torch.equal(a[k], b[k]) for k in a), run_id
+        _assert_resumed_at_epoch_3(sweep, whole, ids)
         assert sorted(p.name for p in runs.iterdir()) == ids
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _restart_and_reference(spec, sweep: Path, whole: Path, ids: list[str]) -> Path:
+    """Start the interrupted sweep again, and the same sweep uninterrupted in ``whole``."""
+    again = run_sweep(load_sweep(spec), out=sweep, executor="ray", progress=False)
+    assert sorted(o.id for o in again.finished) == ids, [o.error for o in again.failed]
+    reference = run_sweep(load_sweep(spec), out=whole, executor="ray", progress=False)
+    assert sorted(o.id for o in reference.finished) == ids
+    return whole
+
+
+def _assert_resumed_at_epoch_3(sweep: Path, whole: Path, ids: list[str]) -> None:
+    """Each run resumed at its third epoch (the second start's output begins there) and ended
+    with the uninterrupted sweep's numbers and weights."""
+    for run_id in ids:
+        resumed, uninterrupted = sweep / "runs" / run_id, whole / "runs" / run_id
+        output = (resumed / "sweep.log").read_text()
+        assert "epoch 3/4" in output and "epoch 2/4" not in output, output
+        assert _numbers(resumed) == _numbers(uninterrupted), run_id
+        a, b = _weights(resumed), _weights(uninterrupted)
+        assert all(torch.equal(a[k], b[k]) for k in a), run_id
 
 
 #: One run long enough to be interrupted mid-run: 15 epochs x 8 steps, a checkpoint every 3 steps.
@@ -588,21 +598,11 @@ def test_a_killed_ray_driver_leaves_what_its_runs_delivered(tmp_path: Path) -> N
             runtime_env={"env_vars": {"PYTHONPATH": path}},
         )
         try:
-            again = run_sweep(load_sweep(spec), out=sweep, executor="ray", progress=False)
-            assert sorted(o.id for o in again.finished) == ids, [o.error for o in again.failed]
-            whole = temp / "whole"
-            reference = run_sweep(load_sweep(spec), out=whole, executor="ray", progress=False)
-            assert sorted(o.id for o in reference.finished) == ids
+            whole = _restart_and_reference(spec, sweep, temp / "whole", ids)
         finally:
             ray.shutdown()
             sys.path.remove(str(site))
-        for run_id in ids:
-            resumed, uninterrupted = sweep / "runs" / run_id, whole / "runs" / run_id
-            output = (resumed / "sweep.log").read_text()
-            assert "epoch 3/4" in output and "epoch 2/4" not in output, output
-            assert _numbers(resumed) == _numbers(uninterrupted), run_id
-            a, b = _weights(resumed), _weights(uninterrupted)
-            assert all(torch.equal(a[k], b[k]) for k in a), run_id
+        _assert_resumed_at_epoch_3(sweep, whole, ids)
         assert not (sweep / DELIVERIES).exists() and not (whole / DELIVERIES).exists()
         assert sorted(p.name for p in (sweep / "runs").iterdir()) == ids
     finally:
