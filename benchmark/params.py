@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.metrics.presets import RUN_PRESET_NAMES
-from spritegen.errors import SpecError, quote
+from spritegen.errors import SpecError, line_breaking, quote
 from spritegen.factors import MAX_FACTORS, MIN_FACTORS
 from spritegen.spec import plain
 
@@ -92,6 +92,19 @@ def factors_count(v: Any) -> int:
 def text(v: Any) -> str:
     if not isinstance(v, str) or not v:
         raise BadValue(f"must be a non-empty string, {_got(v)}")
+    return v
+
+
+def output_path(v: Any) -> str:
+    """A path the run writes: text without line breaks or control characters, so that every
+    message naming its folder stays one line (``spritegen.errors.line_breaking``)."""
+    v = text(v)
+    bad = line_breaking(v)
+    if bad is not None:
+        raise BadValue(
+            f"must be a path without line breaks or control characters (every message naming "
+            f"it must stay one line), got {quote(v)} holding {bad!r}"
+        )
     return v
 
 
@@ -251,7 +264,7 @@ class RunConfig:
     device: str = param("auto", check=_device, help="auto, cpu, cuda or cuda:N.", identity=False)
     out: str | None = param(
         None,
-        check=optional(text),
+        check=optional(output_path),
         help="Run folder (default results/...).",
         sweep=False,
         identity=False,

@@ -43,7 +43,14 @@ from spritegen.atomic import (
     write_bytes_atomic,
 )
 from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
-from spritegen.errors import BuildError, SpecError, SpritegenError, counted, quote
+from spritegen.errors import (
+    BuildError,
+    SpecError,
+    SpritegenError,
+    check_output_path,
+    counted,
+    quote,
+)
 from spritegen.evalsets import BuildPlan, plan_build
 from spritegen.factors import FACTOR_NAMES, FACTORS, SYMMETRY_2D
 from spritegen.spec import EVAL_PRESETS, DatasetSpec, EvalSizes
@@ -256,6 +263,7 @@ def out_path(out: str | Path) -> Path:
     text = str(out)
     if isinstance(out, str) and not out:
         raise SpecError("--out: got ''; allowed: the path of the file to build, such as data.h5")
+    check_output_path("--out", text)
     separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
     if isinstance(out, str) and out.endswith(separators):
         raise SpecError(

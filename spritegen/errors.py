@@ -37,6 +37,27 @@ class RendererUnavailable(SpritegenError):
     exit_code = 1
 
 
+def line_breaking(text: str) -> str | None:
+    """The first character of ``text`` that would break a one-line message (a newline, tab or
+    other control character, or a Unicode line or paragraph separator), or None."""
+    import unicodedata
+
+    return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+
+
+def check_output_path(flag: str, path: object) -> None:
+    """Refuse an output path whose name holds a line break or control character: every message
+    naming the output (its progress line, a full disk, the next start's refusal) must stay one
+    line. Paths to read are not checked: an existing file is taken by whatever name it has."""
+    bad = line_breaking(str(path))
+    if bad is not None:
+        raise SpecError(
+            f"{flag} {quote(str(path))} holds the control character {bad!r}; allowed: a path "
+            "without line breaks or control characters, so that every message naming it stays "
+            "one line"
+        )
+
+
 def counted(number: int, noun: str) -> str:
     """``"1 run"``, ``"1,024 rows"``: counts in messages read as English."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -25,7 +25,7 @@ from spritegen.datafile import (
     read_strings,
     stored_spec,
 )
-from spritegen.errors import SpecError, quote
+from spritegen.errors import SpecError, check_output_path, quote
 from spritegen.oracle import Oracle
 
 LABEL_WIDTH = 90
@@ -95,6 +95,7 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
     path names the grid's file, which ``check_outputs`` wants named ``*.png``.
     """
     text = os.fspath(out)
+    check_output_path("--out", text)
     if not text:
         raise SpecError(
             f"--out {quote(text)}: an empty path; give a PNG file name (default "

@@ -1410,6 +1410,26 @@ def test_metrics_that_are_not_utf8_name_their_line(work, capsys):
     assert_one_clear_line(capsys, work, ["report", str(sweep)], "line 2 is not UTF-8 text")
 
 
+def test_outputs_named_with_a_line_break_are_refused(made, work, capsys):
+    """A run, sweep or report folder whose name holds a newline was written, and every line
+    naming it afterwards (progress, a full disk, the next start's refusal) broke in two."""
+    rule = "a path without line breaks or control characters"
+    spec = work / "s.yaml"
+    spec.write_text(
+        f"name: s\nset: {{model: betavae, data: '{made['tiny']}', epochs: 1}}\n"
+        "grid: {beta: [1, 4]}\nreport: {x: beta}\n"
+    )
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 1.0}'], ["kim_mnih"])
+    for args, flag in [
+        (run_args(made["tiny"], work / "a\nb"), "--out"),
+        (["sweep", str(spec), "--out", str(work / "a\nb"), "--dry-run"], "--out"),
+        (["report", str(sweep), "--out", str(work / "a\nb")], "--out"),
+        (["report", str(sweep), "--export", str(work / "a\nb")], "--export"),
+    ]:
+        line = assert_one_clear_line(capsys, work, args, rule)
+        assert flag in line, line
+
+
 def test_undefined_and_unscored_records_are_reported(work, capsys):
     """What valid runs write stays readable: null for an undefined weighted Kim–Mnih, NaN for an
     undefined R², and no score at all for a run scored with preset none (no best_scores)."""

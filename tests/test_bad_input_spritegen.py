@@ -444,6 +444,18 @@ CASES = [
         spec("my notes", "notes.txt"),
     ),
     Case("out-is-dir", BUILD + ["--factors", "2", "--out", "."], "'--out'"),
+    Case(  # every line naming the output (progress, disk full) would have broken in two
+        "out-with-a-newline",
+        BUILD + ["--factors", "2", "--out", "two\nlines.h5"],
+        r"--out 'two\nlines.h5' holds the control character '\n'; allowed: a path without line "
+        "breaks or control characters",
+    ),
+    Case(
+        "show-out-with-a-tab",
+        ["show", "data.h5", "--out", "a\tb.png"],
+        r"--out 'a\tb.png' holds the control character '\t'",
+        dataset(),
+    ),
     Case(
         "out-empty",
         BUILD + ["--factors", "2", "--out", ""],

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.report.records import MANIFEST, is_finished
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, check_output_path
 
 #: The files of a run folder that are records (everything else is a checkpoint or a picture).
 RECORD_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -98,6 +98,7 @@ def check_own_folder(
     """Refuse to write into ``dest`` unless it is absent, empty, or was made by this command
     (``is_ours``): the user's own files there must never be overwritten without a word.
     ``lacking`` says what the folder lacks to be ours, ``maker`` what makes such a folder."""
+    check_output_path(flag, dest)
     if dest.exists() and not dest.is_dir():
         raise SpecError(f"{flag}: {dest} exists and is not a folder")
     if dest.is_dir() and any(dest.iterdir()) and not is_ours(dest):

@@ -53,7 +53,7 @@ from benchmark.sweep.executors import check_executor, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
 from spritegen.atomic import write_text_atomic
-from spritegen.errors import SpecError, counted, quote
+from spritegen.errors import SpecError, check_output_path, counted, quote
 from spritegen.executors import check_reachable
 
 MANIFEST = "sweep.json"
@@ -387,6 +387,8 @@ def _sweep_dir(
     ids, and the folder is checked to be one this sweep may write into (``check_sweep_dir``).
     What the start writes (``sweep.json``, the run folders) and what `bench report` reads then
     follow the same ids."""
+    if out is not None:
+        check_output_path("--out", out)
     sweep_dir = Path(out) if out is not None else default_sweep_dir(plan.spec)
     plan = adopt_legacy_ids(plan, sweep_dir)
     _check_only(plan.points, only)
