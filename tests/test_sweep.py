@@ -20,12 +20,14 @@ from pathlib import Path
 import h5py
 import pytest
 from click.testing import CliRunner
+from ensemble_helpers import DIE_MARKER_ENV
 from sweep_helpers import ROOT, start_sweep, subprocess_env, tiny_spec
 from train_fixtures import make_tiny_dataset
 
 from benchmark.report import write_report
 from benchmark.sweep import load_sweep, run_sweep
 from benchmark.sweep.cli import sweep_command
+from benchmark.sweep.execute import run_state
 from spritegen.errors import SpecError
 from spritegen.executors import check_reachable
 
@@ -176,6 +178,61 @@ def test_failed_run_is_summarised_and_others_still_run(
     assert failures[0]["id"] in res.output and failures[0]["error"] in res.output
     assert (out / "runs" / f"{failures[0]['id']}.log").is_file()
     assert len(_finished(out)) == 1
+
+
+# Dies (tests/ensemble_helpers.py): a beta-VAE that SIGKILLs its own process at step die_at
+# while a marker file exists, as the kernel's OOM killer ends a worker. 4 epochs x 4 steps, a
+# checkpoint at each epoch's end: the first run to reach step 9 dies in its third epoch.
+DIES_SPEC = """name: dies
+set:
+  model: dies
+  data: {data}
+  latent_dim: 2
+  epochs: 4
+  batch_size: 16
+  die_at: 9
+  score_preset: none
+  final_preset: none
+grid: {{beta: [1, 4, 8]}}
+report: {{x: beta}}
+"""
+#: What a run whose worker died fails with (benchmark.sweep.executors.WORKER_DIED).
+WORKER_DIED = "worker process died (out of memory or killed?)"
+
+
+@pytest.mark.slow
+def test_a_local_worker_killed_mid_run_fails_that_run_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker of the local pool SIGKILLed while it trains broke Python's process pool, which
+    failed every run in flight or queued (and ended the other workers): one OOM kill failed the
+    whole start. Now that run alone fails, saying why in its log; the one the pool ended resumes
+    and the queued one starts in a fresh pool, and the next start resumes the killed run."""
+    data = make_tiny_dataset(tmp_path / "k1.h5", n=64, factors=1)
+    site = tmp_path / "site"  # registers `dies` as an installed plugin would, for the workers too
+    info = site / "dies_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dies-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[benchmark.models]\ndies = ensemble_helpers:Dies\n")
+    monkeypatch.syspath_prepend(str(site))
+    marker = tmp_path / "die-once"
+    marker.touch()
+    monkeypatch.setenv(DIE_MARKER_ENV, str(marker))
+    spec = tmp_path / "dies.yaml"
+    spec.write_text(DIES_SPEC.format(data=data))
+    out = tmp_path / "sweep"
+
+    first = run_sweep(load_sweep(spec), out=out, workers=2, ensemble="off", progress=False)
+    assert not marker.exists(), "no worker was killed"
+    assert [o.error for o in first.failed] == [WORKER_DIED]
+    killed = first.failed[0].id
+    assert len(first.finished) == 2 and killed not in {o.id for o in first.finished}
+    assert (out / "runs" / f"{killed}.log").read_text().endswith(WORKER_DIED + "\n")
+    assert run_state(out / "runs" / killed).text == "resumes at epoch 3 of 4"
+
+    second = run_sweep(load_sweep(spec), out=out, workers=1, progress=False)
+    assert [o.id for o in second.finished] == [killed] and not second.failed
+    assert len(_finished(out)) == 3
 
 
 @pytest.mark.ray

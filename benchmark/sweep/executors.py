@@ -14,6 +14,12 @@ parent does not rely on the terminal reaching its workers: on an interrupt it se
 ``stop`` event, which a thread of each worker turns into that SIGINT, and a task a worker takes
 after the event is refused unstarted, so no new run begins.
 
+A worker that dies (the kernel's OOM killer, a SIGKILL, a crash) breaks Python's process pool,
+which then fails every task in flight or queued and ends the other workers with SIGTERM. The
+local pool finds out which run's worker died (each worker notes the task it trains on a shared
+board, which the pool's SIGTERM wipes), fails that run alone, and trains the others in a fresh
+pool: a run the pool ended resumes from its last checkpoint, a queued one starts.
+
 On Ray the tasks are asked to stop too (a KeyboardInterrupt in each, ``ray.cancel`` without
 force), and each run keeps the last checkpoint that reached the driver (``RayRunPool``).
 """
@@ -79,6 +85,8 @@ class _WorkerState:
     stop: Any = None  # the parent's multiprocessing Event: set on Ctrl-C
     running = False  # a run is training in this process now
     interrupted = False  # this process has interrupted a run: it takes no more
+    board: Any = None  # the parent's RawArray: per worker slot, 1 + the task it trains, or 0
+    slot = 0  # this worker's place on the board
 
 
 def _interrupt_run(signum: int, frame: Any) -> None:
@@ -95,10 +103,23 @@ def _relay_stop(stop: Any) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def _init_worker(slots: Any, threads: int, gpu: bool, stop: Any = None) -> None:
+def _ended_by_pool(signum: int, frame: Any) -> None:
+    """SIGTERM in a worker: the pool ends its workers so, once one of them died. Take this
+    worker's task off the board first, so the parent knows it did not die of that task; its
+    run folder keeps its last checkpoint, as after any kill."""
+    if _WorkerState.board is not None:
+        _WorkerState.board[_WorkerState.slot] = 0
+    os._exit(128 + signum)
+
+
+def _init_worker(slots: Any, threads: int, gpu: bool, stop: Any = None, board: Any = None) -> None:
     """Pin a worker to one GPU (or share the CPU cores fairly) before torch is imported, and
-    make it stop its run when the parent sets ``stop`` (or the terminal's Ctrl-C reaches it)."""
+    make it stop its run when the parent sets ``stop`` (or the terminal's Ctrl-C reaches it).
+    With a ``board``, it notes there which task it trains (``run_numbered``)."""
     slot = slots.get()
+    if board is not None:
+        _WorkerState.board, _WorkerState.slot = board, slot
+        signal.signal(signal.SIGTERM, _ended_by_pool)
     if gpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
@@ -123,15 +144,33 @@ def run_unless_stopped(task: Task) -> list[Outcome]:
         _WorkerState.running = False
 
 
+def run_numbered(item: tuple[int, Task]) -> list[Outcome]:
+    """``run_unless_stopped`` of the task numbered ``item[0]``, noted on the parent's board
+    meanwhile: should this worker die while it trains, the parent knows whose run killed it."""
+    number, task = item
+    board = _WorkerState.board
+    if board is not None:
+        board[_WorkerState.slot] = number + 1
+    try:
+        return run_unless_stopped(task)
+    finally:
+        if board is not None:
+            board[_WorkerState.slot] = 0
+
+
 def _failed(task: Task, error: str) -> Iterator[Outcome]:
     """A failed Outcome for the task's point, or for each point of an ensemble."""
     for m in task.members if isinstance(task, EnsembleTask) else (task,):
         yield Outcome(m.id, False, 0.0, error=error)
 
 
+#: Why a run whose worker process died failed (the kernel's OOM killer sends SIGKILL).
+WORKER_DIED = "worker process died (out of memory or killed?)"
+
+
 def _why(exc: Exception) -> str:
     if isinstance(exc, BrokenProcessPool):
-        return "worker process died (out of memory or killed?)"
+        return WORKER_DIED
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
@@ -158,20 +197,40 @@ class LocalRunPool:
         return f"local pool, {self.workers} worker(s), {self.threads} thread(s) each"
 
     def run(self, tasks: Sequence[Task]) -> Generator[Outcome, None, None]:
-        if not tasks:
-            return
+        """Each task's outcomes, as they finish. A worker that dies fails its own task alone:
+        the tasks the broken pool dropped (ended with its other workers, or not started) are
+        trained in a fresh pool, each run resuming from its folder (``_run_pool``)."""
         context = multiprocessing.get_context("spawn")
-        slots, stop = context.Queue(), context.Event()
+        stop = context.Event()
+        todo = list(tasks)
+        while todo:
+            dropped: list[int] = []
+            yield from self._run_pool(context, stop, todo, dropped)
+            todo = [todo[i] for i in dropped]
+
+    def _run_pool(
+        self, context: Any, stop: Any, tasks: list[Task], dropped: list[int]
+    ) -> Generator[Outcome, None, None]:
+        """The outcomes of ``tasks`` trained in one pool of workers; when a worker died, the
+        task it trained fails with ``WORKER_DIED`` and the numbers of the tasks the broken pool
+        dropped unfinished go into ``dropped``. If no task can be blamed (a worker died between
+        tasks), every one the pool dropped fails, so that a pool breaking over and over ends."""
+        slots = context.Queue()
         for i in range(self.workers):
             slots.put(i)
+        # per worker slot: 1 + the number of the task it trains, 0 when idle or ended by the pool
+        board = context.RawArray("q", self.workers)
+        broken: list[int] = []
         with LocalExecutor(
             self.workers,
             initializer=_init_worker,
-            initargs=(slots, self.threads, self.gpus > 0, stop),
+            initargs=(slots, self.threads, self.gpus > 0, stop, board),
         ) as executor:
             try:
-                for task, result in executor.map_completed(run_unless_stopped, tasks):
-                    if isinstance(result, Exception):
+                for (i, task), result in executor.map_completed(run_numbered, enumerate(tasks)):
+                    if isinstance(result, BrokenProcessPool):
+                        broken.append(i)
+                    elif isinstance(result, Exception):
                         yield from _failed(task, _why(result))
                     else:
                         yield from result
@@ -180,6 +239,22 @@ class LocalRunPool:
                 # which waits for them; each leaves its folder resumable
                 stop.set()
                 raise
+        # shut down: every worker has ended, and those the pool ended took their task off
+        died = {board[s] - 1 for s in range(self.workers)} & set(broken)
+        for i in broken:
+            if i in died or not died:
+                _note_in_log(tasks[i], WORKER_DIED)
+                yield from _failed(tasks[i], WORKER_DIED)
+            else:
+                dropped.append(i)
+
+
+def _note_in_log(task: Task, error: str) -> None:
+    """Append why the run failed to each of its points' ``<id>.log``: a worker that died wrote
+    no traceback there."""
+    for m in task.members if isinstance(task, EnsembleTask) else (task,):
+        with contextlib.suppress(OSError), open(Path(m.runs_dir) / f"{m.id}.log", "a") as fh:
+            fh.write(f"{error}\n")
 
 
 class Mailbox:
