@@ -285,3 +285,37 @@ def test_a_point_that_breaks_its_ensemble_fails_alone_and_the_others_train(tmp_p
     assert log.endswith(huge.traceback)
     assert "note: the ensemble of 2 points stopped" in (runs / "good" / "sweep.log").read_text()
     assert sorted(p.name for p in runs.iterdir()) == ["good", "huge.log"]
+
+
+def test_a_point_another_process_trains_is_left_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `bench sweep` of one folder at once: a point the other start trains (it holds the run
+    folder's lock) was reported as failed here only after its log had been truncated (the
+    finished run then kept this start's traceback as its sweep.log) and its new folder, not yet
+    holding config.json, deleted. Now it is left untouched, and the other point trains (alone:
+    its ensemble's partner is busy)."""
+    from benchmark.files import lock_path
+    from spritegen.atomic import exclusive_lock
+
+    data = make_tiny_dataset(tmp_path / "d.h5", n=64, seed=3)
+    spec = tmp_path / "two.yaml"
+    spec.write_text(
+        f"name: two\nset: {{model: betavae, data: {data}, latent_dim: 2, epochs: 1, "
+        "batch_size: 32, score_preset: none, final_preset: none}\n"
+        "grid: {beta: [1, 4]}\nreport: {x: beta}\n"
+    )
+    busy, free = (p.id for p in load_sweep(spec).points)
+    runs = tmp_path / "sweep" / "runs"
+    (runs / busy).mkdir(parents=True)  # the other start's run, before its config.json
+    (runs / busy / "metrics.jsonl.partial").write_text("{}")
+    (runs / f"{busy}.log").write_text("the other start's output\n")
+    monkeypatch.setattr(runner, "make_run_pool", lambda *a, **k: InProcessPool())
+    with exclusive_lock(lock_path(runs / busy), RuntimeError):
+        result = run_sweep(load_sweep(spec), out=tmp_path / "sweep", progress=False)
+    assert [o.id for o in result.finished] == [free]
+    assert [(o.id, o.error.split(":")[0]) for o in result.failed] == [(busy, "RunFolderBusy")]
+    assert "is being written by another bench run" in result.failed[0].error
+    assert (runs / f"{busy}.log").read_text() == "the other start's output\n"
+    assert sorted(p.name for p in (runs / busy).iterdir()) == ["metrics.jsonl.partial"]
+    assert "Traceback" not in (runs / free / "sweep.log").read_text()

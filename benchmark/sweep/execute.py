@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from benchmark.files import RunFolderBusy, run_folder_lock
 from benchmark.params import BY_KEY
 
 SUMMARY = "summary.json"
@@ -181,10 +182,32 @@ def execute_point(params: dict[str, Any], out: Path) -> dict[str, Any]:
     return run(run_config(params, out))
 
 
+def _busy(task: RunTask, exc: RunFolderBusy, start: float) -> Outcome:
+    """The outcome of a point that another process trains now (a second `bench sweep` of the
+    folder, another ``--only`` part): failed here, its folder and log left to that process."""
+    return Outcome(
+        task.id, False, time.perf_counter() - start, error=f"{type(exc).__name__}: {exc}"
+    )
+
+
 def _train_into(task: RunTask, folder: Path, preamble: str = "") -> Outcome:
     """Train one point into ``folder``; its output goes to ``<id>.log`` (``preamble`` first),
-    which becomes the folder's sweep.log when it finishes."""
+    which becomes the folder's sweep.log when it finishes.
+
+    The run folder's lock (bench run's own, re-entered by it) is taken before the folder or the
+    log is touched: a point that another process trains is left alone (its log used to be
+    truncated and its new folder deleted, and its finished run kept this start's traceback as
+    its sweep.log)."""
     start = time.perf_counter()
+    try:
+        with run_folder_lock(folder):
+            return _train_held(task, folder, preamble, start)
+    except RunFolderBusy as exc:
+        return _busy(task, exc, start)
+
+
+def _train_held(task: RunTask, folder: Path, preamble: str, start: float) -> Outcome:
+    """``_train_into`` once the run folder's lock is held."""
     if folder.exists() and not is_resumable(folder):
         shutil.rmtree(folder)  # not a run folder bench run could resume: start afresh
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +270,22 @@ def _logging_to(stream: IO[str]) -> Iterator[None]:
 
 
 def _train_ensemble_into(task: EnsembleTask, folders: list[Path]) -> list[Outcome]:
-    """Train the members with ``run_ensemble`` into ``folders``; one Outcome per member."""
+    """Train the members with ``run_ensemble`` into ``folders``; one Outcome per member.
+
+    Every member's folder lock is taken first (``_train_into``); when another process trains
+    one of them, the others train alone and that one is left to it."""
+    with contextlib.ExitStack() as held:
+        try:
+            for folder in folders:
+                held.enter_context(run_folder_lock(folder))
+        except RunFolderBusy:
+            held.close()
+            return [_train_into(m, f) for m, f in zip(task.members, folders)]
+        return _train_ensemble_held(task, folders)
+
+
+def _train_ensemble_held(task: EnsembleTask, folders: list[Path]) -> list[Outcome]:
+    """``_train_ensemble_into`` once every member's folder lock is held."""
     from benchmark.ensemble import run_ensemble
 
     start = time.perf_counter()

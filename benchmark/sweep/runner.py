@@ -230,7 +230,9 @@ def run_sweep(
                 else:
                     result.failed.append(outcome)
                     log = sweep_dir / "runs" / f"{outcome.id}.log"
-                    if not log.exists():  # trained on another node: keep at least the traceback
+                    # trained on another node: keep at least the traceback (not for a run that
+                    # another process has finished meanwhile: a finished run has no log)
+                    if not log.exists() and not is_finished(sweep_dir / "runs" / outcome.id):
                         log.write_text(outcome.traceback or outcome.error)
                     say(f"  FAILED {outcome.id}: {outcome.error}")
                 bar.update(1)
