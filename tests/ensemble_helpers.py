@@ -147,3 +147,23 @@ class Dies(BetaVAE):
                     os.kill(int(driver), signal.SIGKILL)
                 os.kill(os.getpid(), signal.SIGKILL)
         return super().objective(reconstruction, kl, step)
+
+
+def dies_spec(data: object, betas: list[int], score_preset: str) -> str:
+    """A sweep of ``Dies`` points, one per beta: 4 epochs x 4 steps (batch 16 of 64 images), a
+    checkpoint at each epoch's end (steps 4, 8, 12); a worker dies at step 9, in the third
+    epoch, after the second checkpoint."""
+    return (
+        "name: dies\n"
+        "set:\n"
+        "  model: dies\n"
+        f"  data: {data}\n"
+        "  latent_dim: 2\n"
+        "  epochs: 4\n"
+        "  batch_size: 16\n"
+        "  die_at: 9\n"
+        f"  score_preset: {score_preset}\n"
+        "  final_preset: none\n"
+        f"grid: {{beta: {betas}}}\n"
+        "report: {x: beta}\n"
+    )

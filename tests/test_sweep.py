@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import pytest
 from click.testing import CliRunner
-from ensemble_helpers import DIE_MARKER_ENV
+from ensemble_helpers import DIE_MARKER_ENV, dies_spec
 from sweep_helpers import ROOT, start_sweep, subprocess_env, tiny_spec
 from train_fixtures import make_tiny_dataset
 
@@ -180,22 +180,6 @@ def test_failed_run_is_summarised_and_others_still_run(
     assert len(_finished(out)) == 1
 
 
-# Dies (tests/ensemble_helpers.py): a beta-VAE that SIGKILLs its own process at step die_at
-# while a marker file exists, as the kernel's OOM killer ends a worker. 4 epochs x 4 steps, a
-# checkpoint at each epoch's end: the first run to reach step 9 dies in its third epoch.
-DIES_SPEC = """name: dies
-set:
-  model: dies
-  data: {data}
-  latent_dim: 2
-  epochs: 4
-  batch_size: 16
-  die_at: 9
-  score_preset: none
-  final_preset: none
-grid: {{beta: [1, 4, 8]}}
-report: {{x: beta}}
-"""
 #: What a run whose worker died fails with (benchmark.sweep.executors.WORKER_DIED).
 WORKER_DIED = "worker process died (out of memory or killed?)"
 
@@ -219,7 +203,7 @@ def test_a_local_worker_killed_mid_run_fails_that_run_alone(
     marker.touch()
     monkeypatch.setenv(DIE_MARKER_ENV, str(marker))
     spec = tmp_path / "dies.yaml"
-    spec.write_text(DIES_SPEC.format(data=data))
+    spec.write_text(dies_spec(data, [1, 4, 8], "none"))
     out = tmp_path / "sweep"
 
     first = run_sweep(load_sweep(spec), out=out, workers=2, ensemble="off", progress=False)

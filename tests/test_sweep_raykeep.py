@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import torch
-from ensemble_helpers import DIE_MARKER_ENV
+from ensemble_helpers import DIE_MARKER_ENV, dies_spec
 from sweep_helpers import ROOT, InProcessPool, start_sweep, subprocess_env
 from train_fixtures import make_tiny_dataset
 
@@ -27,24 +27,6 @@ from benchmark.sweep import load_sweep, run_sweep, runner
 from benchmark.sweep.execute import pack, run_state
 
 TESTS = Path(__file__).resolve().parent
-
-# Dies (tests/ensemble_helpers.py): a beta-VAE that SIGKILLs its own process at step die_at
-# while a marker file exists. Two points train as one ensemble (one Ray task) of 4 epochs x 4
-# steps, a checkpoint at each epoch's end (steps 4, 8, 12); the worker dies at step 9, in the
-# third epoch, after the second checkpoint.
-DIES_SPEC = """name: dies
-set:
-  model: dies
-  data: {data}
-  latent_dim: 2
-  epochs: 4
-  batch_size: 16
-  die_at: 9
-  score_preset: stored
-  final_preset: none
-grid: {{beta: [1, 4]}}
-report: {{x: beta}}
-"""
 
 
 def _plugin_site(tmp: Path) -> Path:
@@ -99,7 +81,7 @@ def test_a_ray_task_whose_worker_dies_leaves_its_runs_resumable(
         site = _plugin_site(temp)
         monkeypatch.syspath_prepend(str(site))
         spec = temp / "dies.yaml"
-        spec.write_text(DIES_SPEC.format(data=data))
+        spec.write_text(dies_spec(data, [1, 4], "stored"))
         marker = temp / "die-once"
         marker.touch()
         ray.init(
@@ -272,13 +254,7 @@ def test_a_delivered_folder_never_replaces_a_better_one(tmp_path: Path) -> None:
     scratch, runs = tmp_path / "scratch", tmp_path / "runs"
 
     def folder_at(root: Path, step: int, status: str | None = None) -> None:
-        run = root / "a"
-        shutil.rmtree(run, ignore_errors=True)
-        (run / "checkpoints").mkdir(parents=True)
-        torch.save({"step": step}, run / "checkpoints" / "last.pt")
-        (run / "config.json").write_text(json.dumps({"out": str(run)}))
-        if status:
-            (run / "summary.json").write_text(json.dumps({"status": status}))
+        _folder_at(root, "a", step, status)
 
     folder_at(scratch, 8)
     sent = pack(scratch, "a")
@@ -558,7 +534,7 @@ def test_a_killed_ray_driver_leaves_what_its_runs_delivered(tmp_path: Path) -> N
         data = make_tiny_dataset(temp / "k1.h5", n=64, factors=1, eval_preset="tiny", image_size=32)
         site = _plugin_site(temp)
         spec = temp / "dies.yaml"
-        spec.write_text(DIES_SPEC.format(data=data))
+        spec.write_text(dies_spec(data, [1, 4], "stored"))
         marker = temp / "die-once"
         marker.touch()
         path = os.pathsep.join([str(ROOT), str(TESTS), str(site)])
