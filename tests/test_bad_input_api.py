@@ -215,6 +215,19 @@ def test_metrics_that_score_on_an_eval_part_refuse_an_empty_one(dataset_k5, name
             fn(dataset_k5, never, 0, num_train=100, num_eval=too_few)
 
 
+@pytest.mark.parametrize("value", ["no", 0, None, "False"])
+def test_sap_names_a_continuous_factors_flag_that_is_no_bool(dataset_k5, value):
+    """``continuous_factors="no"`` was truthy, so the continuous SAP (another score) was
+    computed when the discrete one was asked for."""
+    from benchmark.metrics import sap
+
+    def never(images):
+        raise AssertionError("nothing should be encoded")
+
+    with pytest.raises(SpecError, match="continuous_factors must be True or False, got"):
+        sap(dataset_k5, never, 0, num_train=100, num_eval=50, continuous_factors=value)
+
+
 # --- models and runs -------------------------------------------------------------------------
 
 
