@@ -75,23 +75,27 @@ def cgroup_room() -> int | None:
     return None
 
 
+def _free_ram(info: dict[str, int]) -> int:
+    free = info.get("MemAvailable")
+    if free is None:  # no /proc/meminfo (another OS)
+        free = int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return free
+
+
+def _within(nbytes: int, room: int | None) -> int:
+    return nbytes if room is None else min(nbytes, room)
+
+
 def available_memory() -> int:
     """Bytes of RAM available to new allocations: ``MemAvailable``, within the cgroup's limit."""
-    info = _meminfo()
-    free = info.get("MemAvailable")
-    if free is None:
-        free = int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    room = cgroup_room()
-    return free if room is None else min(free, room)
+    return _within(_free_ram(_meminfo()), cgroup_room())
 
 
 def loadable_memory() -> int:
     """Bytes a load can take before it must fail: available RAM plus free swap, within the
     cgroup's limit (which counts swap separately and is not raised by it)."""
     info = _meminfo()
-    room = cgroup_room()
-    total = available_memory() + info.get("SwapFree", 0)
-    return total if room is None else min(total, room)
+    return _within(_free_ram(info) + info.get("SwapFree", 0), cgroup_room())
 
 
 class NotEnoughMemory(MemoryError):

@@ -323,16 +323,12 @@ class StoredSource:
 
         def read(a: int, b: int) -> np.ndarray:
             if not whole:  # first read: the whole set, kept if it fits (setcache)
-                load = functools.partial(self._read_whole, ds, rows)
+                load = functools.partial(self._read, ds, 0, rows)
                 whole.append(EVAL_SETS.get(identity, ds.name, rows, nbytes, load))
             kept = whole[0]
             return self._read(ds, a, b) if kept is None else kept[a:b].copy()
 
         return ImageStream(total=rows, read=read)
-
-    def _read_whole(self, ds, rows: int) -> np.ndarray:
-        """Rows [0, rows) of ``ds``, chunks inflated in parallel and checked."""
-        return self._read(ds, 0, rows)
 
     def _read(self, ds, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of ``ds``, each chunk checked against the build's checksum; a
