@@ -58,6 +58,18 @@ def check_output_path(flag: str, path: object) -> None:
         )
 
 
+def check_flag(name: str, value: object) -> bool:
+    """``value`` as the bool it is (numpy's ``np.bool_`` included), or a SpecError naming the
+    argument ``name``. A public flag is never read by its truth value: ``"no"`` and ``"False"``
+    are true, so ``progress="no"`` drew progress bars, ``sap(continuous_factors="no")``
+    computed the other SAP and ``build(spec, out, force="no")`` replaced an existing file."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise SpecError(f"{name} must be True or False, got {quote(value)}")
+    return bool(value)
+
+
 def counted(number: int, noun: str) -> str:
     """``"1 run"``, ``"1,024 rows"``: counts in messages read as English."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -228,6 +228,69 @@ def test_sap_names_a_continuous_factors_flag_that_is_no_bool(dataset_k5, value):
         sap(dataset_k5, never, 0, num_train=100, num_eval=50, continuous_factors=value)
 
 
+def _every_metric_call(name: str, source: Path, represent, **kwargs):
+    """``name`` called on ``source`` at sizes a tiny dataset holds."""
+    from benchmark import metrics
+    from benchmark.metrics.encode import encode
+    from benchmark.metrics.presets import Preset
+
+    sized = dict(num_train=100, num_eval=50)
+    votes = dict(batch_size=16, num_train=2, num_eval=2)
+    calls = {
+        "kim_mnih": lambda: metrics.kim_mnih(
+            source, represent, 0, **votes, num_variance=100, **kwargs
+        ),
+        "higgins": lambda: metrics.higgins(source, represent, 0, **votes, **kwargs),
+        "mig": lambda: metrics.mig(source, represent, 0, num_train=100, **kwargs),
+        "dci": lambda: metrics.dci(source, represent, 0, **sized, model="forest", **kwargs),
+        "sap": lambda: metrics.sap(source, represent, 0, **sized, **kwargs),
+        "modularity": lambda: metrics.modularity_explicitness(
+            source, represent, 0, **sized, **kwargs
+        ),
+        "linear_r2": lambda: metrics.linear_r2(source, represent, 0, **sized, **kwargs),
+        "encode_samples": lambda: metrics.encode_samples(source, represent, 0, **sized, **kwargs),
+        "evaluate": lambda: metrics.evaluate(
+            source, represent, 0, Preset("t", 16, 2, 2, 100, 100, 50), **kwargs
+        ),
+        "encode": lambda: encode([np.zeros((4, 64, 64, 1), np.uint8)], 4, represent, **kwargs),
+    }
+    return calls[name]()
+
+
+METRIC_CALLS = (
+    "kim_mnih",
+    "higgins",
+    "mig",
+    "dci",
+    "sap",
+    "modularity",
+    "linear_r2",
+    "encode_samples",
+    "evaluate",
+    "encode",
+)
+
+
+@pytest.mark.parametrize("name", METRIC_CALLS)
+@pytest.mark.parametrize("value", ["no", "False", 0, None])
+def test_metrics_name_a_progress_flag_that_is_no_bool(dataset_k5, name, value):
+    """``progress="no"`` was truthy: the metrics drew progress bars on stderr (one per set
+    encoded) when a notebook asked for none; 0 or None passed as false by chance."""
+
+    def never(images):
+        raise AssertionError("nothing should be encoded")
+
+    with pytest.raises(SpecError, match=f"progress must be True or False, got {value!r}"):
+        _every_metric_call(name, dataset_k5, never, progress=value)
+
+
+@pytest.mark.parametrize("name", METRIC_CALLS)
+def test_metrics_take_a_numpy_bool_progress_flag(dataset_k5, name, capsys):
+    """``np.False_`` (a flag computed from an array) is the bool it holds: no bar is drawn."""
+    _every_metric_call(name, dataset_k5, _pixel_means, progress=np.False_)
+    assert capsys.readouterr().err == ""
+
+
 # --- models and runs -------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spritegen.errors import SpritegenError
+from spritegen.errors import SpritegenError, check_flag
 
 #: Images per call of the representation function unless the caller says otherwise.
 DEFAULT_ENCODE_BATCH_SIZE = 1024
@@ -174,6 +174,7 @@ def encode(
             f"represent must be a function of a uint8 image batch (n, H, W, C) returning "
             f"{EXPECTED_OUTPUT}; got {describe_output(represent)}"
         )
+    progress = check_flag("progress", progress)
     timings = timings if timings is not None else Timings()
     out: np.ndarray | None = None
     filled = 0

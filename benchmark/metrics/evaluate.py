@@ -22,7 +22,7 @@ from benchmark.metrics.samples import encode_samples
 from benchmark.metrics.sap import sap
 from benchmark.metrics.seeding import seed_of, spawn
 from benchmark.metrics.sources import Source, StoredSource, open_source
-from spritegen.errors import SpecError, quote
+from spritegen.errors import SpecError, check_flag, quote
 
 #: Metric names ``evaluate(metrics=...)`` accepts and the score keys each one produces.
 METRIC_KEYS = {
@@ -110,6 +110,7 @@ def evaluate(
     others are left out (the random streams do not move, so the scores computed are the same).
     """
     chosen = _chosen_metrics(metrics)
+    progress = check_flag("progress", progress)  # "no" is true: it drew progress bars
     if dci_model not in DCI_MODELS:  # dci() checks it too, but only after everything is encoded
         raise SpecError(f"dci_model: got {quote(dci_model)}; allowed: {', '.join(DCI_MODELS)}")
     if preset != "stored":

@@ -27,7 +27,7 @@ from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timin
 from benchmark.metrics.presets import PRESETS, check_sizes
 from benchmark.metrics.seeding import as_generator, seed_of
 from benchmark.metrics.sources import Source, open_source
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, check_flag
 
 _FULL = PRESETS["full"]
 #: How the classifier sees the features: z-scored on the train points, or raw (disentanglement_lib).
@@ -97,6 +97,7 @@ def higgins(
         raise SpecError(
             f"higgins features: got {features!r}; allowed: {', '.join(HIGGINS_FEATURES)}"
         )
+    progress = check_flag("progress", progress)
     rng = as_generator(random_state)
     timings = Timings()
     enc: dict[str, Any] = dict(

@@ -46,7 +46,7 @@ from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent, Timin
 from benchmark.metrics.presets import PRESETS, check_sizes
 from benchmark.metrics.seeding import as_generator, seed_of
 from benchmark.metrics.sources import Source, open_source
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, check_flag
 
 PRUNE_THRESHOLD = 0.05
 _FULL = PRESETS["full"]
@@ -200,6 +200,7 @@ def kim_mnih(
         batch_size=batch_size, num_train=num_train, num_eval=num_eval, num_variance=num_variance
     )
     prune_threshold = check_prune_threshold(prune_threshold)
+    progress = check_flag("progress", progress)
     rng = as_generator(random_state)
     timings = Timings()
     sizes: dict[str, Any] = dict(

@@ -35,7 +35,7 @@ from benchmark.metrics.encode import (
 from benchmark.metrics.presets import count
 from benchmark.metrics.seeding import as_generator, seed_of
 from benchmark.metrics.sources import Source, open_source
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, check_flag
 
 #: disentanglement_lib's study configuration: ``discretizer.num_bins = 20``.
 NUM_BINS = 20
@@ -121,6 +121,7 @@ def encode_samples(
     the same samples. ``num_eval`` may be 0 for a metric that needs no eval part (MIG).
     """
     num_train, num_eval = count("num_train", num_train, 2), count("num_eval", num_eval, 0)
+    progress = check_flag("progress", progress)
     rng = as_generator(random_state)
     timings = Timings()
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -280,6 +281,7 @@ def prepare(
     """
     num_train = count("num_train", num_train, 2, metric)
     num_eval = count("num_eval", num_eval, min_eval, metric)
+    progress = check_flag("progress", progress)
     if samples is None:
         return encode_samples(
             source,

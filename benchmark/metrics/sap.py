@@ -28,7 +28,7 @@ from benchmark.metrics.samples import (
     prepare,
 )
 from benchmark.metrics.sources import Source
-from spritegen.errors import SpecError, quote
+from spritegen.errors import check_flag
 
 NUM_TRAIN = 10_000
 NUM_EVAL = 5_000
@@ -96,11 +96,8 @@ def sap(
     samples: EncodedSamples | None = None,
 ) -> SAPResult:
     """SAP score of ``represent`` (defaults: disentanglement_lib's study configuration)."""
-    if not isinstance(continuous_factors, (bool, np.bool_)):  # "no" was taken as true
-        raise SpecError(
-            f"continuous_factors must be True or False, got {quote(continuous_factors)}; it "
-            "chooses which SAP is computed (the discrete classifier's or the continuous R²)"
-        )
+    # "no" was true: the continuous SAP (another score) was computed
+    continuous_factors = check_flag("continuous_factors", continuous_factors)
     s = prepare(
         samples,
         source,
