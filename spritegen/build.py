@@ -47,6 +47,7 @@ from spritegen.errors import (
     BuildError,
     SpecError,
     SpritegenError,
+    check_flag,
     check_output_path,
     counted,
     quote,
@@ -509,6 +510,8 @@ def build(
     holds ``OUT.lock`` so that two builds of one file cannot interleave.
     """
     workers = _check_build_args(spec, workers)
+    # read by truth value, force="no" replaced an existing dataset and discarded saved chunks
+    force, progress = check_flag("force", force), check_flag("progress", progress)
     out = out_path(out)
     parts = out.with_name(out.name + ".parts")
     with _io_errors(out, parts):

@@ -755,6 +755,29 @@ def test_build_refuses_what_it_cannot_use_before_writing(tmp_path, spec, workers
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("flag", ["force", "progress"])
+@pytest.mark.parametrize("value", ["no", "False", 0, None])
+def test_build_refuses_flags_that_are_no_bool_before_touching_the_output(tmp_path, flag, value):
+    """``force="no"`` (a flag read from a config file as text) was truthy: build replaced an
+    existing dataset, and would have discarded a resumable build's saved chunks."""
+    import shutil
+
+    from spritegen.build import build
+    from spritegen.spec import default_spec, with_overrides
+
+    spec = with_overrides(default_spec(2), {"n": 300, "eval_preset": "none"})
+    out = tmp_path / "k2.h5"
+    kept = tmp_path / "kept.h5"
+    build(spec, kept, workers=1, progress=False)
+    shutil.copyfile(kept, out)
+    before = out.read_bytes()
+    flags = {"force": False, "progress": False, flag: value}
+    with pytest.raises(SpecError, match=f"{flag} must be True or False, got {value!r}"):
+        build(with_overrides(spec, {"seed": 1}), out, workers=1, **flags)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k2.h5", "kept.h5"]
+
+
 # -- the package's own names ------------------------------------------------------------------
 
 
