@@ -136,6 +136,27 @@ def test_in_memory_gives_the_same_images(kind: str, files: dict[str, Path]) -> N
 
 
 @pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("flag", ["in_memory", "verify"])
+@pytest.mark.parametrize("value", ["no", "False", 0, None])
+def test_opening_names_a_flag_that_is_no_bool(kind, flag, value, files) -> None:
+    """``in_memory="no"`` was truthy: the first image read loaded every image (3.0 GB for
+    dSprites, 5.9 GB for 3dshapes); ``verify="no"`` hashed the whole file."""
+    message = f"{flag} must be True or False, got {value!r}"
+    with pytest.raises(SpecError, match=message):
+        _open(kind, files[kind], **{flag: value})
+    with pytest.raises(SpecError, match=message):
+        open_data(f"{kind.split('-')[0]}:{files[kind]}", **{flag: value})
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_a_numpy_bool_in_memory_is_the_bool_it_holds(kind, files) -> None:
+    rng = np.random.default_rng(3)
+    with _open(kind, files[kind]) as lazy, _open(kind, files[kind], in_memory=np.True_) as eager:
+        factors = lazy.sample_factors(50, rng)
+        np.testing.assert_array_equal(lazy.render(factors), eager.render(factors))
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
 def test_training_set(kind: str, files: dict[str, Path]) -> None:
     with open_data(files[kind]) as source:
         assert source.is_grid and source.metric_source() is source.oracle()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spritegen.errors import DatasetError, SpecError
+from spritegen.errors import DatasetError, SpecError, check_flag
 
 if TYPE_CHECKING:
     from benchmark.datasets.grid import GridOracle
@@ -244,6 +244,9 @@ def open_data(
     ``in_memory`` reads a grid dataset's images into memory on first use (fast sampling, costs
     the images' size); ``verify`` hashes a published file against its known digest.
     """
+    # read by truth value, in_memory="no" loaded every image (3.0 GB for dSprites, 5.9 GB for
+    # 3dshapes) and verify="no" hashed the whole file
+    in_memory, verify = check_flag("in_memory", in_memory), check_flag("verify", verify)
     parsed = spec if isinstance(spec, DataSpec) else parse_data_spec(spec, flag)
     path = parsed.path.expanduser()
     kind = parsed.kind or _detect_kind(path)

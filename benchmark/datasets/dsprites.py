@@ -32,7 +32,7 @@ import numpy as np
 from benchmark.datasets import checks
 from benchmark.datasets.grid import GridOracle
 from benchmark.datasets.stores import ArrayStore, H5Store
-from spritegen.errors import DatasetError
+from spritegen.errors import DatasetError, check_flag
 
 NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 HDF5_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"
@@ -60,6 +60,7 @@ def open_dsprites(path: str | Path, *, in_memory: bool = False, verify: bool = F
     ``verify`` also hashes the file against the known published digest (see ``checksums``).
     Raises ``DatasetError`` with one line when the file is missing, truncated or not dSprites.
     """
+    in_memory, verify = check_flag("in_memory", in_memory), check_flag("verify", verify)
     path = Path(path)
     checks.require_file(path, ORIGIN)
     kind = checks.sniff(path)

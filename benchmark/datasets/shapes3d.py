@@ -20,7 +20,7 @@ import numpy as np
 from benchmark.datasets import checks
 from benchmark.datasets.grid import GridOracle
 from benchmark.datasets.stores import H5Store
-from spritegen.errors import DatasetError
+from spritegen.errors import DatasetError, check_flag
 
 FILE_NAME = "3dshapes.h5"
 HOMEPAGE = "https://github.com/deepmind/3d-shapes"
@@ -42,6 +42,7 @@ def open_shapes3d(path: str | Path, *, in_memory: bool = False, verify: bool = F
 
     Raises ``DatasetError`` with one line when the file is missing, truncated or not 3dshapes.
     """
+    in_memory, verify = check_flag("in_memory", in_memory), check_flag("verify", verify)
     import h5py
 
     path = Path(path)
