@@ -517,6 +517,38 @@ def test_run_ensemble_names_two_members_of_one_folder_before_loading_data(
     assert not (tmp_path / "one").exists()
 
 
+@pytest.mark.parametrize("value", ["no", 0])
+def test_run_ensemble_and_run_sweep_name_a_progress_flag_that_is_no_bool(
+    dataset_k5, tmp_path, value
+):
+    """``progress="no"`` was truthy: the ensemble drew its bars; a sweep drew them too, and
+    would have written its folder before reaching the build's own check. None keeps meaning
+    "as the configs say" for run_ensemble."""
+    from sweep_helpers import tiny_spec
+
+    from benchmark.ensemble import run_ensemble
+    from benchmark.sweep import load_sweep, run_sweep
+
+    members = [
+        {
+            "model": "betavae",
+            "data": str(dataset_k5),
+            "out": str(tmp_path / f"s{seed}"),
+            "seed": seed,
+            "max_steps": 2,
+            "score_preset": "none",
+            "final_preset": "none",
+        }
+        for seed in (0, 1)
+    ]
+    with pytest.raises(SpecError, match=f"progress must be True or False, got {value!r}"):
+        run_ensemble(members, progress=value)
+    plan = load_sweep(tiny_spec("tiny", [0]))
+    with pytest.raises(SpecError, match=f"progress must be True or False, got {value!r}"):
+        run_sweep(plan, out=tmp_path / "sweep", workers=1, progress=value)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

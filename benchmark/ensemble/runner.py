@@ -54,7 +54,7 @@ from benchmark.run import (
     write_outputs,
 )
 from benchmark.train import TrainingStopped, resolve_device
-from spritegen.errors import SpecError, quote
+from spritegen.errors import SpecError, check_flag, quote
 
 #: RunConfig fields every member of one ensemble must share (one loop, one dataset, one scorer).
 SHARED = (
@@ -146,6 +146,8 @@ def run_ensemble(
     member's input (a folder holding another run, an unknown model) are raised before any
     folder is written.
     """
+    if progress is not None:  # None: as the configs say; "no" was true and drew the bars
+        progress = check_flag("progress", progress)
     cfgs = as_configs(configs)
     check_compatible(cfgs)
     first = cfgs[0]

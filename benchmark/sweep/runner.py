@@ -53,7 +53,7 @@ from benchmark.sweep.executors import check_executor, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
 from spritegen.atomic import write_text_atomic
-from spritegen.errors import SpecError, check_output_path, counted, quote
+from spritegen.errors import SpecError, check_flag, check_output_path, counted, quote
 from spritegen.executors import check_reachable
 
 MANIFEST = "sweep.json"
@@ -168,6 +168,7 @@ def run_sweep(
     from benchmark.ensemble.grouping import parse_ensemble
 
     size = parse_ensemble(ensemble)
+    progress = check_flag("progress", progress)  # before the sweep folder is written
     start = time.perf_counter()
     check_executor(executor, address)  # before anything is written
     plan, sweep_dir = _sweep_dir(plan, out, only)
