@@ -9,6 +9,7 @@ dataset's recipe, and together with the package version it determines every byte
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import stat
 import warnings
@@ -499,6 +500,11 @@ def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> D
     must be a regular file: reading a FIFO waits for a writer forever, and ``/dev/null`` read
     as an empty spec was "a spec must be a YAML mapping of fields, got NoneType".
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"load_spec takes the path of a YAML spec file, got {type(path).__name__}; a spec "
+            "held in a mapping is spec_from_mapping(mapping)"
+        )
     path = Path(path)
     name = quote(str(path))
     try:

@@ -918,3 +918,12 @@ def test_a_file_with_damaged_hdf5_structure_is_a_dataset_error_to_every_reader(
     for reader in (open_dataset, Oracle.from_file, SpritegenDataset):
         with pytest.raises(DatasetError, match=message):
             reader(path)
+
+
+@pytest.mark.parametrize("spec", [{"factors": 5}, None, 5])
+def test_load_spec_of_something_that_is_no_path_is_named(spec):
+    """A mapping was pathlib's "expected str, bytes or os.PathLike object, not dict"."""
+    from spritegen.spec import load_spec
+
+    with pytest.raises(TypeError, match=r"load_spec takes the path of a YAML spec file, got "):
+        load_spec(spec)
