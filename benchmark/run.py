@@ -57,6 +57,7 @@ from benchmark.train import (
     train,
     unreadable_checkpoint,
 )
+from spritegen.atomic import as_created
 from spritegen.errors import DatasetError, SpecError, quote
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
@@ -165,8 +166,10 @@ def default_out(cfg: RunConfig, data: Path) -> Path:
 
 
 def run_folder(cfg: RunConfig, data: Path) -> Path:
-    """The folder a run writes: ``--out``, or the default under results/ for its dataset."""
-    return Path(cfg.out) if cfg.out else default_out(cfg, data)
+    """The folder a run writes: ``--out``, or the default under results/ for its dataset.
+    ``--out`` is taken as it reads once its missing folders are made
+    (``spritegen.atomic.as_created``): ``sub/../run`` is ``run``, whose finished run is kept."""
+    return as_created(cfg.out) if cfg.out else default_out(cfg, data)
 
 
 def _write_json(path: Path, obj: Any) -> None:

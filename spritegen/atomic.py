@@ -25,6 +25,24 @@ def partial_path(path: str | Path) -> Path:
     return path.with_name(path.name + PARTIAL_SUFFIX)
 
 
+def as_created(path: str | Path) -> Path:
+    """``path`` as the file system will read it once its missing folders are made: each ``..``
+    that follows a folder which does not exist yet is dropped together with that folder.
+
+    While ``sub`` is missing, ``sub/../x`` cannot be looked at (``stat`` fails), so the checks of
+    an output path saw nothing there, and ``mkdir(parents=True)`` then made ``sub`` and wrote
+    over whatever ``x`` was, or a later refusal left the empty ``sub`` behind. Below the last
+    folder that exists nothing can be a symlink, so dropping ``name/..`` there is exact.
+    """
+    kept: list[str] = []
+    for part in Path(path).parts:
+        if part == ".." and kept and kept[-1] != ".." and not os.path.lexists(Path(*kept)):
+            kept.pop()
+        else:
+            kept.append(part)
+    return Path(*kept) if kept else Path(".")
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())

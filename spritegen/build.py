@@ -37,6 +37,7 @@ import spritegen
 from spritegen import diskspace
 from spritegen.atomic import (
     PARTIAL_SUFFIX,
+    as_created,
     atomic_path,
     exclusive_lock,
     partial_path,
@@ -259,7 +260,8 @@ def out_path(out: str | Path) -> Path:
 
     Checked on the text as given: ``Path`` turns ``""`` into ``.`` and drops a trailing ``/``,
     so ``--out ''`` would name the current folder and ``--out results/`` a file ``results``.
-    What is on the disk at that path is checked by ``_check_nothing_in_the_way``.
+    What is on the disk at that path is checked by ``_check_nothing_in_the_way``, on the path
+    as it reads once its missing folders are made (``spritegen.atomic.as_created``).
     """
     text = str(out)
     if isinstance(out, str) and not out:
@@ -271,7 +273,7 @@ def out_path(out: str | Path) -> Path:
             f"--out {quote(text)} ends in {quote(out[-1])}, so it names a folder; allowed: the "
             f"path of the file to build, such as {quote(text + 'data.h5')}"
         )
-    return Path(out)
+    return as_created(out)
 
 
 def _check_nothing_in_the_way(out: Path, parts: Path) -> None:

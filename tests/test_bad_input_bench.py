@@ -299,6 +299,19 @@ def test_out_under_a_file(made, work, capsys):
     )
 
 
+def test_out_through_a_missing_folder_is_checked_where_it_lands(made, work, capsys):
+    """``sub/../mine`` is ``mine`` once ``sub`` is made, but while ``sub`` is missing nothing
+    there can be looked at: the user's folder was taken for a new run and trained into, and an
+    empty ``sub`` was left beside it."""
+    (work / "mine").mkdir()
+    (work / "mine" / "notes.txt").write_text("mine")
+    args = run_args(made["tiny"], Path("sub/../mine"))
+    assert_one_clear_line(
+        capsys, work, args, "--out mine exists and is not a run folder", "no config.json"
+    )
+    assert not (work / "sub").exists()
+
+
 class Payload:
     """Unpickling this would run code; a safe loader refuses it."""
 
@@ -1475,6 +1488,22 @@ def test_report_out_never_overwrites_the_users_files(work, capsys):
     assert (ours / "report.md").read_bytes() == first
 
 
+@pytest.mark.parametrize("flag", ["--out", "--export"])
+def test_report_outputs_through_a_missing_folder_are_checked_where_they_land(work, capsys, flag):
+    """``--out sub/../userdir`` wrote the report (``--export``: sweep.json) into the user's
+    folder: while ``sub`` was missing, the check of what the folder holds saw nothing."""
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    (work / "userdir").mkdir()
+    (work / "userdir" / "report.md").write_text("# my own notes\n")
+    args = ["report", str(sweep), flag, "sub/../userdir"]
+    assert_one_clear_line(capsys, work, args, f"{flag}: userdir is not empty")
+    assert not (work / "sub").exists()
+    assert invoke(capsys, "report", str(sweep), flag, "sub/../new")[0] == 0
+    assert not (work / "sub").exists() and (work / "new" / "sweep.json").exists() == (
+        flag == "--export"
+    )
+
+
 def test_folder_that_is_not_a_sweep(work, capsys):
     (work / "empty").mkdir()
     assert_one_clear_line(capsys, work, ["report", str(work / "empty")], "has no sweep.json")
@@ -1613,6 +1642,10 @@ def test_sweep_refuses_a_folder_it_did_not_make(work, capsys, files, fragment):
         assert_one_clear_line(
             capsys, work, ["sweep", str(spec), "--out", str(out), "--quiet", *extra], fragment
         )
+    # through a folder not made yet: the folder's files were not seen (it was planned as new)
+    args = ["sweep", str(spec), "--out", "sub/../folder", "--quiet", "--dry-run"]
+    assert_one_clear_line(capsys, work, args, fragment)
+    assert not (work / "sub").exists()
 
 
 @pytest.mark.parametrize(

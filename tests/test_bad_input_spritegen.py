@@ -156,6 +156,14 @@ def flip_structure(signature: bytes, offset: int, nth: int = 0):
     return make
 
 
+def both(*makers: Callable[[Path, Path], None]) -> Callable[[Path, Path], None]:
+    def make(folder: Path, data: Path) -> None:
+        for maker in makers:
+            maker(folder, data)
+
+    return make
+
+
 def fifo(folder: Path, _data: Path) -> None:
     os.mkfifo(folder / "fifo")
 
@@ -442,6 +450,26 @@ CASES = [
         BUILD + ["--factors", "2", "--out", "notes.txt", "--force"],
         "--out 'notes.txt' exists and is not an HDF5 file",
         spec("my notes", "notes.txt"),
+    ),
+    # sub/../x is x once sub is made; while sub was missing x could not be looked at, so the
+    # build made sub, then refused (x existed) or, with --force, wrote over the user's file
+    Case(
+        "out-through-missing-folder-exists",
+        BUILD + ["--factors", "2", "--out", "sub/../data.h5"],
+        "data.h5 already exists; pass --force",
+        dataset(),
+    ),
+    Case(
+        "out-through-missing-folder-text-file-force",
+        BUILD + ["--factors", "2", "--out", "sub/../notes.txt", "--force"],
+        "--out 'notes.txt' exists and is not an HDF5 file",
+        spec("my notes", "notes.txt"),
+    ),
+    Case(
+        "show-out-through-missing-folder-not-png",
+        ["show", "data.h5", "--out", "sub/../notes.png"],
+        "--out 'notes.png': exists and is not a PNG image",
+        both(dataset(), spec("my notes", "notes.png")),
     ),
     Case("out-is-dir", BUILD + ["--factors", "2", "--out", "."], "'--out'"),
     Case(  # every line naming the output (progress, disk full) would have broken in two

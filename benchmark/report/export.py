@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.report.records import MANIFEST, is_finished
+from spritegen.atomic import as_created
 from spritegen.errors import SpecError, check_output_path
 
 #: The files of a run folder that are records (everything else is a checkpoint or a picture).
@@ -114,7 +115,7 @@ def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
     A run folder is copied whole or not at all (written beside, then renamed), so an interrupted
     export never leaves a run with half its records.
     """
-    sweep_dir, dest = Path(sweep_dir), Path(dest)
+    sweep_dir, dest = Path(sweep_dir), as_created(dest)
     manifest = _read_manifest(sweep_dir, "SWEEP_DIR")
     if dest.resolve() == sweep_dir.resolve():
         raise SpecError(f"--export: {dest} is the sweep folder itself; choose another folder")

@@ -52,7 +52,7 @@ from benchmark.sweep.execute import (
 from benchmark.sweep.executors import check_executor, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
-from spritegen.atomic import write_text_atomic
+from spritegen.atomic import as_created, write_text_atomic
 from spritegen.errors import SpecError, check_flag, check_output_path, counted, quote
 from spritegen.executors import check_reachable
 
@@ -392,7 +392,7 @@ def _sweep_dir(
     follow the same ids."""
     if out is not None:
         check_output_path("--out", out)
-    sweep_dir = Path(out) if out is not None else default_sweep_dir(plan.spec)
+    sweep_dir = as_created(out) if out is not None else default_sweep_dir(plan.spec)
     plan = adopt_legacy_ids(plan, sweep_dir)
     _check_only(plan.points, only)
     check_sweep_dir(sweep_dir, plan)
