@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from spritegen.clitools import CliGroup, run_cli
+from spritegen.clitools import CliGroup, PathArg, run_cli
 from spritegen.errors import SpecError, quote
 from spritegen.factors import MAX_FACTORS, MIN_FACTORS, NUM_FACTORS_RANGE
 from spritegen.render import RENDERER_KINDS
@@ -102,7 +102,7 @@ def default_out(spec_name: str, spec_path: str | None) -> Path:
 
 
 @cli.command()
-@click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False))
+@click.argument("spec_path", metavar="[SPEC]", required=False, type=PathArg(dir_okay=False))
 @click.option(
     "--factors",
     type=click.IntRange(MIN_FACTORS, MAX_FACTORS),
@@ -217,7 +217,7 @@ def build(
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=PathArg(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def info(path, as_json):
     """Describe a dataset file: factors, sizes, provenance."""
@@ -302,7 +302,7 @@ def info(path, as_json):
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=PathArg(dir_okay=False))
 @click.option(
     "--out",
     type=click.Path(),
@@ -330,7 +330,7 @@ def show(path, out, samples, steps, seed):
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=PathArg(dir_okay=False))
 @click.option(
     "--sample",
     type=click.IntRange(0),

@@ -76,6 +76,20 @@ def user_errors(prog: str) -> Iterator[None]:
         raise UserError(str(exc), prog, _exit_code(exc)) from None
 
 
+class PathArg(click.Path):
+    """``click.Path`` that refuses an empty path instead of reading it as the current folder.
+
+    ``pathlib.Path("")`` is ``Path(".")``, so ``bench report SWEEP --export ''`` merged its
+    records into the current folder and ``bench sweep SPEC --out ''`` trained there; a user who
+    means the current folder writes ``.``.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("got an empty path; name a file or folder ('.' for the current folder)")
+        return super().convert(value, param, ctx)
+
+
 #: Seconds after a swallowed Ctrl-C before it is raised again: long enough that the callback
 #: which swallowed it has returned (raised inside the hook, it would be swallowed once more).
 REDELIVER_S = 0.05

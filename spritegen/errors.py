@@ -48,7 +48,12 @@ def line_breaking(text: str) -> str | None:
 def check_output_path(flag: str, path: object) -> None:
     """Refuse an output path whose name holds a line break or control character: every message
     naming the output (its progress line, a full disk, the next start's refusal) must stay one
-    line. Paths to read are not checked: an existing file is taken by whatever name it has."""
+    line. Paths to read are not checked: an existing file is taken by whatever name it has.
+    An empty text is refused too: ``Path("")`` is the current folder, which nobody means by it."""
+    if isinstance(path, str) and not path:
+        raise SpecError(
+            f"{flag}: got an empty path; name a file or folder ('.' for the current folder)"
+        )
     bad = line_breaking(str(path))
     if bad is not None:
         raise SpecError(

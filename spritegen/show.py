@@ -95,12 +95,12 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
     path names the grid's file, which ``check_outputs`` wants named ``*.png``.
     """
     text = os.fspath(out)
-    check_output_path("--out", text)
     if not text:
         raise SpecError(
             f"--out {quote(text)}: an empty path; give a PNG file name (default "
             f"{DEFAULT_OUT!r}) or a folder ending in '/'"
         )
+    check_output_path("--out", text)
     path = as_created(text)  # sub/../x.png: x.png, as it reads once sub is made
     if text.endswith(("/", os.sep)) or _is_dir(path):
         path = path / DEFAULT_OUT

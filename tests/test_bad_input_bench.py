@@ -1504,6 +1504,26 @@ def test_report_outputs_through_a_missing_folder_are_checked_where_they_land(wor
     )
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "{sweep}", "--export", ""],
+        ["report", "{sweep}", "--out", ""],
+        ["report", ""],
+        ["sweep", "{spec}", "--out", "", "--dry-run"],
+        ["sweep", "", "--dry-run"],
+    ],
+    ids=["export", "report-out", "report-sweep", "sweep-out", "sweep-spec"],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(work, capsys, args):
+    """``Path("")`` is ``.``: ``--export ''`` merged the records into the current folder and
+    ``bench sweep --out ''`` planned (and trained) the sweep there."""
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    spec = Path(__file__).parents[1] / "specs" / "sweep-tiny.yaml"
+    argv = [a.format(sweep=sweep, spec=spec) for a in args]
+    assert_one_clear_line(capsys, work, argv, "got an empty path", "'.' for the current folder")
+
+
 def test_folder_that_is_not_a_sweep(work, capsys):
     (work / "empty").mkdir()
     assert_one_clear_line(capsys, work, ["report", str(work / "empty")], "has no sweep.json")

@@ -541,6 +541,9 @@ CASES = [
         "--out 'data.h5/grid.png': cannot write the picture (a folder on its path is a file)",
         dataset(),
     ),
+    # Path("") is the current folder: it was named as '.', which the user never typed
+    Case("info-empty", ["info", ""], "'PATH': got an empty path; name a file or folder"),
+    Case("build-empty-spec", ["build", ""], "'[SPEC]': got an empty path"),
     # --- dataset files
     Case("info-name-too-long", ["info", "b" * 300 + ".h5"], "'bbbb"),
     Case("info-folder", ["info", "sub"], "'PATH': File 'sub' is a directory", spec("", "sub/x")),

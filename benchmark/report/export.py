@@ -115,6 +115,7 @@ def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
     A run folder is copied whole or not at all (written beside, then renamed), so an interrupted
     export never leaves a run with half its records.
     """
+    check_output_path("--export", dest)  # on the text: Path("") would be the current folder
     sweep_dir, dest = Path(sweep_dir), as_created(dest)
     manifest = _read_manifest(sweep_dir, "SWEEP_DIR")
     if dest.resolve() == sweep_dir.resolve():

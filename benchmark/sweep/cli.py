@@ -11,15 +11,15 @@ from pathlib import Path
 
 import click
 
-from spritegen.clitools import user_errors
+from spritegen.clitools import PathArg, user_errors
 from spritegen.errors import SpecError
 
 
 @click.command("sweep")
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("spec", type=PathArg(dir_okay=False, path_type=Path))
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathArg(file_okay=False, path_type=Path),
     default=None,
     help="Sweep folder (default: results/<name>; for SPEC a sweep folder's spec.yaml, that "
     "folder). Starting again in it resumes.",
@@ -122,17 +122,17 @@ def sweep_command(
 
 
 @click.command("report")
-@click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sweep_dir", type=PathArg(file_okay=False, path_type=Path))
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathArg(file_okay=False, path_type=Path),
     default=None,
     help="Report folder (default: SWEEP_DIR/report).",
 )
 @click.option(
     "--export",
     "export_to",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathArg(file_okay=False, path_type=Path),
     default=None,
     help="Instead of drawing: copy sweep.json and each finished run's config.json, "
     "metrics.jsonl and summary.json into this folder (merging with an earlier export), "
