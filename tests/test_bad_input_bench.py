@@ -1297,6 +1297,21 @@ def test_damaged_evaluation_set_stops_a_run_before_training(made, work, capsys, 
 # --- sweep folders and sweep specs --------------------------------------------------------
 
 
+def _experiment(
+    name: str = "e", metrics: list | None = None, point_id: str = "p", twice: bool = False
+) -> str:
+    """A sweep.json of one experiment (two with ``twice``) with one point, as JSON text."""
+    exp = {
+        "name": name,
+        "x": "beta",
+        "lines": [],
+        "metrics": metrics if metrics is not None else ["kim_mnih"],
+        "points": [{"id": point_id, "x": 1.0, "line": [], "seed": 0}],
+    }
+    points = [{"id": point_id}]
+    return json.dumps({"name": "s", "experiments": [exp] * (1 + twice), "points": points})
+
+
 @pytest.mark.parametrize(
     "manifest, fragment",
     [
@@ -1320,12 +1335,46 @@ def test_damaged_evaluation_set_stops_a_run_before_training(made, work, capsys, 
             ' "points": [{"id": "p", "x": 1, "line": [[1, 2]], "seed": 0}]}]}',
             "experiments[0].points[0] has x 1 and line [[1, 2]]; expected",
         ),
+        # the name prefixes every figure's file: 'a/b' was a traceback, '../x' drew outside
+        (_experiment(name="a/b"), "experiments[0].name is 'a/b'; expected letters, digits"),
+        (_experiment(name="../x"), "experiments[0].name is '../x'"),
+        (_experiment(name="e", twice=True), "experiments[1].name is 'e'; expected"),
+        # a name that is no score drew empty figures; one named twice, its figures twice
+        (_experiment(metrics=["nosuch"]), "experiments[0].metrics holds 'nosuch'; expected"),
+        (_experiment(metrics=[5]), "experiments[0].metrics holds 5; expected distinct names"),
+        (_experiment(metrics=["mig", "mig"]), "experiments[0].metrics holds 'mig' twice"),
+        (_experiment(point_id="../p"), "experiments[0].points[0] has id '../p'; expected the"),
     ],
 )
-def test_damaged_sweep_folder(work, capsys, manifest, fragment):
+@pytest.mark.parametrize("export", [False, True], ids=["report", "export"])
+def test_damaged_sweep_folder(work, capsys, manifest, fragment, export):
+    """``bench report`` and ``--export`` read sweep.json alike; the export's traceback on a
+    damaged one ([] or a point without id) came after it had made the destination folder."""
     (work / "sweep").mkdir()
     (work / "sweep" / "sweep.json").write_text(manifest)
-    assert_one_clear_line(capsys, work, ["report", str(work / "sweep")], fragment, "bench sweep")
+    args = ["report", str(work / "sweep"), *(["--export", "ex"] if export else [])]
+    assert_one_clear_line(capsys, work, args, fragment, "bench sweep")
+    assert not (work / "ex").exists()
+
+
+@pytest.mark.parametrize(
+    "points, fragment",
+    [
+        ("runs", "'points' is 'runs', expected a list of runs"),
+        ([1], "points[0] has id None; expected the name of a run folder"),
+        ([{"id": ".."}], "points[0] has id '..'; expected the name of a run folder"),
+    ],
+)
+def test_export_of_a_damaged_run_list(work, capsys, points, fragment):
+    """The run list --export copies (``points``, beside the experiments): a point without id
+    was a traceback; an id '..' named the folder above the export as a run to replace."""
+    manifest = json.loads(_experiment())
+    manifest["points"] = points
+    (work / "sweep").mkdir()
+    (work / "sweep" / "sweep.json").write_text(json.dumps(manifest))
+    args = ["report", str(work / "sweep"), "--export", "ex"]
+    assert_one_clear_line(capsys, work, args, "SWEEP_DIR", "sweep.json", fragment)
+    assert not (work / "ex").exists()
 
 
 def test_damaged_metrics_of_a_finished_run(work, capsys):
@@ -1493,6 +1542,8 @@ def test_report_outputs_through_a_missing_folder_are_checked_where_they_land(wor
     """``--out sub/../userdir`` wrote the report (``--export``: sweep.json) into the user's
     folder: while ``sub`` was missing, the check of what the folder holds saw nothing."""
     sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    for seed in (0, 1):
+        (sweep / "runs" / f"p{seed}" / "config.json").write_text("{}")
     (work / "userdir").mkdir()
     (work / "userdir" / "report.md").write_text("# my own notes\n")
     args = ["report", str(sweep), flag, "sub/../userdir"]

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.report.records import MANIFEST, is_finished
+from benchmark.report.records import MANIFEST, RUN_ID, is_finished, is_run_id, read_manifest
 from spritegen.atomic import as_created
-from spritegen.errors import SpecError, check_output_path
+from spritegen.errors import SpecError, check_output_path, quote
 
 #: The files of a run folder that are records (everything else is a checkpoint or a picture).
 RECORD_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -40,13 +40,29 @@ class ExportResult:
 
 
 def _read_manifest(folder: Path, what: str) -> dict[str, Any]:
+    """``folder``'s sweep.json, checked as bench report checks it (``read_manifest``) and with
+    the run list the export copies: a damaged manifest was a traceback (``[]``, a point that is
+    no object or has no id) after the destination folder had been made."""
     path = folder / MANIFEST
     if not path.is_file():
         raise SpecError(f"{what}: {folder} has no {MANIFEST}; give a folder made by bench sweep")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise SpecError(f"{what}: {path} is not valid JSON ({exc})") from None
+    manifest = read_manifest(path)
+    points = manifest.get("points", [])
+    if not isinstance(points, list):
+        raise SpecError(f"{what}: {path}: 'points' is {quote(points)}, expected a list of runs")
+    for j, p in enumerate(points):
+        run_id = p.get("id") if isinstance(p, dict) else None
+        if not is_run_id(run_id):
+            raise SpecError(f"{what}: {path}: points[{j}] has id {quote(run_id)}; {RUN_ID}")
+    return manifest
+
+
+def _run_ids(manifest: dict[str, Any]) -> list[str]:
+    """Every run the manifest names: its run list and its experiments' points (which the
+    report draws), so that a manifest without the list exports what its report shows."""
+    ids = {p["id"] for p in manifest.get("points", [])}
+    ids.update(p["id"] for e in manifest["experiments"] for p in e["points"])
+    return sorted(ids)
 
 
 def merge_manifests(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +147,7 @@ def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
         manifest = merge_manifests(_read_manifest(dest, "--export"), manifest)
     dest.mkdir(parents=True, exist_ok=True)
     result = ExportResult(dest)
-    for run_id in sorted({p["id"] for p in manifest.get("points", [])}):
+    for run_id in _run_ids(manifest):
         src = sweep_dir / "runs" / run_id
         if not is_finished(src):
             if not is_finished(dest / run_id):

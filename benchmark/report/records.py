@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.metrics.evaluate import SCORE_RANGES, UNDEFINED_SCORES
-from benchmark.sweep.spec import METRICS
+from benchmark.sweep.spec import METRICS, NAME_RE
 from spritegen.errors import DatasetError, quote
 
 SCORES = ("final", "best")
@@ -135,6 +135,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise _fail(path, f"'experiments' is {_kind(experiments)}, expected a non-empty list")
     fields = {"name": str, "x": str, "lines": list, "metrics": list, "points": list}
     point_fields = {"id": str, "line": list, "seed": int}
+    names: set[str] = set()
     for i, e in enumerate(experiments):
         if not isinstance(e, dict):
             raise _fail(path, f"experiments[{i}] is {_kind(e)}, expected an object")
@@ -144,6 +145,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
                     path,
                     f"experiments[{i}].{key} is {_kind(e.get(key))}, expected a {kind.__name__}",
                 )
+        _check_layout(path, i, e, names)
         for j, p in enumerate(e["points"]):
             bad = [
                 k
@@ -154,6 +156,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
                 raise _fail(
                     path, f"experiments[{i}].points[{j}] lacks a valid {', '.join(bad or ['x'])}"
                 )
+            if not is_run_id(p["id"]):
+                raise _fail(path, f"experiments[{i}].points[{j}] has id {quote(p['id'])}; {RUN_ID}")
             # the axes' values are table keys and plot coordinates: a null x or a list value
             # was a TypeError deep in the figures, after some of them were written
             if not _is_axis_value(p["x"]) or not all(
@@ -169,6 +173,46 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise _fail(path, "'name' must be a string")
     manifest.setdefault("name", path.parent.name)
     return manifest
+
+
+#: What a run id is, for the end of an error line: it names a folder in runs/ (or in an export).
+RUN_ID = "expected the name of a run folder (not empty, '.' or '..', no '/' or '\\')"
+
+
+def is_run_id(value: Any) -> bool:
+    """Whether ``value`` can be a run id: one folder name, so that ``runs/<id>`` (an export's
+    ``DEST/<id>``) stays inside its folder; ``--export`` replaces ``DEST/<id>`` whole, and an id
+    ``../x`` pointed it outside DEST."""
+    return (
+        isinstance(value, str)
+        and value not in ("", ".", "..")
+        and not any(c in value for c in "/\\\0")
+    )
+
+
+def _check_layout(path: Path, i: int, e: dict[str, Any], names: set[str]) -> None:
+    """An experiment's name and metrics as a sweep spec allows them (``benchmark.sweep.spec``):
+    the name prefixes each figure's file name, so ``a/b`` was a traceback and ``../x`` wrote
+    figures outside the report folder; a metric name that is no score (``nosuch``, ``5``) drew
+    empty figures, and one named twice drew its figures twice over the same files."""
+    name = e["name"]
+    if not NAME_RE.fullmatch(name) or name in names:
+        raise _fail(
+            path,
+            f"experiments[{i}].name is {quote(name)}; expected letters, digits, '-', '_' and "
+            "'.', starting with a letter or digit, and unique among the experiments",
+        )
+    names.add(name)
+    seen: set[str] = set()
+    for m in e["metrics"]:
+        twice = isinstance(m, str) and m in seen
+        if not isinstance(m, str) or m not in METRICS or twice:
+            raise _fail(
+                path,
+                f"experiments[{i}].metrics holds {quote(m)}{' twice' if twice else ''}; "
+                f"expected distinct names among {', '.join(METRICS)}",
+            )
+        seen.add(m)
 
 
 def _is_axis_value(value: Any) -> bool:
