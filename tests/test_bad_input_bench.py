@@ -1575,6 +1575,30 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(work, capsys, a
     assert_one_clear_line(capsys, work, argv, "got an empty path", "'.' for the current folder")
 
 
+def test_export_of_a_finished_run_without_its_config(work, capsys):
+    """A finished run without config.json was a FileNotFoundError halfway through the export:
+    the destination kept the runs before it, a ``.p0.partial`` folder and no sweep.json."""
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    (sweep / "runs" / "p1" / "config.json").write_text("{}")
+    args = ["report", str(sweep), "--export", "ex"]
+    line = assert_one_clear_line(capsys, work, args, "p0/config.json is missing", "finished")
+    assert "run that point again" in line
+    assert not (work / "ex").exists()
+
+
+def test_an_export_exports_again(work, capsys):
+    """bench report reads an export's ``<id>/`` as a sweep's ``runs/<id>/``; --export of an
+    export read only ``runs/`` and reported every run "not finished", copying none."""
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    for seed in (0, 1):
+        (sweep / "runs" / f"p{seed}" / "config.json").write_text("{}")
+    assert invoke(capsys, "report", str(sweep), "--export", "first")[0] == 0
+    status, err, out = invoke(capsys, "report", "first", "--export", "second")
+    assert status == 0, err
+    assert "exported 2 runs to second (0 already there, 0 not finished)" in out
+    assert snapshot(work / "second") == snapshot(work / "first")
+
+
 def test_folder_that_is_not_a_sweep(work, capsys):
     (work / "empty").mkdir()
     assert_one_clear_line(capsys, work, ["report", str(work / "empty")], "has no sweep.json")

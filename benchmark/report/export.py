@@ -21,9 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.report.records import MANIFEST, RUN_ID, is_finished, is_run_id, read_manifest
+from benchmark.report.records import (
+    MANIFEST,
+    RERUN,
+    RUN_ID,
+    is_finished,
+    is_run_id,
+    read_manifest,
+    run_folder,
+)
 from spritegen.atomic import as_created
-from spritegen.errors import SpecError, check_output_path, quote
+from spritegen.errors import DatasetError, SpecError, check_output_path, quote
 
 #: The files of a run folder that are records (everything else is a checkpoint or a picture).
 RECORD_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -145,25 +153,46 @@ def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
     )
     if dest.is_dir() and any(dest.iterdir()):
         manifest = merge_manifests(_read_manifest(dest, "--export"), manifest)
-    dest.mkdir(parents=True, exist_ok=True)
     result = ExportResult(dest)
+    sources: dict[str, Path] = {}
     for run_id in _run_ids(manifest):
-        src = sweep_dir / "runs" / run_id
+        src = run_folder(sweep_dir, run_id)  # runs/<id>, or <id> when exporting an export
         if not is_finished(src):
             if not is_finished(dest / run_id):
                 result.unfinished.append(run_id)
             continue
+        _check_records(src)
         target = dest / run_id
         if target.is_dir() and _same_files(src, target):
             result.unchanged.append(run_id)
-            continue
-        tmp = dest / f".{run_id}.partial"
+        else:
+            sources[run_id] = src
+    dest.mkdir(parents=True, exist_ok=True)
+    for run_id, src in sources.items():
+        target, tmp = dest / run_id, dest / f".{run_id}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        for name in RECORD_FILES:
-            shutil.copy2(src / name, tmp / name)
+        try:
+            tmp.mkdir()
+            for name in RECORD_FILES:
+                shutil.copy2(src / name, tmp / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
         result.copied.append(run_id)
     _write_json(dest / MANIFEST, manifest)
     return result
+
+
+def _check_records(run_dir: Path) -> None:
+    """Refuse, before anything is written, a finished run whose records cannot all be copied:
+    one without config.json was a FileNotFoundError traceback halfway through the export,
+    which left the runs before it, a ``.ID.partial`` folder and no sweep.json."""
+    for name in RECORD_FILES:
+        if not (run_dir / name).is_file():
+            what = "is not a file" if (run_dir / name).exists() else "is missing"
+            raise DatasetError(
+                f"{run_dir / name} {what}, but summary.json says the run finished; an export "
+                f"copies {', '.join(RECORD_FILES)} of each finished run: {RERUN}"
+            )
