@@ -33,7 +33,7 @@ from benchmark.files import save_torch_atomic
 from benchmark.models.base import AUXILIARY_LOSS, Model, has_auxiliary_objective
 from benchmark.models.registry import batch_fault, terms_fault
 from spritegen.clitools import is_out_of_memory
-from spritegen.errors import SpecError, SpritegenError
+from spritegen.errors import SpecError, SpritegenError, first_line
 
 Scorer = Callable[[Callable[[np.ndarray], np.ndarray]], dict]
 CHECKPOINT_FORMAT = 1
@@ -247,13 +247,6 @@ def unseen_divergence(
         f"{what} became non-finite by step {step} (epoch {epoch + 1}); the last good checkpoint "
         "is kept. Lower the learning rate or check the model and its hyperparameters."
     )
-
-
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    """``Type: first line of the message``, cut to ``limit`` characters for one error line."""
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @contextlib.contextmanager

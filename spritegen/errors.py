@@ -75,6 +75,16 @@ def check_flag(name: str, value: object) -> bool:
     return bool(value)
 
 
+def first_line(exc: BaseException, limit: int = 200, typed: bool = True) -> str:
+    """``Type: first line of the message`` (without ``typed``, the line alone), cut to ``limit``
+    characters: how an exception raised by someone else's code (a plugin, a user's function) is
+    quoted in an error line, which its multi-line message would otherwise break in two."""
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else ""
+    text = (f"{type(exc).__name__}: {line}" if line else type(exc).__name__) if typed else line
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def counted(number: int, noun: str) -> str:
     """``"1 run"``, ``"1,024 rows"``: counts in messages read as English."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -528,6 +528,54 @@ def test_broken_plugin_never_ends_the_command(made, work, capsys, source, fragme
     assert "SystemExit" in listing or "RuntimeError" in listing
 
 
+LINES_ON_IMPORT = "raise RuntimeError('plugin import failed\\nsecond line')\n"
+LINES_IN_CONSTRUCTOR = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def __init__(self, image_shape, latent_dim, alpha: float = 1.0):
+        raise {kind}("cannot build this\\nsecond line")
+"""
+LINES_ON_DRY_PASS = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def encode(self, x):
+        raise RuntimeError("no encoder\\nsecond line")
+"""
+HPARAMS_RAISES = """
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    @property
+    def hparams(self):
+        raise RuntimeError("no record\\nsecond line")
+"""
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        (LINES_ON_IMPORT, "RuntimeError: plugin import failed"),
+        (LINES_IN_CONSTRUCTOR.format(kind="ValueError"), "': cannot build this"),
+        (LINES_IN_CONSTRUCTOR.format(kind="RuntimeError"), "failed to build: RuntimeError: cannot"),
+        (LINES_ON_DRY_PASS, "dry forward pass failed: RuntimeError: no encoder"),
+        (HPARAMS_RAISES, "its 'hparams' failed: RuntimeError: no record"),
+    ],
+    ids=["import", "constructor-valueerror", "constructor-raises", "dry-pass", "hparams"],
+)
+def test_a_plugin_failing_with_a_message_of_several_lines(made, work, capsys, source, fragment):
+    """What a plugin raises is quoted by its first line: the whole message broke the error line
+    (and `bench models`' listing) in two; an ``hparams`` property that raised was a traceback."""
+    model = plugin_model(work, source)
+    args = run_args(made["tiny"], work / "o", model=model)
+    line = assert_one_clear_line(capsys, work, args, f"model '{model}'", fragment)
+    assert "second line" not in line
+    rows = listing_of(capsys)
+    assert "BROKEN" in rows[model] and fragment in rows[model], rows[model]
+    assert "second line" not in "".join(rows.values())
+
+
 def listing_of(capsys) -> dict[str, str]:
     """`bench models` (exit 0, no traceback): each model's name -> its lines of the listing."""
     status, err, listing = invoke(capsys, "models", "--latent-dim", "3")
@@ -969,6 +1017,9 @@ def huge64(x):
 
 def cplx(x):
     return x.reshape(len(x), -1)[:, :4].astype(np.complex128) * (1 + 1j)
+
+def lines(x):
+    raise ValueError("no latents\\nsecond line")
 """
 
 
@@ -984,6 +1035,7 @@ def cplx(x):
         ("huge64", ["values as large as 1e+300", "|z| <= 1e+30"]),
         ("cplx", ["returned complex numbers (dtype complex128)", "latents must be real"]),
         ("missing", ["has no attribute 'missing'"]),
+        ("lines", ["raised ValueError: no latents on a batch of 300 images"]),
     ],
 )
 def test_bad_representation_function(made, work, capsys, function, fragments):
@@ -1002,8 +1054,11 @@ def test_bad_representation_function(made, work, capsys, function, fragments):
         ("raise RuntimeError('no GPU here')\n", ["RuntimeError: no GPU here", "imports cleanly"]),
         ("import sys\nsys.exit(1)\n", ["SystemExit: 1", "importing module"]),
         ("import not_a_module_anywhere\n", ["cannot import module"]),
+        # a message of several lines is quoted by its first: the error line was two
+        ("raise RuntimeError('no GPU\\nsecond line')\n", ["RuntimeError: no GPU; fix the"]),
+        ("raise ImportError('no GPU\\nsecond line')\n", ["cannot import module", ": no GPU"]),
     ],
-    ids=["raises", "exits", "import-error"],
+    ids=["raises", "exits", "import-error", "raises-lines", "import-error-lines"],
 )
 def test_representation_module_that_fails_on_import(made, work, capsys, source, fragments):
     name = f"rep_{abs(hash(source)) % 10**8}"

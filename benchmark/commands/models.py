@@ -22,12 +22,12 @@ import click
 def models_command(check: bool, latent_dim: int) -> None:
     """List the models of the entry point group benchmark.models."""
     from benchmark.models.registry import (
-        ModelError,
         build_model,
         describe_default,
         discover,
         required_hparams,
     )
+    from spritegen.errors import SpritegenError, first_line
 
     entries = discover()
     broken = 0
@@ -41,7 +41,7 @@ def models_command(check: bool, latent_dim: int) -> None:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # the model's own fault (even sys.exit): keep listing
-                reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+                reason = str(exc) if isinstance(exc, SpritegenError) else first_line(exc)
         if reason:
             status, broken = "BROKEN", broken + 1
         click.echo(f"{name:<16} {status:<7} {entry.origin}  [{entry.target}]")

@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmark.metrics.evaluate import METRIC_KEYS
 from benchmark.metrics.presets import PRESET_NAMES
-from spritegen.errors import SpecError
+from spritegen.errors import SpecError, first_line
 
 
 def checked_represent(fn: Callable[[np.ndarray], object], target: str) -> Callable:
@@ -43,7 +43,7 @@ def checked_represent(fn: Callable[[np.ndarray], object], target: str) -> Callab
             raise
         except BaseException as exc:  # SystemExit from user code must not end the command
             raise RepresentationError(
-                f"--represent {target} raised {type(exc).__name__}: {exc} on a batch of {n} "
+                f"--represent {target} raised {first_line(exc)} on a batch of {n} "
                 f"images {tuple(images.shape)} uint8"
             ) from None
         shape = getattr(out, "shape", None)
@@ -83,11 +83,13 @@ def load_represent(target: str) -> Callable[[np.ndarray], np.ndarray]:
     except KeyboardInterrupt:
         raise
     except ImportError as exc:
-        raise SpecError(f"--represent: cannot import module {module_name!r}: {exc}") from None
+        raise SpecError(
+            f"--represent: cannot import module {module_name!r}: {first_line(exc, typed=False)}"
+        ) from None
     except BaseException as exc:  # the module's own code failed (SystemExit included)
         raise SpecError(
-            f"--represent: importing module {module_name!r} failed: {type(exc).__name__}: "
-            f"{exc}; fix the module so that it imports cleanly"
+            f"--represent: importing module {module_name!r} failed: {first_line(exc)}; fix the "
+            "module so that it imports cleanly"
         ) from None
     obj = module
     for part in attr.split("."):

@@ -25,7 +25,7 @@ from benchmark.models.base import AUXILIARY_LOSS, REQUIRED_TERMS, Model, has_aux
 if TYPE_CHECKING:
     from benchmark.models.base import AuxiliaryModel
 from benchmark.params import PARAMS, BadValue, check_hparam, plain, positive_int, seed_int
-from spritegen.errors import SpecError, SpritegenError, quote
+from spritegen.errors import SpecError, SpritegenError, first_line, quote
 
 GROUP = "benchmark.models"
 
@@ -145,7 +145,7 @@ def _entry(name: str, target: str, origin: str) -> ModelEntry:
         raise
     except BaseException as exc:  # a plugin may raise anything on import, sys.exit() included:
         entry.factory = None  # report it as broken; never let it end the command
-        entry.error = f"cannot load {target}: {type(exc).__name__}: {exc}"
+        entry.error = f"cannot load {target}: {first_line(exc)}"
         return entry
     entry.error = _colliding(entry.hparams)
     return entry
@@ -242,7 +242,7 @@ def dry_build(
         with torch.device("meta"):
             entry.factory(image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams)
     except (ValueError, TypeError) as exc:
-        raise SpecError(f"model {entry.name!r}: {exc}") from None
+        raise SpecError(f"model {entry.name!r}: {first_line(exc, typed=False)}") from None
     except Exception:
         pass  # a model that cannot be built on the meta device is checked when it runs
 
@@ -301,12 +301,12 @@ def build_model(
                 image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams
             )
         except (ValueError, TypeError) as exc:
-            raise SpecError(f"model {name!r}: {exc}") from None
+            raise SpecError(f"model {name!r}: {first_line(exc, typed=False)}") from None
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from a plugin's constructor included
             raise ModelError(
-                f"model {name!r} ({entry.origin}) failed to build: {type(exc).__name__}: {exc}"
+                f"model {name!r} ({entry.origin}) failed to build: {first_line(exc)}"
             ) from None
     if not isinstance(model, nn.Module):
         raise ModelError(
@@ -451,7 +451,7 @@ def check_model(
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
-        raise ModelError(f"{where}: dry forward pass failed: {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"{where}: dry forward pass failed: {first_line(exc)}") from None
     fault = terms_fault(terms, latent_dim)
     if fault is not None:
         raise ModelError(f"{where}: {fault}")
@@ -462,12 +462,16 @@ def check_model(
             f"{where}: non-finite loss terms on a dry forward pass: {', '.join(bad)}"
             + (f" (with hyperparameters {given}: check their values)" if given else "")
         )
-    if not hasattr(model, "hparams"):
-        raise ModelError(f"{where}: has no 'hparams' attribute (a dict of its hyperparameters)")
-    try:
+    try:  # hasattr and the record both run the model's property, which may raise anything
+        if not hasattr(model, "hparams"):
+            raise ModelError(f"{where}: has no 'hparams' attribute (a dict of its hyperparameters)")
         hparams_record(model)
-    except Exception as exc:  # the property itself may raise
-        raise ModelError(f"{where}: {exc}") from None
+    except (ModelError, KeyboardInterrupt):
+        raise
+    except ValueError as exc:  # hparams_record's own line (or the property's ValueError)
+        raise ModelError(f"{where}: {first_line(exc, typed=False)}") from None
+    except BaseException as exc:
+        raise ModelError(f"{where}: its 'hparams' failed: {first_line(exc)}") from None
     if has_auxiliary_objective(model):
         _check_auxiliary(model, x, gen, terms, where)
     _check_trainable(model, terms, where)
@@ -510,7 +514,7 @@ def _check_auxiliary(
             aux = model.auxiliary_loss(x, step=0, generator=gen)
     except Exception as exc:
         raise ModelError(
-            f"{where}: auxiliary objective failed on a dry pass: {type(exc).__name__}: {exc}"
+            f"{where}: auxiliary objective failed on a dry pass: {first_line(exc)}"
         ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ModelError(
