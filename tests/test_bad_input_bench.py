@@ -1671,6 +1671,8 @@ def _alias_bomb() -> str:
     [
         (_alias_bomb().encode(), "anchors and aliases (&name, *name) are not allowed"),
         (b"name: a\nname: b\n", "duplicate key"),
+        # NAME_RE's $ matched before a final newline: the sweep folder was 'results/s\n'
+        (b'name: "s\\n"\nset: {model: betavae, factors: 1}\nreport: {x: beta}\n', "got 's\\n'"),
         (b"\x89HDF\r\n\x1a\n\xff\xfe\x00binary", "not a text file"),
         (b"name: [unclosed\n", "not valid YAML"),
         (b"name: s\nmodels: betavae\n", "models: unknown field"),
@@ -1692,6 +1694,7 @@ def _alias_bomb() -> str:
     ids=[
         "alias-bomb",
         "duplicate-key",
+        "name-with-final-newline",
         "binary",
         "bad-yaml",
         "unknown-field",

@@ -222,7 +222,7 @@ def _lists(where: str, raw: Any, distinct: bool) -> dict[str, list[Any]]:
 
 def _dataset(name: str, raw: Any, base_dir: Path) -> DatasetEntry:
     where = f"datasets.{name}"
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise SpecError(
             f"{where}: dataset names may hold letters, digits, '-', '_' and '.', got {name!r}"
         )
@@ -359,7 +359,7 @@ def parse_sweep_spec(
         )
     _check_keys("", d, TOP_KEYS)
     name = d.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise SpecError(f"name: required; letters, digits, '-', '_' and '.', got {name!r}")
     datasets = {
         k: _dataset(k, v, base_dir) for k, v in _mapping("datasets", d.get("datasets")).items()
@@ -378,7 +378,7 @@ def parse_sweep_spec(
             raw = _mapping(f"experiments[{i}]", raw)
             _check_keys(where.rstrip("."), raw, EXPERIMENT_KEYS)
             ename = raw.get("name")
-            if not isinstance(ename, str) or not NAME_RE.match(ename):
+            if not isinstance(ename, str) or not NAME_RE.fullmatch(ename):
                 raise SpecError(
                     f"{where}name: required; letters, digits, '-', '_' and '.', got {ename!r}"
                 )
