@@ -27,7 +27,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
 
-from spritegen.errors import BuildError, SpecError, quote
+from spritegen.errors import BuildError, SpecError, first_line, quote
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -229,7 +229,15 @@ def ensure_ray(address: str | None = None, **init_kwargs: Any) -> Any:
             check_reachable(address)
             init_kwargs["address"] = address
         init_kwargs.setdefault("log_to_driver", False)
-        ray.init(**init_kwargs)
+        try:
+            ray.init(**init_kwargs)
+        except ConnectionError as exc:  # Ray found no cluster where it was sent
+            if not address:
+                raise
+            raise BuildError(
+                f"--address {quote(address)}: Ray found no cluster there ({first_line(exc)}); "
+                f"{START_A_CLUSTER}"
+            ) from exc
     return ray
 
 
@@ -237,19 +245,33 @@ def ensure_ray(address: str | None = None, **init_kwargs: Any) -> Any:
 CONNECT_TIMEOUT_S = 10.0
 
 
+#: What every "no cluster there" line advises.
+START_A_CLUSTER = "start one with 'ray start --head' on that machine, or check the address and port"
+
+
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Refuse an address that no cluster answers at, before ``ray.init`` is given it.
 
     ``ray.init`` retries an unreachable GCS address for many minutes, printing a warning now
-    and then, so a typo in ``--address`` looked like a hang. ``auto`` and ``local`` are left to
-    Ray, which resolves them at once.
+    and then, so a typo in ``--address`` looked like a hang. ``local`` is left to Ray (it starts
+    an instance). ``auto`` is looked up as Ray looks it up (``RAY_ADDRESS``, then the cluster
+    this machine started or runs) and what it names is checked like any address: with no
+    cluster, ``ray.init`` ended ``--address auto`` (the README's example) in a traceback, after a
+    sweep had written its folder.
     """
-    if address in ("auto", "local"):
+    if address == "local":
         return
+    shown = quote(address)
+    if address == "auto":
+        found = _auto_address()
+        if found in (None, "auto", "local"):  # not looked up here: left to ray.init
+            return
+        assert found is not None
+        shown, address = f"{shown} ({quote(found)})", found
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise SpecError(
-            f"--address {quote(address)}: expected 'auto', HOST:PORT (the head node's GCS, "
+            f"--address {shown}: expected 'auto', HOST:PORT (the head node's GCS, "
             "port 6379 by default) or ray://HOST:PORT (Ray Client, port 10001 by default)"
         )
     try:
@@ -257,8 +279,26 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise BuildError(
-            f"--address {quote(address)}: no Ray cluster answers there ({reason}); start one "
-            "with 'ray start --head' on that machine, or check the address and port"
+            f"--address {shown}: no Ray cluster answers there ({reason}); {START_A_CLUSTER}"
+        ) from exc
+
+
+def _auto_address() -> str | None:
+    """The address Ray's ``auto`` stands for, found as ``ray.init`` finds it but without
+    connecting; a BuildError when there is none; None when this Ray version's lookup (a private
+    function) is not there, leaving ``auto`` to ``ray.init``."""
+    import_ray()
+    try:
+        from ray._private.services import get_ray_address_from_environment
+    except ImportError:  # pragma: no cover - depends on the Ray version
+        return None
+    try:
+        return str(get_ray_address_from_environment("auto", None))
+    except ConnectionError as exc:
+        raise BuildError(
+            "--address 'auto': Ray finds no running cluster on this machine (RAY_ADDRESS is not "
+            "set and no cluster was started here); start one with 'ray start --head', or give "
+            "the head node's HOST:PORT"
         ) from exc
 
 

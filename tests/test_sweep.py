@@ -346,6 +346,48 @@ def test_an_address_no_cluster_answers_at_fails_at_once(tmp_path: Path) -> None:
         check_reachable("127.0.0.1:99999")
 
 
+@pytest.mark.ray
+def test_address_auto_without_a_cluster_fails_at_once(tmp_path: Path) -> None:
+    """``--address auto`` (the README's example) with no cluster to find: one line, exit 1,
+    nothing written. ray.init raised a ConnectionError traceback, after ``bench sweep`` had
+    written its folder."""
+    pytest.importorskip("ray")
+    from ray._private.services import get_ray_address_from_environment
+
+    env = subprocess_env(tmp_path)
+    try:  # Ray's own lookup, as the commands make it (RAY_ADDRESS included)
+        found = get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+        found = None
+    if found is not None:
+        pytest.skip(f"a Ray cluster runs on this machine ({found}): 'auto' would find it")
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_spec("auto", [0]))
+    commands = {
+        "spritegen": ["-m", "spritegen", "build", "--factors", "1", "--n", "10"]
+        + ["--eval-preset", "none", "--executor", "ray", "--address", "auto"],
+        "bench": ["-c", "from benchmark.cli import main; main()", "sweep", str(spec)]
+        + ["--executor", "ray", "--address", "auto", "--quiet"],
+    }
+    for prog, args in commands.items():
+        work = tmp_path / prog
+        work.mkdir()
+        done = subprocess.run(
+            [sys.executable, *args, "--out", str(work / "out")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.splitlines() == [
+            f"{prog}: error: --address 'auto': Ray finds no running cluster on this machine "
+            "(RAY_ADDRESS is not set and no cluster was started here); start one with "
+            "'ray start --head', or give the head node's HOST:PORT"
+        ]
+        assert list(work.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_a_sweep_runs_in_parts_with_only(tmp_path: Path) -> None:
     """--only trains the matching points and leaves the rest; a second part finishes them; a
