@@ -275,3 +275,14 @@ def test_the_preset_tables_give_the_sizes_of_the_code():
             [p.num_variance],
             [p.num_samples_train, p.num_samples_eval],
         ], f"docs/metrics.md, preset {name}"
+
+
+def test_the_score_table_lists_every_score_key():
+    """docs/metrics.md's table of scores names each key of benchmark.metrics.SCORE_KEYS once
+    (linear_r2 and linear_r2_best_dim, recorded in every run's summary.json, were missing)."""
+    from benchmark.metrics import SCORE_KEYS
+
+    text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    table = text.split("| key | metric | range |", 1)[1].split("\n\n", 1)[0]
+    keys = [k for row in table.splitlines()[2:] for k in re.findall(r"`(\w+)`", row.split("|")[1])]
+    assert sorted(keys) == sorted(SCORE_KEYS)
