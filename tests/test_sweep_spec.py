@@ -84,6 +84,24 @@ def test_small_experiments_keep_the_thesis_grids() -> None:
         assert {p.params["score_preset"] for p in plan.points} == {"quick"}
 
 
+def test_equal_steps_follow_up_matches_experiment2_small() -> None:
+    """docs/results.md 2.2.1 compares its runs with experiment2-small's: the same datasets (so
+    the same bytes) and the K = 6, 7 schedule, which only holds while the two specs agree."""
+    small = load_sweep(SPECS / "experiment2-small.yaml")
+    follow = load_sweep(SPECS / "experiment2-equal-steps.yaml")
+    for name in ("k3", "k4", "k5"):
+        ours, theirs = follow.spec.datasets[name].resolve(), small.spec.datasets[name].resolve()
+        assert ours.digest() == theirs.digest()
+    longest = {p.params["epochs"] for p in small.points if p.factors in (6, 7)}
+    assert {p.params["epochs"] for p in follow.points} == longest
+    got = {(p.factors, p.params["beta"], p.params["seed"]) for p in follow.points}
+    assert got == {(k, b, s) for k in (3, 4, 5) for b in (1, 8) for s in (0, 1, 2)}
+    shared = ("latent_dim", "score_preset", "score_every", "final_preset", "model")
+    assert {tuple(p.params[k] for k in shared) for p in follow.points} == {
+        tuple(p.params[k] for k in shared) for p in small.points
+    }
+
+
 def test_extension_spec_has_the_proposed_variants() -> None:
     plan = load_sweep(SPECS / "extension.yaml")
     points, layout, spec = plan.points, plan.layout, plan.spec
