@@ -39,6 +39,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from benchmark.files import disk_full_error, is_disk_full, write_text_atomic
 from benchmark.sweep.datasets import build_datasets, dataset_path, is_built
 from benchmark.sweep.deliveries import DELIVERIES, adopt_kept, describe_adopted, kept_runs
 from benchmark.sweep.execute import (
@@ -52,7 +53,7 @@ from benchmark.sweep.execute import (
 from benchmark.sweep.executors import check_executor, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
-from spritegen.atomic import as_created, write_text_atomic
+from spritegen.atomic import as_created
 from spritegen.errors import SpecError, check_flag, check_output_path, counted, quote
 from spritegen.executors import check_reachable
 
@@ -79,8 +80,9 @@ class SweepResult:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    """Write atomically: a reader never sees half a manifest."""
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str), fsync=False)
+    """Write atomically: a reader never sees half a manifest. A full disk is ``DiskFull``, one
+    line naming the file and the disk (``benchmark.files``), as for a run's own files."""
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str))
 
 
 def manifest(plan: SweepPlan) -> dict[str, Any]:
@@ -175,9 +177,9 @@ def run_sweep(
     spec, points = plan.spec, plan.points
     if executor == "ray" and address:
         check_reachable(address)  # ray.init would retry an unreachable address for minutes
-    (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
+    _make_sweep_dir(sweep_dir)
     # replaced, not written through: a spec.yaml linked to the user's own spec stays theirs
-    write_text_atomic(sweep_dir / "spec.yaml", copy_text(spec), fsync=False)
+    write_text_atomic(sweep_dir / "spec.yaml", copy_text(spec))
     _write_json(sweep_dir / MANIFEST, manifest(plan))
     # what a Ray start whose driver was killed kept of its runs, before their states are read
     adopted = adopt_kept(sweep_dir, [p.id for p in points if not only or _matches(p.id, only)])
@@ -249,6 +251,20 @@ def run_sweep(
         )
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _make_sweep_dir(sweep_dir: Path) -> None:
+    """Create ``SWEEP/runs``: a full disk is ``DiskFull`` (exit 1), a folder that cannot be made
+    (read-only, on /proc, no permission) one line naming ``--out`` (exit 2), not a traceback."""
+    try:
+        (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(sweep_dir / "runs") from None
+        raise SpecError(
+            f"--out {quote(str(sweep_dir))}: cannot create the sweep folder "
+            f"({exc.strerror or exc}); choose a writable folder"
+        ) from None
 
 
 def _sort_points(

@@ -1,0 +1,153 @@
+"""`bench sweep` (local pool) under faults: a full disk, run folders edited by hand between
+starts, parts of one sweep folder started one after another or at once.
+
+Each test runs the real command on a real (tiny) dataset; a full disk is a real small tmpfs
+(root only: skipped elsewhere). After the fault, the next start must finish the sweep with the
+numbers of an uninterrupted one, and no half-written or stray file may be left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from sweep_helpers import subprocess_env
+from train_fixtures import make_tiny_dataset
+
+from benchmark.sweep import load_sweep
+from benchmark.sweep.cli import sweep_command
+
+
+def _spec(tmp: Path, betas: list[int], name: str = "faults") -> Path:
+    """A sweep of one tiny betavae run per beta on a 64-image data file (no dataset to build):
+    2 steps of one epoch, no scoring; a few seconds a run."""
+    data = tmp / "d.h5"
+    if not data.exists():
+        make_tiny_dataset(data, n=64, seed=3)
+    spec = tmp / f"{name}.yaml"
+    spec.write_text(
+        f"name: {name}\nset: {{model: betavae, data: {data}, latent_dim: 2, epochs: 1, "
+        "batch_size: 32, score_preset: none, final_preset: none}\n"
+        f"grid: {{beta: {betas}}}\nreport: {{x: beta}}\n"
+    )
+    return spec
+
+
+def _bench_sweep(spec: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`bench sweep SPEC --out OUT --quiet --workers 1 EXTRA...` as its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "sweep", str(spec), "--out", str(out)]
+        + ["--quiet", "--workers", "1", *extra],
+        env=subprocess_env(spec.parent),
+        cwd=spec.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _numbers(run: Path) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """A finished run's metrics.jsonl without timings, and its final weights."""
+    rows = [
+        {k: v for k, v in json.loads(line).items() if not k.endswith("_s")}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+    return rows, torch.load(run / "checkpoints" / "model.pt", weights_only=True)["model"]
+
+
+def _same_runs(a: Path, b: Path) -> None:
+    """Every run of sweep ``a`` finished in ``b`` too, with equal numbers and weights."""
+    runs = sorted(p.name for p in (a / "runs").iterdir() if p.is_dir())
+    assert runs == sorted(p.name for p in (b / "runs").iterdir() if p.is_dir())
+    for name in runs:
+        assert json.loads((b / "runs" / name / "summary.json").read_text())["status"] == "finished"
+        rows_a, weights_a = _numbers(a / "runs" / name)
+        rows_b, weights_b = _numbers(b / "runs" / name)
+        assert rows_a == rows_b, name
+        assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), name
+
+
+def _leftovers(sweep: Path) -> list[str]:
+    """Files no finished sweep should hold: partial writes, locks, an ensemble's log."""
+    return sorted(
+        str(p.relative_to(sweep))
+        for p in sweep.rglob("*")
+        if p.name.endswith((".partial", ".lock", ".ensemble.log", ".unpacking"))
+    )
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """``mount(options)``: a real tmpfs mounted with those options (``size=4k``,
+    ``nr_inodes=N``), remounted on each call; unmounted at the end. Needs root."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = False
+
+    def mount(options: str) -> Path:
+        nonlocal mounted
+        args = ["-o", options if not mounted else f"remount,{options}"]
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", *args, "tmpfs", str(disk)], capture_output=True
+        )
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted = True
+        return disk
+
+    try:
+        yield mount
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)
+
+
+# --- a full disk ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_the_sweeps_own_records_is_one_line_and_resumes(
+    tmp_path: Path, small_disk: Callable[..., Path]
+) -> None:
+    """A disk with room for spec.yaml but not sweep.json: the write of sweep.json was an OSError
+    traceback. Now one line naming the file and the disk, exit 1, no partial file; with space
+    freed, the same command trains the sweep to the numbers of one never interrupted."""
+    spec = _spec(tmp_path, [1])
+    sweep = small_disk("size=4k") / "sweep"
+    full = _bench_sweep(spec, sweep)
+    assert full.returncode == 1, full.stderr
+    assert full.stderr.splitlines() == [
+        f"bench: error: no space left on the disk holding {sweep} while writing sweep.json "
+        f"(0.0 MiB, 0.0 MiB free); free some disk space and run the same command again to resume"
+    ]
+    assert _leftovers(sweep) == [] and not (sweep / "sweep.json").exists()
+
+    small_disk("size=64m")
+    again = _bench_sweep(spec, sweep)
+    assert again.returncode == 0, again.stderr
+    reference = _bench_sweep(spec, tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr
+    _same_runs(tmp_path / "reference", sweep)
+    assert _leftovers(sweep) == []
+
+
+def test_a_sweep_folder_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    """`--out` where no folder can be made (under /proc) was an OSError traceback."""
+    spec = _spec(tmp_path, [1])
+    res = CliRunner().invoke(sweep_command, [str(spec), "--out", "/proc/sweep", "--quiet"])
+    assert res.exit_code == 2, res.output
+    assert res.output.splitlines() == [
+        "bench: error: --out '/proc/sweep': cannot create the sweep folder "
+        "(No such file or directory); choose a writable folder"
+    ]
+    assert load_sweep(spec).points  # the spec itself is fine
