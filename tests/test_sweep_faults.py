@@ -151,3 +151,37 @@ def test_a_sweep_folder_that_cannot_be_created_is_one_line(tmp_path: Path) -> No
         "(No such file or directory); choose a writable folder"
     ]
     assert load_sweep(spec).points  # the spec itself is fine
+
+
+def _entries(folder: Path) -> int:
+    """Files and folders in ``folder``, itself included."""
+    return 1 + sum(1 for _ in folder.rglob("*"))
+
+
+@pytest.mark.slow
+def test_a_disk_full_as_an_ensemble_ends_leaves_its_finished_runs_finished(
+    tmp_path: Path, small_disk: Callable[..., Path]
+) -> None:
+    """A disk (here: a tmpfs out of inodes) that fills just as an ensemble's members have
+    finished, when the sweep copies the ensemble's output into each member's sweep.log: the
+    plain write raised, failing the whole task, so both finished runs were reported failed with
+    `OSError: [Errno 28]`, exit 1, and `<first>.ensemble.log` was left. Now the log is written
+    whole or not at all and never fails a finished run; nothing stray is left, and the next
+    start has nothing to train."""
+    spec = _spec(tmp_path, [1, 4])
+    reference = _bench_sweep(spec, tmp_path / "reference", "--ensemble", "2")
+    assert reference.returncode == 0, reference.stderr
+    # at the moment the logs are written the disk holds what the finished sweep holds, less
+    # failures.json and the two sweep.log, plus the two run folders' locks and the ensemble's
+    # log: as many entries as the finished sweep (and the disk's root): not one more fits
+    used = 1 + _entries(tmp_path / "reference")
+    sweep = small_disk(f"size=64m,nr_inodes={used}") / "sweep"
+    first = _bench_sweep(spec, sweep, "--ensemble", "2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "2 runs: 2 trained, 0 already finished, 0 failed" in first.stdout
+    assert not list(sweep.glob("runs/*/sweep.log"))  # the disk had no room for them
+    assert _leftovers(sweep) == []
+    small_disk("nr_inodes=10000")
+    again = _bench_sweep(spec, sweep, "--ensemble", "2")
+    assert again.returncode == 0 and "0 trained, 2 already finished" in again.stdout, again.stdout
+    _same_runs(tmp_path / "reference", sweep)

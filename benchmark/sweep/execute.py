@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from benchmark.files import RunFolderBusy, run_folder_lock
+from benchmark.files import RunFolderBusy, run_folder_lock, write_text_atomic
 from benchmark.params import BY_KEY
+from spritegen import atomic
 
 SUMMARY = "summary.json"
 UNPACK_SUFFIX = ".unpacking"
@@ -219,8 +220,9 @@ def _train_held(task: RunTask, folder: Path, preamble: str, start: float) -> Out
         if not (folder / SUMMARY).exists():
             # bench run always writes summary.json; keep the promise of is_finished regardless.
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / SUMMARY).write_text(
-                json.dumps({"status": "finished", **summary}, indent=2, default=str)
+            write_text_atomic(
+                folder / SUMMARY,
+                json.dumps({"status": "finished", **summary}, indent=2, default=str),
             )
         shutil.move(str(log), folder / LOG_NAME)
         return Outcome(task.id, True, time.perf_counter() - start, summary=summary)
@@ -322,8 +324,7 @@ def _train_ensemble_held(task: EnsembleTask, folders: list[Path]) -> list[Outcom
         # run of its own would, and the ensemble's log (of a training no longer going) is dropped
         seconds = time.perf_counter() - start
         for folder in folders:
-            with contextlib.suppress(OSError):
-                (folder.parent / f"{folder.name}.log").write_text(text + tb)
+            write_log(folder.parent / f"{folder.name}.log", text + tb)
         return [
             Outcome(m.id, False, seconds, error=f"{type(exc).__name__}: {msg}", traceback=tb)
             for m in task.members
@@ -333,7 +334,7 @@ def _train_ensemble_held(task: EnsembleTask, folders: list[Path]) -> list[Outcom
     text = _read_text(log)
     for m, folder, summary in zip(task.members, folders, summaries):
         if folder.exists():
-            (folder / LOG_NAME).write_text(text)
+            write_log(folder / LOG_NAME, text)
         if summary.get("status") == "finished":
             # a finished run has no failure log: not even one an earlier start left
             (folder.parent / f"{folder.name}.log").unlink(missing_ok=True)
@@ -341,10 +342,20 @@ def _train_ensemble_held(task: EnsembleTask, folders: list[Path]) -> list[Outcom
         else:
             status = summary.get("status", "diverged")
             error = f"{stopped_label(status)}: {summary.get('error', status)}"
-            (folder.parent / f"{folder.name}.log").write_text(text + error + "\n")
+            write_log(folder.parent / f"{folder.name}.log", text + error + "\n")
             outcomes.append(Outcome(m.id, False, seconds, error=error, traceback=error))
     log.unlink(missing_ok=True)
     return outcomes
+
+
+def write_log(path: Path, text: str) -> None:
+    """Write a run's log (``sweep.log``, ``<id>.log``) whole or not at all, never failing the
+    outcome it records: a log repeats what the run's folder and failures.json say. Written plainly,
+    a full disk just after an ensemble's members had finished truncated the log and failed the
+    whole task: its finished runs were reported failed (``OSError: [Errno 28] ...``) and its
+    ``.ensemble.log`` was left behind."""
+    with contextlib.suppress(OSError):
+        atomic.write_text_atomic(path, text, fsync=False)
 
 
 def _read_text(path: Path) -> str:

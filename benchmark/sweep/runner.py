@@ -49,6 +49,7 @@ from benchmark.sweep.execute import (
     is_finished,
     run_config,
     run_state,
+    write_log,
 )
 from benchmark.sweep.executors import check_executor, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
@@ -236,7 +237,7 @@ def run_sweep(
                     # trained on another node: keep at least the traceback (not for a run that
                     # another process has finished meanwhile: a finished run has no log)
                     if not log.exists() and not is_finished(sweep_dir / "runs" / outcome.id):
-                        log.write_text(outcome.traceback or outcome.error)
+                        write_log(log, outcome.traceback or outcome.error)
                     say(f"  FAILED {outcome.id}: {outcome.error}")
                 bar.update(1)
                 bar.set_postfix(done=len(result.finished), failed=len(result.failed))
