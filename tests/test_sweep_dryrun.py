@@ -198,7 +198,9 @@ def test_run_states_follow_what_a_start_does_with_the_folder(
     half_sweep: dict[str, Any], tmp_path: Path
 ) -> None:
     """Copies of the sweep's run folders, changed as crashes and people leave them: a folder
-    without config.json is replaced (new); without its checkpoint, training starts at epoch 1;
+    without config.json holding only what a run killed before writing it leaves is replaced
+    (new), one holding more is left alone and fails (its files are not the sweep's to delete);
+    without its checkpoint, training starts at epoch 1;
     a finished run's folder without its summary resumes at the final scores; a summary bench
     run cannot read makes every start fail; a model failure is labelled ModelFailed."""
     from benchmark.sweep.execute import RunState, run_state
@@ -209,6 +211,12 @@ def test_run_states_follow_what_a_start_does_with_the_folder(
     no_config = runs / h["new"][0]
     shutil.copytree(runs / h["interrupted"], no_config)
     (no_config / "config.json").unlink()
+    assert run_state(no_config) == RunState(
+        "fail", "fails: its folder holds files but no config.json (move it)"
+    )
+    shutil.rmtree(no_config)
+    (no_config / "checkpoints").mkdir(parents=True)  # killed before writing its config.json
+    (no_config / "config.json.partial").write_text("{")
     assert run_state(no_config) == RunState("new", "new")
     (runs / h["interrupted"] / "checkpoints" / "last.pt").unlink()
     assert run_state(runs / h["interrupted"]).text == "resumes at epoch 1 of 2"

@@ -185,3 +185,46 @@ def test_a_disk_full_as_an_ensemble_ends_leaves_its_finished_runs_finished(
     again = _bench_sweep(spec, sweep, "--ensemble", "2")
     assert again.returncode == 0 and "0 trained, 2 already finished" in again.stdout, again.stdout
     _same_runs(tmp_path / "reference", sweep)
+
+
+# --- run folders edited by hand between starts ---------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ensemble", ["off", "2"])
+def test_a_folder_without_config_json_holding_files_is_not_deleted(
+    tmp_path: Path, ensemble: str
+) -> None:
+    """A point's folder holding files but no config.json (your notes; a run whose config.json
+    was deleted by hand) was deleted with everything in it and trained afresh, silently. Now its
+    point fails with one line naming a file and what to do, the folder is untouched and the
+    other point trains; once the folder is moved away, the next start trains the point."""
+    spec = _spec(tmp_path, [1, 4])
+    kept, other = (p.id for p in load_sweep(spec).points)
+    sweep = tmp_path / "sweep"
+    folder = sweep / "runs" / kept
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.pt").write_bytes(b"my checkpoint")
+    (folder / "notes.txt").write_text("mine\n")
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    dry = _bench_sweep(spec, sweep, "--dry-run")
+    assert "fails: its folder holds files but no config.json (move it)" in dry.stdout, dry.stdout
+
+    first = _bench_sweep(spec, sweep, "--ensemble", ensemble)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "1 trained, 0 already finished, 1 failed" in first.stdout
+    assert (
+        f"  {kept}: NotARunFolder: {folder.resolve()} holds 'checkpoints/last.pt' and 1 more but "
+        "no config.json, so it is no run folder this sweep can resume, and its files are not the "
+        "sweep's to delete; move or delete the folder, then start the sweep again"
+    ) in first.stdout
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert [f["id"] for f in json.loads((sweep / "failures.json").read_text())] == [kept]
+    assert (sweep / "runs" / other / "summary.json").is_file()
+
+    shutil.move(folder, tmp_path / "moved")
+    again = _bench_sweep(spec, sweep, "--ensemble", ensemble)
+    assert again.returncode == 0 and "1 trained, 1 already finished" in again.stdout, again.stdout
+    reference = _bench_sweep(spec, tmp_path / "reference", "--ensemble", ensemble)
+    _same_runs(tmp_path / "reference", sweep)
+    assert reference.returncode == 0 and _leftovers(sweep) == []

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from benchmark.files import RunFolderBusy, run_folder_lock, write_text_atomic
+from benchmark.files import PARTIAL, RunFolderBusy, run_folder_lock, write_text_atomic
 from benchmark.params import BY_KEY
 from spritegen import atomic
+from spritegen.errors import quote
 
 SUMMARY = "summary.json"
 UNPACK_SUFFIX = ".unpacking"
@@ -89,9 +90,36 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def is_resumable(run_dir: Path) -> bool:
-    """Whether bench run can resume the folder: it holds the run's config.json. Anything else
-    found at a run's place (a run killed before it wrote its config) is replaced by a fresh run."""
+    """Whether bench run can resume the folder: it holds the run's config.json. A folder without
+    it at a run's place is replaced by a fresh run when it holds what a run killed before it
+    wrote its config leaves, and left alone otherwise (``foreign_files``)."""
     return (run_dir / "config.json").is_file()
+
+
+def foreign_files(run_dir: Path) -> list[str]:
+    """What a folder without config.json at a run's place holds that a start must not delete:
+    every file but a ``.partial`` one, and every symlink (paths relative to ``run_dir``).
+
+    A run killed before it wrote its config.json leaves an empty ``checkpoints/`` (maybe a
+    ``.partial`` file): such a folder is replaced by a fresh run. Anything else there (your own
+    files, a checkpoint whose config.json was deleted) used to be deleted with it, silently."""
+    found = []
+    for root, dirs, files in os.walk(run_dir):
+        here = Path(root)
+        links = [d for d in dirs if (here / d).is_symlink()]
+        for name in links + [f for f in files if not f.endswith(PARTIAL)]:
+            found.append((here / name).relative_to(run_dir).as_posix())
+    return sorted(found)
+
+
+def in_the_way(run_dir: Path, foreign: list[str]) -> str:
+    """Why a start leaves the point of ``run_dir`` untrained (``foreign_files``), and what to do."""
+    more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+    return (
+        f"{run_dir} holds {quote(foreign[0])}{more} but no config.json, so it is no run folder "
+        "this sweep can resume, and its files are not the sweep's to delete; move or delete the "
+        "folder, then start the sweep again"
+    )
 
 
 def stopped_label(status: Any) -> str:
@@ -115,7 +143,11 @@ def run_state(run_dir: Path) -> RunState:
     place, Ray on the node its task is sent to with the folder (``with_folders``)."""
     if is_finished(run_dir):
         return RunState("finished", "finished")
-    if not run_dir.exists() or not is_resumable(run_dir):
+    if not run_dir.exists():
+        return RunState("new", "new")
+    if not is_resumable(run_dir):
+        if foreign_files(run_dir):
+            return RunState("fail", "fails: its folder holds files but no config.json (move it)")
         return RunState("new", "new")
     stopped = ""
     if (run_dir / SUMMARY).exists():  # not finished: a stopped run's summary, or unreadable
@@ -209,10 +241,15 @@ def _train_into(task: RunTask, folder: Path, preamble: str = "") -> Outcome:
 
 def _train_held(task: RunTask, folder: Path, preamble: str, start: float) -> Outcome:
     """``_train_into`` once the run folder's lock is held."""
-    if folder.exists() and not is_resumable(folder):
-        shutil.rmtree(folder)  # not a run folder bench run could resume: start afresh
-    folder.parent.mkdir(parents=True, exist_ok=True)
     log = folder.parent / f"{task.id}.log"
+    if folder.exists() and not is_resumable(folder):
+        foreign = foreign_files(folder)
+        if foreign:  # not the sweep's to delete
+            error = f"NotARunFolder: {in_the_way(folder, foreign)}"
+            write_log(log, preamble + error + "\n")
+            return Outcome(task.id, False, time.perf_counter() - start, error=error)
+        shutil.rmtree(folder)  # what a run killed before its config.json left: start afresh
+    folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
             fh.write(preamble)
@@ -292,8 +329,8 @@ def _train_ensemble_held(task: EnsembleTask, folders: list[Path]) -> list[Outcom
 
     start = time.perf_counter()
     for folder in folders:
-        if folder.exists() and not is_resumable(folder):
-            shutil.rmtree(folder)
+        if folder.exists() and not is_resumable(folder) and not foreign_files(folder):
+            shutil.rmtree(folder)  # else run_ensemble refuses it, and each point trains alone
         folder.parent.mkdir(parents=True, exist_ok=True)
     log = folders[0].parent / f"{task.members[0].id}.ensemble.log"
     try:
