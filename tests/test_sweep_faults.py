@@ -76,11 +76,13 @@ def _same_runs(a: Path, b: Path) -> None:
 
 
 def _leftovers(sweep: Path) -> list[str]:
-    """Files no finished sweep should hold: partial writes, locks, an ensemble's log."""
+    """Files no finished sweep should hold: partial writes, run folders' locks, an ensemble's
+    log (``sweep.lock``, the lock of the sweep's records, stays)."""
     return sorted(
         str(p.relative_to(sweep))
         for p in sweep.rglob("*")
         if p.name.endswith((".partial", ".lock", ".ensemble.log", ".unpacking"))
+        and p != sweep / "sweep.lock"
     )
 
 
@@ -228,3 +230,62 @@ def test_a_folder_without_config_json_holding_files_is_not_deleted(
     reference = _bench_sweep(spec, tmp_path / "reference", "--ensemble", ensemble)
     _same_runs(tmp_path / "reference", sweep)
     assert reference.returncode == 0 and _leftovers(sweep) == []
+
+
+# --- parts of one sweep folder --------------------------------------------------------------------
+
+
+def _garbled_copy(good: Path, broken: Path) -> Path:
+    """A copy of ``good`` whose first training chunk is corrupt: a run on it fails when its
+    training images are read (after planning, which only reads the header)."""
+    import h5py
+
+    shutil.copy(good, broken)
+    with h5py.File(broken, "r+") as f:
+        dset = f["images"]
+        mask, stored = dset.id.read_direct_chunk((0, 0, 0, 0))
+        middle = len(stored) // 2
+        garbled = stored[:middle] + b"\xff" * 16 + stored[middle + 16 :]
+        dset.id.write_direct_chunk((0, 0, 0, 0), garbled, filter_mask=mask)
+    return broken
+
+
+@pytest.mark.slow
+def test_parts_of_a_sweep_keep_each_others_failures(tmp_path: Path) -> None:
+    """`--only` parts of one sweep folder started one after the other: each part overwrote
+    failures.json with its own failures, so a part that ended without failing erased another
+    part's. Now each start merges its failures with the file's (under sweep.lock), an entry going
+    only when its run is tried again or finished; sweep.json is written once, not again by each
+    start that finds it unchanged."""
+    data = make_tiny_dataset(tmp_path / "d.h5", n=64, seed=3)
+    broken = _garbled_copy(data, tmp_path / "broken.h5")
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(
+        "name: mixed\nset: {model: betavae, latent_dim: 2, epochs: 1, batch_size: 32, "
+        "score_preset: none, final_preset: none}\n"
+        f"zip: {{data: ['{broken}', '{data}']}}\nreport: {{x: data}}\n"
+    )
+    bad, good = (p.id for p in load_sweep(spec).points)
+    sweep = tmp_path / "sweep"
+
+    first = _bench_sweep(spec, sweep, "--only", "*broken*")
+    assert first.returncode == 1, first.stdout + first.stderr
+    failures = json.loads((sweep / "failures.json").read_text())
+    assert [f["id"] for f in failures] == [bad] and "corrupt" in failures[0]["error"]
+    manifest = (sweep / "sweep.json").stat()
+
+    second = _bench_sweep(spec, sweep, "--only", "*_d_*")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert json.loads((sweep / "failures.json").read_text()) == failures
+    assert (sweep / "sweep.json").stat().st_ino == manifest.st_ino  # not rewritten
+
+    # a start that tries the failed run again replaces its entry; one that finds it finished
+    # (here: its folder replaced by a finished run's, by hand) drops it
+    third = _bench_sweep(spec, sweep)
+    assert third.returncode == 1 and "1 failed" in third.stdout, third.stdout
+    assert [f["id"] for f in json.loads((sweep / "failures.json").read_text())] == [bad]
+    shutil.copytree(sweep / "runs" / good, sweep / "runs" / bad, dirs_exist_ok=True)
+    fourth = _bench_sweep(spec, sweep, "--only", "*_d_*")
+    assert fourth.returncode == 0, fourth.stdout
+    assert json.loads((sweep / "failures.json").read_text()) == []
+    assert _leftovers(sweep) == []

@@ -75,6 +75,8 @@ class Outcome:
     #: when it was trained in a scratch folder (on Ray): the run folder and its ``<id>.log``,
     #: whichever the run left there, as a tar
     packed: bytes | None = None
+    #: another process trains the point (it holds the run folder's lock): left to it
+    busy: bool = False
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -219,7 +221,11 @@ def _busy(task: RunTask, exc: RunFolderBusy, start: float) -> Outcome:
     """The outcome of a point that another process trains now (a second `bench sweep` of the
     folder, another ``--only`` part): failed here, its folder and log left to that process."""
     return Outcome(
-        task.id, False, time.perf_counter() - start, error=f"{type(exc).__name__}: {exc}"
+        task.id,
+        False,
+        time.perf_counter() - start,
+        error=f"{type(exc).__name__}: {exc}",
+        busy=True,
     )
 
 

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import fnmatch
 import json
+import os
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,7 @@ from spritegen.executors import check_reachable
 
 MANIFEST = "sweep.json"
 FAILURES = "failures.json"
+RECORDS_LOCK = "sweep.lock"
 MANIFEST_FORMAT = 1
 
 
@@ -80,10 +83,86 @@ class SweepResult:
         return not self.failed
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    """Write atomically: a reader never sees half a manifest. A full disk is ``DiskFull``, one
-    line naming the file and the disk (``benchmark.files``), as for a run's own files."""
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str))
+def _json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically unless the file holds it already. Replaced, not
+    written through: a ``spec.yaml`` linked to the user's own spec stays theirs. A full disk is
+    ``DiskFull``, one line naming the file and the disk (``benchmark.files``)."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if not path.is_symlink() and path.read_text(encoding="utf-8") == text:
+            return
+    write_text_atomic(path, text)
+
+
+@contextlib.contextmanager
+def records_lock(sweep_dir: Path) -> Iterator[None]:
+    """Hold ``SWEEP/sweep.lock`` (a blocking ``flock``) while this start reads and writes the
+    sweep's records (spec.yaml, sweep.json, failures.json): two starts of one folder (``--only``
+    parts of it, or the same command twice) take turns for those moments only, never while they
+    train. The file stays: removed, a third start could lock a new file while one holds the old.
+    The kernel drops the lock of a start that dies."""
+    path = sweep_dir / RECORDS_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(path) from None
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_failures(
+    plan: SweepPlan, sweep_dir: Path, tried: Sequence[str], failed: Sequence[Outcome]
+) -> None:
+    """Write failures.json: the sweep's unfinished runs that failed at the last start that tried
+    them. ``tried`` are the ids this start took to train, ``failed`` its failed outcomes.
+
+    Merged with the file under ``records_lock``: an entry of another start (another ``--only``
+    part, a start at the same time) stays unless this start tried that run or it has finished
+    since; a run this start left to the process training it (``RunFolderBusy``) keeps that
+    process's entry if there is one. Each part used to overwrite the file with its own
+    failures alone, so a part that ended last erased the others'."""
+    busy = {o.id for o in failed if o.busy}
+    retried = set(tried) - busy
+    order = {p.id: i for i, p in enumerate(plan.points)}
+    with records_lock(sweep_dir):
+        entries = {
+            e["id"]: e
+            for e in _read_failures(sweep_dir / FAILURES)
+            if e["id"] in order and e["id"] not in retried
+        }
+        for o in failed:
+            if o.id not in busy or o.id not in entries:
+                entries[o.id] = {
+                    "id": o.id,
+                    "error": o.error,
+                    "log": f"runs/{o.id}.log",
+                    "traceback": o.traceback,
+                }
+        kept = [
+            entries[i]
+            for i in sorted(entries, key=order.__getitem__)
+            if not is_finished(sweep_dir / "runs" / i)
+        ]
+        write_text_atomic(sweep_dir / FAILURES, _json_text(kept))
+
+
+def _read_failures(path: Path) -> list[dict[str, Any]]:
+    """The entries of a failures.json (one of each run); none from a missing or damaged file."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(entries, list):
+        return []
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
 
 
 def manifest(plan: SweepPlan) -> dict[str, Any]:
@@ -179,9 +258,12 @@ def run_sweep(
     if executor == "ray" and address:
         check_reachable(address)  # ray.init would retry an unreachable address for minutes
     _make_sweep_dir(sweep_dir)
-    # replaced, not written through: a spec.yaml linked to the user's own spec stays theirs
-    write_text_atomic(sweep_dir / "spec.yaml", copy_text(spec))
-    _write_json(sweep_dir / MANIFEST, manifest(plan))
+    with records_lock(sweep_dir):
+        # again: another start of the folder (another part, or a grown spec) may have written
+        # its records since; equal records are left as they are, never rewritten in turn
+        check_sweep_dir(sweep_dir, plan)
+        _write_if_changed(sweep_dir / "spec.yaml", copy_text(spec))
+        _write_if_changed(sweep_dir / MANIFEST, _json_text(manifest(plan)))
     # what a Ray start whose driver was killed kept of its runs, before their states are read
     adopted = adopt_kept(sweep_dir, [p.id for p in points if not only or _matches(p.id, only)])
 
@@ -199,7 +281,7 @@ def run_sweep(
     )
     if not pending:
         result.seconds = time.perf_counter() - start
-        _write_json(sweep_dir / FAILURES, [])
+        write_failures(plan, sweep_dir, [], [])
         return result
 
     needed = _needed_datasets(spec, pending)
@@ -243,13 +325,7 @@ def run_sweep(
                 bar.set_postfix(done=len(result.finished), failed=len(result.failed))
     finally:
         bar.close()
-        _write_json(
-            sweep_dir / FAILURES,
-            [
-                {"id": o.id, "error": o.error, "log": f"runs/{o.id}.log", "traceback": o.traceback}
-                for o in result.failed
-            ],
-        )
+        write_failures(plan, sweep_dir, [p.id for p in pending], result.failed)
     result.seconds = time.perf_counter() - start
     return result
 
