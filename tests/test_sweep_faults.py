@@ -289,3 +289,54 @@ def test_parts_of_a_sweep_keep_each_others_failures(tmp_path: Path) -> None:
     assert fourth.returncode == 0, fourth.stdout
     assert json.loads((sweep / "failures.json").read_text()) == []
     assert _leftovers(sweep) == []
+
+
+#: What a run whose worker died fails with (benchmark.sweep.executors.WORKER_DIED).
+WORKER_DIED = "worker process died (out of memory or killed?)"
+
+
+@pytest.mark.slow
+def test_an_ensemble_whose_worker_died_leaves_no_ensemble_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ensemble's worker SIGKILLed in its third epoch: its output stayed in
+    `runs/<first>.ensemble.log` until a later start happened to overwrite it (never, if the
+    points were grouped otherwise), and the members' logs held only the error. Now each
+    member's log holds the ensemble's output and the error, and the ensemble's log is gone; a
+    start also deletes an ensemble log that a killed start left. The next start resumes both
+    runs to the numbers of an uninterrupted sweep."""
+    from ensemble_helpers import DIE_MARKER_ENV, dies_spec
+
+    from benchmark.sweep import run_sweep
+
+    data = make_tiny_dataset(tmp_path / "k1.h5", n=64, factors=1)
+    site = tmp_path / "site"  # registers `dies` as an installed plugin would, for the workers too
+    info = site / "dies_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dies-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[benchmark.models]\ndies = ensemble_helpers:Dies\n")
+    monkeypatch.syspath_prepend(str(site))
+    marker = tmp_path / "die-once"
+    marker.touch()
+    monkeypatch.setenv(DIE_MARKER_ENV, str(marker))
+    spec = tmp_path / "dies.yaml"
+    spec.write_text(dies_spec(data, [1, 4], "none"))
+    sweep = tmp_path / "sweep"
+    ids = [p.id for p in load_sweep(spec).points]
+
+    first = run_sweep(load_sweep(spec), out=sweep, workers=1, ensemble=2, progress=False)
+    assert not marker.exists(), "no worker was killed"
+    assert sorted((o.id, o.error) for o in first.failed) == [(i, WORKER_DIED) for i in ids]
+    assert not list(sweep.glob("runs/*.ensemble.log"))
+    for i in ids:
+        log = (sweep / "runs" / f"{i}.log").read_text()
+        assert "epoch 2/4 (step 8/16), 2 models" in log and log.endswith(WORKER_DIED + "\n")
+
+    stale = sweep / "runs" / f"{ids[1]}.ensemble.log"  # as a start killed whole leaves it
+    stale.write_text("epoch 1/4 (step 4/16), 2 models: ...\n")
+    second = run_sweep(load_sweep(spec), out=sweep, workers=1, ensemble="off", progress=False)
+    assert sorted(o.id for o in second.finished) == ids and not second.failed
+    assert _leftovers(sweep) == []
+    reference = run_sweep(load_sweep(spec), out=tmp_path / "ref", workers=1, progress=False)
+    assert reference.ok
+    _same_runs(tmp_path / "ref", sweep)

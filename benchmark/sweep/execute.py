@@ -40,11 +40,13 @@ from typing import IO, Any
 from benchmark.files import PARTIAL, RunFolderBusy, run_folder_lock, write_text_atomic
 from benchmark.params import BY_KEY
 from spritegen import atomic
-from spritegen.errors import quote
+from spritegen.errors import SpritegenError, quote
 
 SUMMARY = "summary.json"
 UNPACK_SUFFIX = ".unpacking"
 LOG_NAME = "sweep.log"
+#: The suffix of an ensemble's output while it trains: ``runs/<first member>.ensemble.log``.
+ENSEMBLE_LOG = ".ensemble.log"
 #: How an ensemble member's stopped run is labelled in failures.json, by its summary's status:
 #: the exception a single run would have raised (benchmark.train).
 STOPPED_LABELS = {"diverged": "TrainingDiverged", "failed": "ModelFailed"}
@@ -338,7 +340,7 @@ def _train_ensemble_held(task: EnsembleTask, folders: list[Path]) -> list[Outcom
         if folder.exists() and not is_resumable(folder) and not foreign_files(folder):
             shutil.rmtree(folder)  # else run_ensemble refuses it, and each point trains alone
         folder.parent.mkdir(parents=True, exist_ok=True)
-    log = folders[0].parent / f"{task.members[0].id}.ensemble.log"
+    log = folders[0].parent / f"{task.members[0].id}{ENSEMBLE_LOG}"
     try:
         with (
             open(log, "w") as fh,
@@ -401,6 +403,20 @@ def write_log(path: Path, text: str) -> None:
         atomic.write_text_atomic(path, text, fsync=False)
 
 
+def remove_stale_ensemble_logs(runs_dir: Path, run_ids: list[str]) -> None:
+    """Delete the ``<id>.ensemble.log`` of each of ``run_ids`` that no ensemble writes now: the
+    output of an ensemble whose start was killed, left for good when the next start grouped the
+    points otherwise. An ensemble holds its first member's run folder lock while its log
+    exists, so a log whose lock is free is stale; one held (another start trains that ensemble
+    now) is left to it. A log is only output: the next start trains its runs again."""
+    for run_id in run_ids:
+        log = runs_dir / f"{run_id}{ENSEMBLE_LOG}"
+        if not log.exists():
+            continue
+        with contextlib.suppress(SpritegenError, OSError), run_folder_lock(runs_dir / run_id):
+            log.unlink(missing_ok=True)
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
@@ -424,7 +440,7 @@ def run_any_packed(task: RunTask | EnsembleTask, mailbox: Any = None) -> list[Ou
         return [run_task_packed(task, mailbox)]
     with tempfile.TemporaryDirectory(prefix="sweep-ensemble-") as tmp:
         folders = [_place(m, Path(tmp)) for m in task.members]
-        ensemble_log = Path(tmp) / f"{task.members[0].id}.ensemble.log"
+        ensemble_log = Path(tmp) / f"{task.members[0].id}{ENSEMBLE_LOG}"
         with _delivering(mailbox, Path(tmp), [m.id for m in task.members], ensemble_log):
             outcomes = _train_ensemble_into(task, folders)
         for outcome in outcomes:

@@ -49,6 +49,7 @@ from benchmark.sweep.deliveries import (
     write_kept,
 )
 from benchmark.sweep.execute import (
+    ENSEMBLE_LOG,
     EnsembleTask,
     Outcome,
     RunTask,
@@ -57,6 +58,7 @@ from benchmark.sweep.execute import (
     unpack_delivery,
     unpack_outcome,
     with_folders,
+    write_log,
 )
 from spritegen.errors import SpecError, SpritegenWarning
 from spritegen.executors import LocalExecutor, RayExecutor
@@ -251,10 +253,21 @@ class LocalRunPool:
 
 def _note_in_log(task: Task, error: str) -> None:
     """Append why the run failed to each of its points' ``<id>.log``: a worker that died wrote
-    no traceback there."""
-    for m in task.members if isinstance(task, EnsembleTask) else (task,):
-        with contextlib.suppress(OSError), open(Path(m.runs_dir) / f"{m.id}.log", "a") as fh:
-            fh.write(f"{error}\n")
+    no traceback there. An ensemble's output so far (``<first>.ensemble.log``, which its dead
+    worker could not copy nor remove) becomes each member's log, followed by the error: the log
+    failures.json names for it (the ensemble's own log used to stay, named after one member,
+    until a later start happened to overwrite it)."""
+    if isinstance(task, EnsembleTask):
+        ensemble_log = Path(task.runs_dir) / f"{task.members[0].id}{ENSEMBLE_LOG}"
+        text = ""
+        with contextlib.suppress(OSError):
+            text = ensemble_log.read_text(errors="replace")
+        for m in task.members:
+            write_log(Path(m.runs_dir) / f"{m.id}.log", f"{text}{error}\n")
+        ensemble_log.unlink(missing_ok=True)
+        return
+    with contextlib.suppress(OSError), open(Path(task.runs_dir) / f"{task.id}.log", "a") as fh:
+        fh.write(f"{error}\n")
 
 
 class Mailbox:

@@ -49,6 +49,7 @@ from benchmark.sweep.execute import (
     Outcome,
     RunTask,
     is_finished,
+    remove_stale_ensemble_logs,
     run_config,
     run_state,
     write_log,
@@ -269,6 +270,9 @@ def run_sweep(
 
     result = SweepResult(sweep_dir=sweep_dir, total=len(points))
     result.skipped, result.left, pending = _sort_points(points, sweep_dir, only)
+    # an ensemble's output that a killed start left (this part's points only)
+    left = set(result.left)
+    remove_stale_ensemble_logs(sweep_dir / "runs", [p.id for p in points if p.id not in left])
     say = tqdm.write if progress else (lambda *_: None)
     if adopted:
         say(describe_adopted(adopted))
