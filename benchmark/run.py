@@ -79,6 +79,10 @@ class RunExists(SpecError):
         self.summary = summary
 
 
+class UnreadableRunFolder(SpecError):
+    """A run folder's config.json or summary.json is not a readable record."""
+
+
 def default_dataset_path(num_factors: int) -> Path:
     """Where ``--factors K`` keeps the study's default dataset: $BENCH_DATA_DIR (default ./data)."""
     return Path(os.environ.get(DATA_DIR_ENV, "data")) / f"factors{num_factors}.h5"
@@ -195,7 +199,7 @@ def _read_record(out: Path, name: str) -> dict:
     else:
         why = f"holds a JSON {type(record).__name__}, not an object"
     if not isinstance(record, dict):
-        raise SpecError(
+        raise UnreadableRunFolder(
             f"--out {out} is not a readable run folder: {name} {why}; "
             f"use --force to replace it, or another --out"
         )

@@ -340,3 +340,59 @@ def test_an_ensemble_whose_worker_died_leaves_no_ensemble_log(
     reference = run_sweep(load_sweep(spec), out=tmp_path / "ref", workers=1, progress=False)
     assert reference.ok
     _same_runs(tmp_path / "ref", sweep)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ensemble", ["off", "3"])
+def test_a_run_folder_edited_by_hand_is_refused_with_what_to_do_in_a_sweep(
+    tmp_path: Path, ensemble: str
+) -> None:
+    """Unfinished run folders (summary.json deleted) edited by hand: config.json naming another
+    beta, a truncated checkpoint, config.json not JSON. Each point was refused start after start
+    with bench run's advice, `--force` or another `--out`, which bench sweep does not have. Now
+    the line says to delete the folder; nothing is trained with the wrong config or over the
+    edited files, and once the folders are deleted the next start trains the points again to
+    the numbers they had."""
+    spec = _spec(tmp_path, [1, 4, 8])
+    sweep = tmp_path / "sweep"
+    assert _bench_sweep(spec, sweep, "--ensemble", ensemble).returncode == 0
+    ids = [p.id for p in load_sweep(spec).points]
+    shutil.copytree(sweep, tmp_path / "reference")
+    runs = sweep / "runs"
+    for i in ids:
+        (runs / i / "summary.json").unlink()
+    config = runs / ids[0] / "config.json"
+    config.write_text(config.read_text().replace('"beta": 1.0', '"beta": 2.0'))
+    last = runs / ids[1] / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    (runs / ids[2] / "config.json").write_text('{"model": ')
+    edited = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file() and p.suffix != ".log"}
+
+    res = _bench_sweep(spec, sweep, "--ensemble", ensemble)
+    assert res.returncode == 1 and "0 trained, 0 already finished, 3 failed" in res.stdout
+    lines = [line for line in res.stdout.splitlines() if line.startswith("  ")]
+    why = [
+        f"RunExists: {(runs / ids[0]).resolve()} holds a different run (differs in hparams, "
+        "model_hparams): hparams.beta 2.0 recorded, 1.0 now; model_hparams.beta 2.0 recorded, "
+        "1.0 now",
+        f"CheckpointError: checkpoint {last.resolve()} is unreadable: it is truncated or not a "
+        "torch checkpoint",
+        f"UnreadableRunFolder: --out {(runs / ids[2]).resolve()} is not a readable run folder: "
+        "config.json is not valid JSON",
+    ]
+    for run_id, line, because in zip(ids, lines, why):
+        assert line.startswith(
+            f"  {run_id}: {because}; to train this point again from the start, delete "
+            f"{(runs / run_id).resolve()} and start the sweep again  (log: "
+        ), line
+    assert "--force" not in res.stdout
+    assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file() and p.suffix != ".log"} == (
+        edited
+    )
+
+    for i in ids:
+        shutil.rmtree(runs / i)
+    again = _bench_sweep(spec, sweep, "--ensemble", ensemble)
+    assert again.returncode == 0 and "3 trained" in again.stdout, again.stdout
+    _same_runs(tmp_path / "reference", sweep)
+    assert _leftovers(sweep) == []

@@ -276,6 +276,8 @@ def _train_held(task: RunTask, folder: Path, preamble: str, start: float) -> Out
         with contextlib.suppress(OSError), open(log, "a") as fh:
             fh.write(tb)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if _refuses_folder(exc) and not is_finished(folder):
+            msg = sweep_advice(msg, folder)
         return Outcome(
             task.id,
             False,
@@ -283,6 +285,28 @@ def _train_held(task: RunTask, folder: Path, preamble: str, start: float) -> Out
             error=f"{type(exc).__name__}: {msg}",
             traceback=tb,
         )
+
+
+def _refuses_folder(exc: Exception) -> bool:
+    """Whether bench run refused the run folder it was given (another run's config or
+    checkpoint in it, an unreadable checkpoint or record), before training."""
+    from benchmark.run import RunExists, UnreadableRunFolder
+    from benchmark.train import CheckpointError
+
+    return isinstance(exc, (RunExists, UnreadableRunFolder, CheckpointError))
+
+
+def sweep_advice(message: str, folder: Path) -> str:
+    """bench run's refusal of a sweep point's folder with what to do in a sweep: its own advice
+    (``--force``, another ``--out``) names options bench sweep does not have, and a start
+    refused the folder again and again."""
+    head, sep, tail = message.rpartition("; ")
+    if sep and ("--force" in tail or "--out" in tail):
+        message = head
+    return (
+        f"{message}; to train this point again from the start, delete {folder} and start the "
+        "sweep again"
+    )
 
 
 @dataclass(frozen=True)
