@@ -396,3 +396,33 @@ def test_a_run_folder_edited_by_hand_is_refused_with_what_to_do_in_a_sweep(
     assert again.returncode == 0 and "3 trained" in again.stdout, again.stdout
     _same_runs(tmp_path / "reference", sweep)
     assert _leftovers(sweep) == []
+
+
+@pytest.mark.slow
+def test_a_point_another_start_finished_meanwhile_is_taken_as_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two starts of one folder at once: a point the other start finished after this one had
+    sorted its points failed here as `RunExists: ... holds a finished run; use --force to run it
+    again`, exit 1, and left `runs/<id>.log` beside the finished run. Now it is taken as
+    finished, as an ensemble takes a finished member."""
+    from sweep_helpers import InProcessPool
+
+    from benchmark.sweep import run_sweep, runner
+    from benchmark.sweep.execute import run_task
+
+    class OtherStartFirst(InProcessPool):
+        """Each point is trained by "another start" (its own run_task) just before this
+        start's worker takes it."""
+
+        def run(self, tasks: list) -> Iterator:
+            for task in tasks:
+                assert run_task(task).ok
+                yield run_task(task)
+
+    spec = _spec(tmp_path, [1])
+    monkeypatch.setattr(runner, "make_run_pool", lambda *a, **k: OtherStartFirst())
+    result = run_sweep(load_sweep(spec), out=tmp_path / "sweep", progress=False)
+    assert result.ok, [o.error for o in result.failed]
+    assert [o.summary["status"] for o in result.finished] == ["finished"]
+    assert not list((tmp_path / "sweep" / "runs").glob("*.log"))

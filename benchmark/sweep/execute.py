@@ -250,6 +250,13 @@ def _train_into(task: RunTask, folder: Path, preamble: str = "") -> Outcome:
 def _train_held(task: RunTask, folder: Path, preamble: str, start: float) -> Outcome:
     """``_train_into`` once the run folder's lock is held."""
     log = folder.parent / f"{task.id}.log"
+    if is_finished(folder):
+        # another start finished it since this one sorted its points: taken as it is, as an
+        # ensemble takes a finished member (it used to fail as RunExists "holds a finished run;
+        # use --force", leaving a log beside a finished run)
+        log.unlink(missing_ok=True)
+        summary = json.loads((folder / SUMMARY).read_text())
+        return Outcome(task.id, True, time.perf_counter() - start, summary=summary)
     if folder.exists() and not is_resumable(folder):
         foreign = foreign_files(folder)
         if foreign:  # not the sweep's to delete
