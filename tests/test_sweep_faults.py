@@ -143,6 +143,36 @@ def test_a_full_disk_at_the_sweeps_own_records_is_one_line_and_resumes(
     assert _leftovers(sweep) == []
 
 
+@pytest.mark.slow
+def test_a_full_disk_stops_the_sweep_at_the_first_run_that_finds_it(
+    tmp_path: Path, small_disk: Callable[..., Path]
+) -> None:
+    """A disk with room for the sweep's records but not for a checkpoint: every run trained up
+    to its first checkpoint and failed there, one after another (3 failed, no error line). Now
+    the first run that finds the disk full stops the sweep: no other run is started, one line
+    on stderr, exit 1; with space freed, the same command trains every run to the numbers of a
+    sweep never interrupted."""
+    spec = _spec(tmp_path, [1, 4, 8])
+    sweep = small_disk("size=3m") / "sweep"
+    full = _bench_sweep(spec, sweep, "--ensemble", "off")
+    assert full.returncode == 1, full.stderr
+    [line] = full.stderr.splitlines()
+    assert line.startswith(f"bench: error: no space left on the disk holding {sweep}/runs/")
+    assert line.endswith("free some disk space and run the same command again to resume")
+    failed = json.loads((sweep / "failures.json").read_text())
+    assert len(failed) == 1 and failed[0]["error"].startswith("DiskFull: "), failed
+    assert "0 trained, 0 already finished, 1 failed" in full.stdout
+
+    small_disk("size=64m")
+    again = _bench_sweep(spec, sweep, "--ensemble", "off")
+    assert again.returncode == 0, again.stderr
+    assert "3 trained" in again.stdout
+    reference = _bench_sweep(spec, tmp_path / "reference", "--ensemble", "off")
+    assert reference.returncode == 0, reference.stderr
+    _same_runs(tmp_path / "reference", sweep)
+    assert _leftovers(sweep) == []
+
+
 def test_a_sweep_folder_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
     """`--out` where no folder can be made (under /proc) was an OSError traceback."""
     spec = _spec(tmp_path, [1])

@@ -117,6 +117,11 @@ def sweep_command(
             **kwargs,
         )
     click.echo(format_summary(result))
+    if result.stopped:  # one line, exit 1, after the summary of what was done
+        from benchmark.files import DiskFull
+
+        with user_errors("bench"):
+            raise DiskFull(result.stopped)
     if result.failed:
         sys.exit(1)
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark.files import disk_full_error, is_disk_full, write_text_atomic
+from benchmark.files import DiskFull, disk_full_error, is_disk_full, write_text_atomic
 from benchmark.sweep.datasets import build_datasets, dataset_path, is_built
 from benchmark.sweep.deliveries import DELIVERIES, adopt_kept, describe_adopted, kept_runs
 from benchmark.sweep.execute import (
@@ -78,6 +78,8 @@ class SweepResult:
     failed: list[Outcome] = field(default_factory=list)
     left: list[str] = field(default_factory=list)  # not finished, outside this part (--only)
     seconds: float = 0.0
+    #: why the sweep started no more runs ("" when it tried every one): a run found the disk full
+    stopped: str = ""
 
     @property
     def ok(self) -> bool:
@@ -327,6 +329,12 @@ def run_sweep(
                     say(f"  FAILED {outcome.id}: {outcome.error}")
                 bar.update(1)
                 bar.set_postfix(done=len(result.finished), failed=len(result.failed))
+                if not outcome.ok and executor == "local" and _found_disk_full(outcome):
+                    # every run after it would train to its first checkpoint and fail there
+                    # too: leaving the loop closes the pool, which stops the runs in flight as
+                    # Ctrl-C does (each keeps its last checkpoint) and starts no other
+                    result.stopped = outcome.error.removeprefix(f"{DiskFull.__name__}: ")
+                    break
     finally:
         bar.close()
         write_failures(plan, sweep_dir, [p.id for p in pending], result.failed)
@@ -663,6 +671,11 @@ def _matches(run_id: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(run_id, pattern) for pattern in patterns)
 
 
+def _found_disk_full(outcome: Outcome) -> bool:
+    """Whether a run failed because the disk was full (``benchmark.files.DiskFull``)."""
+    return outcome.error.startswith(f"{DiskFull.__name__}: ")
+
+
 def format_summary(result: SweepResult) -> str:
     """The closing lines of `bench sweep`: counts, then one line per failed run."""
     lines = [
@@ -674,6 +687,8 @@ def format_summary(result: SweepResult) -> str:
     ]
     for o in result.failed:
         lines.append(f"  {o.id}: {o.error}  (log: {result.sweep_dir / 'runs' / (o.id + '.log')})")
+    if result.stopped:
+        lines.append("the disk is full: the sweep started no more runs and stopped those in flight")
     if result.failed:
         lines.append(
             "start the same command again to retry the failed runs; finished runs are kept"
