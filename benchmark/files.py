@@ -60,6 +60,21 @@ def disk_full_error(path: Path, need: int | None = None) -> DiskFull:
     )
 
 
+def make_output_folder(folder: Path, out: Path, what: str) -> None:
+    """Create ``folder`` (with its parents) for the output ``--out out``: a full disk is
+    ``DiskFull`` (exit 1), a folder that cannot be made (read-only, under /proc, no permission)
+    one line naming ``--out`` (exit 2), not an OSError traceback."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(folder) from None
+        raise SpecError(
+            f"--out {quote(str(out))}: cannot create the {what} folder "
+            f"({exc.strerror or exc}); choose a writable folder"
+        ) from None
+
+
 def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:
     """``spritegen.atomic.write_bytes_atomic``, with a full disk as ``DiskFull``."""
     try:

@@ -30,6 +30,7 @@ from benchmark.files import (
     DiskFull,
     disk_full_error,
     is_disk_full,
+    make_output_folder,
     remove_partials,
     run_folder_lock,
     write_text_atomic,
@@ -347,15 +348,7 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
             shutil.rmtree(out)
         else:
             remove_partials(out)
-    try:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(out / "checkpoints") from None
-        raise SpecError(
-            f"--out {out}: cannot create the run folder ({exc.strerror or exc}); "
-            f"choose a writable folder"
-        ) from None
+    make_output_folder(out / "checkpoints", out, "run")
     _write_json(config_path, resolved)
 
 

@@ -41,7 +41,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark.files import DiskFull, disk_full_error, is_disk_full, write_text_atomic
+from benchmark.files import (
+    DiskFull,
+    disk_full_error,
+    is_disk_full,
+    make_output_folder,
+    write_text_atomic,
+)
 from benchmark.sweep.datasets import build_datasets, dataset_path, is_built
 from benchmark.sweep.deliveries import DELIVERIES, adopt_kept, describe_adopted, kept_runs
 from benchmark.sweep.execute import (
@@ -345,15 +351,7 @@ def run_sweep(
 def _make_sweep_dir(sweep_dir: Path) -> None:
     """Create ``SWEEP/runs``: a full disk is ``DiskFull`` (exit 1), a folder that cannot be made
     (read-only, on /proc, no permission) one line naming ``--out`` (exit 2), not a traceback."""
-    try:
-        (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(sweep_dir / "runs") from None
-        raise SpecError(
-            f"--out {quote(str(sweep_dir))}: cannot create the sweep folder "
-            f"({exc.strerror or exc}); choose a writable folder"
-        ) from None
+    make_output_folder(sweep_dir / "runs", sweep_dir, "sweep")
 
 
 def _sort_points(
