@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import torch
 
@@ -147,6 +148,17 @@ class Dies(BetaVAE):
                     os.kill(int(driver), signal.SIGKILL)
                 os.kill(os.getpid(), signal.SIGKILL)
         return super().objective(reconstruction, kl, step)
+
+
+def dies_plugin_site(tmp: Path) -> Path:
+    """A folder that registers ``dies`` through an entry point, as an installed plugin would:
+    seen by this process once on sys.path, and by workers (local or Ray) on their PYTHONPATH."""
+    site = tmp / "site"
+    info = site / "dies_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dies-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[benchmark.models]\ndies = ensemble_helpers:Dies\n")
+    return site
 
 
 def dies_spec(data: object, betas: list[int], score_preset: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import pytest
 from click.testing import CliRunner
-from ensemble_helpers import DIE_MARKER_ENV, dies_spec
+from ensemble_helpers import DIE_MARKER_ENV, dies_plugin_site, dies_spec
 from sweep_helpers import ROOT, start_sweep, subprocess_env, tiny_spec
 from train_fixtures import make_tiny_dataset
 
@@ -193,12 +193,8 @@ def test_a_local_worker_killed_mid_run_fails_that_run_alone(
     whole start. Now that run alone fails, saying why in its log; the one the pool ended resumes
     and the queued one starts in a fresh pool, and the next start resumes the killed run."""
     data = make_tiny_dataset(tmp_path / "k1.h5", n=64, factors=1)
-    site = tmp_path / "site"  # registers `dies` as an installed plugin would, for the workers too
-    info = site / "dies_plugin-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dies-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[benchmark.models]\ndies = ensemble_helpers:Dies\n")
-    monkeypatch.syspath_prepend(str(site))
+    # registers `dies` as an installed plugin would, for the workers too
+    monkeypatch.syspath_prepend(str(dies_plugin_site(tmp_path)))
     marker = tmp_path / "die-once"
     marker.touch()
     monkeypatch.setenv(DIE_MARKER_ENV, str(marker))

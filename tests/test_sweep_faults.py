@@ -335,17 +335,13 @@ def test_an_ensemble_whose_worker_died_leaves_no_ensemble_log(
     member's log holds the ensemble's output and the error, and the ensemble's log is gone; a
     start also deletes an ensemble log that a killed start left. The next start resumes both
     runs to the numbers of an uninterrupted sweep."""
-    from ensemble_helpers import DIE_MARKER_ENV, dies_spec
+    from ensemble_helpers import DIE_MARKER_ENV, dies_plugin_site, dies_spec
 
     from benchmark.sweep import run_sweep
 
     data = make_tiny_dataset(tmp_path / "k1.h5", n=64, factors=1)
-    site = tmp_path / "site"  # registers `dies` as an installed plugin would, for the workers too
-    info = site / "dies_plugin-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dies-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[benchmark.models]\ndies = ensemble_helpers:Dies\n")
-    monkeypatch.syspath_prepend(str(site))
+    # registers `dies` as an installed plugin would, for the workers too
+    monkeypatch.syspath_prepend(str(dies_plugin_site(tmp_path)))
     marker = tmp_path / "die-once"
     marker.touch()
     monkeypatch.setenv(DIE_MARKER_ENV, str(marker))

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import torch
-from ensemble_helpers import DIE_MARKER_ENV, dies_spec
+from ensemble_helpers import DIE_MARKER_ENV, dies_plugin_site, dies_spec
 from sweep_helpers import ROOT, InProcessPool, start_sweep, subprocess_env
 from train_fixtures import make_tiny_dataset
 
@@ -27,17 +27,6 @@ from benchmark.sweep import load_sweep, run_sweep, runner
 from benchmark.sweep.execute import pack, run_state
 
 TESTS = Path(__file__).resolve().parent
-
-
-def _plugin_site(tmp: Path) -> Path:
-    """A folder that registers ``dies`` through an entry point, as an installed plugin would:
-    seen by this process (on sys.path) and by Ray's workers (on their PYTHONPATH)."""
-    site = tmp / "site"
-    info = site / "dies_plugin-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dies-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[benchmark.models]\ndies = ensemble_helpers:Dies\n")
-    return site
 
 
 def _step(run: Path) -> int:
@@ -78,7 +67,7 @@ def test_a_ray_task_whose_worker_dies_leaves_its_runs_resumable(
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths are limited
     try:
         data = make_tiny_dataset(temp / "k1.h5", n=64, factors=1, eval_preset="tiny", image_size=32)
-        site = _plugin_site(temp)
+        site = dies_plugin_site(temp)
         monkeypatch.syspath_prepend(str(site))
         spec = temp / "dies.yaml"
         spec.write_text(dies_spec(data, [1, 4], "stored"))
@@ -532,7 +521,7 @@ def test_a_killed_ray_driver_leaves_what_its_runs_delivered(tmp_path: Path) -> N
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths are limited
     try:
         data = make_tiny_dataset(temp / "k1.h5", n=64, factors=1, eval_preset="tiny", image_size=32)
-        site = _plugin_site(temp)
+        site = dies_plugin_site(temp)
         spec = temp / "dies.yaml"
         spec.write_text(dies_spec(data, [1, 4], "stored"))
         marker = temp / "die-once"
