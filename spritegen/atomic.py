@@ -16,6 +16,8 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from spritegen.errors import check_output_path
+
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -41,6 +43,14 @@ def as_created(path: str | Path) -> Path:
         else:
             kept.append(part)
     return Path(*kept) if kept else Path(".")
+
+
+def output_path(flag: str, path: str | Path) -> Path:
+    """The output ``path`` given as ``flag``, checked (``spritegen.errors.check_output_path``)
+    and as it reads once its missing folders are made (``as_created``): the two steps every
+    output must take before anything looks at what is already there."""
+    check_output_path(flag, path)
+    return as_created(path)
 
 
 def _fsync_file(path: Path) -> None:

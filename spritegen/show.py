@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spritegen.atomic import as_created, atomic_path, partial_path
+from spritegen.atomic import atomic_path, output_path, partial_path
 from spritegen.datafile import (
     damaged_structure,
     open_dataset,
@@ -25,7 +25,7 @@ from spritegen.datafile import (
     read_strings,
     stored_spec,
 )
-from spritegen.errors import SpecError, check_output_path, quote
+from spritegen.errors import SpecError, quote
 from spritegen.oracle import Oracle
 
 LABEL_WIDTH = 90
@@ -100,8 +100,7 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
             f"--out {quote(text)}: an empty path; give a PNG file name (default "
             f"{DEFAULT_OUT!r}) or a folder ending in '/'"
         )
-    check_output_path("--out", text)
-    path = as_created(text)  # sub/../x.png: x.png, as it reads once sub is made
+    path = output_path("--out", text)  # sub/../x.png: x.png, as it reads once sub is made
     if text.endswith(("/", os.sep)) or _is_dir(path):
         path = path / DEFAULT_OUT
     return path, path.with_name(path.stem + "-sweep" + path.suffix)

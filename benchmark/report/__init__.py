@@ -17,8 +17,7 @@ from benchmark.report.export import check_own_folder
 from benchmark.report.figures import plot_lines, plot_spread, plot_traversals
 from benchmark.report.records import SCORES, load_sweep
 from benchmark.report.tables import CSV_COLUMNS, REPORT_TITLE, write_csv, write_markdown
-from spritegen.atomic import as_created
-from spritegen.errors import check_output_path
+from spritegen.atomic import output_path
 
 REPORT_MD, REPORT_CSV = "report.md", "report.csv"
 CSV_HEADER = (",".join(CSV_COLUMNS) + "\r\n").encode()
@@ -27,9 +26,8 @@ CSV_HEADER = (",".join(CSV_COLUMNS) + "\r\n").encode()
 def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[Path]:
     """Draw every figure and table of a sweep; return the files written."""
     sweep_dir = Path(sweep_dir)
-    if out is not None:
-        check_output_path("--out", out)  # on the text: Path("") would be the current folder
-    out_dir = as_created(out) if out is not None else sweep_dir / "report"
+    # on the text: Path("") would be the current folder
+    out_dir = output_path("--out", out) if out is not None else sweep_dir / "report"
     manifest, experiments = load_sweep(sweep_dir)
     check_own_folder(
         out_dir,

@@ -30,7 +30,7 @@ from benchmark.report.records import (
     read_manifest,
     run_folder,
 )
-from spritegen.atomic import as_created
+from spritegen.atomic import output_path
 from spritegen.errors import DatasetError, SpecError, check_output_path, quote
 
 #: The files of a run folder that are records (everything else is a checkpoint or a picture).
@@ -139,8 +139,8 @@ def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
     A run folder is copied whole or not at all (written beside, then renamed), so an interrupted
     export never leaves a run with half its records.
     """
-    check_output_path("--export", dest)  # on the text: Path("") would be the current folder
-    sweep_dir, dest = Path(sweep_dir), as_created(dest)
+    # on the text: Path("") would be the current folder
+    sweep_dir, dest = Path(sweep_dir), output_path("--export", dest)
     manifest = _read_manifest(sweep_dir, "SWEEP_DIR")
     if dest.resolve() == sweep_dir.resolve():
         raise SpecError(f"--export: {dest} is the sweep folder itself; choose another folder")

@@ -384,7 +384,7 @@ def _train_ensemble_held(task: EnsembleTask, folders: list[Path]) -> list[Outcom
             )
     except Exception as exc:
         tb = traceback.format_exc()
-        text = _read_text(log)
+        text = read_log(log)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         log.unlink(missing_ok=True)
         if len(task.members) > 1:
@@ -407,7 +407,7 @@ def _train_ensemble_held(task: EnsembleTask, folders: list[Path]) -> list[Outcom
         ]
     seconds = time.perf_counter() - start
     outcomes = []
-    text = _read_text(log)
+    text = read_log(log)
     for m, folder, summary in zip(task.members, folders, summaries):
         if folder.exists():
             write_log(folder / LOG_NAME, text)
@@ -448,7 +448,9 @@ def remove_stale_ensemble_logs(runs_dir: Path, run_ids: list[str]) -> None:
             log.unlink(missing_ok=True)
 
 
-def _read_text(path: Path) -> str:
+def read_log(path: Path) -> str:
+    """A log's text, "" when it is gone or unreadable: a log only repeats what the records say,
+    so a missing one never fails the outcome that copies it on."""
     try:
         return path.read_text(errors="replace")
     except OSError:

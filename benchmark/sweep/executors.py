@@ -53,6 +53,7 @@ from benchmark.sweep.execute import (
     EnsembleTask,
     Outcome,
     RunTask,
+    read_log,
     run_any,
     run_any_packed,
     unpack_delivery,
@@ -259,9 +260,7 @@ def _note_in_log(task: Task, error: str) -> None:
     until a later start happened to overwrite it)."""
     if isinstance(task, EnsembleTask):
         ensemble_log = Path(task.runs_dir) / f"{task.members[0].id}{ENSEMBLE_LOG}"
-        text = ""
-        with contextlib.suppress(OSError):
-            text = ensemble_log.read_text(errors="replace")
+        text = read_log(ensemble_log)
         for m in task.members:
             write_log(Path(m.runs_dir) / f"{m.id}.log", f"{text}{error}\n")
         ensemble_log.unlink(missing_ok=True)

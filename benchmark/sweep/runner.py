@@ -63,8 +63,8 @@ from benchmark.sweep.execute import (
 from benchmark.sweep.executors import check_executor, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
-from spritegen.atomic import as_created
-from spritegen.errors import SpecError, check_flag, check_output_path, counted, quote
+from spritegen.atomic import output_path
+from spritegen.errors import SpecError, check_flag, counted, quote
 from spritegen.executors import check_reachable
 
 MANIFEST = "sweep.json"
@@ -266,7 +266,7 @@ def run_sweep(
     spec, points = plan.spec, plan.points
     if executor == "ray" and address:
         check_reachable(address)  # ray.init would retry an unreachable address for minutes
-    _make_sweep_dir(sweep_dir)
+    make_output_folder(sweep_dir / "runs", sweep_dir, "sweep")
     with records_lock(sweep_dir):
         # again: another start of the folder (another part, or a grown spec) may have written
         # its records since; equal records are left as they are, never rewritten in turn
@@ -335,23 +335,17 @@ def run_sweep(
                     say(f"  FAILED {outcome.id}: {outcome.error}")
                 bar.update(1)
                 bar.set_postfix(done=len(result.finished), failed=len(result.failed))
-                if not outcome.ok and executor == "local" and _found_disk_full(outcome):
+                if executor == "local" and (full := _disk_full_message(outcome)):
                     # every run after it would train to its first checkpoint and fail there
                     # too: leaving the loop closes the pool, which stops the runs in flight as
                     # Ctrl-C does (each keeps its last checkpoint) and starts no other
-                    result.stopped = outcome.error.removeprefix(f"{DiskFull.__name__}: ")
+                    result.stopped = full
                     break
     finally:
         bar.close()
         write_failures(plan, sweep_dir, [p.id for p in pending], result.failed)
     result.seconds = time.perf_counter() - start
     return result
-
-
-def _make_sweep_dir(sweep_dir: Path) -> None:
-    """Create ``SWEEP/runs``: a full disk is ``DiskFull`` (exit 1), a folder that cannot be made
-    (read-only, on /proc, no permission) one line naming ``--out`` (exit 2), not a traceback."""
-    make_output_folder(sweep_dir / "runs", sweep_dir, "sweep")
 
 
 def _sort_points(
@@ -493,9 +487,7 @@ def _sweep_dir(
     ids, and the folder is checked to be one this sweep may write into (``check_sweep_dir``).
     What the start writes (``sweep.json``, the run folders) and what `bench report` reads then
     follow the same ids."""
-    if out is not None:
-        check_output_path("--out", out)
-    sweep_dir = as_created(out) if out is not None else default_sweep_dir(plan.spec)
+    sweep_dir = output_path("--out", out) if out is not None else default_sweep_dir(plan.spec)
     plan = adopt_legacy_ids(plan, sweep_dir)
     _check_only(plan.points, only)
     check_sweep_dir(sweep_dir, plan)
@@ -669,9 +661,11 @@ def _matches(run_id: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(run_id, pattern) for pattern in patterns)
 
 
-def _found_disk_full(outcome: Outcome) -> bool:
-    """Whether a run failed because the disk was full (``benchmark.files.DiskFull``)."""
-    return outcome.error.startswith(f"{DiskFull.__name__}: ")
+def _disk_full_message(outcome: Outcome) -> str:
+    """The one-line message of a run that failed because the disk was full
+    (``benchmark.files.DiskFull``), or "" for any other outcome."""
+    prefix = f"{DiskFull.__name__}: "
+    return outcome.error.removeprefix(prefix) if outcome.error.startswith(prefix) else ""
 
 
 def format_summary(result: SweepResult) -> str:
