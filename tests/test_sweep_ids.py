@@ -322,6 +322,8 @@ def test_ids_of_datasets_and_values_without_a_plus_are_unchanged() -> None:
     """Every point of the bundled specs (all on datasets: entries) and a few of each kind
     (a dataset name, K, small and large floats, ints) keep the ids earlier versions gave."""
     for name, digest in SPEC_IDS.items():
-        ids = [p.id for p in load_sweep(ROOT / "specs" / f"{name}.yaml").points]
+        points = load_sweep(ROOT / "specs" / f"{name}.yaml").points
+        # experiment1-small grew a third seed later; its first two seeds must keep their ids
+        ids = [p.id for p in points if name != "experiment1-small" or p.params["seed"] < 2]
         assert hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16] == digest, name
     assert [p.id for p in load_sweep(PINNED).points] == PINNED_IDS

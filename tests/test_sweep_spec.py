@@ -62,10 +62,11 @@ def test_experiment2_is_the_thesis_grid_with_epochs_by_k() -> None:
 
 
 def test_small_experiments_keep_the_thesis_grids() -> None:
-    """The reduced-scale specs of docs/results.md: the thesis' grids, 2 seeds, smaller data."""
+    """The reduced-scale specs of docs/results.md: the thesis' grids, 3 seeds for Experiment 1
+    and 2 for Experiment 2, smaller data."""
     plan1 = load_sweep(SPECS / "experiment1-small.yaml")
     got = {(p.params["latent_dim"], p.params["beta"], p.params["seed"]) for p in plan1.points}
-    assert got == {(d, b, s) for d in (5, 10, 15, 20) for b in (1, 2, 4, 8) for s in (0, 1)}
+    assert got == {(d, b, s) for d in (5, 10, 15, 20) for b in (1, 2, 4, 8) for s in (0, 1, 2)}
     assert {p.factors for p in plan1.points} == {5}
     assert {ep.x for ep in plan1.layout["experiment1-small"]} == {5, 10, 15, 20}
 
@@ -98,6 +99,25 @@ def test_equal_steps_follow_up_matches_experiment2_small() -> None:
     assert got == {(k, b, s) for k in (3, 4, 5) for b in (1, 8) for s in (0, 1, 2)}
     shared = ("latent_dim", "score_preset", "score_every", "final_preset", "model")
     assert {tuple(p.params[k] for k in shared) for p in follow.points} == {
+        tuple(p.params[k] for k in shared) for p in small.points
+    }
+
+
+def test_long_follow_up_matches_experiment2_small() -> None:
+    """docs/results.md 2.2.2 trains experiment2-equal-steps' stuck VAE points longer: the same
+    datasets (so the same bytes), the same model settings, only the epochs and score cadence
+    differ."""
+    small = load_sweep(SPECS / "experiment2-small.yaml")
+    long = load_sweep(SPECS / "experiment2-long.yaml")
+    for name in ("k3", "k4"):
+        ours, theirs = long.spec.datasets[name].resolve(), small.spec.datasets[name].resolve()
+        assert ours.digest() == theirs.digest()
+    got = {(p.factors, p.params["beta"], p.params["seed"]) for p in long.points}
+    assert got == {(k, b, s) for k in (3, 4) for b in (1, 8) for s in (0, 1)}
+    longest = max(p.params["epochs"] for p in small.points)
+    assert {p.params["epochs"] for p in long.points} == {20} and 20 > 3 * longest
+    shared = ("latent_dim", "score_preset", "final_preset", "model")
+    assert {tuple(p.params[k] for k in shared) for p in long.points} == {
         tuple(p.params[k] for k in shared) for p in small.points
     }
 
