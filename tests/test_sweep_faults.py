@@ -262,6 +262,55 @@ def test_a_folder_without_config_json_holding_files_is_not_deleted(
     assert reference.returncode == 0 and _leftovers(sweep) == []
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+def test_on_ray_a_folder_without_config_json_holding_files_is_not_replaced(
+    tmp_path: Path,
+) -> None:
+    """On Ray the point was trained afresh on its node (nothing resumable to send), and the
+    folder that came back replaced the one holding your files. Now the driver refuses the point
+    before sending it, with the local start's line and log; the other member of its ensemble
+    trains alone, and once the folder is moved away the next start trains the point."""
+    ray = pytest.importorskip("ray")
+    import tempfile
+
+    from benchmark.sweep import run_sweep
+
+    spec = _spec(tmp_path, [1, 4])
+    kept, other = (p.id for p in load_sweep(spec).points)
+    sweep = tmp_path / "sweep"
+    folder = sweep / "runs" / kept
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.pt").write_bytes(b"my checkpoint")
+    (folder / "notes.txt").write_text("mine\n")
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths are short
+    try:
+        ray.init(
+            num_cpus=2,
+            _temp_dir=str(temp / "r"),
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parents[1])}},
+        )
+        first = run_sweep(load_sweep(spec), out=sweep, executor="ray", ensemble="2", progress=False)
+        assert [o.id for o in first.finished] == [other]
+        assert [o.error for o in first.failed] == [
+            f"NotARunFolder: {folder.resolve()} holds 'checkpoints/last.pt' and 1 more but no config.json, "
+            "so it is no run folder this sweep can resume, and its files are not the sweep's to "
+            "delete; move or delete the folder, then start the sweep again"
+        ]
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+        assert (sweep / "runs" / f"{kept}.log").read_text() == first.failed[0].error + "\n"
+        shutil.move(folder, tmp_path / "moved")
+        again = run_sweep(load_sweep(spec), out=sweep, executor="ray", progress=False)
+        assert [o.id for o in again.finished] == [kept] and not again.failed
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert not (sweep / "runs" / f"{kept}.log").exists() and _leftovers(sweep) == []
+
+
 # --- parts of one sweep folder --------------------------------------------------------------------
 
 

@@ -126,6 +126,45 @@ def in_the_way(run_dir: Path, foreign: list[str]) -> str:
     )
 
 
+def not_a_run_folder(run_id: str, folder: Path, preamble: str = "") -> Outcome | None:
+    """The failed outcome of a point whose ``folder`` holds files but no config.json
+    (``foreign_files``), with its ``<id>.log`` beside the folder written; None when the folder is
+    the sweep's to train in (absent, resumable, or what a run killed early left)."""
+    if not folder.exists() or is_resumable(folder):
+        return None
+    foreign = foreign_files(folder)
+    if not foreign:
+        return None
+    error = f"NotARunFolder: {in_the_way(folder, foreign)}"
+    write_log(folder.parent / f"{run_id}.log", preamble + error + "\n")
+    return Outcome(run_id, False, 0.0, error=error)
+
+
+def without_foreign_folders(
+    task: RunTask | EnsembleTask,
+) -> tuple[RunTask | EnsembleTask | None, list[Outcome]]:
+    """``task`` less the points whose folder in the sweep is no run folder (``not_a_run_folder``),
+    and the failed outcome of each of those.
+
+    A node that does not see the sweep folder trains such a point afresh, and its folder then
+    replaced the one holding your files when it came back (``unpack_outcome``): a local start
+    refuses the point under its folder lock (``_train_held``); Ray's driver refuses it before
+    sending the task. The other members of an ensemble train on together, as they would alone."""
+    members = task.members if isinstance(task, EnsembleTask) else (task,)
+    refused, kept = [], []
+    for m in members:
+        outcome = not_a_run_folder(m.id, Path(m.runs_dir) / m.id)
+        if outcome is None:
+            kept.append(m)
+        else:
+            refused.append(outcome)
+    if not refused:
+        return task, []
+    if not kept:
+        return None, refused
+    return (EnsembleTask(tuple(kept)) if len(kept) > 1 else kept[0]), refused
+
+
 def stopped_label(status: Any) -> str:
     """The label failures.json gives a run stopped with this summary status (``STOPPED_LABELS``)."""
     return STOPPED_LABELS.get(status, "TrainingStopped")
@@ -257,12 +296,11 @@ def _train_held(task: RunTask, folder: Path, preamble: str, start: float) -> Out
         log.unlink(missing_ok=True)
         summary = json.loads((folder / SUMMARY).read_text())
         return Outcome(task.id, True, time.perf_counter() - start, summary=summary)
+    refused = not_a_run_folder(task.id, folder, preamble)
+    if refused is not None:  # not the sweep's to delete
+        refused.seconds = time.perf_counter() - start
+        return refused
     if folder.exists() and not is_resumable(folder):
-        foreign = foreign_files(folder)
-        if foreign:  # not the sweep's to delete
-            error = f"NotARunFolder: {in_the_way(folder, foreign)}"
-            write_log(log, preamble + error + "\n")
-            return Outcome(task.id, False, time.perf_counter() - start, error=error)
         shutil.rmtree(folder)  # what a run killed before its config.json left: start afresh
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -666,10 +704,12 @@ def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
     The folder replaces ``runs_dir/<id>`` atomically (unpacked aside, then renamed), with the
     ``out`` recorded in its config.json and summary.json (and an ensemble's member folders) pointed
     at where it now lies; a run that made no folder leaves the one there untouched (unless it is
-    no run folder, which a local run would have removed), as a local run that fails before
-    training does. ``<id>.log`` replaces the sweep's, and one that the run did
-    not leave (a finished run moves its output into the folder) is removed, so that no log of an
-    earlier start's failure outlives a finished run. Outcomes with nothing packed are left alone.
+    what a run killed before its config.json leaves, which a local run removes too), as a local
+    run that fails before training does. A folder holding your files but no config.json is
+    never replaced: Ray's driver does not send its point (``without_foreign_folders``).
+    ``<id>.log`` replaces the sweep's, and one that the run did not leave (a finished run moves
+    its output into the folder) is removed, so that no log of an earlier start's failure
+    outlives a finished run. Outcomes with nothing packed are left alone.
     """
     if outcome.packed is None:
         return
@@ -685,8 +725,8 @@ def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
         if final.exists():  # set aside into the staging folder, removed with it below
             os.replace(final, staging / f"{outcome.id}.replaced")
         os.replace(staging / outcome.id, final)
-    elif final.exists() and not is_resumable(final):
-        shutil.rmtree(final)  # not a run folder: a local run removes it before training
+    elif final.exists() and not is_resumable(final) and not foreign_files(final):
+        shutil.rmtree(final)  # what a run killed early left: a local run removes it too
     if "out" in outcome.summary:
         outcome.summary["out"] = str(final.resolve())
     log = runs_dir / f"{outcome.id}.log"

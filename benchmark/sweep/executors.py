@@ -59,6 +59,7 @@ from benchmark.sweep.execute import (
     unpack_delivery,
     unpack_outcome,
     with_folders,
+    without_foreign_folders,
     write_log,
 )
 from spritegen.errors import SpecError, SpritegenWarning
@@ -265,8 +266,8 @@ def _note_in_log(task: Task, error: str) -> None:
             write_log(Path(m.runs_dir) / f"{m.id}.log", f"{text}{error}\n")
         ensemble_log.unlink(missing_ok=True)
         return
-    with contextlib.suppress(OSError), open(Path(task.runs_dir) / f"{task.id}.log", "a") as fh:
-        fh.write(f"{error}\n")
+    log = Path(task.runs_dir) / f"{task.id}.log"
+    write_log(log, f"{read_log(log)}{error}\n")
 
 
 class Mailbox:
@@ -413,6 +414,16 @@ class RayRunPool:
         return actor.remote(str(deliveries_dir(sweep_dir)), place(sweep_dir))
 
     def run(self, tasks: Sequence[Task]) -> Generator[Outcome, None, None]:
+        # a point whose folder holds files but no config.json fails here, before its task is
+        # sent: what comes back from the node would replace the folder (a local start refuses
+        # it under the folder's lock)
+        sendable: list[Task] = []
+        for task in tasks:
+            rest, refused = without_foreign_folders(task)
+            yield from refused
+            if rest is not None:
+                sendable.append(rest)
+        tasks = sendable
         if not tasks:
             return
         sweep_dir = Path(tasks[0].runs_dir).parent
@@ -447,10 +458,10 @@ class RayRunPool:
                         for outcome in _failed(task, _why(result)):
                             log = runs_dir / f"{outcome.id}.log"
                             if outcome.id in kept:
-                                with open(log, "a") as fh:
-                                    fh.write(f"{outcome.error}\n{kept[outcome.id]}\n")
+                                text = f"{read_log(log)}{outcome.error}\n{kept[outcome.id]}\n"
                             else:  # a log of an earlier start would mislead
-                                log.write_text(outcome.error + "\n")
+                                text = outcome.error + "\n"
+                            write_log(log, text)
                             yield outcome
                         continue
                     for outcome in result:
