@@ -149,6 +149,29 @@ def test_report_of_a_partial_sweep_lists_missing_runs(sweep: Path, tmp_path: Pat
     assert all(math.isfinite(float(r["mean"])) for r in filled)
 
 
+def test_report_of_a_sweep_without_a_finished_run_is_one_line(sweep: Path, tmp_path: Path) -> None:
+    """A sweep none of whose runs has finished (a report asked for a minute after the start)
+    drew every figure as empty axes and blank tables. Now: one line saying where the runs stand,
+    exit 1, no report folder."""
+    early = tmp_path / "early"
+    (early / "runs").mkdir(parents=True)
+    (early / "sweep.json").write_text((sweep / "sweep.json").read_text())
+    ids = [p["id"] for p in json.loads((sweep / "sweep.json").read_text())["points"]]
+    shutil.copytree(sweep / "runs" / ids[0], early / "runs" / ids[0])
+    (early / "runs" / ids[0] / "summary.json").unlink()  # killed before its summary
+    res = CliRunner().invoke(report_command, [str(early)])
+    assert res.exit_code == 1, res.output
+    assert res.output.splitlines() == [
+        f"bench: error: SWEEP_DIR: none of the 8 runs of {early} has finished (7 not run, "
+        "1 unfinished), so there is nothing to draw; report again once a run has finished"
+    ]
+    assert sorted(p.name for p in early.iterdir()) == ["runs", "sweep.json"]
+    (early / "runs" / ids[0] / "summary.json").write_text(
+        (sweep / "runs" / ids[0] / "summary.json").read_text()
+    )
+    assert CliRunner().invoke(report_command, [str(early)]).exit_code == 0
+
+
 def test_not_a_sweep_folder_is_exit_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(report_command, [str(tmp_path)])
     assert res.exit_code == 2

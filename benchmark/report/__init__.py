@@ -15,9 +15,10 @@ from pathlib import Path
 from benchmark.report import beta_norm
 from benchmark.report.export import check_own_folder
 from benchmark.report.figures import plot_lines, plot_spread, plot_traversals
-from benchmark.report.records import SCORES, load_sweep
+from benchmark.report.records import SCORES, ExperimentData, load_sweep
 from benchmark.report.tables import CSV_COLUMNS, REPORT_TITLE, write_csv, write_markdown
 from spritegen.atomic import output_path
+from spritegen.errors import SpritegenError
 
 REPORT_MD, REPORT_CSV = "report.md", "report.csv"
 CSV_HEADER = (",".join(CSV_COLUMNS) + "\r\n").encode()
@@ -29,6 +30,7 @@ def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[P
     # on the text: Path("") would be the current folder
     out_dir = output_path("--out", out) if out is not None else sweep_dir / "report"
     manifest, experiments = load_sweep(sweep_dir)
+    check_something_finished(sweep_dir, experiments)
     check_own_folder(
         out_dir,
         "--out",
@@ -96,3 +98,27 @@ def holds_only_figures(folder: Path, experiment_names: list[str]) -> bool:
 
 
 __all__ = ["write_report"]
+
+
+class NothingToReport(SpritegenError):
+    """A sweep none of whose runs has finished: its figures would be empty axes and its tables
+    blank (the report of a sweep started a minute ago). The input is fine; there is just
+    nothing to draw yet, so the exit status is 1."""
+
+    exit_code = 1
+
+
+def check_something_finished(sweep_dir: Path, experiments: list[ExperimentData]) -> None:
+    """Refuse, before anything is written, a sweep without a finished run, saying how many
+    runs it has and where they stand (``missing_reason``)."""
+    if any(exp.scores for exp in experiments):
+        return
+    why = {run_id: reason for exp in experiments for run_id, reason in exp.why_missing.items()}
+    counts: dict[str, int] = {}
+    for reason in why.values():
+        counts[reason] = counts.get(reason, 0) + 1
+    where = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    raise NothingToReport(
+        f"SWEEP_DIR: none of the {len(why)} runs of {sweep_dir} has finished ({where}), so there "
+        "is nothing to draw; report again once a run has finished"
+    )
