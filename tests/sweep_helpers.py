@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,3 +86,23 @@ def start_sweep(
         # a shell's background job ignores SIGINT, and Python keeps an ignored SIGINT ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+@contextlib.contextmanager
+def local_ray(temp: Path, *paths: str) -> Iterator[Any]:
+    """A local Ray instance of 2 CPUs whose workers import this worktree (and ``paths``), its
+    files in ``temp/r`` (Ray's socket paths are limited: make ``temp`` in /tmp); shut down on
+    leaving."""
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        _temp_dir=str(temp / "r"),
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), *paths])}},
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -21,7 +21,7 @@ import h5py
 import pytest
 from click.testing import CliRunner
 from ensemble_helpers import DIE_MARKER_ENV, dies_plugin_site, dies_spec
-from sweep_helpers import ROOT, start_sweep, subprocess_env, tiny_spec
+from sweep_helpers import local_ray, start_sweep, subprocess_env, tiny_spec
 from train_fixtures import make_tiny_dataset
 
 from benchmark.report import write_report
@@ -217,22 +217,13 @@ def test_a_local_worker_killed_mid_run_fails_that_run_alone(
 
 @pytest.mark.ray
 def test_tiny_sweep_on_a_local_ray_instance(local_sweep: tuple[Path, dict]) -> None:
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray")
     local, _ = local_sweep
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths are limited
     out = temp / "sweep"
     spec_text = tiny_spec("tiny", [0])
-    try:
-        ray.init(
-            num_cpus=2,
-            _temp_dir=str(temp / "r"),
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
-        )
+    with local_ray(temp):
         result = run_sweep(load_sweep(spec_text), out=out, executor="ray", progress=False)
-    finally:
-        ray.shutdown()
     assert result.ok, [o.error for o in result.failed]
     assert len(result.finished) == 4
     # the datasets' shards were rendered by Ray tasks, into the same bytes as the local build

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from sweep_helpers import subprocess_env
+from sweep_helpers import local_ray, subprocess_env
 from train_fixtures import make_tiny_dataset
 
 from benchmark.sweep import load_sweep
@@ -84,6 +84,18 @@ def _leftovers(sweep: Path) -> list[str]:
         if p.name.endswith((".partial", ".lock", ".ensemble.log", ".unpacking"))
         and p != sweep / "sweep.lock"
     )
+
+
+def _user_folder(folder: Path) -> Path:
+    """``folder`` made as a user's files at a run's place: a checkpoint but no config.json."""
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.pt").write_bytes(b"my checkpoint")
+    (folder / "notes.txt").write_text("mine\n")
+    return folder
+
+
+def _contents(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.fixture
@@ -234,11 +246,8 @@ def test_a_folder_without_config_json_holding_files_is_not_deleted(
     spec = _spec(tmp_path, [1, 4])
     kept, other = (p.id for p in load_sweep(spec).points)
     sweep = tmp_path / "sweep"
-    folder = sweep / "runs" / kept
-    (folder / "checkpoints").mkdir(parents=True)
-    (folder / "checkpoints" / "last.pt").write_bytes(b"my checkpoint")
-    (folder / "notes.txt").write_text("mine\n")
-    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    folder = _user_folder(sweep / "runs" / kept)
+    before = _contents(folder)
     dry = _bench_sweep(spec, sweep, "--dry-run")
     assert "fails: its folder holds files but no config.json (move it)" in dry.stdout, dry.stdout
 
@@ -250,7 +259,7 @@ def test_a_folder_without_config_json_holding_files_is_not_deleted(
         "no config.json, so it is no run folder this sweep can resume, and its files are not the "
         "sweep's to delete; move or delete the folder, then start the sweep again"
     ) in first.stdout
-    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert _contents(folder) == before
     assert [f["id"] for f in json.loads((sweep / "failures.json").read_text())] == [kept]
     assert (sweep / "runs" / other / "summary.json").is_file()
 
@@ -271,7 +280,7 @@ def test_on_ray_a_folder_without_config_json_holding_files_is_not_replaced(
     folder that came back replaced the one holding your files. Now the driver refuses the point
     before sending it, with the local start's line and log; the other member of its ensemble
     trains alone, and once the folder is moved away the next start trains the point."""
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray")
     import tempfile
 
     from benchmark.sweep import run_sweep
@@ -279,34 +288,26 @@ def test_on_ray_a_folder_without_config_json_holding_files_is_not_replaced(
     spec = _spec(tmp_path, [1, 4])
     kept, other = (p.id for p in load_sweep(spec).points)
     sweep = tmp_path / "sweep"
-    folder = sweep / "runs" / kept
-    (folder / "checkpoints").mkdir(parents=True)
-    (folder / "checkpoints" / "last.pt").write_bytes(b"my checkpoint")
-    (folder / "notes.txt").write_text("mine\n")
-    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths are short
+    folder = _user_folder(sweep / "runs" / kept)
+    before = _contents(folder)
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     try:
-        ray.init(
-            num_cpus=2,
-            _temp_dir=str(temp / "r"),
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parents[1])}},
-        )
-        first = run_sweep(load_sweep(spec), out=sweep, executor="ray", ensemble="2", progress=False)
-        assert [o.id for o in first.finished] == [other]
-        assert [o.error for o in first.failed] == [
-            f"NotARunFolder: {folder.resolve()} holds 'checkpoints/last.pt' and 1 more but no config.json, "
-            "so it is no run folder this sweep can resume, and its files are not the sweep's to "
-            "delete; move or delete the folder, then start the sweep again"
-        ]
-        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
-        assert (sweep / "runs" / f"{kept}.log").read_text() == first.failed[0].error + "\n"
-        shutil.move(folder, tmp_path / "moved")
-        again = run_sweep(load_sweep(spec), out=sweep, executor="ray", progress=False)
-        assert [o.id for o in again.finished] == [kept] and not again.failed
+        with local_ray(temp):
+            first = run_sweep(
+                load_sweep(spec), out=sweep, executor="ray", ensemble="2", progress=False
+            )
+            assert [o.id for o in first.finished] == [other]
+            assert [o.error for o in first.failed] == [
+                f"NotARunFolder: {folder.resolve()} holds 'checkpoints/last.pt' and 1 more but "
+                "no config.json, so it is no run folder this sweep can resume, and its files are "
+                "not the sweep's to delete; move or delete the folder, then start the sweep again"
+            ]
+            assert _contents(folder) == before
+            assert (sweep / "runs" / f"{kept}.log").read_text() == first.failed[0].error + "\n"
+            shutil.move(folder, tmp_path / "moved")
+            again = run_sweep(load_sweep(spec), out=sweep, executor="ray", progress=False)
+            assert [o.id for o in again.finished] == [kept] and not again.failed
     finally:
-        ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
     assert not (sweep / "runs" / f"{kept}.log").exists() and _leftovers(sweep) == []
 
