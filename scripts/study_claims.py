@@ -6,8 +6,12 @@
 Prints markdown: per x, each beta's mean score over seeds (final and best epoch), the gap
 between the beta-VAEs and the VAE two ways (std of the beta means, as the thesis' spread figures;
 best beta-VAE mean minus the VAE mean), the active latent dimensions (KL above 0.1 nats in the
-last epoch's kl_per_dim), the collapsed runs, and at K = 1 the linear read-outs. Reads the same
-records as `bench report` (benchmark.report.records.read_metrics), nothing else.
+last epoch's kl_per_dim), the collapsed runs, and at K = 1 the linear read-outs. Then the
+mean-image plateau (docs/results.md, section 3): how many runs of each beta had left it after
+each epoch (epoch mean reconstruction below --plateau nats), and the final scores of only the runs
+that had left it by the end, with the same gap rows: at this scale the plateau, not beta's effect
+on a trained model, decides most of the gap. Reads the same records as `bench report`
+(benchmark.report.records.read_metrics), nothing else.
 """
 
 from __future__ import annotations
@@ -61,6 +65,13 @@ def active_dims(run: dict) -> int:
     return sum(1 for v in kl if v > ACTIVE_NATS)
 
 
+def left_plateau(run: dict, plateau: float, epoch: int | None = None) -> bool:
+    """Whether the run's mean reconstruction term in ``epoch`` (default: its last) is below
+    ``plateau`` nats: it no longer draws the mean image (docs/results.md, section 3)."""
+    rows = run["rows"] if epoch is None else [r for r in run["rows"] if r["epoch"] == epoch]
+    return bool(rows) and float(rows[-1]["reconstruction"]) < plateau
+
+
 def _ms(values: list[float]) -> str:
     if not values:
         return "n/a"
@@ -69,10 +80,75 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def print_scores(
+    cells: dict[tuple[int, float], list[dict]],
+    xs: list[int],
+    betas: list[float],
+    metric: str,
+    which: str,
+    x_name: str,
+) -> None:
+    """One markdown table: each beta's mean ± std over its runs per x, then the gap rows (std of
+    the beta means; best beta-VAE mean minus the VAE mean)."""
+    print("| β \\ " + x_name + " | " + " | ".join(map(str, xs)) + " |")
+    print("|---" * (len(xs) + 1) + "|")
+    means: dict[tuple[int, float], float] = {}
+    for b in betas:
+        row = []
+        for x in xs:
+            vals = [v for r in cells[(x, b)] if (v := score(r, metric, which)) is not None]
+            if vals:
+                means[(x, b)] = statistics.mean(vals)
+            row.append(_ms(vals))
+        print(f"| {b:g} | " + " | ".join(row) + " |")
+    spread, gap = [], []
+    for x in xs:
+        ms = [means[(x, b)] for b in betas if (x, b) in means]
+        spread.append(f"{statistics.stdev(ms):.3f}" if len(ms) > 1 else "n/a")
+        others = [means[(x, b)] for b in betas if b > 1 and (x, b) in means]
+        gap.append(
+            f"{max(others) - means[(x, 1.0)]:+.3f}" if others and (x, 1.0) in means else "n/a"
+        )
+    print("| std across β | " + " | ".join(spread) + " |")
+    print("| best β-VAE − VAE | " + " | ".join(gap) + " |\n")
+
+
+def print_plateau(
+    runs: list[dict],
+    cells: dict[tuple[int, float], list[dict]],
+    xs: list[int],
+    betas: list[float],
+    plateau: float,
+    x_name: str,
+) -> None:
+    """The plateau tables: runs per beta that had left it after each epoch, then the final
+    scores of only the runs that had left it by the end."""
+    epochs = sorted({r["epoch"] for run in runs for r in run["rows"]})
+    print(f"### runs that had left the plateau (reconstruction < {plateau:g} nats), per epoch\n")
+    print("| β \\ epoch | " + " | ".join(map(str, epochs)) + " |")
+    print("|---" * (len(epochs) + 1) + "|")
+    for b in betas:
+        mine = [r for r in runs if r["beta"] == b]
+        row = [f"{sum(left_plateau(r, plateau, e) for r in mine)}/{len(mine)}" for e in epochs]
+        print(f"| {b:g} | " + " | ".join(row) + " |")
+    print()
+    escaped = {key: [r for r in rs if left_plateau(r, plateau)] for key, rs in cells.items()}
+    for metric in METRICS:
+        print(f"### {metric}, final epoch, runs that had left the plateau only\n")
+        print_scores(escaped, xs, betas, metric, "final", x_name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--x", default="latent_dim", choices=("latent_dim", "factors"))
+    parser.add_argument(
+        "--plateau",
+        type=float,
+        default=600.0,
+        help="reconstruction (nats) below which a run has left the mean-image plateau; 600 "
+        "suits the 64x64 grey images of K <= 5 (the mean image costs 625-642 nats there)",
+    )
     args = parser.parse_args()
     runs = load(args.folder, args.x)
     cells: dict[tuple[int, float], list[dict]] = defaultdict(list)
@@ -85,30 +161,7 @@ def main() -> None:
     for metric in METRICS:
         for which in ("final", "best"):
             print(f"### {metric}, {which} epoch (mean ± std over seeds)\n")
-            print("| β \\ " + args.x + " | " + " | ".join(map(str, xs)) + " |")
-            print("|---" * (len(xs) + 1) + "|")
-            means: dict[tuple[int, float], float] = {}
-            for b in betas:
-                row = []
-                for x in xs:
-                    vals = [v for r in cells[(x, b)] if (v := score(r, metric, which)) is not None]
-                    if vals:
-                        means[(x, b)] = statistics.mean(vals)
-                    row.append(_ms(vals))
-                print(f"| {b:g} | " + " | ".join(row) + " |")
-            spread, gap = [], []
-            for x in xs:
-                ms = [means[(x, b)] for b in betas if (x, b) in means]
-                spread.append(f"{statistics.stdev(ms):.3f}" if len(ms) > 1 else "n/a")
-                others = [means[(x, b)] for b in betas if b > 1 and (x, b) in means]
-                gap.append(
-                    f"{max(others) - means[(x, 1.0)]:+.3f}"
-                    if others and (x, 1.0) in means
-                    else "n/a"
-                )
-            print("| std across β | " + " | ".join(spread) + " |")
-            print("| best β-VAE − VAE | " + " | ".join(gap) + " |\n")
-
+            print_scores(cells, xs, betas, metric, which, args.x)
     print(f"### active latent dimensions (KL > {ACTIVE_NATS} nats, last epoch), per seed\n")
     print("| β \\ " + args.x + " | " + " | ".join(map(str, xs)) + " |")
     print("|---" * (len(xs) + 1) + "|")
@@ -122,6 +175,9 @@ def main() -> None:
     print(f"\ncollapsed runs (no dimension above {ACTIVE_NATS} nats): {len(collapsed)}")
     for name in collapsed:
         print(f"  {name}")
+
+    print()
+    print_plateau(runs, cells, xs, betas, args.plateau, args.x)
 
     if args.x == "factors" and 1 in xs:
         keys = ("kim_mnih", "kim_mnih_weighted", "higgins", "linear_r2_best_dim", "linear_r2")
