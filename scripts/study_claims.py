@@ -96,7 +96,8 @@ def print_scores(
     for b in betas:
         row = []
         for x in xs:
-            vals = [v for r in cells[(x, b)] if (v := score(r, metric, which)) is not None]
+            got = [score(r, metric, which) for r in cells.get((x, b), [])]
+            vals = [v for v in got if v is not None]
             if vals:
                 means[(x, b)] = statistics.mean(vals)
             row.append(_ms(vals))

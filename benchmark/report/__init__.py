@@ -10,6 +10,7 @@ per beta: the same cells against the normalised beta), one ``<exp>_traversals.{p
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from benchmark.report import beta_norm
@@ -22,6 +23,27 @@ from spritegen.errors import SpritegenError
 
 REPORT_MD, REPORT_CSV = "report.md", "report.csv"
 CSV_HEADER = (",".join(CSV_COLUMNS) + "\r\n").encode()
+
+
+class NothingToReport(SpritegenError):
+    """A sweep none of whose runs has finished: its figures would be empty axes and its tables
+    blank (the report of a sweep started a minute ago). The input is fine; there is just
+    nothing to draw yet, so the exit status is 1."""
+
+    exit_code = 1
+
+
+def check_something_finished(sweep_dir: Path, experiments: list[ExperimentData]) -> None:
+    """Refuse, before anything is written, a sweep without a finished run, saying how many
+    runs it has and where they stand (``missing_reason``)."""
+    if any(exp.scores for exp in experiments):
+        return
+    why = {run_id: reason for exp in experiments for run_id, reason in exp.why_missing.items()}
+    where = ", ".join(f"{n} {reason}" for reason, n in sorted(Counter(why.values()).items()))
+    raise NothingToReport(
+        f"SWEEP_DIR: none of the {len(why)} runs of {sweep_dir} has finished ({where}), so there "
+        "is nothing to draw; report again once a run has finished"
+    )
 
 
 def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[Path]:
@@ -98,27 +120,3 @@ def holds_only_figures(folder: Path, experiment_names: list[str]) -> bool:
 
 
 __all__ = ["write_report"]
-
-
-class NothingToReport(SpritegenError):
-    """A sweep none of whose runs has finished: its figures would be empty axes and its tables
-    blank (the report of a sweep started a minute ago). The input is fine; there is just
-    nothing to draw yet, so the exit status is 1."""
-
-    exit_code = 1
-
-
-def check_something_finished(sweep_dir: Path, experiments: list[ExperimentData]) -> None:
-    """Refuse, before anything is written, a sweep without a finished run, saying how many
-    runs it has and where they stand (``missing_reason``)."""
-    if any(exp.scores for exp in experiments):
-        return
-    why = {run_id: reason for exp in experiments for run_id, reason in exp.why_missing.items()}
-    counts: dict[str, int] = {}
-    for reason in why.values():
-        counts[reason] = counts.get(reason, 0) + 1
-    where = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
-    raise NothingToReport(
-        f"SWEEP_DIR: none of the {len(why)} runs of {sweep_dir} has finished ({where}), so there "
-        "is nothing to draw; report again once a run has finished"
-    )
