@@ -70,6 +70,31 @@ def singles(images) -> list[torch.nn.Module]:
     return out
 
 
+@pytest.fixture(scope="module")
+def nudged(images) -> list[torch.nn.Module]:
+    """The three single runs again, each initial weight moved by one float32 ulp: how far
+    rounding alone carries a run from itself on this CPU (training amplifies it)."""
+    out = []
+    for beta, dim, seed in MEMBERS:
+        model = recording(beta, dim, seed)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.nextafter(p, torch.full_like(p, float("inf"))))
+        train(model, images, _seeded(seed))
+        out.append(model)
+    return out
+
+
+def _drift(a: torch.nn.Module, b: torch.nn.Module) -> tuple[np.ndarray, float]:
+    """Per-step relative loss difference of two recorded runs, and the largest relative norm
+    of the difference of their final weights over the tensors."""
+    la, lb = np.array(a.losses), np.array(b.losses)
+    assert len(la) == len(lb) == STEPS
+    sa, sb = a.state_dict(), b.state_dict()
+    weights = max(float((sa[k] - sb[k]).norm() / sa[k].norm().clamp_min(1e-12)) for k in sa)
+    return np.abs(la - lb) / np.abs(la), weights
+
+
 def _seeded(seed: int) -> TrainConfig:
     cfg = copy.copy(CFG)
     cfg.seed = seed
@@ -91,26 +116,27 @@ def test_loop_engine_is_each_single_run_bit_for_bit(images, singles):
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_vmap_engine_follows_each_single_run_to_float32_rounding(images, singles):
+def test_vmap_engine_follows_each_single_run_to_float32_rounding(images, singles, nudged):
     """The stacked step reorders float32 sums (grouped convolutions, padded latent widths), so a
     member's loss differs from its single run's by a few ulp per step: measured 0 at the first
-    step and <= 1.2e-7 relative over the first 20. Training can amplify such differences
-    (measured on 64 x 64 images: 1e-4 relative by step 100, 1.5e-3 by step 200); on these
-    32 x 32 images it stayed at <= 2.1e-7 over all 200 steps and <= 1.1e-6 in the final
-    weights (relative norm of the difference per tensor; 2026-11-30, torch 2.13 CPU). The first
-    20 steps are held to 1e-5, all 200 steps to 1e-4 and the weights to 1e-3: 50-1000x the
-    measured drift, while a wrong noise draw, shuffle, padding or Adam state shows from the
-    first steps on, far above 1e-5."""
-    for alone, member in zip(singles, _ensemble(images, "vmap")):
-        la, lb = np.array(alone.losses), np.array(member.losses)
-        assert len(la) == len(lb) == STEPS
-        rel = np.abs(la - lb) / np.abs(la)
-        profile = {k: float(rel[:k].max()) for k in (1, 20, 50, 100, 200)}
+    step and <= 2e-7 relative over the first 20, held to 1e-5 there, where a wrong noise draw,
+    shuffle, padding or Adam state shows far above it.
+
+    Training then amplifies such differences, by how much depends on the run and the CPU: on
+    the VM of 2026-11-30 the three members stayed <= 2.1e-7 over all 200 steps; on an AMD EPYC
+    the β = 8 member reached 1.1e-6 at step 100, 2e-5 at 150, 3.2e-4 at 200 and 2.4e-2 in its
+    final weights. The single run with every initial weight moved by one ulp (``nudged``) drifts
+    from itself exactly as far there (1.2e-6, 2e-5, 3.0e-4; 2.4e-2), so after step 20 each
+    member is held to 10x its nudged run's drift (at least 1e-4 for the losses and 1e-3 for the
+    weights): the ensemble is as close to its single run as float32 rounding lets any run be."""
+    for alone, member, baseline in zip(singles, _ensemble(images, "vmap"), nudged):
+        rel, weights = _drift(alone, member)
+        rounding, rounding_weights = _drift(alone, baseline)
+        profile = {k: (float(rel[:k].max()), float(rounding[:k].max())) for k in (20, 100, 200)}
         assert rel[:20].max() < 1e-5, profile
-        assert rel.max() < 1e-4, profile
-        a, b = alone.state_dict(), member.state_dict()
-        for k in a:
-            assert float((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-12)) < 1e-3, k
+        for k in (50, 100, 150, 200):
+            assert rel[:k].max() <= max(1e-4, 10 * rounding[:k].max()), profile
+        assert weights <= max(1e-3, 10 * rounding_weights), (weights, rounding_weights)
 
 
 # -- run folders ---------------------------------------------------------------------------
