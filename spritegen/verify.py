@@ -82,6 +82,9 @@ def verify(
     Problems are collected in the report, not raised: only a file ``open_dataset`` refuses, or
     one whose stored spec cannot be parsed, raises a ``DatasetError``.
     """
+    for name, value in (("sample", sample), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"verify: {name} must be an integer >= 0, got {value!r}")
     report = VerifyReport(str(path))
     rng = np.random.default_rng(seed)
     with open_dataset(path, check_arrays=False) as f:

@@ -368,3 +368,12 @@ def test_out_of_range_factor_values_are_named_and_the_other_rows_compared(tmp_pa
     assert not any("cannot be rendered" in p or "images differ" in p for p in report.problems)
     # every other row was re-rendered, and matches its stored image
     assert report.images_rerendered == verify(dataset_k5, sample=n).images_rerendered - 2
+
+
+@pytest.mark.parametrize("bad", [{"sample": -1}, {"sample": 2.5}, {"sample": True}, {"seed": -3}])
+def test_verify_refuses_a_sample_or_seed_that_is_not_a_count(dataset_k2, bad):
+    """``verify(sample=-1)`` failed deep in numpy ("negative dimensions are not allowed") and
+    ``sample=True`` re-rendered one image per set; the command line already refused both."""
+    ((name, value),) = bad.items()
+    with pytest.raises(ValueError, match=f"verify: {name} must be an integer >= 0, got {value!r}"):
+        verify(dataset_k2, **bad)
