@@ -111,6 +111,10 @@ class SpritegenDataset(Dataset):
         One integer only: a float was truncated to an item without a word, and a slice or a
         list failed comparing it with an int."""
         try:
+            if isinstance(index, (bool, np.bool_)) or (
+                isinstance(index, torch.Tensor) and index.dtype == torch.bool
+            ):
+                raise TypeError  # True would read item 1, as a list does; a dataset should not
             index = operator.index(index)
         except TypeError:
             raise TypeError(

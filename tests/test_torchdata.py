@@ -72,10 +72,13 @@ def test_a_missing_file_or_a_folder_is_a_dataset_error(tmp_path, in_memory):
 
 
 @pytest.mark.parametrize("in_memory", [True, False])
-@pytest.mark.parametrize("index", [1.5, "3", None, slice(0, 4), [0, 1], np.array([1, 2])])
+@pytest.mark.parametrize(
+    "index",
+    [1.5, "3", None, slice(0, 4), [0, 1], np.array([1, 2]), True, np.True_, torch.tensor(False)],
+)
 def test_an_index_that_is_not_one_integer_is_a_type_error(path, in_memory, index):
     """A float was truncated to an item without a word (ds[1.5] was ds[1]); a slice or a list
-    failed comparing itself with an int."""
+    failed comparing itself with an int; a bool read item 1 or 0, as a list index would."""
     ds = SpritegenDataset(path, in_memory=in_memory)
     with pytest.raises(TypeError, match="takes one integer index, got .*; for several items"):
         ds[index]
