@@ -674,6 +674,24 @@ def test_evaluate_names_a_dci_model_it_cannot_use_before_encoding(dataset_k5, dc
     assert encoded == []
 
 
+@pytest.mark.parametrize("metric", ["kim_mnih", "higgins", "mig"])
+@pytest.mark.parametrize("size", [0, -4, 2.5, True, "8"])
+def test_evaluate_names_an_encode_batch_size_it_cannot_use(dataset_k5, metric, size):
+    """It was a RepresentationError, "encode batch size must be ...": the words blamed the
+    representation and named no argument the caller had passed."""
+    from benchmark.metrics import evaluate
+
+    encoded: list[int] = []
+
+    def counting(images: np.ndarray) -> np.ndarray:
+        encoded.append(len(images))
+        return _pixel_means(images)
+
+    with pytest.raises(SpecError, match=r"^encode_batch_size must be an integer >= 1, got "):
+        evaluate(dataset_k5, counting, 0, "stored", metrics=metric, encode_batch_size=size)
+    assert encoded == []
+
+
 def test_evaluate_takes_a_data_handle_and_names_a_closed_file(dataset_k5):
     """open_data(...)'s handle was "live oracle DataHandle does not implement the ground-truth
     contract"; a closed h5py file was h5py's "Not a file or file object"."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spritegen.errors import SpritegenError, check_flag
+from spritegen.errors import SpecError, SpritegenError, check_flag
 
 #: Images per call of the representation function unless the caller says otherwise.
 DEFAULT_ENCODE_BATCH_SIZE = 1024
@@ -168,7 +168,8 @@ def encode(
     if isinstance(batch_size, np.integer):
         batch_size = int(batch_size)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise RepresentationError(f"encode batch size must be an integer >= 1, got {batch_size!r}")
+        # a bad argument, not a bad representation: named as every metric's keyword names it
+        raise SpecError(f"encode_batch_size must be an integer >= 1, got {batch_size!r}")
     if not callable(represent):
         raise RepresentationError(
             f"represent must be a function of a uint8 image batch (n, H, W, C) returning "
