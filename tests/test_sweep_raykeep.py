@@ -265,6 +265,34 @@ def test_a_delivered_folder_never_replaces_a_better_one(tmp_path: Path) -> None:
     assert sorted(p.name for p in runs.iterdir()) == ["a"]
 
 
+def test_unpack_never_replaces_files_put_at_a_runs_place_while_it_trained(tmp_path: Path) -> None:
+    """Ray's driver refuses a point whose folder holds your files before sending it; files put
+    there while its task ran were replaced by the folder that came back (set aside, then
+    deleted). They are kept now, and the point fails with the line a local start gives."""
+    from benchmark.sweep.execute import Outcome, unpack_delivery, unpack_outcome
+
+    scratch, runs = tmp_path / "scratch", tmp_path / "sweep" / "runs"
+    _folder_at(scratch, "a", 8)
+    (scratch / "a.log").write_text("output\n")
+    sent = pack(scratch, "a")
+    (runs / "a").mkdir(parents=True)
+    (runs / "a" / "notes.txt").write_text("mine\n")
+
+    assert not unpack_delivery("a", 8, sent, runs)  # a checkpoint sent while it trains
+    outcome = Outcome("a", True, 1.0, summary={"out": "x"}, packed=sent)
+    assert not unpack_outcome(outcome, runs)
+    expected = f"NotARunFolder: {runs / 'a'} holds 'notes.txt' but no config.json"
+    assert not outcome.ok and outcome.error.startswith(expected)
+    assert outcome.summary == {} and outcome.packed is None
+    assert sorted(p.relative_to(runs).as_posix() for p in runs.rglob("*")) == [
+        "a",
+        "a.log",
+        "a/notes.txt",
+    ]
+    assert (runs / "a" / "notes.txt").read_text() == "mine\n"
+    assert (runs / "a.log").read_text() == outcome.error + "\n"
+
+
 class _FakeRay:
     """What ``RayExecutor`` asks of Ray when a map is stopped, with tasks "a" (ends when asked to
     stop) and "b" (does not); ``wait`` raises a second Ctrl-C when ``again`` is set."""

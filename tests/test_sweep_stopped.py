@@ -199,6 +199,7 @@ def test_unpack_leaves_what_the_run_left(tmp_path: Path) -> None:
     (folder / "summary.json").write_text(json.dumps({"status": "diverged", "error": "nan"}))
     (scratch / "a.log").write_text("output\nTrainingDiverged: nan\n")
     (runs / "a").mkdir(parents=True)
+    (runs / "a" / "config.json").write_text(json.dumps({"out": "an earlier start's"}))
     (runs / "a" / "old.txt").write_text("an earlier start's")
 
     unpack_outcome(Outcome("a", False, 1.0, error="x", packed=pack(scratch, "a")), runs)

@@ -669,8 +669,7 @@ def unpack_delivery(run_id: str, step: int, packed: bytes, runs_dir: Path) -> bo
     held = checkpoint_step(folder)
     if held is not None and held >= step:
         return False
-    unpack_outcome(Outcome(run_id, False, 0.0, packed=packed), runs_dir)
-    return True
+    return unpack_outcome(Outcome(run_id, False, 0.0, packed=packed), runs_dir)
 
 
 def with_folders(task: RunTask | EnsembleTask) -> RunTask | EnsembleTask:
@@ -697,7 +696,7 @@ def _place(task: RunTask, scratch: Path) -> Path:
     return scratch / task.id
 
 
-def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
+def unpack_outcome(outcome: Outcome, runs_dir: Path) -> bool:
     """Leave in ``runs_dir`` what the run left in its scratch folder (``pack``), as a local run
     would leave it there, finished, stopped or failed alike.
 
@@ -706,13 +705,20 @@ def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
     at where it now lies; a run that made no folder leaves the one there untouched (unless it is
     what a run killed before its config.json leaves, which a local run removes too), as a local
     run that fails before training does. A folder holding your files but no config.json is
-    never replaced: Ray's driver does not send its point (``without_foreign_folders``).
+    never replaced: Ray's driver does not send its point (``without_foreign_folders``), and
+    one that came to be while the point trained makes its outcome that refusal (the run that
+    came back is dropped, as a local start would not have trained it). Whether it was placed.
     ``<id>.log`` replaces the sweep's, and one that the run did not leave (a finished run moves
     its output into the folder) is removed, so that no log of an earlier start's failure
     outlives a finished run. Outcomes with nothing packed are left alone.
     """
     if outcome.packed is None:
-        return
+        return False
+    refused = not_a_run_folder(outcome.id, runs_dir / outcome.id)
+    if refused is not None:  # your files, put there since the task was sent: kept
+        outcome.ok, outcome.summary, outcome.packed = False, {}, None
+        outcome.error, outcome.traceback = refused.error, ""
+        return False
     staging = runs_dir / f"{outcome.id}{UNPACK_SUFFIX}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -736,6 +742,7 @@ def unpack_outcome(outcome: Outcome, runs_dir: Path) -> None:
         log.unlink(missing_ok=True)
     shutil.rmtree(staging)
     outcome.packed = None
+    return True
 
 
 def _point_at(folder: Path, final: Path) -> None:
