@@ -2,6 +2,7 @@
 
     python scripts/study_claims.py docs/results/runs/experiment1-small [--x latent_dim]
     python scripts/study_claims.py docs/results/runs/experiment2-small --x factors
+    python scripts/study_claims.py results/experiment1-long   # a sweep folder, while it runs
 
 Prints markdown: per x, each beta's mean score over seeds (final and best epoch), the gap
 between the beta-VAEs and the VAE two ways (std of the beta means, as the thesis' spread figures;
@@ -22,7 +23,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from benchmark.report.records import read_metrics
+from benchmark.report.records import finished_summary, read_metrics
 
 ACTIVE_NATS = 0.1
 METRICS = ("kim_mnih", "higgins")
@@ -33,11 +34,15 @@ def _x(config: dict, name: str) -> int:
 
 
 def load(folder: Path, x_name: str) -> list[dict]:
-    """One dict per finished run: x, beta, seed, its per-epoch rows and folder name."""
+    """One dict per finished run: x, beta, seed, its per-epoch rows and folder name. ``folder``
+    is an export (one folder per run) or a sweep folder (``runs/<id>``, read as it trains: a
+    stopped or unfinished run is left out, as ``bench report`` leaves it out)."""
     runs = []
+    if (folder / "runs").is_dir():
+        folder = folder / "runs"
     for cfg_path in sorted(folder.glob("*/config.json")):
         run_dir = cfg_path.parent
-        if not (run_dir / "summary.json").exists():
+        if finished_summary(run_dir) is None:
             continue
         config = json.loads(cfg_path.read_text())
         rows = read_metrics(run_dir)
@@ -152,6 +157,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     runs = load(args.folder, args.x)
+    if not runs:
+        raise SystemExit(
+            f"study_claims: no finished run in {args.folder}; give a sweep folder or an export "
+            "(bench report SWEEP --export DEST)"
+        )
     cells: dict[tuple[int, float], list[dict]] = defaultdict(list)
     for r in runs:
         cells[(r["x"], r["beta"])].append(r)

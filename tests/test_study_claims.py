@@ -1,0 +1,63 @@
+"""scripts/study_claims.py, the numbers behind docs/results.md's verdicts, on the study's
+committed records: an export and a sweep folder give the same tables, a run that did not
+finish is left out, and a folder without finished runs is named, not printed as empty tables."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sweep_helpers import ROOT, subprocess_env
+
+EXPORT = ROOT / "docs" / "results" / "runs" / "experiment2-long"
+
+
+def _claims(folder: Path, tmp: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "scripts/study_claims.py", str(folder), "--x", "factors"],
+        cwd=ROOT,
+        env=subprocess_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _tables(out: str) -> str:
+    """The printed tables, without the first line (which names the folder)."""
+    return out.split("\n", 1)[1]
+
+
+def test_a_sweep_folder_reads_as_its_export_and_unfinished_runs_are_left_out(tmp_path: Path):
+    """A sweep folder (runs/<id>) read as no runs at all and printed empty tables; a stopped
+    run's summary counted it as finished."""
+    exported = _claims(EXPORT, tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    runs = sorted(p.name for p in EXPORT.iterdir() if (p / "config.json").is_file())
+    assert exported.stdout.startswith(f"{len(runs)} finished runs in ")
+    assert "\n| 1 | " in exported.stdout and "\n| 8 | " in exported.stdout  # rows per beta
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(EXPORT, sweep / "runs")
+    in_sweep = _claims(sweep, tmp_path)
+    assert in_sweep.returncode == 0, in_sweep.stderr
+    assert _tables(in_sweep.stdout) == _tables(exported.stdout)
+
+    summary = sweep / "runs" / runs[0] / "summary.json"
+    record = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**record, "status": "diverged"}))
+    (sweep / "runs" / runs[1] / "summary.json").unlink()  # a run still training
+    fewer = _claims(sweep, tmp_path)
+    assert fewer.stdout.startswith(f"{len(runs) - 2} finished runs in ")
+
+
+def test_a_folder_without_finished_runs_is_named(tmp_path: Path):
+    empty = _claims(tmp_path, tmp_path)
+    assert empty.returncode == 1 and empty.stdout == ""
+    assert empty.stderr == (
+        f"study_claims: no finished run in {tmp_path}; give a sweep folder or an export "
+        "(bench report SWEEP --export DEST)\n"
+    )
