@@ -104,16 +104,16 @@ def test_equal_steps_follow_up_matches_experiment2_small() -> None:
 
 
 def test_long_follow_up_matches_experiment2_small() -> None:
-    """docs/results.md 2.2.2 trains experiment2-equal-steps' stuck VAE points (K = 3-5) longer:
-    the same datasets (so the same bytes), the same model settings, only the epochs and score
-    cadence differ."""
+    """docs/results.md 2.2.2 trains experiment2-equal-steps' stuck VAE points (K = 3-5) longer,
+    and K = 6 beside them: the same datasets (so the same bytes), the same model settings, only
+    the epochs and score cadence differ."""
     small = load_sweep(SPECS / "experiment2-small.yaml")
     long = load_sweep(SPECS / "experiment2-long.yaml")
-    for name in ("k3", "k4", "k5"):
+    for name in ("k3", "k4", "k5", "k6"):
         ours, theirs = long.spec.datasets[name].resolve(), small.spec.datasets[name].resolve()
         assert ours.digest() == theirs.digest()
     got = {(p.factors, p.params["beta"], p.params["seed"]) for p in long.points}
-    assert got == {(k, b, s) for k in (3, 4, 5) for b in (1, 8) for s in (0, 1)}
+    assert got == {(k, b, s) for k in (3, 4, 5, 6) for b in (1, 8) for s in (0, 1)}
     longest = max(p.params["epochs"] for p in small.points)
     assert {p.params["epochs"] for p in long.points} == {20} and 20 > 3 * longest
     shared = ("latent_dim", "score_preset", "final_preset", "model")
