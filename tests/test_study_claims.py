@@ -15,9 +15,9 @@ from sweep_helpers import ROOT, subprocess_env
 EXPORT = ROOT / "docs" / "results" / "runs" / "experiment2-long"
 
 
-def _claims(folder: Path, tmp: Path) -> subprocess.CompletedProcess:
+def _claims(folder: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "scripts/study_claims.py", str(folder), "--x", "factors"],
+        [sys.executable, "scripts/study_claims.py", str(folder), "--x", "factors", *extra],
         cwd=ROOT,
         env=subprocess_env(tmp),
         capture_output=True,
@@ -60,4 +60,27 @@ def test_a_folder_without_finished_runs_is_named(tmp_path: Path):
     assert empty.stderr == (
         f"study_claims: no finished run in {tmp_path}; give a sweep folder or an export "
         "(bench report SWEEP --export DEST)\n"
+    )
+
+
+def test_the_plateau_level_can_be_set_for_one_x(tmp_path: Path):
+    """The RGB mean image of K = 6 costs about 1,200 nats, so at the grey images' 600 no K = 6
+    run ever left the plateau; ``--plateau 6=1000`` gives K = 6 its own level, and only K = 6."""
+
+    def table(*plateau: str) -> list[str]:
+        done = _claims(EXPORT, tmp_path, *plateau)
+        assert done.returncode == 0, done.stderr
+        section = done.stdout.split("### runs that had left the plateau")[1].split("###")[0]
+        return [line for line in section.splitlines() if line.startswith("| 8 |")]
+
+    grey, own = table(), table("--plateau", "6=1000")
+    k6 = [p for p in EXPORT.iterdir() if p.name.startswith("betavae_k6_") and "beta8" in p.name]
+    last = lambda row: row[0].rstrip(" |").rsplit("| ", 1)[1]  # noqa: E731
+    n = int(last(grey).split("/")[1])
+    assert last(grey) == f"{n - len(k6)}/{n}" and last(own) == f"{n}/{n}"
+    assert table("--plateau", "600") == grey
+
+    bad = _claims(EXPORT, tmp_path, "--plateau", "six")
+    assert bad.returncode == 1 and bad.stderr == (
+        "study_claims: --plateau 'six': give N (nats, every x) or X=N (one x)\n"
     )
