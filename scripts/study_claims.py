@@ -90,20 +90,19 @@ class Plateau:
 
 def parse_plateau(values: list[str]) -> Plateau:
     """``--plateau`` values: ``N`` for every x, ``X=N`` for one x."""
-    plateau = Plateau()
+    nats, at = Plateau.nats, {}
     for value in values:
-        x, _, nats = value.rpartition("=")
+        x, _, level = value.rpartition("=")
         try:
-            level = float(nats)
             if x:
-                plateau.at[int(x)] = level
+                at[int(x)] = float(level)
             else:
-                plateau = Plateau(level, plateau.at)
+                nats = float(level)
         except ValueError:
             raise SystemExit(
                 f"study_claims: --plateau {value!r}: give N (nats, every x) or X=N (one x)"
             ) from None
-    return plateau
+    return Plateau(nats, at)
 
 
 def left_plateau(run: dict, plateau: Plateau, epoch: int | None = None) -> bool:
