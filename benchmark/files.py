@@ -7,6 +7,10 @@ disk (ENOSPC, EDQUOT) removes the partial file at once and becomes ``DiskFull``:
 the file, the folder and the free space, exit status 1 (the input was fine; the machine ran out
 of room).
 
+Records are read back with ``read_regular_bytes``: a FIFO, device or folder at a record's place
+is an OSError naming it, which every reader already treats as an unreadable record, instead of a
+read that waits for a writer forever.
+
 A run folder is written by one process at a time: ``run_folder_lock`` holds ``OUT.lock`` beside it
 (spritegen's ``exclusive_lock``) while a run or an ensemble trains into it.
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import os
 import shutil
+import stat
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -97,6 +103,28 @@ def save_torch_atomic(obj: Any, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     write_bytes_atomic(path, buf.getvalue(), fsync=True)
+
+
+def read_regular_bytes(path: Path) -> bytes:
+    """The bytes of the regular file at ``path``; anything else there is an OSError.
+
+    ``Path.read_bytes`` on a FIFO named ``summary.json`` waited for a writer forever, so one
+    stray pipe in a run folder hung ``bench report`` and ``bench sweep``. The file is opened
+    without blocking (a FIFO opens at once, a regular file as usual) and checked before it is
+    read; the error is one callers catch already as "cannot be read".
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "a folder, not a file", str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a device, pipe or socket)", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
 
 
 def remove_partials(folder: Path) -> list[Path]:

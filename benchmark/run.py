@@ -31,6 +31,7 @@ from benchmark.files import (
     disk_full_error,
     is_disk_full,
     make_output_folder,
+    read_regular_bytes,
     remove_partials,
     run_folder_lock,
     write_text_atomic,
@@ -193,9 +194,13 @@ def _read_record(out: Path, name: str) -> dict:
     """A run folder's JSON record, or a SpecError saying the folder is not a readable run."""
     path = out / name
     try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        why = "is not valid JSON" if isinstance(exc, ValueError) else f"cannot be read ({exc})"
+        record = json.loads(read_regular_bytes(path))
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError too
+        why = (
+            "is not valid JSON"
+            if isinstance(exc, ValueError)
+            else f"cannot be read ({exc.strerror or exc})"
+        )
         record = None
     else:
         why = f"holds a JSON {type(record).__name__}, not an object"

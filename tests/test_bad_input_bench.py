@@ -10,14 +10,18 @@ fails the test as a traceback would.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import os
 import shutil
 import sys
+import threading
+import time
 import traceback
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
@@ -1834,3 +1838,88 @@ def test_sweep_planning_checks_each_run_as_bench_run_does(
             ["sweep", str(spec), "--out", str(work / "sw"), "--quiet", *more],
             fragment.format(path=path),
         )
+
+
+# --- records that are not regular files ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def fifo_at(path: Path, patience: float = 20.0) -> Iterator[list[Path]]:
+    """Put a FIFO at ``path`` for the block; yields the list of FIFOs a reader waited on.
+
+    A reader that opens a FIFO waits for a writer forever, which would hang the test instead of
+    failing it: after ``patience`` seconds a watchdog opens the FIFO for writing (it can only
+    when a reader holds it open), records it, and closes it, so the blocked reader sees an empty
+    file and the command ends.
+    """
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    waited: list[Path] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        if done.wait(patience):
+            return
+        while not done.is_set():
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # no reader holds it open (ENXIO) yet
+                time.sleep(0.05)
+                continue
+            waited.append(path)
+            os.close(fd)
+
+    watchdog = threading.Thread(target=watch, daemon=True)
+    watchdog.start()
+    try:
+        yield waited
+    finally:
+        done.set()
+        watchdog.join()
+        path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("name", ["config.json", "summary.json"])
+def test_a_record_that_is_a_fifo_is_unreadable_not_awaited(made, work, capsys, name):
+    """A FIFO at a run record's place made `bench run` wait for a writer forever."""
+    out = copy_run(made, work)
+    with fifo_at(out / name) as waited:
+        status, err, _ = invoke(capsys, *run_args(made["tiny"], out))
+    assert not waited, f"bench run waited on the FIFO {name}"
+    assert status == 2, err
+    assert err.count("\n") == 1 and f"{name} cannot be read" in err, err
+    assert "not a regular file (a device, pipe or socket)" in err, err
+
+
+@pytest.mark.parametrize("name", ["summary.json", "metrics.jsonl"])
+def test_report_names_a_run_record_that_is_a_fifo(work, capsys, name):
+    """A FIFO in a finished run's folder made `bench report` wait for a writer forever; the run
+    is now one without readable records, reported as not finished."""
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    with fifo_at(sweep / "runs" / "p1" / name) as waited:
+        status, err, _ = invoke(capsys, "report", str(sweep), "--out", str(work / "rep"))
+    assert not waited, f"bench report waited on the FIFO {name}"
+    assert status == 0, err
+    report = (work / "rep" / "report.md").read_text()
+    assert "1 of 2 runs finished" in report, report
+    assert f"Missing: unreadable {name} (1): p1." in report, report
+
+
+def test_sweep_names_a_run_summary_that_is_a_fifo(made, work, capsys):
+    """A sweep point whose summary.json is a FIFO made `bench sweep` wait forever; it is a point
+    whose summary is unreadable, which the sweep reports and does not train."""
+    spec = work / "s.yaml"
+    spec.write_text(
+        f"name: s\nset: {{model: betavae, data: '{made['tiny']}', epochs: 1, batch_size: 16,\n"
+        "  latent_dim: 3, score_preset: none, final_preset: none}\n"
+        "grid: {beta: [1]}\nreport: {x: beta}\n"
+    )
+    sweep = work / "sweep"
+    status, err, _ = invoke(capsys, "sweep", str(spec), "--out", str(sweep), "--quiet")
+    assert status == 0, err
+    (run,) = (sweep / "runs").iterdir()
+    with fifo_at(run / "summary.json") as waited:
+        status, err, out = invoke(capsys, "sweep", str(spec), "--out", str(sweep), "--dry-run")
+    assert not waited, "bench sweep waited on the FIFO summary.json"
+    assert status == 0, err
+    assert "summary.json is unreadable" in out + err, out + err

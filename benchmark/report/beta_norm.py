@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
+from benchmark.files import read_regular_bytes
 from benchmark.report.figures import METRIC_LABELS, SCORE_LABELS, _save, plt
 from benchmark.report.records import ExperimentData
 
@@ -31,7 +32,7 @@ def input_values(exp: ExperimentData) -> int | None:
     """N = C·H·W of the experiment's images, from any finished run's config.json."""
     for run_dir in exp.run_dirs.values():
         try:
-            shape = json.loads((run_dir / "config.json").read_text())["image_shape"]
+            shape = json.loads(read_regular_bytes(run_dir / "config.json"))["image_shape"]
         except (OSError, ValueError, KeyError):
             continue
         return int(np.prod(shape))

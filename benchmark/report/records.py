@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.files import read_regular_bytes
 from benchmark.metrics.evaluate import SCORE_RANGES, UNDEFINED_SCORES
 from benchmark.sweep.spec import METRICS, NAME_RE
 from spritegen.errors import DatasetError, quote
@@ -32,7 +33,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """
     path = run_dir / "metrics.jsonl"
     try:
-        data = path.read_bytes()
+        data = read_regular_bytes(path)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc}); {RERUN}") from None
     rows: list[dict[str, Any]] = []
@@ -125,8 +126,10 @@ def _kind(value: Any) -> str:
 def read_manifest(path: Path) -> dict[str, Any]:
     """``sweep.json``, checked to have what the report reads: experiments with their points."""
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
+        manifest = json.loads(read_regular_bytes(path))
+    except OSError as exc:
+        raise _fail(path, f"cannot be read ({exc.strerror or exc})") from None
+    except ValueError:  # UnicodeDecodeError too
         raise _fail(path, "is not valid JSON") from None
     if not isinstance(manifest, dict):
         raise _fail(path, f"holds {_kind(manifest)}, expected a JSON object with 'experiments'")
@@ -328,7 +331,7 @@ def finished_summary(run_dir: Path) -> dict[str, Any] | None:
     """The summary of a run bench run has finished (status "finished"; its metrics.jsonl,
     written before, is then complete), or None for a run that has not."""
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads(read_regular_bytes(run_dir / "summary.json"))
     except (OSError, ValueError):
         return None
     if not isinstance(summary, dict) or not (run_dir / "metrics.jsonl").is_file():
@@ -342,7 +345,7 @@ def missing_reason(run_dir: Path) -> str:
     if not run_dir.is_dir():
         return "not run"
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads(read_regular_bytes(run_dir / "summary.json"))
     except FileNotFoundError:
         return "unfinished"
     except (OSError, ValueError):
@@ -350,6 +353,9 @@ def missing_reason(run_dir: Path) -> str:
     status = summary.get("status") if isinstance(summary, dict) else None
     if isinstance(status, str) and status != "finished":
         return status  # diverged, failed
+    metrics = run_dir / "metrics.jsonl"
+    if isinstance(summary, dict) and (metrics.exists() or metrics.is_symlink()):
+        return "unreadable metrics.jsonl"  # a folder, a FIFO or a dangling link at its place
     return "unfinished"
 
 

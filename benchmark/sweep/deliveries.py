@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Collection
 from pathlib import Path
 
-from benchmark.files import PARTIAL, write_bytes_atomic
+from benchmark.files import PARTIAL, read_regular_bytes, write_bytes_atomic
 from benchmark.sweep.execute import unpack_delivery
 from spritegen.errors import SpritegenWarning, counted
 
@@ -161,7 +161,7 @@ def adopt_kept(sweep_dir: Path, run_ids: Collection[str] | None = None) -> list[
         if wanted is not None and not set(_ids_in(path)) <= wanted:
             continue  # unreadable files (no ids) are <= anything: dealt with below
         try:
-            held = decode(path.read_bytes())
+            held = decode(read_regular_bytes(path))
         except (ValueError, OSError) as exc:
             warnings.warn(
                 f"{path}: a Ray delivery kept from an earlier start cannot be read ({exc}); "

@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from benchmark.files import PARTIAL, RunFolderBusy, run_folder_lock, write_text_atomic
+from benchmark.files import (
+    PARTIAL,
+    RunFolderBusy,
+    read_regular_bytes,
+    run_folder_lock,
+    write_text_atomic,
+)
 from benchmark.params import BY_KEY
 from spritegen import atomic
 from spritegen.errors import SpritegenError, quote
@@ -87,7 +93,7 @@ def is_finished(run_dir: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(read_regular_bytes(path))
     except (OSError, ValueError):
         return False
     return isinstance(record, dict) and record.get("status", "finished") == "finished"
@@ -195,7 +201,7 @@ def run_state(run_dir: Path) -> RunState:
     stopped = ""
     if (run_dir / SUMMARY).exists():  # not finished: a stopped run's summary, or unreadable
         try:
-            status = json.loads((run_dir / SUMMARY).read_text())["status"]
+            status = json.loads(read_regular_bytes(run_dir / SUMMARY))["status"]
         except (OSError, ValueError, KeyError, TypeError):
             # bench run refuses to resume such a folder: every start fails
             return RunState("fail", f"fails: its {SUMMARY} is unreadable (delete the folder)")
@@ -213,11 +219,11 @@ def _resume_text(run_dir: Path) -> str:
     done = 0
     if (run_dir / "checkpoints" / "last.pt").is_file():
         with contextlib.suppress(OSError):
-            lines = (run_dir / "metrics.jsonl").read_bytes().splitlines()
+            lines = read_regular_bytes(run_dir / "metrics.jsonl").splitlines()
             done = sum(1 for line in lines if line.strip())
     total = None
     with contextlib.suppress(Exception):  # a config.json without a readable schedule
-        config = json.loads((run_dir / "config.json").read_text())
+        config = json.loads(read_regular_bytes(run_dir / "config.json"))
         schedule = TrainConfig(
             epochs=int(config["epochs"]),
             max_steps=config.get("max_steps"),
@@ -294,7 +300,7 @@ def _train_held(task: RunTask, folder: Path, preamble: str, start: float) -> Out
         # ensemble takes a finished member (it used to fail as RunExists "holds a finished run;
         # use --force", leaving a log beside a finished run)
         log.unlink(missing_ok=True)
-        summary = json.loads((folder / SUMMARY).read_text())
+        summary = json.loads(read_regular_bytes(folder / SUMMARY))
         return Outcome(task.id, True, time.perf_counter() - start, summary=summary)
     refused = not_a_run_folder(task.id, folder, preamble)
     if refused is not None:  # not the sweep's to delete
@@ -753,7 +759,7 @@ def _point_at(folder: Path, final: Path) -> None:
         if not path.is_file():
             continue
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(read_regular_bytes(path))
         except ValueError:  # as the run left it: the sweep reads it as unfinished, as locally
             continue
         if not isinstance(record, dict):

@@ -46,6 +46,7 @@ from benchmark.files import (
     disk_full_error,
     is_disk_full,
     make_output_folder,
+    read_regular_bytes,
     write_text_atomic,
 )
 from benchmark.sweep.datasets import build_datasets, dataset_path, is_built
@@ -166,7 +167,7 @@ def write_failures(
 def _read_failures(path: Path) -> list[dict[str, Any]]:
     """The entries of a failures.json (one of each run); none from a missing or damaged file."""
     try:
-        entries = json.loads(path.read_text())
+        entries = json.loads(read_regular_bytes(path))
     except (OSError, ValueError):
         return []
     if not isinstance(entries, list):
@@ -498,7 +499,7 @@ def _recorded_ids(sweep_dir: Path) -> set[str]:
     """The run ids the folder's ``sweep.json`` records; none for a folder without a readable
     manifest (``check_sweep_dir`` says what is wrong with it)."""
     try:
-        old = json.loads((sweep_dir / MANIFEST).read_text())
+        old = json.loads(read_regular_bytes(sweep_dir / MANIFEST))
     except (OSError, ValueError):
         return set()
     points = old.get("points") if isinstance(old, dict) else None
@@ -579,7 +580,7 @@ def check_sweep_dir(sweep_dir: Path, plan: SweepPlan) -> None:
             )
         return
     try:
-        old = json.loads(path.read_text())
+        old = json.loads(read_regular_bytes(path))
     except (OSError, ValueError):
         old = None
     if not isinstance(old, dict) or not isinstance(old.get("points"), list):
