@@ -32,8 +32,9 @@ test-fast:
 
 # What CI runs (.ci/run): install with the test extras, lint and type-check, the whole suite, one
 # pytest-xdist worker per core, each test file whole on one worker (its module fixtures built once).
+# The 15 slowest tests close the log: where CI's 15-minute budget goes.
 test: setup lint
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
 
 clean:
 	rm -rf results data $(VENV)
