@@ -74,8 +74,8 @@ def active_dims(run: dict) -> int:
 @dataclass(frozen=True)
 class Plateau:
     """The reconstruction (nats) below which a run has left the mean-image plateau: one level
-    for every x, and its own for some (the RGB mean image of K = 6 costs about 1,200 nats, the
-    grey one of K <= 5 625-642)."""
+    for every x, and its own for some (the RGB mean images of K = 6 and of K = 7, 3D, cost
+    about 1,200 and 1,130-1,150 nats, the grey one of K <= 5 625-642)."""
 
     nats: float = 600.0
     at: dict[int, float] = field(default_factory=dict)
@@ -191,7 +191,7 @@ def main() -> None:
         help="reconstruction (nats) below which a run has left the mean-image plateau, for "
         "every x (N) or one (X=N; repeat as needed); default 600, which suits the 64x64 grey "
         "images of K <= 5 (the mean image costs 625-642 nats there); the RGB images of "
-        "K = 6 want 6=1000 (about 1,200)",
+        "K = 6 and 7 want 6=1000 and 7=1000 (about 1,200 and 1,130-1,150)",
     )
     args = parser.parse_args()
     plateau = parse_plateau(args.plateau)

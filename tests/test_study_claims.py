@@ -64,8 +64,9 @@ def test_a_folder_without_finished_runs_is_named(tmp_path: Path):
 
 
 def test_the_plateau_level_can_be_set_for_one_x(tmp_path: Path):
-    """The RGB mean image of K = 6 costs about 1,200 nats, so at the grey images' 600 no K = 6
-    run ever left the plateau; ``--plateau 6=1000`` gives K = 6 its own level, and only K = 6."""
+    """The RGB mean images of K = 6, 7 cost about 1,130-1,200 nats, so at the grey images' 600
+    no K = 6 or 7 run ever left the plateau; ``--plateau 6=1000`` gives K = 6 its own level, and
+    only K = 6."""
 
     def table(*plateau: str) -> list[str]:
         done = _claims(EXPORT, tmp_path, *plateau)
@@ -73,11 +74,14 @@ def test_the_plateau_level_can_be_set_for_one_x(tmp_path: Path):
         section = done.stdout.split("### runs that had left the plateau")[1].split("###")[0]
         return [line for line in section.splitlines() if line.startswith("| 8 |")]
 
-    grey, own = table(), table("--plateau", "6=1000")
-    k6 = [p for p in EXPORT.iterdir() if p.name.startswith("betavae_k6_") and "beta8" in p.name]
+    grey, own6 = table(), table("--plateau", "6=1000")
+    own = table("--plateau", "6=1000", "--plateau", "7=1000")
+    rgb = {k: [p for p in EXPORT.glob(f"betavae_k{k}_*beta8*") if p.is_dir()] for k in (6, 7)}
     last = lambda row: row[0].rstrip(" |").rsplit("| ", 1)[1]  # noqa: E731
     n = int(last(grey).split("/")[1])
-    assert last(grey) == f"{n - len(k6)}/{n}" and last(own) == f"{n}/{n}"
+    assert rgb[6] and rgb[7]
+    assert last(grey) == f"{n - len(rgb[6]) - len(rgb[7])}/{n}"
+    assert last(own6) == f"{n - len(rgb[7])}/{n}" and last(own) == f"{n}/{n}"
     assert table("--plateau", "600") == grey
 
     bad = _claims(EXPORT, tmp_path, "--plateau", "six")
