@@ -270,19 +270,21 @@ def test_ray_tasks_get_the_drivers_benchmark_settings(monkeypatch: pytest.Monkey
 
 @pytest.mark.ray
 def test_tasks_not_collected_are_cancelled_when_a_map_ends_early() -> None:
-    """Ctrl-C (or any early end) of a Ray sweep stops the tasks it had sent: the CPU a
-    ten-minute task held is free for the next task at once."""
+    """Ctrl-C (or any early end) of a Ray sweep stops the tasks it had sent: the CPU an
+    hour-long task held is free for the next task long before the hour is up. (The wait allows
+    ten minutes: with a two-minute wait and a ten-minute task this failed once, when a study
+    shared the two cores with CI and Ray took over two minutes to start the next worker.)"""
     ray = pytest.importorskip("ray")
     from spritegen.executors import RayExecutor, _apply
 
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     try:
         ray.init(num_cpus=2, _temp_dir=str(temp / "r"), include_dashboard=False)
-        results = RayExecutor(num_cpus=1).map_completed(time.sleep, [0, 600])
+        results = RayExecutor(num_cpus=1).map_completed(time.sleep, [0, 3600])
         assert next(results) == (0, None)
         results.close()  # as a KeyboardInterrupt raised while waiting would end it
         both_cpus = ray.remote(num_cpus=2)(_apply).remote(os.getenv, "HOME")
-        ready, _ = ray.wait([both_cpus], timeout=120)  # far less than the 600 s sleep
+        ready, _ = ray.wait([both_cpus], timeout=600)  # far less than the 3,600 s sleep
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
