@@ -133,7 +133,7 @@ def test_experiment1_long_shares_its_d20_runs_with_experiment2_long() -> None:
         small.spec.datasets["k5"].resolve().digest()
     )
     got = {(p.params["latent_dim"], p.params["beta"], p.params["seed"]) for p in long1.points}
-    assert got == {(d, b, s) for d in (5, 10, 20) for b in (1, 2, 4, 8) for s in (0, 1, 2)}
+    assert got == {(d, b, s) for d in (5, 10, 15, 20) for b in (1, 2, 4, 8) for s in (0, 1, 2)}
     shared = {p.id for p in long1.points if p.params["latent_dim"] == 20}
     assert {p.id for p in long2.points if p.factors == 5} <= shared and len(shared) == 12
 
