@@ -1923,3 +1923,77 @@ def test_sweep_names_a_run_summary_that_is_a_fifo(made, work, capsys):
     assert not waited, "bench sweep waited on the FIFO summary.json"
     assert status == 0, err
     assert "summary.json is unreadable" in out + err, out + err
+
+
+# probe of 2026-12-01: bench run
+
+HPARAMS_OF = """
+import torch
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    @property
+    def hparams(self):
+        return {{"activation": {value}}}
+"""
+
+
+@pytest.mark.parametrize(
+    "value, fragments",
+    [
+        ("torch.nn.functional.relu", ["activation=<function relu at 0x", "(type function)"]),
+        ("{'b': [1, {'c': object()}]}", ["activation['b'][1]['c']=<object", "(type object)"]),
+        ("{'relu', 'tanh'}", ["(a set holding str)", "changes from process to process"]),
+    ],
+    ids=["function", "nested-object", "set-of-strings"],
+)
+def test_hparams_recorded_differently_in_each_process_are_refused(
+    made, work, capsys, value, fragments
+):
+    """A value recorded as a repr naming its memory address (or a set of strings, ordered by
+    a per-process hash) trained once, and every later start was refused: "holds a different run
+    (differs in model_hparams)", finished or not, so neither a resume nor a sweep's skip could
+    ever happen. Refused before anything is written, by `bench run`, `bench models` and a sweep."""
+    model = plugin_model(work, HPARAMS_OF.format(value=value))
+    allowed = "allowed: str, int, float, bool, None, and lists, tuples and dicts of them"
+    args = run_args(made["tiny"], work / "o", model=model)
+    assert_one_clear_line(capsys, work, args, f"model '{model}'", *fragments, allowed)
+    assert not (work / "o").exists()
+    rows = listing_of(capsys)
+    assert "BROKEN" in rows[model] and fragments[0] in rows[model], rows[model]
+    spec = work / "s.yaml"
+    spec.write_text(
+        f"name: s\nset: {{model: {model}, data: '{made['tiny']}', epochs: 1, latent_dim: 3}}\n"
+        "grid: {seed: [0, 1]}\nreport: {x: seed}\n"
+    )
+    for more in ([], ["--dry-run"]):
+        assert_one_clear_line(
+            capsys,
+            work,
+            ["sweep", str(spec), "--out", str(work / "sw"), "--quiet", *more],
+            f"model '{model}'",
+            fragments[0],
+        )
+
+
+@pytest.mark.parametrize(
+    "value, recorded",
+    [
+        ("(1, 2)", "(1, 2)"),
+        ("[1, {'a': (2.5, None)}]", "[1, {'a': (2.5, None)}]"),
+        ("{3, 1}", "{1, 3}"),
+        ("torch.float32", "torch.float32"),
+    ],
+    ids=["tuple", "nested-list", "set-of-numbers", "dtype"],
+)
+def test_hparams_recorded_alike_in_every_process_still_run(made, work, capsys, value, recorded):
+    """What the record already held the same in every process keeps its record and is
+    recognised by the next start as the same run."""
+    model = plugin_model(work, HPARAMS_OF.format(value=value))
+    args = run_args(made["tiny"], work / "o", model=model)
+    status, err, _ = invoke(capsys, *args)
+    assert status == 0, err
+    assert json.loads((work / "o" / "config.json").read_text())["model_hparams"] == {
+        "activation": recorded
+    }
+    assert_one_clear_line(capsys, work, args, "holds a finished run; use --force")

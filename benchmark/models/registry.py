@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,11 @@ SOURCE_TREE = "spritegen (source tree)"
 
 class ModelError(SpritegenError):
     """A model cannot be loaded, built or passes bad tensors: the message names model and fault."""
+
+
+class UnfaithfulHparams(ValueError):
+    """A model's ``hparams`` holds a value recorded differently in each process (its whole
+    line is ours, never cut as a plugin's own message is)."""
 
 
 @dataclass
@@ -240,11 +246,23 @@ def dry_build(
         return
     try:
         with torch.device("meta"):
-            entry.factory(image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams)
+            model = entry.factory(
+                image_shape=tuple(image_shape), latent_dim=int(latent_dim), **hparams
+            )
     except (ValueError, TypeError) as exc:
         raise SpecError(f"model {entry.name!r}: {first_line(exc, typed=False)}") from None
     except Exception:
-        pass  # a model that cannot be built on the meta device is checked when it runs
+        return  # a model that cannot be built on the meta device is checked when it runs
+    try:
+        hp = getattr(model, "hparams", {})
+    except Exception:
+        return  # a property that fails on the meta device: checked when the model runs
+    try:
+        _record(hp)
+    except UnfaithfulHparams as exc:  # every run of it would fail its check
+        raise SpecError(f"model {entry.name!r}: {exc}") from None
+    except ValueError as exc:
+        raise SpecError(f"model {entry.name!r}: {first_line(exc, typed=False)}") from None
 
 
 def check_build_args(
@@ -390,9 +408,14 @@ def batch_fault(model: Model, x: torch.Tensor, latent_dim: int | None) -> str | 
 
 def hparams_record(model: nn.Module) -> dict[str, Any]:
     """The model's ``hparams`` as written to config.json and summary.json: a dict of names to
-    values, non-scalars as their repr. ValueError when it is not a dict, or holds a non-finite
-    number (standard JSON has no inf or nan; ``json.dumps`` would write ``Infinity``)."""
-    hp = getattr(model, "hparams", {})
+    values, non-scalars as their repr. ValueError when it is not a dict, holds a non-finite
+    number (standard JSON has no inf or nan; ``json.dumps`` would write ``Infinity``), or a
+    value whose repr is not the same in every process (``_unfaithful``)."""
+    return _record(getattr(model, "hparams", {}))
+
+
+def _record(hp: Any) -> dict[str, Any]:
+    """``hparams_record`` of the value of a model's ``hparams``."""
     if hp is None:
         hp = {}
     if not isinstance(hp, Mapping) or not all(isinstance(k, str) for k in hp):
@@ -400,6 +423,14 @@ def hparams_record(model: nn.Module) -> dict[str, Any]:
             f"'hparams' must be a dict of its hyperparameters by name, got a "
             f"{type(hp).__name__}: {quote(hp)}"
         )
+    for k, v in hp.items():
+        unfaithful = _unfaithful(v, k)
+        if unfaithful is not None:
+            raise UnfaithfulHparams(
+                f"'hparams' holds {unfaithful}, so no other process could match the run's "
+                f"record (config.json) to resume or skip the run; allowed: str, int, float, "
+                f"bool, None, and lists, tuples and dicts of them (a function by its name)"
+            )
     record = {
         k: (v if isinstance(v, (int, float, str, bool)) or v is None else repr(v))
         for k, v in hp.items()
@@ -411,6 +442,45 @@ def hparams_record(model: nn.Module) -> dict[str, Any]:
             f"cannot hold; give the hyperparameters finite values"
         )
     return record
+
+
+#: What a repr names when it shows where an object lives in memory (``<function f at 0x7f..>``,
+#: ``<object object at 0x7f..>``): another process (a resume, a sweep's next start) has another.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_NUMBER = (int, float, bool, type(None))
+
+
+def _unfaithful(value: Any, where: str, seen: frozenset[int] = frozenset()) -> str | None:
+    """Why ``value`` (the hyperparameter ``where``) cannot be recorded as the same text in every
+    process, or None. A run record holds non-scalars as their repr, compared when a run is
+    resumed or a sweep skips it: JSON's kinds, tuples included, and objects with a plain repr
+    (a numpy scalar, a dtype, a class) read the same in every process; an object whose repr is
+    its address (a function, ``object()``) did not, so the run could never be resumed, and a
+    set orders its strings by a hash that Python salts per process."""
+    if isinstance(value, (str, *_NUMBER)) or id(value) in seen:
+        return None
+    inner = seen | {id(value)}
+    if isinstance(value, (list, tuple)):
+        items: list[tuple[Any, str]] = [(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif isinstance(value, dict):
+        items = [(k, f"{where} (a key)") for k in value]
+        items += [(v, f"{where}[{k!r}]") for k, v in value.items()]
+    elif isinstance(value, (set, frozenset)):
+        if all(isinstance(v, _NUMBER) for v in value):
+            return None  # numbers hash alike in every process: the same order
+        kinds = sorted({type(v).__name__ for v in value if not isinstance(v, _NUMBER)})
+        return (
+            f"{where}={quote(value, 40)} (a {type(value).__name__} holding {', '.join(kinds)}), "
+            f"whose order, and so its repr, changes from process to process"
+        )
+    elif _ADDRESS.search(repr(value)) is not None:
+        return (
+            f"{where}={quote(value, 60)} (type {type(value).__name__}), whose repr names a "
+            f"memory address"
+        )
+    else:
+        return None
+    return next(filter(None, (_unfaithful(v, w, inner) for v, w in items)), None)
 
 
 def check_model(
@@ -468,6 +538,8 @@ def check_model(
         hparams_record(model)
     except (ModelError, KeyboardInterrupt):
         raise
+    except UnfaithfulHparams as exc:
+        raise ModelError(f"{where}: {exc}") from None
     except ValueError as exc:  # hparams_record's own line (or the property's ValueError)
         raise ModelError(f"{where}: {first_line(exc, typed=False)}") from None
     except BaseException as exc:
