@@ -33,6 +33,8 @@ from spritegen import atomic
 from spritegen.errors import SpecError, SpritegenError, quote
 
 PARTIAL = atomic.PARTIAL_SUFFIX
+#: The log ``bench sweep`` keeps in each run folder it trained.
+SWEEP_LOG = "sweep.log"
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from benchmark.data import default_epochs, load_training_set, to_channels_first
 from benchmark.datasets import DataSource
 from benchmark.datasets import open_source as open_data
 from benchmark.files import (
+    PARTIAL,
+    SWEEP_LOG,
     DiskFull,
     disk_full_error,
     is_disk_full,
@@ -71,6 +72,20 @@ NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + ("torc
 RECORDED_SINCE = ("data_identity",)
 #: The checkpoint entry holding the identity of the run that wrote it (JSON text).
 CHECKPOINT_RUN_KEY = "run"
+
+
+#: What bench writes in a run folder besides ``.partial`` files (``bench sweep`` adds its log):
+#: ``--force`` replaces these, and refuses a folder that holds anything else.
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "summary.json",
+    "reconstructions.png",
+    "traversal.png",
+    SWEEP_LOG,
+)
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_FILES = ("last.pt", "last.pt" + STAGED, "model.pt")
 
 
 class RunExists(SpecError):
@@ -311,10 +326,36 @@ def _check_position(path: Path, ck: dict[str, Any], resolved: dict) -> None:
         )
 
 
+def _run_entries(out: Path) -> tuple[list[Path], list[str]]:
+    """The files of the run folder ``out`` that bench wrote (``RUN_FILES``, ``CHECKPOINT_FILES``
+    and ``.partial`` files), and the names of every other entry (``analysis/``,
+    ``checkpoints/mine.pt``): the user's own, which ``--force`` must not delete."""
+    own: list[Path] = []
+    foreign: list[str] = []
+    for folder, names in ((out, RUN_FILES), (out / CHECKPOINTS, CHECKPOINT_FILES)):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in sorted(folder.iterdir()):
+            if (
+                folder == out
+                and entry.name == CHECKPOINTS
+                and entry.is_dir()
+                and not entry.is_symlink()
+            ):
+                continue
+            mine = entry.name in names or entry.name.endswith(PARTIAL)
+            if mine and (entry.is_symlink() or not entry.is_dir()):
+                own.append(entry)
+            else:
+                name = entry.relative_to(out).as_posix()
+                foreign.append(name + ("/" if entry.is_dir() and not entry.is_symlink() else ""))
+    return own, foreign
+
+
 def check_folder(out: Path, resolved: dict, force: bool) -> None:
     """Refuse a folder that is not a run folder, holds a different run, (without force) a
-    finished one, or a checkpoint of another run. Writes nothing, so several runs can be
-    checked before any is started."""
+    finished one, or a checkpoint of another run, and (with force) one that holds files bench
+    did not write. Writes nothing, so several runs can be checked before any is started."""
     config_path, summary_path = out / "config.json", out / "summary.json"
     if out.is_dir() and any(out.iterdir()):
         if not config_path.exists():
@@ -322,7 +363,16 @@ def check_folder(out: Path, resolved: dict, force: bool) -> None:
                 f"--out {out} exists and is not a run folder (no config.json); "
                 f"choose an empty or new folder"
             )
-        if not force:
+        if force:
+            foreign = _run_entries(out)[1]
+            if foreign:
+                more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+                raise SpecError(
+                    f"--out {out} holds {', '.join(map(quote, foreign[:3]))}{more}, which bench "
+                    f"did not write; --force replaces only a run's own files: move those out of "
+                    f"the folder, or use another --out"
+                )
+        else:
             old = _read_record(out, "config.json")
             diff = _differences(old, resolved)
             if diff:
@@ -349,8 +399,9 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
     check_folder(out, resolved, force)
     config_path = out / "config.json"
     if out.is_dir() and any(out.iterdir()):
-        if force:
-            shutil.rmtree(out)
+        if force:  # check_folder found nothing else there
+            for path in _run_entries(out)[0]:
+                path.unlink(missing_ok=True)
         else:
             remove_partials(out)
     make_output_folder(out / "checkpoints", out, "run")

@@ -1997,3 +1997,56 @@ def test_hparams_recorded_alike_in_every_process_still_run(made, work, capsys, v
         "activation": recorded
     }
     assert_one_clear_line(capsys, work, args, "holds a finished run; use --force")
+
+
+@pytest.mark.parametrize(
+    "own, fragments",
+    [
+        ({"notes.txt": "notes", "analysis/plot.py": "x"}, ["'analysis/', 'notes.txt'"]),
+        ({"checkpoints/mine.pt": "weights"}, ["'checkpoints/mine.pt'"]),
+        ({"config.json.bak": "{}"}, ["'config.json.bak'"]),
+    ],
+    ids=["notes-and-folder", "in-checkpoints", "backup-of-config"],
+)
+def test_force_never_deletes_files_bench_did_not_write(made, work, capsys, own, fragments):
+    """`--force` deleted the whole run folder, the user's notes and analyses with it; it now
+    replaces only what a run writes and refuses, like a folder that is no run folder, when
+    anything else is there."""
+    out = work / "ri"
+    args = run_args(made["tiny"], out)
+    assert main_status(args) == 0
+    for name, text in own.items():
+        (out / name).parent.mkdir(exist_ok=True)
+        (out / name).write_text(text)
+    assert_one_clear_line(
+        capsys,
+        work,
+        [*args, "--force"],
+        f"--out {out} holds",
+        *fragments,
+        "which bench did not write; --force replaces only a run's own files",
+        "move those out of the folder, or use another --out",
+    )
+
+
+def test_force_replaces_what_bench_wrote(made, work, capsys):
+    """A finished run with a sweep's log and a killed write's ``.partial`` files is replaced
+    whole: the files, numbers and weights of a fresh run of the command, nothing of the old."""
+    fresh = work / "fresh"
+    assert main_status(run_args(made["tiny"], fresh)) == 0
+    out = work / "ri"
+    args = run_args(made["tiny"], out)
+    assert main_status([*args, "--batch-size", "32"]) == 0  # another run: --force replaces it
+    (out / "sweep.log").write_text("log of an earlier start\n")
+    (out / "summary.json.partial").write_text("{")
+    (out / "checkpoints" / "last.pt.partial").write_bytes(b"\0")
+    status, err, _ = invoke(capsys, *args, "--force")
+    assert status == 0, err
+    assert sorted(snapshot(out)) == sorted(snapshot(fresh))
+
+    def losses(run: Path) -> list:
+        return [json.loads(r)["loss"] for r in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert losses(out) == losses(fresh)
+    weights = [torch.load(r / "checkpoints" / "model.pt")["model"] for r in (out, fresh)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[1])

@@ -39,6 +39,7 @@ from typing import IO, Any
 
 from benchmark.files import (
     PARTIAL,
+    SWEEP_LOG,
     RunFolderBusy,
     read_regular_bytes,
     run_folder_lock,
@@ -50,7 +51,7 @@ from spritegen.errors import SpritegenError, quote
 
 SUMMARY = "summary.json"
 UNPACK_SUFFIX = ".unpacking"
-LOG_NAME = "sweep.log"
+LOG_NAME = SWEEP_LOG
 #: The suffix of an ensemble's output while it trains: ``runs/<first member>.ensemble.log``.
 ENSEMBLE_LOG = ".ensemble.log"
 #: How an ensemble member's stopped run is labelled in failures.json, by its summary's status:
