@@ -167,6 +167,11 @@ def run_folder_lock(out: Path) -> Iterator[None]:
     release when still empty, so a run refused later for bad input leaves nothing behind.
     """
     key = Path(out).resolve()
+    if not key.name:  # "/" (also "/..", or "." in /): no folder to hold OUT.lock beside it
+        raise SpecError(
+            f"--out {quote(str(out))} is the root folder, which cannot be a run folder (its "
+            f"lock file goes beside it); choose a folder inside it, e.g. --out /runs/NAME"
+        )
     me = threading.get_ident()
     with _HELD_GUARD:
         held = _HELD.get(key)

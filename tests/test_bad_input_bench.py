@@ -2050,3 +2050,15 @@ def test_force_replaces_what_bench_wrote(made, work, capsys):
     assert losses(out) == losses(fresh)
     weights = [torch.load(r / "checkpoints" / "model.pt")["model"] for r in (out, fresh)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[1])
+
+
+def test_out_at_the_root_folder_is_one_line(made, work, capsys):
+    """`--out /` was a ValueError traceback from the lock's path ("'/' has an empty name")."""
+    for out in ("/", "/.."):
+        assert_one_clear_line(
+            capsys,
+            work,
+            run_args(made["tiny"], Path(out)),
+            f"--out '{out}' is the root folder, which cannot be a run folder",
+            "choose a folder inside it",
+        )
