@@ -2062,3 +2062,24 @@ def test_out_at_the_root_folder_is_one_line(made, work, capsys):
             f"--out '{out}' is the root folder, which cannot be a run folder",
             "choose a folder inside it",
         )
+
+
+def test_a_model_too_large_for_memory_is_out_of_memory_not_broken(made, work, capsys):
+    """A latent size whose first layer the allocator refuses: the out-of-memory line, exit 1,
+    not "model 'vae' failed to build" (exit 2), and `bench models` does not list every model
+    BROKEN. 2**40 latents need a petabyte for one Linear, beyond the address space, so the
+    allocator refuses at once whatever the machine or its overcommit setting."""
+    latent = str(2**40)
+    args = run_args(made["tiny"], work / "o", model="vae")
+    assert_one_clear_line(
+        capsys,
+        work,
+        [*args, "--latent-dim", latent],
+        f"out of memory: model 'vae' with latent size {latent} does not fit in memory",
+        "ask for less (latent size",
+        code=1,
+    )
+    status, err, listing = invoke(capsys, "models", "--latent-dim", latent)
+    assert status == 0 and "Traceback" not in err, err
+    assert "BROKEN" not in listing and ", 0 broken" in listing, listing
+    assert f"not dry-run: latent size {latent} does not fit in memory" in listing

@@ -28,6 +28,7 @@ def models_command(check: bool, latent_dim: int) -> None:
         required_hparams,
     )
     from spritegen.errors import SpritegenError, first_line
+    from spritegen.memory import NotEnoughMemory
 
     entries = discover()
     broken = 0
@@ -35,11 +36,14 @@ def models_command(check: bool, latent_dim: int) -> None:
         status = "ok"
         reason = entry.error
         needs = required_hparams(entry) if entry.ok else []
+        too_large = None
         if entry.ok and check and not needs:
             try:
                 build_model(name, (1, 64, 64), latent_dim, {}, seed=0, check=True)
             except KeyboardInterrupt:
                 raise
+            except NotEnoughMemory:  # the machine's limit, not the model's fault
+                too_large = f"not dry-run: latent size {latent_dim} does not fit in memory here"
             except BaseException as exc:  # the model's own fault (even sys.exit): keep listing
                 reason = str(exc) if isinstance(exc, SpritegenError) else first_line(exc)
         if reason:
@@ -55,6 +59,8 @@ def models_command(check: bool, latent_dim: int) -> None:
             click.echo(f"{'':<16} error: {reason}")
         elif needs and check:
             click.echo(f"{'':<16} {unchecked(needs)}")
+        elif too_large:
+            click.echo(f"{'':<16} {too_large}; try a smaller --latent-dim")
     click.echo(f"{len(entries)} model(s), {broken} broken")
 
 

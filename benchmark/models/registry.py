@@ -26,7 +26,9 @@ from benchmark.models.base import AUXILIARY_LOSS, REQUIRED_TERMS, Model, has_aux
 if TYPE_CHECKING:
     from benchmark.models.base import AuxiliaryModel
 from benchmark.params import PARAMS, BadValue, check_hparam, plain, positive_int, seed_int
+from spritegen.clitools import is_out_of_memory
 from spritegen.errors import SpecError, SpritegenError, first_line, quote
+from spritegen.memory import NotEnoughMemory
 
 GROUP = "benchmark.models"
 
@@ -323,6 +325,8 @@ def build_model(
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from a plugin's constructor included
+            if is_out_of_memory(exc):  # the machine's limit, not the model's fault
+                raise too_large(name, latent_dim, exc) from None
             raise ModelError(
                 f"model {name!r} ({entry.origin}) failed to build: {first_line(exc)}"
             ) from None
@@ -334,6 +338,16 @@ def build_model(
     if check:
         check_model(model, image_shape, latent_dim, name=name, origin=entry.origin, hparams=hparams)
     return model
+
+
+def too_large(name: str, latent_dim: int, exc: BaseException) -> NotEnoughMemory:
+    """The allocator's refusal while a model was built or dry-run: ``run_cli``'s out-of-memory
+    line (exit 1), not the model's fault (it was "failed to build", exit 2, and ``bench models``
+    listed every model BROKEN for a --latent-dim too large for the machine)."""
+    return NotEnoughMemory(
+        f"model {name!r} with latent size {latent_dim} does not fit in memory "
+        f"({first_line(exc, typed=False)})"
+    )
 
 
 def _shape(t: Any) -> str:
@@ -521,6 +535,8 @@ def check_model(
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
+        if is_out_of_memory(exc):
+            raise too_large(name, latent_dim, exc) from None
         raise ModelError(f"{where}: dry forward pass failed: {first_line(exc)}") from None
     fault = terms_fault(terms, latent_dim)
     if fault is not None:
