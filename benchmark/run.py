@@ -61,7 +61,7 @@ from benchmark.train import (
     unreadable_checkpoint,
 )
 from spritegen.atomic import as_created
-from spritegen.errors import DatasetError, SpecError, quote
+from spritegen.errors import DatasetError, SpecError, check_output_path, quote
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
@@ -105,6 +105,33 @@ def default_dataset_path(num_factors: int) -> Path:
     return Path(os.environ.get(DATA_DIR_ENV, "data")) / f"factors{num_factors}.h5"
 
 
+def check_data_dir(folder: Path) -> None:
+    """Refuse a ``$BENCH_DATA_DIR`` the default dataset cannot be built in, naming the variable:
+    the build's own line named ``--out`` and the dataset's path, an option nobody had given."""
+    value = os.environ.get(DATA_DIR_ENV)
+    if value:  # empty: the current folder, as before
+        check_output_path(DATA_DIR_ENV, value)
+    where = (
+        f"{DATA_DIR_ENV} {quote(value)}"
+        if value is not None
+        else f"the default data folder {quote(str(folder))} ({DATA_DIR_ENV} unset)"
+    )
+    for place in (folder, *folder.parents):
+        if place.exists() or place.is_symlink():
+            break
+    if not place.is_dir():
+        what = "is a file" if place == folder else f"has a file on its path ({quote(str(place))})"
+        raise SpecError(
+            f"{where} {what}; set {DATA_DIR_ENV} to a folder (default ./data) where the "
+            f"default datasets are built and kept, or give --data FILE"
+        )
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise SpecError(
+            f"{where}: cannot write in {quote(str(place))} (permission denied); set "
+            f"{DATA_DIR_ENV} to a folder you can write to, or give --data FILE"
+        )
+
+
 def resolve_data(cfg: RunConfig) -> str:
     """The --data value: as given (a spritegen file, dsprites:PATH or 3dshapes:PATH), or the
     default dataset with K factors, built when missing (spritegen's default spec: 1,000,000 images
@@ -114,6 +141,7 @@ def resolve_data(cfg: RunConfig) -> str:
     assert cfg.factors is not None  # validate_config: --data or --factors
     path = default_dataset_path(cfg.factors)
     if not path.exists():
+        check_data_dir(path.parent)
         from spritegen.build import build
         from spritegen.spec import default_spec
 

@@ -2083,3 +2083,28 @@ def test_a_model_too_large_for_memory_is_out_of_memory_not_broken(made, work, ca
     assert status == 0 and "Traceback" not in err, err
     assert "BROKEN" not in listing and ", 0 broken" in listing, listing
     assert f"not dry-run: latent size {latent} does not fit in memory" in listing
+
+
+@pytest.mark.parametrize(
+    "where, fragment",
+    [
+        ("file", "BENCH_DATA_DIR '{file}' is a file; set BENCH_DATA_DIR to a folder"),
+        ("below-file", "BENCH_DATA_DIR '{file}/sub' has a file on its path ('{file}')"),
+    ],
+    ids=["file", "below-file"],
+)
+def test_a_bad_data_dir_is_named_as_bench_data_dir(
+    made, work, capsys, monkeypatch, where, fragment
+):
+    """The default dataset's folder was reported as `--out '.../factors2.h5': a folder on its
+    path is a file`, an option the user had not given."""
+    file = made["tiny"]
+    monkeypatch.setenv("BENCH_DATA_DIR", str(file) + ("/sub" if where == "below-file" else ""))
+    line = assert_one_clear_line(
+        capsys,
+        work,
+        ["run", "--model", "vae", "--factors", "2", *TINY_RUN, *QUIET, "--out", str(work / "o")],
+        fragment.format(file=file),
+        "or give --data FILE",
+    )
+    assert "--out" not in line
