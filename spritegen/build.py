@@ -24,6 +24,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import zlib
@@ -310,6 +311,40 @@ def _check_nothing_in_the_way(out: Path, parts: Path) -> None:
                 f"{path} is in the way: the build writes a file there, but it is a folder; move "
                 "or delete it, or build to another --out"
             )
+    _check_own_file(partial_path(out), _is_own_partial, "the file it assembles")
+    _check_own_file(_lock_path(out), _is_own_lock, "its lock (a process id)")
+
+
+#: The first bytes of an HDF5 file whose superblock is at offset 0, as a build writes it.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_own_partial(head: bytes, size: int) -> bool:
+    """A build's ``OUT.partial`` is an HDF5 file from its first write (the superblock comes
+    first), or empty when the build was killed as it created it."""
+    return size == 0 or head.startswith(HDF5_SIGNATURE)
+
+
+def _is_own_lock(head: bytes, size: int) -> bool:
+    """A build's ``OUT.lock`` holds its process id and a newline, or nothing (killed between
+    creating and writing it)."""
+    return re.fullmatch(rb"[0-9]*\n?", head) is not None and size <= len(head)
+
+
+def _check_own_file(path: Path, own: Callable[[bytes, int], bool], what: str) -> None:
+    """Refuse a file at ``path`` that the build did not leave there: the build overwrites
+    ``OUT.partial`` and ``OUT.lock`` and then removes or renames them, which silently destroyed
+    a user's ``data.h5.partial`` or ``data.h5.lock``. Never replaced, not even with --force."""
+    if not path.is_file():
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(32)
+    if not own(head, path.stat().st_size):
+        raise SpecError(
+            f"{path} is in the way: the build keeps {what} under that name, but this file is not "
+            f"one a build left (it starts with {quote(head[:16])}); move or rename it, or build "
+            "to another --out"
+        )
 
 
 def _check_replaceable(out: Path) -> None:
