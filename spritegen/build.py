@@ -44,7 +44,7 @@ from spritegen.atomic import (
     partial_path,
     write_bytes_atomic,
 )
-from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
+from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION, metadata_tables
 from spritegen.errors import (
     BuildError,
     SpecError,
@@ -55,7 +55,7 @@ from spritegen.errors import (
     quote,
 )
 from spritegen.evalsets import BuildPlan, plan_build
-from spritegen.factors import FACTOR_NAMES, FACTORS, SYMMETRY_2D
+from spritegen.factors import FACTOR_NAMES
 from spritegen.spec import EVAL_PRESETS, DatasetSpec, EvalSizes
 
 PARTS_MANIFEST = "manifest.json"
@@ -748,52 +748,9 @@ def _assemble(
 
 
 def _write_metadata(f, spec: DatasetSpec) -> None:
-    K = spec.factors
+    """The /metadata tables, as ``spritegen.datafile.metadata_tables`` defines them."""
     meta = f.create_group("metadata", track_order=False)
-    active = FACTORS[:K]
-    meta.create_dataset("factor_names", data=_string_array(f.name for f in active))
-    meta.create_dataset("factor_kinds", data=_string_array(f.kind for f in active))
-    meta.create_dataset("factor_low", data=np.array([f.low for f in active], dtype=np.float64))
-    meta.create_dataset(
-        "factor_high",
-        data=np.array(
-            [f.high if f.kind == "continuous" else f.num_classes for f in active], dtype=np.float64
-        ),
-    )
-    meta.create_dataset("factor_descriptions", data=_string_array(f.description for f in active))
-    shape = FACTORS[FACTOR_NAMES.index("shape")]
-    names = shape.classes_3d if spec.renderer == "3d" else shape.classes
-    meta.create_dataset("class_names/shape", data=_string_array(names))
-    inactive = [f for f in FACTORS[K:]]
-    meta.create_dataset("inactive_factor_names", data=_string_array(f.name for f in inactive))
-    fixed = spec.space.fixed
-    meta.create_dataset(
-        "inactive_factor_values",
-        data=np.array(
-            [np.nan if f.name == "hue" else fixed[FACTOR_NAMES.index(f.name)] for f in inactive],
-            dtype=np.float64,
-        ),
-    )
-    meta["inactive_factor_values"].attrs["note"] = "hue NaN: an inactive hue means white"
-    if spec.renderer == "2d":
-        meta.create_dataset(
-            "symmetry_radians",
-            data=np.array([SYMMETRY_2D[c] for c in shape.classes], dtype=np.float64),
-        )
-        meta["symmetry_radians"].attrs["note"] = (
-            "smallest in-plane rotation mapping each shape (class order) onto itself"
-        )
-    else:
-        from spritegen.render.pyrender3d import SYMMETRY_3D
-
-        table = [SYMMETRY_3D[c] for c in shape.classes_3d]
-        meta.create_dataset(
-            "symmetry_radians",
-            data=np.array(
-                [[t["rotation_period"], t["rotation_y_period"]] for t in table], dtype=np.float64
-            ),
-        )
-        meta["symmetry_radians"].attrs["note"] = (
-            "per shape (class order): period of rotation (about x) and of rotation_y alone"
-        )
-        meta.create_dataset("symmetry_notes", data=_string_array(str(t["joint"]) for t in table))
+    for table in metadata_tables(spec):
+        meta.create_dataset(table.name, data=table.data)
+        if table.note is not None:
+            meta[table.name].attrs["note"] = table.note

@@ -5,8 +5,8 @@ line naming *where* it is, and the checks that do not depend on the damaged part
 checks follow the chain from which a build derives every byte of its file:
 
 * the stored spec against its hash (``spec_sha256``) and the attributes copied from it (``seed``,
-  ``renderer``, ``num_images``, ``num_factors``, ``image_shape``), and the spec's sizes against
-  the datasets present;
+  ``renderer``, ``num_images``, ``num_factors``, ``image_shape``), the ``/metadata`` tables
+  derived from it, and the spec's sizes against the datasets present;
 * the stored factors and evaluation indices against those the spec's seed plans (``plan_build``
   again: about 0.6 s for a full seven-factor file), so a changed seed or factor shows up;
 * every stored chunk against its checksum (corruption on disk shows up as a chunk and its row
@@ -33,6 +33,7 @@ import numpy as np
 
 from spritegen.datafile import (
     hdf5_message,
+    metadata_faults,
     open_dataset,
     plain_value,
     raised_by_hdf5,
@@ -116,6 +117,7 @@ def _run_checks(
     it finds and leaves out what an earlier one found unusable."""
     attrs = read_attrs(f)
     _check_attributes(f, attrs, spec, report)
+    report.problems += metadata_faults(f, spec)
     sets = _usable_sets(f, report)
     fits = _check_spec_fits(f, attrs, spec, sets, report)
     layouts = []

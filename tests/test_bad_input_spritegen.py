@@ -1164,6 +1164,28 @@ if given is not None:
 # probe of 2026-12-01
 
 PROBE_2026_12_01 = [
+    # a /metadata table rewritten with h5py: every reader (info, show, bench) printed it
+    Case(
+        "info-metadata-names",
+        ["info", "data.h5"],
+        "data.h5: /metadata/factor_names is ['foo', 'bar']; the stored spec gives ['pos_x', "
+        "'pos_y']; the file was changed since the build: run `spritegen verify data.h5`",
+        dataset(replace("metadata/factor_names", np.array(["foo", "bar"], h5py.string_dtype()))),
+    ),
+    Case(
+        "show-metadata-low-nan",
+        ["show", "data.h5"],
+        "data.h5: /metadata/factor_low is [nan, 0.0]; the stored spec gives [0.0, 0.0]",
+        dataset(replace("metadata/factor_low", np.array([np.nan, 0.0]))),
+    ),
+    Case(
+        "info-metadata-kinds",
+        ["info", "data.h5"],
+        "/metadata/factor_kinds is ['weird', 'continuous']",
+        dataset(
+            replace("metadata/factor_kinds", np.array(["weird", "continuous"], h5py.string_dtype()))
+        ),
+    ),
     # OUT.lock and OUT.partial that no build left: the build overwrote, then removed them
     Case(
         "build-user-lock",
