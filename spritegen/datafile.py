@@ -353,6 +353,20 @@ def _shown(values: Any) -> str:
     return quote(value)
 
 
+def group_attr_fault(f, group: str, key: str, expected: object) -> str | None:
+    """``/GROUP attribute 'KEY' is FOUND; the stored spec gives EXPECTED`` when an evaluation
+    group's attribute is not what the build writes, else None: the words of ``verify``'s FAIL
+    line and of a metric source's refusal (a ``batch_size`` of 'x' was a ValueError traceback
+    when scored)."""
+    import h5py
+
+    obj = f.get(group)
+    found = plain_value(obj.attrs.get(key)) if isinstance(obj, h5py.Group) else None
+    if isinstance(found, bool) or found != expected:
+        return f"/{group} attribute '{key}' is {quote(found)}; the stored spec gives {expected}"
+    return None
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 

@@ -32,10 +32,10 @@ import h5py
 import numpy as np
 
 from spritegen.datafile import (
+    group_attr_fault,
     hdf5_message,
     metadata_faults,
     open_dataset,
-    plain_value,
     raised_by_hdf5,
     read_attrs,
     stored_spec,
@@ -373,13 +373,10 @@ def _check_planned_indices(
             f"evaluation indices differ from those the stored spec plans: {', '.join(differing)}"
         )
     for group, expected in group_attrs.items():
-        obj = f.get(group)
         for key, value in expected.items():
-            found = plain_value(obj.attrs.get(key)) if isinstance(obj, h5py.Group) else None
-            if found != value:
-                report.problems.append(
-                    f"/{group} attribute '{key}' is {quote(found)}; the stored spec gives {value}"
-                )
+            fault = group_attr_fault(f, group, key, value)
+            if fault:
+                report.problems.append(fault)
 
 
 def _numpy_note(attrs: dict[str, Any]) -> str:
