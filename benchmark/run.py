@@ -38,7 +38,7 @@ from benchmark.files import (
     write_text_atomic,
 )
 from benchmark.metrics import evaluate
-from benchmark.metrics.evaluate import EPOCH_METRICS, SCORE_KEYS
+from benchmark.metrics.evaluate import EPOCH_METRICS, METRIC_KEYS, SCORE_KEYS
 from benchmark.metrics.presets import get_preset
 from benchmark.metrics.sources import StoredSource
 from benchmark.models.base import Model
@@ -183,6 +183,7 @@ def metrics_scorer(
     try:
         stored_source = StoredSource.open(data)
         try:
+            stored_source.check_metrics(metrics or METRIC_KEYS, choosable=False)
             stored = stored_source.stored_preset()
         finally:
             stored_source.close()

@@ -24,6 +24,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import zlib
@@ -43,7 +44,7 @@ from spritegen.atomic import (
     partial_path,
     write_bytes_atomic,
 )
-from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION
+from spritegen.datafile import FORMAT_NAME, FORMAT_VERSION, metadata_tables
 from spritegen.errors import (
     BuildError,
     SpecError,
@@ -54,7 +55,7 @@ from spritegen.errors import (
     quote,
 )
 from spritegen.evalsets import BuildPlan, plan_build
-from spritegen.factors import FACTOR_NAMES, FACTORS, SYMMETRY_2D
+from spritegen.factors import FACTOR_NAMES
 from spritegen.spec import EVAL_PRESETS, DatasetSpec, EvalSizes
 
 PARTS_MANIFEST = "manifest.json"
@@ -310,6 +311,40 @@ def _check_nothing_in_the_way(out: Path, parts: Path) -> None:
                 f"{path} is in the way: the build writes a file there, but it is a folder; move "
                 "or delete it, or build to another --out"
             )
+    _check_own_file(partial_path(out), _is_own_partial, "the file it assembles")
+    _check_own_file(_lock_path(out), _is_own_lock, "its lock (a process id)")
+
+
+#: The first bytes of an HDF5 file whose superblock is at offset 0, as a build writes it.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_own_partial(head: bytes, size: int) -> bool:
+    """A build's ``OUT.partial`` is an HDF5 file from its first write (the superblock comes
+    first), or empty when the build was killed as it created it."""
+    return size == 0 or head.startswith(HDF5_SIGNATURE)
+
+
+def _is_own_lock(head: bytes, size: int) -> bool:
+    """A build's ``OUT.lock`` holds its process id and a newline, or nothing (killed between
+    creating and writing it)."""
+    return re.fullmatch(rb"[0-9]*\n?", head) is not None and size <= len(head)
+
+
+def _check_own_file(path: Path, own: Callable[[bytes, int], bool], what: str) -> None:
+    """Refuse a file at ``path`` that the build did not leave there: the build overwrites
+    ``OUT.partial`` and ``OUT.lock`` and then removes or renames them, which silently destroyed
+    a user's ``data.h5.partial`` or ``data.h5.lock``. Never replaced, not even with --force."""
+    if not path.is_file():
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(32)
+    if not own(head, path.stat().st_size):
+        raise SpecError(
+            f"{path} is in the way: the build keeps {what} under that name, but this file is not "
+            f"one a build left (it starts with {quote(head[:16])}); move or rename it, or build "
+            "to another --out"
+        )
 
 
 def _check_replaceable(out: Path) -> None:
@@ -713,52 +748,9 @@ def _assemble(
 
 
 def _write_metadata(f, spec: DatasetSpec) -> None:
-    K = spec.factors
+    """The /metadata tables, as ``spritegen.datafile.metadata_tables`` defines them."""
     meta = f.create_group("metadata", track_order=False)
-    active = FACTORS[:K]
-    meta.create_dataset("factor_names", data=_string_array(f.name for f in active))
-    meta.create_dataset("factor_kinds", data=_string_array(f.kind for f in active))
-    meta.create_dataset("factor_low", data=np.array([f.low for f in active], dtype=np.float64))
-    meta.create_dataset(
-        "factor_high",
-        data=np.array(
-            [f.high if f.kind == "continuous" else f.num_classes for f in active], dtype=np.float64
-        ),
-    )
-    meta.create_dataset("factor_descriptions", data=_string_array(f.description for f in active))
-    shape = FACTORS[FACTOR_NAMES.index("shape")]
-    names = shape.classes_3d if spec.renderer == "3d" else shape.classes
-    meta.create_dataset("class_names/shape", data=_string_array(names))
-    inactive = [f for f in FACTORS[K:]]
-    meta.create_dataset("inactive_factor_names", data=_string_array(f.name for f in inactive))
-    fixed = spec.space.fixed
-    meta.create_dataset(
-        "inactive_factor_values",
-        data=np.array(
-            [np.nan if f.name == "hue" else fixed[FACTOR_NAMES.index(f.name)] for f in inactive],
-            dtype=np.float64,
-        ),
-    )
-    meta["inactive_factor_values"].attrs["note"] = "hue NaN: an inactive hue means white"
-    if spec.renderer == "2d":
-        meta.create_dataset(
-            "symmetry_radians",
-            data=np.array([SYMMETRY_2D[c] for c in shape.classes], dtype=np.float64),
-        )
-        meta["symmetry_radians"].attrs["note"] = (
-            "smallest in-plane rotation mapping each shape (class order) onto itself"
-        )
-    else:
-        from spritegen.render.pyrender3d import SYMMETRY_3D
-
-        table = [SYMMETRY_3D[c] for c in shape.classes_3d]
-        meta.create_dataset(
-            "symmetry_radians",
-            data=np.array(
-                [[t["rotation_period"], t["rotation_y_period"]] for t in table], dtype=np.float64
-            ),
-        )
-        meta["symmetry_radians"].attrs["note"] = (
-            "per shape (class order): period of rotation (about x) and of rotation_y alone"
-        )
-        meta.create_dataset("symmetry_notes", data=_string_array(str(t["joint"]) for t in table))
+    for table in metadata_tables(spec):
+        meta.create_dataset(table.name, data=table.data)
+        if table.note is not None:
+            meta[table.name].attrs["note"] = table.note

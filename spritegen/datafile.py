@@ -9,6 +9,7 @@ training loop or the metrics as if it were data.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import json
@@ -26,6 +27,7 @@ import numpy as np
 
 from spritegen.errors import DatasetBusyError, DatasetError, SpecError, SpritegenWarning, quote
 from spritegen.evalsets import stored_image_sets
+from spritegen.factors import FACTOR_NAMES, FACTORS, SHAPE_INDEX, SYMMETRY_2D, SYMMETRY_3D
 from spritegen.memory import check_fits
 from spritegen.render import RENDERER_KINDS
 from spritegen.spec import DatasetSpec, parse_spec_text, plain
@@ -46,7 +48,8 @@ def open_dataset(
     for a complete file, that its attributes, metadata, arrays and stored spec agree.
 
     ``check_arrays=False`` leaves the image sets' shapes, row counts and agreement with the
-    stored spec unchecked: ``spritegen verify`` reports each of those as a FAIL line among the
+    stored spec, and the ``/metadata`` tables' agreement with it, unchecked:
+    ``spritegen verify`` reports each of those as a FAIL line among the
     file's other problems, where every other reader refuses the file at the first one."""
     path = Path(path)
     _check_regular_file(path)
@@ -219,6 +222,151 @@ REQUIRED_DATASETS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class MetadataTable:
+    """One dataset of ``/metadata``: its name below the group, the values a build of the spec
+    writes there (h5py variable-length strings or float64) and the ``note`` attribute, if any."""
+
+    name: str
+    data: np.ndarray
+    note: str | None = None
+
+    @property
+    def is_text(self) -> bool:
+        return self.data.dtype.kind == "O"
+
+
+def metadata_tables(spec: DatasetSpec) -> list[MetadataTable]:
+    """The ``/metadata`` tables a build of ``spec`` writes, in the order it writes them: the one
+    definition of what they hold, which the build writes and ``verify`` and ``open_dataset``
+    compare a file's tables with (a reader using h5py alone relies on them, docs/format.md)."""
+    import h5py
+
+    def text(values: Iterable[str]) -> np.ndarray:
+        return np.array(list(values), dtype=h5py.string_dtype())
+
+    def numbers(values: Iterable[Any]) -> np.ndarray:
+        return np.array(list(values), dtype=np.float64)
+
+    active, inactive = FACTORS[: spec.factors], FACTORS[spec.factors :]
+    shape = FACTORS[SHAPE_INDEX]
+    fixed = spec.space.fixed
+    tables = [
+        MetadataTable("factor_names", text(f.name for f in active)),
+        MetadataTable("factor_kinds", text(f.kind for f in active)),
+        MetadataTable("factor_low", numbers(f.low for f in active)),
+        MetadataTable(
+            "factor_high",
+            numbers(f.high if f.kind == "continuous" else f.num_classes for f in active),
+        ),
+        MetadataTable("factor_descriptions", text(f.description for f in active)),
+        MetadataTable(
+            "class_names/shape", text(shape.classes_3d if spec.renderer == "3d" else shape.classes)
+        ),
+        MetadataTable("inactive_factor_names", text(f.name for f in inactive)),
+        MetadataTable(
+            "inactive_factor_values",
+            numbers(
+                np.nan if f.name == "hue" else fixed[FACTOR_NAMES.index(f.name)] for f in inactive
+            ),
+            "hue NaN: an inactive hue means white",
+        ),
+    ]
+    if spec.renderer == "2d":
+        tables.append(
+            MetadataTable(
+                "symmetry_radians",
+                numbers(SYMMETRY_2D[c] for c in shape.classes),
+                "smallest in-plane rotation mapping each shape (class order) onto itself",
+            )
+        )
+    else:
+        periods = [SYMMETRY_3D[c] for c in shape.classes_3d]
+        tables.append(
+            MetadataTable(
+                "symmetry_radians",
+                numbers([t["rotation_period"], t["rotation_y_period"]] for t in periods),
+                "per shape (class order): period of rotation (about x) and of rotation_y alone",
+            )
+        )
+        tables.append(MetadataTable("symmetry_notes", text(str(t["joint"]) for t in periods)))
+    return tables
+
+
+def metadata_faults(f, spec: DatasetSpec, required_only: bool = False) -> list[str]:
+    """How the file's ``/metadata`` tables differ from those a build of ``spec`` writes, one
+    phrase per table (``/metadata/factor_names is ['foo', 'bar']; the stored spec gives
+    ['pos_x', 'pos_y']``). An edited table showed wrong names or ranges in ``info`` and ``show``
+    and to any h5py reader while ``verify`` said OK.
+
+    A 3D file's symmetry tables are compared when present (3D files built before they existed
+    lack them); ``required_only`` compares only ``REQUIRED_DATASETS``, the tables every reader
+    relies on."""
+    import h5py
+
+    faults = []
+    tables = metadata_tables(spec)
+    for table in tables:
+        path = f"metadata/{table.name}"
+        required = path in REQUIRED_DATASETS
+        if required_only and not required:
+            continue
+        found = f.get(path)
+        if not isinstance(found, h5py.Dataset):
+            # 3D files built before the 3D symmetry tables existed lack them
+            older = spec.renderer == "3d" and table.name.startswith("symmetry_")
+            if found is not None or not older:
+                what = "missing" if found is None else "not a dataset"
+                faults.append(f"/{path} is {what}; the stored spec gives {_shown(table.data)}")
+            continue
+        values = found[()]
+        if table.is_text:
+            same = found.dtype.kind in "OS" and values.shape == table.data.shape
+            same = same and read_strings(found) == table.data.tolist()
+        else:
+            same = found.dtype.kind == "f" and values.shape == table.data.shape
+            same = same and np.array_equal(values, table.data, equal_nan=True)
+        if not same:
+            faults.append(
+                f"/{path} is {_shown(values)}; the stored spec gives {_shown(table.data)}"
+            )
+    meta = f.get("metadata")
+    if not required_only and isinstance(meta, h5py.Group):
+        known = {table.name for table in tables}
+        extra: list[str] = []
+
+        def note_extra(name: str, obj: object) -> None:
+            if isinstance(obj, h5py.Dataset) and name not in known:
+                extra.append(name)
+
+        meta.visititems(note_extra)
+        faults += [f"/metadata/{name} is not a table the build writes" for name in extra]
+    return faults
+
+
+def _shown(values: Any) -> str:
+    """A table's values in a fault line: text decoded, numbers as Python shows them, cut to 80
+    characters."""
+    value = plain_value(values)
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        value = [v.decode(errors="replace") for v in value]
+    return quote(value)
+
+
+def group_attr_fault(f, group: str, key: str, expected: object) -> str | None:
+    """``/GROUP attribute 'KEY' is FOUND; the stored spec gives EXPECTED`` when an evaluation
+    group's attribute is not what the build writes, else None: the words of ``verify``'s FAIL
+    line and of a metric source's refusal (a ``batch_size`` of 'x' was a ValueError traceback
+    when scored)."""
+    import h5py
+
+    obj = f.get(group)
+    found = plain_value(obj.attrs.get(key)) if isinstance(obj, h5py.Group) else None
+    if isinstance(found, bool) or found != expected:
+        return f"/{group} attribute '{key}' is {quote(found)}; the stored spec gives {expected}"
+    return None
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
@@ -325,7 +473,14 @@ def _check_structure(path: Path, f, check_arrays: bool = True) -> None:
                 f"expected one entry per factor column of /factors ({k})"
             )
     if check_arrays:
-        _check_image_sets(path, f, stored_spec(path, f))
+        spec = stored_spec(path, f)
+        _check_image_sets(path, f, spec)
+        faults = metadata_faults(f, spec, required_only=True)
+        if faults:  # info, show and training labelled factors by an edited table
+            raise DatasetError(
+                f"{path}: {faults[0]}; the file was changed since the build: run "
+                f"`spritegen verify {path}` and rebuild it"
+            )
 
 
 def stored_spec(path: str | os.PathLike[str], f) -> DatasetSpec:

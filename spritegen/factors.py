@@ -119,6 +119,30 @@ SHAPE_INDEX = FACTOR_NAMES.index("shape")
 # the fact that, e.g., a square at rotation r and r + pi/2 gives the same image.
 SYMMETRY_2D = {"square": math.pi / 2, "ellipse": math.pi, "triangle": 2 * math.pi / 3}
 
+# Symmetries under the two rotations (see docs/render3d.md). "rotation_period" is the smallest
+# turn about x that maps the shape onto itself at any rotation_y; "rotation_y_period" likewise
+# about y at any rotation; "joint" lists exact coincidences that involve both factors. Every shape
+# has a half turn about its y axis among its symmetries, so for all three (r, ry) and
+# (-r, ry + pi) give the same image: the pair of rotations covers each view twice.
+SYMMETRY_3D: dict[str, dict[str, str | float]] = {
+    "cube": {
+        "rotation_period": math.pi / 2,
+        "rotation_y_period": 2 * math.pi,
+        "joint": "(r, ry) == (-r, ry + pi); ry has period pi/2 when r is a multiple of pi/2 "
+        "and period pi when r is an odd multiple of pi/4",
+    },
+    "ellipsoid": {
+        "rotation_period": math.pi,
+        "rotation_y_period": 2 * math.pi,
+        "joint": "(r, ry) == (-r, ry + pi); ry has period pi when r is a multiple of pi/2",
+    },
+    "pyramid": {
+        "rotation_period": 2 * math.pi,
+        "rotation_y_period": 2 * math.pi,
+        "joint": "(r, ry) == (-r, ry + pi); ry has period pi/2 when r is a multiple of pi",
+    },
+}
+
 
 @dataclass(frozen=True)
 class FactorSpace:

@@ -5,8 +5,8 @@ line naming *where* it is, and the checks that do not depend on the damaged part
 checks follow the chain from which a build derives every byte of its file:
 
 * the stored spec against its hash (``spec_sha256``) and the attributes copied from it (``seed``,
-  ``renderer``, ``num_images``, ``num_factors``, ``image_shape``), and the spec's sizes against
-  the datasets present;
+  ``renderer``, ``num_images``, ``num_factors``, ``image_shape``), the ``/metadata`` tables
+  derived from it, and the spec's sizes against the datasets present;
 * the stored factors and evaluation indices against those the spec's seed plans (``plan_build``
   again: about 0.6 s for a full seven-factor file), so a changed seed or factor shows up;
 * every stored chunk against its checksum (corruption on disk shows up as a chunk and its row
@@ -32,9 +32,10 @@ import h5py
 import numpy as np
 
 from spritegen.datafile import (
+    group_attr_fault,
     hdf5_message,
+    metadata_faults,
     open_dataset,
-    plain_value,
     raised_by_hdf5,
     read_attrs,
     stored_spec,
@@ -116,6 +117,7 @@ def _run_checks(
     it finds and leaves out what an earlier one found unusable."""
     attrs = read_attrs(f)
     _check_attributes(f, attrs, spec, report)
+    report.problems += metadata_faults(f, spec)
     sets = _usable_sets(f, report)
     fits = _check_spec_fits(f, attrs, spec, sets, report)
     layouts = []
@@ -371,13 +373,10 @@ def _check_planned_indices(
             f"evaluation indices differ from those the stored spec plans: {', '.join(differing)}"
         )
     for group, expected in group_attrs.items():
-        obj = f.get(group)
         for key, value in expected.items():
-            found = plain_value(obj.attrs.get(key)) if isinstance(obj, h5py.Group) else None
-            if found != value:
-                report.problems.append(
-                    f"/{group} attribute '{key}' is {quote(found)}; the stored spec gives {value}"
-                )
+            fault = group_attr_fault(f, group, key, value)
+            if fault:
+                report.problems.append(fault)
 
 
 def _numpy_note(attrs: dict[str, Any]) -> str:

@@ -1159,3 +1159,78 @@ if given is not None:
             except SpecError as exc:
                 message = str(exc)
                 assert len(message.splitlines()) == 1 and len(message) < 600, message
+
+
+# probe of 2026-12-01
+
+PROBE_2026_12_01 = [
+    # a /metadata table rewritten with h5py: every reader (info, show, bench) printed it
+    Case(
+        "info-metadata-names",
+        ["info", "data.h5"],
+        "data.h5: /metadata/factor_names is ['foo', 'bar']; the stored spec gives ['pos_x', "
+        "'pos_y']; the file was changed since the build: run `spritegen verify data.h5`",
+        dataset(replace("metadata/factor_names", np.array(["foo", "bar"], h5py.string_dtype()))),
+    ),
+    Case(
+        "show-metadata-low-nan",
+        ["show", "data.h5"],
+        "data.h5: /metadata/factor_low is [nan, 0.0]; the stored spec gives [0.0, 0.0]",
+        dataset(replace("metadata/factor_low", np.array([np.nan, 0.0]))),
+    ),
+    Case(
+        "info-metadata-kinds",
+        ["info", "data.h5"],
+        "/metadata/factor_kinds is ['weird', 'continuous']",
+        dataset(
+            replace("metadata/factor_kinds", np.array(["weird", "continuous"], h5py.string_dtype()))
+        ),
+    ),
+    # OUT.lock and OUT.partial that no build left: the build overwrote, then removed them
+    Case(
+        "build-user-lock",
+        BUILD + ["--factors", "2", "--out", "z.h5"],
+        "z.h5.lock is in the way: the build keeps its lock (a process id) under that name, but "
+        "this file is not one a build left (it starts with b'my notes\\n'); move or rename it, "
+        "or build to another --out",
+        spec("my notes\n", "z.h5.lock"),
+    ),
+    Case(
+        "build-user-partial",
+        BUILD + ["--factors", "2", "--out", "q.h5", "--force"],
+        "q.h5.partial is in the way: the build keeps the file it assembles under that name, but "
+        "this file is not one a build left (it starts with b'draft'); move or rename it",
+        spec("draft", "q.h5.partial"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", PROBE_2026_12_01, ids=[c.id for c in PROBE_2026_12_01])
+def test_probe_2026_12_01_gets_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys, dataset_k2):
+    test_malformed_input_gets_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys, dataset_k2)
+
+
+def test_only_a_builds_own_lock_and_partial_are_taken_over(tmp_path, monkeypatch, capsys):
+    """A user's ``OUT.lock`` is kept (the build wrote its pid over it, then deleted it); what a
+    killed build leaves is still its own: a lock naming a (dead) pid, an empty one, an empty
+    ``OUT.partial`` or one HDF5 began; the next build replaces them and finishes."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["build", "--quiet", "--factors", "1", "--n", "10", "--eval-preset", "none"]
+    (tmp_path / "ref.h5.lock").write_text("12 notes\n")
+    code, _out, err = run_in(tmp_path, [*argv, "--out", "ref.h5"], capsys)
+    assert code == 2 and "ref.h5.lock is in the way" in err, err
+    assert (tmp_path / "ref.h5.lock").read_text() == "12 notes\n"
+    (tmp_path / "ref.h5.lock").unlink()
+    code, _out, err = run_in(tmp_path, [*argv, "--out", "ref.h5"], capsys)
+    assert code == 0, err
+    leftovers = {
+        "a.h5": ("99999999\n", b""),
+        "b.h5": ("", (tmp_path / "ref.h5").read_bytes()[:96]),
+    }
+    for name, (lock, partial) in leftovers.items():
+        (tmp_path / f"{name}.lock").write_text(lock)
+        (tmp_path / f"{name}.partial").write_bytes(partial)
+        code, _out, err = run_in(tmp_path, [*argv, "--out", name], capsys)
+        assert code == 0, err
+        assert (tmp_path / name).read_bytes() == (tmp_path / "ref.h5").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5", "ref.h5"]

@@ -377,3 +377,95 @@ def test_verify_refuses_a_sample_or_seed_that_is_not_a_count(dataset_k2, bad):
     ((name, value),) = bad.items()
     with pytest.raises(ValueError, match=f"verify: {name} must be an integer >= 0, got {value!r}"):
         verify(dataset_k2, **bad)
+
+
+# --- probe of 2026-12-01: /metadata tables altered with h5py --------------------------------
+
+
+def _table(name: str, data) -> Edit:
+    def edit(f: h5py.File) -> None:
+        del f[f"metadata/{name}"]
+        f[f"metadata/{name}"] = data
+
+    return edit
+
+
+_TEXT = h5py.string_dtype()
+METADATA = [
+    Damage(
+        "metadata-names",
+        _table("factor_names", np.array(["foo", "bar"], dtype=_TEXT)),
+        ["/metadata/factor_names is ['foo', 'bar']; the stored spec gives ['pos_x', 'pos_y']"],
+        lines=1,
+    ),
+    Damage(
+        "metadata-names-ints",
+        _table("factor_names", np.array([1, 2])),
+        ["/metadata/factor_names is [1, 2]; the stored spec gives ['pos_x', 'pos_y']"],
+        lines=1,
+    ),
+    Damage(
+        "metadata-names-twice",
+        _table("factor_names", np.array(["pos_x", "pos_x"], dtype=_TEXT)),
+        ["/metadata/factor_names is ['pos_x', 'pos_x']; the stored spec gives ['pos_x', 'pos_y']"],
+        lines=1,
+    ),
+    Damage(
+        "metadata-low-nan",
+        _set("metadata/factor_low", 0, np.nan),
+        ["/metadata/factor_low is [nan, 0.0]; the stored spec gives [0.0, 0.0]"],
+        lines=1,
+    ),
+    Damage(
+        "metadata-range-swapped",
+        lambda f: (_set("metadata/factor_low", 0, 1.0)(f), _set("metadata/factor_high", 0, 0.0)(f)),
+        [
+            "/metadata/factor_low is [1.0, 0.0]; the stored spec gives [0.0, 0.0]",
+            "/metadata/factor_high is [0.0, 1.0]; the stored spec gives [1.0, 1.0]",
+        ],
+        lines=2,
+    ),
+    Damage(
+        "metadata-kinds",
+        _table("factor_kinds", np.array(["weird", "continuous"], dtype=_TEXT)),
+        ["/metadata/factor_kinds is ['weird', 'continuous']; the stored spec gives"],
+        lines=1,
+    ),
+    Damage(
+        "metadata-shape-classes",
+        _table("class_names/shape", np.array(["a", "b", "c"], dtype=_TEXT)),
+        ["/metadata/class_names/shape is ['a', 'b', 'c']; the stored spec gives ['square', "],
+        lines=1,
+    ),
+    Damage(
+        "metadata-inactive-values",
+        _set("metadata/inactive_factor_values", 0, 0.9),
+        ["/metadata/inactive_factor_values is [0.9, "],
+        lines=1,
+    ),
+    Damage(
+        "metadata-symmetry",
+        _set("metadata/symmetry_radians", 0, 1.0),
+        ["/metadata/symmetry_radians is [1.0, 3.14"],
+        lines=1,
+    ),
+    Damage(
+        "metadata-descriptions-missing",  # written by every build; not required on open
+        _delete("metadata/factor_descriptions"),
+        ["/metadata/factor_descriptions is missing; the stored spec gives"],
+        lines=1,
+    ),
+    Damage(
+        "metadata-extra",
+        lambda f: f.create_dataset("metadata/notes", data=[1]),
+        ["/metadata/notes is not a table the build writes"],
+        lines=1,
+    ),
+]
+
+
+@pytest.mark.parametrize("damage", METADATA, ids=[d.id for d in METADATA])
+def test_altered_metadata_tables_are_named(damage: Damage, request, tmp_path, capsys):
+    """Each /metadata table is derived from the stored spec; verify said OK for a file whose
+    factor names, kinds or ranges were rewritten, while ``info`` and ``show`` printed them."""
+    test_damaged_file_gets_a_fail_line_per_problem_and_exit_1(damage, request, tmp_path, capsys)

@@ -119,6 +119,8 @@ def evaluate(
     seed = seed_of(random_state)
     times: dict[str, float] = {}
     with open_source(source) as src:
+        if isinstance(src, StoredSource):  # a set its spec left out: named before any encoding
+            src.check_metrics(chosen)
         if preset == "stored":
             if not isinstance(src, StoredSource):
                 raise SpecError(

@@ -45,6 +45,7 @@ from benchmark.metrics.presets import Preset
 from benchmark.metrics.setcache import EVAL_SETS, file_identity
 from spritegen.datafile import (
     check_dataset,
+    group_attr_fault,
     open_dataset,
     stored_spec,
 )
@@ -76,6 +77,13 @@ def _stored_sets() -> dict[str, tuple[str, ...]]:
 
 
 STORED_SETS = _stored_sets()
+#: The stored evaluation sets each metric reads. A spec may set any of their sizes to 0 (the
+#: build then writes no such group); the metrics that need it cannot be scored from the file.
+#: The i.i.d. sample metrics have none here: a file without /eval/random renders them live.
+METRIC_SETS: dict[str, tuple[str, ...]] = {
+    "kim_mnih": ("eval/variance", "eval/kim_mnih/train", "eval/kim_mnih/eval"),
+    "higgins": ("eval/higgins/train", "eval/higgins/eval"),
+}
 
 
 @dataclass
@@ -186,23 +194,37 @@ class StoredSource:
         """Sizes of everything this file holds, as a Preset named "stored".
 
         A file without the i.i.d. sample sets (format version 1) gets the ``full`` sample sizes,
-        rendered live by its oracle.
+        rendered live by its oracle. Sets the spec left out (size 0) count as 0; the metrics that
+        read them are refused by ``check_metrics``, so the others can still be scored.
         """
-        km_tr, km_ev = self._group("eval/kim_mnih/train"), self._group("eval/kim_mnih/eval")
-        hg_tr, hg_ev = self._group("eval/higgins/train"), self._group("eval/higgins/eval")
-        sizes = {int(g.attrs.get("batch_size", 0)) for g in (km_tr, km_ev, hg_tr, hg_ev)}
-        if len(sizes) != 1:
-            raise DatasetError(
-                f"{self.path}: evaluation sets use different batch sizes {sorted(sizes)}"
-            )
+
+        def points(*groups: str) -> int:
+            held = [self._file[g]["factor_index"].shape[0] for g in groups if g in self._file]
+            return min(held) if held else 0
+
+        variance = self._file["eval/variance/images"] if "eval/variance" in self._file else None
         return Preset(
             "stored",
-            batch_size=sizes.pop(),
-            num_train=min(km_tr["factor_index"].shape[0], hg_tr["factor_index"].shape[0]),
-            num_eval=min(km_ev["factor_index"].shape[0], hg_ev["factor_index"].shape[0]),
-            num_variance=self._group("eval/variance")["images"].shape[0],
+            batch_size=self._batch_size,
+            num_train=points("eval/kim_mnih/train", "eval/higgins/train"),
+            num_eval=points("eval/kim_mnih/eval", "eval/higgins/eval"),
+            num_variance=variance.shape[0] if variance is not None else 0,
             **self._random_preset_sizes(),
         )
+
+    def check_metrics(self, metrics, choosable: bool = True) -> None:
+        """Refuse, before anything is encoded, a metric whose stored sets the file lacks because
+        its spec set their size to 0, naming the metric, the spec field and the metrics to leave
+        out (such a file was refused for every metric: "/eval/higgins/train is missing").
+        ``choosable=False`` leaves out the advice to score without it (``bench run`` scores a
+        fixed set of metrics)."""
+        for metric in metrics:
+            for group in METRIC_SETS.get(metric, ()):
+                self._group(group, metric, choosable)
+
+    def _unscorable(self) -> list[str]:
+        """The metrics whose stored sets this file lacks, in ``METRIC_SETS`` order."""
+        return [m for m, sets in METRIC_SETS.items() if any(g not in self._file for g in sets)]
 
     def _random_preset_sizes(self) -> dict[str, int]:
         sizes = self.random_sizes()
@@ -283,6 +305,24 @@ class StoredSource:
                         f"uint8 like /images; the file is damaged: rebuild it"
                     )
 
+        self._batch_size = self._check_batch_sizes()
+
+    def _check_batch_sizes(self) -> int:
+        """L, the stored spec's batch size, which every Kim–Mnih and Higgins group must give as
+        its ``batch_size`` attribute (the check ``spritegen verify`` makes, in its words): a
+        value of 'x' or [16, 16] was a ValueError or TypeError traceback when scored, 0 an error
+        naming neither the file nor the group."""
+        batch_size = stored_spec(self.path, self._file).evaluation.batch_size
+        for group in STORED_SETS:
+            if group in self._file and "factor_index" in STORED_SETS[group]:
+                fault = group_attr_fault(self._file, group, "batch_size", batch_size)
+                if fault:
+                    raise DatasetError(
+                        f"{self.path}: {fault}; the file is damaged: run `spritegen verify "
+                        f"{self.path}` and rebuild it"
+                    )
+        return batch_size
+
     def _expected_sets(self) -> dict[str, int]:
         """The evaluation sizes the stored spec made the build write. Version-1 files have no
         i.i.d. sample sets."""
@@ -294,11 +334,19 @@ class StoredSource:
             if isinstance(value, int) and value > 0 and (version >= 2 or "random" not in key)
         }
 
-    def _group(self, name: str):
+    def _group(self, name: str, metric: str | None = None, choosable: bool = True):
+        """The evaluation group ``name``, or a DatasetError naming the metric that needs it and
+        the spec field that left it out (a missing group the spec plans was refused when the
+        source was made, as damage)."""
         if name not in self._file:
+            metric = metric or next(m for m, sets in METRIC_SETS.items() if name in sets)
+            size_key = name.removeprefix("eval/").replace("/", "_")
+            left_out = " and ".join(dict.fromkeys([metric, *self._unscorable()]))
+            advice = f"score without {left_out}, or " if choosable else ""
             raise DatasetError(
-                f"{self.path}: evaluation set /{name} is missing; rebuild the file with "
-                "'spritegen build' to get complete evaluation sets"
+                f"{self.path}: metric '{metric}' needs the evaluation set /{name}, which this "
+                f"file does not hold: its spec sets evaluation.{size_key} to 0; {advice}rebuild "
+                f"with evaluation.{size_key} above 0"
             )
         return self._file[name]
 
@@ -336,7 +384,7 @@ class StoredSource:
         return read_verified_rows(self._file, Path(self.path), ds.name, start, stop)
 
     def _take(self, group, n: int, batch_size: int, what: str, keys: tuple[str, ...]):
-        stored_l = int(group.attrs.get("batch_size", 0))
+        stored_l = self._batch_size  # every group's attribute, checked when the source was made
         if stored_l != batch_size:
             raise DatasetError(
                 f"{self.path}: {group.name} stores batches of L={stored_l} images but "

@@ -34,7 +34,7 @@ from importlib import metadata
 import numpy as np
 import trimesh
 
-from spritegen.factors import FACTORS, SHAPE_INDEX
+from spritegen.factors import FACTORS, SHAPE_INDEX, SYMMETRY_3D  # noqa: F401 (re-exported)
 from spritegen.render import check_full_factors
 from spritegen.render._pyrender_compat import close_offscreen, import_pyrender, open_offscreen
 from spritegen.render.colour import hue_to_rgb
@@ -59,30 +59,6 @@ KEY_LIGHT = (-0.4, 0.66, 0.24)  # from the upper left, slightly in front
 FILL_LIGHT = (0.16, -0.04, 0.07)  # weak, from the right
 AMBIENT = 0.06
 ROUGHNESS = 0.8  # matte: highlights stay small, shading carries the orientation
-
-# Symmetries under the two rotations (see docs/render3d.md). "rotation_period" is the smallest
-# turn about x that maps the shape onto itself at any rotation_y; "rotation_y_period" likewise
-# about y at any rotation; "joint" lists exact coincidences that involve both factors. Every shape
-# has a half turn about its y axis among its symmetries, so for all three (r, ry) and
-# (-r, ry + pi) give the same image: the pair of rotations covers each view twice.
-SYMMETRY_3D: dict[str, dict[str, str | float]] = {
-    "cube": {
-        "rotation_period": math.pi / 2,
-        "rotation_y_period": 2 * math.pi,
-        "joint": "(r, ry) == (-r, ry + pi); ry has period pi/2 when r is a multiple of pi/2 "
-        "and period pi when r is an odd multiple of pi/4",
-    },
-    "ellipsoid": {
-        "rotation_period": math.pi,
-        "rotation_y_period": 2 * math.pi,
-        "joint": "(r, ry) == (-r, ry + pi); ry has period pi when r is a multiple of pi/2",
-    },
-    "pyramid": {
-        "rotation_period": 2 * math.pi,
-        "rotation_y_period": 2 * math.pi,
-        "joint": "(r, ry) == (-r, ry + pi); ry has period pi/2 when r is a multiple of pi",
-    },
-}
 
 
 def _unit_volume(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

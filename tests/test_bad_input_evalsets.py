@@ -1,0 +1,221 @@
+"""A dataset file's evaluation sets as `bench` scores them: sets a spec left out, and group
+attributes altered with h5py (probe of 2026-12-01).
+
+A spec may set any evaluation size to 0 (docs/specs.md): the build then writes no such set, and
+``spritegen verify`` says the file is OK. Such a file was refused for every metric, MIG included,
+as "evaluation set /eval/higgins/train is missing". Now the metrics whose sets it holds are scored,
+and one that needs a left-out set is named with the spec field that left it out. A Kim–Mnih or
+Higgins group whose ``batch_size`` attribute is no integer was a traceback.
+
+The files are real (built by spritegen); `bench` runs in-process through its console entry, so an
+exception that escapes it fails the test as a traceback would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import traceback
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from benchmark.cli import main
+from benchmark.metrics import evaluate
+from benchmark.metrics.evaluate import METRIC_KEYS, SCORE_KEYS
+from spritegen.build import build
+from spritegen.errors import DatasetError
+from spritegen.spec import spec_from_mapping
+from spritegen.verify import verify
+
+REPRESENT = """
+import numpy as np
+
+def centroid(images):
+    x = images.astype(np.float32).mean(axis=-1)
+    total = x.sum(axis=(1, 2)) + 1e-6
+    rows = (x.sum(axis=2) * np.arange(x.shape[1])).sum(1) / total
+    cols = (x.sum(axis=1) * np.arange(x.shape[2])).sum(1) / total
+    return np.stack([cols, rows, total / 1000.0], 1)
+"""
+
+
+def _centroid(images: np.ndarray) -> np.ndarray:
+    namespace: dict = {}
+    exec(REPRESENT, namespace)
+    return namespace["centroid"](images)
+
+
+def _build(folder: Path, name: str, **sizes: int) -> Path:
+    spec = spec_from_mapping(
+        {"factors": 2, "n": 10, "name": name, "evaluation": {"preset": "tiny", **sizes}}
+    )
+    return build(spec, folder / f"{name}.h5", workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("evalsets")
+    return {
+        "whole": _build(root, "whole"),
+        "no_higgins_train": _build(root, "no_higgins_train", higgins_train=0),
+        "no_kim_mnih_eval": _build(root, "no_kim_mnih_eval", kim_mnih_eval=0),
+    }
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Path:
+    """The test's folder, the current directory and importable (for --represent)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "reps_evalsets.py").write_text(REPRESENT)
+    return tmp_path
+
+
+def invoke(capsys, *args: str) -> tuple[int | str, str, str]:
+    """Run `bench ARGS` in-process; (exit status or "traceback", stderr, stdout)."""
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code: int | str = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # escaped run_cli: what a user would see as a traceback
+        return "traceback", traceback.format_exc(), ""
+    captured = capsys.readouterr()
+    return code, captured.err, captured.out
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def one_line(capsys, root: Path, args: list[str], *fragments: str) -> str:
+    """`bench ARGS` exits 2 with one line holding every fragment, and changes no file."""
+    before = snapshot(root)
+    status, err, _ = invoke(capsys, *args)
+    assert status == 2, f"exit {status}, stderr: {err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert snapshot(root) == before, "files were created or changed"
+    return lines[0]
+
+
+def score(file: Path, *extra: str) -> list[str]:
+    return ["score", str(file), "--represent", "reps_evalsets:centroid", *extra]
+
+
+# --- a set the spec left out (size 0) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("metrics", ["mig", "kim_mnih,mig,sap"])
+def test_metrics_whose_sets_are_present_are_scored(files, work, capsys, metrics):
+    """As on the whole file, score for score: the left-out set changes nothing else. The file is
+    what its spec describes, so verify says OK."""
+    with h5py.File(files["no_higgins_train"], "r") as f:
+        assert "eval/higgins/train" not in f and "eval/higgins/eval" in f
+    assert verify(files["no_higgins_train"], sample=4).problems == []
+    runs = {}
+    for name in ("whole", "no_higgins_train"):
+        status, err, out = invoke(capsys, *score(files[name], "--metrics", metrics, "--json"))
+        assert status == 0, err
+        result = json.loads(out)
+        runs[name] = {key: result[key] for key in SCORE_KEYS if key in result}
+    keys = [key for metric in metrics.split(",") for key in METRIC_KEYS[metric]]
+    assert list(runs["whole"]) == keys
+    assert runs["whole"] == runs["no_higgins_train"]
+
+
+@pytest.mark.parametrize(
+    ("name", "metrics", "fragments"),
+    [
+        (
+            "no_higgins_train",
+            [],
+            [
+                "no_higgins_train.h5: metric 'higgins' needs the evaluation set "
+                "/eval/higgins/train, which this file does not hold: its spec sets "
+                "evaluation.higgins_train to 0; score without higgins, or rebuild with "
+                "evaluation.higgins_train above 0"
+            ],
+        ),
+        (
+            "no_higgins_train",
+            ["--metrics", "higgins", "--preset", "quick"],
+            ["metric 'higgins' needs the evaluation set /eval/higgins/train"],
+        ),
+        (
+            "no_kim_mnih_eval",
+            ["--metrics", "kim_mnih,mig"],
+            [
+                "metric 'kim_mnih' needs the evaluation set /eval/kim_mnih/eval",
+                "its spec sets evaluation.kim_mnih_eval to 0; score without kim_mnih, or",
+            ],
+        ),
+    ],
+)
+def test_a_metric_whose_set_is_left_out_is_named(files, work, capsys, name, metrics, fragments):
+    one_line(capsys, work, score(files[name], *metrics), *fragments)
+
+
+def test_evaluate_names_the_metric_before_encoding_anything(files):
+    calls = []
+
+    def represent(images):
+        calls.append(len(images))
+        return _centroid(images)
+
+    with pytest.raises(DatasetError, match="metric 'higgins' needs .* evaluation.higgins_train"):
+        evaluate(files["no_higgins_train"], represent, 0, "stored", metrics=["kim_mnih", "higgins"])
+    assert calls == []
+
+
+def test_run_with_the_stored_preset_names_the_left_out_set(files, work, capsys):
+    """`bench run` scores a fixed set of metrics: the line offers a rebuild or a live preset."""
+    args = ["run", "--model", "betavae", "--data", str(files["no_higgins_train"])]
+    args += ["--batch-size", "5", "--latent-dim", "3", "--device", "cpu", "--epochs", "1"]
+    args += ["--quiet", "--score-preset", "stored", "--final-preset", "none", "--out", "r"]
+    one_line(
+        capsys,
+        work,
+        args,
+        "preset 'stored' scores on the file's evaluation sets, but ",
+        "its spec sets evaluation.higgins_train to 0; rebuild with evaluation.higgins_train "
+        "above 0; use quick or full (a live oracle)",
+    )
+
+
+# --- an evaluation group's batch_size attribute altered ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("x", "'x'"), (np.array([16, 16]), "[16, 16]"), (0, "0"), (8, "8")],
+    ids=["text", "array", "zero", "other"],
+)
+@pytest.mark.parametrize("metrics", ["kim_mnih", "mig"])
+def test_a_batch_size_attribute_that_is_not_the_specs_is_named(
+    files, work, capsys, value, shown, metrics
+):
+    """'x' was "invalid literal for int()" and [16, 16] a TypeError, both tracebacks; 0 was
+    "batch_size must be an integer >= 2, got 0", naming neither the file nor the group."""
+    path = work / "data.h5"
+    shutil.copy(files["whole"], path)
+    with h5py.File(path, "r+") as f:
+        f["eval/kim_mnih/eval"].attrs["batch_size"] = value
+    one_line(
+        capsys,
+        work,
+        score(Path("data.h5"), "--metrics", metrics),
+        f"data.h5: /eval/kim_mnih/eval attribute 'batch_size' is {shown}; the stored spec "
+        "gives 16; the file is damaged: run `spritegen verify data.h5` and rebuild it",
+    )
