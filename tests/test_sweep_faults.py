@@ -620,3 +620,29 @@ def test_a_damaged_dataset_is_refused_before_the_sweeps_records_change(tmp_path:
     assert grown.returncode == 0, grown.stdout + grown.stderr
     assert "1 trained, 1 already finished" in grown.stdout
     assert len(json.loads((sweep / "sweep.json").read_text())["points"]) == 2
+
+
+@pytest.mark.parametrize("dataset", ["data: {data}", "factors: 1"])
+def test_a_report_over_model_without_lines_has_one_line(tmp_path: Path, dataset: str) -> None:
+    """`report: {x: model}` over `grid: {model: [vae, betavae], seed: [0, 1]}`, without
+    `report.lines`, was refused as `report.lines: 'model' is not allowed; ...` though the spec
+    sets no lines: with nothing varied besides x and seed, the default line was named by model,
+    the x axis. Now the default lines exclude x, as docs/sweeps.md says: one line, named by the
+    data (or factors) every point has."""
+    data = tmp_path / "d.h5"
+    make_tiny_dataset(data, n=64, seed=3)
+    spec = tmp_path / "over-model.yaml"
+    spec.write_text(
+        f"name: over-model\nset: {{{dataset.format(data=data)}, latent_dim: 2, epochs: 1}}\n"
+        "grid: {model: [vae, betavae], seed: [0, 1]}\nreport: {x: model}\n"
+    )
+    plan = load_sweep(spec)
+    [exp] = plan.spec.experiments
+    name = dataset.split(":")[0]
+    assert exp.report.lines == (name,)
+    value = str(data) if name == "data" else 1
+    assert sorted((p.x, p.line, p.seed) for p in plan.layout["over-model"]) == [
+        (model, (value,), seed) for model in ("betavae", "vae") for seed in (0, 1)
+    ]
+    res = CliRunner().invoke(sweep_command, [str(spec), "--out", str(tmp_path / "s"), "--dry-run"])
+    assert res.exit_code == 0, res.output
