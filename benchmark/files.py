@@ -11,6 +11,10 @@ Records are read back with ``read_regular_bytes``: a FIFO, device or folder at a
 is an OSError naming it, which every reader already treats as an unreadable record, instead of a
 read that waits for a writer forever.
 
+An output made of many files (a report, an export) is written into ``.NAME.partial`` beside its
+folder and put in place once complete (``staged_folder``), so an interrupted one leaves the folder
+as it was.
+
 A run folder is written by one process at a time: ``run_folder_lock`` holds ``OUT.lock`` beside it
 (spritegen's ``exclusive_lock``) while a run or an ensemble trains into it.
 """
@@ -31,6 +35,7 @@ from typing import Any
 
 from spritegen import atomic
 from spritegen.errors import SpecError, SpritegenError, quote
+from spritegen.executors import sigint_blocked
 
 PARTIAL = atomic.PARTIAL_SUFFIX
 #: The log ``bench sweep`` keeps in each run folder it trained.
@@ -68,19 +73,91 @@ def disk_full_error(path: Path, need: int | None = None) -> DiskFull:
     )
 
 
-def make_output_folder(folder: Path, out: Path, what: str) -> None:
-    """Create ``folder`` (with its parents) for the output ``--out out``: a full disk is
-    ``DiskFull`` (exit 1), a folder that cannot be made (read-only, under /proc, no permission)
-    one line naming ``--out`` (exit 2), not an OSError traceback."""
+def make_output_folder(folder: Path, out: Path, what: str, flag: str = "--out") -> None:
+    """Create ``folder`` (with its parents) for the output ``flag out``: a full disk is
+    ``DiskFull`` (exit 1), a folder that cannot be made (read-only, under /proc, below a file,
+    no permission) one line naming ``flag`` (exit 2), not an OSError traceback."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         if is_disk_full(exc):
             raise disk_full_error(folder) from None
         raise SpecError(
-            f"--out {quote(str(out))}: cannot create the {what} folder "
+            f"{flag} {quote(str(out))}: cannot create the {what} folder "
             f"({exc.strerror or exc}); choose a writable folder"
         ) from None
+
+
+def staging_path(dest: Path) -> Path:
+    """Where ``staged_folder(dest)`` writes: ``.NAME.partial`` beside ``dest`` (beside the
+    folder it names, for ``.``, ``x/..`` or a link)."""
+    dest = Path(dest).resolve()
+    return dest.with_name(f".{dest.name}{PARTIAL}")
+
+
+@contextlib.contextmanager
+def staged_folder(dest: Path, what: str, flag: str, last: str) -> Iterator[Path]:
+    """Yield an empty folder beside ``dest`` (``staging_path``) to write a whole output into
+    (a report, an export); once the block ends, its entries are put in place in ``dest``
+    (``publish_folder``, ``last`` last). On any exception, Ctrl-C included, the folder is removed
+    with the parents made for it, and ``dest`` is as it was: a report interrupted halfway used
+    to leave some figures and no report.md, or old and new figures mixed. A folder that cannot
+    be made is one line naming ``flag`` (``make_output_folder``)."""
+    dest = Path(dest)
+    stage = staging_path(dest)
+    if stage.is_dir() and not stage.is_symlink():  # what a killed write left
+        shutil.rmtree(stage)
+    elif os.path.lexists(stage):
+        stage.unlink()
+    made = [p for p in reversed(stage.parents) if not os.path.lexists(p)]
+    make_output_folder(stage, dest, what, flag)
+    try:
+        yield stage
+        publish_folder(stage, dest, last)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+        raise
+
+
+def publish_folder(stage: Path, dest: Path, last: str) -> None:
+    """Put the complete folder ``stage`` in place as ``dest``: renamed whole where ``dest`` is
+    missing or empty; else each entry replaces its namesake in ``dest`` (a folder whole), ``last``
+    (the file by which a reader knows the output complete) after all others, with Ctrl-C held
+    until the last rename. Entries of ``dest`` that ``stage`` lacks stay: they may be the user's."""
+    with sigint_blocked():
+        if not os.path.lexists(dest) or (
+            dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir())
+        ):
+            with contextlib.suppress(OSError):  # filled meanwhile: entry by entry below
+                os.replace(stage, dest)
+                return
+        for name in sorted(os.listdir(stage), key=lambda n: (n == last, n)):
+            target = dest / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            _move(stage / name, target)
+        stage.rmdir()
+
+
+def _move(src: Path, target: Path) -> None:
+    """``os.replace``, and onto another file system (``dest`` a mount point) a copy to
+    ``target.partial`` renamed into place."""
+    try:
+        os.replace(src, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        tmp = atomic.partial_path(target)
+        if src.is_dir():
+            shutil.copytree(src, tmp)
+            shutil.rmtree(src)
+        else:
+            shutil.copy2(src, tmp)
+            src.unlink()
+        os.replace(tmp, target)
 
 
 def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:

@@ -10,13 +10,18 @@ import csv
 import json
 import math
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from sweep_helpers import tiny_spec
+from sweep_helpers import subprocess_env, tiny_spec
 
+from benchmark.files import staging_path
 from benchmark.report import write_report
 from benchmark.sweep import load_sweep, run_sweep
 from benchmark.sweep.cli import report_command
@@ -299,3 +304,106 @@ def test_old_run_folders_higgins_keys_are_read_under_the_new_names(tmp_path: Pat
     assert [r["higgins_standardised"] for r in got] == [0.9, 1.0, 0.95]
     assert all("higgins_raw" not in r for r in got)
     assert final_and_best(got, "higgins") == (0.8, 0.8)
+
+
+# probe of 2026-12-01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "flag, where, why",
+    [
+        ("--out", "k2.h5/sub", "Not a directory"),
+        ("--export", "k2.h5/sub", "Not a directory"),
+        ("--out", "/proc/report", "No such file or directory"),
+    ],
+)
+def test_a_report_folder_that_cannot_be_created_is_one_line(
+    sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str, where: str, why: str
+) -> None:
+    """`--out` / `--export` where no folder can be made (below a file, under /proc) was a
+    NotADirectoryError or FileNotFoundError traceback, exit 1. Now one line, exit 2, as
+    `bench run` and `bench sweep` say it; nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "k2.h5").write_text("a file\n")
+    res = CliRunner().invoke(report_command, [str(sweep), flag, where])
+    assert res.exit_code == 2, res.output
+    what = "report" if flag == "--out" else "export"
+    assert res.output.splitlines() == [
+        f"bench: error: {flag} '{where}': cannot create the {what} folder ({why}); "
+        "choose a writable folder"
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["k2.h5"]
+
+
+def _interrupted_report(sweep: Path, out: Path, tmp: Path) -> tuple[int, str]:
+    """(exit status, stderr) of `bench report SWEEP --out OUT` given Ctrl-C (SIGINT) once it
+    has drawn its first figure (beside OUT, or in a new OUT as it used to); its caches in
+    ``tmp``."""
+    drawn = [staging_path(out)] + ([] if out.exists() else [out])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", "report", str(sweep), "--out", str(out)],
+        env=subprocess_env(tmp),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    while proc.poll() is None and not any(p for d in drawn for p in d.glob("*.png")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.slow
+def test_an_interrupted_report_leaves_the_report_folder_as_it_was(
+    sweep: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C during `bench report --out DIR` left DIR with some figures and no report.md, and
+    over an earlier report a mix of old and new figures. Now the report is drawn beside DIR and
+    put in place once complete: interrupted, no DIR at all, or the earlier report as it was;
+    the next report replaces the old one's files and keeps the user's."""
+    work = tmp_path / "work"
+    work.mkdir()
+    status, err = _interrupted_report(sweep, work / "rpi", tmp_path)
+    assert status == 130 and err.splitlines()[-1] == "bench: interrupted", err
+    assert sorted(p.name for p in work.iterdir()) == []
+
+    old = work / "rep"
+    assert CliRunner().invoke(report_command, [str(sweep), "--out", str(old)]).exit_code == 0
+    (old / "report.md").write_bytes((old / "report.md").read_bytes() + b"\nan earlier report\n")
+    (old / "my-notes.txt").write_text("mine\n")
+    before = _files(old)
+    status, err = _interrupted_report(sweep, old, tmp_path)
+    assert status == 130 and err.splitlines()[-1] == "bench: interrupted", err
+    assert _files(old) == before
+    assert sorted(p.name for p in work.iterdir()) == ["rep"]
+
+    staging_path(old).mkdir()  # as a killed report leaves it
+    (staging_path(old) / "tiny2_traversals.png").write_bytes(b"half a figure")
+    res = CliRunner().invoke(report_command, [str(sweep), "--out", str(old)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in work.iterdir()) == ["rep"]
+    after = _files(old)
+    assert after["my-notes.txt"] == b"mine\n"
+    assert after["report.md"] == (sweep / "report" / "report.md").read_bytes()
+    assert set(after) == set(before)
+
+
+@pytest.mark.slow
+def test_an_export_is_put_in_place_whole(sweep: Path, tmp_path: Path) -> None:
+    """An export is written beside DEST and put in place once complete, as a report is: what a
+    killed export left there is dropped, and DEST holds its runs and sweep.json."""
+    dest = tmp_path / "export"
+    staging_path(dest).mkdir()
+    (staging_path(dest) / "half").mkdir()
+    res = CliRunner().invoke(report_command, [str(sweep), "--export", str(dest)])
+    assert res.exit_code == 0 and "exported 8 runs" in res.output, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    assert len([p for p in dest.iterdir() if p.is_dir()]) == 8 and (dest / "sweep.json").is_file()

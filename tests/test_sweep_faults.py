@@ -24,6 +24,7 @@ from train_fixtures import make_tiny_dataset
 
 from benchmark.sweep import load_sweep
 from benchmark.sweep.cli import sweep_command
+from benchmark.sweep.spec import copy_text
 
 
 def _spec(tmp: Path, betas: list[int], name: str = "faults") -> Path:
@@ -502,3 +503,146 @@ def test_a_point_another_start_finished_meanwhile_is_taken_as_finished(
     assert result.ok, [o.error for o in result.failed]
     assert [o.summary["status"] for o in result.finished] == ["finished"]
     assert not list((tmp_path / "sweep" / "runs").glob("*.log"))
+
+
+# probe of 2026-12-01
+
+
+def _refusal(folder: Path, *held: str) -> str:
+    """The line refusing ``--out folder`` that holds ``held`` and no sweep.json."""
+    return (
+        f"bench: error: --out '{folder}' is not a folder bench sweep made: it holds no sweep.json, "
+        f"and {', '.join(repr(h) for h in held)}, which a start does not write (before its "
+        "sweep.json only spec.yaml, sweep.lock and runs/ for the sweep's runs); choose an empty "
+        "or new folder, or this sweep's own folder"
+    )
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_users_own_folder_is_refused_and_left_as_it_was(tmp_path: Path, dry_run: bool) -> None:
+    """`--out` a folder of the user's own: the sweep trained into it, exit 0, their
+    failures.json became `[]`, and spec.yaml, sweep.json, sweep.lock and runs/ were added beside
+    their notes. A folder holding a file at a dataset's place that is not HDF5 was refused only
+    after those four had been written. Now each is one line naming the folder and what it holds,
+    exit 2 (`--dry-run` too), and nothing in the folder changes."""
+    mode = ["--dry-run"] if dry_run else ["--quiet"]
+    spec = _spec(tmp_path, [1])
+    mine = tmp_path / "u3"
+    mine.mkdir()
+    (mine / "failures.json").write_text('{"my": "notes"}\n')
+    (mine / "notes.txt").write_text("hi\n")
+    before = _contents(mine)
+    res = CliRunner().invoke(sweep_command, [str(spec), "--out", str(mine), *mode])
+    assert res.exit_code == 2, res.output
+    assert res.output.splitlines() == [_refusal(mine, "failures.json", "notes.txt")]
+    assert _contents(mine) == before and sorted(p.name for p in mine.iterdir()) == [
+        "failures.json",
+        "notes.txt",
+    ]
+
+    tiny = Path(__file__).parents[1] / "specs" / "sweep-tiny.yaml"
+    theirs = tmp_path / "u2"
+    (theirs / "datasets").mkdir(parents=True)
+    (theirs / "datasets" / "k2.h5").write_text("mine\n")
+    res = CliRunner().invoke(sweep_command, [str(tiny), "--out", str(theirs), *mode])
+    assert res.exit_code == 2, res.output
+    assert res.output.splitlines() == [_refusal(theirs, "datasets/")]
+    assert [p.relative_to(theirs).as_posix() for p in sorted(theirs.rglob("*"))] == [
+        "datasets",
+        "datasets/k2.h5",
+    ]
+
+
+@pytest.mark.slow
+def test_a_folder_an_interrupted_first_start_left_is_resumed(tmp_path: Path) -> None:
+    """A first start writes runs/, sweep.lock and spec.yaml (through spec.yaml.partial), then
+    sweep.json (through sweep.json.partial); Ctrl-C at any of those moments leaves a folder
+    without sweep.json that is still this sweep's: planned into (`--dry-run`) at each, resumed
+    by the next start to the numbers of a sweep never interrupted. With a file of the user's
+    beside them it is refused, and that file kept."""
+    spec = _spec(tmp_path, [1])
+    sweep = tmp_path / "sweep"
+    text = copy_text(load_sweep(spec).spec)
+    for step in (
+        lambda: (sweep / "runs").mkdir(parents=True),
+        lambda: (sweep / "sweep.lock").touch(),
+        lambda: (sweep / "spec.yaml.partial").write_text(text[: len(text) // 2]),
+        lambda: (sweep / "spec.yaml.partial").write_text(text),
+        lambda: (sweep / "spec.yaml.partial").replace(sweep / "spec.yaml"),
+        lambda: (sweep / "sweep.json.partial").write_text("{"),
+    ):
+        step()
+        dry = _bench_sweep(spec, sweep, "--dry-run")
+        assert dry.returncode == 0 and "1 new" in dry.stdout, dry.stdout + dry.stderr
+    (sweep / "notes.txt").write_text("mine\n")
+    refused = _bench_sweep(spec, sweep)
+    assert refused.returncode == 2 and refused.stderr.splitlines() == [_refusal(sweep, "notes.txt")]
+    assert not (sweep / "sweep.json").exists()
+    assert (sweep / "notes.txt").read_text() == "mine\n"
+    (sweep / "notes.txt").unlink()
+    again = _bench_sweep(spec, sweep)
+    assert again.returncode == 0 and "1 trained" in again.stdout, again.stdout + again.stderr
+    reference = _bench_sweep(spec, tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr
+    _same_runs(tmp_path / "reference", sweep)
+    assert _leftovers(sweep) == []
+
+
+@pytest.mark.slow
+def test_a_damaged_dataset_is_refused_before_the_sweeps_records_change(tmp_path: Path) -> None:
+    """A spec grown by a point on a new `datasets:` entry, into a sweep folder holding a file
+    that is not HDF5 at that dataset's place: the start rewrote spec.yaml and sweep.json for the
+    grown spec and only then refused the file (exit 2). Now the file is refused first, with the
+    same line, and nothing in the folder changes; with the file deleted, the grown sweep builds
+    its dataset and trains its new point beside the finished one."""
+    spec = _spec(tmp_path, [1])
+    sweep = tmp_path / "sweep"
+    first = _bench_sweep(spec, sweep)
+    assert first.returncode == 0, first.stderr
+    spec.write_text(
+        spec.read_text()
+        + "datasets: {kk: {factors: 1, n: 64, eval_preset: none, image_size: 32}}\n"
+        + "points: [{data: kk, beta: 2}]\n"
+    )
+    damaged = sweep / "datasets" / "kk.h5"
+    damaged.parent.mkdir()
+    damaged.write_text("not a dataset\n")
+    before = _contents(sweep)
+    for mode in (["--dry-run"], []):
+        res = _bench_sweep(spec, sweep, *mode)
+        assert res.returncode == 2, res.stdout + res.stderr
+        [line] = res.stderr.splitlines()
+        assert line.startswith(f"bench: error: {damaged}: not an HDF5 file"), line
+        assert line.endswith("; delete it and start the sweep again to rebuild it"), line
+        assert _contents(sweep) == before
+    damaged.unlink()
+    grown = _bench_sweep(spec, sweep)
+    assert grown.returncode == 0, grown.stdout + grown.stderr
+    assert "1 trained, 1 already finished" in grown.stdout
+    assert len(json.loads((sweep / "sweep.json").read_text())["points"]) == 2
+
+
+@pytest.mark.parametrize("dataset", ["data: {data}", "factors: 1"])
+def test_a_report_over_model_without_lines_has_one_line(tmp_path: Path, dataset: str) -> None:
+    """`report: {x: model}` over `grid: {model: [vae, betavae], seed: [0, 1]}`, without
+    `report.lines`, was refused as `report.lines: 'model' is not allowed; ...` though the spec
+    sets no lines: with nothing varied besides x and seed, the default line was named by model,
+    the x axis. Now the default lines exclude x, as docs/sweeps.md says: one line, named by the
+    data (or factors) every point has."""
+    data = tmp_path / "d.h5"
+    make_tiny_dataset(data, n=64, seed=3)
+    spec = tmp_path / "over-model.yaml"
+    spec.write_text(
+        f"name: over-model\nset: {{{dataset.format(data=data)}, latent_dim: 2, epochs: 1}}\n"
+        "grid: {model: [vae, betavae], seed: [0, 1]}\nreport: {x: model}\n"
+    )
+    plan = load_sweep(spec)
+    [exp] = plan.spec.experiments
+    name = dataset.split(":")[0]
+    assert exp.report.lines == (name,)
+    value = str(data) if name == "data" else 1
+    assert sorted((p.x, p.line, p.seed) for p in plan.layout["over-model"]) == [
+        (model, (value,), seed) for model in ("betavae", "vae") for seed in (0, 1)
+    ]
+    res = CliRunner().invoke(sweep_command, [str(spec), "--out", str(tmp_path / "s"), "--dry-run"])
+    assert res.exit_code == 0, res.output

@@ -5,14 +5,18 @@
 writes, per experiment, metric and score, ``<exp>_<metric>_<score>_lines.{png,svg}`` and
 ``..._spread.{png,svg}`` (and ``..._beta_norm.{png,svg}`` for an experiment over D with one line
 per beta: the same cells against the normalised beta), one ``<exp>_traversals.{png,svg}``, and
-``report.md`` and ``report.csv`` holding every number the figures show.
+``report.md`` and ``report.csv`` holding every number the figures show. They are drawn into
+``.NAME.partial`` beside the report folder ``NAME`` and put in place once all are drawn
+(``benchmark.files.staged_folder``): an interrupted report leaves the old one as it was.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+from benchmark.files import staged_folder
 from benchmark.report import beta_norm
 from benchmark.report.export import check_own_folder
 from benchmark.report.figures import plot_lines, plot_spread, plot_traversals
@@ -60,7 +64,13 @@ def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[P
         f"holds no {REPORT_MD} written by bench report",
         "a previous bench report",
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with staged_folder(out_dir, "report", "--out", last=REPORT_MD) as stage:
+        written = _draw(manifest, experiments, stage)
+    return [out_dir / p.name for p in written]
+
+
+def _draw(manifest: dict[str, Any], experiments: list[ExperimentData], out_dir: Path) -> list[Path]:
+    """Every figure and table of the report into ``out_dir``, report.md last."""
     written: list[Path] = []
     figures: dict[str, list[tuple[str, Path]]] = {}
     for exp in experiments:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.files import staged_folder
 from benchmark.report.records import (
     MANIFEST,
     RERUN,
@@ -136,8 +137,9 @@ def check_own_folder(
 def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
     """Copy ``sweep_dir``'s manifest and its finished runs' records into ``dest`` (see module doc).
 
-    A run folder is copied whole or not at all (written beside, then renamed), so an interrupted
-    export never leaves a run with half its records.
+    Everything is written into a folder beside ``dest`` and put in place once complete, each run
+    folder whole and sweep.json last (``benchmark.files.staged_folder``), so an interrupted export
+    never leaves a run with half its records, nor runs without the sweep.json that names them.
     """
     # on the text: Path("") would be the current folder
     sweep_dir, dest = Path(sweep_dir), output_path("--export", dest)
@@ -167,21 +169,15 @@ def export_runs(sweep_dir: Path | str, dest: Path | str) -> ExportResult:
             result.unchanged.append(run_id)
         else:
             sources[run_id] = src
-    dest.mkdir(parents=True, exist_ok=True)
-    for run_id, src in sources.items():
-        target, tmp = dest / run_id, dest / f".{run_id}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            tmp.mkdir()
+    # written beside, put in place whole (sweep.json last): an interrupted export leaves DEST
+    # as it was (a new DEST used to keep its first runs and no sweep.json, and was then refused)
+    with staged_folder(dest, "export", "--export", last=MANIFEST) as stage:
+        for run_id, src in sources.items():
+            (stage / run_id).mkdir()
             for name in RECORD_FILES:
-                shutil.copy2(src / name, tmp / name)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-        result.copied.append(run_id)
-    _write_json(dest / MANIFEST, manifest)
+                shutil.copy2(src / name, stage / run_id / name)
+            result.copied.append(run_id)
+        _write_json(stage / MANIFEST, manifest)
     return result
 
 

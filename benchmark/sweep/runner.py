@@ -42,6 +42,7 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmark.files import (
+    PARTIAL,
     DiskFull,
     disk_full_error,
     is_disk_full,
@@ -267,6 +268,10 @@ def run_sweep(
     spec, points = plan.spec, plan.points
     if executor == "ray" and address:
         check_reachable(address)  # ray.init would retry an unreachable address for minutes
+    # a damaged dataset file is refused before the folder's records are written (it was refused
+    # only once spec.yaml, sweep.json and runs/ were there, a grown spec's records rewritten)
+    for entry in _needed_datasets(spec, _sort_points(points, sweep_dir, only)[2]):
+        is_built(dataset_path(sweep_dir, entry.name))
     make_output_folder(sweep_dir / "runs", sweep_dir, "sweep")
     with records_lock(sweep_dir):
         # again: another start of the folder (another part, or a grown spec) may have written
@@ -558,8 +563,10 @@ def check_sweep_dir(sweep_dir: Path, plan: SweepPlan) -> None:
     every run it records is still a point of the plan, by its id or one of its legacy ids (a
     spec grown by new points resumes; one that renamed the sweep or dropped points would orphan
     runs). ``plan`` is the plan as the folder knows it (``adopt_legacy_ids``). A folder without
-    ``sweep.json`` is taken only if it holds no ``spec.yaml`` of another text and is not a
-    `bench run` folder.
+    ``sweep.json`` is taken only if it is not a `bench run` folder and holds nothing but what
+    this sweep writes before its ``sweep.json`` (``_foreign_entries``; its ``spec.yaml`` of this
+    text), so a start interrupted there resumes and the user's own folder is never written into
+    (its ``failures.json`` was overwritten, and the sweep's records added beside its files).
     """
     if not sweep_dir.is_dir():
         return
@@ -577,6 +584,16 @@ def check_sweep_dir(sweep_dir: Path, plan: SweepPlan) -> None:
             raise SpecError(
                 f"{where} holds a spec.yaml but no {MANIFEST}: not a folder bench sweep made; "
                 "give another --out"
+            )
+        foreign = _foreign_entries(sweep_dir, {p.id for p in plan.points})
+        if foreign:
+            shown = ", ".join(quote(n) for n in foreign[:3])
+            more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            raise SpecError(
+                f"{where} is not a folder bench sweep made: it holds no {MANIFEST}, and {shown}"
+                f"{more}, which a start does not write (before its {MANIFEST} only spec.yaml, "
+                "sweep.lock and runs/ for the sweep's runs); choose an empty or new folder, or "
+                "this sweep's own folder"
             )
         return
     try:
@@ -603,6 +620,31 @@ def check_sweep_dir(sweep_dir: Path, plan: SweepPlan) -> None:
             f"this spec no longer has (such as {quote(gone[0])}); a sweep folder is resumed by "
             "the same spec or one with points added: give another --out"
         )
+
+
+#: The files a first start writes into the sweep folder before its sweep.json (``run_sweep``),
+#: besides ``runs/``.
+FIRST_START_FILES = ("spec.yaml", RECORDS_LOCK, f"spec.yaml{PARTIAL}", f"{MANIFEST}{PARTIAL}")
+
+
+def _foreign_entries(sweep_dir: Path, ids: Collection[str]) -> list[str]:
+    """The entries of a folder without sweep.json that this sweep does not write (``runs/X`` for
+    one in runs/): the files of ``FIRST_START_FILES``, and in ``runs/`` (and a Ray driver's
+    ``.deliveries/``) the places of its runs (``ID``, ``ID.log``, ``ID.lock``, ``ID.tar``, ...),
+    whose folders each run checks itself (``NotARunFolder``), are its own."""
+    foreign = []
+    for entry in sorted(sweep_dir.iterdir()):
+        if entry.is_symlink():
+            foreign.append(entry.name)
+        elif entry.name in ("runs", DELIVERIES) and entry.is_dir():
+            foreign += [
+                f"{entry.name}/{p.name}"
+                for p in sorted(entry.iterdir())
+                if not any(p.name == i or p.name.startswith(f"{i}.") for i in ids)
+            ]
+        elif entry.name not in FIRST_START_FILES or not entry.is_file():
+            foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+    return foreign
 
 
 def _configs(tasks: Sequence[RunTask]) -> tuple[list[int], list[Any]]:

@@ -263,7 +263,8 @@ def _report(
     where: str, raw: Any, known: tuple[str, ...] = (), varied: tuple[str, ...] = ()
 ) -> ReportSettings:
     """``known``: the experiment's own parameter names (model hyperparameters included);
-    ``varied``: those its grid and zip vary, which give the default lines (all but x and seed)."""
+    ``varied``: those its grid and zip vary, which give the default lines (all but x and seed;
+    where that leaves none, one line)."""
     d = _mapping(where, raw)
     _check_keys(where, d, REPORT_KEYS)
     axes = tuple(dict.fromkeys((*SWEEP_KEYS, *DERIVED_AXES, *known)))
@@ -274,7 +275,10 @@ def _report(
         )
     if x not in axes:
         raise SpecError(f"{where}.x: must be one of {', '.join(axes)}, got {x!r}")
-    default_lines = [k for k in varied if k not in (x, "seed")] or ["model"]
+    # nothing else varied: one line, named by a parameter every point has that is not x (every
+    # point has a model, and data or factors); "model" was the x axis too for x: model
+    one_line = "model" if x != "model" else "data" if "data" in known else "factors"
+    default_lines = [k for k in varied if k not in (x, "seed")] or [one_line]
     lines_raw = d.get("lines", default_lines)
     lines = (lines_raw,) if isinstance(lines_raw, str) else lines_raw
     if not isinstance(lines, (list, tuple)) or not lines:
