@@ -19,7 +19,6 @@ import shutil
 import sys
 import threading
 import time
-import traceback
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,49 +27,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_clear_line, invoke, snapshot
 from train_fixtures import make_tiny_dataset
 
 from benchmark.cli import main
 
 QUIET = ["--quiet", "--score-preset", "none", "--final-preset", "none"]
 TINY_RUN = ["--batch-size", "16", "--latent-dim", "3", "--device", "cpu", "--epochs", "1"]
-
-
-def invoke(capsys, *args: str) -> tuple[int | str, str, str]:
-    """Run `bench ARGS` in-process; (exit status or "traceback", stderr, stdout)."""
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code: int | str = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:  # escaped run_cli: what a user would see as a traceback
-        return "traceback", traceback.format_exc(), ""
-    captured = capsys.readouterr()
-    return code, captured.err, captured.out
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file under ``root`` and the SHA-256 of its bytes."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
-
-
-def assert_one_clear_line(capsys, root: Path, args: list[str], *fragments: str, code=2) -> str:
-    before = snapshot(root)
-    status, err, _ = invoke(capsys, *args)
-    assert status == code, f"exit {status}, stderr: {err}"
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("bench: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert snapshot(root) == before, "files were created or changed"
-    return lines[0]
 
 
 # --- fixtures: real data made by spritegen, damaged copies, a run folder -------------------
@@ -1826,17 +1789,24 @@ def test_sweep_planning_checks_each_run_as_bench_run_does(
         fh["x"] = [1, 2]
     make_tiny_dataset(paths["small"], n=16, seed=1, image_size=24)
     path = paths[data]
-    spec = work / "s.yaml"
-    spec.write_text(
+    spec = (
         f"name: s\nset: {{model: betavae, data: '{path}', epochs: 1{extra}}}\n"
         "grid: {beta: [1, 4]}\nreport: {x: beta}\n"
     )
+    assert_sweep_refused_when_planned(capsys, work, spec, fragment.format(path=path))
+
+
+def assert_sweep_refused_when_planned(capsys, work: Path, spec: str, *fragments: str) -> None:
+    """`bench sweep` of the spec text refuses it with one line, with and without --dry-run,
+    writing nothing."""
+    path = work / "s.yaml"
+    path.write_text(spec)
     for more in ([], ["--dry-run"]):
         assert_one_clear_line(
             capsys,
             work,
-            ["sweep", str(spec), "--out", str(work / "sw"), "--quiet", *more],
-            fragment.format(path=path),
+            ["sweep", str(path), "--out", str(work / "sw"), "--quiet", *more],
+            *fragments,
         )
 
 
@@ -1961,19 +1931,11 @@ def test_hparams_recorded_differently_in_each_process_are_refused(
     assert not (work / "o").exists()
     rows = listing_of(capsys)
     assert "BROKEN" in rows[model] and fragments[0] in rows[model], rows[model]
-    spec = work / "s.yaml"
-    spec.write_text(
+    spec = (
         f"name: s\nset: {{model: {model}, data: '{made['tiny']}', epochs: 1, latent_dim: 3}}\n"
         "grid: {seed: [0, 1]}\nreport: {x: seed}\n"
     )
-    for more in ([], ["--dry-run"]):
-        assert_one_clear_line(
-            capsys,
-            work,
-            ["sweep", str(spec), "--out", str(work / "sw"), "--quiet", *more],
-            f"model '{model}'",
-            fragments[0],
-        )
+    assert_sweep_refused_when_planned(capsys, work, spec, f"model '{model}'", fragments[0])
 
 
 @pytest.mark.parametrize(

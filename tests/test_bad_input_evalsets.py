@@ -13,17 +13,16 @@ exception that escapes it fails the test as a traceback would.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import traceback
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from cli_helpers import assert_one_clear_line as one_line
+from cli_helpers import invoke
 
-from benchmark.cli import main
 from benchmark.metrics import evaluate
 from benchmark.metrics.evaluate import METRIC_KEYS, SCORE_KEYS
 from spritegen.build import build
@@ -73,41 +72,6 @@ def work(tmp_path, monkeypatch) -> Path:
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "reps_evalsets.py").write_text(REPRESENT)
     return tmp_path
-
-
-def invoke(capsys, *args: str) -> tuple[int | str, str, str]:
-    """Run `bench ARGS` in-process; (exit status or "traceback", stderr, stdout)."""
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code: int | str = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:  # escaped run_cli: what a user would see as a traceback
-        return "traceback", traceback.format_exc(), ""
-    captured = capsys.readouterr()
-    return code, captured.err, captured.out
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
-
-
-def one_line(capsys, root: Path, args: list[str], *fragments: str) -> str:
-    """`bench ARGS` exits 2 with one line holding every fragment, and changes no file."""
-    before = snapshot(root)
-    status, err, _ = invoke(capsys, *args)
-    assert status == 2, f"exit {status}, stderr: {err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bench: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert snapshot(root) == before, "files were created or changed"
-    return lines[0]
 
 
 def score(file: Path, *extra: str) -> list[str]:
