@@ -113,7 +113,7 @@ def test_long_follow_up_matches_experiment2_small() -> None:
         ours, theirs = long.spec.datasets[name].resolve(), small.spec.datasets[name].resolve()
         assert ours.digest() == theirs.digest()
     got = {(p.factors, p.params["beta"], p.params["seed"]) for p in long.points}
-    assert got == {(k, b, s) for k in (3, 4, 5, 6, 7) for b in (1, 8) for s in (0, 1)}
+    assert got == {(k, b, s) for k in (3, 4, 5, 6, 7) for b in (1, 8) for s in (0, 1, 2)}
     longest = max(p.params["epochs"] for p in small.points)
     assert {p.params["epochs"] for p in long.points} == {20} and 20 > 3 * longest
     shared = ("latent_dim", "score_preset", "final_preset", "model")
@@ -138,6 +138,7 @@ def test_experiment1_long_shares_its_d20_runs_with_experiment2_long() -> None:
     assert got == grid | {(15, b, s) for b in (1, 2, 4, 8) for s in (3, 4)}
     shared = {p.id for p in long1.points if p.params["latent_dim"] == 20}
     assert {p.id for p in long2.points if p.factors == 5} <= shared and len(shared) == 12
+    assert len({p.id for p in long2.points if p.factors == 5}) == 6  # seeds 0-2, beta = 1, 8
 
 
 def test_extension_spec_has_the_proposed_variants() -> None:
