@@ -563,14 +563,18 @@ def test_a_folder_an_interrupted_first_start_left_is_resumed(tmp_path: Path) -> 
     spec = _spec(tmp_path, [1])
     sweep = tmp_path / "sweep"
     text = copy_text(load_sweep(spec).spec)
-    for step in (
-        lambda: (sweep / "runs").mkdir(parents=True),
-        lambda: (sweep / "sweep.lock").touch(),
-        lambda: (sweep / "spec.yaml.partial").write_text(text[: len(text) // 2]),
-        lambda: (sweep / "spec.yaml.partial").write_text(text),
-        lambda: (sweep / "spec.yaml.partial").replace(sweep / "spec.yaml"),
-        lambda: (sweep / "sweep.json.partial").write_text("{"),
-    ):
+
+    def before_spec_yaml() -> None:  # killed while spec.yaml was being written
+        (sweep / "runs").mkdir(parents=True)
+        (sweep / "sweep.lock").touch()
+        (sweep / "spec.yaml.partial").write_text(text[: len(text) // 2])
+
+    def before_sweep_json() -> None:  # spec.yaml in place, killed while writing sweep.json
+        (sweep / "spec.yaml.partial").write_text(text)
+        (sweep / "spec.yaml.partial").replace(sweep / "spec.yaml")
+        (sweep / "sweep.json.partial").write_text("{")
+
+    for step in (before_spec_yaml, before_sweep_json):  # each entry a start writes, in order
         step()
         dry = _bench_sweep(spec, sweep, "--dry-run")
         assert dry.returncode == 0 and "1 new" in dry.stdout, dry.stdout + dry.stderr
