@@ -61,7 +61,7 @@ from benchmark.train import (
     unreadable_checkpoint,
 )
 from spritegen.atomic import as_created
-from spritegen.errors import DatasetError, SpecError, check_output_path, quote
+from spritegen.errors import DatasetError, SpecError, check_output_path, quote, quote_some
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
@@ -395,9 +395,8 @@ def check_folder(out: Path, resolved: dict, force: bool) -> None:
         if force:
             foreign = _run_entries(out)[1]
             if foreign:
-                more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
                 raise SpecError(
-                    f"--out {out} holds {', '.join(map(quote, foreign[:3]))}{more}, which bench "
+                    f"--out {out} holds {quote_some(foreign)}, which bench "
                     f"did not write; --force replaces only a run's own files: move those out of "
                     f"the folder, or use another --out"
                 )

@@ -103,6 +103,13 @@ def quote(value: object, limit: int = 80) -> str:
     return text
 
 
+def quote_some(values: list[str], most: int = 3) -> str:
+    """The first ``most`` values quoted, then `` and N more``: an error line that names the
+    entries in the way (a folder's foreign files) stays one short line however many there are."""
+    more = f" and {len(values) - most} more" if len(values) > most else ""
+    return ", ".join(quote(v) for v in values[:most]) + more
+
+
 def _bounded_repr(value: object, limit: int, depth: int = 0) -> str:
     """repr that stops once ``limit`` characters are produced, even for huge nested values.
 

@@ -47,7 +47,7 @@ from benchmark.files import (
 )
 from benchmark.params import BY_KEY
 from spritegen import atomic
-from spritegen.errors import SpritegenError, quote
+from spritegen.errors import SpritegenError, quote_some
 
 SUMMARY = "summary.json"
 UNPACK_SUFFIX = ".unpacking"
@@ -125,9 +125,8 @@ def foreign_files(run_dir: Path) -> list[str]:
 
 def in_the_way(run_dir: Path, foreign: list[str]) -> str:
     """Why a start leaves the point of ``run_dir`` untrained (``foreign_files``), and what to do."""
-    more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
     return (
-        f"{run_dir} holds {quote(foreign[0])}{more} but no config.json, so it is no run folder "
+        f"{run_dir} holds {quote_some(foreign, most=1)} but no config.json, so it is no run folder "
         "this sweep can resume, and its files are not the sweep's to delete; move or delete the "
         "folder, then start the sweep again"
     )

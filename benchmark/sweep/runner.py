@@ -66,7 +66,7 @@ from benchmark.sweep.executors import check_executor, make_run_pool
 from benchmark.sweep.plan import Point, SweepPlan, data_argument
 from benchmark.sweep.spec import DatasetEntry, SweepSpec, copy_text
 from spritegen.atomic import output_path
-from spritegen.errors import SpecError, check_flag, counted, quote
+from spritegen.errors import SpecError, check_flag, counted, quote, quote_some
 from spritegen.executors import check_reachable
 
 MANIFEST = "sweep.json"
@@ -587,13 +587,11 @@ def check_sweep_dir(sweep_dir: Path, plan: SweepPlan) -> None:
             )
         foreign = _foreign_entries(sweep_dir, {p.id for p in plan.points})
         if foreign:
-            shown = ", ".join(quote(n) for n in foreign[:3])
-            more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
             raise SpecError(
-                f"{where} is not a folder bench sweep made: it holds no {MANIFEST}, and {shown}"
-                f"{more}, which a start does not write (before its {MANIFEST} only spec.yaml, "
-                "sweep.lock and runs/ for the sweep's runs); choose an empty or new folder, or "
-                "this sweep's own folder"
+                f"{where} is not a folder bench sweep made: it holds no {MANIFEST}, and "
+                f"{quote_some(foreign)}, which a start does not write (before its {MANIFEST} "
+                "only spec.yaml, sweep.lock and runs/ for the sweep's runs); choose an empty or "
+                "new folder, or this sweep's own folder"
             )
         return
     try:
