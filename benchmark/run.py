@@ -184,6 +184,8 @@ def metrics_scorer(
         stored_source = StoredSource.open(data)
         try:
             stored_source.check_metrics(metrics or METRIC_KEYS, choosable=False)
+            if preset == "stored":
+                stored_source.check_stored_sizes(metrics or METRIC_KEYS, choosable=False)
             stored = stored_source.stored_preset()
         finally:
             stored_source.close()

@@ -4,7 +4,9 @@ attributes altered with h5py (probe of 2026-12-01).
 A spec may set any evaluation size to 0 (docs/specs.md): the build then writes no such set, and
 ``spritegen verify`` says the file is OK. Such a file was refused for every metric, MIG included,
 as "evaluation set /eval/higgins/train is missing". Now the metrics whose sets it holds are scored,
-and one that needs a left-out set is named with the spec field that left it out. A Kim–Mnih or
+and one that needs a left-out set is named with the spec field that left it out; so is one whose
+stored set is smaller than it can score with (``variance: 1``: "num_variance must be an integer
+>= 2, got 1", from ``bench run`` after its first epoch). A Kim–Mnih or
 Higgins group whose ``batch_size`` attribute is no integer was a traceback.
 
 The files are real (built by spritegen); `bench` runs in-process through its console entry, so an
@@ -13,6 +15,7 @@ exception that escapes it fails the test as a traceback would.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -25,9 +28,10 @@ from cli_helpers import invoke
 
 from benchmark.metrics import evaluate
 from benchmark.metrics.evaluate import METRIC_KEYS, SCORE_KEYS
+from benchmark.metrics.presets import METRIC_MINIMUMS, preset_from_eval_sizes
 from spritegen.build import build
-from spritegen.errors import DatasetError
-from spritegen.spec import spec_from_mapping
+from spritegen.errors import DatasetError, SpecError
+from spritegen.spec import EVAL_PRESETS, spec_from_mapping
 from spritegen.verify import verify
 
 REPRESENT = """
@@ -62,6 +66,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "whole": _build(root, "whole"),
         "no_higgins_train": _build(root, "no_higgins_train", higgins_train=0),
         "no_kim_mnih_eval": _build(root, "no_kim_mnih_eval", kim_mnih_eval=0),
+        "too_small": _build(root, "too_small", variance=1, random_eval=1),
     }
 
 
@@ -156,6 +161,81 @@ def test_run_with_the_stored_preset_names_the_left_out_set(files, work, capsys):
         "its spec sets evaluation.higgins_train to 0; rebuild with evaluation.higgins_train "
         "above 0; use quick or full (a live oracle)",
     )
+
+
+# --- a set smaller than a metric can score with -----------------------------------------------
+
+
+def test_a_metric_whose_stored_set_is_too_small_is_named(files, work, capsys):
+    """Every metric it cannot score is offered to leave out (explicitness's ROC-AUC and the R²
+    need 2 eval samples, DCI and SAP 1, MIG none)."""
+    one_line(
+        capsys,
+        work,
+        score(files["too_small"]),
+        "too_small.h5: metric 'kim_mnih' needs at least 2 images for its global variance, but "
+        "this file holds 1 (its spec's evaluation.variance); score without kim_mnih, "
+        "modularity, linear_r2, or rebuild with evaluation.variance of at least 2",
+    )
+    one_line(
+        capsys,
+        work,
+        score(files["too_small"], "--metrics", "mig,linear_r2"),
+        "metric 'linear_r2' needs at least 2 i.i.d. evaluation samples, but this file holds 1 "
+        "(its spec's evaluation.random_eval); score without linear_r2, or",
+    )
+
+
+def test_the_metrics_a_too_small_set_allows_are_scored(files, work, capsys):
+    """Higgins and MIG read sets of the tiny preset's sizes in both files: the same scores."""
+    runs = {}
+    for name in ("whole", "too_small"):
+        status, err, out = invoke(
+            capsys, *score(files[name], "--metrics", "higgins,mig,dci,sap", "--json")
+        )
+        assert status == 0, err
+        runs[name] = {k: v for k, v in json.loads(out).items() if k in ("higgins", "mig")}
+    assert set(runs["whole"]) == {"higgins", "mig"}
+    assert runs["whole"] == runs["too_small"]
+
+
+def test_evaluate_names_a_too_small_set_before_encoding_anything(files):
+    calls = []
+
+    def represent(images):
+        calls.append(len(images))
+        return _centroid(images)
+
+    with pytest.raises(DatasetError, match="metric 'kim_mnih' needs at least 2 .*variance"):
+        evaluate(files["too_small"], represent, 0, "stored", metrics=["higgins", "kim_mnih"])
+    assert calls == []
+
+
+def test_run_with_the_stored_preset_refuses_a_too_small_set_before_training(files, work, capsys):
+    args = ["run", "--model", "betavae", "--data", str(files["too_small"])]
+    args += ["--batch-size", "5", "--latent-dim", "3", "--device", "cpu", "--epochs", "1"]
+    args += ["--quiet", "--score-preset", "quick", "--final-preset", "stored", "--out", "r"]
+    one_line(
+        capsys,
+        work,
+        args,
+        "preset 'stored' scores on the file's evaluation sets, but ",
+        "(its spec's evaluation.variance); rebuild with evaluation.variance of at least 2; use "
+        "quick or full (a live oracle)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("metric", "size", "low"),
+    [(m, size, low) for m, lows in METRIC_MINIMUMS.items() for size, low in lows.items() if low],
+)
+def test_the_minimum_sizes_are_the_metrics_own(files, metric, size, low):
+    """The table ``check_stored_sizes`` reads is the one the metrics check their sizes with: one
+    below it is refused by the metric itself (no stored preset involved)."""
+    preset = preset_from_eval_sizes("tiny", EVAL_PRESETS["tiny"])
+    smaller = dataclasses.replace(preset, **{size: low - 1})
+    with pytest.raises(SpecError, match=f"must be an integer >= {low}, got {low - 1}"):
+        evaluate(files["whole"], _centroid, 0, smaller, metrics=[metric])
 
 
 # --- an evaluation group's batch_size attribute altered ----------------------------------------

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
+from benchmark.metrics.presets import METRIC_MINIMUMS
 from benchmark.metrics.samples import (
     NUM_BINS,
     EncodedSamples,
@@ -160,6 +161,7 @@ def dci(
         encode_batch_size=encode_batch_size,
         progress=progress,
         metric="dci",
+        min_eval=METRIC_MINIMUMS["dci"]["num_samples_eval"],
     )
     t0 = time.perf_counter()
     y_tr, y_ev, bins = discretize_factors(s.y_train, s.y_eval, num_bins)

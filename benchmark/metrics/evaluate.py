@@ -127,6 +127,7 @@ def evaluate(
                     'preset "stored" needs a dataset file; a live oracle needs '
                     '"quick", "full" or a Preset'
                 )
+            src.check_stored_sizes(chosen)
             p = src.stored_preset()
         sizes: dict[str, Any] = dict(
             batch_size=p.batch_size,

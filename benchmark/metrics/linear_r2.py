@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
-from benchmark.metrics.presets import PRESETS
+from benchmark.metrics.presets import METRIC_MINIMUMS, PRESETS
 from benchmark.metrics.samples import EncodedSamples, SampleMetricResult, prepare
 from benchmark.metrics.sources import Source
 
@@ -89,7 +89,7 @@ def linear_r2(
         encode_batch_size=encode_batch_size,
         progress=progress,
         metric="linear_r2",
-        min_eval=2,
+        min_eval=METRIC_MINIMUMS["linear_r2"]["num_samples_eval"],
     )
     t0 = time.perf_counter()
     all_dims, best, best_index = [], [], []

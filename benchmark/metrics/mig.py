@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
+from benchmark.metrics.presets import METRIC_MINIMUMS
 from benchmark.metrics.samples import (
     NUM_BINS,
     EncodedSamples,
@@ -76,7 +77,7 @@ def mig(
         encode_batch_size=encode_batch_size,
         progress=progress,
         metric="mig",
-        min_eval=0,
+        min_eval=METRIC_MINIMUMS["mig"]["num_samples_eval"],
     )
     t0 = time.perf_counter()
     labels, _, bins = discretize_factors(s.y_train, None, num_bins)

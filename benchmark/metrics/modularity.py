@@ -29,6 +29,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
+from benchmark.metrics.presets import METRIC_MINIMUMS
 from benchmark.metrics.samples import (
     NUM_BINS,
     EncodedSamples,
@@ -123,7 +124,7 @@ def modularity_explicitness(
         encode_batch_size=encode_batch_size,
         progress=progress,
         metric="modularity",
-        min_eval=2,  # one eval row has no ROC-AUC: explicitness was NaN, with numpy's warning
+        min_eval=METRIC_MINIMUMS["modularity"]["num_samples_eval"],  # one row: NaN ROC-AUC
     )
     t0 = time.perf_counter()
     y_tr, y_ev, bins = discretize_factors(s.y_train, s.y_eval, num_bins)

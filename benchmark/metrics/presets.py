@@ -102,16 +102,31 @@ def count(name: str, value: object, low: int, metric: str = "") -> int:
     return value
 
 
+#: The fewest of each ``Preset`` size a metric can score with. Kim–Mnih's L and its global
+#: variance need 2 images (variances with ddof=1); the i.i.d. sample metrics fit on at least 2
+#: rows and score on as many eval rows as their estimator needs (MIG none, the classifiers of DCI
+#: and SAP one, explicitness's ROC-AUC and the R² two). The metrics check their arguments with
+#: these, and ``StoredSource.check_stored_sizes`` a file's sets, naming the spec field, before
+#: anything is encoded.
+METRIC_MINIMUMS: dict[str, dict[str, int]] = {
+    "kim_mnih": {"batch_size": 2, "num_train": 1, "num_eval": 1, "num_variance": 2},
+    "higgins": {"batch_size": 2, "num_train": 1, "num_eval": 1},
+    "mig": {"num_samples_train": 2, "num_samples_eval": 0},
+    "dci": {"num_samples_train": 2, "num_samples_eval": 1},
+    "sap": {"num_samples_train": 2, "num_samples_eval": 1},
+    "modularity": {"num_samples_train": 2, "num_samples_eval": 2},
+    "linear_r2": {"num_samples_train": 2, "num_samples_eval": 2},
+}
+
+
 def check_sizes(
     *, batch_size: int, num_train: int, num_eval: int, num_variance: int | None = None
 ) -> tuple[int, ...]:
     """The sample sizes as ints, in this order (``num_variance`` only when given), or a
-    SpecError naming the field and the allowed range.
-
-    L must be at least 2 because Kim–Mnih's within-batch variance uses ddof=1; the global
-    variance needs at least 2 images for the same reason.
-    """
-    checks = [("batch_size", batch_size, 2), ("num_train", num_train, 1), ("num_eval", num_eval, 1)]
+    SpecError naming the field and the allowed range (``METRIC_MINIMUMS``: Kim–Mnih's, which
+    Higgins shares but for the variance)."""
+    sizes = {"batch_size": batch_size, "num_train": num_train, "num_eval": num_eval}
     if num_variance is not None:
-        checks.append(("num_variance", num_variance, 2))
-    return tuple(count(name, value, low) for name, value, low in checks)
+        sizes["num_variance"] = num_variance
+    lows = METRIC_MINIMUMS["kim_mnih"]
+    return tuple(count(name, value, lows[name]) for name, value in sizes.items())

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark.metrics.encode import DEFAULT_ENCODE_BATCH_SIZE, Represent
+from benchmark.metrics.presets import METRIC_MINIMUMS
 from benchmark.metrics.samples import (
     NUM_BINS,
     EncodedSamples,
@@ -108,7 +109,7 @@ def sap(
         encode_batch_size=encode_batch_size,
         progress=progress,
         metric="sap",
-        min_eval=0 if continuous_factors else 1,
+        min_eval=0 if continuous_factors else METRIC_MINIMUMS["sap"]["num_samples_eval"],
     )
     t0 = time.perf_counter()
     if continuous_factors:

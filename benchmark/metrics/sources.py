@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.datasets.verified import check_content, read_verified_rows
-from benchmark.metrics.presets import Preset
+from benchmark.metrics.presets import METRIC_MINIMUMS, Preset
 from benchmark.metrics.setcache import EVAL_SETS, file_identity
 from spritegen.datafile import (
     check_dataset,
@@ -83,6 +83,29 @@ STORED_SETS = _stored_sets()
 METRIC_SETS: dict[str, tuple[str, ...]] = {
     "kim_mnih": ("eval/variance", "eval/kim_mnih/train", "eval/kim_mnih/eval"),
     "higgins": ("eval/higgins/train", "eval/higgins/eval"),
+}
+
+
+#: The spec fields (``EvalSizes``) behind each ``stored_preset`` size, per metric reading it.
+_SPEC_FIELDS: dict[str, dict[str, str]] = {
+    "batch_size": {"kim_mnih": "batch_size", "higgins": "batch_size"},
+    "num_train": {"kim_mnih": "kim_mnih_train", "higgins": "higgins_train"},
+    "num_eval": {"kim_mnih": "kim_mnih_eval", "higgins": "higgins_eval"},
+    "num_variance": {"kim_mnih": "variance"},
+    "num_samples_train": dict.fromkeys(
+        ("mig", "dci", "sap", "modularity", "linear_r2"), "random_train"
+    ),
+    "num_samples_eval": dict.fromkeys(
+        ("mig", "dci", "sap", "modularity", "linear_r2"), "random_eval"
+    ),
+}
+_SIZE_WORDS = {
+    "batch_size": "images per vote or batch (L)",
+    "num_train": "training votes or points",
+    "num_eval": "evaluation votes or points",
+    "num_variance": "images for its global variance",
+    "num_samples_train": "i.i.d. training samples",
+    "num_samples_eval": "i.i.d. evaluation samples",
 }
 
 
@@ -221,6 +244,31 @@ class StoredSource:
         for metric in metrics:
             for group in METRIC_SETS.get(metric, ()):
                 self._group(group, metric, choosable)
+
+    def check_stored_sizes(self, metrics, choosable: bool = True) -> None:
+        """Refuse, before anything is encoded, a metric that preset "stored" cannot score because
+        the file's sets are smaller than it needs (``METRIC_MINIMUMS``), naming the spec field
+        that made them so: ``variance: 1`` was "num_variance must be an integer >= 2, got 1",
+        which named neither the file nor the spec, and ``bench run`` said it after its first
+        epoch."""
+        held = self.stored_preset().as_dict()
+        short = [
+            (metric, size, low)
+            for metric in dict.fromkeys(metrics)
+            for size, low in METRIC_MINIMUMS.get(metric, {}).items()
+            if held[size] < low
+        ]
+        if not short:
+            return
+        metric, size, low = short[0]
+        field = f"evaluation.{_SPEC_FIELDS[size][metric]}"
+        left_out = ", ".join(dict.fromkeys(m for m, _, _ in short))
+        advice = f"score without {left_out}, or " if choosable else ""
+        raise DatasetError(
+            f"{self.path}: metric '{metric}' needs at least {low} {_SIZE_WORDS[size]}, but this "
+            f"file holds {held[size]} (its spec's {field}); {advice}rebuild with {field} of at "
+            f"least {low}"
+        )
 
     def _unscorable(self) -> list[str]:
         """The metrics whose stored sets this file lacks, in ``METRIC_SETS`` order."""
