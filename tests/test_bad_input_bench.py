@@ -112,6 +112,11 @@ def run_args(data: Path | str, out: Path, model: str = "betavae") -> list[str]:
         (["--lr", "inf"], ["--lr", "finite"]),
         (["--param", "gamma=3"], ["gamma is not a parameter of model 'betavae'", "--beta"]),
         (["--gamma", "3"], ["--gamma is not a parameter of model 'betavae'"]),
+        # every unknown flag is read as a model parameter: a mistyped option of bench run's own
+        # was only "not a parameter of model ...; it accepts: --beta, --beta-norm"
+        (["--stpes", "3"], ["it accepts: --beta, --beta-norm; did you mean --steps (an option"]),
+        (["--latent", "3"], ["did you mean --latent-dim (an option of bench run)?"]),
+        (["--bta", "3"], ["did you mean --beta (a parameter of the model)?"]),
         (["--param", "9lives=1"], ["--param '9lives=1'", "key=value"]),
         (["--latent-dim", "0"], ["--latent-dim", "positive integer"]),
         (["--batch-size", "-4"], ["--batch-size", "positive integer"]),

@@ -7,6 +7,7 @@ hyperparameters are whatever the chosen model's constructor takes, given as ``--
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,19 @@ def parse_hparam_flags(args: list[str]) -> dict[str, Any]:
 
 def hparam_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def unknown_hparam(key: str, model: str, accepted: list[str]) -> str:
+    """Why ``--KEY`` was refused, with the nearest flag when there is one: every flag bench run
+    does not know is read as a model hyperparameter, so a mistyped option of its own (``--stpes``)
+    was only "not a parameter of model 'vae'; it accepts: none"."""
+    names = {hparam_flag(k)[2:]: "a parameter of the model" for k in accepted}
+    names |= {p.flag[2:]: "an option of bench run" for p in iter_cli_params()}
+    names["param"] = "an option of bench run"
+    close = difflib.get_close_matches(hparam_flag(key)[2:], list(names), n=1, cutoff=0.7)
+    hint = f"; did you mean --{close[0]} ({names[close[0]]})?" if close else ""
+    allowed = ", ".join(hparam_flag(k) for k in accepted) or "none"
+    return f"{hparam_flag(key)} is not a parameter of model {model!r}; it accepts: {allowed}{hint}"
 
 
 def _option(p: ParamInfo) -> Callable[[Callable], Callable]:
@@ -161,11 +175,7 @@ def run_command(ctx: click.Context, params: tuple[str, ...], **values: Any) -> N
         entry = get_entry(values["model"])
         for key in hparams:
             if key not in entry.hparams and not entry.accepts_any:
-                allowed = ", ".join(hparam_flag(k) for k in entry.hparams) or "none"
-                raise SpecError(
-                    f"{hparam_flag(key)} is not a parameter of model {entry.name!r}; "
-                    f"it accepts: {allowed}"
-                )
+                raise SpecError(unknown_hparam(key, entry.name, list(entry.hparams)))
         cfg = RunConfig(**{**values, "hparams": hparams})
         summary = run(cfg)
     print_table(summary)
