@@ -86,26 +86,15 @@ METRIC_SETS: dict[str, tuple[str, ...]] = {
 }
 
 
-#: The spec fields (``EvalSizes``) behind each ``stored_preset`` size, per metric reading it.
-_SPEC_FIELDS: dict[str, dict[str, str]] = {
-    "batch_size": {"kim_mnih": "batch_size", "higgins": "batch_size"},
-    "num_train": {"kim_mnih": "kim_mnih_train", "higgins": "higgins_train"},
-    "num_eval": {"kim_mnih": "kim_mnih_eval", "higgins": "higgins_eval"},
-    "num_variance": {"kim_mnih": "variance"},
-    "num_samples_train": dict.fromkeys(
-        ("mig", "dci", "sap", "modularity", "linear_r2"), "random_train"
-    ),
-    "num_samples_eval": dict.fromkeys(
-        ("mig", "dci", "sap", "modularity", "linear_r2"), "random_eval"
-    ),
-}
-_SIZE_WORDS = {
-    "batch_size": "images per vote or batch (L)",
-    "num_train": "training votes or points",
-    "num_eval": "evaluation votes or points",
-    "num_variance": "images for its global variance",
-    "num_samples_train": "i.i.d. training samples",
-    "num_samples_eval": "i.i.d. evaluation samples",
+#: Each ``stored_preset`` size as the spec field (``EvalSizes``) behind it, for the metric
+#: reading it, and in words.
+_SIZE_FIELDS: dict[str, tuple[str, str]] = {
+    "batch_size": ("batch_size", "images per vote or batch (L)"),
+    "num_train": ("{metric}_train", "training votes or points"),
+    "num_eval": ("{metric}_eval", "evaluation votes or points"),
+    "num_variance": ("variance", "images for its global variance"),
+    "num_samples_train": ("random_train", "i.i.d. training samples"),
+    "num_samples_eval": ("random_eval", "i.i.d. evaluation samples"),
 }
 
 
@@ -261,11 +250,12 @@ class StoredSource:
         if not short:
             return
         metric, size, low = short[0]
-        field = f"evaluation.{_SPEC_FIELDS[size][metric]}"
+        key, words = _SIZE_FIELDS[size]
+        field = f"evaluation.{key.format(metric=metric)}"
         left_out = ", ".join(dict.fromkeys(m for m, _, _ in short))
         advice = f"score without {left_out}, or " if choosable else ""
         raise DatasetError(
-            f"{self.path}: metric '{metric}' needs at least {low} {_SIZE_WORDS[size]}, but this "
+            f"{self.path}: metric '{metric}' needs at least {low} {words}, but this "
             f"file holds {held[size]} (its spec's {field}); {advice}rebuild with {field} of at "
             f"least {low}"
         )
