@@ -136,27 +136,44 @@ def test_a_metric_whose_set_is_left_out_is_named(files, work, capsys, name, metr
     one_line(capsys, work, score(files[name], *metrics), *fragments)
 
 
-def test_evaluate_names_the_metric_before_encoding_anything(files):
+@pytest.mark.parametrize(
+    ("name", "metrics", "pattern"),
+    [
+        (
+            "no_higgins_train",
+            ["kim_mnih", "higgins"],
+            "metric 'higgins' needs .* evaluation.higgins_train",
+        ),
+        ("too_small", ["higgins", "kim_mnih"], "metric 'kim_mnih' needs at least 2 .*variance"),
+    ],
+    ids=["left_out", "too_small"],
+)
+def test_evaluate_names_the_metric_before_encoding_anything(files, name, metrics, pattern):
     calls = []
 
     def represent(images):
         calls.append(len(images))
         return _centroid(images)
 
-    with pytest.raises(DatasetError, match="metric 'higgins' needs .* evaluation.higgins_train"):
-        evaluate(files["no_higgins_train"], represent, 0, "stored", metrics=["kim_mnih", "higgins"])
+    with pytest.raises(DatasetError, match=pattern):
+        evaluate(files[name], represent, 0, "stored", metrics=metrics)
     assert calls == []
+
+
+def stored_run(file: Path, score_preset: str, final_preset: str) -> list[str]:
+    """`bench run` args for a short run on ``file`` with the given presets."""
+    args = ["run", "--model", "betavae", "--data", str(file)]
+    args += ["--batch-size", "5", "--latent-dim", "3", "--device", "cpu", "--epochs", "1"]
+    args += ["--quiet", "--score-preset", score_preset, "--final-preset", final_preset]
+    return args + ["--out", "r"]
 
 
 def test_run_with_the_stored_preset_names_the_left_out_set(files, work, capsys):
     """`bench run` scores a fixed set of metrics: the line offers a rebuild or a live preset."""
-    args = ["run", "--model", "betavae", "--data", str(files["no_higgins_train"])]
-    args += ["--batch-size", "5", "--latent-dim", "3", "--device", "cpu", "--epochs", "1"]
-    args += ["--quiet", "--score-preset", "stored", "--final-preset", "none", "--out", "r"]
     one_line(
         capsys,
         work,
-        args,
+        stored_run(files["no_higgins_train"], "stored", "none"),
         "preset 'stored' scores on the file's evaluation sets, but ",
         "its spec sets evaluation.higgins_train to 0; rebuild with evaluation.higgins_train "
         "above 0; use quick or full (a live oracle)",
@@ -199,26 +216,11 @@ def test_the_metrics_a_too_small_set_allows_are_scored(files, work, capsys):
     assert runs["whole"] == runs["too_small"]
 
 
-def test_evaluate_names_a_too_small_set_before_encoding_anything(files):
-    calls = []
-
-    def represent(images):
-        calls.append(len(images))
-        return _centroid(images)
-
-    with pytest.raises(DatasetError, match="metric 'kim_mnih' needs at least 2 .*variance"):
-        evaluate(files["too_small"], represent, 0, "stored", metrics=["higgins", "kim_mnih"])
-    assert calls == []
-
-
 def test_run_with_the_stored_preset_refuses_a_too_small_set_before_training(files, work, capsys):
-    args = ["run", "--model", "betavae", "--data", str(files["too_small"])]
-    args += ["--batch-size", "5", "--latent-dim", "3", "--device", "cpu", "--epochs", "1"]
-    args += ["--quiet", "--score-preset", "quick", "--final-preset", "stored", "--out", "r"]
     one_line(
         capsys,
         work,
-        args,
+        stored_run(files["too_small"], "quick", "stored"),
         "preset 'stored' scores on the file's evaluation sets, but ",
         "(its spec's evaluation.variance); rebuild with evaluation.variance of at least 2; use "
         "quick or full (a live oracle)",
