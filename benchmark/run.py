@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -43,6 +44,7 @@ from benchmark.metrics.presets import get_preset
 from benchmark.metrics.sources import StoredSource
 from benchmark.models.base import Model
 from benchmark.models.registry import build_model, get_entry, model_hparams, validate_hparams
+from benchmark.numerics import NUMERICS_KEY, numerics, resumed_numerics
 from benchmark.params import PARAMS, RunConfig, validate_config
 from benchmark.plots import save_reconstructions, save_traversal
 from benchmark.train import (
@@ -61,12 +63,24 @@ from benchmark.train import (
     unreadable_checkpoint,
 )
 from spritegen.atomic import as_created
-from spritegen.errors import DatasetError, SpecError, check_output_path, quote, quote_some
+from spritegen.errors import (
+    DatasetError,
+    SpecError,
+    SpritegenWarning,
+    check_output_path,
+    quote,
+    quote_some,
+)
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 #: Fields that do not change a run's numbers: they may differ when a run is resumed.
 #: "ensemble" names the ensemble a run was trained in: a member folder resumes as a single run.
-NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + ("torch", "ensemble")
+#: "numerics" (threads, processor) changes the rounding, not what the run is: a resume may differ.
+NOT_IDENTITY = tuple(p.name for p in PARAMS.values() if not p.identity) + (
+    "torch",
+    "ensemble",
+    NUMERICS_KEY,
+)
 #: Identity fields recorded only since a later version: a run folder or checkpoint written before
 #: lacks them, and a resume treats them as unknown (not as a difference).
 RECORDED_SINCE = ("data_identity",)
@@ -425,7 +439,8 @@ def check_folder(out: Path, resolved: dict, force: bool) -> None:
 def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
     """Create, resume into, or (with force) replace the run folder; refuse anything else.
 
-    Resuming removes the ``.partial`` files a killed run may have left behind."""
+    Resuming removes the ``.partial`` files a killed run may have left behind, and keeps the
+    numerics the earlier steps were trained with (saying so when they differ from now)."""
     check_folder(out, resolved, force)
     config_path = out / "config.json"
     if out.is_dir() and any(out.iterdir()):
@@ -434,6 +449,11 @@ def prepare_folder(out: Path, resolved: dict, force: bool) -> None:
                 path.unlink(missing_ok=True)
         else:
             remove_partials(out)
+            if (out / "checkpoints" / "last.pt").exists() and NUMERICS_KEY in resolved:
+                old = _read_record(out, "config.json").get(NUMERICS_KEY)
+                resolved[NUMERICS_KEY], said = resumed_numerics(old, resolved[NUMERICS_KEY])
+                if said:
+                    warnings.warn(f"{out}: {said}", SpritegenWarning, stacklevel=2)
     make_output_folder(out / "checkpoints", out, "run")
     _write_json(config_path, resolved)
 
@@ -521,7 +541,7 @@ def _run(
     images, factors = load_training_set(src)
     image_shape = (images.shape[3], images.shape[1], images.shape[2])
     model = build_model(cfg.model, image_shape, cfg.latent_dim, cfg.hparams, seed=cfg.seed)
-    plan = plan_run(cfg, src, images, factors, model_hparams(model), scorer, final_scorer)
+    plan = plan_run(cfg, src, images, factors, model_hparams(model), device, scorer, final_scorer)
     out = plan.out
     prepare_folder(out, plan.resolved, cfg.force)
     try:
@@ -567,12 +587,13 @@ def plan_run(
     images: np.ndarray,
     factors: np.ndarray,
     hparams: dict[str, Any],
+    device: torch.device,
     scorer: Scorer | None = None,
     final_scorer: Scorer | None = None,
 ) -> RunPlan:
-    """Resolve ``cfg`` on its loaded dataset (``hparams``: the built model's own record): the
-    folder, the config.json content and the scorers. Writes nothing (the ensemble trainer
-    resolves every member this way before any folder is touched)."""
+    """Resolve ``cfg`` on its loaded dataset (``hparams``: the built model's own record) for
+    training on ``device``: the folder, the config.json content and the scorers. Writes nothing
+    (the ensemble trainer resolves every member this way before any folder is touched)."""
     data_path = src.path
     num_factors = factors.shape[1]
     epochs = cfg.epochs if cfg.epochs is not None else default_epochs(num_factors)
@@ -605,6 +626,7 @@ def plan_run(
         "model_hparams": hparams,
         "scoring": scoring,
         "torch": torch.__version__,
+        NUMERICS_KEY: numerics(device),
     }
     return RunPlan(cfg, out, resolved, scorer, final_scorer)
 

@@ -23,6 +23,7 @@ from benchmark.metrics.evaluate import EPOCH_METRICS, METRIC_KEYS, SCORE_KEYS
 from benchmark.models import VAE, build_model
 from benchmark.run import RunConfig, run
 from benchmark.train import TrainConfig, TrainingDiverged, make_represent, train
+from spritegen.errors import SpritegenWarning
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,6 +146,46 @@ def test_same_seed_same_numbers_and_resume_mid_epoch(tiny, tmp_path, model):
         )[0]["loss"]
 
     assert first_step(8) != first_step(7)
+
+
+def test_a_resume_with_other_threads_says_so_and_config_keeps_both(tiny, tmp_path):
+    """The thread count changes float32 rounding (docs/training.md): a run resumed under another
+    one is valid but no longer equals a run trained in one go, so the resume warns and
+    config.json records the numerics of both parts."""
+    cfg = RunConfig(
+        model="vae",
+        data=str(tiny),
+        epochs=2,
+        batch_size=32,
+        latent_dim=4,
+        seed=3,
+        device="cpu",
+        checkpoint_every=2,
+        out=str(tmp_path / "run"),
+        progress=False,
+    )
+
+    class Killed(Exception):
+        pass
+
+    def dies(represent):
+        raise Killed  # at the end of epoch 1, after the checkpoint of step 2
+
+    threads = torch.get_num_threads()
+    other = 2 if threads == 1 else 1
+    with pytest.raises(Killed):
+        run(cfg, scorer=dies, score_keys=("max_corr",))
+    first = json.loads((tmp_path / "run" / "config.json").read_text())["numerics"]
+    assert first["threads"] == threads and first["cpu"] == torch.backends.cpu.get_cpu_capability()
+    try:
+        torch.set_num_threads(other)
+        with pytest.warns(SpritegenWarning, match=f"threads {threads} -> {other}"):
+            summary = run(cfg, scorer=correlation_scorer(tiny), score_keys=("max_corr",))
+    finally:
+        torch.set_num_threads(threads)
+    assert summary["status"] == "finished"
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["numerics"]
+    assert record == {"threads": other, "cpu": first["cpu"], "before": [first]}
 
 
 def _bench(*args: str, **kw) -> subprocess.Popen:

@@ -178,7 +178,9 @@ def _run_ensemble(cfgs, src, device, engine: str, progress: bool | None) -> list
     images, factors = load_training_set(src)
     image_shape = (images.shape[3], images.shape[1], images.shape[2])
     models = [build_model(c.model, image_shape, c.latent_dim, c.hparams, seed=c.seed) for c in cfgs]
-    plans = [plan_run(c, src, images, factors, model_hparams(m)) for c, m in zip(cfgs, models)]
+    plans = [
+        plan_run(c, src, images, factors, model_hparams(m), device) for c, m in zip(cfgs, models)
+    ]
     outs = [p.out.resolve() for p in plans]
     results: list[dict | None] = [None] * len(cfgs)
     for i, plan in enumerate(plans):  # check every folder before writing any
