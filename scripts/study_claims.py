@@ -3,6 +3,7 @@
     python scripts/study_claims.py docs/results/runs/experiment1-small [--x latent_dim]
     python scripts/study_claims.py docs/results/runs/experiment2-small --x factors
     python scripts/study_claims.py results/experiment1-long   # a sweep folder, while it runs
+    python scripts/study_claims.py docs/results/runs/experiment2-k5-60-epochs --x epoch
 
 Prints markdown: per x, each beta's mean score over seeds (final and best epoch), the gap
 between the beta-VAEs and the VAE two ways (std of the beta means, as the thesis' spread figures;
@@ -13,6 +14,10 @@ each epoch (epoch mean reconstruction below --plateau nats), and the final score
 that had left it by the end, with the same gap rows: at this scale the plateau, not beta's effect
 on a trained model, decides most of the gap. Reads the same records as `bench report`
 (benchmark.report.records.read_metrics), nothing else.
+
+``--x epoch`` puts the scored epochs on the x axis instead of a config field: each run is read
+as it stood after each epoch it was scored in (its "final" score is that epoch's, its "best" the
+best so far), to follow one schedule's gap as training goes on.
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ def _x(config: dict, name: str) -> int:
 
 
 def load(folder: Path, x_name: str) -> list[dict]:
-    """One dict per finished run: x, beta, seed, its per-epoch rows and folder name. ``folder``
-    is an export (one folder per run) or a sweep folder (``runs/<id>``, read as it trains: a
-    stopped or unfinished run is left out, as ``bench report`` leaves it out)."""
+    """One dict per finished run (with ``x_name`` "epoch", per run and scored epoch): x, beta,
+    seed, its per-epoch rows and folder name. ``folder`` is an export (one folder per run) or a
+    sweep folder (``runs/<id>``, read as it trains: a stopped or unfinished run is left out, as
+    ``bench report`` leaves it out)."""
     runs = []
     if (folder / "runs").is_dir():
         folder = folder / "runs"
@@ -47,16 +53,27 @@ def load(folder: Path, x_name: str) -> list[dict]:
             continue
         config = json.loads(cfg_path.read_text())
         rows = read_metrics(run_dir)
-        runs.append(
-            {
-                "id": run_dir.name,
-                "x": _x(config, x_name),
-                "beta": float(config["hparams"]["beta"]),
-                "seed": int(config["seed"]),
-                "rows": rows,
-            }
-        )
+        run = {
+            "id": run_dir.name,
+            "beta": float(config["hparams"]["beta"]),
+            "seed": int(config["seed"]),
+        }
+        if x_name != "epoch":
+            runs.append({**run, "x": _x(config, x_name), "rows": rows})
+            continue
+        for scored in (r["epoch"] for r in rows if isinstance(r.get(METRICS[0]), (int, float))):
+            runs.append({**run, "x": scored, "rows": [r for r in rows if r["epoch"] <= scored]})
     return runs
+
+
+def whole_runs(runs: list[dict]) -> list[dict]:
+    """Each run once, with all its rows (with ``--x epoch`` a run appears once per scored
+    epoch): what the per-epoch plateau table and the collapsed list count."""
+    longest: dict[str, dict] = {}
+    for run in runs:
+        if run["id"] not in longest or len(run["rows"]) > len(longest[run["id"]]["rows"]):
+            longest[run["id"]] = run
+    return list(longest.values())
 
 
 def score(run: dict, metric: str, which: str) -> float | None:
@@ -182,7 +199,7 @@ def print_plateau(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--x", default="latent_dim", choices=("latent_dim", "factors"))
+    parser.add_argument("--x", default="latent_dim", choices=("latent_dim", "factors", "epoch"))
     parser.add_argument(
         "--plateau",
         action="append",
@@ -206,7 +223,8 @@ def main() -> None:
         cells[(r["x"], r["beta"])].append(r)
     xs = sorted({r["x"] for r in runs})
     betas = sorted({r["beta"] for r in runs})
-    print(f"{len(runs)} finished runs in {args.folder}\n")
+    whole = whole_runs(runs)
+    print(f"{len(whole)} finished runs in {args.folder}\n")
 
     for metric in METRICS:
         for which in ("final", "best"):
@@ -221,13 +239,13 @@ def main() -> None:
             for x in xs
         ]
         print(f"| {b:g} | " + " | ".join(row) + " |")
-    collapsed = [r["id"] for r in runs if active_dims(r) == 0]
+    collapsed = [r["id"] for r in whole if active_dims(r) == 0]
     print(f"\ncollapsed runs (no dimension above {ACTIVE_NATS} nats): {len(collapsed)}")
     for name in collapsed:
         print(f"  {name}")
 
     print()
-    print_plateau(runs, cells, xs, betas, plateau, args.x)
+    print_plateau(whole, cells, xs, betas, plateau, args.x)
 
     if args.x == "factors" and 1 in xs:
         keys = ("kim_mnih", "kim_mnih_weighted", "higgins", "linear_r2_best_dim", "linear_r2")

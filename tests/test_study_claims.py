@@ -88,3 +88,36 @@ def test_the_plateau_level_can_be_set_for_one_x(tmp_path: Path):
     assert bad.returncode == 1 and bad.stderr == (
         "study_claims: --plateau 'six': give N (nats, every x) or X=N (one x)\n"
     )
+
+
+def test_epochs_on_x_read_each_run_as_it_stood_after_each_scored_epoch(tmp_path: Path):
+    """``--x epoch`` follows one schedule's gap over training: at the last scored epoch its
+    columns are ``--x factors``'s for the same runs, earlier ones read the runs truncated there,
+    and each run counts once."""
+    k5 = tmp_path / "k5"
+    for run in EXPORT.glob("betavae_k5_*"):
+        shutil.copytree(run, k5 / run.name)
+    n = len(list(k5.iterdir()))
+    by_k, by_epoch = _claims(k5, tmp_path), _claims(k5, tmp_path, "--x", "epoch")
+    assert by_k.returncode == 0 and by_epoch.returncode == 0, by_epoch.stderr
+    assert by_epoch.stdout.startswith(f"{n} finished runs in ")
+
+    def column(out: str, title: str, at: int) -> list[str]:
+        table = out.split(f"### {title}\n")[1].split("###")[0].strip().splitlines()
+        where = [c.strip() for c in table[0].strip("|").split("|")].index(str(at))
+        return [[c.strip() for c in row.strip("|").split("|")][where] for row in table[2:]]
+
+    for title in (
+        "kim_mnih, final epoch (mean ± std over seeds)",
+        "higgins, best epoch (mean ± std over seeds)",
+    ):
+        assert column(by_epoch.stdout, title, 20) == column(by_k.stdout, title, 5)
+        assert column(by_epoch.stdout, title, 10) != column(by_epoch.stdout, title, 20)
+    rows = {}
+    for run in k5.iterdir():
+        metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        beta = json.loads((run / "config.json").read_text())["hparams"]["beta"]
+        rows.setdefault(beta, []).append(next(r for r in metrics if r["epoch"] == 10)["kim_mnih"])
+    at10 = column(by_epoch.stdout, "kim_mnih, final epoch (mean ± std over seeds)", 10)
+    for beta, cell in zip(sorted(rows), at10):
+        assert cell.startswith(f"{sum(rows[beta]) / len(rows[beta]):.3f} ± ")
