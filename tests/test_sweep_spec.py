@@ -143,6 +143,31 @@ def test_experiment1_long_shares_its_d20_runs_with_experiment2_long() -> None:
     assert {p.id for p in long2.points if p.factors == 5} == shared and len(shared) == 12
 
 
+def test_sixty_epoch_follow_up_extends_experiment2_longs_k5_runs() -> None:
+    """docs/results.md 2.2.3 trains experiment2-long's K = 5 points for beta = 1 and 8 three
+    times longer: the same dataset (so the same bytes) and the same settings but the epochs and
+    the score cadence, which still scores at epoch 20, where experiment2-long's runs ended."""
+    long = load_sweep(SPECS / "experiment2-long.yaml")
+    sixty = load_sweep(SPECS / "experiment2-k5-60-epochs.yaml")
+    assert sixty.spec.datasets["k5"].resolve().digest() == (
+        long.spec.datasets["k5"].resolve().digest()
+    )
+    ours = {(p.params["beta"], p.params["seed"]): p.params for p in sixty.points}
+    theirs = {
+        (p.params["beta"], p.params["seed"]): p.params
+        for p in long.points
+        if p.factors == 5 and p.params["beta"] in (1, 8)
+    }
+    assert set(ours) == set(theirs) == {(b, s) for b in (1, 8) for s in (0, 1, 2)}
+    for key, params in ours.items():
+        assert params["epochs"] == 3 * theirs[key]["epochs"] == 60
+        assert 20 % params["score_every"] == 0 and params["score_every"] > 1
+        drop = ("epochs", "score_every")
+        assert {k: v for k, v in params.items() if k not in drop} == {
+            k: v for k, v in theirs[key].items() if k not in drop
+        }
+
+
 def test_extension_spec_has_the_proposed_variants() -> None:
     plan = load_sweep(SPECS / "extension.yaml")
     points, layout, spec = plan.points, plan.layout, plan.spec
