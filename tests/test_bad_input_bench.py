@@ -1134,6 +1134,24 @@ def test_running_out_of_memory_is_one_line(made, work, capsys):
     )
 
 
+def test_a_representation_out_of_memory_gets_the_out_of_memory_line(made, work, capsys):
+    """A --represent function that itself runs out of memory (numpy refuses its 300 x 2**47
+    latents at once) was "--represent ... raised MemoryError", exit 2, as if it had broken its
+    contract; it is the out-of-memory line that bench gives anywhere else, exit 1."""
+    (work / "oom_rep.py").write_text(
+        "import numpy as np\ndef f(x):\n    return np.zeros((len(x), 2**47))\n"
+    )
+    line = assert_one_clear_line(
+        capsys,
+        work,
+        ["score", str(made["scored"]), "--represent", "oom_rep:f"],
+        "bench: error: out of memory: Unable to allocate",
+        "free memory or ask for less",
+        code=1,
+    )
+    assert "raised" not in line
+
+
 def test_a_training_set_the_container_cannot_hold_is_one_line(made, work, capsys, monkeypatch):
     """In a container whose memory limit the training set exceeds, the set was allocated lazily
     and the OOM killer ended `bench run` while filling it, with no message at all."""

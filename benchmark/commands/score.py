@@ -17,6 +17,7 @@ import numpy as np
 
 from benchmark.metrics.evaluate import METRIC_KEYS
 from benchmark.metrics.presets import PRESET_NAMES
+from spritegen.clitools import is_out_of_memory
 from spritegen.errors import SpecError, first_line
 
 
@@ -24,7 +25,10 @@ def checked_represent(fn: Callable[[np.ndarray], object], target: str) -> Callab
     """``fn`` with its failures and bad outputs turned into one line naming ``target``.
 
     Expected: an (n, D) float array (numpy or torch) for a batch of n images. Anything the
-    function raises, SystemExit included (never KeyboardInterrupt), becomes a RepresentationError.
+    function raises, SystemExit included, becomes a RepresentationError (bad input, exit 2),
+    except KeyboardInterrupt and running out of memory: the machine ran out, not the function's
+    contract, so it gets the command's out-of-memory line and exit 1 (``run_cli``), as the same
+    failure does anywhere else in bench.
     """
     from benchmark.metrics.encode import (
         EXPECTED_OUTPUT,
@@ -42,6 +46,8 @@ def checked_represent(fn: Callable[[np.ndarray], object], target: str) -> Callab
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from user code must not end the command
+            if is_out_of_memory(exc):
+                raise
             raise RepresentationError(
                 f"--represent {target} raised {first_line(exc)} on a batch of {n} "
                 f"images {tuple(images.shape)} uint8"
