@@ -1054,6 +1054,22 @@ def test_large_constant_latents_still_score(made, work, capsys):
     assert result["mig"] == 0.0 and result["sap"] == 0.0 and result["modularity"] == 0.0
 
 
+def test_what_a_representation_prints_goes_to_stderr_not_into_the_json(made, work, capsys):
+    """A print in the user's module (on import, and on every batch) came before the JSON object
+    on stdout, so `bench score --json > scores.json` wrote a file no JSON reader could read."""
+    (work / "chatty_rep.py").write_text(
+        "print('loading my encoder')\n"
+        "def f(x):\n"
+        "    print('encoding', len(x), 'images')\n"
+        "    return x.reshape(len(x), -1)[:, :2].astype(float)\n"
+    )
+    args = ["score", str(made["scored"]), "--represent", "chatty_rep:f", "--metrics", "mig"]
+    status, err, out = invoke(capsys, *args, "--json")
+    assert status == 0, err
+    assert set(json.loads(out)) >= {"mig", "details"}  # stdout is one JSON object, nothing else
+    assert "loading my encoder" in err and "encoding 300 images" in err
+
+
 @pytest.mark.parametrize(
     "data, fragments",
     [

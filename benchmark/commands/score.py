@@ -6,6 +6,7 @@ function gets uint8 image batches (n, H, W, C) and returns latent means (n, D), 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -19,6 +20,13 @@ from benchmark.metrics.evaluate import METRIC_KEYS
 from benchmark.metrics.presets import PRESET_NAMES
 from spritegen.clitools import is_out_of_memory
 from spritegen.errors import SpecError, first_line
+
+
+def to_stderr() -> contextlib.AbstractContextManager[object]:
+    """Send what the user's module prints to stderr: stdout holds only the scores, so that
+    ``bench score --json > scores.json`` stays one JSON object (a debugging ``print`` in the
+    representation function used to land in front of it)."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def checked_represent(fn: Callable[[np.ndarray], object], target: str) -> Callable:
@@ -42,7 +50,8 @@ def checked_represent(fn: Callable[[np.ndarray], object], target: str) -> Callab
     def represent(images: np.ndarray) -> np.ndarray:
         n = len(images)
         try:
-            out = fn(images)
+            with to_stderr():
+                out = fn(images)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from user code must not end the command
@@ -85,7 +94,8 @@ def load_represent(target: str) -> Callable[[np.ndarray], np.ndarray]:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        with to_stderr():
+            module = importlib.import_module(module_name)
     except KeyboardInterrupt:
         raise
     except ImportError as exc:
