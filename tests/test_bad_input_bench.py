@@ -1914,6 +1914,34 @@ def test_report_names_a_run_record_that_is_a_fifo(work, capsys, name):
     assert f"Missing: unreadable {name} (1): p1." in report, report
 
 
+@pytest.mark.parametrize(
+    "summary, reason",
+    [
+        ("{oops", "unreadable summary.json"),
+        ("[]", "unreadable summary.json"),
+        ("5", "unreadable summary.json"),
+        ('{"status": 7}', "unreadable summary.json"),
+        (None, "no metrics.jsonl"),
+    ],
+    ids=["not-json", "a-list", "a-number", "status-a-number", "no-metrics"],
+)
+def test_report_says_why_a_hand_edited_run_has_no_scores(work, capsys, summary, reason):
+    """A summary.json edited into a list or a number was reported "unfinished" (a run still to
+    come), one whose status is a number "unreadable metrics.jsonl", and a finished run whose
+    metrics.jsonl was deleted "unfinished": each is named for the file that is wrong."""
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    run = sweep / "runs" / "p0"
+    if summary is None:
+        (run / "metrics.jsonl").unlink()
+    else:
+        (run / "summary.json").write_text(summary)
+    status, err, _ = invoke(capsys, "report", str(sweep), "--out", str(work / "rep"))
+    assert status == 0 and "Traceback" not in err, err
+    report = (work / "rep" / "report.md").read_text()
+    assert "1 of 2 runs finished" in report, report
+    assert f"Missing: {reason} (1): p0." in report, report
+
+
 def test_sweep_names_a_run_summary_that_is_a_fifo(made, work, capsys):
     """A sweep point whose summary.json is a FIFO made `bench sweep` wait forever; it is a point
     whose summary is unreadable, which the sweep reports and does not train."""

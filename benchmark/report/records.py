@@ -341,7 +341,11 @@ def finished_summary(run_dir: Path) -> dict[str, Any] | None:
 
 def missing_reason(run_dir: Path) -> str:
     """Why a run has no scores, in a word or two, from what its folder holds: a diverged or
-    failed run is a result of the study (a beta too large), not a run still to come."""
+    failed run is a result of the study (a beta too large), not a run still to come.
+
+    A summary.json edited by hand (a list, a number, a status that is no text) is unreadable,
+    not "unfinished": bench run never writes one, so no start will finish that run as it is.
+    A finished summary without its metrics.jsonl is "no metrics.jsonl" (it was "unfinished")."""
     if not run_dir.is_dir():
         return "not run"
     try:
@@ -350,13 +354,15 @@ def missing_reason(run_dir: Path) -> str:
         return "unfinished"
     except (OSError, ValueError):
         return "unreadable summary.json"
-    status = summary.get("status") if isinstance(summary, dict) else None
-    if isinstance(status, str) and status != "finished":
+    status = summary.get("status", "finished") if isinstance(summary, dict) else None
+    if not isinstance(status, str):
+        return "unreadable summary.json"
+    if status != "finished":
         return status  # diverged, failed
     metrics = run_dir / "metrics.jsonl"
-    if isinstance(summary, dict) and (metrics.exists() or metrics.is_symlink()):
-        return "unreadable metrics.jsonl"  # a folder, a FIFO or a dangling link at its place
-    return "unfinished"
+    if not (metrics.exists() or metrics.is_symlink()):
+        return "no metrics.jsonl"
+    return "unreadable metrics.jsonl"  # a folder, a FIFO or a dangling link at its place
 
 
 def is_finished(run_dir: Path) -> bool:
