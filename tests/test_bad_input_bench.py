@@ -1575,6 +1575,26 @@ def test_undefined_and_unscored_records_are_reported(work, capsys):
     assert status == 0, err
 
 
+def test_report_of_a_sweep_whose_every_run_stopped_says_none_is_to_come(work, capsys):
+    """A sweep whose runs all failed or diverged was told to "report again once a run has
+    finished", as if runs were still training; none will finish without a new start."""
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    for seed, status in ((0, "failed"), (1, "diverged")):
+        summary = {"status": status, "error": "the loss became non-finite (nan)"}
+        (sweep / "runs" / f"p{seed}" / "summary.json").write_text(json.dumps(summary))
+    line = assert_one_clear_line(
+        capsys,
+        work,
+        ["report", str(sweep)],
+        "every one of the 2 runs of",
+        "stopped without finishing (1 diverged, 1 failed) and none is still to come",
+        "runs/ID.log",
+        "start the sweep again",
+        code=1,
+    )
+    assert "report again once" not in line
+
+
 def test_report_out_never_overwrites_the_users_files(work, capsys):
     """--out into a folder of the user's own report.md and report.csv overwrote them; like
     --export it now writes only into an empty folder or one a previous bench report made."""

@@ -20,7 +20,7 @@ from benchmark.files import staged_folder
 from benchmark.report import beta_norm
 from benchmark.report.export import check_own_folder
 from benchmark.report.figures import plot_lines, plot_spread, plot_traversals
-from benchmark.report.records import SCORES, ExperimentData, load_sweep
+from benchmark.report.records import PENDING, SCORES, ExperimentData, load_sweep
 from benchmark.report.tables import CSV_COLUMNS, REPORT_TITLE, write_csv, write_markdown
 from spritegen.atomic import output_path
 from spritegen.errors import SpritegenError
@@ -39,14 +39,22 @@ class NothingToReport(SpritegenError):
 
 def check_something_finished(sweep_dir: Path, experiments: list[ExperimentData]) -> None:
     """Refuse, before anything is written, a sweep without a finished run, saying how many
-    runs it has and where they stand (``missing_reason``)."""
+    runs it has and where they stand (``missing_reason``). When every run has stopped (failed,
+    diverged, unreadable), waiting helps nothing: the line says that none is still to come and
+    how to retry them (it used to say "report again once a run has finished")."""
     if any(exp.scores for exp in experiments):
         return
     why = {run_id: reason for exp in experiments for run_id, reason in exp.why_missing.items()}
     where = ", ".join(f"{n} {reason}" for reason, n in sorted(Counter(why.values()).items()))
+    if any(reason in PENDING for reason in why.values()):
+        raise NothingToReport(
+            f"SWEEP_DIR: none of the {len(why)} runs of {sweep_dir} has finished ({where}), so "
+            "there is nothing to draw; report again once a run has finished"
+        )
     raise NothingToReport(
-        f"SWEEP_DIR: none of the {len(why)} runs of {sweep_dir} has finished ({where}), so there "
-        "is nothing to draw; report again once a run has finished"
+        f"SWEEP_DIR: every one of the {len(why)} runs of {sweep_dir} stopped without finishing "
+        f"({where}) and none is still to come, so there is nothing to draw; see why in each "
+        "run's runs/ID.log, fix the cause and start the sweep again to retry them"
     )
 
 

@@ -339,6 +339,11 @@ def finished_summary(run_dir: Path) -> dict[str, Any] | None:
     return summary if summary.get("status", "finished") == "finished" else None
 
 
+#: The ``missing_reason`` of a run still to come: the sweep has not started it, or is training it
+#: (or was stopped while it trained, and resumes it). Every other reason is a run that stopped.
+PENDING = ("not run", "unfinished")
+
+
 def missing_reason(run_dir: Path) -> str:
     """Why a run has no scores, in a word or two, from what its folder holds: a diverged or
     failed run is a result of the study (a beta too large), not a run still to come.
