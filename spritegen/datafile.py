@@ -506,7 +506,7 @@ def _parse_stored_spec(text: str, path: str) -> DatasetSpec:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SpritegenWarning)
-            return parse_spec_text(text, source=f"{path} (stored spec)")
+            return parse_spec_text(text, source=f"{path} (stored spec)", built=True)
     except SpecError as exc:
         raise DatasetError(f"{path}: its stored spec is unreadable: {exc}") from None
 

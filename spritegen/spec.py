@@ -281,8 +281,12 @@ def _eval_sizes(raw: Any) -> EvalSizes:
     return EvalSizes(**sizes)
 
 
-def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
-    """Validate a parsed YAML mapping (or flags gathered into one) into a DatasetSpec."""
+def spec_from_mapping(raw: Mapping[str, Any], *, built: bool = False) -> DatasetSpec:
+    """Validate a parsed YAML mapping (or flags gathered into one) into a DatasetSpec.
+
+    ``built=True`` reads the spec a dataset file stores: a rule added after the file was built
+    (``fixed.rotation_y`` other than 0 in 2D) is not applied to it, so that such a file stays
+    readable; every spec that is to be built is checked in full."""
     if not isinstance(raw, Mapping):
         raise SpecError(f"a spec must be a YAML mapping of fields, got {type(raw).__name__}")
     raw = _plain_tree(raw)
@@ -336,11 +340,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
         k = FACTOR_NAMES.index(fname)
         f = FACTORS[k]
         if k < factors:
-            raise _fail(
-                f"fixed.{fname}",
-                fvalue,
-                f"values for inactive factors only ({', '.join(FACTOR_NAMES[factors:]) or 'none'})",
-            )
+            raise _fail(f"fixed.{fname}", fvalue, _fixable(factors, renderer))
         if isinstance(fvalue, bool) or not isinstance(fvalue, (int, float)):
             raise _fail(f"fixed.{fname}", fvalue, "a number")
         if f.kind == "categorical":
@@ -352,6 +352,13 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
                 )
         elif not f.low <= fvalue < f.high:
             raise _fail(f"fixed.{fname}", fvalue, f"a number in [{f.low}, {f.high:.6g})")
+        if fname == "rotation_y" and renderer == "2d" and fvalue != 0 and not built:
+            raise _fail(
+                "fixed.rotation_y",
+                fvalue,
+                "0 with renderer 2d (rotation_y, the second rotation, needs the 3D renderer: "
+                "renderer: 3d)",
+            )
         fixed[fname] = float(fvalue)
     values["fixed"] = {
         f.name: fixed.get(f.name, float(f.default_fixed))
@@ -374,6 +381,18 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> DatasetSpec:
     spec = DatasetSpec(**values)
     _check_chunk_bytes(spec)
     return spec
+
+
+def _fixable(factors: int, renderer: str) -> str:
+    """What ``fixed`` takes for a spec of ``factors`` active factors, as the checks above allow
+    it: the inactive factors but hue (an inactive hue is white), and rotation_y only at 0 in 2D.
+    The line listed every inactive factor, hue included, which ``fixed`` refuses."""
+    names = [
+        f"{n} (0 in 2D)" if n == "rotation_y" and renderer == "2d" else n
+        for n in FACTOR_NAMES[factors:]
+        if n != "hue"
+    ]
+    return f"values for inactive factors only ({', '.join(names) or 'none'})"
 
 
 def _check_chunk_bytes(spec: DatasetSpec) -> None:
@@ -475,8 +494,9 @@ def load_yaml_strict(text: str, source: str = "spec") -> Any:
         loader.dispose()
 
 
-def parse_spec_text(text: str, source: str = "spec") -> DatasetSpec:
-    """Parse and validate a spec's YAML text; ``source`` names it in error messages."""
+def parse_spec_text(text: str, source: str = "spec", *, built: bool = False) -> DatasetSpec:
+    """Parse and validate a spec's YAML text; ``source`` names it in error messages, ``built``
+    marks a dataset file's stored spec (``spec_from_mapping``)."""
     if len(text) > MAX_SPEC_BYTES:
         raise SpecError(
             f"{quote(source)}: {len(text):,} characters is too long for a spec (at most "
@@ -489,7 +509,7 @@ def parse_spec_text(text: str, source: str = "spec") -> DatasetSpec:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"{source}: not valid YAML{where}: {problem[:200]}") from None
-    return spec_from_mapping(raw)
+    return spec_from_mapping(raw, built=built)
 
 
 def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> DatasetSpec:

@@ -270,6 +270,22 @@ CASES = [
         "an inactive hue always means white",
         spec("factors: 2\nfixed: {hue: 0.5}\n"),
     ),
+    # the 2D renderer has no second rotation: the value was stored and silently not drawn
+    Case(
+        "fixed-rotation-y-2d",
+        ["build", "spec.yaml"],
+        "'fixed.rotation_y': got 1.5; allowed: 0 with renderer 2d (rotation_y, the second "
+        "rotation, needs the 3D renderer: renderer: 3d)",
+        spec("factors: 2\nfixed: {rotation_y: 1.5}\n"),
+    ),
+    # the list of what fixed takes named hue, which fixed refuses
+    Case(
+        "fixed-active-factor",
+        ["build", "spec.yaml"],
+        "'fixed.pos_x': got 0.2; allowed: values for inactive factors only (scale, shape, "
+        "rotation, rotation_y (0 in 2D))",
+        spec("factors: 2\nfixed: {pos_x: 0.2}\n"),
+    ),
     Case(
         "chunk-0",
         ["build", "spec.yaml"],
@@ -885,6 +901,22 @@ def test_malformed_input_gets_one_line_and_exit_2(case, tmp_path, monkeypatch, c
     assert len(lines[0]) < 600
     assert "Traceback" not in err
     assert snapshot(folder) == before
+
+
+def test_a_stored_2d_spec_with_rotation_y_stays_readable(tmp_path, monkeypatch, capsys, dataset_k2):
+    """A 2D file built before fixed.rotation_y had to be 0 there (its stored spec and metadata
+    say 1.0) is read as it was: the new rule applies to specs to build, not to stored ones."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "old.h5"
+    shutil.copy(dataset_k2, path)
+    with h5py.File(path, "r+") as f:
+        edit_spec("rotation_y: 0.0", "rotation_y: 1.0")(f)
+        values = f["metadata/inactive_factor_values"][()]
+        values[-1] = 1.0
+        replace("metadata/inactive_factor_values", values)(f)
+    code, out, err = run_in(tmp_path, ["info", "old.h5"], capsys)
+    assert code == 0, err
+    assert "rotation_y=1.0" in out, out
 
 
 def test_no_command_prints_the_whole_help(tmp_path, monkeypatch, capsys):
