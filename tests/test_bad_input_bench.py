@@ -616,6 +616,15 @@ class Model(VAE):
         terms = super().loss(x, step=step, generator=generator)
         return {k: t.detach() for k, t in terms.items()}
 """
+COMPLEX_MEANS = """
+import torch
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def encode(self, x):
+        mu, logvar = super().encode(x)
+        return mu.to(torch.complex64), logvar
+"""
 HPARAMS_LIST = """
 from benchmark.models.vae import VAE
 
@@ -645,8 +654,10 @@ class Model(VAE):
         (DETACHED_LOSS, ["loss['loss'] does not require grad", "without detach()"]),
         (HPARAMS_LIST, ["'hparams' must be a dict", "got a list: [1, 2]"]),
         (HPARAMS_INFINITE, ["'hparams' holds non-finite values (alpha=inf)", "finite values"]),
+        # it was "dry forward pass failed: RuntimeError: mat1 and mat2 must have the same dtype"
+        (COMPLEX_MEANS, ["encode returned mu of dtype complex64", "a real floating dtype"]),
     ],
-    ids=["no-parameters", "detached-loss", "hparams-list", "hparams-infinite"],
+    ids=["no-parameters", "detached-loss", "hparams-list", "hparams-infinite", "complex-mu"],
 )
 def test_model_that_cannot_train_is_broken_at_build(made, work, capsys, source, fragments):
     """Caught by the dry pass, before the run folder exists: not by torch at the first step."""
@@ -874,6 +885,16 @@ class Model(VAE):
         return (mu, logvar) if self.training else (mu[:, :2], logvar[:, :2])
 """
 
+ENCODE_COMPLEX_IN_EVAL = """
+import torch
+from benchmark.models.vae import VAE
+
+class Model(VAE):
+    def encode(self, x):
+        mu, logvar = super().encode(x)
+        return (mu, logvar) if self.training else (mu.to(torch.complex64) * (1 + 1j), logvar)
+"""
+
 
 @pytest.mark.parametrize(
     "source, fragment",
@@ -883,8 +904,13 @@ class Model(VAE):
             "failed while scoring, in encode(): ValueError: no scoring for me;",
         ),
         (ENCODE_SHAPE_IN_EVAL, "broke its contract while scoring: encode returned mu of shape"),
+        # scored on the real part alone (a torch warning), then failed in decode when drawn
+        (
+            ENCODE_COMPLEX_IN_EVAL,
+            "broke its contract while scoring: encode returned mu of dtype complex64",
+        ),
     ],
-    ids=["raises", "shape"],
+    ids=["raises", "shape", "complex"],
 )
 @pytest.mark.parametrize("when", ["epoch", "final"])
 def test_model_failing_while_scored(made, work, capsys, source, fragment, when):

@@ -359,7 +359,10 @@ def _shape(t: Any) -> str:
 
 def encode_fault(out: Any, batch: int, latent_dim: int | None) -> str | None:
     """What is wrong with ``encode``'s output for ``batch`` images (None: it fits the contract).
-    ``latent_dim`` None (a model that does not say its D): any D, the same for mu and logvar."""
+    ``latent_dim`` None (a model that does not say its D): any D, the same for mu and logvar.
+
+    Both must be real floating tensors: complex means were scored on their real part alone
+    (torch's "discards the imaginary part" warning) and failed only later, in decode."""
     if not (isinstance(out, tuple) and len(out) == 2):
         return f"encode must return (mu, logvar), got {type(out).__name__}"
     if latent_dim is None and isinstance(out[0], torch.Tensor) and out[0].ndim == 2:
@@ -370,6 +373,12 @@ def encode_fault(out: Any, batch: int, latent_dim: int | None) -> str | None:
                 f"encode returned {label} of shape {_shape(t)}, "
                 f"expected ({batch}, {latent_dim if latent_dim is not None else 'D'}) "
                 f"for a batch of {batch}"
+            )
+        if not t.is_floating_point():
+            return (
+                f"encode returned {label} of dtype {str(t.dtype).removeprefix('torch.')}, "
+                "expected a real floating dtype (float32): latent means and log-variances are "
+                "real numbers"
             )
     return None
 
