@@ -41,6 +41,19 @@ FORMAT_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
 
 
+def dataset_path(path: Any, caller: str, also: str = "") -> Path:
+    """``path`` as a Path, or a TypeError naming ``caller`` and what it takes (``also``: more
+    that it takes). None and bytes failed inside pathlib ("expected str, bytes or os.PathLike
+    object, not NoneType"; bytes "should be a str object"), naming bytes as allowed and not
+    the function that was called; h5py would open bytes, but every message names paths as text."""
+    if isinstance(path, (str, os.PathLike)) and isinstance(os.fspath(path), str):
+        return Path(path)
+    raise TypeError(
+        f"{caller} takes the path of a dataset file, as str or pathlib.Path{also}; got "
+        f"{quote(path) if isinstance(path, bytes) else type(path).__name__}"
+    )
+
+
 def open_dataset(
     path: str | os.PathLike[str], require_complete: bool = True, check_arrays: bool = True
 ) -> h5py.File:
@@ -51,7 +64,7 @@ def open_dataset(
     stored spec, and the ``/metadata`` tables' agreement with it, unchecked:
     ``spritegen verify`` reports each of those as a FAIL line among the
     file's other problems, where every other reader refuses the file at the first one."""
-    path = Path(path)
+    path = dataset_path(path, "open_dataset")
     _check_regular_file(path)
     f = _open_hdf5(path)
     try:

@@ -39,8 +39,9 @@ class Oracle:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Oracle:
-        from spritegen.datafile import open_dataset, stored_spec
+        from spritegen.datafile import dataset_path, open_dataset, stored_spec
 
+        path = dataset_path(path, "Oracle.from_file")
         with open_dataset(path) as f:
             return cls(stored_spec(path, f))
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from spritegen.datafile import open_dataset, plain_value, read_training_set
+from spritegen.datafile import dataset_path, open_dataset, plain_value, read_training_set
 from spritegen.errors import DatasetError, quote
 from spritegen.memory import NotEnoughMemory
 
@@ -48,7 +48,7 @@ class SpritegenDataset(Dataset):
         target_transform: Callable[[torch.Tensor], Any] | None = None,
         in_memory: bool = True,
     ) -> None:
-        self.path = Path(path)
+        self.path = dataset_path(path, "SpritegenDataset")
         for name, fn in (("transform", transform), ("target_transform", target_transform)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be a callable or None, got {quote(fn)}")

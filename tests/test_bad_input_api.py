@@ -945,3 +945,32 @@ def test_load_spec_of_something_that_is_no_path_is_named(spec):
 
     with pytest.raises(TypeError, match=r"load_spec takes the path of a YAML spec file, got "):
         load_spec(spec)
+
+
+@pytest.mark.parametrize("kind", ["none", "bytes"])
+def test_readers_of_a_dataset_file_name_a_path_that_is_no_text(dataset_k2, kind):
+    """None, or a real file's path as bytes, was pathlib's "expected str, bytes or os.PathLike
+    object, not NoneType" (bytes named as allowed) or "argument should be a str object", and
+    open_data's "None: no such spritegen dataset"; each reader now names itself and what it
+    takes (``spritegen.datafile.dataset_path``). The same path as text still opens."""
+    from benchmark.datasets import open_data
+    from spritegen.datafile import open_dataset
+    from spritegen.torchdata import SpritegenDataset
+
+    readers = {
+        "open_data": open_data,
+        "open_dataset": open_dataset,
+        "Oracle.from_file": Oracle.from_file,
+        "SpritegenDataset": SpritegenDataset,
+    }
+    given = None if kind == "none" else bytes(dataset_k2)
+    shown = "NoneType" if given is None else repr(given)[:20]
+    for name, reader in readers.items():
+        with pytest.raises(TypeError) as info:
+            reader(given)
+        message = str(info.value)
+        assert message.startswith(f"{name} takes the path of a dataset file, as str or "), message
+        assert "pathlib.Path" in message and shown in message, message
+        opened = reader(str(dataset_k2))
+        if hasattr(opened, "close"):
+            opened.close()

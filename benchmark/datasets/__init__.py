@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spritegen.datafile import dataset_path
 from spritegen.errors import DatasetError, SpecError, check_flag
 
 if TYPE_CHECKING:
@@ -247,6 +248,10 @@ def open_data(
     # read by truth value, in_memory="no" loaded every image (3.0 GB for dSprites, 5.9 GB for
     # 3dshapes) and verify="no" hashed the whole file
     in_memory, verify = check_flag("in_memory", in_memory), check_flag("verify", verify)
+    if not isinstance(spec, DataSpec):  # None or bytes were "None: no such spritegen dataset"
+        dataset_path(
+            spec, "open_data", " (dsprites:PATH or 3dshapes:PATH for those), or a DataSpec"
+        )
     parsed = spec if isinstance(spec, DataSpec) else parse_data_spec(spec, flag)
     path = parsed.path.expanduser()
     kind = parsed.kind or _detect_kind(path)
