@@ -95,6 +95,24 @@ EVAL_PRESETS: dict[str, dict[str, int]] = {
     },
 }
 EVAL_SIZE_KEYS = tuple(EVAL_PRESETS["full"])
+#: The top-level fields of a dataset spec.
+SPEC_FIELDS = (
+    "format",
+    "name",
+    "factors",
+    "renderer",
+    "image_size",
+    "n",
+    "seed",
+    "fixed",
+    "storage",
+    "evaluation",
+)
+#: The top-level fields only a sweep spec has (``benchmark.sweep.spec.TOP_KEYS`` are these plus
+#: name and description): a spec holding one is a sweep spec given to ``spritegen build``, named
+#: as such rather than as an unknown field. Kept here, as spritegen never imports benchmark.
+SWEEP_SPEC_FIELDS = ("datasets", "set", "grid", "zip", "points", "report", "experiments")
+
 #: What a spec without an ``evaluation`` section gets.
 DEFAULT_EVAL_PRESET = "full"
 
@@ -290,19 +308,14 @@ def spec_from_mapping(raw: Mapping[str, Any], *, built: bool = False) -> Dataset
     if not isinstance(raw, Mapping):
         raise SpecError(f"a spec must be a YAML mapping of fields, got {type(raw).__name__}")
     raw = _plain_tree(raw)
-    allowed = (
-        "format",
-        "name",
-        "factors",
-        "renderer",
-        "image_size",
-        "n",
-        "seed",
-        "fixed",
-        "storage",
-        "evaluation",
-    )
-    _check_keys(raw, allowed, "top level")
+    sweep_fields = [k for k in raw if k in SWEEP_SPEC_FIELDS]
+    if sweep_fields:
+        raise SpecError(
+            f"this is a sweep spec (it has {', '.join(map(quote, sweep_fields))}), not a dataset "
+            "spec: run it with `bench sweep SPEC`; a dataset spec has the fields "
+            f"{', '.join(SPEC_FIELDS)}"
+        )
+    _check_keys(raw, SPEC_FIELDS, "top level")
     if "format" in raw and raw["format"] != SPEC_FORMAT:
         raise _fail("format", raw["format"], SPEC_FORMAT)
     if "factors" not in raw:

@@ -1765,6 +1765,22 @@ def test_bad_sweep_spec(work, capsys, content, fragment):
     )
 
 
+def test_a_dataset_spec_given_to_sweep_is_named_for_what_it_is(work, capsys):
+    """The project's own dataset spec given to `bench sweep` was "format: unknown field",
+    which sent the user looking for a typo instead of the other command."""
+    spec = work / "factors2.yaml"
+    shutil.copy(Path(__file__).parents[1] / "specs" / "factors2.yaml", spec)
+    line = assert_one_clear_line(
+        capsys,
+        work,
+        ["sweep", str(spec), "--dry-run", "--out", str(work / "sw")],
+        "factors2.yaml: this is a dataset spec (it has 'factors'), not a sweep spec: build it "
+        "with `spritegen build SPEC`",
+        "a sweep spec has the fields name, description, datasets, set, grid",
+    )
+    assert "unknown field" not in line
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [

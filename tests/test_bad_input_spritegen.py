@@ -270,6 +270,14 @@ CASES = [
         "an inactive hue always means white",
         spec("factors: 2\nfixed: {hue: 0.5}\n"),
     ),
+    # the project's own sweep spec was "spec top level: unknown field 'description'"
+    Case(
+        "sweep-spec-to-build",
+        ["build", "spec.yaml"],
+        "this is a sweep spec (it has 'datasets', 'set', 'zip', 'grid', 'report'), not a dataset "
+        "spec: run it with `bench sweep SPEC`; a dataset spec has the fields format, name, factors",
+        spec((Path(__file__).parents[1] / "specs" / "sweep-tiny.yaml").read_text()),
+    ),
     # the 2D renderer has no second rotation: the value was stored and silently not drawn
     Case(
         "fixed-rotation-y-2d",

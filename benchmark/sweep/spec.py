@@ -44,7 +44,13 @@ from benchmark.metrics.evaluate import EPOCH_METRICS, METRIC_KEYS, SCORE_KEYS
 from benchmark.params import BY_KEY, MAX_FACTORS, MIN_FACTORS, SWEEP_KEYS
 from spritegen.errors import SpecError, quote
 from spritegen.spec import MAX_SPEC_BYTES as SPEC_MAX_BYTES
-from spritegen.spec import default_spec, load_spec, load_yaml_strict, with_overrides
+from spritegen.spec import (
+    SWEEP_SPEC_FIELDS,
+    default_spec,
+    load_spec,
+    load_yaml_strict,
+    with_overrides,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: Scores a run record may hold: every score key ``benchmark.metrics.evaluate`` returns.
@@ -55,17 +61,7 @@ REPORT_METRICS = tuple(key for name in EPOCH_METRICS for key in METRIC_KEYS[name
 DEFAULT_METRICS = ("kim_mnih", "higgins")
 # Fields of a datasets: entry besides `spec`: the overrides spritegen.spec.with_overrides takes.
 DATASET_KEYS = ("factors", "n", "seed", "renderer", "image_size", "eval_preset", "name")
-TOP_KEYS = (
-    "name",
-    "description",
-    "datasets",
-    "set",
-    "grid",
-    "zip",
-    "points",
-    "report",
-    "experiments",
-)
+TOP_KEYS = ("name", "description", *SWEEP_SPEC_FIELDS)
 EXPERIMENT_KEYS = ("name", "description", "set", "grid", "zip", "points", "report")
 REPORT_KEYS = ("x", "lines", "metrics")
 # Derived axes the report may use besides run parameters.
@@ -360,6 +356,12 @@ def parse_sweep_spec(
     if not d:
         raise SpecError(
             "spec: empty; a sweep spec needs at least name and grid (see docs/sweeps.md)"
+        )
+    if "factors" in d and not any(k in d for k in SWEEP_SPEC_FIELDS):
+        raise SpecError(
+            "this is a dataset spec (it has 'factors'), not a sweep spec: build it with "
+            "`spritegen build SPEC`, or train on it from a sweep spec's datasets: "
+            f"(NAME: {{spec: PATH}}); a sweep spec has the fields {', '.join(TOP_KEYS)}"
         )
     _check_keys("", d, TOP_KEYS)
     name = d.get("name")
