@@ -241,13 +241,19 @@ def run_folder_lock(out: Path) -> Iterator[None]:
     Two ``bench run`` of one ``--out`` used to train into the same files (with ``--force`` one
     deleted the other's checkpoint mid-write); the second now stops at once naming the holder's
     pid. Folders above ``out`` that had to be created for the lock file are removed again on
-    release when still empty, so a run refused later for bad input leaves nothing behind.
+    release when still empty, so a run refused later for bad input leaves nothing behind. An
+    ``out`` that is a file is refused here, before the data are loaded and any lock is taken.
     """
     key = Path(out).resolve()
     if not key.name:  # "/" (also "/..", or "." in /): no folder to hold OUT.lock beside it
         raise SpecError(
             f"--out {quote(str(out))} is the root folder, which cannot be a run folder (its "
             f"lock file goes beside it); choose a folder inside it, e.g. --out /runs/NAME"
+        )
+    if key.exists() and not key.is_dir():  # it read "cannot create the run folder (Not a dir...)"
+        raise SpecError(
+            f"--out {quote(str(out))} is a file, not a folder; a run writes a folder (config.json, "
+            "metrics.jsonl, checkpoints/): choose a new or empty folder"
         )
     me = threading.get_ident()
     with _HELD_GUARD:

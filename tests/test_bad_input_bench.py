@@ -271,6 +271,21 @@ def test_out_under_a_file(made, work, capsys):
     )
 
 
+def test_out_that_is_a_file(made, work, capsys):
+    """`--out notes.txt` read "cannot create the run folder (Not a directory)", as if the disk
+    or its permissions were at fault; the file is named for what it is, and left as it was."""
+    (work / "notes.txt").write_text("mine")
+    line = assert_one_clear_line(
+        capsys,
+        work,
+        run_args(made["tiny"], work / "notes.txt"),
+        "notes.txt' is a file, not a folder",
+        "choose a new or empty folder",
+    )
+    assert "Not a directory" not in line
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt"]
+
+
 def test_out_through_a_missing_folder_is_checked_where_it_lands(made, work, capsys):
     """``sub/../mine`` is ``mine`` once ``sub`` is made, but while ``sub`` is missing nothing
     there can be looked at: the user's folder was taken for a new run and trained into, and an
