@@ -1636,6 +1636,31 @@ def test_report_of_a_sweep_whose_every_run_stopped_says_none_is_to_come(work, ca
     assert "report again once" not in line
 
 
+def test_runs_without_any_score_are_noted_and_warned_of(work, capsys):
+    """Runs trained without scoring (score and final presets none) were drawn as empty axes and
+    n/a tables under "2 of 2 runs finished", without a word why; report.md now notes them and
+    bench report warns. A sweep whose runs hold scores gets neither."""
+    sweep = _sweep_of_two_seeds(work, ['{"epoch": 1, "loss": 3.0}'], ["kim_mnih"])
+    (sweep / "runs" / "p1" / "metrics.jsonl").write_text('{"epoch": 1, "loss": 2.5}\n')
+    for seed in (0, 1):
+        (sweep / "runs" / f"p{seed}" / "summary.json").write_text('{"status": "finished"}')
+    status, err, _ = invoke(capsys, "report", str(sweep), "--out", str(work / "rep"))
+    assert status == 0, err
+    note = (
+        "2 of the finished runs hold no score of kim_mnih (trained with --score-preset none and "
+        "--final-preset none?), so their cells are empty"
+    )
+    assert err.splitlines() == [
+        f"bench: warning: {sweep}: experiment e: {note} (report.md lists them)"
+    ]
+    assert f"Unscored: {note}: p0, p1." in (work / "rep" / "report.md").read_text()
+    (work / "other").mkdir()
+    scored = _sweep_of_two_seeds(work / "other", ['{"epoch": 1, "kim_mnih": 0.5}'], ["kim_mnih"])
+    status, err, _ = invoke(capsys, "report", str(scored), "--out", str(work / "rep2"))
+    assert status == 0 and err == "", err
+    assert "Unscored" not in (work / "rep2" / "report.md").read_text()
+
+
 def test_report_out_never_overwrites_the_users_files(work, capsys):
     """--out into a folder of the user's own report.md and report.csv overwrote them; like
     --export it now writes only into an empty folder or one a previous bench report made."""

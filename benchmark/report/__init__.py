@@ -12,6 +12,7 @@ per beta: the same cells against the normalised beta), one ``<exp>_traversals.{p
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,15 @@ from benchmark.report import beta_norm
 from benchmark.report.export import check_own_folder
 from benchmark.report.figures import plot_lines, plot_spread, plot_traversals
 from benchmark.report.records import PENDING, SCORES, ExperimentData, load_sweep
-from benchmark.report.tables import CSV_COLUMNS, REPORT_TITLE, write_csv, write_markdown
+from benchmark.report.tables import (
+    CSV_COLUMNS,
+    REPORT_TITLE,
+    unscored_note,
+    write_csv,
+    write_markdown,
+)
 from spritegen.atomic import output_path
-from spritegen.errors import SpritegenError
+from spritegen.errors import SpritegenError, SpritegenWarning
 
 REPORT_MD, REPORT_CSV = "report.md", "report.csv"
 CSV_HEADER = (",".join(CSV_COLUMNS) + "\r\n").encode()
@@ -58,6 +65,20 @@ def check_something_finished(sweep_dir: Path, experiments: list[ExperimentData])
     )
 
 
+def warn_unscored(sweep_dir: Path, experiments: list[ExperimentData]) -> None:
+    """Warn of finished runs without any score (report.md notes them too): their figures and
+    tables are drawn empty, which read as a broken report when nothing said why."""
+    for exp in experiments:
+        unscored = exp.unscored()
+        if unscored:
+            warnings.warn(
+                f"{sweep_dir}: experiment {exp.name}: {unscored_note(exp, unscored)} "
+                "(report.md lists them)",
+                SpritegenWarning,
+                stacklevel=2,
+            )
+
+
 def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[Path]:
     """Draw every figure and table of a sweep; return the files written."""
     sweep_dir = Path(sweep_dir)
@@ -65,6 +86,7 @@ def write_report(sweep_dir: Path | str, out: Path | str | None = None) -> list[P
     out_dir = output_path("--out", out) if out is not None else sweep_dir / "report"
     manifest, experiments = load_sweep(sweep_dir)
     check_something_finished(sweep_dir, experiments)
+    warn_unscored(sweep_dir, experiments)
     check_own_folder(
         out_dir,
         "--out",

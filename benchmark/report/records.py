@@ -299,6 +299,14 @@ class ExperimentData:
     run_dirs: dict[str, Path]
     why_missing: dict[str, str] = field(default_factory=dict)  # run id -> ``missing_reason``
 
+    def unscored(self) -> list[str]:
+        """Finished runs that hold no score of this experiment's metrics (trained with
+        ``--score-preset none --final-preset none``): their cells are empty, and the report
+        says so rather than drawing empty axes and n/a tables without a word."""
+        return sorted(
+            i for i, got in self.scores.items() if not any(m in got for m in self.metrics)
+        )
+
     def x_values(self) -> list[Any]:
         return sorted({p["x"] for p in self.points}, key=sort_key)
 

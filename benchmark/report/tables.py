@@ -108,6 +108,16 @@ def _cell_text(mean: float, std: float, n: int, unit: str = "") -> str:
 REPORT_TITLE = b"# Sweep report: "
 
 
+def unscored_note(exp: ExperimentData, unscored: list[str]) -> str:
+    """The sentence, in report.md and in bench report's warning, about finished runs without
+    any score of ``exp``'s metrics."""
+    return (
+        f"{len(unscored)} of the finished runs hold no score of "
+        f"{', '.join(exp.metrics)} (trained with --score-preset none and --final-preset none?), "
+        "so their cells are empty"
+    )
+
+
 def write_markdown(
     manifest: dict[str, Any],
     experiments: list[ExperimentData],
@@ -138,6 +148,9 @@ def write_markdown(
                 f"{why} ({len(ids)}): {', '.join(ids)}" for why, ids in sorted(by_reason.items())
             ]
             out.append(f"Missing: {'; '.join(groups)}.")
+        unscored = exp.unscored()
+        if unscored:
+            out.append(f"Unscored: {unscored_note(exp, unscored)}: {', '.join(unscored)}.")
         out.append("")
         xs, lines = exp.x_values(), exp.line_values()
         for metric in exp.metrics:
