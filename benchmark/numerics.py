@@ -11,6 +11,8 @@ numerics is allowed (the checkpoint is valid) but said, and the record keeps bot
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,7 +28,20 @@ def numerics(device: torch.device) -> dict[str, Any]:
     return {
         "threads": torch.get_num_threads(),
         "cpu": torch.backends.cpu.get_cpu_capability(),
+        "processor": processor_name(),
     }
+
+
+def processor_name() -> str:
+    """The processor's model name: the instruction-set level alone does not tell two machines
+    apart (an AMD EPYC and an Intel Xeon with AMX both report AVX512, and round differently)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def resumed_numerics(old: Any, new: dict[str, Any]) -> tuple[dict[str, Any], str | None]:

@@ -185,7 +185,7 @@ def test_a_resume_with_other_threads_says_so_and_config_keeps_both(tiny, tmp_pat
         torch.set_num_threads(threads)
     assert summary["status"] == "finished"
     record = json.loads((tmp_path / "run" / "config.json").read_text())["numerics"]
-    assert record == {"threads": other, "cpu": first["cpu"], "before": [first]}
+    assert record == {**first, "threads": other, "before": [first]} and first["processor"]
 
 
 def _bench(*args: str, **kw) -> subprocess.Popen:
