@@ -146,7 +146,8 @@ def test_experiment1_long_shares_its_d20_runs_with_experiment2_long() -> None:
 def test_sixty_epoch_follow_up_extends_experiment2_longs_k5_runs() -> None:
     """docs/results.md 2.2.3 trains experiment2-long's K = 5 points for beta = 1 and 8 three
     times longer: the same dataset (so the same bytes) and the same settings but the epochs and
-    the score cadence, which still scores at epoch 20, where experiment2-long's runs ended."""
+    the score cadence, which still scores at epoch 20, where experiment2-long's runs ended; and
+    seeds 3 and 4 beside them, with the same settings."""
     long = load_sweep(SPECS / "experiment2-long.yaml")
     sixty = load_sweep(SPECS / "experiment2-k5-60-epochs.yaml")
     assert sixty.spec.datasets["k5"].resolve().digest() == (
@@ -158,13 +159,15 @@ def test_sixty_epoch_follow_up_extends_experiment2_longs_k5_runs() -> None:
         for p in long.points
         if p.factors == 5 and p.params["beta"] in (1, 8)
     }
-    assert set(ours) == set(theirs) == {(b, s) for b in (1, 8) for s in (0, 1, 2)}
-    for key, params in ours.items():
-        assert params["epochs"] == 3 * theirs[key]["epochs"] == 60
+    assert set(theirs) == {(b, s) for b in (1, 8) for s in (0, 1, 2)}
+    assert set(ours) == {(b, s) for b in (1, 8) for s in range(5)}
+    for (beta, seed), params in ours.items():
+        like = theirs[beta, min(seed, 2)]
+        assert params["epochs"] == 3 * like["epochs"] == 60
         assert 20 % params["score_every"] == 0 and params["score_every"] > 1
-        drop = ("epochs", "score_every")
+        drop = ("epochs", "score_every", "seed")
         assert {k: v for k, v in params.items() if k not in drop} == {
-            k: v for k, v in theirs[key].items() if k not in drop
+            k: v for k, v in like.items() if k not in drop
         }
 
 
