@@ -143,21 +143,28 @@ def test_experiment1_long_shares_its_d20_runs_with_experiment2_long() -> None:
     assert {p.id for p in long2.points if p.factors == 5} == shared and len(shared) == 12
 
 
-def test_sixty_epoch_follow_up_extends_experiment2_longs_k5_runs() -> None:
-    """docs/results.md 2.2.3 trains experiment2-long's K = 5 points for beta = 1 and 8 three
-    times longer: the same dataset (so the same bytes) and the same settings but the epochs and
-    the score cadence, which still scores at epoch 20, where experiment2-long's runs ended; and
-    seeds 3 and 4 beside them, with the same settings."""
+@pytest.mark.parametrize(
+    ("spec_name", "key", "factors"),
+    [("experiment2-k5-60-epochs.yaml", "k5", 5), ("experiment2-k4-60-epochs.yaml", "k4", 4)],
+)
+def test_sixty_epoch_follow_ups_extend_experiment2_longs_runs(
+    spec_name: str, key: str, factors: int
+) -> None:
+    """docs/results.md 2.2.3 and 2.2.4 train experiment2-long's K = 5 and K = 4 points for
+    beta = 1 and 8 three times longer: the same dataset (so the same bytes) and the same settings
+    but the epochs and the score cadence, which still scores at epoch 20, where experiment2-long's
+    runs ended; and seeds 3 and 4 beside them, with the same settings."""
     long = load_sweep(SPECS / "experiment2-long.yaml")
-    sixty = load_sweep(SPECS / "experiment2-k5-60-epochs.yaml")
-    assert sixty.spec.datasets["k5"].resolve().digest() == (
-        long.spec.datasets["k5"].resolve().digest()
+    sixty = load_sweep(SPECS / spec_name)
+    assert list(sixty.spec.datasets) == [key]
+    assert sixty.spec.datasets[key].resolve().digest() == (
+        long.spec.datasets[key].resolve().digest()
     )
     ours = {(p.params["beta"], p.params["seed"]): p.params for p in sixty.points}
     theirs = {
         (p.params["beta"], p.params["seed"]): p.params
         for p in long.points
-        if p.factors == 5 and p.params["beta"] in (1, 8)
+        if p.factors == factors and p.params["beta"] in (1, 8)
     }
     assert set(theirs) == {(b, s) for b in (1, 8) for s in (0, 1, 2)}
     assert set(ours) == {(b, s) for b in (1, 8) for s in range(5)}
