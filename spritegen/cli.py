@@ -314,7 +314,13 @@ def info(path, as_json):
     "is replaced (it is show's own output); any other existing file, and the dataset itself, "
     "is refused.",
 )
-@click.option("--samples", type=click.IntRange(1, 1024), default=64, show_default=True)
+@click.option(
+    "--samples",
+    type=click.IntRange(1, 1024),
+    default=None,
+    show_default="64, or every image of a smaller file",
+    help="Images in the sample grid; more than the file holds draws them all, with a warning.",
+)
 @click.option(
     "--steps",
     type=click.IntRange(2, 64),

@@ -13,6 +13,7 @@ import io
 import math
 import os
 import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from spritegen.datafile import (
     read_strings,
     stored_spec,
 )
-from spritegen.errors import SpecError, quote
+from spritegen.errors import SpecError, SpritegenWarning, quote
 from spritegen.oracle import Oracle
 
 LABEL_WIDTH = 90
@@ -225,8 +226,16 @@ def sweep_factors(oracle, base: np.ndarray, steps: int) -> np.ndarray:
     return out
 
 
+#: Images in the sample grid when none are asked for (or all of a smaller file, without a word).
+DEFAULT_SAMPLES = 64
+
+
 def show(
-    path: str | Path, out: str | Path, samples: int = 64, steps: int = 10, seed: int = 0
+    path: str | Path,
+    out: str | Path,
+    samples: int | None = None,
+    steps: int = 10,
+    seed: int = 0,
 ) -> tuple[Path, Path]:
     """Write a grid of random stored samples and a grid of factor sweeps (``output_paths``).
 
@@ -238,6 +247,14 @@ def show(
     rng = np.random.default_rng(seed)
     with open_dataset(path) as f, damaged_structure(path):
         n = f["images"].shape[0]
+        if samples is None:
+            samples = min(DEFAULT_SAMPLES, n)
+        elif samples > n:  # a smaller grid than asked for deserves a word, not silence
+            warnings.warn(
+                f"--samples {samples}: the file holds {n} images; the grid shows all {n}",
+                SpritegenWarning,
+                stacklevel=2,
+            )
         rows = np.sort(rng.choice(n, size=min(samples, n), replace=False))
         images = read_rows(path, f["images"], rows)
         base = read_rows(path, f["factors"], rows[:1])[0]

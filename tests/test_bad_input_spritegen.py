@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from train_fixtures import make_tiny_dataset
 
 import spritegen
 from spritegen.cli import main
@@ -1014,6 +1015,33 @@ def test_show_writes_into_a_folder_and_replaces_only_its_own_pngs(
     assert code == 0, err
     assert (tmp_path / "o/Big.PNG").read_bytes() == first["o/new/grid.png"]
     assert (tmp_path / "o/Big-sweep.PNG").read_bytes() == first["o/new/grid-sweep.png"]
+
+
+def test_show_asked_for_more_samples_than_the_file_holds_says_it_shows_them_all(
+    tmp_path, monkeypatch, capsys, dataset_k2
+):
+    """--samples above the file's image count draws every image once, and says so in one
+    warning line instead of quietly drawing a smaller grid; the default (64) on a smaller file
+    draws them all without a word, as nobody asked for 64."""
+    monkeypatch.chdir(tmp_path)
+    args = ["show", str(dataset_k2), "--out", "all.png"]
+    code, _out, err = run_in(tmp_path, args + ["--samples", "1024"], capsys)
+    assert code == 0, err
+    assert err == (
+        "spritegen: warning: --samples 1024: the file holds 1000 images; the grid shows all 1000\n"
+    )
+    every = (tmp_path / "all.png").read_bytes()
+    code, _out, err = run_in(tmp_path, args + ["--samples", "1000"], capsys)
+    assert code == 0 and err == ""
+    assert (tmp_path / "all.png").read_bytes() == every
+    small = make_tiny_dataset(tmp_path / "small.h5", n=20, seed=1, eval_preset="none")
+    code, _out, err = run_in(tmp_path, ["show", str(small), "--out", "small.png"], capsys)
+    assert code == 0 and err == ""
+    default = (tmp_path / "small.png").read_bytes()
+    code, _out, err = run_in(
+        tmp_path, ["show", str(small), "--out", "small.png", "--samples", "20"], capsys
+    )
+    assert code == 0 and err == "" and (tmp_path / "small.png").read_bytes() == default
 
 
 def test_info_json_prints_attributes_of_any_type(tmp_path, monkeypatch, capsys, dataset_k2):
