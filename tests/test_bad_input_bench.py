@@ -1171,39 +1171,31 @@ def test_score_of_a_file_without_evaluation_sets(work, capsys):
     assert "oracle" not in line
 
 
-def test_running_out_of_memory_is_one_line(made, work, capsys):
-    """Scoring that needs more memory than there is: one line, exit status 1, no traceback.
-    The representation returns 2**40 latents per image as a broadcast view (no memory); checking
-    them needs a petabyte, which numpy refuses at once, as it refuses a merely huge array on a
-    small machine (a --latent-dim of 100,000 did that before this test)."""
-    (work / "greedy_rep.py").write_text(
-        "import numpy as np\n"
-        "def f(x):\n"
-        "    return np.broadcast_to(np.zeros((1, 1)), (len(x), 2**40))\n"
-    )
-    assert_one_clear_line(
-        capsys,
-        work,
-        ["score", str(made["scored"]), "--represent", "greedy_rep:f"],
-        "out of memory: Unable to allocate",
-        "run the command again",
-        code=1,
-    )
-
-
-def test_a_representation_out_of_memory_gets_the_out_of_memory_line(made, work, capsys):
-    """A --represent function that itself runs out of memory (numpy refuses its 300 x 2**47
-    latents at once) was "--represent ... raised MemoryError", exit 2, as if it had broken its
-    contract; it is the out-of-memory line that bench gives anywhere else, exit 1."""
-    (work / "oom_rep.py").write_text(
-        "import numpy as np\ndef f(x):\n    return np.zeros((len(x), 2**47))\n"
-    )
+@pytest.mark.parametrize(
+    "returned",
+    [
+        # 2**40 latents per image as a broadcast view (no memory): checking them needs a
+        # petabyte, which numpy refuses at once, as it refuses a merely huge array on a small
+        # machine (a --latent-dim of 100,000 did that before this test)
+        "np.broadcast_to(np.zeros((1, 1)), (len(x), 2**40))",
+        # the function itself runs out of memory: it was "--represent ... raised MemoryError",
+        # exit 2, as if it had broken its contract
+        "np.zeros((len(x), 2**47))",
+    ],
+    ids=["checking-the-latents", "inside-the-representation"],
+)
+def test_scoring_out_of_memory_is_the_out_of_memory_line(returned, made, work, capsys, request):
+    """Scoring that needs more memory than there is, in bench's checks or in a --represent
+    function: the one out-of-memory line bench gives anywhere else, exit status 1, no traceback."""
+    module = "oom_" + request.node.callspec.id.replace("-", "_")  # imports are cached by name
+    (work / f"{module}.py").write_text(f"import numpy as np\ndef f(x):\n    return {returned}\n")
     line = assert_one_clear_line(
         capsys,
         work,
-        ["score", str(made["scored"]), "--represent", "oom_rep:f"],
+        ["score", str(made["scored"]), "--represent", f"{module}:f"],
         "bench: error: out of memory: Unable to allocate",
         "free memory or ask for less",
+        "run the command again",
         code=1,
     )
     assert "raised" not in line
