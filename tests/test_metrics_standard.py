@@ -323,6 +323,35 @@ def test_dci_and_sap_formulas():
     assert top_two_gap(np.array([[0.9, 0.2], [0.1, 0.6], [0.0, 0.5]])) == pytest.approx(0.45)
 
 
+def test_a_score_that_rounds_to_zero_from_below_prints_as_zero():
+    """DCI of importances spread evenly over five factors is 1 - H_5 = -2.2e-16 in float64 (kept,
+    as disentanglement_lib keeps it); bench score, bench run and the report tables print it as
+    zero, not -0.0000."""
+    from benchmark.commands.score import summary_lines
+    from benchmark.report.tables import _cell_text
+
+    value = disentanglement(np.ones((3, 5)))
+    assert abs(value) < 1e-12
+    for v in (value, -abs(value), -1e-9):
+        result = {
+            "dci_disentanglement": v,
+            "dci_completeness": v,
+            "dci_informativeness": 0.5,
+            "details": {"dci": {"model": "gbt"}},
+            "times": {"dci": 1.0},
+            "preset": "quick",
+            "seed": 0,
+            "read_s": 0.1,
+            "encode_s": 0.1,
+            "metric_s": 1.0,
+        }
+        lines = summary_lines(result)
+        assert lines[0] == "dci_disentanglement  0.0000  (gbt importances; time 1.0 s)"
+        assert lines[1] == "dci_completeness     0.0000"
+        assert _cell_text(v, 0.0, 3) == "0.000 ± 0.000 (n=3)"
+    assert summary_lines({**result, "dci_completeness": -0.01})[1].endswith("-0.0100")
+
+
 def test_discretisation():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(1000, 2))

@@ -134,9 +134,9 @@ def print_table(summary: dict) -> None:
     for k, v in summary.get("final_scores", {}).items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and k in SCORE_KEYS:
             extra = (
-                f"   (best {best[k]['value']:.3f} @ epoch {best[k]['epoch']})" if k in best else ""
+                f"   (best {best[k]['value']:z.3f} @ epoch {best[k]['epoch']})" if k in best else ""
             )
-            rows.append((k, f"{v:.3f}{extra}"))
+            rows.append((k, f"{v:z.3f}{extra}"))
     if not summary.get("final_scores"):
         rows.append(("scores", "not computed (no metrics installed, or presets 'none')"))
     width = max(len(r[0]) for r in rows)

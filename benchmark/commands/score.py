@@ -224,28 +224,31 @@ def score(
 
 
 def summary_lines(result: dict) -> list[str]:
-    """The human-readable lines of ``bench score``: each score present, its note and its time."""
+    """The human-readable lines of ``bench score``: each score present, its note and its time.
+
+    Scores print with ``z`` (PEP 682): a value that rounds to zero from below, such as DCI's
+    -2.2e-16 for importances spread evenly over five factors, reads 0.0000, not -0.0000."""
     d, t = result["details"], result["times"]
     lines = []
     if "kim_mnih" in result:
         km = d["kim_mnih"]
         lines.append(
-            f"{'kim_mnih':<21}{result['kim_mnih']:.4f}  (train {result['kim_mnih_train']:.4f}, "
+            f"{'kim_mnih':<21}{result['kim_mnih']:z.4f}  (train {result['kim_mnih_train']:z.4f}, "
             f"{km['num_active_dims']}/{km['num_latents']} active dims; time {t['kim_mnih']:.1f} s)"
         )
         weighted = result["kim_mnih_weighted"]
         lines.append(
-            f"{'kim_mnih_weighted':<21}{weighted:.4f}"
+            f"{'kim_mnih_weighted':<21}{weighted:z.4f}"
             if weighted is not None
             else f"{'kim_mnih_weighted':<21}undefined (no vote moved the representation, as at K=1)"
         )
     if "higgins" in result:
         lines.append(
-            f"{'higgins':<21}{result['higgins']:.4f}  (raw features, as disentanglement_lib; "
-            f"train {result['higgins_train']:.4f}, chance {d['higgins']['chance']:.4f}; "
+            f"{'higgins':<21}{result['higgins']:z.4f}  (raw features, as disentanglement_lib; "
+            f"train {result['higgins_train']:z.4f}, chance {d['higgins']['chance']:z.4f}; "
             f"time {t['higgins']:.1f} s)"
         )
-        lines.append(f"{'higgins_standardised':<21}{result['higgins_standardised']:.4f}")
+        lines.append(f"{'higgins_standardised':<21}{result['higgins_standardised']:z.4f}")
     rows = (
         ("mig", "mig", lambda: f"{d['mig']['num_bins']} bins"),
         ("dci_disentanglement", "dci", lambda: f"{d['dci']['model']} importances"),
@@ -264,7 +267,7 @@ def summary_lines(result: dict) -> list[str]:
         if timed:
             extra.append(f"time {t[timed]:.1f} s")
         text = f"  ({'; '.join(extra)})" if extra else ""
-        lines.append(f"{key:<21}{result[key]:.4f}{text}")
+        lines.append(f"{key:<21}{result[key]:z.4f}{text}")
     if "samples" in t:
         p = d["preset"]
         lines.append(

@@ -147,7 +147,7 @@ def _heatmap(
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             v = grid[i, j]
-            text = "n/a" if not math.isfinite(v) else f"{v:.2f}"
+            text = "n/a" if not math.isfinite(v) else f"{v:z.2f}"
             dark = math.isfinite(v) and top and v < 0.6 * top
             ax.text(
                 j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "black"

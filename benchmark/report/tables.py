@@ -101,7 +101,7 @@ def write_csv(experiments: list[ExperimentData], path: Path) -> Path:
 def _cell_text(mean: float, std: float, n: int, unit: str = "") -> str:
     if n == 0 or not math.isfinite(mean):
         return "n/a"
-    return f"{mean:.3f} ± {std:.3f} (n={n}{unit})"
+    return f"{mean:z.3f} ± {std:.3f} (n={n}{unit})"  # z: no -0.000
 
 
 #: How every report.md begins; ``benchmark.report.is_report_folder`` recognises its folders by it.

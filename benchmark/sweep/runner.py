@@ -235,7 +235,7 @@ def _score_text(summary: dict[str, Any]) -> str:
     for key in ("kim_mnih", "higgins"):
         v = (summary.get("final_scores") or {}).get(key, summary.get(key))
         if isinstance(v, (int, float)):
-            parts.append(f"{key}={v:.3f}")
+            parts.append(f"{key}={v:z.3f}")
     return " ".join(parts)
 
 
