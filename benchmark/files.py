@@ -301,7 +301,7 @@ def _busy(out: Path, holder: str) -> RunFolderBusy:
 
 def _cannot_create(out: Path, exc: OSError) -> SpecError:
     return SpecError(
-        f"--out {out}: cannot create the run folder ({exc.strerror or exc}); "
+        f"--out {quote(str(out))}: cannot create the run folder ({exc.strerror or exc}); "
         f"choose a writable folder"
     )
 

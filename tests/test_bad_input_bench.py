@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -284,6 +285,48 @@ def test_out_that_is_a_file(made, work, capsys):
     )
     assert "Not a directory" not in line
     assert sorted(p.name for p in work.iterdir()) == ["notes.txt"]
+
+
+@pytest.fixture
+def read_only(work) -> Iterator[Path]:
+    """``work/ro``, a read-only file system (root ignores permission bits, so a real one is
+    mounted; skipped where that needs root and there is none)."""
+    mount = work / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4M", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [("run", "run"), ("sweep", "sweep"), ("report", "report"), ("export", "export")],
+)
+def test_every_output_on_a_read_only_file_system_is_one_line(
+    command, what, made, work, read_only, capsys
+):
+    """Each bench command that writes a folder, pointed into a read-only file system: one line
+    naming the flag, the path and the system's reason, exit 2, nothing written anywhere."""
+    records = Path(__file__).resolve().parents[1] / "docs/results/runs/experiment2-k5-60-epochs"
+    args = {
+        "run": run_args(made["tiny"], Path("ro/new")),
+        "sweep": ["sweep", str(Path(__file__).resolve().parents[1] / "specs/sweep-tiny.yaml")]
+        + ["--out", "ro/new"],
+        "report": ["report", str(records), "--out", "ro/new"],
+        "export": ["report", str(records), "--export", "ro/new"],
+    }[command]
+    flag = "--export" if command == "export" else "--out"
+    assert_one_clear_line(
+        capsys,
+        work,
+        args,
+        f"{flag} 'ro/new': cannot create the {what} folder (Read-only file system); "
+        "choose a writable folder",
+    )
+    assert list(read_only.iterdir()) == []
 
 
 def test_out_through_a_missing_folder_is_checked_where_it_lands(made, work, capsys):

@@ -954,7 +954,8 @@ def test_there_are_at_least_thirty_cases():
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
 
 
-def test_read_only_folder_gets_one_line(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("command", ["build", "show"])
+def test_read_only_folder_gets_one_line(command, tmp_path, capsys, monkeypatch, dataset_k2):
     """A read-only file system (root ignores permission bits, so a real one is mounted)."""
     mount = tmp_path / "ro"
     mount.mkdir()
@@ -962,12 +963,21 @@ def test_read_only_folder_gets_one_line(tmp_path, capsys, monkeypatch):
         pytest.skip("cannot mount a read-only tmpfs here (needs root)")
     try:
         monkeypatch.chdir(tmp_path)
-        code, _out, err = run_in(tmp_path, BUILD + ["--factors", "2", "--out", "ro/x.h5"], capsys)
+        args, expected = {
+            "build": (
+                BUILD + ["--factors", "2", "--out", "ro/x.h5"],
+                f"--out 'ro/x.h5': cannot write in {mount}: Read-only file system; choose a "
+                "folder you can write to",
+            ),
+            "show": (
+                ["show", str(dataset_k2), "--out", "ro/x.png"],
+                "--out 'ro/x.png': cannot write the picture (Read-only file system); choose "
+                "another --out",
+            ),
+        }[command]
+        code, _out, err = run_in(tmp_path, args, capsys)
         assert code == 2
-        assert err.strip() == (
-            f"spritegen: error: --out 'ro/x.h5': cannot write in {mount}: Read-only file "
-            "system; choose a folder you can write to"
-        )
+        assert err == f"spritegen: error: {expected}\n"
         assert list(mount.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mount)], check=True)
