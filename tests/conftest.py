@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,17 @@ def dataset_k5(data_dir) -> Path:
 @pytest.fixture(scope="session")
 def dataset_k2(data_dir) -> Path:
     return build_small(data_dir, 2, n=1000)
+
+
+@pytest.fixture
+def read_only(tmp_path) -> Iterator[Path]:
+    """``tmp_path/ro``, a read-only file system: root ignores permission bits, so a real one is
+    mounted (skipped where that needs root and there is none)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4M", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -287,20 +286,6 @@ def test_out_that_is_a_file(made, work, capsys):
     assert sorted(p.name for p in work.iterdir()) == ["notes.txt"]
 
 
-@pytest.fixture
-def read_only(work) -> Iterator[Path]:
-    """``work/ro``, a read-only file system (root ignores permission bits, so a real one is
-    mounted; skipped where that needs root and there is none)."""
-    mount = work / "ro"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4M", "tmpfs", str(mount)]).returncode:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
-
-
 @pytest.mark.parametrize(
     ("command", "what"),
     [("run", "run"), ("sweep", "sweep"), ("report", "report"), ("export", "export")],
@@ -310,11 +295,11 @@ def test_every_output_on_a_read_only_file_system_is_one_line(
 ):
     """Each bench command that writes a folder, pointed into a read-only file system: one line
     naming the flag, the path and the system's reason, exit 2, nothing written anywhere."""
-    records = Path(__file__).resolve().parents[1] / "docs/results/runs/experiment2-k5-60-epochs"
+    root = Path(__file__).resolve().parents[1]
+    records = root / "docs/results/runs/experiment2-k5-60-epochs"
     args = {
         "run": run_args(made["tiny"], Path("ro/new")),
-        "sweep": ["sweep", str(Path(__file__).resolve().parents[1] / "specs/sweep-tiny.yaml")]
-        + ["--out", "ro/new"],
+        "sweep": ["sweep", str(root / "specs/sweep-tiny.yaml"), "--out", "ro/new"],
         "report": ["report", str(records), "--out", "ro/new"],
         "export": ["report", str(records), "--export", "ro/new"],
     }[command]

@@ -955,32 +955,27 @@ def test_there_are_at_least_thirty_cases():
 
 
 @pytest.mark.parametrize("command", ["build", "show"])
-def test_read_only_folder_gets_one_line(command, tmp_path, capsys, monkeypatch, dataset_k2):
-    """A read-only file system (root ignores permission bits, so a real one is mounted)."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4M", "tmpfs", str(mount)]).returncode:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    try:
-        monkeypatch.chdir(tmp_path)
-        args, expected = {
-            "build": (
-                BUILD + ["--factors", "2", "--out", "ro/x.h5"],
-                f"--out 'ro/x.h5': cannot write in {mount}: Read-only file system; choose a "
-                "folder you can write to",
-            ),
-            "show": (
-                ["show", str(dataset_k2), "--out", "ro/x.png"],
-                "--out 'ro/x.png': cannot write the picture (Read-only file system); choose "
-                "another --out",
-            ),
-        }[command]
-        code, _out, err = run_in(tmp_path, args, capsys)
-        assert code == 2
-        assert err == f"spritegen: error: {expected}\n"
-        assert list(mount.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
+def test_read_only_folder_gets_one_line(
+    command, read_only, tmp_path, capsys, monkeypatch, dataset_k2
+):
+    """A read-only file system (the ``read_only`` fixture mounts a real one)."""
+    monkeypatch.chdir(tmp_path)
+    args, expected = {
+        "build": (
+            BUILD + ["--factors", "2", "--out", "ro/x.h5"],
+            f"--out 'ro/x.h5': cannot write in {read_only}: Read-only file system; choose a "
+            "folder you can write to",
+        ),
+        "show": (
+            ["show", str(dataset_k2), "--out", "ro/x.png"],
+            "--out 'ro/x.png': cannot write the picture (Read-only file system); choose "
+            "another --out",
+        ),
+    }[command]
+    code, _out, err = run_in(tmp_path, args, capsys)
+    assert code == 2
+    assert err == f"spritegen: error: {expected}\n"
+    assert list(read_only.iterdir()) == []
 
 
 @pytest.mark.parametrize("case_id", ["alias-bomb", "hdf5-spec", "dup-key", "n-0"])
